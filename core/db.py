@@ -1,0 +1,229 @@
+"""Connections to the stores, and every difference between database engines.
+
+Engine differences live here and only here: read-only sessions, table-name case,
+creating/dropping scratch databases, streaming cursors, error translation. The rest of the
+tool speaks SQLAlchemy Core and never asks which dialect it is on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+
+from core.errors import ConfigError, StoreUnavailable, UsageError
+
+#: Rows fetched per round trip when streaming (``yield_per``).
+STREAM_CHUNK = 5000
+
+
+def parse_url(url: str) -> URL:
+    """Parse a SQLAlchemy URL or raise a one-line ``UsageError``."""
+    try:
+        return make_url(url)
+    except Exception:  # sqlalchemy raises ArgumentError; any failure means the same to a user
+        raise UsageError(
+            f"not a database URL: {mask_url(url)!r} "
+            "(expected e.g. sqlite:///opus.db, postgresql+psycopg://user@host/db, mysql+pymysql://root@host/db)"
+        ) from None
+
+
+def mask_url(url: str | URL) -> str:
+    """The URL with any password replaced by ``***`` — the only form ever printed or written."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        # Not parseable: mask anything between "://user:" and "@" by hand.
+        import re
+
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def _create_engine(url: URL, **kwargs) -> Engine:
+    try:
+        # hide_parameters: driver errors must never echo row values (intelligence text) into a message.
+        return sa.create_engine(url, hide_parameters=True, **kwargs)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"the database driver {exc.name!r} for {url.drivername} is not installed (pip install {exc.name})"
+        ) from None
+    except sa.exc.NoSuchModuleError:
+        raise UsageError(f"unknown database dialect {url.drivername!r} in {mask_url(url)}") from None
+    except sa.exc.ArgumentError as exc:
+        raise UsageError(f"bad database URL {mask_url(url)}: {exc}") from None
+
+
+def open_legacy(url: str) -> Engine:
+    """An engine on the OPUS store that cannot write.
+
+    SQLite opens the file with ``mode=ro``; PostgreSQL sessions start with
+    ``default_transaction_read_only``; MariaDB sessions are ``SET SESSION TRANSACTION READ
+    ONLY``. A write attempted through this engine fails in the database itself.
+    """
+    u = parse_url(url)
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        path = u.database or ""
+        if not path or path == ":memory:":
+            raise UsageError("the legacy store must be a SQLite file, not an in-memory database")
+        if not Path(path).is_file():
+            raise UsageError(f"legacy store not found: {path} (run `generate --legacy {mask_url(u)}` first?)")
+        ro = URL.create("sqlite", database=f"file:{Path(path).resolve()}", query={"mode": "ro", "uri": "true"})
+        engine = _create_engine(ro)
+    elif backend == "postgresql":
+        engine = _create_engine(
+            u, connect_args={"options": "-c default_transaction_read_only=on"}, pool_pre_ping=False
+        )
+    elif backend in ("mysql", "mariadb"):
+        engine = _create_engine(u)
+
+        @event.listens_for(engine, "connect")
+        def _read_only(dbapi_conn, _record):  # pragma: no branch - one statement
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SET SESSION TRANSACTION READ ONLY")
+
+    else:
+        raise UsageError(f"unsupported database {backend!r}: use sqlite, postgresql or mysql/mariadb")
+    check_connection(engine, "legacy")
+    return engine
+
+
+def open_target(url: str) -> Engine:
+    """An engine on the iOPS store (read-write)."""
+    u = parse_url(url)
+    backend = u.get_backend_name()
+    if backend not in ("sqlite", "postgresql", "mysql", "mariadb"):
+        raise UsageError(f"unsupported database {backend!r}: use sqlite, postgresql or mysql/mariadb")
+    if backend == "sqlite":
+        path = u.database or ""
+        if path and path != ":memory:":
+            parent = Path(path).resolve().parent
+            if not parent.is_dir():
+                raise UsageError(f"folder for the target store does not exist: {parent}")
+        engine = _create_engine(u)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            # WAL lets the reconciler read while a migration writes; foreign keys are ours to keep.
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+
+    else:
+        engine = _create_engine(u, pool_pre_ping=True)
+    check_connection(engine, "target")
+    return engine
+
+
+def check_connection(engine: Engine, role: str) -> None:
+    with store_errors(engine, role):
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+
+@contextlib.contextmanager
+def store_errors(engine: Engine | None, role: str) -> Iterator[None]:
+    """Turn driver errors into one-line ``StoreUnavailable`` messages (no traceback, no password)."""
+    try:
+        yield
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        where = mask_url(engine.url) if engine is not None else role
+        reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+        raise StoreUnavailable(f"{role} store {where}: {reason}") from None
+
+
+def stream(conn: sa.Connection, statement) -> sa.Result:
+    """Execute a SELECT as a server-side stream, ``STREAM_CHUNK`` rows per round trip."""
+    return conn.execution_options(stream_results=True, yield_per=STREAM_CHUNK).execute(statement)
+
+
+# --- table-name case -------------------------------------------------------------------
+# The OPUS DDL uses unquoted upper-case names. PostgreSQL folds them to lower case, MariaDB
+# keeps them as written (and is case-sensitive on Linux), SQLite does not care. We declare
+# tables in lower case and resolve each to the name the store really has.
+
+
+def resolve_tables(engine: Engine, metadata: sa.MetaData) -> dict[str, sa.Table]:
+    """Map each declared (lower-case) table name to a Table bound to the store's real name."""
+    with store_errors(engine, "legacy"):
+        actual = {name.lower(): name for name in sa.inspect(engine).get_table_names()}
+    resolved_md = sa.MetaData()
+    tables = {}
+    for name, table in metadata.tables.items():
+        real = actual.get(name.lower())
+        if real is None:
+            tables[name] = None
+            continue
+        tables[name] = table.to_metadata(resolved_md, name=real) if real != name else table
+    return tables
+
+
+def quote_reserved_words(ddl: str, dialect) -> str:
+    """Quote OPUS column names that are reserved words on this engine.
+
+    ``opus-legacy.sql`` claims to be portable, but ``DIV`` is MariaDB's integer-division
+    operator, so ``DIV CHAR(2)`` is a syntax error there. Quote it the engine's way.
+    """
+    import re
+
+    if dialect.name != "mysql":
+        return ddl
+    quote = dialect.identifier_preparer.quote_identifier
+    return re.sub(r"(?m)^(\s*)DIV(\s+CHAR)", lambda m: m.group(1) + quote("DIV") + m.group(2), ddl)
+
+
+# --- scratch databases on servers (tests and benchmarks) ------------------------------------
+
+
+def server_url(backend: str, database: str | None = None) -> URL:
+    """URL of the local PostgreSQL or MariaDB server described in DEVELOPERS.md."""
+    if backend == "postgresql":
+        host = os.environ.get("OPUS2IOPS_PG_HOST", "127.0.0.1")
+        return URL.create("postgresql+psycopg", username="postgres", host=host, port=5432,
+                          database=database or "postgres")
+    if backend == "mysql":
+        host = os.environ.get("OPUS2IOPS_MYSQL_HOST", "127.0.0.1")
+        return URL.create("mysql+pymysql", username="root", host=host, port=3306,
+                          database=database, query={"charset": "utf8mb4"})
+    raise ValueError(backend)
+
+
+def create_database(backend: str, name: str) -> URL:
+    """Create an empty database ``name`` on the local server and return its URL."""
+    admin = sa.create_engine(server_url(backend), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            quoted = admin.dialect.identifier_preparer.quote(name)
+            if backend == "mysql":
+                conn.execute(sa.text(f"CREATE DATABASE {quoted} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+            else:
+                conn.execute(sa.text(f"CREATE DATABASE {quoted} ENCODING 'UTF8' TEMPLATE template0"))
+    finally:
+        admin.dispose()
+    return server_url(backend, name)
+
+
+def drop_database(backend: str, name: str) -> None:
+    admin = sa.create_engine(server_url(backend), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            quoted = admin.dialect.identifier_preparer.quote(name)
+            if backend == "postgresql":
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+            else:
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted}"))
+    finally:
+        admin.dispose()

@@ -1,0 +1,350 @@
+"""Both schemas in SQLAlchemy Core, and the tool's own ``mig_`` tables.
+
+* Legacy (OPUS): created from ``opus-legacy.sql`` itself, so a store we generate is exactly
+  what the DDL makes on that engine; declared here in lower case for reading, and resolved to
+  the store's real table names by ``core.db.resolve_tables``.
+* Target (iOPS): exactly the columns of ``iops-target.md``.
+* ``mig_*``: runs, checkpoints, ledger, cross-reference, rejects and warnings of migrations.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from importlib import resources
+
+import sqlalchemy as sa
+from sqlalchemy import Boolean, Column, Date, Index, Integer, MetaData, Numeric, String, Table, Text
+from sqlalchemy.engine import Engine
+from sqlalchemy.types import TypeDecorator
+
+from core.db import quote_reserved_words, resolve_tables
+from core.errors import ForeignSchemaError
+
+
+class UTCDateTime(TypeDecorator):
+    """An instant, always returned as an aware UTC datetime.
+
+    PostgreSQL stores ``timestamptz``; SQLite and MariaDB have no zone, so we store naive UTC
+    and attach UTC on the way out. Naive datetimes on the way in are refused: every instant in
+    this tool is computed with an explicit zone.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC timestamp column")
+        value = value.astimezone(dt.timezone.utc)
+        if dialect.name != "postgresql":
+            value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite without type detection
+            value = dt.datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+def uuid_col(name: str, *args, **kw) -> Column:
+    return Column(name, String(36), *args, **kw)
+
+
+# ---------------------------------------------------------------------------------- legacy
+
+legacy_metadata = MetaData()
+
+offence_code = Table(
+    "offence_code", legacy_metadata,
+    Column("off_code", String(12), primary_key=True),
+    Column("off_desc", String(80)),
+    Column("active", String(1)),
+)
+division = Table(
+    "division", legacy_metadata,
+    Column("div", String(2), primary_key=True),
+    Column("div_name", String(40)),
+)
+legacy_crime = Table(
+    "crime", legacy_metadata,
+    Column("crime_no", String(12), primary_key=True),
+    Column("off_code", String(12)),
+    Column("rec_date", String(10)),
+    Column("rec_time", String(4)),
+    Column("from_date", String(10)),
+    Column("from_time", String(4)),
+    Column("to_date", String(10)),
+    Column("to_time", String(4)),
+    Column("div", String(2)),
+    Column("beat", String(6)),
+    Column("addr_line", String(120)),
+    Column("pcode", String(10)),
+    Column("grid_e", Integer),
+    Column("grid_n", Integer),
+    Column("status", String(1)),
+    Column("disposal", String(6)),
+    Column("mo_text", String(2000)),
+    Column("oic", String(8)),
+    Column("del_flag", String(1)),
+    Column("last_upd", String(14)),
+)
+legacy_nominal = Table(
+    "nominal", legacy_metadata,
+    Column("nom_id", Integer, primary_key=True, autoincrement=False),
+    Column("surname", String(40)),
+    Column("forenames", String(60)),
+    Column("dob", String(10)),
+    Column("sex", String(1)),
+    Column("pnc_id", String(13)),
+    Column("eth_code", String(3)),
+    Column("del_flag", String(1)),
+    Column("last_upd", String(14)),
+)
+legacy_crime_nom = Table(
+    "crime_nom", legacy_metadata,
+    Column("crime_no", String(12), primary_key=True),
+    Column("nom_id", Integer, primary_key=True, autoincrement=False),
+    Column("role", String(1), primary_key=True),
+)
+legacy_intel = Table(
+    "intel", legacy_metadata,
+    Column("intel_no", String(12), primary_key=True),
+    Column("submit_date", String(10)),
+    Column("submit_time", String(4)),
+    Column("src_eval", String(1)),
+    Column("int_eval", String(1)),
+    Column("handling", String(1)),
+    Column("subj_nom_id", Integer),
+    Column("int_text", String(4000)),
+    Column("div", String(2)),
+    Column("grid_e", Integer),
+    Column("grid_n", Integer),
+    Column("review_date", String(10)),
+    Column("officer", String(8)),
+    Column("del_flag", String(1)),
+    Column("last_upd", String(14)),
+)
+
+LEGACY_TABLES = ("offence_code", "division", "crime", "nominal", "crime_nom", "intel")
+
+
+def legacy_ddl_statements() -> list[str]:
+    """The statements of ``opus-legacy.sql`` (comments stripped), in order."""
+    text = resources.files("core").joinpath("opus-legacy.sql").read_text(encoding="utf-8")
+    lines = [line.split("--", 1)[0] for line in text.splitlines()]
+    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
+
+
+def create_legacy_schema(engine: Engine) -> None:
+    """Create the OPUS tables by running the contract's DDL (as unchanged as the engine allows)."""
+    with engine.begin() as conn:
+        for statement in legacy_ddl_statements():
+            conn.exec_driver_sql(quote_reserved_words(statement, engine.dialect))
+
+
+def legacy_tables(engine: Engine) -> dict[str, Table]:
+    """The OPUS tables of this store, resolved to their real names; error if any is absent."""
+    tables = resolve_tables(engine, legacy_metadata)
+    missing = [name.upper() for name, table in tables.items() if table is None]
+    if missing:
+        raise ForeignSchemaError(
+            f"the legacy store has no {', '.join(missing)} table(s): is this an OPUS store?"
+        )
+    return tables
+
+
+# ---------------------------------------------------------------------------------- target
+
+target_metadata = MetaData()
+
+location = Table(
+    "location", target_metadata,
+    uuid_col("location_id", primary_key=True),
+    Column("address", String(200)),
+    Column("postcode", String(8)),
+    Column("easting", Integer),
+    Column("northing", Integer),
+    Column("latitude", Numeric(9, 6, asdecimal=False)),
+    Column("longitude", Numeric(9, 6, asdecimal=False)),
+    Column("beat", String(6)),
+    Column("district_code", String(9)),
+)
+person = Table(
+    "person", target_metadata,
+    uuid_col("person_id", primary_key=True),
+    Column("legacy_nominal_id", Integer, index=True),
+    Column("family_name", String(60), nullable=False),
+    Column("given_names", String(80)),
+    Column("date_of_birth", Date),
+    Column("sex", String(7), nullable=False),
+    Column("pnc_id", String(13)),
+    Column("ethnicity_code", String(3)),
+    Column("source_system", String(8), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+crime = Table(
+    "crime", target_metadata,
+    uuid_col("crime_id", primary_key=True),
+    Column("crime_ref", String(16), nullable=False, unique=True),
+    Column("legacy_ref", String(12), index=True),
+    Column("ho_offence_code", String(16), nullable=False),
+    Column("offence_description", String(120), nullable=False),
+    Column("offence_group", String(60), nullable=False),
+    Column("police_uk_category", String(40), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("committed_from", UTCDateTime),
+    Column("committed_to", UTCDateTime),
+    uuid_col("location_id", sa.ForeignKey("location.location_id")),
+    Column("district_code", String(9)),
+    Column("status", String(12), nullable=False),
+    Column("outcome_code", Integer),
+    Column("mo_summary", Text),
+    Column("oic_collar", String(8)),
+    Column("source_system", String(8), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+crime_person = Table(
+    "crime_person", target_metadata,
+    uuid_col("crime_id", sa.ForeignKey("crime.crime_id"), primary_key=True),
+    uuid_col("person_id", sa.ForeignKey("person.person_id"), primary_key=True),
+    Column("role", String(10), primary_key=True),
+)
+intelligence_report = Table(
+    "intelligence_report", target_metadata,
+    uuid_col("intel_id", primary_key=True),
+    Column("intel_ref", String(16), nullable=False, unique=True),
+    Column("legacy_ref", String(12), index=True),
+    Column("submitted_at", UTCDateTime, nullable=False),
+    Column("source_evaluation", String(1), nullable=False),
+    Column("intelligence_assessment", String(1), nullable=False),
+    Column("handling_code", String(1), nullable=False),
+    Column("handling_conditions", Text),
+    Column("grading_review_required", Boolean, nullable=False),
+    uuid_col("subject_person_id", sa.ForeignKey("person.person_id")),
+    Column("intel_text", Text, nullable=False),
+    uuid_col("location_id", sa.ForeignKey("location.location_id")),
+    Column("district_code", String(9)),
+    Column("review_date", Date),
+    Column("officer_collar", String(8)),
+    Column("source_system", String(8), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+#: Target tables in dependency order (parents first); delete in reverse.
+TARGET_TABLES = ("location", "person", "crime", "crime_person", "intelligence_report")
+
+#: Primary-key columns of each target table, in order.
+TARGET_KEYS = {
+    "location": ("location_id",),
+    "person": ("person_id",),
+    "crime": ("crime_id",),
+    "crime_person": ("crime_id", "person_id", "role"),
+    "intelligence_report": ("intel_id",),
+}
+
+# ----------------------------------------------------------------------- the tool's own tables
+
+mig_run = Table(
+    "mig_run", target_metadata,
+    Column("run_id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(12), nullable=False),  # running, interrupted, complete, rolled_back
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("heartbeat_at", UTCDateTime),
+    Column("legacy_url", String(400), nullable=False),  # password masked
+    Column("host", String(120)),
+    Column("os_user", String(120)),
+    Column("pid", Integer),
+    Column("tool_version", String(20)),
+    Column("mapping_digest", String(64)),
+    Column("batch_size", Integer),
+    Column("counts", Text),  # JSON: per entity read/written/updated/unchanged/excluded/rejected...
+    Column("rolled_back_at", UTCDateTime),
+)
+mig_checkpoint = Table(
+    "mig_checkpoint", target_metadata,
+    Column("run_id", Integer, primary_key=True, autoincrement=False),
+    Column("entity", String(20), primary_key=True),
+    Column("last_key", String(40)),  # last legacy key (raw, as ordered by the legacy store) committed
+    Column("batches", Integer, nullable=False, default=0),
+    Column("done", Boolean, nullable=False, default=False),
+    Column("counts", Text),  # JSON, cumulative for this entity
+)
+mig_ledger = Table(
+    "mig_ledger", target_metadata,
+    Column("ledger_id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=False, index=True),
+    Column("batch_no", Integer, nullable=False),
+    Column("table_name", String(30), nullable=False),
+    Column("row_key", String(120), nullable=False),  # primary key; composite keys joined by '|'
+    Column("legacy_key", String(40)),
+    Column("action", String(8), nullable=False),  # insert | update
+    Column("digest", String(64), nullable=False),  # of the row as written
+    Column("before_image", Text),  # JSON of the row before an update
+    Index("ix_mig_ledger_row", "table_name", "row_key"),
+)
+mig_xref = Table(
+    "mig_xref", target_metadata,
+    # What the migration last wrote for each legacy record: lets a re-run tell "legacy
+    # unchanged" (skip, even if an officer has since edited the row) from "legacy changed".
+    Column("entity", String(20), primary_key=True),
+    Column("legacy_key", String(40), primary_key=True),
+    Column("target_id", String(120), nullable=False),
+    Column("digest", String(64), nullable=False),  # of the mapped record (all its rows)
+    Column("run_id", Integer, nullable=False, index=True),
+)
+mig_reject = Table(
+    "mig_reject", target_metadata,
+    Column("reject_id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=False, index=True),
+    Column("entity", String(20), nullable=False),
+    Column("legacy_key", String(40)),
+    Column("reason", String(30), nullable=False),
+    Column("field", String(30)),
+    Column("value", Text),  # the offending value (never intelligence text)
+    Column("raw_row", Text, nullable=False),  # JSON of the legacy row, for fix-and-rerun
+    Index("ix_mig_reject_key", "entity", "legacy_key"),
+)
+mig_warning = Table(
+    "mig_warning", target_metadata,
+    Column("warning_id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=False, index=True),
+    Column("entity", String(20), nullable=False),
+    Column("legacy_key", String(40)),
+    Column("reason", String(30), nullable=False),
+    Column("field", String(30)),
+    Column("value", Text),
+)
+
+MIG_TABLES = tuple(name for name in target_metadata.tables if name.startswith("mig_"))
+
+
+def create_target_schema(engine: Engine) -> None:
+    """Create the iOPS and ``mig_`` tables that are absent (never alters existing ones)."""
+    check_target_schema(engine)
+    target_metadata.create_all(engine, checkfirst=True)
+
+
+def check_target_schema(engine: Engine) -> None:
+    """Refuse a target whose existing tables of our names lack the columns we write."""
+    inspector = sa.inspect(engine)
+    existing = set(inspector.get_table_names())
+    for name, table in target_metadata.tables.items():
+        if name not in existing:
+            continue
+        have = {c["name"].lower() for c in inspector.get_columns(name)}
+        lacking = [c.name for c in table.columns if c.name not in have]
+        if lacking:
+            raise ForeignSchemaError(
+                f"target table {name!r} exists but lacks column(s) {', '.join(lacking)}: "
+                "this is not an iOPS store this tool can write to"
+            )

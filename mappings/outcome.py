@@ -1,0 +1,46 @@
+"""What a mapping function returns: target rows, or a reject, plus warnings.
+
+Every mapping module (``mappings/person.py`` …) turns legacy rows into ``Mapped`` values and
+nothing else: no database, no I/O. The migration engine writes them; the reconciler uses the
+same values as the *expected* content of the new store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Callable
+
+from mappings.reference import Reference
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A reject or warning: reason code of ``mapping.md``, the legacy field and its value."""
+
+    code: str
+    field: str | None = None
+    value: str | None = None  # offending value as text; never intelligence text
+
+
+@dataclass
+class Mapped:
+    entity: str  # person | crime | crime_person | intelligence
+    legacy_key: str  # trimmed key: CRIME_NO, INTEL_NO, str(NOM_ID), or CRIME_NO:NOM_ID:ROLE
+    rows: dict[str, dict] = field(default_factory=dict)  # target table -> row; empty unless accepted
+    reject: Issue | None = None
+    warnings: list[Issue] = field(default_factory=list)
+    excluded: bool = False  # DEL_FLAG = 'Y': neither migrated nor rejected
+
+    @property
+    def accepted(self) -> bool:
+        return not self.excluded and self.reject is None
+
+
+@dataclass(frozen=True)
+class MappingContext:
+    reference: Reference
+    run_started: dt.datetime  # aware UTC, whole seconds: person timestamps fall back to it
+    # Whether the migration accepts (or accepted) this record: link and subject rules need it.
+    person_migrated: Callable[[int], bool] = lambda nom_id: True
+    crime_migrated: Callable[[str], bool] = lambda crime_no: True

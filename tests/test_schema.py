@@ -1,0 +1,94 @@
+"""Both schemas create on every engine and round-trip rows; instants stay UTC-aware."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from core import db, schema
+from core.errors import ForeignSchemaError
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def test_legacy_schema_round_trip(backend, make_store):
+    url = make_store(backend, "legacy")
+    engine = sa.create_engine(url)
+    schema.create_legacy_schema(engine)
+    tables = schema.legacy_tables(engine)
+    row = {c.name: None for c in tables["crime"].columns}
+    row.update(crime_no="CR/004512/19", rec_date="31/03/2019", rec_time="0130", grid_e=384000,
+               mo_text="MÜLLER said \"no\";\nline two", del_flag="N")
+    with engine.begin() as conn:
+        conn.execute(tables["crime"].insert(), [row])
+        conn.execute(tables["nominal"].insert(), [{"nom_id": 70031, "surname": "NÍ BHRIAIN", "forenames": ""}])
+    with engine.connect() as conn:
+        got = conn.execute(sa.select(tables["crime"])).mappings().one()
+        nom = conn.execute(sa.select(tables["nominal"])).mappings().one()
+    assert got["crime_no"] == "CR/004512/19" and got["grid_e"] == 384000
+    assert got["mo_text"] == row["mo_text"]
+    assert nom["surname"] == "NÍ BHRIAIN"
+    engine.dispose()
+
+
+def test_legacy_store_opens_read_only(backend, make_store):
+    url = make_store(backend, "legacy")
+    engine = sa.create_engine(url)
+    schema.create_legacy_schema(engine)
+    engine.dispose()
+    ro = db.open_legacy(url)
+    crime = schema.legacy_tables(ro)["crime"]
+    with pytest.raises(sa.exc.DBAPIError):
+        with ro.begin() as conn:
+            conn.execute(crime.insert(), [{"crime_no": "CR/000001/19"}])
+    with ro.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(crime)).scalar() == 0
+    ro.dispose()
+
+
+def test_target_schema_round_trips_a_bst_instant(backend, make_store):
+    url = make_store(backend, "target")
+    engine = db.open_target(url)
+    schema.create_target_schema(engine)
+    # 01:30 BST on the last Sunday of March 2019 is 00:30 UTC.
+    local = dt.datetime(2019, 3, 31, 1, 30, tzinfo=LONDON)
+    instant = local.astimezone(dt.timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(schema.person.insert(), [{
+            "person_id": "00000000-0000-0000-0000-000000000001", "legacy_nominal_id": 1,
+            "family_name": "O'BRIEN", "given_names": None, "date_of_birth": dt.date(1980, 2, 29),
+            "sex": "MALE", "pnc_id": None, "ethnicity_code": None, "source_system": "OPUS",
+            "created_at": local, "updated_at": instant,
+        }])
+        conn.execute(schema.location.insert(), [{"location_id": "l1", "latitude": 53.480712, "longitude": -2.236898}])
+    with engine.connect() as conn:
+        got = conn.execute(sa.select(schema.person)).mappings().one()
+        loc = conn.execute(sa.select(schema.location)).mappings().one()
+    assert got["created_at"] == instant and got["created_at"].utcoffset() == dt.timedelta(0)
+    assert got["updated_at"] == instant
+    assert got["date_of_birth"] == dt.date(1980, 2, 29)
+    assert abs(loc["latitude"] - 53.480712) < 1e-9 and abs(loc["longitude"] + 2.236898) < 1e-9
+    # Creating again is a no-op, not an error.
+    schema.create_target_schema(engine)
+    engine.dispose()
+
+
+def test_foreign_target_schema_is_refused(tmp_path):
+    url = f"sqlite:///{tmp_path / 'foreign.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE crime (id INTEGER PRIMARY KEY, name TEXT)"))
+    with pytest.raises(ForeignSchemaError, match="crime"):
+        schema.create_target_schema(engine)
+
+
+def test_naive_datetime_is_refused(tmp_path):
+    engine = db.open_target(f"sqlite:///{tmp_path / 't.db'}")
+    schema.create_target_schema(engine)
+    with pytest.raises(sa.exc.StatementError):
+        with engine.begin() as conn:
+            conn.execute(schema.mig_run.insert(), [{"state": "running", "started_at": dt.datetime(2019, 1, 1),
+                                                    "legacy_url": "x"}])
