@@ -325,6 +325,19 @@ mig_warning = Table(
     Column("value", Text),
 )
 
+mig_lock = Table(
+    "mig_lock", target_metadata,
+    # At most one row: the migration or rollback that holds this target. A primary-key insert
+    # is an atomic test-and-set on every engine, so two processes can never both hold it.
+    Column("lock_id", Integer, primary_key=True, autoincrement=False),
+    Column("run_id", Integer),
+    Column("purpose", String(20), nullable=False),  # migrate | rollback
+    Column("host", String(120), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+)
+
 MIG_TABLES = tuple(name for name in target_metadata.tables if name.startswith("mig_"))
 
 

@@ -1,0 +1,53 @@
+"""Which legacy records this run accepts — what link and subject rules must know.
+
+``mapping.md`` rejects a link whose crime or nominal is "absent, deleted or rejected", and
+drops an intelligence subject likewise. That depends on the *current* legacy data as mapped
+by this run, not on what an earlier run left in the target, so the run keeps the accepted
+keys in memory. Keys are held as integers (a crime reference ``CR/004512/19`` becomes
+2019004512) so a million crimes cost tens of megabytes, not hundreds.
+"""
+
+from __future__ import annotations
+
+import re
+
+_REF = re.compile(r"^(?:CR|IN)/(\d{6})/(\d{2})$")
+
+
+def _ref_number(ref: str) -> int | str:
+    m = _REF.match(ref)
+    if m is None:
+        return ref  # not a well-formed reference: kept as text (rare; such records are rejected)
+    return int(m.group(2)) * 1_000_000 + int(m.group(1))
+
+
+class AcceptedKeys:
+    def __init__(self) -> None:
+        self._keys: dict[str, set] = {"person": set(), "crime": set(), "intelligence": set()}
+
+    def add(self, entity: str, legacy_key: str) -> None:
+        keys = self._keys.get(entity)
+        if keys is not None:
+            keys.add(self._encode(entity, legacy_key))
+
+    def has(self, entity: str, legacy_key: str) -> bool:
+        keys = self._keys.get(entity)
+        return keys is not None and self._encode(entity, legacy_key) in keys
+
+    def has_person(self, nom_id) -> bool:
+        try:
+            return int(nom_id) in self._keys["person"]
+        except (TypeError, ValueError):
+            return False
+
+    def has_crime(self, crime_no: str) -> bool:
+        return _ref_number(crime_no) in self._keys["crime"]
+
+    @staticmethod
+    def _encode(entity: str, legacy_key: str):
+        if entity == "person":
+            try:
+                return int(legacy_key)
+            except ValueError:
+                return legacy_key
+        return _ref_number(legacy_key)

@@ -1,0 +1,572 @@
+"""The batch migration engine behind ``python main.py migrate``.
+
+Per entity, in dependency order (persons, crimes + locations, links, intelligence +
+locations), the legacy table is streamed in key order. Each batch is mapped by the pure
+functions of ``mappings/``; then its target rows, ledger rows (digest of every row written,
+before-image of every row updated), cross-references, rejects, warnings and the checkpoint
+are written in ONE target transaction. A crash therefore loses at most the batch in flight,
+and ``--resume RUN_ID`` continues after the last committed key.
+
+Idempotency comes from ``mig_xref``: the digest of what the migration last wrote for each
+legacy record. Same digest → unchanged (nothing written, even if an officer has edited the
+row since); different → the legacy record changed, so the rows are updated and their
+before-images kept for rollback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from core import __version__, schema
+from core.db import mask_url, open_legacy, open_target, store_errors, stream
+from core.digest import canonical_row, row_digest, text_fingerprint
+from core.errors import RunNotFound, UsageError
+from core.progress import bar
+from mappings import map_crimes, map_intel, map_links, map_persons
+from mappings.outcome import Mapped, MappingContext
+from mappings.reference import Reference, load_reference
+from migrate import lock
+from migrate.accepted import AcceptedKeys
+
+# ------------------------------------------------------------------------------ entities
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    name: str  # entity name used in counts, xref, rejects: person | crime | crime_person | intelligence
+    legacy_table: str  # lower-case legacy table name
+    key_columns: tuple[str, ...]  # legacy ordering / resume key
+    map_batch: Callable[[Sequence, MappingContext], list[Mapped]]
+
+
+ENTITIES: tuple[EntitySpec, ...] = (
+    EntitySpec("person", "nominal", ("nom_id",), map_persons),
+    EntitySpec("crime", "crime", ("crime_no",), map_crimes),
+    EntitySpec("crime_person", "crime_nom", ("crime_no", "nom_id", "role"), map_links),
+    EntitySpec("intelligence", "intel", ("intel_no",), map_intel),
+)
+
+
+# ------------------------------------------------------------------------------ results
+
+
+@dataclass
+class EntityCounts:
+    read: int = 0
+    written: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    excluded: int = 0
+    rejected: int = 0
+    rejected_by: dict[str, int] = field(default_factory=dict)
+    warnings_by: dict[str, int] = field(default_factory=dict)
+    rows_written: int = 0  # target rows (a crime and its location are two)
+
+    @property
+    def balanced(self) -> bool:
+        """The invariant: every record read is accounted for exactly once."""
+        return self.read == self.written + self.updated + self.unchanged + self.excluded + self.rejected
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> "EntityCounts":
+        return cls(**data) if data else cls()
+
+
+@dataclass
+class MigrationResult:
+    run_id: int | None
+    dry_run: bool
+    resumed: bool
+    state: str
+    legacy_url: str  # masked
+    target_url: str  # masked
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    counts: dict[str, EntityCounts]
+    max_rejects: int | None = None
+
+    @property
+    def balanced(self) -> bool:
+        return all(c.balanced for c in self.counts.values())
+
+    @property
+    def total_rejected(self) -> int:
+        return sum(c.rejected for c in self.counts.values())
+
+    @property
+    def exit_code(self) -> int:
+        if not self.balanced:
+            return 1
+        if self.max_rejects is not None and self.total_rejected > self.max_rejects:
+            return 1
+        return 0
+
+
+# ------------------------------------------------------------------------------ the run
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+def migrate(
+    legacy_url: str,
+    target_url: str,
+    *,
+    batch_size: int = 2000,
+    dry_run: bool = False,
+    resume: int | None = None,
+    max_rejects: int | None = None,
+    reference: Reference | None = None,
+    stop_after_batches: int | None = None,
+) -> MigrationResult:
+    """Migrate the OPUS store at ``legacy_url`` into the iOPS store at ``target_url``.
+
+    ``stop_after_batches`` exists for tests of interruption: the run stops (state
+    ``interrupted``) after that many committed batches, as a crash would.
+    """
+    if batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    if dry_run and resume is not None:
+        raise UsageError("--dry-run and --resume cannot be combined: a dry run has nothing to resume")
+    reference = reference or load_reference()
+    legacy = open_legacy(legacy_url)
+    target = open_target(target_url)
+    try:
+        legacy_tables = schema.legacy_tables(legacy)
+        runner = _Runner(legacy, target, legacy_tables, reference, batch_size, dry_run, stop_after_batches)
+        if dry_run:
+            return runner.dry_run(legacy_url, target_url, max_rejects)
+        with store_errors(target, "target"):
+            schema.create_target_schema(target)
+        with lock.target_lock(target, "migrate", run_id=resume):
+            return runner.run(legacy_url, target_url, resume, max_rejects)
+    finally:
+        legacy.dispose()
+        target.dispose()
+
+
+class _Interrupted(Exception):
+    """Raised by ``stop_after_batches`` to simulate a crash between batches."""
+
+
+class _Runner:
+    def __init__(self, legacy: Engine, target: Engine, legacy_tables: dict, reference: Reference,
+                 batch_size: int, dry_run: bool, stop_after_batches: int | None):
+        self.legacy = legacy
+        self.target = target
+        self.tables = legacy_tables
+        self.reference = reference
+        self.batch_size = batch_size
+        self.dry_run = dry_run
+        self.stop_after_batches = stop_after_batches
+        self.batches_committed = 0
+        self.accepted = AcceptedKeys()
+        self.run_started: dt.datetime | None = None
+        self.counts: dict[str, EntityCounts] = {}
+
+    # --- public entry points ---------------------------------------------------------
+
+    def dry_run(self, legacy_url: str, target_url: str, max_rejects: int | None) -> MigrationResult:
+        started = _now()
+        ctx = self._context(started)
+        has_xref = sa.inspect(self.target).has_table("mig_xref")
+        counts = self.counts
+        for spec in ENTITIES:
+            counts[spec.name] = EntityCounts()
+            with bar(f"{spec.name:<13} (dry run)", total=self._legacy_count(spec), unit="rec") as progress:
+                for batch in self._batches(spec, after=None):
+                    mapped = spec.map_batch(batch, ctx)
+                    self._count_dry(spec, batch, mapped, counts[spec.name], has_xref)
+                    progress.update(len(batch))
+        return MigrationResult(None, True, False, "dry_run", mask_url(legacy_url), mask_url(target_url),
+                               started, _now(), counts, max_rejects)
+
+    def run(self, legacy_url: str, target_url: str, resume: int | None, max_rejects: int | None) -> MigrationResult:
+        with store_errors(self.target, "target"):
+            run_id, started, checkpoints = self._start_or_resume(legacy_url, resume)
+        ctx = self._context(started)
+        counts = self.counts
+        state = "complete"
+        try:
+            for spec in ENTITIES:
+                cp = checkpoints.get(spec.name)
+                counts[spec.name] = EntityCounts.from_json(cp["counts"] if cp else None)
+                after = cp["last_key"] if cp else None
+                if cp and after is not None:
+                    # Resuming: the keys accepted before the checkpoint are needed by links and subjects.
+                    self._rebuild_accepted(spec, ctx, upto=after)
+                if cp and cp["done"]:
+                    continue
+                with store_errors(self.target, "target"), store_errors(self.legacy, "legacy"):
+                    self._migrate_entity(run_id, spec, ctx, counts[spec.name], after, cp)
+        except _Interrupted:
+            state = "interrupted"
+        except BaseException:
+            self._set_state(run_id, "interrupted", counts)
+            raise
+        self._set_state(run_id, state, counts)
+        return MigrationResult(run_id, False, resume is not None, state, mask_url(legacy_url), mask_url(target_url),
+                               started, _now(), counts, max_rejects)
+
+    # --- run bookkeeping ------------------------------------------------------------
+
+    def _start_or_resume(self, legacy_url: str, resume: int | None):
+        if resume is None:
+            started = _now()
+            with self.target.begin() as conn:
+                run_id = conn.execute(schema.mig_run.insert().values(
+                    state="running", started_at=started, heartbeat_at=started, legacy_url=mask_url(legacy_url),
+                    host=lock.HOST, os_user=_os_user(), pid=os.getpid(), tool_version=__version__,
+                    mapping_digest=self.reference.digest, batch_size=self.batch_size, counts="{}",
+                )).inserted_primary_key[0]
+                conn.execute(schema.mig_lock.update().values(run_id=run_id))
+            return run_id, started, {}
+        with self.target.begin() as conn:
+            run = conn.execute(sa.select(schema.mig_run).where(schema.mig_run.c.run_id == resume)).first()
+            if run is None:
+                raise RunNotFound(f"no run {resume} in this target (see `runs --target ...`)")
+            if run.state not in ("running", "interrupted"):
+                raise UsageError(f"run {resume} is {run.state}; only an interrupted run can be resumed")
+            if run.mapping_digest != self.reference.digest:
+                raise UsageError(
+                    f"run {resume} used different code tables (digest {run.mapping_digest[:12]}, now "
+                    f"{self.reference.digest[:12]}): start a new run instead of resuming"
+                )
+            conn.execute(schema.mig_run.update().where(schema.mig_run.c.run_id == resume)
+                         .values(state="running", pid=os.getpid(), host=lock.HOST, heartbeat_at=_now()))
+            conn.execute(schema.mig_lock.update().values(run_id=resume))
+            rows = conn.execute(sa.select(schema.mig_checkpoint).where(schema.mig_checkpoint.c.run_id == resume))
+            checkpoints = {
+                r.entity: {"last_key": json.loads(r.last_key) if r.last_key else None, "done": r.done,
+                           "batches": r.batches, "counts": json.loads(r.counts or "{}")}
+                for r in rows
+            }
+        # The batch size may differ on resume; the key order is what matters.
+        return resume, run.started_at, checkpoints
+
+    def _set_state(self, run_id: int, state: str, counts: dict[str, EntityCounts]) -> None:
+        values = {"state": state, "counts": json.dumps({k: v.to_json() for k, v in counts.items()})}
+        if state == "complete":
+            values["finished_at"] = _now()
+        try:
+            with self.target.begin() as conn:
+                conn.execute(schema.mig_run.update().where(schema.mig_run.c.run_id == run_id).values(**values))
+        except sa.exc.DBAPIError:
+            pass  # the store is gone; `runs` shows the run as interrupted anyway
+
+    # --- reading ----------------------------------------------------------------------
+
+    def _context(self, started: dt.datetime) -> MappingContext:
+        self.run_started = started
+        return MappingContext(
+            reference=self.reference,
+            run_started=started,
+            person_migrated=self.accepted.has_person,
+            crime_migrated=self.accepted.has_crime,
+        )
+
+    def _key_columns(self, spec: EntitySpec) -> list[sa.Column]:
+        table = self.tables[spec.legacy_table]
+        return [table.c[name] for name in spec.key_columns]
+
+    def _select(self, spec: EntitySpec, after: list | None, upto: list | None = None):
+        table = self.tables[spec.legacy_table]
+        keys = self._key_columns(spec)
+        stmt = sa.select(table).order_by(*keys)
+        key_expr = keys[0] if len(keys) == 1 else sa.tuple_(*keys)
+
+        def bound(values):
+            return values[0] if len(keys) == 1 else sa.tuple_(*[sa.literal(v) for v in values])
+
+        if after is not None:
+            stmt = stmt.where(key_expr > bound(after))
+        if upto is not None:
+            stmt = stmt.where(key_expr <= bound(upto))
+        return stmt
+
+    def _batches(self, spec: EntitySpec, after: list | None, upto: list | None = None) -> Iterable[list]:
+        """Stream the legacy table in key order, ``batch_size`` rows at a time (as dicts)."""
+        with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
+            result = stream(conn, self._select(spec, after, upto)).mappings()
+            for partition in result.partitions(self.batch_size):
+                yield [dict(row) for row in partition]
+
+    def _legacy_count(self, spec: EntitySpec) -> int:
+        table = self.tables[spec.legacy_table]
+        with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+    def _rebuild_accepted(self, spec: EntitySpec, ctx: MappingContext, upto: list) -> None:
+        if spec.name not in ("person", "crime", "intelligence"):
+            return
+        for batch in self._batches(spec, after=None, upto=upto):
+            for m in spec.map_batch(batch, ctx):
+                if m.accepted:
+                    self.accepted.add(spec.name, m.legacy_key)
+
+    # --- classifying ------------------------------------------------------------------
+
+    def _count_dry(self, spec, batch, mapped: list[Mapped], counts: EntityCounts, has_xref: bool) -> None:
+        """Dry run: count what a real run would do, reading the target but never writing it."""
+        existing = {}
+        if has_xref:
+            with store_errors(self.target, "target"), self.target.connect() as conn:
+                existing = self._xref_in(conn, spec, mapped)
+        plan = self._plan(spec, batch, mapped, counts, existing)
+        counts.written += len(plan.inserts)
+        counts.updated += len(plan.updates)
+        counts.rows_written += sum(len(m.rows) for m, _ in plan.inserts + plan.updates)
+
+    def _plan(self, spec: EntitySpec, batch: list[dict], mapped: list[Mapped], counts: EntityCounts,
+              existing: dict) -> "_Plan":
+        """Decide per record: excluded, rejected, insert, update or unchanged; count it."""
+        plan = _Plan()
+        seen_in_batch: set[str] = set()
+        for raw, m in zip(batch, mapped, strict=True):
+            counts.read += 1
+            if m.excluded:
+                counts.excluded += 1
+                continue
+            if m.reject is None and spec.name != "crime_person" and self.accepted.has(spec.name, m.legacy_key):
+                # Two legacy keys that are equal once trimmed: the first wins, the second is
+                # rejected rather than silently merged into it.
+                m.reject = _duplicate_key(m)
+            if m.reject is not None:
+                counts.rejected += 1
+                counts.rejected_by[m.reject.code] = counts.rejected_by.get(m.reject.code, 0) + 1
+                plan.rejects.append((m, raw))
+                continue
+            self.accepted.add(spec.name, m.legacy_key)
+            if m.legacy_key in seen_in_batch:
+                # Legacy links that normalise to the same (crime, person, role) are migrated once.
+                counts.unchanged += 1
+                continue
+            seen_in_batch.add(m.legacy_key)
+            digest = _record_digest(m, self.run_started)
+            previous = existing.get(m.legacy_key)
+            if previous is None:
+                plan.inserts.append((m, digest))
+            elif previous[1] == digest:
+                counts.unchanged += 1
+                continue
+            else:
+                plan.updates.append((m, digest))
+            for w in m.warnings:
+                counts.warnings_by[w.code] = counts.warnings_by.get(w.code, 0) + 1
+        return plan
+
+    # --- writing ------------------------------------------------------------------------
+
+    def _migrate_entity(self, run_id: int, spec: EntitySpec, ctx: MappingContext, counts: EntityCounts,
+                        after: list | None, cp: dict | None) -> None:
+        batch_no = cp["batches"] if cp else 0
+        total = self._legacy_count(spec)
+        with bar(f"{spec.name:<13}", total=total, unit="rec") as progress:
+            progress.update(counts.read)
+            for batch in self._batches(spec, after):
+                batch_no += 1
+                mapped = spec.map_batch(batch, ctx)
+                last_key = [batch[-1][k] for k in spec.key_columns]
+                with self.target.begin() as conn:
+                    existing = self._xref_in(conn, spec, mapped)
+                    plan = self._plan(spec, batch, mapped, counts, existing)
+                    self._write(conn, run_id, batch_no, spec, plan, counts)
+                    self._checkpoint(conn, run_id, spec, last_key, batch_no, counts, done=False)
+                    lock.heartbeat(conn)
+                progress.update(len(batch))
+                self.batches_committed += 1
+                if self.stop_after_batches is not None and self.batches_committed >= self.stop_after_batches:
+                    raise _Interrupted()
+            with self.target.begin() as conn:
+                self._checkpoint(conn, run_id, spec, None, batch_no, counts, done=True)
+
+    def _xref_in(self, conn, spec: EntitySpec, mapped: list[Mapped]) -> dict:
+        keys = list({m.legacy_key for m in mapped if m.accepted})
+        if not keys:
+            return {}
+        x = schema.mig_xref
+        rows = conn.execute(sa.select(x.c.legacy_key, x.c.target_id, x.c.digest)
+                            .where(x.c.entity == spec.name, x.c.legacy_key.in_(keys)))
+        return {r.legacy_key: (r.target_id, r.digest) for r in rows}
+
+    def _write(self, conn, run_id: int, batch_no: int, spec: EntitySpec, plan: "_Plan",
+               counts: EntityCounts) -> None:
+        ledger: list[dict] = []
+        warnings: list[dict] = []
+        xref_new: list[dict] = []
+        xref_changed: list[dict] = []
+
+        # Inserts, parents first (a location before the crime that points at it).
+        for table_name in schema.TARGET_TABLES:
+            pairs = [(m, m.rows[table_name]) for m, _ in plan.inserts if table_name in m.rows]
+            if pairs:
+                conn.execute(schema.target_metadata.tables[table_name].insert(), [row for _, row in pairs])
+                counts.rows_written += len(pairs)
+                ledger += [_ledger_row(run_id, batch_no, table_name, row, m.legacy_key, "insert", None)
+                           for m, row in pairs]
+        counts.written += len(plan.inserts)
+
+        # Updates: keep the before-image of every row, then overwrite it.
+        if plan.updates:
+            for table_name in schema.TARGET_TABLES:
+                pairs = [(m, m.rows[table_name]) for m, _ in plan.updates if table_name in m.rows]
+                if not pairs:
+                    continue
+                table = schema.target_metadata.tables[table_name]
+                before = _current_rows(conn, table_name, [r for _, r in pairs])
+                inserts_here = []
+                for m, row in pairs:
+                    key = _row_key(table_name, row)
+                    if key in before:
+                        ledger.append(_ledger_row(run_id, batch_no, table_name, row, m.legacy_key, "update",
+                                                  before[key]))
+                        conn.execute(table.update().where(*_pk_clause(table_name, row)).values(**row))
+                    else:  # e.g. a crime that gained coordinates gains a location row
+                        inserts_here.append((m, row))
+                if inserts_here:
+                    conn.execute(table.insert(), [r for _, r in inserts_here])
+                    ledger += [_ledger_row(run_id, batch_no, table_name, r, m.legacy_key, "insert", None)
+                               for m, r in inserts_here]
+                counts.rows_written += len(pairs)
+            counts.updated += len(plan.updates)
+
+        for m, digest in plan.inserts:
+            xref_new.append({"entity": spec.name, "legacy_key": m.legacy_key, "target_id": _target_id(m),
+                             "digest": digest, "run_id": run_id})
+        for m, digest in plan.updates:
+            xref_changed.append({"b_entity": spec.name, "b_key": m.legacy_key, "digest": digest, "run_id": run_id,
+                                 "target_id": _target_id(m)})
+        for m, _ in plan.inserts + plan.updates:
+            warnings += [{"run_id": run_id, "entity": spec.name, "legacy_key": m.legacy_key, "reason": w.code,
+                          "field": w.field, "value": _clip(w.value)} for w in m.warnings]
+
+        if ledger:
+            conn.execute(schema.mig_ledger.insert(), ledger)
+        if xref_new:
+            conn.execute(schema.mig_xref.insert(), xref_new)
+        if xref_changed:
+            x = schema.mig_xref
+            conn.execute(x.update().where(x.c.entity == sa.bindparam("b_entity"),
+                                          x.c.legacy_key == sa.bindparam("b_key"))
+                         .values(digest=sa.bindparam("digest"), run_id=sa.bindparam("run_id"),
+                                 target_id=sa.bindparam("target_id")), xref_changed)
+        if warnings:
+            conn.execute(schema.mig_warning.insert(), warnings)
+        if plan.rejects:
+            conn.execute(schema.mig_reject.insert(), [_reject_row(run_id, spec, m, raw) for m, raw in plan.rejects])
+
+    def _checkpoint(self, conn, run_id: int, spec: EntitySpec, last_key: list | None, batches: int,
+                    counts: EntityCounts, done: bool) -> None:
+        cp = schema.mig_checkpoint
+        values = {"batches": batches, "done": done, "counts": json.dumps(counts.to_json())}
+        if last_key is not None:
+            values["last_key"] = json.dumps(last_key)
+        updated = conn.execute(cp.update().where(cp.c.run_id == run_id, cp.c.entity == spec.name).values(**values))
+        if updated.rowcount == 0:
+            conn.execute(cp.insert().values(run_id=run_id, entity=spec.name, **values))
+        run = schema.mig_run
+        conn.execute(run.update().where(run.c.run_id == run_id).values(
+            heartbeat_at=_now(), counts=json.dumps({k: v.to_json() for k, v in self.counts.items()})))
+
+
+@dataclass
+class _Plan:
+    inserts: list[tuple[Mapped, str]] = field(default_factory=list)
+    updates: list[tuple[Mapped, str]] = field(default_factory=list)
+    rejects: list[tuple[Mapped, dict]] = field(default_factory=list)  # with the raw legacy row
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()[:120]
+    except Exception:  # no user name in this environment (containers): not worth failing a run
+        return "unknown"
+
+
+def _record_digest(m: Mapped, run_started: dt.datetime | None) -> str:
+    """Digest of everything a legacy record maps to, for change detection across runs.
+
+    A person whose LAST_UPD is blank gets the run's start time as created/updated (mapping.md);
+    that value changes every run without the legacy record changing, so it is replaced by a
+    marker here — otherwise every re-run would "update" those persons.
+    """
+    merged = {}
+    for table_name, row in m.rows.items():
+        for column, value in row.items():
+            if run_started is not None and value == run_started and column in ("created_at", "updated_at"):
+                value = "RUN_START"
+            merged[f"{table_name}.{column}"] = value
+    return row_digest(merged)
+
+
+def _duplicate_key(m: Mapped):
+    from mappings.outcome import Issue
+
+    return Issue("DUPLICATE_KEY", None, m.legacy_key)
+
+
+def _row_key(table_name: str, row: dict) -> str:
+    return "|".join(str(row[c]) for c in schema.TARGET_KEYS[table_name])
+
+
+def _pk_clause(table_name: str, row: dict):
+    table = schema.target_metadata.tables[table_name]
+    return [table.c[c] == row[c] for c in schema.TARGET_KEYS[table_name]]
+
+
+def _target_id(m: Mapped) -> str:
+    """The id of the record's main row (what xref points at)."""
+    for table_name in ("crime", "intelligence_report", "person", "crime_person"):
+        if table_name in m.rows:
+            return _row_key(table_name, m.rows[table_name])
+    raise AssertionError(f"mapped {m.entity} has no main row")
+
+
+def _current_rows(conn, table_name: str, rows: list[dict]) -> dict[str, dict]:
+    table = schema.target_metadata.tables[table_name]
+    keys = schema.TARGET_KEYS[table_name]
+    if len(keys) == 1:
+        ids = [r[keys[0]] for r in rows]
+        found = conn.execute(sa.select(table).where(table.c[keys[0]].in_(ids))).mappings()
+    else:
+        found = conn.execute(sa.select(table).where(sa.tuple_(*[table.c[k] for k in keys])
+                                                    .in_([tuple(r[k] for k in keys) for r in rows]))).mappings()
+    return {_row_key(table_name, r): dict(r) for r in found}
+
+
+def _ledger_row(run_id, batch_no, table_name, row, legacy_key, action, before) -> dict:
+    return {
+        "run_id": run_id, "batch_no": batch_no, "table_name": table_name, "row_key": _row_key(table_name, row),
+        "legacy_key": legacy_key, "action": action, "digest": row_digest(row),
+        "before_image": json.dumps(canonical_row(before), ensure_ascii=False) if before is not None else None,
+    }
+
+
+def _clip(value: str | None, limit: int = 2000) -> str | None:
+    return None if value is None else str(value)[:limit]
+
+
+def _reject_row(run_id: int, spec: EntitySpec, m: Mapped, raw: dict) -> dict:
+    return {"run_id": run_id, "entity": spec.name, "legacy_key": m.legacy_key[:40], "reason": m.reject.code,
+            "field": m.reject.field, "value": _clip(m.reject.value), "raw_row": _raw_json(raw)}
+
+
+def _raw_json(raw: dict) -> str:
+    """The legacy row as JSON, with intelligence text replaced by its fingerprint."""
+    safe = {k: (text_fingerprint(v) if k == "int_text" and v is not None else v) for k, v in raw.items()}
+    return json.dumps(safe, ensure_ascii=False, default=str)

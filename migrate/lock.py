@@ -1,0 +1,92 @@
+"""One writer per target: the ``mig_lock`` row.
+
+A migration or rollback inserts the single lock row (primary key 1) in its own committed
+transaction; a second process's insert fails on the key, so two writers can never
+interleave. A holder killed with SIGKILL leaves its row behind: it is taken over when the
+holder is provably gone (same host, process no longer exists) or silent for ``STALE_AFTER``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+from contextlib import contextmanager
+from typing import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from core.errors import RunInProgress
+from core.schema import mig_lock
+
+STALE_AFTER = dt.timedelta(minutes=10)
+HOST = socket.gethostname()[:120]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _holder_gone(row) -> bool:
+    if row.host == HOST and row.pid != os.getpid() and not _process_alive(row.pid):
+        return True
+    return _now() - row.heartbeat_at > STALE_AFTER
+
+
+def holder(engine: Engine):
+    """The current lock row, or None."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(mig_lock)).first()
+
+
+@contextmanager
+def target_lock(engine: Engine, purpose: str, run_id: int | None = None) -> Iterator[None]:
+    """Hold the target for the duration of the block, or raise ``RunInProgress``."""
+    row = {"lock_id": 1, "run_id": run_id, "purpose": purpose, "host": HOST, "pid": os.getpid(),
+           "acquired_at": _now(), "heartbeat_at": _now()}
+    for _attempt in range(2):
+        try:
+            with engine.begin() as conn:
+                conn.execute(mig_lock.insert(), [row])
+            break
+        except sa.exc.IntegrityError:
+            current = holder(engine)
+            if current is None:
+                continue
+            if not _holder_gone(current):
+                what = f"run {current.run_id}" if current.run_id else current.purpose
+                raise RunInProgress(
+                    f"the target is in use by {current.purpose} ({what}, pid {current.pid} on {current.host}, "
+                    f"since {current.acquired_at:%Y-%m-%d %H:%M} UTC): wait for it to finish"
+                ) from None
+            with engine.begin() as conn:  # take over a dead holder's lock
+                conn.execute(mig_lock.delete().where(mig_lock.c.pid == current.pid, mig_lock.c.host == current.host))
+    else:
+        raise RunInProgress("could not take the target lock: another process keeps taking it")
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.execute(mig_lock.delete().where(mig_lock.c.pid == os.getpid(), mig_lock.c.host == HOST))
+
+
+def heartbeat(conn: sa.Connection) -> None:
+    """Refresh the lock inside a batch transaction, so a live run never looks stale."""
+    conn.execute(mig_lock.update().where(mig_lock.c.pid == os.getpid(), mig_lock.c.host == HOST)
+                 .values(heartbeat_at=_now()))
+
+
+def is_held_by_live_process(engine: Engine, run_id: int) -> bool:
+    row = holder(engine)
+    return row is not None and row.run_id == run_id and not _holder_gone(row)
