@@ -1,0 +1,411 @@
+"""Parsing and normalising legacy OPUS values (``mapping.md``, "Normalisation" and "Dates and times").
+
+Every function here is total: it accepts *any* value a legacy row can hold (None, str with
+padding or control characters, int, Decimal, bytes, very long text) and never raises.
+
+Parse results distinguish three outcomes without exceptions:
+
+* a value (``datetime.date``, an ``int`` minute of day, an aware UTC ``datetime``, a ``str``),
+* ``UNKNOWN`` — the legacy field says "not known" (blank/NULL, ``00/00/0000``, ``00000000``),
+* ``INVALID`` — the legacy field holds something that is not an accepted form.
+
+``UNKNOWN`` and ``INVALID`` are singletons; test them with ``is``. Both are falsy so
+``if value:`` reads naturally, but prefer the explicit identity test in mapping code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+__all__ = [
+    "UNKNOWN", "INVALID", "LONDON", "UTC",
+    "text", "trim", "collapse", "is_blank", "code", "upper_or_none", "is_deleted",
+    "parse_date", "parse_time", "local_to_utc", "parse_local_datetime", "parse_last_upd",
+    "pivot_year", "normalise_postcode", "normalise_pnc", "clean_multiline", "parse_int",
+    "local_date", "to_utc_second", "parse_legacy_ref", "parse_nom_id",
+]
+
+
+class _Sentinel:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self):  # pickling keeps the singleton (multiprocessing, caches)
+        return self._name
+
+
+#: The legacy field says the value is not known (blank, NULL, ``00/00/0000``, ``00000000``).
+UNKNOWN = _Sentinel("UNKNOWN")
+#: The legacy field holds something that is not an accepted form (or an impossible date).
+INVALID = _Sentinel("INVALID")
+
+#: UK civil time. Module-level: one ZoneInfo for the whole process.
+LONDON = ZoneInfo("Europe/London")
+UTC = dt.timezone.utc
+
+# ----------------------------------------------------------------------------------- text
+
+
+def text(value: Any) -> str | None:
+    """Any legacy value as ``str`` (None stays None). Never raises.
+
+    Drivers hand us str, but SQLite's type affinity lets an INTEGER column hold text and a
+    VARCHAR column hold numbers, and some drivers return bytes: accept them all.
+    """
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", errors="replace")
+    try:
+        return str(value)
+    except Exception:  # a hostile __str__; nothing in a real row, but stay total
+        return None
+
+
+def trim(value: Any) -> str | None:
+    """*trim*: strip leading/trailing white space (Unicode white space, as ``str.strip``)."""
+    s = text(value)
+    return None if s is None else s.strip()
+
+
+def collapse(value: Any) -> str | None:
+    """*trim* + *collapse*: runs of white space become one space; blank → None."""
+    s = text(value)
+    if s is None:
+        return None
+    s = " ".join(s.split())
+    return s or None
+
+
+def is_blank(value: Any) -> bool:
+    """*blank*: NULL, or empty after trim."""
+    s = text(value)
+    return s is None or not s.strip()
+
+
+def code(value: Any) -> str | None:
+    """A code for look-up: trimmed, upper case; blank → None."""
+    s = text(value)
+    if s is None:
+        return None
+    s = s.strip().upper()
+    return s or None
+
+
+# Trimmed, upper-case free codes (OIC, BEAT, ETH_CODE, OFFICER) follow the same rule.
+upper_or_none = code
+
+
+def is_deleted(value: Any) -> bool:
+    """``DEL_FLAG = 'Y'`` after trim/upper; anything else (N, blank, NULL, junk) is live."""
+    return code(value) == "Y"
+
+
+def parse_int(value: Any) -> int | None:
+    """An integer key or coordinate from int, integral float/Decimal or digit text; else None."""
+    if value is None or isinstance(value, bool):
+        return None
+    if type(value) is int:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    s = text(value)
+    if s is None:
+        return None
+    s = s.strip()
+    if _INT_RE.fullmatch(s):
+        return int(s)
+    if _DECIMAL_RE.fullmatch(s):  # '384376.0' from a REAL-affinity column: integral only
+        whole, _, frac = s.partition(".")
+        if frac.strip("0") == "" and whole not in ("", "+", "-"):
+            return int(whole)
+    return None
+
+
+_INT_RE = re.compile(r"[+-]?[0-9]{1,18}", re.ASCII)
+_DECIMAL_RE = re.compile(r"[+-]?[0-9]{0,18}\.[0-9]{0,18}", re.ASCII)
+
+# ---------------------------------------------------------------------------------- dates
+
+# ASCII digits only: ``\d`` would accept Arabic-Indic and other Unicode digits.
+_DMY4 = re.compile(r"([0-9]{2})/([0-9]{2})/([0-9]{4})", re.ASCII)
+_DMY2 = re.compile(r"([0-9]{2})/([0-9]{2})/([0-9]{2})", re.ASCII)
+_YMD = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})", re.ASCII)
+_UNKNOWN_DATES = frozenset({"", "00/00/0000", "00000000"})
+
+
+def pivot_year(yy: int) -> int:
+    """Two-digit year: 00–49 → 20yy, 50–99 → 19yy (``opus-legacy.md``)."""
+    return 2000 + yy if yy < 50 else 1900 + yy
+
+
+def parse_date(value: Any) -> dt.date | _Sentinel:
+    """A legacy date: ``DD/MM/YYYY``, ``DD/MM/YY`` (pivot 50), ``YYYYMMDD``.
+
+    ``UNKNOWN`` for blank/NULL, ``00/00/0000`` and ``00000000``; ``INVALID`` for any other form
+    or an impossible calendar date (``31/02/2015``, ``00/13/2011``).
+
+    Ambiguity: ``00/00/00`` (the short form of the unknown marker) is not listed as unknown
+    in mapping.md, so it is INVALID — a DOB or review date holding it is warned about, not
+    silently dropped.
+    """
+    s = text(value)
+    if s is None:
+        return UNKNOWN
+    s = s.strip()
+    return _parse_date_text(s) if len(s) <= 16 else INVALID
+
+
+@lru_cache(maxsize=1 << 16)
+def _parse_date_text(s: str) -> dt.date | _Sentinel:
+    if s in _UNKNOWN_DATES:
+        return UNKNOWN
+    m = _DMY4.fullmatch(s)
+    if m:
+        day, month, year = int(m[1]), int(m[2]), int(m[3])
+    else:
+        m = _DMY2.fullmatch(s)
+        if m:
+            day, month, year = int(m[1]), int(m[2]), pivot_year(int(m[3]))
+        else:
+            m = _YMD.fullmatch(s)
+            if not m:
+                return INVALID
+            year, month, day = int(m[1]), int(m[2]), int(m[3])
+    try:
+        return dt.date(year, month, day)
+    except ValueError:  # 31/02, month 13, day 0, year 0000
+        return INVALID
+
+
+# ---------------------------------------------------------------------------------- times
+
+_HHMM = re.compile(r"([0-9]{2})([0-9]{2})", re.ASCII)
+_H_MM = re.compile(r"([0-9]{1,2}):([0-9]{2})", re.ASCII)
+MIDNIGHT_END = 24 * 60  # '2400': 00:00 on the next day
+
+
+def parse_time(value: Any) -> int | _Sentinel:
+    """A legacy time as minutes after local midnight (0–1439, or 1440 for ``2400``).
+
+    Forms ``HHMM``, ``H:MM``, ``HH:MM``. ``UNKNOWN`` for blank (callers use 00:00);
+    ``INVALID`` for anything else (``2515``, ``12.30``, ``930``).
+
+    Ambiguity: ``24:00`` is read as ``2400`` (the same instant written in the HH:MM form);
+    any other hour 24 (``2401``) is invalid.
+    """
+    s = text(value)
+    if s is None:
+        return UNKNOWN
+    s = s.strip()
+    return _parse_time_text(s) if len(s) <= 8 else INVALID
+
+
+@lru_cache(maxsize=4096)
+def _parse_time_text(s: str) -> int | _Sentinel:
+    if not s:
+        return UNKNOWN
+    m = _HHMM.fullmatch(s) or _H_MM.fullmatch(s)
+    if not m:
+        return INVALID
+    hour, minute = int(m[1]), int(m[2])
+    if hour == 24 and minute == 0:
+        return MIDNIGHT_END
+    if hour > 23 or minute > 59:
+        return INVALID
+    return hour * 60 + minute
+
+
+# ------------------------------------------------------------------------- local time → UTC
+
+
+@lru_cache(maxsize=1 << 17)
+def local_to_utc(day: dt.date, minutes: int = 0, seconds: int = 0) -> dt.datetime | _Sentinel:
+    """UK civil date + time → aware UTC instant (``Europe/London``, ``fold=0``).
+
+    fold=0 resolves the autumn repeated hour to its first (BST) occurrence and moves a
+    spring-gap time forward by the hour (01:30 GMT-intended = 02:30 BST = 01:30 UTC).
+    ``INVALID`` only if the instant falls outside the datetime range (year 1 / 9999 edges).
+    """
+    try:
+        naive = dt.datetime(day.year, day.month, day.day) + dt.timedelta(minutes=minutes, seconds=seconds)
+        return naive.replace(tzinfo=LONDON).astimezone(UTC)
+    except (OverflowError, ValueError):
+        return INVALID
+
+
+def parse_local_datetime(date_value: Any, time_value: Any) -> tuple[dt.datetime | _Sentinel, str | None]:
+    """A legacy date + time pair → (UTC instant | UNKNOWN | INVALID, which part is at fault).
+
+    The second element names the faulty part: ``"date"`` or ``"time"`` (None when fine).
+    Unknown date → UNKNOWN (whatever the time); invalid date → INVALID/"date"; valid date
+    and invalid time → INVALID/"time"; unknown time → 00:00.
+    """
+    day = parse_date(date_value)
+    if day is UNKNOWN:
+        return UNKNOWN, "date"
+    if day is INVALID:
+        return INVALID, "date"
+    minutes = parse_time(time_value)
+    if minutes is INVALID:
+        return INVALID, "time"
+    if minutes is UNKNOWN:
+        minutes = 0
+    instant = local_to_utc(day, minutes)
+    if instant is INVALID:
+        return INVALID, "date"
+    return instant, None
+
+
+_LAST_UPD = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})", re.ASCII)
+
+
+def parse_last_upd(value: Any) -> dt.datetime | _Sentinel:
+    """``LAST_UPD`` ``YYYYMMDDHHMMSS`` in UK local time → aware UTC; UNKNOWN if blank or all
+    zeros; INVALID for any other form or impossible date/time (hour 24, second 60)."""
+    s = text(value)
+    if s is None:
+        return UNKNOWN
+    s = s.strip()
+    if not s or s == "00000000000000":
+        return UNKNOWN
+    m = _LAST_UPD.fullmatch(s) if len(s) == 14 else None
+    if not m:
+        return INVALID
+    year, month, day, hour, minute, second = (int(g) for g in m.groups())
+    if hour > 23 or minute > 59 or second > 59:
+        return INVALID
+    try:
+        date = dt.date(year, month, day)
+    except ValueError:
+        return INVALID
+    return local_to_utc(date, hour * 60 + minute, second)
+
+
+def to_utc_second(value: dt.datetime) -> dt.datetime:
+    """An aware instant as UTC with microsecond 0 (naive input is taken as UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).replace(microsecond=0)
+
+
+def local_date(instant: dt.datetime) -> dt.date:
+    """The UK civil date of an aware instant."""
+    return instant.astimezone(LONDON).date()
+
+
+# ------------------------------------------------------------------------------- postcode
+
+_POSTCODE = re.compile(r"[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2}", re.ASCII)
+
+
+def normalise_postcode(value: Any) -> str | _Sentinel:
+    """Upper-case, remove all spaces, one space before the last 3 characters, then require
+    ``^[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2}$``. Blank → UNKNOWN; not matching → INVALID.
+
+    "All spaces" includes any white space (tabs, no-break spaces typed into OPUS).
+    """
+    s = text(value)
+    if s is None:
+        return UNKNOWN
+    s = "".join(s.split())
+    if len(s) > 16:
+        return INVALID
+    s = s.upper()
+    if not s:
+        return UNKNOWN
+    if len(s) < 5:
+        return INVALID
+    s = f"{s[:-3]} {s[-3:]}"
+    return s if _POSTCODE.fullmatch(s) else INVALID
+
+
+# ------------------------------------------------------------------------------------ PNC
+
+_PNC = re.compile(r"[0-9]{2}/[0-9]{1,7}[A-Z]", re.ASCII)
+
+
+def normalise_pnc(value: Any) -> str | _Sentinel:
+    """PNC id trimmed, upper case, matching ``^[0-9]{2}/[0-9]{1,7}[A-Z]$``.
+    Blank → UNKNOWN; not matching → INVALID."""
+    s = text(value)
+    if s is None:
+        return UNKNOWN
+    s = s.strip()
+    if not s:
+        return UNKNOWN
+    if len(s) > 13:  # the longest valid id is 11 characters
+        return INVALID
+    s = s.upper()
+    return s if _PNC.fullmatch(s) else INVALID
+
+
+# ------------------------------------------------------------------------ multiline text
+
+_LINE_BREAK = re.compile(r"(\r\n|\r|\n)")
+
+
+def clean_multiline(value: Any) -> str | None:
+    """Free text (MO_TEXT, INT_TEXT): trailing white space stripped from every line and
+    from the end; line breaks (CRLF, CR, LF) kept as typed; never truncated.
+    Blank → None.
+
+    Splitting on the line breaks keeps this linear: a regex with a look-ahead for the line
+    end backtracks quadratically on long runs of spaces.
+    """
+    s = text(value)
+    if s is None:
+        return None
+    if "\n" in s or "\r" in s:
+        parts = _LINE_BREAK.split(s)
+        # even indexes are line bodies, odd indexes the separators between them
+        parts[0::2] = [p.rstrip() for p in parts[0::2]]
+        s = "".join(parts)
+    s = s.rstrip()
+    return s or None
+
+
+# ----------------------------------------------------------------------- legacy references
+
+_LEGACY_REF = re.compile(r"([A-Z]{2})/([0-9]{6})/([0-9]{2})", re.ASCII)
+
+
+def parse_legacy_ref(trimmed: str | None, prefix: str) -> tuple[int, str] | _Sentinel:
+    """``CR/004512/19`` (prefix ``CR``) → ``(2019, "004512")``; anything else → INVALID.
+
+    The reference must have the form exactly after trim — ``cr/004512/19`` is not
+    upper-cased into shape (mapping.md applies upper-casing to code look-ups only, and
+    the legacy key, ids and links all use the trimmed text as it is).
+    """
+    if not trimmed or len(trimmed) != 12:
+        return INVALID
+    m = _LEGACY_REF.fullmatch(trimmed)
+    if not m or m[1] != prefix:
+        return INVALID
+    return pivot_year(int(m[3])), m[2]
+
+
+#: The range of the target's ``int`` columns (PostgreSQL/MariaDB INTEGER).
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def parse_nom_id(value: Any) -> int | None:
+    """A ``NOM_ID`` / ``SUBJ_NOM_ID``: a whole number that fits the target's INTEGER; else None."""
+    number = parse_int(value)
+    if number is None or not INT32_MIN <= number <= INT32_MAX:
+        return None
+    return number
