@@ -65,58 +65,38 @@ def _create_engine(url: URL, **kwargs) -> Engine:
 
 
 def open_legacy(url: str) -> Engine:
-    """An engine on the OPUS store that cannot write.
-
-    SQLite opens the file with ``mode=ro``; PostgreSQL sessions start with
-    ``default_transaction_read_only``; MariaDB sessions are ``SET SESSION TRANSACTION READ
-    ONLY``. A write attempted through this engine fails in the database itself.
-    """
+    """An engine on the OPUS store that cannot write (see ``_read_only_engine``)."""
     u = parse_url(url)
-    backend = u.get_backend_name()
-    if backend == "sqlite":
-        path = u.database or ""
-        if not path or path == ":memory:":
-            raise UsageError("the legacy store must be a SQLite file, not an in-memory database")
-        if not Path(path).is_file():
-            raise UsageError(f"legacy store not found: {path} (run `generate --legacy {mask_url(u)}` first?)")
-        ro = URL.create("sqlite", database=f"file:{Path(path).resolve()}", query={"mode": "ro", "uri": "true"})
-        engine = _create_engine(ro)
-    elif backend == "postgresql":
-        engine = _create_engine(
-            u, connect_args={"options": "-c default_transaction_read_only=on"}, pool_pre_ping=False
-        )
-    elif backend in ("mysql", "mariadb"):
-        engine = _create_engine(u)
-
-        @event.listens_for(engine, "connect")
-        def _read_only(dbapi_conn, _record):  # pragma: no branch - one statement
-            with dbapi_conn.cursor() as cur:
-                cur.execute("SET SESSION TRANSACTION READ ONLY")
-
-    else:
-        raise UsageError(f"unsupported database {backend!r}: use sqlite, postgresql or mysql/mariadb")
+    if u.get_backend_name() == "sqlite" and not _sqlite_file(u).is_file():
+        raise UsageError(f"legacy store not found: {u.database} (run `generate --legacy {mask_url(u)}` first?)")
+    engine = _read_only_engine(u)
     check_connection(engine, "legacy")
     return engine
 
 
-def open_target(url: str) -> Engine:
-    """An engine on the iOPS store (read-write)."""
+def open_target(url: str, *, read_only: bool = False) -> Engine | None:
+    """An engine on the iOPS store.
+
+    ``read_only`` (the reconciler, dry runs): the store cannot be written through it, and a
+    SQLite file that does not exist yet gives ``None`` (an empty store) instead of creating it.
+    """
     u = parse_url(url)
     backend = u.get_backend_name()
-    if backend not in ("sqlite", "postgresql", "mysql", "mariadb"):
-        raise UsageError(f"unsupported database {backend!r}: use sqlite, postgresql or mysql/mariadb")
-    if backend == "sqlite":
-        path = u.database or ""
-        if path and path != ":memory:":
-            parent = Path(path).resolve().parent
-            if not parent.is_dir():
-                raise UsageError(f"folder for the target store does not exist: {parent}")
+    _check_backend(backend)
+    if read_only:
+        if backend == "sqlite" and not _sqlite_file(u).is_file():
+            return None
+        engine = _read_only_engine(u)
+    elif backend == "sqlite":
+        parent = _sqlite_file(u).resolve().parent
+        if not parent.is_dir():
+            raise UsageError(f"folder for the target store does not exist: {parent}")
         engine = _create_engine(u)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
             cur = dbapi_conn.cursor()
-            # WAL lets the reconciler read while a migration writes; foreign keys are ours to keep.
+            # WAL lets the reconciler read while a migration writes.
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=10000")
@@ -125,6 +105,43 @@ def open_target(url: str) -> Engine:
     else:
         engine = _create_engine(u, pool_pre_ping=True)
     check_connection(engine, "target")
+    return engine
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in ("sqlite", "postgresql", "mysql", "mariadb"):
+        raise UsageError(f"unsupported database {backend!r}: use sqlite, postgresql or mysql/mariadb")
+
+
+def _sqlite_file(u: URL) -> Path:
+    path = u.database or ""
+    if not path or path == ":memory:":
+        raise UsageError("a store must be a SQLite file, not an in-memory database")
+    return Path(path)
+
+
+def _read_only_engine(u: URL) -> Engine:
+    """Writes through this engine fail in the database itself.
+
+    SQLite opens the file with ``mode=ro``; PostgreSQL sessions start with
+    ``default_transaction_read_only``; MariaDB sessions are ``SET SESSION TRANSACTION READ ONLY``.
+    """
+    backend = u.get_backend_name()
+    _check_backend(backend)
+    if backend == "sqlite":
+        ro = URL.create("sqlite", database=f"file:{_sqlite_file(u).resolve()}", query={"mode": "ro", "uri": "true"})
+        engine = _create_engine(ro)
+        engine.display_url = u  # what messages show: the user's URL, not our rewrite
+        return engine
+    if backend == "postgresql":
+        return _create_engine(u, connect_args={"options": "-c default_transaction_read_only=on"})
+    engine = _create_engine(u)
+
+    @event.listens_for(engine, "connect")
+    def _read_only(dbapi_conn, _record):
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET SESSION TRANSACTION READ ONLY")
+
     return engine
 
 
@@ -140,7 +157,7 @@ def store_errors(engine: Engine | None, role: str) -> Iterator[None]:
     try:
         yield
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-        where = mask_url(engine.url) if engine is not None else role
+        where = mask_url(getattr(engine, "display_url", engine.url)) if engine is not None else role
         reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
         raise StoreUnavailable(f"{role} store {where}: {reason}") from None
 

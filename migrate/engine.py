@@ -142,19 +142,21 @@ def migrate(
         raise UsageError("--dry-run and --resume cannot be combined: a dry run has nothing to resume")
     reference = reference or load_reference()
     legacy = open_legacy(legacy_url)
-    target = open_target(target_url)
+    # A dry run reads the target (to tell new from unchanged records) but can never write it.
+    target = open_target(target_url, read_only=dry_run)
     try:
         legacy_tables = schema.legacy_tables(legacy)
         runner = _Runner(legacy, target, legacy_tables, reference, batch_size, dry_run, stop_after_batches)
         if dry_run:
-            return runner.dry_run(legacy_url, target_url, max_rejects)
+            return runner.run_dry(legacy_url, target_url, max_rejects)
         with store_errors(target, "target"):
             schema.create_target_schema(target)
         with lock.target_lock(target, "migrate", run_id=resume):
             return runner.run(legacy_url, target_url, resume, max_rejects)
     finally:
         legacy.dispose()
-        target.dispose()
+        if target is not None:
+            target.dispose()
 
 
 class _Interrupted(Exception):
@@ -178,10 +180,10 @@ class _Runner:
 
     # --- public entry points ---------------------------------------------------------
 
-    def dry_run(self, legacy_url: str, target_url: str, max_rejects: int | None) -> MigrationResult:
+    def run_dry(self, legacy_url: str, target_url: str, max_rejects: int | None) -> MigrationResult:
         started = _now()
         ctx = self._context(started)
-        has_xref = sa.inspect(self.target).has_table("mig_xref")
+        has_xref = self.target is not None and sa.inspect(self.target).has_table("mig_xref")
         counts = self.counts
         for spec in ENTITIES:
             counts[spec.name] = EntityCounts()
@@ -429,6 +431,8 @@ class _Runner:
                 inserts_here = []
                 for m, row in pairs:
                     key = _row_key(table_name, row)
+                    if key in before and row_digest(before[key]) == row_digest(row):
+                        continue  # this row of the record did not change (e.g. its location)
                     if key in before:
                         ledger.append(_ledger_row(run_id, batch_no, table_name, row, m.legacy_key, "update",
                                                   before[key]))
