@@ -13,7 +13,7 @@ from mappings.geo import fill_lat_lon
 from mappings.location import crime_location, district_for
 from mappings.outcome import Issue, Mapped, MappingContext
 from mappings.parse import (
-    INVALID, UNKNOWN, clean_multiline, code, is_deleted, local_date, parse_last_upd,
+    INVALID, UNKNOWN, clean_multiline, code, is_deleted, parse_last_upd,
     parse_legacy_ref, parse_local_datetime, text, trim,
 )
 
@@ -47,7 +47,7 @@ def map_crime(row: Mapping, ctx: MappingContext, *, fill_geo: bool = True) -> Ma
     year, digits = parsed_ref
 
     # MISSING_DATE / INVALID_DATE
-    recorded_at, fault = parse_local_datetime(row.get("rec_date"), row.get("rec_time"))
+    recorded_at, fault, recorded_day = parse_local_datetime(row.get("rec_date"), row.get("rec_time"))
     if recorded_at is UNKNOWN:
         return reject("MISSING_DATE", "REC_DATE", row.get("rec_date"))
     if recorded_at is INVALID:
@@ -59,7 +59,7 @@ def map_crime(row: Mapping, ctx: MappingContext, *, fill_geo: bool = True) -> Ma
     # (so '31/03/2017 2400' is 1 April 2017 and takes the post-2017 code).
     reference = ctx.reference
     off_code = code(row.get("off_code"))
-    ho_code = reference.ho_code_for(off_code, local_date(recorded_at)) if off_code else None
+    ho_code = reference.ho_code_for(off_code, recorded_day) if off_code else None
     offence = reference.ho_offences.get(ho_code) if ho_code else None
     if offence is None:
         return reject("UNMAPPED_OFFENCE", "OFF_CODE", row.get("off_code"))
@@ -115,7 +115,7 @@ def _committed(row: Mapping, date_col: str, time_col: str, warnings: list[Issue]
     Ambiguity: an unknown date with an invalid time is just unknown (a time without a date
     says nothing), so no warning; a valid date with an invalid time warns on the time column.
     """
-    instant, fault = parse_local_datetime(row.get(date_col), row.get(time_col))
+    instant, fault, _ = parse_local_datetime(row.get(date_col), row.get(time_col))
     if instant is UNKNOWN:
         return None
     if instant is INVALID:

@@ -69,6 +69,8 @@ def grid_fault(easting: Any, northing: Any) -> tuple[str, str | None]:
 
 
 def _coordinate(value: Any) -> int | _Sentinel:
+    if type(value) is int:
+        return value
     if value is None:
         return UNKNOWN
     if isinstance(value, str) and not value.strip():

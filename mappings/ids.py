@@ -8,6 +8,7 @@ intelligence entry with the same digits can never collide.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 #: Fixed for the life of the project: changing it changes every migrated id.
@@ -16,8 +17,17 @@ NAMESPACE = uuid.UUID("6f2b0c9e-4d1a-5b7e-9c3f-0a8e5d2c1b47")
 LOCATION_OWNERS = ("crime", "intelligence")
 
 
+_NS_BYTES = NAMESPACE.bytes
+_SHA1 = hashlib.sha1
+# RFC 4122 variant: the top two bits of byte 8 become 10, so its first hex digit is 8-b.
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
 def _id(name: str) -> str:
-    return str(uuid.uuid5(NAMESPACE, name))
+    """``str(uuid.uuid5(NAMESPACE, name))`` computed without building UUID objects (3x
+    faster; a million crimes need two each). Equality with ``uuid.uuid5`` is tested."""
+    h = _SHA1(_NS_BYTES + name.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def crime_id(legacy_ref: str) -> str:

@@ -44,7 +44,7 @@ def map_intel_row(row: Mapping, ctx: MappingContext, *, fill_geo: bool = True) -
         return reject("BAD_REFERENCE", "INTEL_NO", raw_no)
     year, digits = parsed_ref
 
-    submitted_at, fault = parse_local_datetime(row.get("submit_date"), row.get("submit_time"))
+    submitted_at, fault, _ = parse_local_datetime(row.get("submit_date"), row.get("submit_time"))
     if submitted_at is UNKNOWN:
         return reject("MISSING_DATE", "SUBMIT_DATE", row.get("submit_date"))
     if submitted_at is INVALID:

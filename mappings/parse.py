@@ -78,13 +78,15 @@ def text(value: Any) -> str | None:
 
 def trim(value: Any) -> str | None:
     """*trim*: strip leading/trailing white space (Unicode white space, as ``str.strip``)."""
+    if type(value) is str:
+        return value.strip()
     s = text(value)
     return None if s is None else s.strip()
 
 
 def collapse(value: Any) -> str | None:
     """*trim* + *collapse*: runs of white space become one space; blank → None."""
-    s = text(value)
+    s = value if type(value) is str else text(value)
     if s is None:
         return None
     s = " ".join(s.split())
@@ -93,13 +95,13 @@ def collapse(value: Any) -> str | None:
 
 def is_blank(value: Any) -> bool:
     """*blank*: NULL, or empty after trim."""
-    s = text(value)
+    s = value if type(value) is str else text(value)
     return s is None or not s.strip()
 
 
 def code(value: Any) -> str | None:
     """A code for look-up: trimmed, upper case; blank → None."""
-    s = text(value)
+    s = value if type(value) is str else text(value)
     if s is None:
         return None
     s = s.strip().upper()
@@ -233,7 +235,6 @@ def _parse_time_text(s: str) -> int | _Sentinel:
 # ------------------------------------------------------------------------- local time → UTC
 
 
-@lru_cache(maxsize=1 << 17)
 def local_to_utc(day: dt.date, minutes: int = 0, seconds: int = 0) -> dt.datetime | _Sentinel:
     """UK civil date + time → aware UTC instant (``Europe/London``, ``fold=0``).
 
@@ -243,57 +244,97 @@ def local_to_utc(day: dt.date, minutes: int = 0, seconds: int = 0) -> dt.datetim
     """
     try:
         naive = dt.datetime(day.year, day.month, day.day) + dt.timedelta(minutes=minutes, seconds=seconds)
+    except (OverflowError, ValueError):
+        return INVALID
+    return _naive_london_to_utc(naive)
+
+
+def _naive_london_to_utc(naive: dt.datetime) -> dt.datetime | _Sentinel:
+    """A naive UK civil time → aware UTC, exactly as ``naive.replace(tzinfo=LONDON)
+    .astimezone(UTC)`` (fold=0) but ~5x faster: on the ~363 days a year with no clock change
+    the offset is one constant, looked up once per day. Transition days take zoneinfo's path."""
+    try:
+        offset = _steady_offset(naive.year, naive.month, naive.day)
+        if offset is not None:
+            return (naive - offset).replace(tzinfo=UTC)
         return naive.replace(tzinfo=LONDON).astimezone(UTC)
     except (OverflowError, ValueError):
         return INVALID
 
 
-def parse_local_datetime(date_value: Any, time_value: Any) -> tuple[dt.datetime | _Sentinel, str | None]:
-    """A legacy date + time pair → (UTC instant | UNKNOWN | INVALID, which part is at fault).
+@lru_cache(maxsize=1 << 16)
+def _steady_offset(year: int, month: int, day: int) -> dt.timedelta | None:
+    """London's UTC offset on a civil day when it is the same all day; None on the days the
+    clocks change (the UK has never changed them twice in one day)."""
+    start = dt.datetime(year, month, day, tzinfo=LONDON).utcoffset()
+    end = dt.datetime(year, month, day, 23, 59, 59, tzinfo=LONDON).utcoffset()
+    return start if start == end else None
 
-    The second element names the faulty part: ``"date"`` or ``"time"`` (None when fine).
-    Unknown date → UNKNOWN (whatever the time); invalid date → INVALID/"date"; valid date
-    and invalid time → INVALID/"time"; unknown time → 00:00.
+
+def parse_local_datetime(
+    date_value: Any, time_value: Any
+) -> tuple[dt.datetime | _Sentinel, str | None, dt.date | None]:
+    """A legacy date + time pair in UK civil time → ``(instant, fault, local_day)``.
+
+    * ``instant``: aware UTC datetime, or ``UNKNOWN`` (date unknown, whatever the time), or
+      ``INVALID``;
+    * ``fault``: the part at fault, ``"date"`` or ``"time"`` (``"date"`` also for UNKNOWN),
+      None when fine. A valid date with an invalid time is INVALID/"time";
+    * ``local_day``: the UK civil date of the instant (``31/03/2017 2400`` → 2017-04-01),
+      None unless valid. Unknown time → 00:00.
     """
-    day = parse_date(date_value)
+    d = date_value if type(date_value) is str else text(date_value)
+    t = time_value if type(time_value) is str else text(time_value)
+    if (d is None or len(d) <= 16) and (t is None or len(t) <= 16):
+        return _pair_cached(d, t)  # short strings only: never pin huge values in the cache
+    return _pair(d, t)
+
+
+def _pair(d: str | None, t: str | None) -> tuple[dt.datetime | _Sentinel, str | None, dt.date | None]:
+    day = parse_date(d)
     if day is UNKNOWN:
-        return UNKNOWN, "date"
+        return UNKNOWN, "date", None
     if day is INVALID:
-        return INVALID, "date"
-    minutes = parse_time(time_value)
+        return INVALID, "date", None
+    minutes = parse_time(t)
     if minutes is INVALID:
-        return INVALID, "time"
+        return INVALID, "time", None
     if minutes is UNKNOWN:
         minutes = 0
-    instant = local_to_utc(day, minutes)
+    try:
+        naive = dt.datetime(day.year, day.month, day.day) + dt.timedelta(minutes=minutes)
+    except OverflowError:  # 31/12/9999 2400
+        return INVALID, "date", None
+    instant = _naive_london_to_utc(naive)
     if instant is INVALID:
-        return INVALID, "date"
-    return instant, None
+        return INVALID, "date", None
+    # The gap (01:00-02:00 local) never crosses midnight, so the naive date is the civil date.
+    return instant, None, naive.date()
 
 
-_LAST_UPD = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})", re.ASCII)
+_pair_cached = lru_cache(maxsize=1 << 17)(_pair)
 
 
 def parse_last_upd(value: Any) -> dt.datetime | _Sentinel:
     """``LAST_UPD`` ``YYYYMMDDHHMMSS`` in UK local time → aware UTC; UNKNOWN if blank or all
     zeros; INVALID for any other form or impossible date/time (hour 24, second 60)."""
-    s = text(value)
+    s = value if type(value) is str else text(value)
     if s is None:
         return UNKNOWN
     s = s.strip()
-    if not s or s == "00000000000000":
+    # isascii() first: isdigit() alone accepts other scripts' digits and superscripts.
+    if len(s) != 14 or not s.isascii() or not s.isdigit():
+        return UNKNOWN if not s else INVALID
+    if s == "00000000000000":
         return UNKNOWN
-    m = _LAST_UPD.fullmatch(s) if len(s) == 14 else None
-    if not m:
-        return INVALID
-    year, month, day, hour, minute, second = (int(g) for g in m.groups())
+    hour, minute, second = int(s[8:10]), int(s[10:12]), int(s[12:14])
     if hour > 23 or minute > 59 or second > 59:
         return INVALID
     try:
-        date = dt.date(year, month, day)
-    except ValueError:
+        naive = dt.datetime(int(s[0:4]), int(s[4:6]), int(s[6:8]), hour, minute, second)
+    except ValueError:  # impossible calendar date
         return INVALID
-    return local_to_utc(date, hour * 60 + minute, second)
+    return _naive_london_to_utc(naive)
 
 
 def to_utc_second(value: dt.datetime) -> dt.datetime:
@@ -367,14 +408,16 @@ def clean_multiline(value: Any) -> str | None:
     Splitting on the line breaks keeps this linear: a regex with a look-ahead for the line
     end backtracks quadratically on long runs of spaces.
     """
-    s = text(value)
+    s = value if type(value) is str else text(value)
     if s is None:
         return None
-    if "\n" in s or "\r" in s:
+    if "\r" in s:
         parts = _LINE_BREAK.split(s)
         # even indexes are line bodies, odd indexes the separators between them
         parts[0::2] = [p.rstrip() for p in parts[0::2]]
         s = "".join(parts)
+    elif "\n" in s:
+        s = "\n".join([line.rstrip() for line in s.split("\n")])
     s = s.rstrip()
     return s or None
 
