@@ -1,0 +1,779 @@
+"""Undoing a migration run: the dry run that finds every conflict, and the rollback itself.
+
+After go-live officers keep working in iOPS, so undoing a run can destroy their later work.
+The dry run (the default) says exactly what undoing run N would do — per table the rows it
+would DELETE (inserted by the run) and RESTORE (updated by the run, from the before-image the
+ledger kept) — and every CONFLICT with work done since:
+
+``CHANGED_SINCE``  a row the run wrote whose current digest is not the digest the run wrote
+                   (an officer edited it): deleting or restoring it would destroy the edit.
+``DELETED_SINCE``  a row the run *updated* that is gone: restoring would resurrect it.
+``DEPENDENT_ROW``  a row the rollback would not delete that refers to a row it deletes (a
+                   new crime_person link to a migrated person, intelligence naming a migrated
+                   subject or pointing at a migrated location, a crime at a migrated location).
+``LATER_RUN``      a later run (not rolled back) wrote the same row: runs are undone newest
+                   first.
+
+A row the run *inserted* that has since been deleted is a notice (``ALREADY_DELETED``), not a
+conflict: the rollback has nothing to delete there and destroys nothing — but a person should
+know someone deleted a migrated record.
+
+``--execute`` re-does the whole analysis inside the one transaction that then restores,
+deletes, repairs ``mig_xref`` and marks the run ``rolled_back``, holding the target lock and
+(on PostgreSQL and MariaDB) row locks on everything it checked — so a conflict that appears
+between a dry run and the execution still refuses the rollback, and nothing is half done.
+
+Everything streams: the ledger is read in pages of ``PAGE`` rows (keyset on ``ledger_id``);
+deletes are set-based (``DELETE … WHERE key IN (SELECT row_key FROM mig_ledger …)``) and
+restores are ``executemany`` per page, so a run of a million rows costs what a page costs in
+memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from core import schema
+from core.db import mask_url, open_target, store_errors
+from core.digest import canonical_row, row_digest, text_fingerprint
+from core.errors import RollbackConflicts, RunInProgress, RunNotFound
+from migrate import lock
+from migrate.runs import RunInfo, load_run
+
+#: Ledger rows looked at per round trip (and keys per IN list).
+PAGE = 2000
+#: Conflicts (and notices) kept in the result for the console; the report files hold all.
+KEPT_IN_MEMORY = 1000
+#: Subsets of differing columns tried when naming the fields edited since the run.
+MAX_PROOF_COLUMNS = 10
+
+#: Columns whose values are sensitive: reports show a fingerprint, never the text.
+SENSITIVE = {("intelligence_report", "intel_text")}
+
+#: The main target table of each mig_xref entity (what xref.target_id names).
+XREF_MAIN_TABLE = {
+    "person": "person",
+    "crime": "crime",
+    "crime_person": "crime_person",
+    "intelligence": "intelligence_report",
+}
+
+#: What a repaired xref entry holds when its previous digest cannot be known: it can never
+#: equal a SHA-256, so the next migration re-maps the record and treats it as changed.
+RECHECK_DIGEST = "rolled-back:recheck"
+
+CHANGED_SINCE = "CHANGED_SINCE"
+DELETED_SINCE = "DELETED_SINCE"
+DEPENDENT_ROW = "DEPENDENT_ROW"
+LATER_RUN = "LATER_RUN"
+ALREADY_DELETED = "ALREADY_DELETED"
+CONFLICT_KINDS = (CHANGED_SINCE, DELETED_SINCE, DEPENDENT_ROW, LATER_RUN)
+
+ledger = schema.mig_ledger
+
+
+# ------------------------------------------------------------------------------ results
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    current: str | None  # canonical text of the value in the target now
+    other: str | None  # what the run wrote (CHANGED_SINCE) or what the rollback restores (RESTORE)
+
+
+@dataclass(frozen=True)
+class Conflict:
+    kind: str  # CHANGED_SINCE | DELETED_SINCE | DEPENDENT_ROW | LATER_RUN | ALREADY_DELETED (notice)
+    table: str
+    row_key: str
+    legacy_key: str | None
+    run_action: str | None  # what the run did to this row (insert/update); None for a dependent row
+    detail: str  # one sentence a person can act on
+    fields: tuple[FieldChange, ...] = ()
+    fields_proven: bool = False  # True: the fields are exactly those edited since the run
+    later_runs: tuple[int, ...] = ()
+    refers_to: str | None = None  # DEPENDENT_ROW: "person <id>" the rollback would delete
+    written_by_run: int | None = None  # DEPENDENT_ROW: the run that wrote it (None: not a migration)
+
+    def to_json(self) -> dict:
+        return {
+            "kind": self.kind, "table": self.table, "row_key": self.row_key, "legacy_key": self.legacy_key,
+            "run_action": self.run_action, "detail": self.detail,
+            "fields": [{"field": f.field, "current": f.current, "other": f.other} for f in self.fields],
+            "fields_proven": self.fields_proven, "later_runs": list(self.later_runs),
+            "refers_to": self.refers_to, "written_by_run": self.written_by_run,
+        }
+
+
+@dataclass(frozen=True)
+class PlannedRow:
+    action: str  # delete | restore
+    table: str
+    row_key: str
+    legacy_key: str | None
+    fields: tuple[FieldChange, ...] = ()  # restore: current -> restored value, for fields that differ
+
+    def to_json(self) -> dict:
+        return {"action": self.action, "table": self.table, "row_key": self.row_key, "legacy_key": self.legacy_key,
+                "fields": [{"field": f.field, "current": f.current, "restored": f.other} for f in self.fields]}
+
+
+@dataclass
+class TablePlan:
+    delete: int = 0  # rows the run inserted that are still there
+    restore: int = 0  # rows the run updated, to be put back as they were
+    already_deleted: int = 0  # rows the run inserted that someone has deleted since
+    conflicts: int = 0
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class XrefRepair:
+    deleted: int = 0  # entries of records the run created
+    restored: int = 0  # entries of records the run updated, back to the previous digest and run
+    recheck: int = 0  # entries whose previous digest cannot be known: the next run re-checks them
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class RollbackResult:
+    run: RunInfo
+    mode: str  # dry_run | executed | refused | already_rolled_back
+    target: str  # masked URL
+    started_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    tables: dict[str, TablePlan] = field(default_factory=dict)
+    conflict_counts: dict[str, int] = field(default_factory=dict)  # by kind
+    conflicts: list[Conflict] = field(default_factory=list)  # the first KEPT_IN_MEMORY
+    notice_count: int = 0
+    notices: list[Conflict] = field(default_factory=list)
+    runs_to_undo_first: list[int] = field(default_factory=list)  # later runs, newest first
+    xref: XrefRepair | None = None  # set when executed
+    report_files: list[Path] = field(default_factory=list)
+
+    @property
+    def conflict_count(self) -> int:
+        return sum(self.conflict_counts.values())
+
+    @property
+    def delete_count(self) -> int:
+        return sum(t.delete for t in self.tables.values())
+
+    @property
+    def restore_count(self) -> int:
+        return sum(t.restore for t in self.tables.values())
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.conflict_count else 0
+
+
+class Sink(Protocol):
+    """Where the analysis streams every planned row, conflict and notice (the report)."""
+
+    def planned(self, row: PlannedRow) -> None: ...
+    def conflict(self, conflict: Conflict) -> None: ...
+    def notice(self, notice: Conflict) -> None: ...
+
+
+class NullSink:
+    def planned(self, row: PlannedRow) -> None:
+        pass
+
+    def conflict(self, conflict: Conflict) -> None:
+        pass
+
+    def notice(self, notice: Conflict) -> None:
+        pass
+
+
+# ------------------------------------------------------------------------------ entry point
+
+
+def rollback(target_url: str, run_id: int, *, execute: bool = False,
+             out_dir: Path = Path("rollback-report")) -> RollbackResult:
+    """Dry-run (default) or execute the rollback of ``run_id`` in the target at ``target_url``.
+
+    Writes ``rollback.json`` and ``rollback.xlsx`` into ``out_dir`` (mode 0600). A dry run
+    never writes to the target. ``execute`` raises ``RollbackConflicts`` while conflicts exist.
+    """
+    masked = mask_url(target_url)
+    probe = open_target(target_url, read_only=True)  # never creates a store that is not there
+    if probe is None:
+        raise RunNotFound(f"no run {run_id}: there is no target store at {masked}")
+    try:
+        with store_errors(probe, "target"):
+            run = load_run(probe, run_id)
+    finally:
+        probe.dispose()
+    started = _now()
+    if run.state == "rolled_back":
+        return RollbackResult(run, "already_rolled_back", masked, started, _now())
+    if run.state == "running":
+        raise RunInProgress(
+            f"run {run_id} is still running (pid {run.pid} on {run.host}): wait for it to finish, "
+            "or stop it, before rolling it back"
+        )
+    from reports.rollback_report import RollbackReport  # openpyxl stays inside reports/
+
+    engine = open_target(target_url, read_only=not execute)
+    try:
+        with store_errors(engine, "target"):
+            if not execute:
+                return _dry_run(engine, run, masked, started, RollbackReport(out_dir, run=run, target=masked,
+                                                                            mode="dry_run"))
+            with lock.target_lock(engine, "rollback", run_id):
+                return _execute(engine, run, masked, started,
+                                RollbackReport(out_dir, run=run, target=masked, mode="execute"))
+    finally:
+        engine.dispose()
+
+
+def _dry_run(engine: Engine, run: RunInfo, masked: str, started: dt.datetime, report) -> RollbackResult:
+    try:
+        with engine.connect() as conn:
+            analysis = _analyse(conn, run, report, lock_rows=False)
+            conn.rollback()  # read-only anyway; ends the read transaction explicitly
+        result = analysis.result(run, "dry_run", masked, started)
+        result.report_files = report.finish(result)
+        return result
+    finally:
+        report.abort()  # removes spool files; harmless after finish
+
+
+def _execute(engine: Engine, run: RunInfo, masked: str, started: dt.datetime, report) -> RollbackResult:
+    try:
+        with engine.begin() as conn:
+            # First statement a write: on SQLite the database write lock is ours from here on,
+            # so nobody can change a row between our checks and our deletes.
+            lock.heartbeat(conn)
+            state = conn.execute(sa.select(schema.mig_run.c.state)
+                                 .where(schema.mig_run.c.run_id == run.id).with_for_update()).scalar_one()
+            if state == "rolled_back":  # rolled back by someone else since we looked
+                return RollbackResult(run, "already_rolled_back", masked, started, _now())
+            analysis = _analyse(conn, run, report, lock_rows=True)
+            if analysis.conflict_counts:
+                result = analysis.result(run, "refused", masked, started)
+                files = report.finish(result)
+                raise RollbackConflicts(
+                    f"run {run.id} was NOT rolled back: {result.conflict_count:,} conflict(s) with work done since "
+                    f"the run ({_kinds_text(result.conflict_counts)}); see {files[-1]} "
+                    f"(dry run: rollback {run.id} --target ...)"
+                )
+            xref = _apply(conn, run, analysis)
+            rolled_back_at = _now()
+            conn.execute(schema.mig_run.update().where(schema.mig_run.c.run_id == run.id)
+                         .values(state="rolled_back", rolled_back_at=rolled_back_at))
+        run = dataclasses.replace(run, state="rolled_back", recorded_state="rolled_back", rolled_back_at=rolled_back_at)
+        result = analysis.result(run, "executed", masked, started)
+        result.xref = xref
+        result.report_files = report.finish(result)
+        return result
+    finally:
+        report.abort()
+
+
+# ------------------------------------------------------------------------------ analysis
+
+
+@dataclass
+class _LedgerEntry:
+    ledger_id: int
+    table: str
+    row_key: str
+    legacy_key: str | None
+    action: str
+    digest: str
+    before: dict | None  # canonical before-image (update)
+
+
+@dataclass
+class _Later:
+    run_id: int
+    action: str
+    digest: str
+    before: dict | None
+
+
+@dataclass
+class _Analysis:
+    run_id: int
+    tables: dict[str, TablePlan] = field(default_factory=lambda: {t: TablePlan() for t in schema.TARGET_TABLES})
+    conflict_counts: Counter = field(default_factory=Counter)
+    conflicts: list[Conflict] = field(default_factory=list)
+    notice_count: int = 0
+    notices: list[Conflict] = field(default_factory=list)
+    later_runs: set[int] = field(default_factory=set)
+    sink: Sink = field(default_factory=NullSink)
+
+    def conflict(self, c: Conflict) -> None:
+        self.conflict_counts[c.kind] += 1
+        self.tables[c.table].conflicts += 1
+        if len(self.conflicts) < KEPT_IN_MEMORY:
+            self.conflicts.append(c)
+        self.sink.conflict(c)
+
+    def notice(self, c: Conflict) -> None:
+        self.notice_count += 1
+        if len(self.notices) < KEPT_IN_MEMORY:
+            self.notices.append(c)
+        self.sink.notice(c)
+
+    def planned(self, p: PlannedRow) -> None:
+        plan = self.tables[p.table]
+        if p.action == "delete":
+            plan.delete += 1
+        else:
+            plan.restore += 1
+        self.sink.planned(p)
+
+    def result(self, run: RunInfo, mode: str, masked: str, started: dt.datetime) -> RollbackResult:
+        return RollbackResult(
+            run=run, mode=mode, target=masked, started_at=started, finished_at=_now(),
+            tables=self.tables,
+            conflict_counts={k: self.conflict_counts[k] for k in CONFLICT_KINDS if self.conflict_counts[k]},
+            conflicts=self.conflicts, notice_count=self.notice_count, notices=self.notices,
+            runs_to_undo_first=sorted(self.later_runs, reverse=True),
+        )
+
+
+def _analyse(conn: Connection, run: RunInfo, sink: Sink, *, lock_rows: bool) -> _Analysis:
+    """One pass over the run's ledger (every row it wrote), then one query per foreign key
+    for rows that depend on rows the rollback would delete."""
+    analysis = _Analysis(run.id, sink=sink)
+    runs = _run_states(conn)
+    later = sorted(r for r, (state, _) in runs.items() if r > run.id and state != "rolled_back")
+    for page in _ledger_pages(conn, run.id):
+        for table_name, entries in _by_table(page).items():
+            keys = [e.row_key for e in entries]
+            current = _current_rows(conn, table_name, keys, lock_rows=lock_rows)
+            later_by_key = _later_entries(conn, table_name, keys, later) if later else {}
+            for entry in entries:
+                _classify(analysis, run.id, entry, current.get(entry.row_key), later_by_key.get(entry.row_key, []))
+    _find_dependents(conn, analysis, run.id, runs)
+    return analysis
+
+
+def _classify(analysis: _Analysis, run_id: int, e: _LedgerEntry, current: dict | None, later: list[_Later]) -> None:
+    """Decide what undoing this one ledger row means, and whether it conflicts with later work."""
+    if later:
+        runs_after = tuple(sorted({x.run_id for x in later}))
+        analysis.later_runs.update(runs_after)
+        fields: tuple[FieldChange, ...] = ()
+        first_update = next((x for x in later if x.before is not None), None)
+        if current is not None and first_update is not None and row_digest(current) == later[-1].digest:
+            # The row is exactly what the later run(s) wrote: the before-image of the first of
+            # them is what this run left, so the difference is exactly their change.
+            fields = _diff(e.table, canonical_row(current), first_update.before)
+        names = ", ".join(str(r) for r in reversed(runs_after))
+        analysis.conflict(Conflict(
+            LATER_RUN, e.table, e.row_key, e.legacy_key, e.action,
+            f"run(s) {names} wrote this row after run {run_id}; runs are undone newest first: roll back "
+            f"run(s) {names} first", fields=fields, fields_proven=bool(fields), later_runs=runs_after))
+    if current is None:
+        if e.action == "update":
+            analysis.conflict(Conflict(
+                DELETED_SINCE, e.table, e.row_key, e.legacy_key, e.action,
+                f"this row, updated by run {run_id}, has been deleted since; restoring its before-image "
+                "would bring back a row someone deleted"))
+        else:
+            analysis.tables[e.table].already_deleted += 1
+            analysis.notice(Conflict(
+                ALREADY_DELETED, e.table, e.row_key, e.legacy_key, e.action,
+                f"this row, inserted by run {run_id}, has been deleted since: nothing to delete"))
+        return
+    canon = canonical_row(current)
+    expected = later[-1].digest if later else e.digest
+    if row_digest(canon) != expected:
+        analysis.conflict(_changed_since(run_id, e, canon, later))
+    if e.action == "insert":
+        analysis.planned(PlannedRow("delete", e.table, e.row_key, e.legacy_key))
+    else:
+        analysis.planned(PlannedRow("restore", e.table, e.row_key, e.legacy_key, _diff(e.table, canon, e.before)))
+
+
+def _changed_since(run_id: int, e: _LedgerEntry, canon: dict, later: list[_Later]) -> Conflict:
+    if later:
+        return Conflict(CHANGED_SINCE, e.table, e.row_key, e.legacy_key, e.action,
+                        f"changed since run {later[-1].run_id} (a later run) wrote it")
+    if e.action == "update":
+        proven = _prove_edited_fields(canon, e.before, e.digest)
+        if proven is not None:
+            fields = tuple(FieldChange(f, _shown(e.table, f, canon[f]), _shown(e.table, f, e.before.get(f)))
+                           for f in proven)
+            return Conflict(CHANGED_SINCE, e.table, e.row_key, e.legacy_key, e.action,
+                            f"edited since run {run_id} updated it ({', '.join(proven)}); restoring the "
+                            "before-image would overwrite that edit", fields=fields, fields_proven=True)
+        return Conflict(CHANGED_SINCE, e.table, e.row_key, e.legacy_key, e.action,
+                        f"changed since run {run_id} updated it (its digest is not what the run wrote); the "
+                        "ledger keeps only a digest of the written row, so the edited fields cannot be told "
+                        "apart from the run's own changes: restoring would overwrite the fields listed",
+                        fields=_diff(e.table, canon, e.before))
+    return Conflict(CHANGED_SINCE, e.table, e.row_key, e.legacy_key, e.action,
+                    f"changed since run {run_id} inserted it (its digest is not what the run wrote); deleting it "
+                    "would destroy that change. The ledger keeps only a digest of the inserted row, so the "
+                    "edited fields cannot be named")
+
+
+def _prove_edited_fields(canon: dict, before: dict, written_digest: str) -> list[str] | None:
+    """The fields edited since the run, when the digest proves them; else None.
+
+    The ledger holds only the digest of what the run wrote. But an edit made after the run
+    usually touches a field the run did not change, whose written value is therefore the
+    before-image's. Putting before-image values back into a few of the differing fields and
+    finding the written digest proves which fields were edited (SHA-256: no false match).
+    """
+    differing = [c for c in canon if canon[c] != before.get(c)]
+    if len(differing) > MAX_PROOF_COLUMNS:
+        return None
+    for size in range(1, len(differing) + 1):
+        for subset in itertools.combinations(differing, size):
+            candidate = dict(canon)
+            for c in subset:
+                candidate[c] = before.get(c)
+            if row_digest(candidate) == written_digest:
+                return list(subset)
+    return None
+
+
+def _diff(table: str, canon: dict, other: dict | None) -> tuple[FieldChange, ...]:
+    if other is None:
+        return ()
+    return tuple(FieldChange(c, _shown(table, c, canon[c]), _shown(table, c, other.get(c)))
+                 for c in canon if canon[c] != other.get(c))
+
+
+def _shown(table: str, column: str, value: str | None) -> str | None:
+    """A value as reports may show it: intelligence text only as a fingerprint."""
+    if (table, column) in SENSITIVE:
+        return text_fingerprint(value)
+    return value
+
+
+def _find_dependents(conn: Connection, analysis: _Analysis, run_id: int, runs: dict) -> None:
+    """Rows the rollback leaves in place that refer to rows it deletes."""
+    rolled_back = [r for r, (state, _) in runs.items() if state == "rolled_back"]
+    for child_name in schema.TARGET_TABLES:
+        child = schema.target_metadata.tables[child_name]
+        for fk in sorted(child.foreign_keys, key=lambda f: f.parent.name):
+            column, parent_name = fk.parent.name, fk.column.table.name
+            deleted_parents = _ledger_keys(run_id, parent_name, "insert")
+            # NOT EXISTS, not NOT IN: PostgreSQL turns it into an anti-join; a NOT IN over a
+            # subquery larger than work_mem would be re-scanned for every row.
+            deleted_too = (_ledger_keys(run_id, child_name, "insert")
+                           .where(ledger.c.row_key == _key_expr(child_name)).exists())
+            for chunk in _pages_of(conn, sa.select(child).where(child.c[column].in_(deleted_parents), ~deleted_too),
+                                   child_name):
+                keys = [_row_key(child_name, r) for r in chunk]
+                restored = {e.row_key: e for e in _run_entries(conn, run_id, child_name, keys, "update")}
+                writers = _last_writers(conn, child_name, keys, rolled_back)
+                for row, key in zip(chunk, keys):
+                    entry = restored.get(key)
+                    if entry is not None and entry.before.get(column) != row[column]:
+                        continue  # restoring its before-image points it away from the deleted row first
+                    analysis.conflict(_dependent(run_id, child_name, key, row, column, parent_name,
+                                                 writers.get(key)))
+
+
+def _dependent(run_id: int, table: str, key: str, row: dict, column: str, parent: str,
+               writer: int | None) -> Conflict:
+    if writer is not None:
+        origin = f"written by run {writer}"
+        advice = f"roll back run {writer} first" if writer > run_id else "remove or re-point it first"
+    else:
+        source = row.get("source_system")
+        origin = "entered in iOPS" if source == "IOPS" else "not written by any migration run"
+        advice = f"re-point or remove it in iOPS (its {column}) before rolling back"
+    return Conflict(
+        DEPENDENT_ROW, table, key, None, None,
+        f"{table} {key} ({origin}) refers through {column} to {parent} {row[column]}, which run {run_id} "
+        f"inserted and the rollback would delete; {advice}",
+        fields=(FieldChange(column, row[column], None),), refers_to=f"{parent} {row[column]}",
+        written_by_run=writer,
+    )
+
+
+# ------------------------------------------------------------------------------ executing
+
+
+def _apply(conn: Connection, run: RunInfo, analysis: _Analysis) -> XrefRepair:
+    """Restore, then delete (children first), then repair mig_xref — in the caller's transaction."""
+    _restore_updated_rows(conn, run.id)
+    for table_name in reversed(schema.TARGET_TABLES):
+        table = schema.target_metadata.tables[table_name]
+        deleted = conn.execute(table.delete().where(
+            _key_expr(table_name).in_(_ledger_keys(run.id, table_name, "insert")))).rowcount
+        expected = analysis.tables[table_name].delete
+        if deleted != expected:
+            # Row locks make this impossible on servers; it guards the reasoning, not the race.
+            raise RollbackConflicts(
+                f"run {run.id} was NOT rolled back: {table_name} changed while rolling back "
+                f"({deleted:,} rows to delete instead of {expected:,}); run the dry run again"
+            )
+    return _repair_xref(conn, run.id)
+
+
+def _restore_updated_rows(conn: Connection, run_id: int) -> None:
+    """Put every row the run updated back as its before-image, one executemany per page and table."""
+    for page in _ledger_pages(conn, run_id, action="update"):
+        for table_name, entries in _by_table(page).items():
+            table = schema.target_metadata.tables[table_name]
+            keys = schema.TARGET_KEYS[table_name]
+            statement = table.update().where(*[table.c[k] == sa.bindparam(f"key_{k}") for k in keys])
+            params = []
+            for e in entries:
+                values = typed_row(table, e.before)
+                param = {name: value for name, value in values.items() if name not in keys}
+                param.update({f"key_{k}": v for k, v in zip(keys, e.row_key.split("|"))})
+                params.append(param)
+            conn.execute(statement, params)
+
+
+def _repair_xref(conn: Connection, run_id: int) -> XrefRepair:
+    """Make mig_xref say again what the migration last wrote before this run.
+
+    * Records the run created: their entries are deleted (a later run inserts them afresh).
+    * Records the run updated: the previous xref digest is not in the ledger, but it is, by
+      the engine's definition, the record digest of the record's rows as the previous run
+      wrote them — which is what the target holds again once the before-images are restored.
+      So it is recomputed from the restored rows (with the engine's own function, and the
+      previous writer's start time for its RUN_START rule) and the previous run id put back.
+      If an officer had edited the rows between the previous run and this one, the digest
+      includes the edit and the next run treats the record as changed: an update with its
+      before-image kept — never a skipped change, never a duplicate insert.
+    * An entry whose rows cannot be found gets ``RECHECK_DIGEST``: the next run re-checks it.
+      (Deleting such an entry would make the next run *insert* a row that exists: a key clash.)
+    """
+    x = schema.mig_xref
+    repair = XrefRepair()
+    runs = _run_states(conn)
+    rolled_back = [r for r, (state, _) in runs.items() if state == "rolled_back"]
+    for entity, main in XREF_MAIN_TABLE.items():
+        repair.deleted += conn.execute(x.delete().where(
+            x.c.run_id == run_id, x.c.entity == entity,
+            x.c.target_id.in_(_ledger_keys(run_id, main, "insert")))).rowcount
+        last = None
+        while True:
+            query = sa.select(x.c.legacy_key, x.c.target_id).where(x.c.run_id == run_id, x.c.entity == entity)
+            if last is not None:
+                query = query.where(x.c.legacy_key > last)
+            page = conn.execute(query.order_by(x.c.legacy_key).limit(PAGE)).all()
+            if not page:
+                break
+            last = page[-1].legacy_key
+            updates = _previous_xref(conn, entity, main, page, run_id, runs, rolled_back)
+            repair.restored += sum(1 for u in updates if u["b_digest"] != RECHECK_DIGEST)
+            repair.recheck += sum(1 for u in updates if u["b_digest"] == RECHECK_DIGEST)
+            conn.execute(x.update().where(x.c.entity == entity, x.c.legacy_key == sa.bindparam("b_key"))
+                         .values(digest=sa.bindparam("b_digest"), run_id=sa.bindparam("b_run")), updates)
+    return repair
+
+
+def _previous_xref(conn, entity: str, main: str, page, run_id: int, runs: dict, rolled_back: list[int]) -> list[dict]:
+    from mappings.outcome import Mapped
+    from migrate.engine import _record_digest  # the one definition of a record's digest
+
+    mains = _current_rows(conn, main, [p.target_id for p in page])
+    location_ids = sorted({r["location_id"] for r in mains.values() if r.get("location_id")})
+    locations = _current_rows(conn, "location", location_ids) if location_ids else {}
+    writers = _last_writers(conn, main, [p.target_id for p in page], rolled_back, before_run=run_id)
+    writers.update({("location", k): v for k, v in
+                    _last_writers(conn, "location", location_ids, rolled_back, before_run=run_id).items()})
+    updates = []
+    for p in page:
+        row = mains.get(p.target_id)
+        rows = {main: row}
+        loc_id = row.get("location_id") if row else None
+        if loc_id:
+            rows["location"] = locations.get(loc_id)
+        previous = [w for w in (writers.get(p.target_id), writers.get(("location", loc_id))) if w is not None]
+        if any(r is None for r in rows.values()) or not previous:
+            updates.append({"b_key": p.legacy_key, "b_digest": RECHECK_DIGEST, "b_run": run_id})
+            continue
+        writer = max(previous)
+        digest = _record_digest(Mapped(entity, p.legacy_key, rows=rows), runs[writer][1])
+        updates.append({"b_key": p.legacy_key, "b_digest": digest, "b_run": writer})
+    return updates
+
+
+# ------------------------------------------------------------------------------ queries
+
+
+def _ledger_pages(conn: Connection, run_id: int, action: str | None = None) -> Iterator[list[_LedgerEntry]]:
+    """The run's ledger in pages of ``PAGE`` rows, keyset on ``ledger_id`` (no open cursor)."""
+    last = 0
+    while True:
+        query = (sa.select(ledger.c.ledger_id, ledger.c.table_name, ledger.c.row_key, ledger.c.legacy_key,
+                           ledger.c.action, ledger.c.digest, ledger.c.before_image)
+                 .where(ledger.c.run_id == run_id, ledger.c.ledger_id > last))
+        if action is not None:
+            query = query.where(ledger.c.action == action)
+        rows = conn.execute(query.order_by(ledger.c.ledger_id).limit(PAGE)).all()
+        if not rows:
+            return
+        last = rows[-1].ledger_id
+        yield [_LedgerEntry(r.ledger_id, r.table_name, r.row_key, r.legacy_key, r.action, r.digest,
+                            json.loads(r.before_image) if r.before_image else None) for r in rows]
+
+
+def _by_table(entries: Iterable) -> dict[str, list]:
+    grouped: dict[str, list] = {}
+    for e in entries:
+        if e.table not in schema.TARGET_KEYS:
+            raise ValueError(f"the ledger names a table this tool does not write: {e.table!r}")
+        grouped.setdefault(e.table, []).append(e)
+    return grouped
+
+
+def _run_states(conn: Connection) -> dict[int, tuple[str, dt.datetime]]:
+    run = schema.mig_run
+    return {r.run_id: (r.state, r.started_at) for r in conn.execute(sa.select(run.c.run_id, run.c.state,
+                                                                                 run.c.started_at))}
+
+
+def _current_rows(conn: Connection, table_name: str, keys: list[str], *, lock_rows: bool = False) -> dict[str, dict]:
+    """The target rows with these row keys, as {row_key: row}."""
+    if not keys:
+        return {}
+    table = schema.target_metadata.tables[table_name]
+    query = sa.select(table).where(_key_in(table_name, keys))
+    if lock_rows:
+        query = query.with_for_update()
+    return {_row_key(table_name, r): dict(r) for r in conn.execute(query).mappings()}
+
+
+def _later_entries(conn: Connection, table_name: str, keys: list[str], later: list[int]) -> dict[str, list[_Later]]:
+    """Ledger rows of later runs (not rolled back) for these rows, oldest first."""
+    query = (sa.select(ledger.c.row_key, ledger.c.run_id, ledger.c.action, ledger.c.digest, ledger.c.before_image)
+             .where(ledger.c.table_name == table_name, ledger.c.row_key.in_(keys), ledger.c.run_id.in_(later))
+             .order_by(ledger.c.ledger_id))
+    out: dict[str, list[_Later]] = {}
+    for r in conn.execute(query):
+        out.setdefault(r.row_key, []).append(
+            _Later(r.run_id, r.action, r.digest, json.loads(r.before_image) if r.before_image else None))
+    return out
+
+
+def _run_entries(conn: Connection, run_id: int, table_name: str, keys: list[str], action: str) -> list[_LedgerEntry]:
+    if not keys:
+        return []
+    query = (sa.select(ledger.c.ledger_id, ledger.c.table_name, ledger.c.row_key, ledger.c.legacy_key,
+                       ledger.c.action, ledger.c.digest, ledger.c.before_image)
+             .where(ledger.c.run_id == run_id, ledger.c.table_name == table_name, ledger.c.action == action,
+                    ledger.c.row_key.in_(keys)))
+    return [_LedgerEntry(r.ledger_id, r.table_name, r.row_key, r.legacy_key, r.action, r.digest,
+                         json.loads(r.before_image) if r.before_image else None) for r in conn.execute(query)]
+
+
+def _last_writers(conn: Connection, table_name: str, keys: list[str], rolled_back: list[int],
+                  before_run: int | None = None) -> dict[str, int]:
+    """The latest run (not rolled back, optionally before ``before_run``) that wrote each row."""
+    if not keys:
+        return {}
+    query = (sa.select(ledger.c.row_key, sa.func.max(ledger.c.run_id))
+             .where(ledger.c.table_name == table_name, ledger.c.row_key.in_(keys)))
+    if rolled_back:
+        query = query.where(ledger.c.run_id.not_in(rolled_back))
+    if before_run is not None:
+        query = query.where(ledger.c.run_id < before_run)
+    return {key: run for key, run in conn.execute(query.group_by(ledger.c.row_key))}
+
+
+def _ledger_keys(run_id: int, table_name: str, action: str):
+    """Subquery: the row keys of ``table_name`` the run wrote with ``action``."""
+    return sa.select(ledger.c.row_key).where(ledger.c.run_id == run_id, ledger.c.table_name == table_name,
+                                             ledger.c.action == action)
+
+
+def _pages_of(conn: Connection, query, table_name: str) -> Iterator[list[dict]]:
+    """A query over a target table, in pages of ``PAGE`` rows (keyset on the primary key)."""
+    table = schema.target_metadata.tables[table_name]
+    key_cols = [table.c[k] for k in schema.TARGET_KEYS[table_name]]
+    key = key_cols[0] if len(key_cols) == 1 else sa.tuple_(*key_cols)
+    last = None
+    while True:
+        q = query
+        if last is not None:
+            bound = last[0] if len(key_cols) == 1 else sa.tuple_(*[sa.literal(v) for v in last])
+            q = q.where(key > bound)
+        rows = [dict(r) for r in conn.execute(q.order_by(*key_cols).limit(PAGE)).mappings()]
+        if not rows:
+            return
+        last = [rows[-1][c.name] for c in key_cols]
+        yield rows
+
+
+def _row_key(table_name: str, row) -> str:
+    """The ledger's row key: the primary key, composite keys joined by '|' (as the engine writes it)."""
+    return "|".join(str(row[c]) for c in schema.TARGET_KEYS[table_name])
+
+
+def _key_expr(table_name: str):
+    """SQL expression equal to a row's ledger row key."""
+    table = schema.target_metadata.tables[table_name]
+    cols = [table.c[k] for k in schema.TARGET_KEYS[table_name]]
+    expr = cols[0]
+    for col in cols[1:]:
+        expr = expr + "|" + col  # String '+' renders as || or concat() per engine
+    return expr
+
+
+def _key_in(table_name: str, keys: list[str]):
+    table = schema.target_metadata.tables[table_name]
+    names = schema.TARGET_KEYS[table_name]
+    if len(names) == 1:
+        return table.c[names[0]].in_(keys)
+    return sa.tuple_(*[table.c[n] for n in names]).in_([tuple(k.split("|")) for k in keys])
+
+
+# ------------------------------------------------------------------------------ values
+
+
+def typed_row(table: sa.Table, canon: dict) -> dict:
+    """A canonical row (before-image) back in the column types the table takes."""
+    missing = [c.name for c in table.columns if c.name not in canon]
+    if missing:
+        raise ValueError(f"before-image of a {table.name} row lacks column(s) {', '.join(missing)}")
+    return {c.name: from_canonical(c.type, canon[c.name]) for c in table.columns}
+
+
+def from_canonical(type_, text: str | None):
+    """Inverse of ``core.digest.canonical`` for one column type."""
+    if text is None:
+        return None
+    if isinstance(type_, schema.UTCDateTime) or isinstance(type_, sa.DateTime):
+        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    if isinstance(type_, sa.Date):
+        return dt.date.fromisoformat(text)
+    if isinstance(type_, sa.Boolean):
+        if text not in ("true", "false"):
+            raise ValueError(f"not a canonical boolean: {text!r}")
+        return text == "true"
+    if isinstance(type_, sa.Integer):
+        return int(text)
+    if isinstance(type_, sa.Numeric):
+        return float(text)
+    return text
+
+
+def _kinds_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n:,} {kind}" for kind, n in counts.items())
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)

@@ -1,0 +1,370 @@
+"""The rollback dry-run report: ``rollback.json`` and ``rollback.xlsx`` (the auditors' workbook).
+
+The analysis in ``migrate.rollback`` streams every planned row, conflict and notice into a
+:class:`RollbackReport` as it finds them, so a run of a million rows never sits in memory:
+rows go straight into write-only sheets and into spool files that become the arrays of the
+JSON. ``finish`` adds the Summary (first sheet, links to every other sheet; the JSON's
+``summary`` object first) and renames both files into place together, mode 0600. On any
+failure nothing half-written is left behind, and no spool with personal data survives.
+
+Workbook: Summary · Conflicts · Notices · Restore · Delete. Every table sheet has a frozen
+header, a filter, fitted widths and a link back to the Summary. Intelligence text never
+appears (the analysis passes only its fingerprint); values that could be read as spreadsheet
+formulas are neutralised by ``reports.xlsx``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.errors import OutputError
+from reports import xlsx
+from reports.safe import mask_credentials
+
+if TYPE_CHECKING:  # types only: the analysis imports this module, not the other way round
+    from migrate.rollback import Conflict, PlannedRow, RollbackResult
+    from migrate.runs import RunInfo
+
+FILE_MODE = 0o600
+JSON_NAME = "rollback.json"
+XLSX_NAME = "rollback.xlsx"
+
+CONFLICT_SHEET, NOTICE_SHEET, RESTORE_SHEET, DELETE_SHEET = "Conflicts", "Notices", "Restore", "Delete"
+CONFLICT_COLUMNS = ("kind", "table", "row_key", "legacy_key", "run_action", "later_runs", "refers_to",
+                    "written_by_run", "fields", "fields_proven", "detail")
+RESTORE_COLUMNS = ("table", "row_key", "legacy_key", "fields_restored", "changes (now -> restored)")
+DELETE_COLUMNS = ("table", "row_key", "legacy_key")
+
+KIND_MEANING = {
+    "CHANGED_SINCE": "a row the run wrote has been edited since: undoing the run would destroy the edit",
+    "DELETED_SINCE": "a row the run updated has been deleted since: restoring it would bring it back",
+    "DEPENDENT_ROW": "a row added since refers to a row the rollback would delete",
+    "LATER_RUN": "a later run wrote the same row: undo runs newest first",
+    "ALREADY_DELETED": "(notice) a row the run inserted has been deleted since: nothing to delete",
+}
+SHEET_MEANING = {
+    CONFLICT_SHEET: "every conflict: each one blocks `rollback --execute` until resolved",
+    NOTICE_SHEET: "rows the run inserted that someone has deleted since (nothing to undo; worth knowing)",
+    RESTORE_SHEET: "rows the run updated: put back as they were before it (from the ledger's before-images)",
+    DELETE_SHEET: "rows the run inserted: deleted by the rollback",
+}
+MODE_TITLE = {
+    "dry_run": "Rollback dry run",
+    "refused": "Rollback refused",
+    "executed": "Rollback executed",
+}
+
+
+class RollbackReport:
+    """A sink for the analysis, and the writer of both report files."""
+
+    def __init__(self, out_dir: Path, *, run: "RunInfo", target: str, mode: str):
+        self.out_dir = Path(out_dir)
+        self.run = run
+        self.target = target
+        self.mode = mode
+        _prepare_folder(self.out_dir)
+        self._token = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._temps: list[Path] = []
+        self._spools = {}
+        self._finished = False
+        self._wb = xlsx.new_workbook()
+        try:
+            self._summary_ws = self._wb.create_sheet(xlsx.SUMMARY_TITLE)
+            self._summary_ws.sheet_view.tabSelected = True
+            self._taken = {xlsx.SUMMARY_TITLE}
+            self._tables = {
+                CONFLICT_SHEET: xlsx.TableWriter(self._wb, CONFLICT_SHEET, CONFLICT_COLUMNS, self._taken,
+                                                 fixed_widths={8: 50, 10: 80}),
+                NOTICE_SHEET: xlsx.TableWriter(self._wb, NOTICE_SHEET, CONFLICT_COLUMNS, self._taken,
+                                               fixed_widths={8: 30, 10: 60}),
+                RESTORE_SHEET: xlsx.TableWriter(self._wb, RESTORE_SHEET, RESTORE_COLUMNS, self._taken,
+                                                fixed_widths={4: 80}),
+                DELETE_SHEET: xlsx.TableWriter(self._wb, DELETE_SHEET, DELETE_COLUMNS, self._taken),
+            }
+            for name in ("conflicts", "notices", "restore", "delete"):
+                self._spools[name] = self._open_temp(f"{name}.jsonl")
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"cannot write the rollback report into {self.out_dir}: {_reason(exc)}") from None
+
+    # --- the sink ---------------------------------------------------------------------
+
+    def planned(self, row: "PlannedRow") -> None:
+        if row.action == "delete":
+            self._spool("delete", row.to_json())
+            self._tables[DELETE_SHEET].append([row.table, row.row_key, row.legacy_key])
+        else:
+            self._spool("restore", row.to_json())
+            self._tables[RESTORE_SHEET].append([row.table, row.row_key, row.legacy_key,
+                                                ", ".join(f.field for f in row.fields),
+                                                _changes_text(row.fields, "->")])
+
+    def conflict(self, conflict: "Conflict") -> None:
+        self._spool("conflicts", conflict.to_json())
+        self._tables[CONFLICT_SHEET].append(_conflict_values(conflict))
+
+    def notice(self, notice: "Conflict") -> None:
+        self._spool("notices", notice.to_json())
+        self._tables[NOTICE_SHEET].append(_conflict_values(notice))
+
+    # --- finishing --------------------------------------------------------------------
+
+    def finish(self, result: "RollbackResult") -> list[Path]:
+        """Write the Summary and publish both files; returns [json, xlsx] paths."""
+        try:
+            sheets = {name: table.close(always=True) for name, table in self._tables.items()}
+            _summary_sheet(self._summary_ws, result, sheets)
+            xlsx.order_sheets(self._wb, [xlsx.SUMMARY_TITLE] + [t for name in sheets for t, _ in sheets[name]])
+            xlsx_temp = self._temp_path(XLSX_NAME)
+            with _create(xlsx_temp, binary=True) as out:
+                self._wb.save(out)
+            self._finished = True  # saved: openpyxl has removed its spools itself
+            json_temp = self._temp_path(JSON_NAME)
+            with _create(json_temp) as out:
+                self._write_json(out, result)
+            final_json, final_xlsx = self.out_dir / JSON_NAME, self.out_dir / XLSX_NAME
+            os.replace(json_temp, final_json)
+            os.replace(xlsx_temp, final_xlsx)
+        except OSError as exc:
+            raise OutputError(f"cannot write the rollback report into {self.out_dir}: {_reason(exc)}") from None
+        finally:
+            self.abort()
+        return [final_json, final_xlsx]
+
+    def abort(self) -> None:
+        """Remove spools and temporary files (idempotent); the published files stay."""
+        for handle in self._spools.values():
+            try:
+                handle.close()
+            except OSError:
+                pass
+        self._spools = {}
+        for path in self._temps:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass
+        self._temps = []
+        if not self._finished:
+            xlsx.discard_spools(self._wb)
+            self._finished = True
+
+    # --- internals --------------------------------------------------------------------
+
+    def _spool(self, name: str, document: dict) -> None:
+        handle = self._spools[name]
+        handle.write(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
+        handle.write("\n")
+
+    def _temp_path(self, name: str) -> Path:
+        path = self.out_dir / f".{name}.{self._token}.part"
+        self._temps.append(path)
+        return path
+
+    def _open_temp(self, name: str):
+        return _create(self._temp_path(name), mode="w+")
+
+    def _write_json(self, out, result: "RollbackResult") -> None:
+        head = json.dumps(rollback_document(result), indent=2, ensure_ascii=False, default=str)
+        out.write(head[: -len("\n}")])  # reopen the object to append the four arrays
+        for key in ("conflicts", "notices", "restore", "delete"):
+            out.write(f',\n  "{key}": [')
+            spool = self._spools[key]
+            spool.flush()
+            spool.seek(0)
+            first = True
+            for line in spool:
+                out.write("\n    " if first else ",\n    ")
+                out.write(line.rstrip("\n"))
+                first = False
+            out.write("\n  ]" if not first else "]")
+        out.write("\n}\n")
+
+
+def rollback_document(result: "RollbackResult") -> dict[str, Any]:
+    """Everything of the JSON report except the four row arrays."""
+    run = result.run
+    return {
+        "report": "rollback",
+        "mode": result.mode,
+        "result": _verdict(result),
+        "run": run.to_json(),
+        "target": mask_credentials(result.target),
+        "started_at": _iso(result.started_at),
+        "finished_at": _iso(result.finished_at),
+        "summary": {
+            "conflicts": result.conflict_count,
+            "conflicts_by_kind": result.conflict_counts,
+            "notices": result.notice_count,
+            "delete": result.delete_count,
+            "restore": result.restore_count,
+            "tables": {name: plan.to_json() for name, plan in result.tables.items()},
+            "runs_to_undo_first": result.runs_to_undo_first,
+            "xref": result.xref.to_json() if result.xref else None,
+        },
+        "kinds": KIND_MEANING,
+    }
+
+
+# ---- the Summary sheet --------------------------------------------------------------------
+
+
+def _summary_sheet(ws, result: "RollbackResult", sheets: dict[str, list[tuple[str, int]]]) -> None:
+    run = result.run
+    xlsx.set_widths(ws, [30, 16, 16, 18, 16, 70])
+    c = lambda v, **kw: xlsx.cell(ws, v, **kw)  # noqa: E731
+    label = lambda text: c(text, font=xlsx.LABEL_FONT)  # noqa: E731
+    failed = result.conflict_count > 0
+    first = {name: (titles[0][0] if titles else None) for name, titles in sheets.items()}
+
+    ws.row_dimensions[1].height = 24
+    ws.row_dimensions[4].height = 36
+    ws.append([c(f"{MODE_TITLE.get(result.mode, 'Rollback')} of migration run {run.id}", font=xlsx.TITLE_FONT)])
+    ws.append([c("What undoing the run would delete and restore, and every conflict with work done in iOPS "
+                 "since the run. Blue underlined text links to the sheet it names.")])
+    ws.append([])
+    verdict = _verdict(result)
+    ws.append([c("Result", font=xlsx.LABEL_FONT, alignment=xlsx.MIDDLE),
+               c(verdict, font=xlsx.RESULT_FONT, fill=xlsx.FAIL_FILL if failed else xlsx.PASS_FILL,
+                 alignment=xlsx.CENTRE),
+               c("  " + _verdict_text(result), alignment=xlsx.MIDDLE)])
+    ws.append([])
+    for text, value in (
+        ("Run", run.id),
+        ("Run state", run.state),
+        ("Run started (UTC)", xlsx.naive_utc(run.started_at)),
+        ("Run finished (UTC)", xlsx.naive_utc(run.finished_at)),
+        ("Legacy store of the run", mask_credentials(run.legacy_store)),
+        ("Target (iOPS)", mask_credentials(result.target)),
+        ("Run by", f"{run.os_user or '?'} on {run.host or '?'}"),
+        ("Report made (UTC)", xlsx.naive_utc(result.finished_at)),
+    ):
+        ws.append([label(text), c(value, alignment=xlsx.LEFT) if value is not None else None])
+    if result.runs_to_undo_first:
+        ws.append([label("Runs to undo first"), c(", ".join(str(r) for r in result.runs_to_undo_first))])
+    ws.append([])
+
+    ws.append([c("Per table", font=xlsx.SECTION_FONT)])
+    ws.append(xlsx.header_row(ws, ["Table", "Delete", "Restore", "Already deleted", "Conflicts"], range(1, 5)))
+    totals = [0, 0, 0, 0]
+    for name, plan in result.tables.items():
+        values = [plan.delete, plan.restore, plan.already_deleted, plan.conflicts]
+        totals = [a + b for a, b in zip(totals, values)]
+        links = [first[DELETE_SHEET], first[RESTORE_SHEET], first[NOTICE_SHEET], first[CONFLICT_SHEET]]
+        ws.append([label(name)] + [c(v, link=link) if v and link else c(v) for v, link in zip(values, links)])
+    ws.append([c("All tables", font=xlsx.LABEL_FONT, border=xlsx.TOTAL_BORDER)]
+              + [c(v, font=xlsx.LABEL_FONT, border=xlsx.TOTAL_BORDER) for v in totals])
+    ws.append([])
+
+    ws.append([c("Conflicts by kind", font=xlsx.SECTION_FONT)])
+    ws.append(xlsx.header_row(ws, ["Kind", "Count"], [1]))
+    for kind, meaning in KIND_MEANING.items():
+        n = result.notice_count if kind == "ALREADY_DELETED" else result.conflict_counts.get(kind, 0)
+        link = first[NOTICE_SHEET] if kind == "ALREADY_DELETED" else first[CONFLICT_SHEET]
+        ws.append([label(kind), c(n, link=link) if n and link else c(n), None, None, None, c(meaning)])
+    ws.append([])
+
+    if result.xref is not None:
+        ws.append([c("Cross-reference (mig_xref) repaired", font=xlsx.SECTION_FONT)])
+        ws.append([label("Entries deleted"), c(result.xref.deleted)])
+        ws.append([label("Entries restored"), c(result.xref.restored)])
+        ws.append([label("Entries to re-check"), c(result.xref.recheck)])
+        ws.append([])
+
+    ws.append([c("Sheets in this workbook", font=xlsx.SECTION_FONT)])
+    ws.append(xlsx.header_row(ws, ["Sheet", "Rows"], [1]) + [None, None, None,
+                                                             c("What it holds", font=xlsx.HEADER_FONT,
+                                                               fill=xlsx.HEADER_FILL)])
+    for name, titles in sheets.items():
+        for title, rows in titles:
+            ws.append([c(title, link=title), c(rows), None, None, None, c(SHEET_MEANING[name])])
+    ws.append([])
+    ws.append([c("How to resolve conflicts", font=xlsx.SECTION_FONT)])
+    for text in (
+        "LATER_RUN: roll back the later runs first, newest first (rollback N --execute for each).",
+        "DEPENDENT_ROW written by a later run: roll that run back first. Entered in iOPS: re-point or "
+        "remove it in iOPS, or keep the migrated rows.",
+        "CHANGED_SINCE: decide with the officer whether the edit may be lost; if not, the run stays.",
+        "DELETED_SINCE: a restored row would come back; re-create it or keep the run.",
+        "Then run the dry run again: rollback --execute refuses while any conflict remains.",
+    ):
+        ws.append([c("•"), c(text)])
+
+
+def _verdict(result: "RollbackResult") -> str:
+    if result.mode == "executed":
+        return "ROLLED BACK"
+    return f"{result.conflict_count:,} CONFLICTS" if result.conflict_count else "CLEAN"
+
+
+def _verdict_text(result: "RollbackResult") -> str:
+    if result.mode == "executed":
+        return (f"{result.delete_count:,} rows deleted and {result.restore_count:,} restored in one transaction; "
+                f"run {result.run.id} is marked rolled back")
+    if result.conflict_count:
+        return "rollback --execute will refuse until every conflict below is resolved"
+    return (f"undoing run {result.run.id} would delete {result.delete_count:,} rows and restore "
+            f"{result.restore_count:,}, destroying no later work")
+
+
+# ---- values -------------------------------------------------------------------------------
+
+
+def _conflict_values(c: "Conflict") -> list:
+    return [c.kind, c.table, c.row_key, c.legacy_key, c.run_action,
+            ", ".join(str(r) for r in c.later_runs) or None, c.refers_to, c.written_by_run,
+            _changes_text(c.fields, "| written:" if c.kind == "CHANGED_SINCE" else "| was:"),
+            "yes" if c.fields_proven else None, c.detail]
+
+
+def _changes_text(fields, arrow: str) -> str | None:
+    if not fields:
+        return None
+    return "\n".join(f"{f.field}: {_quoted(f.current)} {arrow} {_quoted(f.other)}" for f in fields)
+
+
+def _quoted(value: str | None) -> str:
+    return "NULL" if value is None else repr(value)
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+# ---- files --------------------------------------------------------------------------------
+
+
+def _prepare_folder(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise OutputError(f"cannot create the report folder {out_dir}: {_reason(exc)}") from None
+    if not out_dir.is_dir():
+        raise OutputError(f"the report folder {out_dir} is not a folder")
+
+
+def _create(path: Path, *, binary: bool = False, mode: str = "w"):
+    """A new file readable by its owner only, whatever the umask and the folder's defaults."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    except (AttributeError, OSError):
+        pass
+    if binary:
+        return os.fdopen(fd, "wb")
+    return os.fdopen(fd, mode, encoding="utf-8", newline="")
+
+
+def _reason(exc: OSError) -> str:
+    if exc.strerror:
+        return exc.strerror
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
