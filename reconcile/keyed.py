@@ -1,0 +1,764 @@
+"""Keyed matching and field comparison, entity by entity (``reconciliation.md``, Matching 1,
+Categories, Comparing fields), plus the links of matched crimes.
+
+Per entity the legacy table is streamed in key order in batches (as ``migrate/engine.py``
+does); each batch is mapped by the same pure functions the migration uses, which gives the
+*expected* rows; the target rows carrying the batch's trimmed keys are fetched with one
+indexed ``legacy_ref IN (...)`` (person: ``legacy_nominal_id IN (...)``) and compared. Nothing
+is held per record beyond compact integer key sets (as ``migrate/accepted.py``), so memory
+does not grow with the size of the stores, except for the legacy records left without a
+keyed counterpart (the candidates of unkeyed matching, normally few).
+
+After each keyed pass the target table is streamed once to find ``UNEXPECTED`` records
+(a legacy key that is no live legacy record), count the new side, collect unkeyed records
+and — for crimes — the new side of the crime statistics.
+
+Order matters as in the migration: persons, crimes (+ their links), intelligence — the
+mapping of a link or of an intelligence subject depends on which persons and crimes the
+mapping accepts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from core.db import store_errors, stream
+from core.progress import bar
+from mappings import map_crimes, map_intel, map_links, map_persons
+from mappings.outcome import Issue, Mapped, MappingContext
+from mappings.parse import parse_nom_id
+from reconcile import similarity
+from reconcile.compare import COORD, EXACT, INSTANT, SECRET, TEXT, FieldDiff, FieldRule, diff_fields
+from reconcile.model import Discrepancy, EntityTotals
+from reconcile.stats import CrimeStats
+
+#: Target rows fetched per ``IN (...)`` when looking records up by id.
+LOOKUP_CHUNK = 1000
+
+# ------------------------------------------------------------------------------------ keys
+
+_REF = re.compile(r"^(?:CR|IN)/(\d{6})/(\d{2})$")
+
+
+def encode_ref(key: str) -> int | str:
+    """``CR/004512/19`` → 19004512: an int costs a fraction of the string in a set of a million."""
+    m = _REF.match(key)
+    if m is None:
+        return key  # not a well-formed reference (rare; the mapping rejects those)
+    return int(m.group(2)) * 1_000_000 + int(m.group(1))
+
+
+def encode_person(key: Any) -> int | str:
+    try:
+        return int(key)
+    except (TypeError, ValueError):
+        return str(key)
+
+
+class EntityKeys:
+    """What the reconciler remembers of one legacy entity, as compact sets of encoded keys.
+
+    ``accepted``: live records the mapping migrates (the big set). ``rejected``: live records
+    the mapping rejects. ``excluded``: logically deleted. ``unmatched``: accepted records
+    with no keyed counterpart (yet) — the candidates of unkeyed matching.
+    """
+
+    def __init__(self, encode: Callable[[Any], int | str]) -> None:
+        self.encode = encode
+        self.accepted: set = set()
+        self.rejected: set = set()
+        self.excluded: set = set()
+        self.unmatched: set = set()
+
+    def seen(self, key) -> str | None:
+        """'accepted' / 'rejected' if this trimmed key was already met live, else None."""
+        k = self.encode(key)
+        if k in self.accepted:
+            return "accepted"
+        if k in self.rejected:
+            return "rejected"
+        return None
+
+    def add(self, key, accepted: bool) -> None:
+        k = self.encode(key)
+        if accepted:
+            self.rejected.discard(k)
+            self.accepted.add(k)
+        elif k not in self.accepted:
+            self.rejected.add(k)
+
+    def is_live(self, key) -> bool:
+        k = self.encode(key)
+        return k in self.accepted or k in self.rejected
+
+    def is_excluded(self, key) -> bool:
+        return self.encode(key) in self.excluded
+
+    def is_accepted(self, key) -> bool:
+        return self.encode(key) in self.accepted
+
+    def is_matched(self, key) -> bool:
+        """Accepted by the mapping and present in the new store (keyed or AUTO)."""
+        k = self.encode(key)
+        return k in self.accepted and k not in self.unmatched
+
+
+# --------------------------------------------------------------------------- entity specs
+
+PERSON_RULES = (
+    FieldRule("family_name", TEXT, ("surname", "forenames")),
+    FieldRule("given_names", TEXT, ("surname", "forenames")),
+    FieldRule("date_of_birth", EXACT, ("dob",)),
+    FieldRule("sex", EXACT, ("sex",)),
+    FieldRule("pnc_id", EXACT, ("pnc_id",)),
+    FieldRule("ethnicity_code", EXACT, ("eth_code",)),
+    FieldRule("source_system", EXACT),
+)
+
+_LOCATION_RULES = (
+    FieldRule("location.address", TEXT, ("addr_line",)),
+    FieldRule("location.postcode", EXACT, ("pcode",)),
+    FieldRule("location.easting", EXACT, ("grid_e",)),
+    FieldRule("location.northing", EXACT, ("grid_n",)),
+    FieldRule("location.latitude", COORD, ("grid_e", "grid_n")),
+    FieldRule("location.longitude", COORD, ("grid_e", "grid_n")),
+    FieldRule("location.beat", EXACT, ("beat",)),
+    FieldRule("location.district_code", EXACT, ("div",)),
+)
+
+CRIME_RULES = (
+    FieldRule("crime_ref", EXACT, ("crime_no",)),
+    FieldRule("ho_offence_code", EXACT, ("off_code",)),
+    FieldRule("offence_description", EXACT, ("off_code",)),
+    FieldRule("offence_group", EXACT, ("off_code",)),
+    FieldRule("police_uk_category", EXACT, ("off_code",)),
+    FieldRule("recorded_at", INSTANT, ("rec_date", "rec_time")),
+    FieldRule("committed_from", INSTANT, ("from_date", "from_time")),
+    FieldRule("committed_to", INSTANT, ("to_date", "to_time")),
+    FieldRule("district_code", EXACT, ("div",)),
+    FieldRule("status", EXACT, ("status",)),
+    FieldRule("outcome_code", EXACT, ("disposal",)),
+    FieldRule("mo_summary", TEXT, ("mo_text",)),
+    FieldRule("oic_collar", EXACT, ("oic",)),
+    FieldRule("source_system", EXACT),
+) + _LOCATION_RULES
+
+INTEL_RULES = (
+    FieldRule("intel_ref", EXACT, ("intel_no",)),
+    FieldRule("submitted_at", INSTANT, ("submit_date", "submit_time")),
+    FieldRule("source_evaluation", EXACT, ("src_eval",)),
+    FieldRule("intelligence_assessment", EXACT, ("int_eval",)),
+    FieldRule("handling_code", EXACT, ("handling",)),
+    FieldRule("handling_conditions", TEXT, ("handling",)),
+    FieldRule("grading_review_required", EXACT, ("src_eval", "int_eval", "handling")),
+    # Compared as the subject's legacy NOM_ID: the uuid is a surrogate key.
+    FieldRule("subject_person_id", EXACT, ("subj_nom_id",)),
+    FieldRule("intel_text", SECRET, ("int_text",)),
+    FieldRule("district_code", EXACT, ("div",)),
+    FieldRule("review_date", EXACT, ("review_date",)),
+    FieldRule("officer_collar", EXACT, ("officer",)),
+    FieldRule("source_system", EXACT),
+    # An intelligence location carries the grid only (mapping.md): no address, postcode, beat.
+    FieldRule("location.address", TEXT),
+    FieldRule("location.postcode", EXACT),
+    FieldRule("location.easting", EXACT, ("grid_e",)),
+    FieldRule("location.northing", EXACT, ("grid_n",)),
+    FieldRule("location.latitude", COORD, ("grid_e", "grid_n")),
+    FieldRule("location.longitude", COORD, ("grid_e", "grid_n")),
+    FieldRule("location.beat", EXACT),
+    FieldRule("location.district_code", EXACT, ("div",)),
+)
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    name: str  # person | crime | intelligence (reconcile.model.ENTITIES)
+    legacy_table: str
+    key_column: str  # legacy key, streamed in this order
+    map_batch: Callable[[Sequence, MappingContext], list[Mapped]]
+    target_table: str
+    main_table: str  # the mapped row that is the record (Mapped.rows key)
+    target_key: str  # legacy_ref | legacy_nominal_id
+    target_id: str  # crime_id | intel_id | person_id
+    new_ref: str  # crime_ref | intel_ref | person_id
+    rules: tuple[FieldRule, ...]
+
+
+PERSON = EntitySpec("person", "nominal", "nom_id", map_persons, "person", "person", "legacy_nominal_id",
+                    "person_id", "person_id", PERSON_RULES)
+CRIME = EntitySpec("crime", "crime", "crime_no", map_crimes, "crime", "crime", "legacy_ref",
+                   "crime_id", "crime_ref", CRIME_RULES)
+INTEL = EntitySpec("intelligence", "intel", "intel_no", map_intel, "intelligence_report", "intelligence_report",
+                   "legacy_ref", "intel_id", "intel_ref", INTEL_RULES)
+
+
+def expected_values(spec: EntitySpec, m: Mapped) -> list:
+    """The mapped value of every compared field, in ``spec.rules`` order."""
+    main = m.rows[spec.main_table]
+    location = m.rows.get("location") or {}
+    values = []
+    for rule in spec.rules:
+        if rule.name.startswith("location."):
+            values.append(location.get(rule.name[9:]))
+        else:
+            values.append(main.get(rule.name))
+    return values
+
+
+@dataclass
+class TargetRecord:
+    """One new record carrying a legacy key: its ids and its compared values."""
+
+    target_id: str
+    new_ref: str
+    created_at: dt.datetime | None
+    values: list
+    subject_person_id: str | None = None  # intelligence: the raw uuid, resolved to NOM_ID later
+
+
+# -------------------------------------------------------------------------- the reconciler
+
+
+@dataclass
+class Candidate:
+    """A live accepted legacy crime with no keyed counterpart: what unkeyed matching needs."""
+
+    key: str
+    record: Any = None  # similarity inputs (a dict) until names are known, then a SimRecord
+    links: frozenset = frozenset()  # expected (nom_id, role) of the mapping
+    link_rejects: tuple = ()  # (link legacy_key, reject code) of rejected links
+    nom_ids: tuple = ()
+
+
+@dataclass
+class FindingSink:
+    """Where the reconciler puts what it finds: the spool and the per-entity totals."""
+
+    spool: Any  # reconcile.spool.DiscrepancySpool
+    totals: dict[str, EntityTotals]
+
+    def emit(self, d: Discrepancy, explained: bool = False) -> None:
+        self.spool.add(d)
+        t = self.totals[d.entity]
+        t.categories[d.category] += 1
+        if explained:
+            t.missing_explained += 1
+
+
+class Reconciler:
+    def __init__(self, legacy: Engine, target: Engine, legacy_tables: dict, target_tables: dict,
+                 ctx: MappingContext, findings: FindingSink, *, batch_size: int, auto_threshold: float,
+                 review_threshold: float) -> None:
+        self.legacy = legacy
+        self.target = target
+        self.lt = legacy_tables
+        self.tt = target_tables
+        self.findings = findings
+        self.batch_size = batch_size
+        self.auto_threshold = auto_threshold
+        self.review_threshold = review_threshold
+        self.keys = {"person": EntityKeys(encode_person), "crime": EntityKeys(encode_ref),
+                     "intelligence": EntityKeys(encode_ref)}
+        persons, crimes = self.keys["person"], self.keys["crime"]
+        self.ctx = MappingContext(reference=ctx.reference, run_started=ctx.run_started,
+                                  person_migrated=persons.is_accepted, crime_migrated=crimes.is_accepted)
+        self.stats = CrimeStats()
+        self.candidates: dict[str, Candidate] = {}  # crime key -> candidate
+        self.padded_links: dict[str, list[dict]] = {}  # trimmed CRIME_NO -> CRIME_NOM rows typed padded
+        self.collect_similarity = False
+
+    # ------------------------------------------------------------------ reading helpers
+
+    def _legacy_batches(self, spec: EntitySpec) -> Iterator[list[dict]]:
+        table = self.lt[spec.legacy_table]
+        stmt = sa.select(table).order_by(table.c[spec.key_column])
+        with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
+            result = stream(conn, stmt).mappings()
+            for partition in result.partitions(self.batch_size):
+                yield [dict(row) for row in partition]
+
+    def _legacy_all(self, conn, stmt) -> list:
+        with store_errors(self.legacy, "legacy"):
+            return conn.execute(stmt).mappings().all()
+
+    def _target_all(self, conn, stmt) -> list:
+        with store_errors(self.target, "target"):
+            return conn.execute(stmt).all()
+
+    def _count(self, engine: Engine, role: str, table: sa.Table, where=None) -> int:
+        stmt = sa.select(sa.func.count()).select_from(table)
+        if where is not None:
+            stmt = stmt.where(where)
+        with store_errors(engine, role), engine.connect() as conn:
+            return conn.execute(stmt).scalar_one()
+
+    def _connect(self, engine: Engine, role: str):
+        with store_errors(engine, role):
+            return engine.connect()
+
+    # ------------------------------------------------------------------ target reads
+
+    def _target_select(self, spec: EntitySpec):
+        main = self.tt[spec.target_table]
+        location = self.tt["location"]
+        columns = [main.c[spec.target_id], main.c[spec.new_ref], main.c[spec.target_key], main.c.created_at]
+        joined = main
+        if any(r.name.startswith("location.") for r in spec.rules):
+            joined = main.outerjoin(location, main.c.location_id == location.c.location_id)
+        for rule in spec.rules:
+            if rule.name.startswith("location."):
+                columns.append(location.c[rule.name[9:]])
+            else:
+                columns.append(main.c[rule.name])
+        return sa.select(*columns).select_from(joined)
+
+    def _fetch_keyed(self, conn, spec: EntitySpec, keys: list) -> dict[Any, list[TargetRecord]]:
+        """New records whose legacy key equals one of ``keys`` exactly (grouped by that key)."""
+        if not keys:
+            return {}
+        main = self.tt[spec.target_table]
+        stmt = self._target_select(spec).where(main.c[spec.target_key].in_(keys))
+        wanted = set(keys)
+        found: dict[Any, list[TargetRecord]] = defaultdict(list)
+        subject_index = next((i for i, r in enumerate(spec.rules) if r.name == "subject_person_id"), None)
+        for row in self._target_all(conn, stmt):
+            key = row[2]
+            # Exact equality, checked here: MariaDB's PAD SPACE collations would also return
+            # 'CR/000001/19 ' for 'CR/000001/19', which is not the trimmed key.
+            if key not in wanted or (isinstance(key, str) and key != key.strip()):
+                continue
+            values = list(row[4:])
+            rec = TargetRecord(row[0], row[1], row[3], values)
+            if subject_index is not None:
+                rec.subject_person_id = values[subject_index]
+            found[key].append(rec)
+        return found
+
+    def _nom_ids_of(self, conn, person_ids: Iterable[str]) -> dict[str, int | None]:
+        """person_id → legacy_nominal_id (None for a person created in iOPS)."""
+        person = self.tt["person"]
+        ids = sorted({p for p in person_ids if p is not None})
+        resolved: dict[str, int | None] = {}
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            chunk = ids[start:start + LOOKUP_CHUNK]
+            stmt = sa.select(person.c.person_id, person.c.legacy_nominal_id).where(person.c.person_id.in_(chunk))
+            for pid, nom in self._target_all(conn, stmt):
+                resolved[pid] = nom
+        return resolved
+
+    # ------------------------------------------------------------------ keyed passes
+
+    def keyed_pass(self, spec: EntitySpec) -> None:
+        totals = self.findings.totals[spec.name]
+        keys = self.keys[spec.name]
+        total = self._count(self.legacy, "legacy", self.lt[spec.legacy_table])
+        tconn = self._connect(self.target, "target")
+        lconn = self._connect(self.legacy, "legacy") if spec is CRIME else None
+        try:
+            with bar(f"reconcile {spec.name:<12}", total=total, unit="rec") as progress:
+                for batch in self._legacy_batches(spec):
+                    mapped = spec.map_batch(batch, self.ctx)
+                    self._reconcile_batch(spec, batch, mapped, keys, totals, tconn, lconn)
+                    progress.update(len(batch))
+        finally:
+            tconn.close()
+            if lconn is not None:
+                lconn.close()
+
+    def _reconcile_batch(self, spec: EntitySpec, batch: list[dict], mapped: list[Mapped], keys: EntityKeys,
+                         totals: EntityTotals, tconn, lconn) -> None:
+        first: list[tuple[dict, Mapped]] = []  # live records whose trimmed key is met for the first time
+        for raw, m in zip(batch, mapped, strict=True):
+            if m.excluded:
+                totals.legacy_excluded += 1
+                keys.excluded.add(keys.encode(m.legacy_key))
+                continue
+            totals.legacy_total += 1
+            earlier = keys.seen(m.legacy_key)
+            if earlier is not None:
+                # Two legacy keys equal once trimmed: the first (in key order) is the record,
+                # the migration rejects the second (DUPLICATE_KEY) rather than merge it.
+                if earlier == "accepted" and m.reject is None:
+                    m.reject = Issue("DUPLICATE_KEY", spec.key_column.upper(), m.legacy_key)
+                if m.reject is not None:
+                    self._missing(spec, m, explained=True)
+                    continue
+            keys.add(m.legacy_key, m.accepted)
+            if m.accepted and spec is CRIME:
+                self.stats.add_mapped(m.rows["crime"], m.rows.get("location"))
+            first.append((raw, m))
+
+        lookup = [self._target_key_value(spec, m) for _, m in first]
+        found = self._fetch_keyed(tconn, spec, [k for k in lookup if k is not None])
+        if spec is INTEL:
+            self._resolve_subjects(tconn, found, first)
+        links = self._batch_links(tconn, lconn, first, found) if spec is CRIME else None
+
+        for (raw, m), lookup_key in zip(first, lookup):
+            records = found.get(lookup_key, []) if lookup_key is not None else []
+            if m.reject is not None:
+                if records:
+                    self._legacy_rejected(spec, m, records, totals)
+                else:
+                    self._missing(spec, m, explained=True)
+                continue
+            if not records:
+                keys.unmatched.add(keys.encode(m.legacy_key))
+                if spec is CRIME:
+                    self._add_candidate(m, links)
+                else:
+                    self._missing(spec, m)
+                continue
+            totals.matched_keyed += 1
+            counterpart, diffs = self._counterpart(spec, m, records)
+            self._emit_altered(spec, raw, m, counterpart, diffs)
+            for other in records:
+                if other is not counterpart:
+                    self.findings.emit(Discrepancy(spec.name, "DUPLICATE", m.legacy_key, other.new_ref))
+            if spec is CRIME:
+                self._compare_links(m.legacy_key, counterpart.new_ref, records, links)
+
+    @staticmethod
+    def _target_key_value(spec: EntitySpec, m: Mapped):
+        if spec is PERSON:
+            key = encode_person(m.legacy_key)
+            return key if isinstance(key, int) else None
+        return m.legacy_key or None
+
+    def _counterpart(self, spec: EntitySpec, m: Mapped, records: list[TargetRecord]):
+        """The new record closest to the mapping: fewest differing fields, then earliest
+        created_at, then smallest new reference. Returns it with its differences."""
+        expected = expected_values(spec, m)
+        best = None
+        for rec in records:
+            diffs = diff_fields(spec.rules, expected, rec.values)
+            created = rec.created_at or dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+            rank = (len(diffs), created, str(rec.new_ref))
+            if best is None or rank < best[0]:
+                best = (rank, rec, diffs)
+        return best[1], best[2]
+
+    def _emit_altered(self, spec: EntitySpec, raw: dict, m: Mapped, rec: TargetRecord, diffs: list[FieldDiff]) -> None:
+        for diff in diffs:
+            rule = diff.rule
+            self.findings.emit(Discrepancy(
+                spec.name, "ALTERED", m.legacy_key, str(rec.new_ref), rule.name,
+                rule.legacy_value(raw), rule.shown(diff.expected), rule.shown(diff.actual), None, diff.detail,
+            ))
+
+    def _legacy_rejected(self, spec: EntitySpec, m: Mapped, records: list[TargetRecord], totals: EntityTotals) -> None:
+        """The mapping rejects the record, yet the new store holds it: one ALTERED row (field
+        empty) — the new store holds a record the mapping says cannot be migrated as is."""
+        totals.matched_keyed += 1
+        ordered = sorted(records, key=lambda r: (r.created_at or dt.datetime.max.replace(tzinfo=dt.timezone.utc),
+                                                 str(r.new_ref)))
+        self.findings.emit(Discrepancy(spec.name, "ALTERED", m.legacy_key, str(ordered[0].new_ref), None,
+                                       _issue_text(m.reject), None, None, None,
+                                       f"LEGACY_REJECTED:{m.reject.code}"))
+        for other in ordered[1:]:
+            self.findings.emit(Discrepancy(spec.name, "DUPLICATE", m.legacy_key, str(other.new_ref)))
+
+    def _missing(self, spec_or_entity, m: Mapped, explained: bool = False) -> None:
+        entity = spec_or_entity if isinstance(spec_or_entity, str) else spec_or_entity.name
+        if explained and m.reject is not None:
+            self.findings.emit(Discrepancy(entity, "MISSING", m.legacy_key, None, None, _issue_text(m.reject),
+                                           None, None, None, m.reject.code), explained=True)
+        else:
+            self.findings.emit(Discrepancy(entity, "MISSING", m.legacy_key))
+
+    # ------------------------------------------------------------------ intelligence subjects
+
+    def _resolve_subjects(self, tconn, found: dict, first: list[tuple[dict, Mapped]]) -> None:
+        """subject_person_id is compared as the subject's legacy NOM_ID, on both sides."""
+        index = next(i for i, r in enumerate(INTEL_RULES) if r.name == "subject_person_id")
+        all_records = [rec for records in found.values() for rec in records]
+        resolved = self._nom_ids_of(tconn, (r.subject_person_id for r in all_records))
+        for rec in all_records:
+            pid = rec.subject_person_id
+            if pid is None:
+                rec.values[index] = None
+            else:
+                nom = resolved.get(pid)
+                # A subject that is no migrated nominal shows as its uuid: it cannot equal a NOM_ID.
+                rec.values[index] = nom if nom is not None else f"person_id={pid}"
+        for raw, m in first:
+            report = m.rows.get("intelligence_report")
+            if report is not None and report.get("subject_person_id") is not None:
+                report = dict(report)
+                report["subject_person_id"] = parse_nom_id(raw.get("subj_nom_id"))
+                m.rows["intelligence_report"] = report
+
+    # ------------------------------------------------------------------ links (crime_person)
+
+    def load_padded_links(self) -> None:
+        """CRIME_NOM rows whose CRIME_NO is typed with padding (or is malformed): the keyed
+        ``crime_no IN (...)`` look-up cannot find them, so the few there are are held here,
+        grouped by trimmed CRIME_NO. ``NOT LIKE`` runs in the database: one pass, no transfer."""
+        table = self.lt["crime_nom"]
+        stmt = sa.select(table).where(sa.not_(table.c.crime_no.like("CR/______/__")))
+        with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
+            for row in conn.execute(stmt).mappings():
+                raw = row["crime_no"]
+                trimmed = raw.strip() if isinstance(raw, str) else raw
+                if isinstance(raw, str) and trimmed != raw and _REF.match(trimmed):
+                    self.padded_links.setdefault(trimmed, []).append(dict(row))
+
+    def _legacy_links(self, lconn, crime_keys: list[str]) -> dict[str, list[Mapped]]:
+        """The mapped CRIME_NOM rows of these crimes, grouped by trimmed CRIME_NO."""
+        if not crime_keys:
+            return {}
+        table = self.lt["crime_nom"]
+        stmt = (sa.select(table).where(table.c.crime_no.in_(crime_keys))
+                .order_by(table.c.crime_no, table.c.nom_id, table.c.role))
+        rows = {(r["crime_no"], r["nom_id"], r["role"]): dict(r) for r in self._legacy_all(lconn, stmt)}
+        for key in crime_keys:
+            for r in self.padded_links.get(key, ()):
+                rows.setdefault((r["crime_no"], r["nom_id"], r["role"]), r)
+        ordered = sorted(rows.values(), key=lambda r: (str(r["crime_no"]).strip(), str(r["nom_id"]), str(r["role"])))
+        grouped: dict[str, list[Mapped]] = defaultdict(list)
+        for m in map_links(ordered, self.ctx):
+            grouped[m.legacy_key.rsplit(":", 2)[0]].append(m)
+        return grouped
+
+    def _target_links(self, tconn, crime_ids: list[str]) -> dict[str, list[tuple[int | None, str]]]:
+        """crime_id → [(legacy NOM_ID of the person or None, role)] in the new store."""
+        cp, person = self.tt["crime_person"], self.tt["person"]
+        links: dict[str, list] = defaultdict(list)
+        for start in range(0, len(crime_ids), LOOKUP_CHUNK):
+            chunk = crime_ids[start:start + LOOKUP_CHUNK]
+            stmt = (sa.select(cp.c.crime_id, person.c.legacy_nominal_id, cp.c.role)
+                    .select_from(cp.outerjoin(person, cp.c.person_id == person.c.person_id))
+                    .where(cp.c.crime_id.in_(chunk)))
+            for crime_id, nom, role in self._target_all(tconn, stmt):
+                links[crime_id].append((nom, role))
+        return links
+
+    def _batch_links(self, tconn, lconn, first, found) -> "_BatchLinks":
+        accepted = [m.legacy_key for _, m in first if m.reject is None]
+        crime_ids = [rec.target_id for records in found.values() for rec in records]
+        return _BatchLinks(self._legacy_links(lconn, accepted), self._target_links(tconn, crime_ids))
+
+    def _expected_links(self, mapped_links: list[Mapped]) -> tuple[frozenset, tuple, tuple]:
+        """(expected {(nom_id, role)}, rejected [(link key, code)], nom ids) of one crime."""
+        expected = set()
+        rejects = []
+        nom_ids = set()
+        for m in mapped_links:
+            _, nom_text, role = m.legacy_key.rsplit(":", 2)
+            nom = encode_person(nom_text)
+            if m.reject is not None:
+                rejects.append((m.legacy_key, m.reject.code, nom, _issue_text(m.reject)))
+            elif m.rows:
+                expected.add((nom, m.rows["crime_person"]["role"]))
+                nom_ids.add(nom)
+        return frozenset(expected), tuple(rejects), tuple(sorted(n for n in nom_ids if isinstance(n, int)))
+
+    def _compare_links(self, crime_key: str, new_ref: str, records: list[TargetRecord], links: "_BatchLinks") -> None:
+        expected, rejects, _ = self._expected_links(links.legacy.get(crime_key, []))
+        actual: dict[tuple, str] = {}
+        for rec in records:  # every new record that carries the crime
+            for nom, role in links.target.get(rec.target_id, ()):
+                actual.setdefault((nom, role), str(rec.new_ref))
+        self.compare_link_sets(crime_key, new_ref, expected, rejects, actual)
+
+    def compare_link_sets(self, crime_key: str, new_ref: str, expected: frozenset, rejects: tuple,
+                          actual: dict[tuple, str]) -> None:
+        """Links are compared only where both the crime and the person are matched."""
+        persons = self.keys["person"]
+        totals = self.findings.totals["crime_person"]
+        for nom, role in sorted(expected, key=_link_order):
+            if not persons.is_matched(nom):
+                continue
+            if (nom, role) in actual:
+                totals.matched_keyed += 1
+            else:
+                self.findings.emit(Discrepancy("crime_person", "MISSING", f"{crime_key}:{nom}:{role}", new_ref))
+        for link_key, code, nom, issue in rejects:
+            if persons.is_matched(nom):
+                self.findings.emit(Discrepancy("crime_person", "MISSING", link_key, new_ref, None, issue,
+                                               None, None, None, code), explained=True)
+        for (nom, role), carrier in sorted(actual.items(), key=lambda kv: _link_order(kv[0])):
+            if nom is None or not persons.is_matched(nom) or (nom, role) in expected:
+                continue
+            self.findings.emit(Discrepancy("crime_person", "UNEXPECTED", f"{crime_key}:{nom}:{role}", carrier))
+
+    # ------------------------------------------------------------------ unkeyed candidates
+
+    def _add_candidate(self, m: Mapped, links: "_BatchLinks") -> None:
+        if not self.collect_similarity:
+            # No unkeyed record in the new store: nothing could pair with it, so it is missing now
+            # (and nothing is held in memory for it).
+            self._missing(CRIME, m)
+            return
+        cand = Candidate(m.legacy_key)
+        expected, rejects, nom_ids = self._expected_links(links.legacy.get(m.legacy_key, []))
+        crime, location = m.rows["crime"], m.rows.get("location") or {}
+        cand.links, cand.link_rejects, cand.nom_ids = expected, rejects, nom_ids
+        cand.record = {
+            "recorded_at": crime["recorded_at"], "offence_code": crime["ho_offence_code"],
+            "offence_group": crime["offence_group"], "postcode": location.get("postcode"),
+            "address": location.get("address"), "easting": location.get("easting"),
+            "northing": location.get("northing"),
+            "text": (crime.get("mo_summary") or "")[: similarity.TEXT_PREFIX * 2] or None,
+        }
+        self.candidates[m.legacy_key] = cand
+
+    # ------------------------------------------------------------------ target scans
+
+    def scan_target(self, spec: EntitySpec) -> list[tuple[str, str]]:
+        """Stream the target table once: count it, report UNEXPECTED records, count the new side
+        of the crime statistics, and return the unkeyed records as (id, new ref)."""
+        totals = self.findings.totals[spec.name]
+        keys = self.keys[spec.name]
+        main = self.tt[spec.target_table]
+        columns = [main.c[spec.target_id], main.c[spec.new_ref], main.c[spec.target_key]]
+        joined = main
+        if spec is CRIME:
+            location = self.tt["location"]
+            columns += [main.c.recorded_at, main.c.district_code, main.c.offence_group, main.c.status,
+                        location.c.latitude, location.c.longitude]
+            joined = main.outerjoin(location, main.c.location_id == location.c.location_id)
+        stmt = sa.select(*columns).select_from(joined)
+        unkeyed: list[tuple[str, str]] = []
+        total = self._count(self.target, "target", main)
+        with bar(f"scan iOPS {spec.name:<12}", total=total, unit="rec") as progress, \
+                store_errors(self.target, "target"), self.target.connect() as conn:
+            for partition in stream(conn, stmt).partitions():
+                for row in partition:
+                    totals.new_total += 1
+                    target_id, new_ref, key = row[0], row[1], row[2]
+                    if spec is CRIME:
+                        self.stats.add("new", recorded_at=row[3], district_code=row[4], offence_group=row[5],
+                                       status=row[6], latitude=row[7], longitude=row[8])
+                    if key is None or (isinstance(key, str) and not key.strip()):
+                        unkeyed.append((target_id, new_ref))
+                        continue
+                    if keys.is_live(key) and (not isinstance(key, str) or key == key.strip()):
+                        continue
+                    detail = "DELETED_IN_OPUS" if keys.is_excluded(key) else "NOT_IN_OPUS"
+                    self.findings.emit(Discrepancy(spec.name, "UNEXPECTED", str(key), str(new_ref), None, None,
+                                                   None, None, None, detail))
+                progress.update(len(partition))
+        return unkeyed
+
+    # ------------------------------------------------------------------ unkeyed crimes
+
+    def resolve_unkeyed_crimes(self, unkeyed: list[tuple[str, str]]) -> None:
+        """Match unkeyed new crimes against the candidates; then report MISSING candidates,
+        PROBABLE_MATCH pairs, links of AUTO pairs, and count what is new in iOPS."""
+        totals = self.findings.totals["crime"]
+        pairs: list[similarity.Pair] = []
+        new_links: dict[str, list] = {}
+        by_ref: dict[str, str] = {}
+        if unkeyed and self.candidates:
+            legacy_records = self._candidate_records()
+            new_records, new_links, by_ref = self._unkeyed_records(unkeyed)
+            with bar("match unkeyed crimes", total=len(new_records), unit="rec") as progress:
+                pairs = similarity.match(legacy_records, new_records, auto_threshold=self.auto_threshold,
+                                         review_threshold=self.review_threshold)
+                progress.update(len(new_records))
+        crimes = self.keys["crime"]
+        auto = {}
+        for pair in pairs:
+            self.findings.emit(Discrepancy("crime", "PROBABLE_MATCH", pair.legacy_ref, pair.new_ref, None, None,
+                                           None, None, pair.score, pair.band))
+            if pair.band == similarity.AUTO:
+                auto[pair.legacy_ref] = pair.new_ref
+                crimes.unmatched.discard(crimes.encode(pair.legacy_ref))
+        totals.matched_auto += len(auto)
+        totals.new_in_iops += len(unkeyed) - len(pairs)
+        for key, cand in self.candidates.items():
+            if key in auto:
+                new_ref = auto[key]
+                actual = {link: new_ref for link in new_links.get(by_ref[new_ref], ())}
+                self.compare_link_sets(key, new_ref, cand.links, cand.link_rejects, actual)
+            else:
+                self.findings.emit(Discrepancy("crime", "MISSING", key))
+        self.candidates.clear()
+
+    def _candidate_records(self) -> list[similarity.SimRecord]:
+        """SimRecords of the candidates, with the mapped names of their linked people."""
+        nom_ids = sorted({n for c in self.candidates.values() for n in c.nom_ids})
+        names: dict[int, tuple] = {}
+        table = self.lt["nominal"]
+        with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
+            for start in range(0, len(nom_ids), LOOKUP_CHUNK):
+                chunk = nom_ids[start:start + LOOKUP_CHUNK]
+                rows = [dict(r) for r in conn.execute(sa.select(table).where(table.c.nom_id.in_(chunk))).mappings()]
+                for m in map_persons(rows, self.ctx):
+                    if m.accepted:
+                        p = m.rows["person"]
+                        names[p["legacy_nominal_id"]] = (p["family_name"], p["given_names"])
+        records = []
+        for cand in self.candidates.values():
+            people = [names[n] for n in cand.nom_ids if n in names]
+            records.append(similarity.make_record(cand.key, people=people, **cand.record))
+        return records
+
+    def _unkeyed_records(self, unkeyed: list[tuple[str, str]]):
+        """SimRecords of the unkeyed new crimes, their links ((NOM_ID, role)), and ref → crime_id."""
+        crime, location = self.tt["crime"], self.tt["location"]
+        cp, person = self.tt["crime_person"], self.tt["person"]
+        records, links, by_ref = [], {}, {}
+        with store_errors(self.target, "target"), self.target.connect() as conn:
+            for start in range(0, len(unkeyed), LOOKUP_CHUNK):
+                ids = [cid for cid, _ in unkeyed[start:start + LOOKUP_CHUNK]]
+                people: dict[str, list] = defaultdict(list)
+                stmt = (sa.select(cp.c.crime_id, cp.c.role, person.c.legacy_nominal_id, person.c.family_name,
+                                  person.c.given_names)
+                        .select_from(cp.join(person, cp.c.person_id == person.c.person_id))
+                        .where(cp.c.crime_id.in_(ids)))
+                for cid, role, nom, family, given in conn.execute(stmt):
+                    people[cid].append((family, given))
+                    links.setdefault(cid, set()).add((nom, role))
+                stmt = (sa.select(crime.c.crime_id, crime.c.crime_ref, crime.c.recorded_at, crime.c.ho_offence_code,
+                                  crime.c.offence_group, crime.c.mo_summary, location.c.postcode, location.c.address,
+                                  location.c.easting, location.c.northing)
+                        .select_from(crime.outerjoin(location, crime.c.location_id == location.c.location_id))
+                        .where(crime.c.crime_id.in_(ids)))
+                for row in conn.execute(stmt):
+                    by_ref[row.crime_ref] = row.crime_id
+                    records.append(similarity.make_record(
+                        row.crime_ref, recorded_at=row.recorded_at, offence_code=row.ho_offence_code,
+                        offence_group=row.offence_group, postcode=row.postcode, address=row.address,
+                        easting=row.easting, northing=row.northing, people=people.get(row.crime_id, ()),
+                        text=(row.mo_summary or "")[: similarity.TEXT_PREFIX * 2] or None))
+        records.sort(key=lambda r: r.ref)
+        return records, links, by_ref
+
+    # ------------------------------------------------------------------ totals of links
+
+    def count_links(self) -> None:
+        totals = self.findings.totals["crime_person"]
+        totals.legacy_total = self._count(self.legacy, "legacy", self.lt["crime_nom"])
+        totals.new_total = self._count(self.target, "target", self.tt["crime_person"])
+
+
+@dataclass
+class _BatchLinks:
+    legacy: dict[str, list[Mapped]] = field(default_factory=dict)  # trimmed CRIME_NO -> mapped links
+    target: dict[str, list[tuple]] = field(default_factory=dict)  # crime_id -> [(NOM_ID, role)]
+
+
+def _link_order(link: tuple) -> tuple:
+    nom, role = link
+    return (str(nom).zfill(12), str(role))
+
+
+def _issue_text(issue: Issue | None) -> str | None:
+    """The offending legacy value of a reject, as ``FIELD=value`` (never intelligence text:
+    the mapping puts none in an Issue)."""
+    if issue is None:
+        return None
+    if issue.field and issue.value is not None:
+        return f"{issue.field}={issue.value}"
+    if issue.field:
+        return f"{issue.field}="
+    return issue.value
