@@ -1,0 +1,88 @@
+"""Console text for ``reconcile`` (and the small ``simulate``/``demo`` summaries).
+
+Short by design: where the stores were, the totals, PASS/FAIL and where the four reports
+are. The detail is in the reports. Passwords are masked again here (defence in depth).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from reconcile.model import CATEGORIES, ENTITIES, ReconResult
+from reports.safe import mask_credentials
+
+
+def _when(moment: dt.datetime | None) -> str:
+    if moment is None:
+        return "?"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _entities(result: ReconResult) -> list[str]:
+    return sorted(result.totals, key=lambda e: (ENTITIES.index(e) if e in ENTITIES else len(ENTITIES), e))
+
+
+def _categories(result: ReconResult) -> list[str]:
+    extra = {c for t in result.totals.values() for c in t.categories} - set(CATEGORIES)
+    return list(CATEGORIES) + sorted(extra)
+
+
+def render_reconciliation(result: ReconResult) -> str:
+    verdict = "FAIL" if result.failed else "PASS"
+    fail_at = result.thresholds.get("fail", 0)
+    lines = [
+        f"Reconciliation {verdict}: {result.counted_failures:,} discrepancies counted "
+        f"(failure threshold {fail_at:g}; PROBABLE_MATCH pairs not counted)",
+        f"  legacy (OPUS)  {mask_credentials(result.legacy_url)}",
+        f"  new (iOPS)     {mask_credentials(result.target_url)}",
+        f"  ran            {_when(result.started_at)} to {_when(result.finished_at)}, "
+        f"opus2iops {result.tool_version}",
+        "",
+    ]
+    categories = _categories(result)
+    head = ["entity", "legacy", "new"] + categories
+    rows = [head]
+    for entity in _entities(result):
+        t = result.totals[entity]
+        rows.append([entity, f"{t.legacy_total:,}", f"{t.new_total:,}"]
+                    + [f"{t.categories.get(c, 0):,}" for c in categories])
+    rows.append(["all", f"{sum(t.legacy_total for t in result.totals.values()):,}",
+                 f"{sum(t.new_total for t in result.totals.values()):,}"]
+                + [f"{sum(t.categories.get(c, 0) for t in result.totals.values()):,}" for c in categories])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    for r in rows:
+        lines.append("  " + "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))))
+
+    if result.stats:
+        legacy = sum(s.legacy_count for s in result.stats)
+        new = sum(s.new_count for s in result.stats)
+        differing = sum(1 for s in result.stats if s.delta)
+        lines += ["", f"Crime statistics: OPUS {legacy:,} crimes, iOPS {new:,} (delta {new - legacy:+,}); "
+                      f"{differing:,} of {len(result.stats):,} month × district × group cells differ"]
+
+    lines.append("")
+    if result.report_paths:
+        lines.append("Reports:")
+        for key, path in result.report_paths.items():
+            lines.append(f"  {key:<14} {path}")
+    else:
+        lines.append("Reports: not written")
+    return "\n".join(lines)
+
+
+def _lines_of(result) -> str:
+    lines = getattr(result, "summary_lines", None)
+    text = "\n".join(lines()) if callable(lines) else str(result)
+    return mask_credentials(text)
+
+
+def render_simulation(result) -> str:
+    """What the simulator did, as its result describes itself (``summary_lines()``)."""
+    return _lines_of(result)
+
+
+def render_demo(result) -> str:
+    """What the demo did and where its files are, as its result describes itself (``summary_lines()``)."""
+    return _lines_of(result)

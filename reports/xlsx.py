@@ -1,0 +1,406 @@
+"""Shared building blocks of the auditors' workbooks (reconciliation, rollback).
+
+Workbooks are written in openpyxl's *write-only* mode: rows stream to disk as they are
+appended, so a million discrepancy rows cost the same memory as ten. The price is that a
+sheet's layout (column widths, frozen panes) must be fixed before its first row, and rows
+can only be appended — :class:`TableWriter` handles that (it looks at the first rows of a
+table before creating its sheet) and continues a table on a numbered sheet when Excel's row
+limit is reached.
+
+Every text value goes through :func:`text_value` (formula neutralising, characters XML
+cannot hold, Excel's cell-length limit) and is written as a string cell, never a formula.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import weakref
+from typing import Any, Iterable, Sequence
+
+from openpyxl import Workbook
+from openpyxl.cell import Cell, WriteOnlyCell
+from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.hyperlink import Hyperlink
+
+from reports.safe import neutralise
+
+#: Rows per sheet, header included (Excel's hard limit). Tests lower it to prove the split.
+MAX_SHEET_ROWS = 1_048_576
+#: Characters a sheet name may have.
+MAX_TITLE = 31
+#: Characters a cell may hold.
+MAX_CELL_CHARS = 32_767
+#: Rows looked at before a sheet's column widths are fixed.
+WIDTH_SAMPLE_ROWS = 500
+MIN_WIDTH, MAX_WIDTH = 8, 60
+
+SUMMARY_TITLE = "Summary"
+
+# ---- styles -------------------------------------------------------------------------------
+#: Every font names its face: a nameless font falls back to a serif face in some programs.
+FONT_NAME = "Calibri"
+TITLE_FONT = Font(name=FONT_NAME, size=16, bold=True)
+SECTION_FONT = Font(name=FONT_NAME, size=12, bold=True)
+LABEL_FONT = Font(name=FONT_NAME, bold=True)
+HEADER_FONT = Font(name=FONT_NAME, bold=True, color="FFFFFF")
+HEADER_FILL = PatternFill("solid", fgColor="305496")
+LINK_FONT = Font(name=FONT_NAME, color="0563C1", underline="single")
+RESULT_FONT = Font(name=FONT_NAME, size=20, bold=True, color="FFFFFF")
+PASS_FILL = PatternFill("solid", fgColor="2E7D32")
+FAIL_FILL = PatternFill("solid", fgColor="C62828")
+#: What the mapping says a field should hold (ALTERED rows).
+EXPECTED_FILL = PatternFill("solid", fgColor="E2EFDA")
+#: What the new store holds instead (ALTERED rows).
+DIFFERS_FILL = PatternFill("solid", fgColor="F8CBAD")
+NEGATIVE_FILL = PatternFill("solid", fgColor="FFC7CE")
+NEGATIVE_FONT = Font(name=FONT_NAME, color="9C0006")
+POSITIVE_FILL = PatternFill("solid", fgColor="FFEB9C")
+POSITIVE_FONT = Font(name=FONT_NAME, color="9C5700")
+TOTAL_BORDER = Border(top=Side(style="thin"))
+WRAP = Alignment(wrap_text=True, vertical="top")
+CENTRE = Alignment(horizontal="center", vertical="center")
+LEFT = Alignment(horizontal="left")
+MIDDLE = Alignment(vertical="center")
+INDENT = Alignment(indent=1)
+
+DATETIME_FORMAT = 'yyyy-mm-dd hh:mm:ss "UTC"'
+MONTH_FORMAT = "yyyy-mm"
+
+_TITLE_FORBIDDEN = re.compile(r"[\\/?*\[\]:]")
+_ESCAPE = {chr(i): f"\\x{i:02x}" for i in range(32)}
+
+
+def new_workbook() -> Workbook:
+    """A streaming (write-only) workbook."""
+    return Workbook(write_only=True)
+
+
+# ---- values -------------------------------------------------------------------------------
+def text_value(value: str) -> str:
+    """Text as it may go into a cell: neutralised, XML-safe, within Excel's length limit.
+
+    Control characters XML 1.0 cannot carry are shown as ``\\xNN`` (visible, not lost
+    silently); over-long text is cut with a note that the CSV holds all of it.
+    """
+    value = neutralise(value)
+    if ILLEGAL_CHARACTERS_RE.search(value):
+        value = ILLEGAL_CHARACTERS_RE.sub(lambda m: _ESCAPE[m.group()], value)
+    if len(value) > MAX_CELL_CHARS:
+        note = f" … [cut: {len(value)} characters in all; the CSV holds the whole value]"
+        value = value[: MAX_CELL_CHARS - len(note)] + note
+    return value
+
+
+def naive_utc(moment: dt.datetime | None) -> dt.datetime | None:
+    """Excel has no time zones: an aware datetime as naive UTC (labelled UTC by its format)."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def cell(ws, value: Any, *, font: Font | None = None, fill: PatternFill | None = None,
+         number_format: str | None = None, alignment: Alignment | None = None,
+         border: Border | None = None, link: str | None = None) -> Any:
+    """A value ready to append: plain when unstyled (fast), else a styled write-only cell.
+
+    Text is always stored as a string — never a formula, never an error value — whatever
+    it starts with. ``link`` is the title of a sheet in this workbook to jump to.
+    """
+    if isinstance(value, str):
+        value = text_value(value)
+    elif isinstance(value, dt.datetime):
+        value = naive_utc(value)
+        number_format = number_format or DATETIME_FORMAT
+    if link and font is None:
+        font = LINK_FONT
+    styled = bool(font or fill or number_format or alignment or border)
+    if not styled and not link and not (isinstance(value, str) and value in ERROR_CODES):
+        return value  # openpyxl binds ordinary text as 's'; neutralised text never starts with '='
+    style = _style_array(ws, font, fill, number_format, alignment, border) if styled else None
+    c = Cell(ws, row=1, column=1, value=value, style_array=style)
+    if isinstance(value, str):
+        c.data_type = "s"
+    if link:
+        c.hyperlink = Hyperlink(ref=c.coordinate, location=sheet_location(link), display=str(value))
+    return c
+
+
+# Registering a style with the workbook hashes every part of it each time; a million filled
+# cells made that a tenth of the run. The style array (indexes into the workbook's style
+# tables) is therefore worked out once per combination and copied into each cell.
+_STYLE_CACHE: "weakref.WeakKeyDictionary[Workbook, dict]" = weakref.WeakKeyDictionary()
+
+
+def _style_array(ws, font, fill, number_format, alignment, border):
+    cache = _STYLE_CACHE.setdefault(ws.parent, {})
+    key = (id(font), id(fill), number_format, id(alignment), id(border))
+    hit = cache.get(key)
+    if hit is None:
+        probe = WriteOnlyCell(ws)
+        if font:
+            probe.font = font
+        if fill:
+            probe.fill = fill
+        if number_format:
+            probe.number_format = number_format
+        if alignment:
+            probe.alignment = alignment
+        if border:
+            probe.border = border
+        # The style objects are kept with the array so their ids cannot be reused by others.
+        hit = cache[key] = (probe._style, (font, fill, alignment, border))
+    return hit[0]
+
+
+def sheet_location(title: str) -> str:
+    """The in-workbook address of a sheet's top-left cell: ``'crime MISSING'!A1``."""
+    return "'" + title.replace("'", "''") + "'!A1"
+
+
+HEADER_RIGHT = Alignment(horizontal="right")
+
+
+def header_row(ws, names: Sequence[str], numeric: Iterable[int] = ()) -> list:
+    """Header cells; those over numeric columns (indexes in ``numeric``) sit right, above their numbers."""
+    numeric = set(numeric)
+    return [cell(ws, name, font=HEADER_FONT, fill=HEADER_FILL, alignment=HEADER_RIGHT if i in numeric else None)
+            for i, name in enumerate(names)]
+
+
+def back_link(ws) -> Any:
+    return cell(ws, "◀ Summary", link=SUMMARY_TITLE)
+
+
+def print_layout(ws, *, title_rows: str | None = "1:1") -> None:
+    """Printable as an auditor would print it: landscape, one page wide, header on every page."""
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = "9"  # A4
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    if title_rows:
+        ws.print_title_rows = title_rows
+
+
+# ---- sheet names --------------------------------------------------------------------------
+def sheet_title(base: str, taken: set[str], suffix: str = "") -> str:
+    """A valid, unused sheet name: no ``\\ / ? * [ ] :``, at most 31 characters, unique ignoring case."""
+    clean = _TITLE_FORBIDDEN.sub("_", base).strip("'") or "Sheet"
+    candidate = clean[: MAX_TITLE - len(suffix)].rstrip() + suffix
+    n = 2
+    while candidate.casefold() in {t.casefold() for t in taken}:
+        extra = f"{suffix} ~{n}"
+        candidate = clean[: MAX_TITLE - len(extra)].rstrip() + extra
+        n += 1
+    taken.add(candidate)
+    return candidate
+
+
+def order_sheets(wb: Workbook, titles: Iterable[str]) -> None:
+    """Put the named sheets first, in this order (sheets may be created in any order)."""
+    for index, title in enumerate(titles):
+        wb.move_sheet(title, offset=index - wb.index(wb[title]))
+    wb.active = 0
+
+
+# ---- widths -------------------------------------------------------------------------------
+def display_width(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, dt.datetime):
+        return 23
+    if isinstance(value, dt.date):
+        return 10
+    if isinstance(value, float):
+        return len(f"{value:.1f}")
+    return max((len(line) for line in str(value).splitlines()), default=0)
+
+
+def column_widths(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[float]:
+    """Widths that fit the header (plus the filter button) and the rows seen, within bounds."""
+    widths = [len(h) * 1.1 + 3 for h in header]  # bold header plus the filter button
+    for row in rows:
+        for i, value in enumerate(row[: len(widths)]):
+            widths[i] = max(widths[i], display_width(value) * 1.1 + 2)
+    return [round(min(max(w, MIN_WIDTH), MAX_WIDTH), 1) for w in widths]
+
+
+def numeric_columns(count: int, rows: Iterable[Sequence[Any]]) -> set[int]:
+    """Columns whose values seen are all numbers or dates (and at least one is): right-aligned."""
+    seen: set[int] = set()
+    other: set[int] = set()
+    for row in rows:
+        for i, value in enumerate(row[:count]):
+            if value is None:
+                continue
+            if isinstance(value, (int, float, dt.date)) and not isinstance(value, bool):
+                seen.add(i)
+            else:
+                other.add(i)
+    return seen - other
+
+
+def set_widths(ws, widths: Sequence[float], start: int = 1) -> None:
+    for i, width in enumerate(widths, start):
+        ws.column_dimensions[get_column_letter(i)].width = width
+
+
+LINE_HEIGHT = 15  # points per line of 11-point text
+MAX_LINES = 8  # a taller value is cut on screen; the cell holds it all
+TOP = Alignment(vertical="top")
+WRAP_TOP = Alignment(wrap_text=True, vertical="top")
+
+
+def line_count(values: Sequence[Any]) -> int:
+    return 1 + max((v.count("\n") for v in values if isinstance(v, str)), default=0)
+
+
+def multiline_styles(values: Sequence[Any], styles: dict[int, dict] | None) -> dict[int, dict]:
+    """A row with multi-line text: that text wraps, and the whole row reads from the top."""
+    merged = {i: dict(s) for i, s in (styles or {}).items()}
+    for i, v in enumerate(values):
+        alignment = WRAP_TOP if isinstance(v, str) and "\n" in v else TOP
+        merged.setdefault(i, {})["alignment"] = alignment
+    return merged
+
+
+# ---- tables that stream over as many sheets as they need ----------------------------------
+class TableWriter:
+    """One table (header + rows) streamed into ``base``, ``base (2)``, … as Excel's limit needs.
+
+    Each sheet gets the header, frozen below it, an auto-filter over the data, column widths
+    fitted to the first rows, and a link back to the Summary beside the header. Rows are raw
+    values; ``column_styles`` (per column index) and the ``styles`` of one row (per column
+    index) are keyword arguments of :func:`cell`.
+    """
+
+    def __init__(self, wb: Workbook, base: str, header: Sequence[str], taken: set[str], *,
+                 column_styles: dict[int, dict] | None = None,
+                 fixed_widths: dict[int, float] | None = None, link_back: bool = True):
+        self.wb = wb
+        self.base = base
+        self.header = list(header)
+        self.taken = taken
+        self.column_styles = column_styles or {}
+        self.fixed_widths = fixed_widths or {}
+        self.link_back = link_back
+        self.limit = MAX_SHEET_ROWS  # read now, so a test can lower the module constant
+        if self.limit < 2:
+            raise ValueError("a sheet must hold a header and at least one row")
+        self.sheets: list[list] = []  # [title, data rows], in order
+        self.rows = 0
+        self._widths: list[float] | None = None
+        self._numeric: set[int] = set()
+        self._pending: list[tuple] = []  # rows seen before the widths are fixed
+        self._ws = None
+        self._rows_here = 0
+
+    def append(self, values: Sequence[Any], styles: dict[int, dict] | None = None) -> None:
+        self.rows += 1
+        if self._widths is None:
+            self._pending.append((values, styles))
+            if len(self._pending) >= WIDTH_SAMPLE_ROWS:
+                self._fix_widths()
+            return
+        self._write(values, styles)
+
+    def _fix_widths(self) -> None:
+        widths = column_widths(self.header, (values for values, _ in self._pending))
+        self._numeric = numeric_columns(len(self.header), (values for values, _ in self._pending))
+        for index, width in self.fixed_widths.items():
+            widths[index] = width
+        self._widths = widths
+        pending, self._pending = self._pending, []
+        for values, styles in pending:
+            self._write(values, styles)
+
+    def _write(self, values: Sequence[Any], styles: dict[int, dict] | None) -> None:
+        if self._ws is None or self._rows_here + 1 >= self.limit:
+            self._new_sheet()
+        ws = self._ws
+        lines = line_count(values)
+        if lines > 1:
+            styles = multiline_styles(values, styles)
+        if not self.column_styles and not styles:
+            row = [cell(ws, v) for v in values]
+        else:
+            row = []
+            for i, v in enumerate(values):
+                style = self.column_styles.get(i)
+                if styles and i in styles:
+                    style = {**(style or {}), **styles[i]}
+                # An empty cell keeps its fill: an ALTERED value that became NULL is still marked.
+                styled = style and (v is not None or "fill" in style)
+                row.append(cell(ws, v, **style) if styled else cell(ws, v))
+        row_index = self._rows_here + 2
+        if lines > 1:
+            # A row's height must be known before the row is streamed; dropped afterwards so a
+            # million rows do not leave a million dimension objects behind.
+            ws.row_dimensions[row_index].height = LINE_HEIGHT * min(lines, MAX_LINES)
+        ws.append(row)
+        if lines > 1:
+            del ws.row_dimensions[row_index]
+        self._rows_here += 1
+        self.sheets[-1][1] = self._rows_here
+
+    def _new_sheet(self) -> None:
+        self._finish_sheet()
+        suffix = "" if not self.sheets else f" ({len(self.sheets) + 1})"
+        title = sheet_title(self.base, self.taken, suffix)
+        ws = self.wb.create_sheet(title)
+        set_widths(ws, self._widths or column_widths(self.header, []))
+        head = header_row(ws, self.header, self._numeric)
+        if self.link_back:
+            ws.column_dimensions[get_column_letter(len(self.header) + 2)].width = 12
+            head += [None, back_link(ws)]
+        ws.freeze_panes = "A2"
+        print_layout(ws)
+        ws.append(head)
+        self._ws = ws
+        self._rows_here = 0
+        self.sheets.append([title, 0])
+
+    def _finish_sheet(self) -> None:
+        if self._ws is not None:
+            last = get_column_letter(len(self.header))
+            self._ws.auto_filter.ref = f"A1:{last}{self._rows_here + 1}"
+
+    def close(self, *, always: bool = False) -> list[tuple[str, int]]:
+        """Finish the table: [(sheet title, data rows)]. ``always``: a header-only sheet when empty."""
+        if self._widths is None:
+            self._fix_widths()
+        if self._ws is None and always:
+            self._new_sheet()
+        self._finish_sheet()
+        return [tuple(s) for s in self.sheets]
+
+
+def discard_spools(wb: Workbook) -> None:
+    """Delete the temporary files write-only sheets stream to, after a failed write.
+
+    openpyxl keeps each unsaved sheet in a file under the temp folder until the workbook is
+    saved, or until the interpreter exits. They hold the same personal data as the reports,
+    so a failure must not leave them behind for the rest of a long-running process.
+    """
+    for ws in wb.worksheets:
+        rows = getattr(ws, "_rows", None)
+        if rows is not None:
+            try:
+                rows.close()  # end the row stream first, or it complains when collected
+            except Exception:
+                pass
+        writer = getattr(ws, "_writer", None)
+        if writer is None:
+            continue
+        try:
+            writer.close()
+        except Exception:  # already closed or half-written; removing the file is what matters
+            pass
+        try:
+            writer.cleanup()
+        except (OSError, ValueError):
+            pass
