@@ -136,7 +136,7 @@ _LOCATION_RULES = (
 CRIME_RULES = (
     FieldRule("crime_ref", EXACT, ("crime_no",)),
     FieldRule("ho_offence_code", EXACT, ("off_code",)),
-    FieldRule("offence_description", EXACT, ("off_code",)),
+    FieldRule("offence_description", TEXT, ("off_code",)),  # prose: case/space do not count
     FieldRule("offence_group", EXACT, ("off_code",)),
     FieldRule("police_uk_category", EXACT, ("off_code",)),
     FieldRule("recorded_at", INSTANT, ("rec_date", "rec_time")),
@@ -255,8 +255,9 @@ class FindingSink:
 class Reconciler:
     def __init__(self, legacy: Engine, target: Engine, legacy_tables: dict, target_tables: dict,
                  ctx: MappingContext, findings: FindingSink, *, batch_size: int, auto_threshold: float,
-                 review_threshold: float) -> None:
+                 review_threshold: float, on_batch: Callable[[str, int], None] | None = None) -> None:
         self.legacy = legacy
+        self.on_batch = on_batch
         self.target = target
         self.lt = legacy_tables
         self.tt = target_tables
@@ -362,11 +363,15 @@ class Reconciler:
         tconn = self._connect(self.target, "target")
         lconn = self._connect(self.legacy, "legacy") if spec is CRIME else None
         try:
+            done = 0
             with bar(f"reconcile {spec.name:<12}", total=total, unit="rec") as progress:
                 for batch in self._legacy_batches(spec):
                     mapped = spec.map_batch(batch, self.ctx)
                     self._reconcile_batch(spec, batch, mapped, keys, totals, tconn, lconn)
                     progress.update(len(batch))
+                    done += len(batch)
+                    if self.on_batch is not None:
+                        self.on_batch(spec.name, done)
         finally:
             tconn.close()
             if lconn is not None:

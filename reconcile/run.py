@@ -33,6 +33,7 @@ import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -58,6 +59,9 @@ class ReconcileOptions:
     batch_size: int = 2000  # legacy records per batch (one target look-up per batch)
     reference: Reference | None = None  # code tables (default: mappings/*.csv)
     write_reports: bool = True  # False: return the result only (benchmarks, library use)
+    #: Called after each legacy batch with (entity, records done): progress displays, and tests
+    #: that cut a store off at a known point.
+    on_batch: Callable[[str, int], None] | None = None
 
     def validate(self) -> None:
         if not 0 <= self.review_threshold <= self.auto_threshold <= 100:
@@ -104,7 +108,7 @@ def reconcile(legacy_url: str, target_url: str, out_dir: str | os.PathLike | Non
         ctx = MappingContext(reference=reference, run_started=started)
         rec = keyed.Reconciler(legacy, target, legacy_tables, target_tables, ctx, sink,
                                batch_size=options.batch_size, auto_threshold=options.auto_threshold,
-                               review_threshold=options.review_threshold)
+                               review_threshold=options.review_threshold, on_batch=options.on_batch)
         _run_passes(rec, target, target_tables)
         spool.close()
         result = ReconResult(

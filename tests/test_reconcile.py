@@ -1,0 +1,569 @@
+"""The reconciler end to end on small hand-written stores: one test per category, tolerance and
+rule of reconciliation.md; then generated stores migrated by the engine on every backend pair.
+
+Hand-written cases start from a faithful migration of a small OPUS store (migrate.engine), then
+damage the iOPS store with plain SQL the way a faulty migration or a later edit would.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from core import schema
+from core.db import create_database, drop_database
+from core.digest import text_fingerprint
+from core.errors import StoreUnavailable, UsageError
+from main import app
+from mappings import ids
+from migrate.engine import migrate
+from reconcile.model import CATEGORIES, ENTITIES, Discrepancy
+from reconcile.run import ReconcileOptions, reconcile
+from reconcile.spool import DiscrepancySpool
+from tests.opus_fixture import make_legacy
+
+UTC = dt.timezone.utc
+SECRET_TEXT = "SUBJECT SEEN DEALING NEAR PICCADILLY GARDENS WITH A BLUE HOLDALL"
+LONG_MO = "OFFENDER FORCED REAR DOOR WITH A SCREWDRIVER, SEARCHED ALL ROOMS. " * 6
+
+CRIMES = [
+    {"crime_no": "CR/000001/18"},
+    {"crime_no": "CR/000002/18", "addr_line": "4  deansgate ", "pcode": "m3 2bw", "grid_e": 383500, "grid_n": 398400},
+    {"crime_no": "CR/000003/18", "mo_text": LONG_MO, "rec_date": "16/06/2018"},
+    {"crime_no": "CR/000004/18", "del_flag": "Y"},  # excluded
+    {"crime_no": "CR/000005/18", "off_code": "NOPE"},  # UNMAPPED_OFFENCE
+    {"crime_no": "CR/000006/18", "rec_date": "20/06/2018", "addr_line": "7 WILMSLOW ROAD", "pcode": "M14 5TQ",
+     "grid_e": 385200, "grid_n": 395100, "mo_text": "GARAGE ENTERED, LAWNMOWER TAKEN"},
+    {"crime_no": " CR/000007/18", "rec_date": "22/06/2018"},  # padded key
+]
+NOMINALS = [
+    {"nom_id": 70001, "surname": "SMITH", "forenames": "JOHN"},
+    {"nom_id": 70002, "surname": "JONES, MARY", "forenames": " "},
+    {"nom_id": 70003, "del_flag": "Y"},  # excluded
+    {"nom_id": 70004, "surname": "   "},  # MISSING_NAME
+    {"nom_id": 70005, "surname": "O'BRIEN", "forenames": "SEAN"},
+]
+LINKS = [
+    {"crime_no": "CR/000001/18", "nom_id": 70001, "role": "V"},
+    {"crime_no": "CR/000001/18", "nom_id": 70002, "role": "S"},
+    {"crime_no": "CR/000001/18", "nom_id": 70004, "role": "W"},  # person rejected → ORPHAN_LINK, not compared
+    {"crime_no": "CR/000002/18", "nom_id": 70002, "role": "W"},
+    {"crime_no": "CR/000002/18", "nom_id": 70001, "role": "Z"},  # INVALID_ROLE → MISSING, explained
+    {"crime_no": "CR/000006/18", "nom_id": 70005, "role": "V"},
+    {"crime_no": "CR/000007/18 ", "nom_id": 70001, "role": "v"},  # padded and lower case
+]
+INTEL = [
+    {"intel_no": "IN/000001/18", "subj_nom_id": 70001, "int_text": SECRET_TEXT},
+    {"intel_no": "IN/000002/18", "subj_nom_id": None, "grid_e": None, "grid_n": None},
+]
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+@pytest.fixture
+def stores(tmp_path):
+    """(legacy url, target url): the hand-written OPUS store and its faithful migration."""
+    legacy = make_legacy(f"sqlite:///{tmp_path / 'opus.db'}", crimes=CRIMES, nominals=NOMINALS, links=LINKS,
+                         intel=INTEL)
+    target = f"sqlite:///{tmp_path / 'iops.db'}"
+    assert migrate(legacy, target, batch_size=3).state == "complete"
+    return legacy, target
+
+
+def run(legacy: str, target: str, **options):
+    return reconcile(legacy, target, None, ReconcileOptions(write_reports=False, batch_size=2, **options))
+
+
+def rows(result, entity=None, category=None) -> list[Discrepancy]:
+    return [d for d in result.discrepancies
+            if (entity is None or d.entity == entity) and (category is None or d.category == category)]
+
+
+def unexplained(result) -> list[Discrepancy]:
+    return [d for d in result.discrepancies if not (d.category == "MISSING" and d.detail)
+            and d.category != "PROBABLE_MATCH"]
+
+
+def execute(url: str, *statements) -> None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for stmt in statements:
+                conn.execute(stmt)
+    finally:
+        engine.dispose()
+
+
+def crime_where(ref: str):
+    return schema.crime.c.crime_id == ids.crime_id(ref)
+
+
+def location_where(ref: str):
+    return schema.location.c.location_id == ids.location_id("crime", ref)
+
+
+def target_row(url: str, table: sa.Table, where) -> dict:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return dict(conn.execute(sa.select(table).where(where)).mappings().one())
+    finally:
+        engine.dispose()
+
+
+def copy_crime(url: str, ref: str, new_ref: str, minutes_later: int, **changes) -> str:
+    """Insert a copy of a migrated crime (and its location) with new ids."""
+    crime = target_row(url, schema.crime, crime_where(ref))
+    location = target_row(url, schema.location, location_where(ref))
+    new_id = ids.crime_id("copy:" + new_ref)
+    location["location_id"] = ids.location_id("crime", "copy:" + new_ref)
+    crime.update(crime_id=new_id, crime_ref=new_ref, location_id=location["location_id"],
+                 created_at=crime["created_at"] + dt.timedelta(minutes=minutes_later), **changes)
+    execute(url, schema.location.insert().values(**location), schema.crime.insert().values(**crime))
+    return new_id
+
+
+# ------------------------------------------------------------------------------ clean
+
+
+def test_faithful_migration_has_only_explained_missing(stores):
+    result = run(*stores)
+    assert result.counted_failures == 0 and result.exit_code == 0
+    assert unexplained(result) == []
+    missing = {(d.entity, d.legacy_ref, d.detail) for d in rows(result, category="MISSING")}
+    assert missing == {
+        ("crime", "CR/000005/18", "UNMAPPED_OFFENCE"),
+        ("person", "70004", "MISSING_NAME"),
+        ("crime_person", "CR/000002/18:70001:Z", "INVALID_ROLE"),
+    }
+    crime = result.totals["crime"]
+    assert (crime.legacy_total, crime.legacy_excluded, crime.new_total, crime.matched_keyed) == (6, 1, 5, 5)
+    assert crime.missing_explained == 1
+    person = result.totals["person"]
+    assert (person.legacy_total, person.legacy_excluded, person.matched_keyed, person.missing_explained) == (4, 1, 3, 1)
+    links = result.totals["crime_person"]
+    # Expected links found: 000001 V+S, 000002 W, 000006 V, 000007 V (padded, lower case in OPUS).
+    assert links.matched_keyed == 5 and links.missing_explained == 1
+    assert result.totals["intelligence"].matched_keyed == 2
+    assert result.discrepancy_count == 3
+
+
+def test_excluded_legacy_records_are_never_missing(stores):
+    legacy, target = stores
+    result = run(legacy, target)
+    refs = {d.legacy_ref for d in result.discrepancies}
+    assert "CR/000004/18" not in refs and "70003" not in refs
+
+
+# ------------------------------------------------------------------------------ ALTERED
+
+
+def test_case_whitespace_seconds_and_tiny_coordinate_shifts_are_not_differences(stores):
+    legacy, target = stores
+    c, loc, p = schema.crime, schema.location, schema.person
+    crime = target_row(target, c, crime_where("CR/000001/18"))
+    location = target_row(target, loc, location_where("CR/000001/18"))
+    execute(
+        target,
+        c.update().where(crime_where("CR/000001/18")).values(
+            recorded_at=crime["recorded_at"] + dt.timedelta(seconds=45),
+            mo_summary="  " + crime["mo_summary"].lower().replace(" ", "   ") + "\n"),
+        loc.update().where(location_where("CR/000001/18")).values(
+            address=location["address"].title(), latitude=location["latitude"] + 0.000009,
+            longitude=location["longitude"] - 0.00001),
+        p.update().where(p.c.legacy_nominal_id == 70001).values(family_name=" smith ", given_names="John"),
+    )
+    result = run(legacy, target)
+    assert rows(result, category="ALTERED") == []
+
+
+def test_altered_fields_with_details(stores):
+    legacy, target = stores
+    c, loc = schema.crime, schema.location
+    crime1 = target_row(target, c, crime_where("CR/000001/18"))
+    location2 = target_row(target, loc, location_where("CR/000002/18"))
+    crime3 = target_row(target, c, crime_where("CR/000003/18"))
+    execute(
+        target,
+        c.update().where(crime_where("CR/000001/18")).values(
+            recorded_at=crime1["recorded_at"] + dt.timedelta(hours=1),
+            committed_from=crime1["committed_from"] - dt.timedelta(hours=1),
+            committed_to=crime1["committed_to"] + dt.timedelta(minutes=17),
+            status="OPEN"),
+        loc.update().where(location_where("CR/000002/18")).values(latitude=location2["latitude"] + 0.0001,
+                                                                    postcode="M3 2BX"),
+        c.update().where(crime_where("CR/000003/18")).values(mo_summary=crime3["mo_summary"][:255]),
+    )
+    result = run(legacy, target)
+    altered = {(d.legacy_ref, d.field): d for d in rows(result, "crime", "ALTERED")}
+    assert {k: d.detail for k, d in altered.items()} == {
+        ("CR/000001/18", "recorded_at"): "OFFSET_1H",
+        ("CR/000001/18", "committed_from"): "OFFSET_-1H",
+        ("CR/000001/18", "committed_to"): None,
+        ("CR/000001/18", "status"): None,
+        ("CR/000002/18", "location.latitude"): None,
+        ("CR/000002/18", "location.postcode"): None,
+        ("CR/000003/18", "mo_summary"): "TRUNCATED",
+    }
+    d = altered[("CR/000001/18", "recorded_at")]
+    assert (d.new_ref, d.legacy_value, d.expected_value, d.new_value) == (
+        "CRI-2018-000001", "REC_DATE=15/06/2018; REC_TIME=1430", "2018-06-15T13:30:00Z", "2018-06-15T14:30:00Z")
+    d = altered[("CR/000001/18", "status")]
+    assert (d.legacy_value, d.expected_value, d.new_value) == ("F", "FINALISED", "OPEN")
+    d = altered[("CR/000002/18", "location.postcode")]
+    assert (d.legacy_value, d.expected_value, d.new_value) == ("m3 2bw", "M3 2BW", "M3 2BX")
+    assert result.counted_failures == 7 and result.exit_code == 1
+    assert result.totals["crime"].categories["ALTERED"] == 7
+
+
+def test_intelligence_text_differences_show_fingerprints_only(stores, tmp_path):
+    legacy, target = stores
+    ir, p = schema.intelligence_report, schema.person
+    altered_text = SECRET_TEXT.replace("BLUE", "RED")
+    other = target_row(target, p, p.c.legacy_nominal_id == 70002)["person_id"]
+    execute(target, ir.update().where(ir.c.legacy_ref == "IN/000001/18").values(
+        intel_text=altered_text, subject_person_id=other))
+    out = tmp_path / "out"
+    result = reconcile(legacy, target, out, ReconcileOptions())
+    altered = {d.field: d for d in rows(result, "intelligence", "ALTERED")}
+    assert set(altered) == {"intel_text", "subject_person_id"}
+    d = altered["intel_text"]
+    assert (d.legacy_value, d.expected_value, d.new_value) == (
+        text_fingerprint(SECRET_TEXT), text_fingerprint(SECRET_TEXT), text_fingerprint(altered_text))
+    s = altered["subject_person_id"]
+    assert (s.legacy_value, s.expected_value, s.new_value) == ("70001", "70001", "70002")  # NOM_IDs, not uuids
+    # The text is nowhere in the exports (the workbook's XML included).
+    for path in out.iterdir():
+        data = path.read_bytes()
+        if path.suffix == ".xlsx":
+            with zipfile.ZipFile(path) as z:
+                data = b"".join(z.read(n) for n in z.namelist())
+        assert b"PICCADILLY" not in data, path.name
+
+
+# ------------------------------------------------------------------------------ DUPLICATE
+
+
+def test_duplicate_is_the_later_copy_when_both_are_as_good(stores):
+    legacy, target = stores
+    copy_crime(target, "CR/000001/18", "CRI-2018-000001D", minutes_later=5)
+    result = run(legacy, target)
+    [dup] = rows(result, "crime", "DUPLICATE")
+    assert (dup.legacy_ref, dup.new_ref) == ("CR/000001/18", "CRI-2018-000001D")
+    assert rows(result, "crime", "ALTERED") == []  # the original (crime_ref exact) is the counterpart
+    assert result.totals["crime"].new_total == 6
+
+
+def test_counterpart_is_the_record_closest_to_the_mapping(stores):
+    legacy, target = stores
+    # The original is altered in two fields; the later copy differs only in crime_ref.
+    execute(target, schema.crime.update().where(crime_where("CR/000001/18")).values(status="OPEN", oic_collar="X1"))
+    copy_crime(target, "CR/000001/18", "CRI-2018-000001D", minutes_later=5, status="FINALISED", oic_collar="4521")
+    result = run(legacy, target)
+    [dup] = rows(result, "crime", "DUPLICATE")
+    assert dup.new_ref == "CRI-2018-000001"
+    [altered] = rows(result, "crime", "ALTERED")
+    assert (altered.new_ref, altered.field, altered.new_value) == ("CRI-2018-000001D", "crime_ref", "CRI-2018-000001D")
+
+
+def test_counterpart_tie_goes_to_earliest_then_smallest_reference(stores):
+    legacy, target = stores
+    execute(target, schema.crime.update().where(crime_where("CR/000002/18")).values(crime_ref="CRI-2018-000002C"))
+    copy_crime(target, "CR/000002/18", "CRI-2018-000002B", minutes_later=0)
+    copy_crime(target, "CR/000002/18", "CRI-2018-000002A", minutes_later=1)
+    result = run(legacy, target)
+    assert sorted(d.new_ref for d in rows(result, "crime", "DUPLICATE")) == ["CRI-2018-000002A", "CRI-2018-000002C"]
+    [altered] = rows(result, "crime", "ALTERED")
+    assert altered.new_ref == "CRI-2018-000002B"
+
+
+# ------------------------------------------------------------------------------ UNEXPECTED / MISSING
+
+
+def test_unexpected_records_deleted_or_unknown_in_opus(stores):
+    legacy, target = stores
+    copy_crime(target, "CR/000001/18", "CRI-2018-000004", 0, legacy_ref="CR/000004/18")  # deleted in OPUS
+    copy_crime(target, "CR/000001/18", "CRI-2018-999999", 0, legacy_ref="CR/999999/18")  # never in OPUS
+    copy_crime(target, "CR/000001/18", "CRI-2018-000008", 0, legacy_ref=" CR/000001/18")  # not the trimmed key
+    person = target_row(target, schema.person, schema.person.c.legacy_nominal_id == 70001)
+    execute(target, schema.person.insert().values(dict(person, person_id=ids.person_id(70003),
+                                                       legacy_nominal_id=70003)))
+    result = run(legacy, target)
+    unexpected = {(d.entity, d.legacy_ref, d.new_ref, d.detail) for d in rows(result, category="UNEXPECTED")}
+    assert unexpected == {
+        ("crime", "CR/000004/18", "CRI-2018-000004", "DELETED_IN_OPUS"),
+        ("crime", "CR/999999/18", "CRI-2018-999999", "NOT_IN_OPUS"),
+        ("crime", " CR/000001/18", "CRI-2018-000008", "NOT_IN_OPUS"),
+        ("person", "70003", ids.person_id(70003), "DELETED_IN_OPUS"),
+    }
+    assert not [d for d in rows(result, category="MISSING") if d.legacy_ref in ("CR/000004/18", "70003")]
+
+
+def test_lost_records_are_missing_and_their_links_not_compared(stores):
+    legacy, target = stores
+    cp, c, p = schema.crime_person, schema.crime, schema.person
+    execute(target,
+            cp.delete().where(cp.c.crime_id == ids.crime_id("CR/000006/18")),
+            c.delete().where(crime_where("CR/000006/18")),
+            cp.delete().where(cp.c.person_id == ids.person_id(70002)),
+            p.delete().where(p.c.legacy_nominal_id == 70002))
+    result = run(legacy, target)
+    assert {(d.entity, d.legacy_ref, d.detail) for d in unexplained(result)} == {
+        ("crime", "CR/000006/18", None), ("person", "70002", None)}
+    assert result.counted_failures == 2
+
+
+def test_rejected_record_present_in_the_new_store(stores):
+    legacy, target = stores
+    copy_crime(target, "CR/000001/18", "CRI-2018-000005", 0, legacy_ref="CR/000005/18")
+    result = run(legacy, target)
+    [d] = [d for d in result.discrepancies if d.legacy_ref == "CR/000005/18"]
+    assert (d.category, d.field, d.new_ref, d.detail) == ("ALTERED", None, "CRI-2018-000005",
+                                                          "LEGACY_REJECTED:UNMAPPED_OFFENCE")
+    assert d.legacy_value == "OFF_CODE=NOPE"
+    assert result.totals["crime"].missing_explained == 0 and result.counted_failures == 1
+
+
+# ------------------------------------------------------------------------------ links
+
+
+def test_links_missing_and_unexpected(stores):
+    legacy, target = stores
+    cp = schema.crime_person
+    crime1 = ids.crime_id("CR/000001/18")
+    execute(
+        target,
+        cp.delete().where(cp.c.crime_id == crime1, cp.c.person_id == ids.person_id(70001)),
+        cp.insert().values(crime_id=crime1, person_id=ids.person_id(70005), role="WITNESS"),
+        # A link to a person created in iOPS (no NOM_ID): not a matched person, not compared.
+        schema.person.insert().values(person_id="new-person", legacy_nominal_id=None, family_name="NEW", sex="MALE",
+                                      source_system="IOPS", created_at=dt.datetime(2019, 8, 1, tzinfo=UTC),
+                                      updated_at=dt.datetime(2019, 8, 1, tzinfo=UTC)),
+        cp.insert().values(crime_id=crime1, person_id="new-person", role="WITNESS"),
+    )
+    result = run(legacy, target)
+    links = {(d.category, d.legacy_ref, d.new_ref) for d in unexplained(result)}
+    assert links == {("MISSING", "CR/000001/18:70001:VICTIM", "CRI-2018-000001"),
+                     ("UNEXPECTED", "CR/000001/18:70005:WITNESS", "CRI-2018-000001")}
+    assert all(d.entity == "crime_person" for d in unexplained(result))
+
+
+def test_links_of_every_record_carrying_the_crime_count(stores):
+    legacy, target = stores
+    cp = schema.crime_person
+    copy_id = copy_crime(target, "CR/000001/18", "CRI-2018-000001D", minutes_later=5)
+    execute(target,
+            cp.update().where(cp.c.crime_id == ids.crime_id("CR/000001/18"), cp.c.person_id == ids.person_id(70001))
+            .values(crime_id=copy_id))
+    result = run(legacy, target)
+    assert [d.category for d in unexplained(result)] == ["DUPLICATE"]
+
+
+# ------------------------------------------------------------------------------ unkeyed
+
+
+def test_rekeyed_crime_is_an_auto_probable_match(stores):
+    legacy, target = stores
+    c, cp = schema.crime, schema.crime_person
+    crime6 = target_row(target, c, crime_where("CR/000006/18"))
+    execute(target, c.update().where(crime_where("CR/000006/18")).values(
+        legacy_ref=None, crime_ref="CRI-2019-900001", source_system="IOPS",
+        recorded_at=crime6["recorded_at"] + dt.timedelta(minutes=12)))
+    # A genuinely new iOPS crime, months later: nothing to pair with.
+    copy_crime(target, "CR/000001/18", "CRI-2019-900002", 0, legacy_ref=None,
+               recorded_at=dt.datetime(2019, 9, 1, 10, tzinfo=UTC))
+    result = run(legacy, target)
+    [pair] = rows(result, "crime", "PROBABLE_MATCH")
+    assert (pair.legacy_ref, pair.new_ref, pair.detail) == ("CR/000006/18", "CRI-2019-900001", "AUTO")
+    assert pair.score >= 90
+    assert not [d for d in rows(result, "crime", "MISSING") if d.legacy_ref == "CR/000006/18"]
+    totals = result.totals["crime"]
+    assert (totals.matched_auto, totals.new_in_iops) == (1, 1)
+    assert rows(result, "crime", "ALTERED") == []  # an AUTO pair's fields are not compared
+    assert result.counted_failures == 0
+
+    # Its links are compared (reconciliation.md: crimes matched keyed or AUTO).
+    execute(target, cp.delete().where(cp.c.crime_id == ids.crime_id("CR/000006/18")))
+    result = run(legacy, target)
+    assert {(d.entity, d.category, d.legacy_ref, d.new_ref) for d in unexplained(result)} == {
+        ("crime_person", "MISSING", "CR/000006/18:70005:VICTIM", "CRI-2019-900001")}
+
+
+def test_review_pair_leaves_the_legacy_record_missing(stores):
+    legacy, target = stores
+    c = schema.crime
+    crime6 = target_row(target, c, crime_where("CR/000006/18"))
+    execute(target, c.update().where(crime_where("CR/000006/18")).values(
+        legacy_ref=None, crime_ref="CRI-2019-900001", mo_summary="Lawnmower stolen from garage overnight",
+        recorded_at=crime6["recorded_at"] + dt.timedelta(hours=5)))
+    result = run(legacy, target, auto_threshold=99.9, review_threshold=50)
+    [pair] = rows(result, "crime", "PROBABLE_MATCH")
+    assert pair.detail == "REVIEW"
+    assert [d.legacy_ref for d in rows(result, "crime", "MISSING") if not d.detail] == ["CR/000006/18"]
+    assert result.totals["crime"].matched_auto == 0 and result.totals["crime"].new_in_iops == 0
+
+
+# ------------------------------------------------------------------------------ statistics
+
+
+def test_crime_statistics(tmp_path):
+    legacy = make_legacy(f"sqlite:///{tmp_path / 'opus.db'}", crimes=[
+        {"crime_no": "CR/000001/19", "rec_date": "01/04/2019", "rec_time": "0030"},  # 31 March 23:30 UTC
+        {"crime_no": "CR/000002/19", "rec_date": "01/04/2019", "div": " "},  # district UNKNOWN
+        {"crime_no": "CR/000003/19", "rec_date": "01/04/2019", "status": "X"},  # cancelled: not counted
+        {"crime_no": "CR/000004/19", "rec_date": "01/04/2019", "status": "T"},  # transferred: not counted
+        {"crime_no": "CR/000005/19", "rec_date": "02/04/2019", "grid_e": 0},  # no location
+        {"crime_no": "CR/000006/19", "rec_date": "02/04/2019", "del_flag": "Y"},  # deleted: not counted
+        {"crime_no": "CR/000007/19", "rec_date": "02/04/2019", "off_code": "NOPE"},  # rejected: not counted
+    ])
+    target = f"sqlite:///{tmp_path / 'iops.db'}"
+    migrate(legacy, target)
+    execute(target, schema.location.update().where(location_where("CR/000001/19")).values(latitude=None))
+    result = run(legacy, target)
+    stats = [r.as_row() for r in result.stats]
+    group = target_row(target, schema.crime, crime_where("CR/000001/19"))["offence_group"]
+    assert stats == [
+        ("2019-04", "E08000003", group, 2, 2, 0, 1, 2),
+        ("2019-04", "UNKNOWN", group, 1, 1, 0, 0, 0),
+    ]
+
+
+# ------------------------------------------------------------------------------ reports, spool, CLI
+
+
+def test_reports_are_written_sorted_and_counted(stores, tmp_path):
+    legacy, target = stores
+    execute(target, schema.crime.update().where(crime_where("CR/000001/18")).values(status="OPEN"))
+    out = tmp_path / "out"
+    result = reconcile(legacy, target, out, ReconcileOptions())
+    assert {p.name for p in out.iterdir()} == {"discrepancies.csv", "crime_stats.csv", "summary.json",
+                                               "reconciliation.xlsx"}
+    assert result.out_dir == out and len(result.report_paths) == 4
+    with (out / "discrepancies.csv").open(newline="", encoding="utf-8") as fh:
+        body = list(csv.DictReader(fh))
+    order = [(ENTITIES.index(r["entity"]), CATEGORIES.index(r["category"]), r["legacy_ref"]) for r in body]
+    assert order == sorted(order) and len(body) == result.discrepancy_count == 4
+    assert list(result.discrepancies) == list(result.discrepancies)  # re-iterable
+    summary = json.loads((out / "summary.json").read_text())
+    assert "***" in json.dumps(summary) or "password" not in json.dumps(summary)
+
+
+def test_spool_sorts_across_runs_and_rereads():
+    spool = DiscrepancySpool(run_rows=3)
+    refs = ["70010", "9", "CR/000002/18", "CR/000001/18", "100"]
+    for i, ref in enumerate(refs):
+        entity = "person" if ref[0].isdigit() else "crime"
+        spool.add(Discrepancy(entity, "MISSING", ref))
+        spool.add(Discrepancy(entity, "ALTERED", ref, f"N{i}", "status", "a", "b", "c"))
+    spool.add(Discrepancy("crime_person", "UNEXPECTED", "CR/000001/18:1:VICTIM", "CRI"))
+    spool.close()
+    first = list(spool)
+    assert first == list(spool) and len(first) == len(spool) == 11
+    assert [(d.entity, d.category, d.legacy_ref) for d in first[:4]] == [
+        ("crime", "MISSING", "CR/000001/18"), ("crime", "MISSING", "CR/000002/18"),
+        ("crime", "ALTERED", "CR/000001/18"), ("crime", "ALTERED", "CR/000002/18")]
+    # Person NOM_IDs in numeric order; entities in the model's order.
+    assert [d.legacy_ref for d in first if d.entity == "person" and d.category == "MISSING"] == ["9", "100", "70010"]
+    assert first[-1].entity == "crime_person"
+    folder = spool._dir
+    spool.discard()
+    assert not folder.exists()
+
+
+def test_reconciler_never_writes_to_either_store(stores):
+    legacy, target = stores
+    paths = [Path(u.removeprefix("sqlite:///")) for u in stores]
+    before = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+    run(legacy, target)
+    assert [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths] == before
+
+
+def test_usage_errors(stores, tmp_path):
+    legacy, target = stores
+    with pytest.raises(UsageError, match="target store not found"):
+        reconcile(legacy, f"sqlite:///{tmp_path / 'nope.db'}", tmp_path / "out")
+    assert not (tmp_path / "nope.db").exists()  # never created
+    with pytest.raises(UsageError, match="thresholds"):
+        reconcile(legacy, target, tmp_path / "out", ReconcileOptions(auto_threshold=60, review_threshold=70))
+    with pytest.raises(Exception, match="iOPS store"):
+        reconcile(legacy, legacy, tmp_path / "out")  # the OPUS store is no iOPS store
+
+
+def test_cli_exit_codes(stores, tmp_path):
+    legacy, target = stores
+    runner = CliRunner()
+    clean = runner.invoke(app, ["reconcile", "--legacy", legacy, "--target", target, "--out", str(tmp_path / "a"),
+                                "--quiet"])
+    assert clean.exit_code == 0, clean.output
+    execute(target, schema.crime.update().where(crime_where("CR/000001/18")).values(status="OPEN"))
+    found = runner.invoke(app, ["reconcile", "--legacy", legacy, "--target", target, "--out", str(tmp_path / "b"),
+                                "--quiet"])
+    assert found.exit_code == 1, found.output
+    lenient = runner.invoke(app, ["reconcile", "--legacy", legacy, "--target", target, "--out",
+                                  str(tmp_path / "c"), "--fail-threshold", "1", "--quiet"])
+    assert lenient.exit_code == 0, lenient.output
+    gone = runner.invoke(app, ["reconcile", "--legacy", legacy, "--target",
+                               "postgresql+psycopg://nobody:secret@127.0.0.1:1/none", "--out", str(tmp_path / "d")])
+    assert gone.exit_code == 2 and "secret" not in gone.output
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
+
+
+# ------------------------------------------------------------------------------ connection loss
+
+
+def test_target_lost_mid_run_is_store_unavailable_and_no_report(tmp_path, make_store):
+    legacy = make_legacy(f"sqlite:///{tmp_path / 'opus.db'}", crimes=CRIMES, nominals=NOMINALS, links=LINKS,
+                         intel=INTEL)
+    target = make_store("postgresql", "recon_lost")
+    migrate(legacy, target)
+    database = sa.engine.make_url(target).database
+    admin = sa.create_engine(sa.engine.make_url(target).set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+    def cut_off(entity: str, done: int) -> None:
+        if entity == "crime":
+            with admin.connect() as conn:
+                conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                     "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": database})
+
+    out = tmp_path / "out"
+    try:
+        with pytest.raises(StoreUnavailable, match="target store"):
+            reconcile(legacy, target, out, ReconcileOptions(batch_size=2, on_batch=cut_off))
+    finally:
+        admin.dispose()
+    assert not out.exists() or not any(out.iterdir())
+
+
+# ------------------------------------------------------------------------------ generated, every backend pair
+
+
+def test_generated_store_migrated_by_the_engine_reconciles_clean(pair, make_store):
+    from synth.generate import generate
+
+    legacy_backend, target_backend = pair
+    legacy = make_store(legacy_backend, "recon_legacy")
+    target = make_store(target_backend, "recon_target")
+    generate(legacy, crimes=2000, seed=11)
+    migration = migrate(legacy, target, batch_size=500)
+    assert migration.state == "complete"
+    result = reconcile(legacy, target, None, ReconcileOptions(write_reports=False, batch_size=700))
+    assert result.counted_failures == 0 and result.exit_code == 0, [d for d in unexplained(result)][:5]
+    missing = rows(result, category="MISSING")
+    assert missing and all(d.detail for d in missing)  # every MISSING is a reject, with its reason
+    for entity in ("crime", "person", "intelligence"):
+        counts, totals = migration.counts[entity], result.totals[entity]
+        assert totals.legacy_excluded == counts.excluded
+        assert totals.missing_explained == counts.rejected
+        assert totals.matched_keyed == totals.new_total == counts.written
+    assert result.totals["crime_person"].matched_keyed == result.totals["crime_person"].new_total
+    assert sum(r.legacy_count for r in result.stats) == sum(r.new_count for r in result.stats) > 0
+    assert all(r.delta == 0 for r in result.stats)
