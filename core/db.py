@@ -156,10 +156,22 @@ def store_errors(engine: Engine | None, role: str) -> Iterator[None]:
     """Turn driver errors into one-line ``StoreUnavailable`` messages (no traceback, no password)."""
     try:
         yield
-    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+    except sa.exc.DBAPIError as exc:
+        if not _store_failure(exc):
+            raise
         where = mask_url(getattr(engine, "display_url", engine.url)) if engine is not None else role
         reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
         raise StoreUnavailable(f"{role} store {where}: {reason}") from None
+
+
+def _store_failure(exc: sa.exc.DBAPIError) -> bool:
+    """Errors that mean the store cannot be used, as opposed to a bug in a statement.
+
+    Connection refused or lost, locked (Operational/InterfaceError); and a *bare*
+    ``DatabaseError`` — not a subclass such as ``IntegrityError`` — which is how SQLite says the
+    file itself is unusable ("file is not a database", "database disk image is malformed").
+    """
+    return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) or type(exc) is sa.exc.DatabaseError
 
 
 def stream(conn: sa.Connection, statement) -> sa.Result:
