@@ -32,42 +32,40 @@ def map_crimes(rows: Iterable[Mapping], ctx: MappingContext) -> list[Mapped]:
 def map_crime(row: Mapping, ctx: MappingContext, *, fill_geo: bool = True) -> Mapped:
     """Map one legacy CRIME row (lower-case column names) to crime + location rows,
     a reject, or an exclusion. Rejects follow mapping.md's first-fault order."""
-    raw_no = row.get("crime_no")
+    get = row.get
+    raw_no = get("crime_no")
     legacy_ref = trim(raw_no) or ""
-    if is_deleted(row.get("del_flag")):
+    if is_deleted(get("del_flag")):
         return Mapped(ENTITY, legacy_ref, excluded=True)
-
-    def reject(reason: str, field: str, value) -> Mapped:
-        return Mapped(ENTITY, legacy_ref, reject=Issue(reason, field, text(value)))
 
     # BAD_REFERENCE
     parsed_ref = parse_legacy_ref(legacy_ref, "CR")
     if parsed_ref is INVALID:
-        return reject("BAD_REFERENCE", "CRIME_NO", raw_no)
+        return _reject(legacy_ref, "BAD_REFERENCE", "CRIME_NO", raw_no)
     year, digits = parsed_ref
 
     # MISSING_DATE / INVALID_DATE
-    recorded_at, fault, recorded_day = parse_local_datetime(row.get("rec_date"), row.get("rec_time"))
+    recorded_at, fault, recorded_day = parse_local_datetime(get("rec_date"), get("rec_time"))
     if recorded_at is UNKNOWN:
-        return reject("MISSING_DATE", "REC_DATE", row.get("rec_date"))
+        return _reject(legacy_ref, "MISSING_DATE", "REC_DATE", get("rec_date"))
     if recorded_at is INVALID:
         if fault == "time":
-            return reject("INVALID_DATE", "REC_TIME", row.get("rec_time"))
-        return reject("INVALID_DATE", "REC_DATE", row.get("rec_date"))
+            return _reject(legacy_ref, "INVALID_DATE", "REC_TIME", get("rec_time"))
+        return _reject(legacy_ref, "INVALID_DATE", "REC_DATE", get("rec_date"))
 
     # UNMAPPED_OFFENCE: the crosswalk row valid on the UK *local* date of recorded_at
     # (so '31/03/2017 2400' is 1 April 2017 and takes the post-2017 code).
     reference = ctx.reference
-    off_code = code(row.get("off_code"))
+    off_code = code(get("off_code"))
     ho_code = reference.ho_code_for(off_code, recorded_day) if off_code else None
     offence = reference.ho_offences.get(ho_code) if ho_code else None
     if offence is None:
-        return reject("UNMAPPED_OFFENCE", "OFF_CODE", row.get("off_code"))
+        return _reject(legacy_ref, "UNMAPPED_OFFENCE", "OFF_CODE", get("off_code"))
 
     # INVALID_STATUS
-    status = STATUSES.get(code(row.get("status")))
+    status = STATUSES.get(code(get("status")))
     if status is None:
-        return reject("INVALID_STATUS", "STATUS", row.get("status"))
+        return _reject(legacy_ref, "INVALID_STATUS", "STATUS", get("status"))
 
     warnings: list[Issue] = []
     committed_from = _committed(row, "from_date", "from_time", warnings)
@@ -82,7 +80,7 @@ def map_crime(row: Mapping, ctx: MappingContext, *, fill_geo: bool = True) -> Ma
     if fill_geo:
         fill_lat_lon([location])
 
-    last_upd = parse_last_upd(row.get("last_upd"))
+    last_upd = parse_last_upd(get("last_upd"))
     updated_at = recorded_at if last_upd is UNKNOWN or last_upd is INVALID else last_upd
 
     crime = {
@@ -100,13 +98,17 @@ def map_crime(row: Mapping, ctx: MappingContext, *, fill_geo: bool = True) -> Ma
         "district_code": district_code,
         "status": status,
         "outcome_code": outcome_code,
-        "mo_summary": clean_multiline(row.get("mo_text")),
-        "oic_collar": code(row.get("oic")),
+        "mo_summary": clean_multiline(get("mo_text")),
+        "oic_collar": code(get("oic")),
         "source_system": "OPUS",
         "created_at": recorded_at,
         "updated_at": updated_at,
     }
     return Mapped(ENTITY, legacy_ref, rows={"location": location, "crime": crime}, warnings=warnings)
+
+
+def _reject(legacy_ref: str, reason: str, field: str, value) -> Mapped:
+    return Mapped(ENTITY, legacy_ref, reject=Issue(reason, field, text(value)))
 
 
 def _committed(row: Mapping, date_col: str, time_col: str, warnings: list[Issue]):

@@ -57,7 +57,7 @@ def map_person(row: Mapping, ctx: MappingContext) -> Mapped:
         return Mapped(ENTITY, legacy_key, reject=Issue("MISSING_NAME", "SURNAME", text(row.get("surname"))))
 
     warnings: list[Issue] = []
-    run_started = to_utc_second(ctx.run_started)
+    run_started = _run_start(ctx.run_started)
 
     raw_dob = row.get("dob")
     dob = parse_date(raw_dob)
@@ -93,6 +93,11 @@ def map_person(row: Mapping, ctx: MappingContext) -> Mapped:
         "updated_at": stamp,
     }
     return Mapped(ENTITY, legacy_key, rows={"person": person}, warnings=warnings)
+
+
+@lru_cache(maxsize=8)
+def _run_start(run_started: dt.datetime) -> dt.datetime:
+    return to_utc_second(run_started)
 
 
 @lru_cache(maxsize=8)
