@@ -51,7 +51,7 @@ class DemoResult:
             explained = sum(t.missing_explained for t in r.totals.values())
             lines.append(f"{title}: {verdict} - unexplained discrepancies {r.counted_failures:,} "
                          f"({counts}; MISSING explained by a reject reason {explained:,})")
-            lines.append(f"    Excel report: {r.report_paths.get('reconciliation.xlsx')}")
+            lines.append(f"    Excel report: {r.report_paths.get('workbook')}")
         return lines
 
 
