@@ -8,6 +8,21 @@ Batch functions (one ``Mapped`` per input row, in input order)::
     map_intel(rows, ctx)     INTEL     -> intelligence_report (+ location when gridded)
 
 Legacy rows are mappings keyed by lower-case legacy column names. No database, no I/O.
+
+Contract (what the engine, the reconciler and the simulator rely on):
+
+* the result list is 1:1 with the input rows and in the same order (zip them);
+* ``excluded`` (DEL_FLAG 'Y') and rejected results have ``rows == {}``; accepted results
+  carry every target row with exactly the columns of ``core/schema.py``;
+* a link that normalises to a (crime, person, role) already mapped *in the same call* is
+  accepted with ``rows == {}`` and a ``DUPLICATE_LINK`` warning (same ``legacy_key`` as the
+  first); across calls it carries identical rows and key, so writers dedupe by key;
+* timestamps are aware UTC with microsecond 0; ids are deterministic (``mappings.ids``);
+* ``Issue.value`` is the named legacy column's value as text (untrimmed), never INT_TEXT.
+
+Where each rule of mapping.md lives: ``crime.py`` (crime), ``location.py`` (location and
+division), ``person.py``, ``link.py``, ``intel.py``; shared parsing in ``parse.py``, ids in
+``ids.py``, grid conversion in ``geo.py``.
 """
 
 from mappings.crime import map_crime, map_crimes

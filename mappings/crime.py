@@ -71,7 +71,8 @@ def map_crime(row: Mapping, ctx: MappingContext, *, fill_geo: bool = True) -> Ma
     committed_from = _committed(row, "from_date", "from_time", warnings)
     committed_to = _committed(row, "to_date", "to_time", warnings)
     if committed_from is not None and committed_to is not None and committed_to < committed_from:
-        # Both kept; the value shows both ends as typed so a reviewer sees the inversion.
+        # Both kept. Ambiguity: the issue names TO_DATE, and its value shows both ends as typed
+        # ("FROM_DATE FROM_TIME > TO_DATE TO_TIME") so a reviewer sees the inversion at once.
         warnings.append(Issue("COMMITTED_RANGE", "TO_DATE", _range_text(row)))
 
     district_code = district_for(row, reference, warnings)
@@ -98,6 +99,7 @@ def map_crime(row: Mapping, ctx: MappingContext, *, fill_geo: bool = True) -> Ma
         "district_code": district_code,
         "status": status,
         "outcome_code": outcome_code,
+        # Ambiguity: mapping.md gives no blank rule for MO_TEXT; blank → NULL as elsewhere.
         "mo_summary": clean_multiline(get("mo_text")),
         "oic_collar": code(get("oic")),
         "source_system": "OPUS",

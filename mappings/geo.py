@@ -43,7 +43,8 @@ def grid_pair(easting: Any, northing: Any) -> tuple[int, int] | _Sentinel:
 
     * either NULL/blank or 0 → ``UNKNOWN`` (both NULL, no warning);
     * otherwise either not a whole number, or outside 0–700000 / 0–1300000 → ``INVALID``
-      (both NULL, warn ``INVALID_GRID``);
+      (both NULL, warn ``INVALID_GRID``). Ambiguity: a fractional value (possible only through
+      SQLite's REAL affinity) is INVALID rather than silently rounded;
     * else ``(easting, northing)``.
 
     Ambiguity: a pair with one side 0/NULL and the other out of range is UNKNOWN (the

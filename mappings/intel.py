@@ -116,7 +116,8 @@ def map_intel_row(row: Mapping, ctx: MappingContext, *, fill_geo: bool = True) -
 
 def _subject(row: Mapping, ctx: MappingContext, warnings: list[Issue]) -> str | None:
     """SUBJ_NOM_ID → the migrated person's id; blank → None; a nominal that is absent,
-    deleted, rejected (or not a whole number) → None + ORPHAN_SUBJECT."""
+    deleted, rejected → None + ORPHAN_SUBJECT. Ambiguity: a value that is not a whole number
+    cannot name a migrated nominal, so it is ORPHAN_SUBJECT too (0 is a number: asked as is)."""
     raw = row.get("subj_nom_id")
     if is_blank(raw):
         return None

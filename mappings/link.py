@@ -65,8 +65,8 @@ def map_link(row: Mapping, ctx: MappingContext) -> Mapped:
         role or role_code or "",
     )
 
-    # ORPHAN_LINK. A malformed CRIME_NO or a non-numeric NOM_ID can never have been migrated,
-    # so the predicates are not even asked.
+    # ORPHAN_LINK. Ambiguity: a malformed CRIME_NO or a non-numeric NOM_ID can never have been
+    # migrated, so the link is ORPHAN_LINK without asking the predicates.
     if parse_legacy_ref(crime_no, "CR") is INVALID or not ctx.crime_migrated(crime_no):
         return Mapped(ENTITY, legacy_key, reject=Issue("ORPHAN_LINK", "CRIME_NO", text(raw_crime)))
     if nom_id is None or not ctx.person_migrated(nom_id):

@@ -74,7 +74,9 @@ def location_row(
 
 
 def crime_location(legacy_ref: str, row: Mapping, district_code: str | None, warnings: list[Issue]) -> dict:
-    """The one location every migrated crime owns (even when all its place columns are blank)."""
+    """The one location every migrated crime owns. Ambiguity: "one per migrated crime" is
+    taken literally — a crime whose place columns are all blank still gets a location row
+    (all NULL but district_code), so crime.location_id is never NULL for migrated crimes."""
     postcode = postcode_for(row.get("pcode"), warnings)
     grid = grid_for(row, warnings)
     return location_row(

@@ -316,7 +316,8 @@ _pair_cached = lru_cache(maxsize=1 << 17)(_pair)
 
 def parse_last_upd(value: Any) -> dt.datetime | _Sentinel:
     """``LAST_UPD`` ``YYYYMMDDHHMMSS`` in UK local time → aware UTC; UNKNOWN if blank or all
-    zeros; INVALID for any other form or impossible date/time (hour 24, second 60)."""
+    zeros; INVALID for any other form or impossible date/time (hour 24, second 60).
+    Callers treat UNKNOWN and INVALID alike (fall back), and no warning exists for it."""
     s = value if type(value) is str else text(value)
     if s is None:
         return UNKNOWN
@@ -357,7 +358,7 @@ def normalise_postcode(value: Any) -> str | _Sentinel:
     """Upper-case, remove all spaces, one space before the last 3 characters, then require
     ``^[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2}$``. Blank → UNKNOWN; not matching → INVALID.
 
-    "All spaces" includes any white space (tabs, no-break spaces typed into OPUS).
+    Ambiguity: "remove all spaces" removes any white space (tabs, no-break spaces).
     """
     s = text(value)
     if s is None:
@@ -429,7 +430,7 @@ _LEGACY_REF = re.compile(r"([A-Z]{2})/([0-9]{6})/([0-9]{2})", re.ASCII)
 def parse_legacy_ref(trimmed: str | None, prefix: str) -> tuple[int, str] | _Sentinel:
     """``CR/004512/19`` (prefix ``CR``) → ``(2019, "004512")``; anything else → INVALID.
 
-    The reference must have the form exactly after trim — ``cr/004512/19`` is not
+    Ambiguity: the reference must have the form exactly after trim — ``cr/004512/19`` is not
     upper-cased into shape (mapping.md applies upper-casing to code look-ups only, and
     the legacy key, ids and links all use the trimmed text as it is).
     """

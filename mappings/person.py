@@ -49,7 +49,8 @@ def map_person(row: Mapping, ctx: MappingContext) -> Mapped:
     if is_deleted(row.get("del_flag")):
         return Mapped(ENTITY, legacy_key, excluded=True)
     if nom_id is None:
-        # NOM_ID is the primary key; one that is not a whole number cannot be a person id.
+        # Ambiguity: mapping.md has no NOM_ID failure. NOM_ID is the primary key; one that is
+        # not a whole number fitting the target INTEGER cannot be a person: BAD_REFERENCE.
         return Mapped(ENTITY, legacy_key, reject=Issue("BAD_REFERENCE", "NOM_ID", text(raw_id)))
 
     family_name, given_names = split_name(row.get("surname"), row.get("forenames"))
