@@ -309,7 +309,7 @@ def _write_stats(result: ReconResult, out, wb):
     writer.writerow(STATS_COLUMNS)
     month_col = STATS_COLUMNS.index("month")
     table = xlsx.TableWriter(wb, STATS_SHEET, STATS_COLUMNS, set(),
-                             column_styles={month_col: {"number_format": xlsx.MONTH_FORMAT}},
+                             column_styles={month_col: {"number_format": xlsx.MONTH_FORMAT, "alignment": xlsx.LEFT}},
                              fixed_widths={month_col: 10})
     monthly: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0, 0])
     for stat in result.stats:
@@ -335,7 +335,7 @@ MONTHLY_COLUMNS = ("month", "legacy (OPUS)", "new (iOPS)", "delta", "legacy no l
 def _monthly_sheet(wb, monthly: dict[str, list[int]]) -> list[tuple[str, int]]:
     """Crimes per month over all districts and groups, and the chart of OPUS vs iOPS."""
     table = xlsx.TableWriter(wb, MONTHLY_SHEET, MONTHLY_COLUMNS, set(),
-                             column_styles={0: {"number_format": xlsx.MONTH_FORMAT}},
+                             column_styles={0: {"number_format": xlsx.MONTH_FORMAT, "alignment": xlsx.LEFT}},
                              fixed_widths={0: 10})
     for month in sorted(monthly):
         legacy, new, legacy_nl, new_nl = monthly[month]
@@ -348,6 +348,7 @@ def _monthly_sheet(wb, monthly: dict[str, list[int]]) -> list[tuple[str, int]]:
         chart = LineChart()
         chart.title = "Crimes recorded per month: OPUS vs iOPS"
         chart.y_axis.title = "crimes"
+        chart.y_axis.scaling.min = 0  # counts from zero: a cut axis would make small gaps look dramatic
         chart.x_axis.title = "month"
         chart.x_axis.number_format = xlsx.MONTH_FORMAT
         # openpyxl 3.1 marks axes deleted by default: Excel would draw no labels.

@@ -16,11 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import weakref
 from typing import Any, Iterable, Sequence
 
 from openpyxl import Workbook
-from openpyxl.cell import Cell, WriteOnlyCell
+from openpyxl.cell import Cell
 from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
@@ -123,40 +122,22 @@ def cell(ws, value: Any, *, font: Font | None = None, fill: PatternFill | None =
     styled = bool(font or fill or number_format or alignment or border)
     if not styled and not link and not (isinstance(value, str) and value in ERROR_CODES):
         return value  # openpyxl binds ordinary text as 's'; neutralised text never starts with '='
-    style = _style_array(ws, font, fill, number_format, alignment, border) if styled else None
-    c = Cell(ws, row=1, column=1, value=value, style_array=style)
+    c = Cell(ws, row=1, column=1, value=value)  # a write-only cell; placed when appended
     if isinstance(value, str):
         c.data_type = "s"
+    if font:
+        c.font = font
+    if fill:
+        c.fill = fill
+    if number_format:
+        c.number_format = number_format
+    if alignment:
+        c.alignment = alignment
+    if border:
+        c.border = border
     if link:
         c.hyperlink = Hyperlink(ref=c.coordinate, location=sheet_location(link), display=str(value))
     return c
-
-
-# Registering a style with the workbook hashes every part of it each time; a million filled
-# cells made that a tenth of the run. The style array (indexes into the workbook's style
-# tables) is therefore worked out once per combination and copied into each cell.
-_STYLE_CACHE: "weakref.WeakKeyDictionary[Workbook, dict]" = weakref.WeakKeyDictionary()
-
-
-def _style_array(ws, font, fill, number_format, alignment, border):
-    cache = _STYLE_CACHE.setdefault(ws.parent, {})
-    key = (id(font), id(fill), number_format, id(alignment), id(border))
-    hit = cache.get(key)
-    if hit is None:
-        probe = WriteOnlyCell(ws)
-        if font:
-            probe.font = font
-        if fill:
-            probe.fill = fill
-        if number_format:
-            probe.number_format = number_format
-        if alignment:
-            probe.alignment = alignment
-        if border:
-            probe.border = border
-        # The style objects are kept with the array so their ids cannot be reused by others.
-        hit = cache[key] = (probe._style, (font, fill, alignment, border))
-    return hit[0]
 
 
 def sheet_location(title: str) -> str:
@@ -233,14 +214,14 @@ def column_widths(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[
 
 
 def numeric_columns(count: int, rows: Iterable[Sequence[Any]]) -> set[int]:
-    """Columns whose values seen are all numbers or dates (and at least one is): right-aligned."""
+    """Columns whose values seen are all numbers (and at least one is): their headers sit right."""
     seen: set[int] = set()
     other: set[int] = set()
     for row in rows:
         for i, value in enumerate(row[:count]):
             if value is None:
                 continue
-            if isinstance(value, (int, float, dt.date)) and not isinstance(value, bool):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
                 seen.add(i)
             else:
                 other.add(i)
