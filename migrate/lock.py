@@ -3,7 +3,8 @@
 A migration or rollback inserts the single lock row (primary key 1) in its own committed
 transaction; a second process's insert fails on the key, so two writers can never
 interleave. A holder killed with SIGKILL leaves its row behind: it is taken over when the
-holder is provably gone (same host, process no longer exists) or silent for ``STALE_AFTER``.
+holder is provably gone: on the same host, its process no longer exists; on another host,
+it has been silent for ``STALE_AFTER``.
 """
 
 from __future__ import annotations
@@ -39,8 +40,11 @@ def _process_alive(pid: int) -> bool:
 
 
 def _holder_gone(row) -> bool:
-    if row.host == HOST and row.pid != os.getpid() and not _process_alive(row.pid):
-        return True
+    if row.host == HOST:
+        # On this machine the OS knows: a live holder keeps the target however long its
+        # heartbeat is silent (a slow batch, a resume re-reading the legacy store, a rollback's
+        # single transaction whose heartbeat nobody sees until it commits).
+        return not _process_alive(row.pid)
     return _now() - row.heartbeat_at > STALE_AFTER
 
 
