@@ -31,7 +31,10 @@ import csv
 import datetime as dt
 import itertools
 import random
+import statistics
+import sys
 import time
+from array import array
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -54,7 +57,7 @@ from synth.profile import Profile, profile_store
 RATES: dict[str, float] = {
     # keys (CRIME_NO / INTEL_NO)
     "padded_key": 0.003,            # key with a leading or trailing space (only where the column can hold 13 chars)
-    "bad_reference": 0.0005,        # key typed wrongly ('CR/04512/19', 'CR004512/19'): BAD_REFERENCE
+    "bad_reference": 0.001,         # key typed wrongly ('CR/04512/19', 'CR004512/19'): BAD_REFERENCE
     # date forms (row style)
     "ddmmyy_older_rows": 0.30,      # rows recorded 2008-2011 written DD/MM/YY
     "yyyymmdd_bulk_import": 0.60,   # rows recorded Jan-Jun 2008, loaded by the 2008 bulk import: YYYYMMDD
@@ -94,6 +97,7 @@ RATES: dict[str, float] = {
     "grid_zero": 0.005,             # 0 = unknown
     "grid_null": 0.005,
     "grid_out_of_range": 0.002,     # 9999999 etc.: INVALID_GRID
+    "intel_grid_odd": 0.01,         # of located intelligence: grid 0 or out of range (half each)
     # codes
     "offence_unmapped": 0.003,      # retired, misspelt or no HO equivalent: UNMAPPED_OFFENCE
     "offence_lower": 0.005,         # 'burg-dw' (valid after normalisation)
@@ -122,8 +126,8 @@ RATES: dict[str, float] = {
     "link_orphan_crime": 0.002,     # link to a crime that never existed (per crime)
     "link_orphan_nominal": 0.002,   # link to a nominal that never existed (per crime)
     "link_duplicate": 0.002,        # same link again with the crime number padded (where it fits)
-    "repeat_victim": 0.10,          # victim link to an earlier victim
-    "repeat_offender": 0.30,        # suspect/offender link to a known offender
+    "repeat_victim": 0.28,          # victim link to an earlier victim (repeat victimisation)
+    "repeat_offender": 0.50,        # suspect/offender link to a known (prolific) offender
     # intelligence
     "intel_subject_missing": 0.005,  # SUBJ_NOM_ID of a nominal that does not exist
     "intel_text_blank": 0.003,      # '', spaces, NULL: EMPTY_INTELLIGENCE
@@ -131,7 +135,7 @@ RATES: dict[str, float] = {
     "intel_text_trailing_spaces": 0.03,
     "grade_invalid": 0.003,         # 'F', '6', '0': INVALID_GRADING (per grade)
     "grade_blank": 0.002,
-    "grade_lower": 0.003,           # 'b' (valid after normalisation)
+    "grade_lower": 0.01,            # 'b' (valid after normalisation; only letters change)
     "review_date_impossible": 0.003,
     "review_date_unknown": 0.01,
     "busy_premises_shop": 0.45,     # shoplifting at one of the busy premises
@@ -177,7 +181,7 @@ OFFENCE_WEIGHTS: tuple[tuple[str, float], ...] = (
     ("OTH-NOTIF", 0.5),
 )
 # How each MO family's share moves from 2008 (x1) to 2019 (x this).
-KIND_TREND = {"violence": 2.0, "harass": 3.0, "sexual": 2.5, "burglary": 0.7, "vehicle": 0.75,
+KIND_TREND = {"violence": 1.8, "harass": 2.5, "sexual": 2.5, "burglary": 0.7, "vehicle": 0.75,
               "damage": 0.8, "drugs": 0.8, "shop": 1.1, "theft": 0.95, "order": 2.0}
 
 #: Retired OPUS codes still in OFFENCE_CODE (ACTIVE 'N') but with no Home Office equivalent.
@@ -236,25 +240,36 @@ class GenerateResult:
     crimes: int                   # as asked
     seed: int
     counts: dict[str, int]        # rows written per table (the generator's own count)
-    seconds: float                # wall time of writing (schema, rows, commit)
-    profile_seconds: float        # wall time of reading the store back
-    profile: Profile              # what the store holds, read back independently
+    seconds: float                # wall time of creating and filling the store
+    profile_seconds: float        # wall time of reading it back
+    profile: Profile              # what the store holds, read back independently of the generator
     rates: dict[str, float] = field(default_factory=lambda: dict(RATES))
 
 
-def generate(legacy_url: str, crimes: int = 10_000, seed: int = 2019, *, batch: int = BATCH) -> GenerateResult:
-    """Create the OPUS tables in an empty store and fill them; return what was written and its profile."""
+#: From this many crimes on, rows are made in a second process while this one writes.
+PIPELINE_FROM = 50_000
+
+
+def generate(legacy_url: str, crimes: int = 10_000, seed: int = 2019, *, batch: int = BATCH,
+             pipeline: bool | None = None) -> GenerateResult:
+    """Create the OPUS tables in an empty store and fill them; return what was written and its profile.
+
+    ``pipeline``: make rows in a child process while this one writes (default: for large
+    stores). The rows are the same either way: the maker is a pure function of the seed.
+    """
     if crimes < 1:
         raise UsageError(f"--crimes must be at least 1 (got {crimes})")
+    if pipeline is None:
+        pipeline = crimes >= PIPELINE_FROM
     started = time.perf_counter()
-    engine = db.open_target(legacy_url)  # the one read-write engine factory; legacy readers use open_legacy
+    engine = db.open_target(legacy_url)  # a read-write engine; every reader of the legacy store uses open_legacy
     try:
         _refuse_existing(engine)
         with db.store_errors(engine, "legacy"):
             create_legacy_schema(engine)
             tables = legacy_tables(engine)
             try:
-                counts = _fill(engine, tables, load_reference(), crimes, seed, batch)
+                counts = _fill(engine, tables, crimes, seed, batch, pipeline)
             except BaseException:
                 _drop_partial(engine, tables)  # leave no half store that a rerun would refuse
                 raise
@@ -273,7 +288,7 @@ def _refuse_existing(engine: Engine) -> None:
     if present:
         raise UsageError(
             f"{db.mask_url(engine.url)} already holds OPUS tables ({', '.join(present)}): "
-            "generate only fills an empty store — give a new file or database"
+            "generate only fills an empty store; give a new file or database"
         )
 
 
@@ -287,25 +302,25 @@ def _drop_partial(engine: Engine, tables: dict[str, sa.Table]) -> None:
         pass
 
 
-def _fill(engine: Engine, tables: dict[str, sa.Table], ref: Reference, crimes: int, seed: int,
-          batch: int) -> dict[str, int]:
+def _fill(engine: Engine, tables: dict[str, sa.Table], crimes: int, seed: int, batch: int,
+          pipeline: bool) -> dict[str, int]:
     # SQLite: a fresh file nobody else reads yet, so no journal and no fsync while loading. SQLite
     # is also the one engine that does not enforce VARCHAR lengths, so only there can a 12-char
-    # key carry a padding space or a time column hold 'HH:MM' (the OPUS DDL's widths forbid it
-    # on PostgreSQL and MariaDB; see the report).
+    # key carry a padding space or a VARCHAR(4) time hold 'HH:MM' (the OPUS DDL's own widths
+    # forbid both on PostgreSQL and MariaDB).
     lax_lengths = db.is_sqlite(engine)
-    maker = StoreMaker(ref, seed, crimes, lax_lengths=lax_lengths)
     counts = dict.fromkeys(("offence_code", "division", "crime", "nominal", "crime_nom", "intel"), 0)
     with engine.connect() as conn:
         if lax_lengths:
             conn.exec_driver_sql("PRAGMA journal_mode=OFF")
             conn.exec_driver_sql("PRAGMA synchronous=OFF")
+            conn.exec_driver_sql("PRAGMA cache_size=-65536")  # 64 MB: the primary-key indexes stay in memory
         writers = {name: _Writer(conn, tables[name]) for name in counts}
-        for name, rows in (("offence_code", maker.offence_code_rows()), ("division", maker.division_rows())):
-            counts[name] += writers[name].write(rows)
+        counts["offence_code"] += writers["offence_code"].write(offence_code_rows())
+        counts["division"] += writers["division"].write(division_rows())
         conn.commit()
         with bar("generate", total=crimes, unit="crimes") as progress:
-            for chunk in maker.batches(batch):
+            for chunk in _batches(seed, crimes, lax_lengths, batch, pipeline):
                 for name in ("crime", "nominal", "crime_nom", "intel"):
                     counts[name] += writers[name].write(chunk[name])
                 conn.commit()
@@ -313,6 +328,66 @@ def _fill(engine: Engine, tables: dict[str, sa.Table], ref: Reference, crimes: i
         if lax_lengths:
             conn.exec_driver_sql("PRAGMA journal_mode=DELETE")  # leave an ordinary file for readers
     return counts
+
+
+def _batches(seed: int, crimes: int, lax_lengths: bool, batch: int, pipeline: bool) -> Iterator[dict]:
+    if not pipeline:
+        yield from StoreMaker(load_reference(), seed, crimes, lax_lengths=lax_lengths).batches(batch)
+        return
+    import multiprocessing
+    import queue
+
+    ctx = multiprocessing.get_context("spawn")
+    channel = ctx.Queue(maxsize=3)  # at most three batches in flight: memory stays flat
+    maker = ctx.Process(target=_make_batches, args=(channel, seed, crimes, lax_lengths, batch), daemon=True,
+                        name="opus-generate-maker")
+    maker.start()
+    try:
+        while True:
+            try:
+                item = channel.get(timeout=5)
+            except queue.Empty:
+                if not maker.is_alive():
+                    raise RuntimeError(f"the row maker process died (exit code {maker.exitcode})") from None
+                continue
+            if item is None:
+                break
+            if isinstance(item, str):
+                raise RuntimeError(f"the row maker process failed: {item}")
+            yield item
+    finally:
+        if maker.is_alive():
+            maker.terminate()
+        maker.join()
+
+
+def _make_batches(channel, seed: int, crimes: int, lax_lengths: bool, batch: int) -> None:
+    """Child process: make every batch and hand it over; None at the end, a message on failure."""
+    try:
+        for chunk in StoreMaker(load_reference(), seed, crimes, lax_lengths=lax_lengths).batches(batch):
+            channel.put(chunk)
+        channel.put(None)
+    except BaseException as exc:  # the parent turns this into its own error
+        channel.put(f"{type(exc).__name__}: {exc}")
+
+
+def offence_code_rows() -> list[tuple]:
+    """OFFENCE_CODE: every OPUS code of the crosswalk (ACTIVE 'Y') and the retired ones ('N')."""
+    rows, seen = [], set()
+    with open(TABLE_DIR / "offence_crosswalk.csv", newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            code = r["opus_code"].strip().upper()
+            if code not in seen:
+                seen.add(code)
+                rows.append((code, r["opus_description"].strip(), "Y"))
+    rows.extend((code, desc, "N") for code, desc in RETIRED_CODES)
+    return rows
+
+
+def division_rows() -> list[tuple]:
+    """DIVISION from divisions.csv (its names are not in Reference: the mapping never needs them)."""
+    with open(TABLE_DIR / "divisions.csv", newline="", encoding="utf-8") as fh:
+        return [(r["opus_div"].strip(), r["opus_div_name"].strip()) for r in csv.DictReader(fh)]
 
 
 class _Writer:
@@ -335,25 +410,88 @@ class _Writer:
         return len(rows)
 
 
-# ------------------------------------------------------------------------------ the maker
+# ------------------------------------------------------------------------------ randomness
+#
+# A million crimes mean some fifty million random decisions. random.random() costs ~180 ns
+# on a small CPU and rng.choice ~900 ns; 16-bit numbers cut from one getrandbits() call cost
+# ~3 ns, and a weighted choice becomes one index into a 65,536-entry table. Every row reads
+# its numbers from a Tape in a fixed order, so the store is a pure function of the seed.
+
+_UNIT = 65536
 
 
-def _stream(rng: random.Random, population, weights, k: int = 4096) -> Iterator:
-    """Endless weighted draws, made k at a time (far cheaper than one rng.choices per row)."""
-    cum = list(itertools.accumulate(weights))
-    population = list(population)
-    while True:
-        yield from rng.choices(population, cum_weights=cum, k=k)
+def threshold(rate: float) -> int:
+    """A rate as a 16-bit threshold: ``u < threshold(p)`` holds with probability p (±1/65,536)."""
+    return round(rate * _UNIT)
+
+
+T = {name: threshold(rate) for name, rate in RATES.items()}
+# the chance that any of a group of quirks applies (one test on the fast path)
+_KEY_ODD = T["padded_key"] + T["bad_reference"]
+_REC_DATE_ODD = T["rec_date_unknown"] + T["rec_date_impossible"]
+_FROM_DATE_ODD = T["from_date_unknown"] + T["from_date_impossible"]
+_ADDR_ODD = T["addr_blank"] + T["addr_double_space"] + T["addr_trailing_spaces"]
+_PCODE_ODD = T["pcode_blank"] + T["pcode_lower"] + T["pcode_no_space"] + T["pcode_bad"]
+_GRID_ODD = T["grid_zero"] + T["grid_null"] + T["grid_out_of_range"]
+_DIV_ODD = T["div_unknown"] + T["div_blank"] + T["div_lower"]
+_CODE_ODD = T["offence_unmapped"] + T["offence_lower"] + T["offence_padded"]
+_NAME_ODD = T["name_combined"] + T["name_blank_surname"] + T["name_double_space"] + T["name_trailing_spaces"]
+_DOB_ODD = T["dob_unknown"] + T["dob_impossible"] + T["dob_future"]
+_REVIEW_ODD = T["review_date_unknown"] + T["review_date_impossible"]
+_GRADE_ODD = T["grade_invalid"] + T["grade_blank"] + T["grade_lower"]
+_ROLE_ODD = T["role_lower"] + T["role_invalid"]
+
+
+class Tape:
+    """Random 16-bit numbers, drawn in bulk from one ``random.Random`` and read in order."""
+
+    def __init__(self, rng: random.Random, chunk: int = 1 << 18):
+        self.rng = rng
+        self.chunk = chunk
+        self.buf = array("H")
+        self.pos = 0
+
+    def take(self, k: int) -> array:
+        if self.pos + k > len(self.buf):
+            n = max(self.chunk, k)
+            fresh = array("H", self.rng.getrandbits(16 * n).to_bytes(2 * n, "little"))
+            if sys.byteorder == "big":  # same seed, same store, on any machine
+                fresh.byteswap()
+            self.buf = self.buf[self.pos:] + fresh
+            self.pos = 0
+        p = self.pos
+        self.pos = p + k
+        return self.buf[p:p + k]
+
+
+def table(outcomes, weights) -> list:
+    """A 65,536-entry lookup table: ``tab[u]`` for a random u is a weighted draw of ``outcomes``."""
+    outcomes, weights = list(outcomes), [float(w) for w in weights]
+    total = sum(weights)
+    tab: list = []
+    running = 0.0
+    for outcome, weight in zip(outcomes, weights):
+        running += weight
+        tab.extend([outcome] * (round(running / total * _UNIT) - len(tab)))
+    return tab
 
 
 def _pairs(weighted):
     return [p for p, _ in weighted], [w for _, w in weighted]
 
 
-def _clock_change_days() -> set[dt.date]:
-    """Last Sundays of March and October: the UK clock changes at 01:00 GMT."""
+def _sampled(rng: random.Random, draw) -> list:
+    """A table of 65,536 values drawn once from any distribution (delays, ages...)."""
+    return sorted(draw(rng) for _ in range(_UNIT))
+
+
+# ------------------------------------------------------------------------------ calendars
+
+
+def _clock_change_days(first_year: int, last_year: int) -> set[dt.date]:
+    """Last Sundays of March and October: the UK clocks change at 01:00 GMT."""
     days = set()
-    for year in range(2006, 2021):
+    for year in range(first_year, last_year + 1):
         for month in (3, 10):
             last = dt.date(year, month, 31)
             days.add(last - dt.timedelta(days=(last.weekday() + 1) % 7))
@@ -361,16 +499,20 @@ def _clock_change_days() -> set[dt.date]:
 
 
 class Calendar:
-    """Every day the store can mention, with its text in each OPUS date form, by index."""
+    """Every day the store can mention, by index, with its text in each OPUS date form."""
 
     def __init__(self, first: dt.date, last: dt.date):
         self.first = first
         self.days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+        self.year = [d.year for d in self.days]
+        self.yy = [f"{d.year % 100:02d}" for d in self.days]
         self.dmy4 = [f"{d.day:02d}/{d.month:02d}/{d.year}" for d in self.days]
-        self.dmy2 = [f"{d.day:02d}/{d.month:02d}/{d.year % 100:02d}" for d in self.days]
+        # DD/MM/YY only where the 00-49/50-99 pivot reads the year back right
+        self.dmy2 = [f"{d.day:02d}/{d.month:02d}/{d.year % 100:02d}" if 1950 <= d.year <= 2049 else s
+                     for d, s in zip(self.days, self.dmy4)]
         self.ymd = [f"{d.year}{d.month:02d}{d.day:02d}" for d in self.days]
         self.forms = (self.dmy4, self.dmy2, self.ymd)  # index = row style
-        self.clock_change = {self.index(d) for d in _clock_change_days() if first <= d <= last}
+        self.clock_change = frozenset(self.index(d) for d in _clock_change_days(first.year, last.year))
 
     def index(self, day: dt.date) -> int:
         return (day - self.first).days
@@ -379,88 +521,124 @@ class Calendar:
 HHMM = [f"{m // 60:02d}{m % 60:02d}" for m in range(1440)]
 H_MM = [f"{m // 60}:{m % 60:02d}" for m in range(1440)]
 HH_MM = [f"{m // 60:02d}:{m % 60:02d}" for m in range(1440)]
+SS = [f"{s:02d}" for s in range(60)]
+P3 = [f"{n:03d}" for n in range(1000)]
+LETTER_PAIRS = [a + b for a in POSTCODE_LETTERS for b in POSTCODE_LETTERS]
+PNC_LETTERS = "ABCDEFGHJKLMNPQRTUVWXYZ"
+STYLE_PLAIN, STYLE_SHORT, STYLE_BULK = 0, 1, 2
+
+
+def six(n: int) -> str:
+    return P3[n // 1000] + P3[n % 1000]
+
+
+# ------------------------------------------------------------------------------ the maker
 
 
 class StoreMaker:
-    """Makes the rows, batch by batch, deterministically from the seed."""
+    """Makes the rows, batch by batch, as a pure function of the seed.
+
+    State carried between batches is small and bounded: per-year sequence numbers, the next
+    nominal id, and pools of at most 5,000 repeat victims and prolific offenders.
+    """
 
     def __init__(self, ref: Reference, seed: int, crimes: int, *, lax_lengths: bool):
         self.ref = ref
         self.crimes = crimes
         self.lax = lax_lengths
-        self.rng = random.Random(f"opus-generate:{seed}")
-        rng = self.rng
-        # Calendar from well before the first recording (historic reports, committed dates)
-        self.cal = Calendar(dt.date(2006, 1, 1), dt.date(2019, 12, 31))
+        rng = self.rng = random.Random(f"opus-generate:{seed}")
+        self.tape = Tape(rng)
+        self.cal = Calendar(dt.date(2006, 1, 1), dt.date(2019, 12, 31))      # events
+        self.dob_cal = Calendar(dt.date(1900, 1, 1), dt.date(2019, 12, 31))  # births
+        self.dob_offset = self.dob_cal.index(self.cal.first)
         self.first_rec = self.cal.index(FIRST_DAY)
         self.last_rec = self.cal.index(LAST_DAY)
         self.bulk_end = self.cal.index(BULK_IMPORT_END)
         self.older_end = self.cal.index(OLDER_ROWS_END)
-        self._day_weights()
+        self._schedule()
+        self._tables()
         self._places()
         self._people()
+        self._codes()
         self.pools = texts.TextPools(random.Random(f"opus-texts:{seed}"), tuple(self.streets[:400]),
                                      tuple(a for areas in names.DIVISION_AREAS.values() for a, _ in areas))
-        self._codes()
-        self.hour_rec = _stream(rng, range(24), HOUR_WEIGHTS_RECORDED)
-        self.hour_com = _stream(rng, range(24), HOUR_WEIGHTS_COMMITTED)
-        self.live_flag = _stream(rng, *_pairs(LIVE_FLAGS))
-        self.grade_src = _stream(rng, *_pairs(GRADE_SOURCE))
-        self.grade_int = _stream(rng, *_pairs(GRADE_INTEL))
-        self.grade_hand = _stream(rng, *_pairs(GRADE_HANDLING))
         self.crime_seq: dict[int, int] = {}
         self.intel_seq: dict[int, int] = {}
         self.next_nom = FIRST_NOM_ID
-        self.victims: list[tuple[int, str]] = []    # bounded pools: repeat victims, prolific offenders
+        self.victims: list[tuple[int, str]] = []
         self.offenders: list[tuple[int, str]] = []
 
-    # --- reference data ------------------------------------------------------------------
+    # --- set-up -------------------------------------------------------------------------------
 
-    def _day_weights(self) -> None:
+    def _schedule(self) -> None:
+        """Crimes arrive in recording order; the i-th falls on the day the cumulative volume says."""
         weights = []
         for i in range(self.first_rec, self.last_rec + 1):
             d = self.cal.days[i]
-            w = YEAR_VOLUME[d.year] * MONTH_SEASON[d.month - 1] * (0.85 if d.weekday() == 6 else 1.0)
-            weights.append(w)
+            weights.append(YEAR_VOLUME[d.year] * MONTH_SEASON[d.month - 1] * (0.85 if d.weekday() == 6 else 1.0))
         self.day_cum = list(itertools.accumulate(weights))
 
+    def _tables(self) -> None:
+        rng = self.rng
+        hours, hweights = range(24), HOUR_WEIGHTS_RECORDED
+        self.rec_minute = table(range(1440), [hweights[m // 60] for m in range(1440)])
+        self.submit_minute = table(range(1440), [1 if 8 <= m // 60 < 22 else 0.1 for m in range(1440)])
+
+        def delay(r):  # minutes from committed to recorded: mostly hours, some days, a few historic
+            x = r.random()
+            return (int(r.random() * 180) if x < 0.5 else int(180 + r.random() * 2700) if x < 0.8
+                    else int(2880 + r.random() * 40000) if x < 0.95 else int(43200 + r.random() * 500000))
+
+        self.delay = _sampled(rng, delay)
+        self.duration = _sampled(rng, lambda r: 30 + int(r.random() * 840))
+        self.update_lag = _sampled(rng, lambda r: int((r.random() ** 2) * 400 * 1440))
+        self.norm = [statistics.NormalDist().inv_cdf((i + 0.5) / _UNIT) for i in range(_UNIT)]
+        self.house_no = table(range(1, 251), [1 / n ** 0.6 for n in range(1, 251)])
+        # ages in days, by role: offenders young, victims anyone, witnesses adults
+        self.age = {
+            "O": _sampled(rng, lambda r: int((14 + (r.random() ** 1.8) * 50) * 365.25)),
+            "V": _sampled(rng, lambda r: int((1 + (r.random() ** 1.3) * 90) * 365.25)),
+            "W": _sampled(rng, lambda r: int((16 + r.random() * 64) * 365.25)),
+        }
+        self.age["S"] = self.age["O"]
+        self.live_flag = table(*_pairs(LIVE_FLAGS))
+        self.grade_tables = (table(*_pairs(GRADE_SOURCE)), table(*_pairs(GRADE_INTEL)), table(*_pairs(GRADE_HANDLING)))
+        self.sentences = table(range(1, 41), [20, 25, 15] + [6] * 5 + [0.7] * 12 + [0.1] * 20)
+
     def _places(self) -> None:
-        ref, rng = self.ref, self.rng
+        rng, ref = self.rng, self.ref
         districts = {row["district"]: row for row in ref.districts}
-        # DIVISION's names are in divisions.csv but not in Reference (the mapping never needs them)
         with open(TABLE_DIR / "divisions.csv", newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-        self.division_table = [(r["opus_div"].strip(), r["opus_div_name"].strip()) for r in rows]
-        div_district = {r["opus_div"].strip(): r["district_name"].strip() for r in rows}
+            div_district = {r["opus_div"].strip(): r["district_name"].strip() for r in csv.DictReader(fh)}
         self.divs = list(names.DIVISION_WEIGHTS)
-        self.div_stream = _stream(rng, self.divs, [names.DIVISION_WEIGHTS[d] for d in self.divs])
-        # where each division's crimes fall: a centre and spread, clipped to the district extent
-        manchester_centres = {"MC": (384100, 398200, 700, 600), "MN": (386800, 401200, 1800, 1800),
-                              "MS": (384000, 392800, 2000, 2400)}
+        self.div_table = table(self.divs, [names.DIVISION_WEIGHTS[d] for d in self.divs])
+        # where a division's crimes fall: a centre and spread, clipped to the district's extent
+        manchester = {"MC": (384100, 398200, 700, 600), "MN": (386800, 401200, 1800, 1800),
+                      "MS": (384000, 392800, 2000, 2400)}
         self.div_geo = {}
         for div in self.divs:
             row = districts[div_district[div]]
             box = tuple(int(row[k]) for k in ("easting_min", "easting_max", "northing_min", "northing_max"))
-            if div in manchester_centres:
-                ce, cn, se, sn = manchester_centres[div]
+            if div in manchester:
+                ce, cn, se, sn = manchester[div]
             else:
                 ce, cn = int(row["centroid_easting"]), int(row["centroid_northing"])
                 se, sn = (box[1] - box[0]) / 5, (box[3] - box[2]) / 5
             self.div_geo[div] = (ce, cn, se, sn, box)
         self.div_areas = {d: names.DIVISION_AREAS[d] for d in self.divs}
         self.beats = {d: [f"{d}{n:02d}" for n in range(1, names.DIVISION_BEATS[d] + 1)] for d in self.divs}
-        suffixes, sweights = _pairs(names.STREET_SUFFIXES)
+        suffixes, _ = _pairs(names.STREET_SUFFIXES)
         self.streets = sorted({f"{b} {s}" for b in names.STREET_BASES for s in suffixes})
         rng.shuffle(self.streets)
-        self.street_stream = _stream(rng, self.streets, [1] * len(self.streets))
+        self.street_table = table(self.streets, [1 / (i + 20) for i in range(len(self.streets))])
         places = {p["place"]: p for p in ref.places}
-        self.premises = []
+        premises = []
         for place, div, addr, pcode, variants in names.BUSY_PREMISES:
             p = places[place]
-            self.premises.append((div, addr, pcode, variants, int(p["easting"]), int(p["northing"])))
-        # busier shops first: a few premises take most of the repeat crime
-        self.premises_stream = _stream(rng, self.premises, [1 / (i + 1) ** 0.7 for i in range(len(self.premises))])
-        self.officers = {d: [self._collar(rng) for _ in range(120)] for d in self.divs}
+            premises.append((div, addr, pcode, variants, int(p["easting"]), int(p["northing"])))
+        # a few shops take most of the repeat crime
+        self.premises_table = table(premises, [1 / (i + 1) ** 0.7 for i in range(len(premises))])
+        self.officers = {d: [self._collar(rng) for _ in range(128)] for d in self.divs}
 
     @staticmethod
     def _collar(rng: random.Random) -> str:
@@ -472,14 +650,11 @@ class StoreMaker:
         return f"DC{rng.randrange(1000, 9999)}"
 
     def _people(self) -> None:
-        rng = self.rng
-        self.surname = _stream(rng, *_pairs(names.SURNAMES))
-        self.male = _stream(rng, *_pairs(names.MALE_FORENAMES))
-        self.female = _stream(rng, *_pairs(names.FEMALE_FORENAMES))
-        self.ethnicity = _stream(rng, *_pairs(ETHNICITY))
+        self.surnames = table(*_pairs(names.SURNAMES))
+        self.forenames = {"M": table(*_pairs(names.MALE_FORENAMES)), "F": table(*_pairs(names.FEMALE_FORENAMES))}
+        self.ethnicity = table(*_pairs(ETHNICITY))
 
     def _codes(self) -> None:
-        rng = self.rng
         self.kind_of = {c: texts.mo_kind(c) for c, _ in OFFENCE_WEIGHTS}
         unknown = [c for c, _ in OFFENCE_WEIGHTS if c not in self.ref.crosswalk]
         assert not unknown, f"offence mix uses codes missing from the crosswalk: {unknown}"
@@ -487,538 +662,497 @@ class StoreMaker:
         for year in YEAR_VOLUME:
             f = (year - 2008) / 11
             weights = [w * (1 + (KIND_TREND.get(self.kind_of[c], 1.0) - 1) * f) for c, w in OFFENCE_WEIGHTS]
-            self.offence_by_year[year] = _stream(rng, [c for c, _ in OFFENCE_WEIGHTS], weights)
-        self.disposal_default = _stream(rng, *_pairs(DISPOSAL_WEIGHTS_DEFAULT))
-        self.disposal_by_kind = {k: _stream(rng, *_pairs(v)) for k, v in DISPOSAL_WEIGHTS_BY_KIND.items()}
+            self.offence_by_year[year] = table([c for c, _ in OFFENCE_WEIGHTS], weights)
+        self.disposal_default = table(*_pairs(DISPOSAL_WEIGHTS_DEFAULT))
+        self.disposal_by_kind = {k: table(*_pairs(v)) for k, v in DISPOSAL_WEIGHTS_BY_KIND.items()}
 
-    def offence_code_rows(self) -> list[tuple]:
-        rows, seen = [], set()
-        with open(TABLE_DIR / "offence_crosswalk.csv", newline="", encoding="utf-8") as fh:
-            for r in csv.DictReader(fh):
-                code = r["opus_code"].strip().upper()
-                if code not in seen:
-                    seen.add(code)
-                    rows.append((code, r["opus_description"].strip(), "Y"))
-        rows.extend((code, desc, "N") for code, desc in RETIRED_CODES)
-        return rows
-
-    def division_rows(self) -> list[tuple]:
-        return [(div, name) for div, name in self.division_table]
-
-    # --- batches -----------------------------------------------------------------------------
+    # --- batches ------------------------------------------------------------------------------
 
     def batches(self, size: int) -> Iterator[dict[str, list[tuple]]]:
-        total = self.day_cum[-1]
-        n = self.crimes
-        for start in range(0, n, size):
+        step = self.day_cum[-1] / self.crimes
+        cum, first, last = self.day_cum, self.first_rec, self.last_rec
+        for start in range(0, self.crimes, size):
             out = {"crime": [], "nominal": [], "crime_nom": [], "intel": []}
-            for i in range(start, min(n, start + size)):
-                # crimes arrive in recording order: the i-th falls where the cumulative day weight says
-                day = self.first_rec + bisect.bisect_left(self.day_cum, (i + self.rng.random()) * total / n)
-                self._crime(min(day, self.last_rec), out)
+            for i in range(start, min(self.crimes, start + size)):
+                self._crime(min(first + bisect.bisect_left(cum, (i + 0.5) * step), last), out)
             yield out
 
-    # --- crime ----------------------------------------------------------------------------------
-
-    def _style(self, day: int) -> int:
-        """Row style: 0 DD/MM/YYYY, 1 DD/MM/YY (older rows), 2 YYYYMMDD (2008 bulk import)."""
-        r = self.rng.random()
-        if day <= self.bulk_end and r < RATES["yyyymmdd_bulk_import"]:
-            return 2
-        if day <= self.older_end and r < RATES["ddmmyy_older_rows"]:
-            return 1
-        return 0
-
-    def _key(self, prefix: str, seq: dict[int, int], year: int) -> tuple[str, str]:
-        """(stored key, canonical key)."""
-        n = seq.get(year, 0) + 1
-        seq[year] = n
-        canon = f"{prefix}/{n:06d}/{year % 100:02d}"
-        r = self.rng.random()
-        if r < RATES["padded_key"]:
-            if self.lax:
-                return (" " + canon if self.rng.random() < 0.5 else canon + " "), canon
-        elif r < RATES["padded_key"] + RATES["bad_reference"] and n < 100000:
-            bad = f"{prefix}/{n:05d}/{year % 100:02d}" if self.rng.random() < 0.5 else f"{prefix}{n:06d}/{year % 100:02d}"
-            return bad, canon
-        return canon, canon
-
-    def _date(self, day: int, style: int, unknown: float, impossible: float) -> str | None:
-        r = self.rng.random()
-        if r < unknown:
-            return self.rng.choice(("00/00/0000", "00000000", "", None, "00/00/0000"))
-        if r < unknown + impossible:
-            return self._impossible_date(self.cal.days[day].year)
-        return self.cal.forms[style][day]
-
-    def _impossible_date(self, year: int) -> str:
-        rng = self.rng
-        nonleap = year if year % 4 else year - 1
-        return rng.choice((f"31/02/{year}", f"00/13/{year}", f"30/02/{year}", f"29/02/{nonleap}",
-                           f"32/01/{year}", f"31/04/{year}", f"31/06/{year}", f"31/09/{year}",
-                           f"31/11/{year}", f"15/00/{year}", f"{year}0231", f"{year}1332"))
-
-    def _time(self, minute: int, blank: float) -> str | None:
-        r = self.rng.random()
-        if r < blank:
-            return "" if self.rng.random() < 0.5 else None
-        r -= blank
-        if r < RATES["time_h_mm"]:
-            return H_MM[minute] if minute < 600 else HHMM[minute]
-        r -= RATES["time_h_mm"]
-        if r < RATES["time_hh_mm"]:
-            return HH_MM[minute] if self.lax else (H_MM[minute] if minute < 600 else HHMM[minute])
-        r -= RATES["time_hh_mm"]
-        if r < RATES["time_2400"]:
-            return "2400"
-        r -= RATES["time_2400"]
-        if r < RATES["time_invalid"]:
-            pool = INVALID_TIMES_SHORT + (INVALID_TIMES_LONG if self.lax else ())
-            return self.rng.choice(pool)
-        return HHMM[minute]
+    # --- crime --------------------------------------------------------------------------------
 
     def _crime(self, day: int, out: dict[str, list]) -> None:
-        rng, r, cal = self.rng, self.rng.random, self.cal
-        year = cal.days[day].year
-        key, canon = self._key("CR", self.crime_seq, year)
-        style = self._style(day)
-        code = next(self.offence_by_year[year])
+        u = self.tape.take(48)
+        cal = self.cal
+        year = cal.year[day]
+        n = self.crime_seq[year] = self.crime_seq.get(year, 0) + 1
+        canon = f"CR/{six(n)}/{cal.yy[day]}"
+        key = canon if u[0] >= _KEY_ODD else self._odd_key(canon, n, u[0])
+        style = STYLE_PLAIN
+        if day <= self.older_end:
+            if day <= self.bulk_end and u[1] < T["yyyymmdd_bulk_import"]:
+                style = STYLE_BULK
+            elif u[1] < T["ddmmyy_older_rows"]:
+                style = STYLE_SHORT
+        code = self.offence_by_year[year][u[2]]
         kind = self.kind_of[code]
 
-        # when: recorded, and committed from/to
-        rec_min = next(self.hour_rec) * 60 + int(r() * 60)
-        if day in cal.clock_change and r() < RATES["bst_hour_on_changeover_day"]:
-            rec_min = 60 + int(r() * 60)
+        # when: recorded; committed from / to
+        rec_min = self.rec_minute[u[3]]
+        if day in cal.clock_change and u[4] < T["bst_hour_on_changeover_day"]:
+            rec_min = 60 + u[5] % 60
         rec_abs = day * 1440 + rec_min
-        x = r()
-        delay = (int(r() * 180) if x < 0.5 else int(180 + r() * 2700) if x < 0.8
-                 else int(2880 + r() * 40000) if x < 0.95 else int(43200 + r() * 500000))
-        from_abs = rec_abs - delay
-        to_abs = from_abs + 30 + int(r() * 840) if kind in RANGE_KINDS and r() < 0.7 else None
-        if r() < RATES["bst_committed"]:
-            change = self._clock_change_before(day)
-            if change is not None:
-                from_abs = change * 1440 + 60 + int(r() * 60)
-                to_abs = from_abs + int(r() * (120 - from_abs % 1440)) if r() < 0.5 else None
-        if r() < RATES["committed_reversed"]:
-            if to_abs is None:
-                to_abs = from_abs - 60 - int(r() * 2000)
-            else:
-                from_abs, to_abs = to_abs, from_abs
-        rec_date = self._date(day, style, RATES["rec_date_unknown"], RATES["rec_date_impossible"])
-        rec_time = self._time(rec_min, RATES["rec_time_blank"])
-        from_date = self._date(from_abs // 1440, style, RATES["from_date_unknown"], RATES["from_date_impossible"])
-        from_time = self._time(from_abs % 1440, RATES["from_time_blank"])
+        from_abs = rec_abs - self.delay[u[6]]
+        to_abs = from_abs + self.duration[u[7]] if kind in RANGE_KINDS and u[8] < 45875 else None  # 70%
+        if u[9] < T["bst_committed"]:
+            from_abs, to_abs = self._clock_change_committed(day, to_abs is not None)
+        if u[10] < T["committed_reversed"]:
+            from_abs, to_abs = (to_abs, from_abs) if to_abs is not None else (from_abs, from_abs - 60 - u[11] % 2000)
+        forms = cal.forms[style]
+        rec_date = forms[day] if u[12] >= _REC_DATE_ODD else \
+            self._odd_date(day, u[12], T["rec_date_unknown"])
+        rec_time = HHMM[rec_min] if u[13] >= 2000 else self._odd_time(rec_min, u[13], T["rec_time_blank"])
+        fday = from_abs // 1440
+        from_date = forms[fday] if u[14] >= _FROM_DATE_ODD else \
+            self._odd_date(fday, u[14], T["from_date_unknown"])
+        from_time = HHMM[from_abs % 1440] if u[15] >= 4000 else \
+            self._odd_time(from_abs % 1440, u[15], T["from_time_blank"])
         if to_abs is None:
-            to_date = to_time = "" if r() < 0.4 else None
+            to_date = to_time = "" if u[16] < 26214 else None  # 40% blank, 60% NULL
         else:
-            to_date = self._date(to_abs // 1440, style, 0.0, RATES["to_date_impossible"])
-            to_time = self._time(to_abs % 1440, 0.02)
+            tday = to_abs // 1440
+            to_date = forms[tday] if u[16] >= T["to_date_impossible"] else self._odd_date(tday, u[16], 0)
+            to_time = HHMM[to_abs % 1440] if u[17] >= 2000 else self._odd_time(to_abs % 1440, u[17], 1300)
 
         # where
         premise = None
-        if (kind == "shop" and r() < RATES["busy_premises_shop"]) or (
-                kind in ("theft", "robbery") and r() < RATES["busy_premises_street"]):
-            premise = next(self.premises_stream)
-            div = premise[0]
+        if kind == "shop":
+            if u[18] < T["busy_premises_shop"]:
+                premise = self.premises_table[u[19]]
+        elif (kind == "theft" or kind == "robbery") and u[18] < T["busy_premises_street"]:
+            premise = self.premises_table[u[19]]
+        if premise is None:
+            div = self.div_table[u[20]]
+            addr, pcode, east, north = self._address(div, u)
         else:
-            div = next(self.div_stream)
-        addr, pcode, east, north = self._location(div, premise)
-        beat = rng.choice(self.beats[div])
-        if r() < RATES["beat_untidy"]:
-            beat = beat.lower() if r() < 0.6 else ""
-        stored_div = self._div(div)
+            div, addr, pcode, variants, east, north = premise
+            if u[21] < 9830:  # 15% typed differently
+                addr = variants[u[22] % len(variants)]
+            if u[23] < 6554:  # 10% without postcode
+                pcode = ""
+            east += u[24] % 31 - 15
+            north += u[25] % 31 - 15
+        if u[26] < _ADDR_ODD:
+            addr = self._odd_address(addr, u[26])
+        if u[27] < _PCODE_ODD and pcode:
+            pcode = self._odd_postcode(pcode, u[27])
+        if u[28] < _GRID_ODD:
+            east, north = self._odd_grid(east, north, u[28])
+        beats = self.beats[div]
+        beat = beats[u[29] % len(beats)]
+        if u[30] < T["beat_untidy"]:
+            beat = beat.lower() if u[30] % 2 else ""
+        stored_div = div if u[31] >= _DIV_ODD else self._odd_div(div, u[31])
 
         # outcome
-        status, disposal = self._status(day, kind)
-        offender_known = disposal in OFFENDER_DISPOSALS
-        stored_code = self._offence_code(code)
-
-        mo = self._mo(kind)
-        oic = rng.choice(self.officers[div])
-        if r() < RATES["oic_untidy"]:
-            oic = " " + oic if r() < 0.5 else oic.lower().rjust(len(oic) + 1)
-        deleted = r() < RATES["deleted"]
-        flag = "Y" if deleted else next(self.live_flag)
-        upd = self._last_upd(rec_abs, status)
+        status, disposal = self._status(day, kind, u[32], u[33], u[34])
+        stored_code = code if u[35] >= _CODE_ODD else \
+            self._odd_code(code, u[35])
+        mo = self._mo(kind, u[36], u[37], u[38], u[39])
+        officers = self.officers[div]
+        oic = officers[u[40] % len(officers)]
+        if u[41] < T["oic_untidy"]:
+            oic = " " + oic if u[41] % 2 else " " + oic.lower()
+        flag = "Y" if u[42] < T["deleted"] else self.live_flag[u[43]]
+        upd = self._last_upd(rec_abs, u[44], u[45], status == "O")
 
         out["crime"].append((key, stored_code, rec_date, rec_time, from_date, from_time, to_date, to_time,
                              stored_div, beat, addr, pcode, east, north, status, disposal, mo, oic, flag, upd))
-        self._links(canon, key, day, style, kind, status, offender_known, out)
+        self._links(canon, day, style, kind, disposal in OFFENDER_DISPOSALS, out)
 
-    def _clock_change_before(self, day: int) -> int | None:
-        candidates = [c for c in self.cal.clock_change if c <= day]
-        return max(candidates) if candidates else None
-
-    def _offence_code(self, code: str) -> str:
-        r = self.rng.random()
-        if r < RATES["offence_unmapped"]:
-            return self.rng.choice(MISSPELT_CODES + tuple(c for c, _ in RETIRED_CODES))
-        r -= RATES["offence_unmapped"]
-        if r < RATES["offence_lower"]:
-            return code.lower()
-        r -= RATES["offence_lower"]
-        if r < RATES["offence_padded"] and (self.lax or len(code) < 12):
-            return code + " "
-        return code
-
-    def _div(self, div: str) -> str | None:
-        r = self.rng.random()
-        if r < RATES["div_unknown"]:
-            return self.rng.choice(UNKNOWN_DIVS)
-        r -= RATES["div_unknown"]
-        if r < RATES["div_blank"]:
-            return self.rng.choice(("", None))
-        r -= RATES["div_blank"]
-        if r < RATES["div_lower"]:
-            return div.lower()
-        return div
-
-    def _status(self, day: int, kind: str) -> tuple[str | None, str | None]:
-        rng, r = self.rng, self.rng.random
-        age = self.last_rec - day
-        p_open = 0.45 if age < 30 else 0.25 if age < 90 else 0.12 if age < 365 else 0.03
-        x = r()
-        if x < p_open:
-            status, disposal = "O", ("" if r() < 0.7 else None)
-        elif x < p_open + 0.04:
-            status, disposal = "X", ("" if r() < 0.7 else None)
-        elif x < p_open + 0.05:
-            status, disposal = "T", ("TRF" if r() < 0.5 else "")
-        else:
-            status = "F"
-            disposal = next(self.disposal_by_kind.get(kind, self.disposal_default))
-            y = r()
-            if y < RATES["disposal_unknown"]:
-                disposal = rng.choice(UNKNOWN_DISPOSALS)
-            elif y < RATES["disposal_unknown"] + RATES["finalised_no_disposal"]:
-                disposal = rng.choice(("", None))
-        y = r()
-        if y < RATES["status_invalid"]:
-            status = rng.choice(INVALID_STATUSES)
-        elif y < RATES["status_invalid"] + RATES["status_lower"]:
-            status = status.lower()
-        return status, disposal
-
-    def _location(self, div: str, premise) -> tuple[str | None, str | None, int | None, int | None]:
-        rng, r = self.rng, self.rng.random
-        if premise is not None:
-            _, addr, pcode, variants, east, north = premise
-            if r() < 0.15:
-                addr = rng.choice(variants)
-            if r() < 0.1:
-                pcode = ""
-            east += int(r() * 30) - 15
-            north += int(r() * 30) - 15
-        else:
-            area, districts = rng.choice(self.div_areas[div])
-            street = next(self.street_stream)
-            x = r()
-            num = int(1 + (r() ** 2) * 250)
-            if x < 0.75:
-                addr = f"{num} {street}, {area}"
-            elif x < 0.83:
-                addr = f"FLAT {int(1 + r() * 40)}, {rng.choice(names.BUILDING_NAMES)} HOUSE, {street}, {area}"
-            elif x < 0.90:
-                addr = f"{num}{rng.choice('ABCD')} {street}, {area}"
-            elif x < 0.96:
-                addr = f"{street}, {area}"
-            else:
-                addr = f"JUNCTION OF {street} AND {next(self.street_stream)}, {area}"
-            pd = districts[0] if len(districts) == 1 else rng.choice(districts)
-            pcode = f"{pd} {int(r() * 10)}{rng.choice(POSTCODE_LETTERS)}{rng.choice(POSTCODE_LETTERS)}"
-            ce, cn, se, sn, box = self.div_geo[div]
-            east = min(max(int(rng.gauss(ce, se)), box[0]), box[1])
-            north = min(max(int(rng.gauss(cn, sn)), box[2]), box[3])
-        # address quirks
-        x = r()
-        if x < RATES["addr_blank"]:
-            addr = rng.choice(("", None, "  "))
-        else:
-            x -= RATES["addr_blank"]
-            if x < RATES["addr_double_space"]:
-                addr = addr.replace(" ", "  ", 1 + int(r() * 2))
-            elif x < RATES["addr_double_space"] + RATES["addr_trailing_spaces"]:
-                addr = addr + " " * int(1 + r() * 6)
-        # postcode quirks
-        if pcode:
-            x = r()
-            if x < RATES["pcode_blank"]:
-                pcode = rng.choice(("", None))
-            elif (x := x - RATES["pcode_blank"]) < RATES["pcode_lower"]:
-                pcode = pcode.lower()
-            elif (x := x - RATES["pcode_lower"]) < RATES["pcode_no_space"]:
-                pcode = pcode.replace(" ", "")
-            elif x - RATES["pcode_no_space"] < RATES["pcode_bad"]:
-                pcode = rng.choice(BAD_POSTCODES)
-        # grid quirks
-        x = r()
-        if x < RATES["grid_zero"]:
-            east, north = (0, 0) if r() < 0.6 else ((0, north) if r() < 0.5 else (east, 0))
-        elif (x := x - RATES["grid_zero"]) < RATES["grid_null"]:
-            east, north = (None, None) if r() < 0.7 else (east, None)
-        elif x - RATES["grid_null"] < RATES["grid_out_of_range"]:
-            east, north = rng.choice(((9999999, north), (east, 9999999), (-1, north), (east, 1400000),
-                                      (99999999, 99999999)))
+    def _address(self, div: str, u) -> tuple[str, str, int, int]:
+        areas = self.div_areas[div]
+        area, districts = areas[u[46] % len(areas)]
+        v = self.tape.take(8)
+        street = self.street_table[v[0]]
+        x = v[1]
+        if x < 49152:  # 75%: number and street
+            addr = f"{self.house_no[v[2]]} {street}, {area}"
+        elif x < 54395:  # 8%: a flat
+            addr = f"FLAT {1 + v[2] % 40}, {names.BUILDING_NAMES[v[3] % len(names.BUILDING_NAMES)]} HOUSE, {street}, {area}"
+        elif x < 58982:  # 7%: 12A
+            addr = f"{self.house_no[v[2]]}{'ABCD'[v[3] % 4]} {street}, {area}"
+        elif x < 62915:  # 6%: a street, no number
+            addr = f"{street}, {area}"
+        else:  # a junction
+            addr = f"JUNCTION OF {street} AND {self.street_table[v[3]]}, {area}"
+        outward = districts[v[4] % len(districts)]
+        pcode = f"{outward} {v[5] % 10}{LETTER_PAIRS[v[6] % 400]}"
+        ce, cn, se, sn, box = self.div_geo[div]
+        east = int(ce + self.norm[v[7]] * se)
+        north = int(cn + self.norm[u[47]] * sn)
+        east = box[0] if east < box[0] else box[1] if east > box[1] else east
+        north = box[2] if north < box[2] else box[3] if north > box[3] else north
         return addr, pcode, east, north
 
-    def _mo(self, kind: str) -> str | None:
-        rng, r = self.rng, self.rng.random
-        mo = rng.choice(self.pools.mo[kind])
-        x = r()
-        if x < RATES["mo_long"]:
-            parts = [mo] + rng.choices(self.pools.mo[kind] + self.pools.mo_follow_ups, k=8 + int(r() * 12))
+    def _status(self, day: int, kind: str, u1: int, u2: int, u3: int) -> tuple[str, str | None]:
+        age = self.last_rec - day
+        p_open = 29491 if age < 30 else 16384 if age < 90 else 7864 if age < 365 else 1966  # 45/25/12/3%
+        if u1 < p_open:
+            status, disposal = "O", ("" if u2 % 10 < 7 else None)
+        elif u1 < p_open + 2621:  # 4% cancelled (no-crimed)
+            status, disposal = "X", ("" if u2 % 10 < 7 else None)
+        elif u1 < p_open + 3277:  # 1% transferred
+            status, disposal = "T", ("TRF" if u2 % 2 else "")
+        else:
+            status = "F"
+            disposal = self.disposal_by_kind.get(kind, self.disposal_default)[u2]
+            if u3 < T["disposal_unknown"]:
+                disposal = UNKNOWN_DISPOSALS[u3 % len(UNKNOWN_DISPOSALS)]
+            elif u3 < T["disposal_unknown"] + T["finalised_no_disposal"]:
+                disposal = "" if u3 % 2 else None
+        if u3 > _UNIT - 1 - T["status_invalid"] - T["status_lower"]:
+            if u3 > _UNIT - 1 - T["status_invalid"]:
+                status = INVALID_STATUSES[u3 % len(INVALID_STATUSES)]
+            else:
+                status = status.lower()
+        return status, disposal
+
+    def _mo(self, kind: str, u1: int, u2: int, u3: int, u4: int) -> str:
+        pool = self.pools.mo[kind]
+        follow = self.pools.mo_follow_ups
+        mo = pool[u1 % len(pool)]
+        if u2 < T["mo_long"]:
+            rng = self.rng
+            parts = [mo] + rng.choices(pool + follow, k=8 + rng.randrange(12))
             mo = "\n".join(parts)[:2000].rstrip()
-        elif x < RATES["mo_long"] + RATES["mo_multiline"]:
-            mo = f"IP STATES:\n{mo}\n{rng.choice(self.pools.mo_follow_ups)}"
-            if r() < 0.3:
+        elif u2 < T["mo_long"] + T["mo_multiline"]:
+            mo = f"IP STATES:\n{mo}\n{follow[u3 % len(follow)]}"
+            if u3 % 10 < 3:
                 mo = mo.replace("\n", "\r\n")
-        elif r() < 0.3:
-            mo = f"{mo} {rng.choice(self.pools.mo_follow_ups)}"
-        if r() < RATES["mo_trailing_spaces"]:
+        elif u2 < 26214:  # 40%: a follow-up sentence
+            mo = f"{mo} {follow[u3 % len(follow)]}"
+        if u4 < T["mo_trailing_spaces"]:
             if "\n" not in mo:
-                mo = f"{mo}\n{rng.choice(self.pools.mo_follow_ups)}"
+                mo = f"{mo}\n{follow[u3 % len(follow)]}"
             mo = mo.replace("\n", "   \n") + "  "
         return mo
 
-    def _last_upd(self, abs_min: int, status) -> str | None:
-        r = self.rng.random
-        if r() < RATES["last_upd_bad"]:
-            return self.rng.choice(("", None, "00000000000000", "20151301120000", "2015-03-01"))
-        end = (self.last_rec + 1) * 1440 - 1
-        upd = abs_min + int(r() * (60 * 24 * (400 if status in ("F", "X", "T") else 60)))
-        upd = min(upd, end)
-        return f"{self.cal.ymd[upd // 1440]}{HHMM[upd % 1440]}{int(r() * 60):02d}"
+    def _last_upd(self, abs_min: int, u1: int, u2: int, recent: bool) -> str | None:
+        if u1 < T["last_upd_bad"]:
+            return ("", None, "00000000000000", "20151301120000", "2015-03-01")[u2 % 5]
+        lag = self.update_lag[u2] // (8 if recent else 1)
+        upd = min(abs_min + lag, (self.last_rec + 1) * 1440 - 1)
+        return f"{self.cal.ymd[upd // 1440]}{HHMM[upd % 1440]}{SS[u1 % 60]}"
 
-    # --- nominals and links ----------------------------------------------------------------------
+    # --- the rare cases (slow path: plain random calls are fine here) -------------------------
 
-    def _links(self, canon: str, key: str, day: int, style: int, kind: str, status, offender_known: bool,
+    def _odd_key(self, canon: str, n: int, u: int) -> str:
+        if u < T["padded_key"]:
+            if not self.lax:  # a 13-character key does not fit VARCHAR(12) on a strict engine
+                return canon
+            return " " + canon if u % 2 else canon + " "
+        if n >= 100000:
+            return canon
+        prefix, _, yy = canon.split("/")
+        return f"{prefix}/{n:05d}/{yy}" if u % 2 else f"{prefix}{n:06d}/{yy}"
+
+    def _odd_date(self, day: int, u: int, unknown: int) -> str | None:
+        if u < unknown:
+            return ("00/00/0000", "00000000", "", None, "00/00/0000")[u % 5]
+        return self._impossible_date(self.cal.year[day], u)
+
+    @staticmethod
+    def _impossible_date(year: int, u: int) -> str:
+        """Impossible calendar dates, and a few typed in no accepted form at all (1/3/2015)."""
+        nonleap = year if year % 4 else year - 1
+        return (f"31/02/{year}", f"00/13/{year}", f"30/02/{year}", f"29/02/{nonleap}", f"32/01/{year}",
+                f"31/04/{year}", f"31/06/{year}", f"31/09/{year}", f"31/11/{year}", f"15/00/{year}",
+                f"{year}0231", f"{year}1332", f"1/3/{year}", f"{year}-03-01", f"01.03.{year}")[u % 15]
+
+    def _odd_time(self, minute: int, u: int, blank: int) -> str | None:
+        """u is small: pick blank / H:MM / HH:MM / 2400 / invalid by how small, else HHMM."""
+        if u < blank:
+            return "" if u % 2 else None
+        u -= blank
+        if u < T["time_h_mm"]:
+            return H_MM[minute] if minute < 600 else HHMM[minute]
+        u -= T["time_h_mm"]
+        if u < T["time_hh_mm"]:  # 'HH:MM' is 5 characters: only where VARCHAR(4) is not enforced
+            return HH_MM[minute] if self.lax else H_MM[minute] if minute < 600 else HHMM[minute]
+        u -= T["time_hh_mm"]
+        if u < T["time_2400"]:
+            return "2400"
+        u -= T["time_2400"]
+        if u < T["time_invalid"]:
+            pool = INVALID_TIMES_SHORT + (INVALID_TIMES_LONG if self.lax else ())
+            return pool[u % len(pool)]
+        return HHMM[minute]
+
+    def _clock_change_committed(self, day: int, with_to: bool) -> tuple[int, int | None]:
+        """Committed during the missing (spring) or repeated (autumn) hour of the last clock change."""
+        change = max((c for c in self.cal.clock_change if c <= day), default=day)
+        start = change * 1440 + 60 + self.rng.randrange(60)
+        return start, (start + self.rng.randrange(120 - start % 1440) if with_to else None)
+
+    def _odd_address(self, addr: str, u: int) -> str | None:
+        if u < T["addr_blank"]:
+            return ("", None, "  ")[u % 3]
+        if u < T["addr_blank"] + T["addr_double_space"]:
+            return addr.replace(" ", "  ", 1 + u % 2)
+        return addr + " " * (1 + u % 6)
+
+    def _odd_postcode(self, pcode: str, u: int) -> str | None:
+        if u < T["pcode_blank"]:
+            return "" if u % 2 else None
+        u -= T["pcode_blank"]
+        if u < T["pcode_lower"]:
+            return pcode.lower()
+        u -= T["pcode_lower"]
+        if u < T["pcode_no_space"]:
+            return pcode.replace(" ", "")
+        return BAD_POSTCODES[u % len(BAD_POSTCODES)]
+
+    def _odd_grid(self, east: int, north: int, u: int) -> tuple[int | None, int | None]:
+        if u < T["grid_zero"]:
+            return ((0, 0), (0, north), (east, 0), (0, 0))[u % 4]
+        if u < T["grid_zero"] + T["grid_null"]:
+            return ((None, None), (east, None), (None, None))[u % 3]
+        return ((9999999, north), (east, 9999999), (-1, north), (east, 1400000), (99999999, 99999999))[u % 5]
+
+    def _odd_div(self, div: str, u: int) -> str | None:
+        if u < T["div_unknown"]:
+            return UNKNOWN_DIVS[u % len(UNKNOWN_DIVS)]
+        if u < T["div_unknown"] + T["div_blank"]:
+            return "" if u % 2 else None
+        return div.lower()
+
+    def _odd_code(self, code: str, u: int) -> str:
+        if u < T["offence_unmapped"]:
+            pool = MISSPELT_CODES + tuple(c for c, _ in RETIRED_CODES)
+            return pool[u % len(pool)]
+        if u < T["offence_unmapped"] + T["offence_lower"]:
+            return code.lower()
+        return code + " " if self.lax or len(code) < 12 else code
+
+    # --- nominals and links -------------------------------------------------------------------
+
+    def _links(self, canon: str, day: int, style: int, kind: str, offender_known: bool,
                out: dict[str, list]) -> None:
-        rng, r = self.rng, self.rng.random
+        u = self.tape.take(24)
         roles = []
-        if r() >= NO_PERSONAL_VICTIM.get(kind, 0.0):
+        if u[0] >= NO_PERSONAL_VICTIM_T.get(kind, 0):
             roles.append("V")
-            if r() < 0.08:
-                roles.append("V")  # a second victim
+            if u[1] < 5243:  # 8%: a second victim
+                roles.append("V")
         if offender_known:
             roles.append("O")
-        elif r() < 0.22:
+        elif u[2] < 19661:  # 30%: a suspect
             roles.append("S")
-        if r() < 0.10:
+        if u[3] < 6554:  # 10%: a witness
             roles.append("W")
         links = out["crime_nom"]
-        written = set()  # (nominal, role as stored): the primary key within this crime
+        written: list[tuple[int, str]] = []  # (nominal, role as stored): the key within this crime
         subject = None
-        for role in roles:
-            if role == "V" and self.victims and r() < RATES["repeat_victim"]:
-                nom_id, name = rng.choice(self.victims)
-            elif role in "OS" and self.offenders and r() < RATES["repeat_offender"]:
-                nom_id, name = rng.choice(self.offenders)
+        for j, role in enumerate(roles):
+            x = u[4 + j]
+            if role == "V" and self.victims and x < T["repeat_victim"]:
+                nom_id, name = self.victims[u[10 + j] % len(self.victims)]
+            elif role in "OS" and self.offenders and x < T["repeat_offender"]:
+                nom_id, name = self.offenders[u[10 + j] % len(self.offenders)]
             else:
                 nom_id, name = self._nominal(day, style, role, out)
-                if role != "W" and r() < 0.3:
-                    self._remember(self.victims if role == "V" else self.offenders, (nom_id, name))
+                if role != "W" and u[10 + j] < 19661:  # 30% may come back
+                    self._remember(self.victims if role == "V" else self.offenders, (nom_id, name), u[16 + j])
             if role in "OS":
                 subject = (nom_id, name)
-            x = r()
-            stored = (role.lower() if x < RATES["role_lower"]
-                      else rng.choice(ROLES_INVALID) if x < RATES["role_lower"] + RATES["role_invalid"] else role)
-            # one nominal in two roles is fine; the same role twice (even in two spellings) is not
-            if any(n == nom_id and s.upper() in (role, stored.upper()) for n, s in written):
+            stored = role
+            y = u[20]
+            if y < _ROLE_ODD:
+                stored = role.lower() if y < T["role_lower"] else ROLES_INVALID[y % len(ROLES_INVALID)]
+            # one nominal in two roles is fine; one role twice (even spelt two ways) is not
+            clash = False
+            for nom, r in written:
+                if nom == nom_id and r.upper() in (role, stored.upper()):
+                    clash = True
+            if clash:
                 continue
-            written.add((nom_id, stored))
+            written.append((nom_id, stored))
             links.append((canon, nom_id, stored))
-            if self.lax and r() < RATES["link_duplicate"]:
+            if self.lax and u[21] < T["link_duplicate"]:
                 links.append((" " + canon, nom_id, role))  # normalises to the link just written
-        if r() < RATES["link_orphan_crime"]:
-            ghost = f"CR/{int(1 + r() * 99999):06d}/{rng.choice(ABSENT_CRIME_YEARS)}"
-            links.append((ghost, self._existing_nom(), rng.choice("VSOW")))
-        if r() < RATES["link_orphan_nominal"]:
-            links.append((canon, rng.randint(*ABSENT_NOM_IDS), rng.choice("VSW")))
-        if r() < INTEL_PER_CRIME:
+        if u[22] < T["link_orphan_crime"] + T["link_orphan_nominal"]:
+            self._orphan_link(canon, u[22], links)
+        if u[23] < 21845:  # one intelligence entry per three crimes
             self._intel(day, style, subject, out)
 
-    def _remember(self, pool: list, entry: tuple[int, str]) -> None:
+    def _orphan_link(self, canon: str, u: int, links: list) -> None:
+        rng = self.rng
+        if u < T["link_orphan_crime"]:  # a crime number from before OPUS: never in this store
+            ghost = f"CR/{rng.randrange(1, 99999):06d}/{rng.choice(ABSENT_CRIME_YEARS)}"
+            links.append((ghost, FIRST_NOM_ID + rng.randrange(max(1, self.next_nom - FIRST_NOM_ID)),
+                          rng.choice("VSOW")))
+        else:  # a nominal id never issued
+            links.append((canon, rng.randint(*ABSENT_NOM_IDS), rng.choice("VSW")))
+
+    def _remember(self, pool: list, entry: tuple[int, str], u: int) -> None:
         """Bounded pools of people who come back (repeat victims, prolific offenders)."""
         if len(pool) < 5000:
             pool.append(entry)
         else:
-            pool[int(self.rng.random() * 5000)] = entry
-
-    def _existing_nom(self) -> int:
-        return FIRST_NOM_ID + int(self.rng.random() * max(1, self.next_nom - FIRST_NOM_ID))
+            pool[u % 5000] = entry
 
     def _nominal(self, day: int, style: int, role: str, out: dict[str, list]) -> tuple[int, str]:
-        rng, r = self.rng, self.rng.random
+        u = self.tape.take(24)
         nom_id = self.next_nom
         self.next_nom += 1
-        x = r()
-        male_share = 0.8 if role in "OS" else 0.5
-        sex = "M" if x < male_share else "F"
-        surname = next(self.surname)
-        if surname.startswith("NÍ "):
+        surname = self.surnames[u[0]]
+        sex = "M" if u[1] < (52429 if role in "OS" else 32768) else "F"  # offenders 80% male
+        if surname[:3] == "NÍ ":
             sex = "F"
-        first = next(self.male) if sex == "M" else next(self.female)
-        y = r()
-        if y < 0.015:
-            sex = "U"
-        elif y < 0.02:
-            sex = ""
-        second = (next(self.male) if sex == "M" else next(self.female)) if r() < 0.12 else None
-        if r() < RATES["name_hyphenated"]:
-            other = next(self.surname)
+        given = self.forenames[sex]
+        forenames = given[u[2]]
+        if u[3] < 7864:  # 12%: two given names
+            second = given[u[4]]
+            if second != forenames:
+                forenames = f"{forenames} {second}"
+        if u[5] < 1311:  # 2%: sex unknown or blank
+            sex = "U" if u[5] < 983 else ""
+        if u[6] < T["name_hyphenated"]:
+            other = self.surnames[u[7]]
             if other != surname and len(surname) + len(other) < 39:
                 surname = f"{surname}-{other}"
-        forenames = f"{first} {second}" if second and second != first else first
         display = f"{forenames} {surname}"
-        # the quirks of the name as typed
-        x = r()
-        if x < RATES["name_combined"] and len(surname) + len(forenames) + 2 <= 40:
-            surname, forenames = (f"{surname}, {forenames}" if r() < 0.8 else f"{surname},{forenames}"), ""
-            if r() < 0.3:
-                forenames = None
-        elif (x := x - RATES["name_combined"]) < RATES["name_blank_surname"]:
-            surname = rng.choice(("", None, "   "))
-        elif (x := x - RATES["name_blank_surname"]) < RATES["name_double_space"]:
-            if " " in forenames:
-                forenames = forenames.replace(" ", "  ")
-            elif " " in surname:
-                surname = surname.replace(" ", "  ")
-            else:
-                forenames = forenames + "  " + next(self.male if sex == "M" else self.female)
-        elif x - RATES["name_double_space"] < RATES["name_trailing_spaces"]:
-            surname = surname + " " * int(1 + r() * min(8, 40 - len(surname)))
-            if r() < 0.5:
-                forenames = forenames + " " * int(1 + r() * 10)
-        dob = self._dob(day, style, role)
+        if u[8] < _NAME_ODD:
+            surname, forenames = self._odd_name(surname, forenames, u[8], u[9])
+        # date of birth
+        dcal = self.dob_cal
+        if u[10] < _DOB_ODD:
+            dob = self._odd_dob(u[10])
+        else:
+            born = day + self.dob_offset - self.age[role][u[11]]
+            dob = dcal.forms[style][born]
         pnc = None
-        if r() < (0.7 if role in "OS" else 0.05 if role == "V" else 0.02):
-            pnc = self._pnc(day)
-        eth = next(self.ethnicity)
-        deleted = r() < RATES["deleted"]
-        flag = "Y" if deleted else next(self.live_flag)
-        upd = self._last_upd(day * 1440 + int(r() * 1440), "F")
-        out["nominal"].append((nom_id, surname, forenames, dob, sex, pnc, eth, flag, upd))
+        if u[12] < (45875 if role in "OS" else 3277 if role == "V" else 1311):  # 70% / 5% / 2%
+            pnc = self._pnc(day, u[13], u[14], u[15], u[16])
+        flag = "Y" if u[17] < T["deleted"] else self.live_flag[u[18]]
+        upd = self._last_upd(day * 1440 + u[19] % 1440, u[20], u[21], False)
+        out["nominal"].append((nom_id, surname, forenames, dob, sex, pnc, self.ethnicity[u[22]], flag, upd))
         return nom_id, display
 
-    def _dob(self, day: int, style: int, role: str) -> str | None:
-        rng, r = self.rng, self.rng.random
-        x = r()
-        if x < RATES["dob_unknown"]:
-            return rng.choice(("00/00/0000", "", None, "00/00/0000"))
-        x -= RATES["dob_unknown"]
-        if x < RATES["dob_impossible"]:
-            return self._impossible_date(1950 + int(r() * 55))
-        x -= RATES["dob_impossible"]
-        if x < RATES["dob_future"]:
-            return f"{1 + int(r() * 28):02d}/{1 + int(r() * 12):02d}/20{30 + int(r() * 70)}"
-        if role in "OS":
-            age = 14 + (r() ** 1.8) * 50
-        elif role == "W":
-            age = 16 + r() * 64
-        else:
-            age = 1 + (r() ** 1.3) * 90
-        born = self.cal.days[day] - dt.timedelta(days=int(age * 365.25))
-        if style == 2:
-            return f"{born.year}{born.month:02d}{born.day:02d}"
-        if style == 1 and 1950 <= born.year <= 2049:  # the two-digit pivot reads these back right
-            return f"{born.day:02d}/{born.month:02d}/{born.year % 100:02d}"
-        return f"{born.day:02d}/{born.month:02d}/{born.year}"
+    def _odd_name(self, surname: str, forenames: str, u: int, v: int) -> tuple[str | None, str | None]:
+        if u < T["name_combined"]:
+            if len(surname) + len(forenames) + 2 > 40:
+                return surname, forenames
+            combined = f"{surname}, {forenames}" if v % 5 else f"{surname},{forenames}"
+            return combined, (None if v % 3 == 0 else "")
+        u -= T["name_combined"]
+        if u < T["name_blank_surname"]:
+            return ("", None, "   ")[v % 3], forenames
+        u -= T["name_blank_surname"]
+        if u < T["name_double_space"]:
+            if " " in forenames:
+                return surname, forenames.replace(" ", "  ")
+            if " " in surname:
+                return surname.replace(" ", "  "), forenames
+            return surname, f"{forenames}  {self.forenames['M' if v % 2 else 'F'][v]}"
+        # CHAR padding of the original platform
+        surname = surname + " " * (1 + v % max(1, min(8, 40 - len(surname))))
+        return surname, (forenames + " " * (1 + v % 10) if v % 2 else forenames)
 
-    def _pnc(self, day: int) -> str:
-        rng, r = self.rng, self.rng.random
-        year = self.cal.days[day].year - int(r() * 15)
-        pnc = f"{year % 100:02d}/{int(1 + r() ** 0.5 * 9999998)}{rng.choice('ABCDEFGHJKLMNPQRTUVWXYZ')}"
-        x = r()
-        if x < RATES["pnc_invalid"]:
-            digits = pnc[3:-1]
-            pnc = rng.choice((f"{digits}{pnc[-1]}", f"{pnc[:3]}{digits}{digits[:2]}{pnc[-1]}",
-                              pnc.replace("/", "-"), f"XX/{digits}{pnc[-1]}", pnc[:-1], f"{pnc[:3]}{pnc[-1]}"))
-        elif x < RATES["pnc_invalid"] + RATES["pnc_lower"]:
+    def _odd_dob(self, u: int) -> str | None:
+        if u < T["dob_unknown"]:
+            return ("00/00/0000", "", None, "00/00/0000", "00000000")[u % 5]
+        u -= T["dob_unknown"]
+        if u < T["dob_impossible"]:
+            return self._impossible_date(1950 + u % 55, u)
+        rng = self.rng  # in the future: typed 20xx for 19xx
+        return f"{rng.randrange(1, 29):02d}/{rng.randrange(1, 13):02d}/20{rng.randrange(30, 100)}"
+
+    def _pnc(self, day: int, u1: int, u2: int, u3: int, u4: int) -> str:
+        year = self.cal.year[day] - u1 % 15
+        digits = str(1 + ((u2 << 16) | u3) % 9999999)
+        pnc = f"{year % 100:02d}/{digits}{PNC_LETTERS[u4 % len(PNC_LETTERS)]}"
+        if u4 < T["pnc_invalid"]:
+            pnc = (f"{digits}{pnc[-1]}", f"{pnc[:3]}{digits}{digits[:2]}{pnc[-1]}", pnc.replace("/", "-"),
+                   f"XX/{digits}{pnc[-1]}", pnc[:-1], f"{pnc[:3]}{pnc[-1]}")[u1 % 6]
+        elif u4 < T["pnc_invalid"] + T["pnc_lower"]:
             pnc = pnc.lower()
         return pnc[:13]
 
-    # --- intelligence ----------------------------------------------------------------------------
+    # --- intelligence -------------------------------------------------------------------------
 
     def _intel(self, crime_day: int, style: int, subject: tuple[int, str] | None, out: dict[str, list]) -> None:
-        rng, r, cal = self.rng, self.rng.random, self.cal
-        day = min(crime_day + int(r() * 20), self.last_rec)
-        year = cal.days[day].year
-        key, _ = self._key("IN", self.intel_seq, year)
-        submit_min = (8 + int(r() * 14)) * 60 + int(r() * 60)
-        submit_date = self._date(day, style, RATES["rec_date_unknown"], RATES["rec_date_impossible"])
-        submit_time = self._time(submit_min, RATES["rec_time_blank"])
-        grades = [next(self.grade_src), next(self.grade_int), next(self.grade_hand)]
+        u = self.tape.take(32)
+        cal = self.cal
+        day = min(crime_day + u[0] % 21, self.last_rec)
+        year = cal.year[day]
+        n = self.intel_seq[year] = self.intel_seq.get(year, 0) + 1
+        canon = f"IN/{six(n)}/{cal.yy[day]}"
+        key = canon if u[1] >= _KEY_ODD else self._odd_key(canon, n, u[1])
+        minute = self.submit_minute[u[2]]
+        submit_date = cal.forms[style][day] if u[3] >= _REC_DATE_ODD else \
+            self._odd_date(day, u[3], T["rec_date_unknown"])
+        submit_time = HHMM[minute] if u[4] >= 2000 else self._odd_time(minute, u[4], T["rec_time_blank"])
+        grades = [tab[x] for tab, x in zip(self.grade_tables, u[5:8])]
         for i in range(3):
-            x = r()
-            if x < RATES["grade_invalid"]:
-                grades[i] = rng.choice(INVALID_GRADES)
-            elif (x := x - RATES["grade_invalid"]) < RATES["grade_blank"]:
-                grades[i] = rng.choice(("", None, " "))
-            elif x - RATES["grade_blank"] < RATES["grade_lower"]:
-                grades[i] = grades[i].lower()
-        # subject: the crime's suspect, a known offender, a new nominal, nobody, or a ghost
-        x = r()
-        if x < RATES["intel_subject_missing"]:
-            subj_id, subj_name = rng.randint(*ABSENT_NOM_IDS), None
-        elif subject is not None and x < 0.5:
+            x = u[8 + i]
+            if x < _GRADE_ODD:
+                grades[i] = (INVALID_GRADES[x % len(INVALID_GRADES)] if x < T["grade_invalid"]
+                             else ("", None, " ")[x % 3] if x < T["grade_invalid"] + T["grade_blank"]
+                             else grades[i].lower())
+        # the subject: this crime's suspect, a known offender, someone new, nobody, or a ghost
+        x = u[11]
+        if x < T["intel_subject_missing"]:
+            subj_id, subj_name = self.rng.randint(*ABSENT_NOM_IDS), None
+        elif subject is not None and x < 32768:
             subj_id, subj_name = subject
-        elif self.offenders and x < 0.75:
-            subj_id, subj_name = rng.choice(self.offenders)
-        elif x < 0.88:
+        elif self.offenders and x < 49152:
+            subj_id, subj_name = self.offenders[u[12] % len(self.offenders)]
+        elif x < 54395:  # 8%: someone new
             subj_id, subj_name = self._nominal(day, style, "S", out)
         else:
             subj_id, subj_name = None, None
-        text = self._intel_text(subj_name)
-        div = next(self.div_stream)
-        east = north = None
-        if r() < 0.6:
+        text = self._intel_text(subj_name, u[13], u[14], u[15], u[16])
+        div = self.div_table[u[17]]
+        if u[18] < 39322:  # 60% located
             ce, cn, se, sn, box = self.div_geo[div]
-            east = min(max(int(rng.gauss(ce, se)), box[0]), box[1])
-            north = min(max(int(rng.gauss(cn, sn)), box[2]), box[3])
-            x = r()
-            if x < RATES["grid_zero"]:
-                east, north = 0, 0
-            elif x < RATES["grid_zero"] + RATES["grid_out_of_range"]:
-                east = 9999999
+            east = min(max(int(ce + self.norm[u[19]] * se), box[0]), box[1])
+            north = min(max(int(cn + self.norm[u[20]] * sn), box[2]), box[3])
+            if u[21] < T["intel_grid_odd"]:
+                east, north = (0, 0) if u[21] % 2 else (9999999, north)
         else:
-            east = north = 0 if r() < 0.2 else None
-        stored_div = self._div(div)
-        x = r()
-        if x < 0.15:
-            review = rng.choice(("", None))
+            east = north = 0 if u[19] < 13107 else None
+        stored_div = div if u[22] >= _DIV_ODD else self._odd_div(div, u[22])
+        if u[23] < 9830:  # 15% never set for review
+            review = "" if u[23] % 2 else None
         else:
-            review_day = min(day + rng.choice((182, 365, 365, 365, 730)), len(cal.days) - 1)
-            review = self._date(review_day, style, RATES["review_date_unknown"], RATES["review_date_impossible"])
-        officer = rng.choice(self.officers[div])
-        flag = "Y" if r() < RATES["deleted"] else next(self.live_flag)
-        upd = self._last_upd(day * 1440 + submit_min, "F")
+            rday = min(day + (182, 365, 365, 365, 730)[u[24] % 5], len(cal.days) - 1)
+            review = cal.forms[style][rday] if u[25] >= _REVIEW_ODD else \
+                self._odd_date(rday, u[25], T["review_date_unknown"])
+        officers = self.officers[div]
+        flag = "Y" if u[26] < T["deleted"] else self.live_flag[u[27]]
+        upd = self._last_upd(day * 1440 + minute, u[28], u[29], False)
         out["intel"].append((key, submit_date, submit_time, grades[0], grades[1], grades[2], subj_id, text,
-                             stored_div, east, north, review, officer, flag, upd))
+                             stored_div, east, north, review, officers[u[30] % len(officers)], flag, upd))
 
-    def _intel_text(self, subject: str | None) -> str | None:
-        rng, r, pools = self.rng, self.rng.random, self.pools
-        x = r()
-        if x < RATES["intel_text_blank"]:
-            return rng.choice(("", "   ", None, "\n", " \r\n "))
-        who = subject or rng.choice(("UNKNOWN MALE", "AN UNKNOWN FEMALE", "A MALE KNOWN AS \"SKINNY\"",
-                                     "OCCUPANTS OF THE ADDRESS"))
-        opener = rng.choice(pools.intel_openers).replace("{subject}", who)
-        if x < RATES["intel_text_blank"] + RATES["intel_text_near_max"]:
-            n = 40 + int(r() * 30)
-        else:
-            y = r()
-            n = (1 if y < 0.2 else 2 if y < 0.45 else 3 if y < 0.6 else 4 + int(r() * 5) if y < 0.9
-                 else 9 + int(r() * 12) if y < 0.98 else 21 + int(r() * 20))
-        sentences = [opener] + rng.choices(pools.intel_sentences, k=n - 1)
-        y = r()
-        sep = " " if y < 0.55 else "\n" if y < 0.85 else "\r\n"
-        if r() < RATES["intel_text_trailing_spaces"]:
+    def _intel_text(self, subject: str | None, u1: int, u2: int, u3: int, u4: int) -> str | None:
+        pools = self.pools
+        if u1 < T["intel_text_blank"]:
+            return ("", "   ", None, "\n", " \r\n ")[u1 % 5]
+        who = subject or ("UNKNOWN MALE", "AN UNKNOWN FEMALE", "A MALE KNOWN AS \"SKINNY\"",
+                          "OCCUPANTS OF THE ADDRESS")[u2 % 4]
+        opener = pools.intel_openers[u2 % len(pools.intel_openers)].replace("{subject}", who)
+        n = 40 + u3 % 30 if u1 < T["intel_text_blank"] + T["intel_text_near_max"] else self.sentences[u3]
+        more = pools.intel_sentences
+        sentences = [opener] + [more[x % len(more)] for x in self.tape.take(n - 1)]
+        sep = " " if u4 < 36045 else "\n" if u4 < 55706 else "\r\n"  # 55% / 30% / 15%
+        if u4 % 1000 < RATES["intel_text_trailing_spaces"] * 1000:
             sep = "  \n"
-        header = rng.choice(texts.INTEL_HEADERS)
+        header = texts.INTEL_HEADERS[u2 % len(texts.INTEL_HEADERS)]
         text = (header + "\n" if header else "") + sep.join(sentences)
         if len(text) > 4000:
-            text = text[:4000]
-            cut = max(text.rfind(". "), text.rfind(".\n"))
-            text = text[: cut + 1] if cut > 3000 else text
+            cut = max(text.rfind(". ", 0, 4000), text.rfind(".\n", 0, 4000))
+            text = text[: cut + 1] if cut > 3000 else text[:4000]
         return text
+
+
+NO_PERSONAL_VICTIM_T = {kind: threshold(p) for kind, p in NO_PERSONAL_VICTIM.items()}

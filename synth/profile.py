@@ -269,282 +269,429 @@ def classify_grid(east: int | None, north: int | None) -> str:
     return "ok"
 
 
-def _blank(value) -> bool:
-    return value is None or not str(value).strip()
+@lru_cache(maxsize=1)
+def _valid_stamp_parts() -> tuple[frozenset, frozenset]:
+    """Every real YYYYMMDD (1900-2099) and HHMMSS: LAST_UPD is checked by two set look-ups."""
+    day, days = dt.date(1900, 1, 1), set()
+    while day.year < 2100:
+        days.add(f"{day.year}{day.month:02d}{day.day:02d}")
+        day += dt.timedelta(days=1)
+    clock = {f"{h:02d}{m:02d}{s:02d}" for h in range(24) for m in range(60) for s in range(60)}
+    return frozenset(days), frozenset(clock)
 
 
-def _last_upd_ok(value: str | None) -> bool:
-    if value is None or not _LAST_UPD.fullmatch(value.strip()):
+def last_upd_ok(value: str | None) -> bool:
+    """LAST_UPD is 14 digits of a real local date and time (YYYYMMDDHHMMSS)."""
+    if value is None:
         return False
     s = value.strip()
-    try:
-        dt.datetime(int(s[:4]), int(s[4:6]), int(s[6:8]), int(s[8:10]), int(s[10:12]), int(s[12:14]))
-    except ValueError:
-        return False
-    return True
+    days, clock = _valid_stamp_parts()
+    return len(s) == 14 and s[:8] in days and s[8:] in clock
 
 
-def _is_deleted(flag) -> bool:
+def _deleted(flag) -> bool:
     return flag is not None and flag.strip() == "Y"
 
 
+def _untidy(value: str | None) -> bool:
+    """Blank, padded or not upper case: what 'trim, upper case' in mapping.md would change."""
+    return value is None or not value.strip() or value != value.strip().upper()
+
+
+def _has_trailing_line_space(text: str) -> bool:
+    return " \n" in text or "\t\n" in text or " \r\n" in text or text[-1:] in (" ", "\t")
+
+
 # ------------------------------------------------------------------------------- profiling
+#
+# One pass per table. A pass keeps per-row work to a few dictionary look-ups: values of low
+# cardinality (codes, dates, times, flags) are counted as they are and classified once per
+# distinct value at the end; only what depends on several columns of a row is decided per row.
+# The passes are independent, so a large store is profiled by two processes at once.
 
 
-class _Tally:
-    def __init__(self):
-        self.quirks: Counter = Counter()
-        self.dist: dict[str, Counter] = {}
+@dataclass
+class _Part:
+    quirks: Counter = field(default_factory=Counter)
+    dist: dict[str, Counter] = field(default_factory=dict)
+    facts: dict[str, object] = field(default_factory=dict)
 
-    def dist_add(self, name: str, key) -> None:
-        self.dist.setdefault(name, Counter())[key] += 1
+    def counter(self, name: str) -> Counter:
+        return self.dist.setdefault(name, Counter())
 
-    def date(self, column: str, value) -> tuple[str, dt.date | None]:
-        form, day = classify_date(value)
-        self.dist_add(f"{column} form", form)
-        q = _DATE_QUIRK.get(form)
-        if q:
-            self.quirks[q] += 1
-        return form, day
-
-    def time(self, column: str, value) -> tuple[str, int | None]:
-        form, minute = classify_time(value)
-        q = _TIME_QUIRK.get(form)
-        if q:
-            self.quirks[q] += 1
-        return form, minute
-
-    def when(self, day, minute) -> None:
-        b = bst_hour(day, minute)
-        if b:
-            self.quirks["times.bst_gap" if b == "gap" else "times.bst_repeated"] += 1
+    def merge(self, other: "_Part") -> None:
+        self.quirks.update(other.quirks)
+        for name, c in other.dist.items():
+            self.counter(name).update(c)
+        self.facts.update(other.facts)
 
 
-def profile_store(legacy_url: str) -> Profile:
-    """Read the whole store (streaming) and count rows, quirks and distributions."""
+def _date_values(part: _Part, column: str, values: Counter) -> None:
+    """Forms of one date column (distribution) and the store-wide date quirks."""
+    forms = part.counter(f"{column} form")
+    for value, n in values.items():
+        form = classify_date(value)[0]
+        forms[form] += n
+        quirk = _DATE_QUIRK.get(form)
+        if quirk:
+            part.quirks[quirk] += n
+
+
+def _time_values(part: _Part, values: Counter) -> None:
+    for value, n in values.items():
+        quirk = _TIME_QUIRK.get(classify_time(value)[0])
+        if quirk:
+            part.quirks[quirk] += n
+
+
+def _bst_strings() -> frozenset[str]:
+    """Clock-change Sundays in every date form OPUS uses (a cheap first test per row)."""
+    out = set()
+    for year in range(1990, 2040):
+        for d in _clock_change_sundays(year):
+            out.update({f"{d.day:02d}/{d.month:02d}/{d.year}", f"{d.day:02d}/{d.month:02d}/{d.year % 100:02d}",
+                        f"{d.year}{d.month:02d}{d.day:02d}"})
+    return frozenset(out)
+
+
+BST_DATE_STRINGS = _bst_strings()
+
+
+def _bst(part: _Part, date_value, time_value) -> None:
+    """Called only for dates that are clock-change Sundays."""
+    form, day = classify_date(date_value)
+    tform, minute = classify_time(time_value)
+    b = bst_hour(day, minute)
+    if b:
+        part.quirks["times.bst_gap" if b == "gap" else "times.bst_repeated"] += 1
+
+
+def profile_store(legacy_url: str, *, workers: int | None = None) -> Profile:
+    """Read the whole store (streaming) and count rows, quirks and distributions.
+
+    ``workers``: processes to read with (default: 2 for stores of 100,000 crimes or more).
+    """
     started = time.perf_counter()
-    ref = load_reference()
     engine = db.open_legacy(legacy_url)
     try:
-        with db.store_errors(engine, "legacy"):
+        with db.store_errors(engine, "legacy"), engine.connect() as conn:
             tables = legacy_tables(engine)
-            tally = _Tally()
-            with engine.connect() as conn:
-                counts = {name: conn.execute(sa.select(sa.func.count()).select_from(tables[name])).scalar_one()
-                          for name in TABLE_ORDER}
-                facts: dict[str, object] = {}
-                _crimes(conn, tables, ref, tally, facts)
-                _nominals(conn, tables, tally)
-                _links(conn, tables, tally)
-                _intel(conn, tables, ref, tally, facts)
+            counts = {name: conn.execute(sa.select(sa.func.count()).select_from(tables[name])).scalar_one()
+                      for name in TABLE_ORDER}
     finally:
         engine.dispose()
-    quirks = {name: tally.quirks.get(name, 0) for name in QUIRKS}
-    dists = {name: dict(sorted(c.items(), key=lambda kv: (-kv[1], str(kv[0])))) for name, c in tally.dist.items()}
-    return Profile(url=db.mask_url(legacy_url), tables=counts, quirks=quirks, distributions=dists, facts=facts,
-                   seconds=time.perf_counter() - started)
+    if workers is None:
+        workers = 2 if counts["crime"] >= 100_000 else 1
+    total = _Part()
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: a clean interpreter per worker, whatever the caller has open
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for part in pool.map(_run_passes, [legacy_url] * 2, [("crime",), ("nominal", "crime_nom", "intel")]):
+                total.merge(part)
+    else:
+        total = _run_passes(legacy_url, ("crime", "nominal", "crime_nom", "intel"))
+    quirks = {name: total.quirks.get(name, 0) for name in QUIRKS}
+    dists = {name: dict(sorted(c.items(), key=lambda kv: (-kv[1], str(kv[0])))) for name, c in total.dist.items()}
+    return Profile(url=db.mask_url(legacy_url), tables=counts, quirks=quirks, distributions=dists,
+                   facts=total.facts, seconds=time.perf_counter() - started)
 
 
-def _crimes(conn, tables, ref: Reference, tally: _Tally, facts: dict) -> None:
+def _run_passes(legacy_url: str, which: tuple[str, ...]) -> _Part:
+    ref = load_reference()
+    engine = db.open_legacy(legacy_url)
+    part = _Part()
+    try:
+        with db.store_errors(engine, "legacy"), engine.connect() as conn:
+            tables = legacy_tables(engine)
+            for name in which:
+                _PASSES[name](conn, tables, ref, part)
+    finally:
+        engine.dispose()
+    return part
+
+
+def _crimes(conn, tables, ref: Reference, part: _Part) -> None:
     c = tables["crime"]
-    q = tally.quirks
+    q = part.quirks
     district_name = {row["lad_code"]: row["district"] for row in ref.districts}
     div_district = {div: district_name.get(code, code) for div, code in ref.divisions.items()}
     groups = {code: ho.offence_group for code, ho in ref.ho_offences.items()}
-    crosswalk = ref.crosswalk
-    disposals = ref.disposals
+    crosswalk, disposals = ref.crosswalk, ref.disposals
+    bst_days = BST_DATE_STRINGS
+    crime_no_ok = _CRIME_NO.fullmatch
+    postcode_ok = _POSTCODE.fullmatch
+    # raw values counted as they are, classified once each at the end
+    rec_dates, from_dates, to_dates = Counter(), Counter(), Counter()
+    rec_times, other_times = Counter(), Counter()
+    codes, status_disposal, divs, beats, oics, flags = Counter(), Counter(), Counter(), Counter(), Counter(), Counter()
+    group_count, district_count, year_count = Counter(), Counter(), Counter()
+    dates: dict = {}   # value -> (form, ordinal or None)
+    times: dict = {}   # value -> minute or None (invalid), -1 for blank/NULL
+    code_info: dict = {}
     first = last = None
+
+    def date_of(v):
+        got = dates[v] = classify_date(v)
+        return got
+
+    def minute_of(v):
+        form, minute = classify_time(v)
+        got = times[v] = -1 if form in ("blank", "NULL") else minute
+        return got
+
     stmt = sa.select(c.c.crime_no, c.c.off_code, c.c.rec_date, c.c.rec_time, c.c.from_date, c.c.from_time,
                      c.c.to_date, c.c.to_time, c.c.div, c.c.beat, c.c.addr_line, c.c.pcode, c.c.grid_e,
                      c.c.grid_n, c.c.status, c.c.disposal, c.c.mo_text, c.c.oic, c.c.del_flag, c.c.last_upd)
-    for (key, code, rec_date, rec_time, from_date, from_time, to_date, to_time, div, beat, addr, pcode,
-         east, north, status, disposal, mo, oic, flag, last_upd) in db.stream(conn, stmt):
-        deleted = _is_deleted(flag)
-        if deleted:
-            q["crime.deleted"] += 1
-        if key != key.strip():
-            q["crime.padded_key"] += 1
-        if not _CRIME_NO.fullmatch(key.strip()):
-            q["crime.bad_reference"] += 1
-        # dates and times
-        rform, rday = tally.date("crime.rec_date", rec_date)
-        tform, rmin = tally.time("crime.rec_time", rec_time)
-        if rform in UNKNOWN_DATE_FORMS:
-            q["crime.rec_date_missing"] += 1
-        elif rform in BAD_DATE_FORMS or tform == "invalid":
-            q["crime.rec_date_invalid"] += 1
-        else:
-            tally.when(rday, rmin)
-            first = rday if first is None or rday < first else first
-            last = rday if last is None or rday > last else last
-        fform, fday = tally.date("crime.from_date", from_date)
-        ftform, fmin = tally.time("crime.from_time", from_time)
-        toform, tday = tally.date("crime.to_date", to_date)
-        ttform, tmin = tally.time("crime.to_time", to_time)
-        if fform in BAD_DATE_FORMS or toform in BAD_DATE_FORMS or "invalid" in (ftform, ttform):
-            q["crime.committed_invalid"] += 1
-        tally.when(fday, fmin)
-        tally.when(tday, tmin)
-        if fday is not None and tday is not None and ftform != "invalid" and ttform != "invalid":
-            if (tday, tmin or 0) < (fday, fmin or 0):
-                q["crime.committed_reversed"] += 1
-        # offence
-        norm_code = (code or "").strip().upper()
-        rows = crosswalk.get(norm_code)
-        if code is not None and code != code.strip():
-            q["crime.offence_padded"] += 1
-        if rows and code.strip() != norm_code:
-            q["crime.offence_lower_case"] += 1
-        ho = None
-        if not rows:
-            q["crime.unmapped_offence"] += 1
-        elif rday is not None:
-            for row in rows:
-                if row.covers(rday):
-                    ho = row.ho_code
-                    if row.valid_to is not None:
-                        q["crime.offence_before_2017_change"] += 1
-                    elif row.valid_from is not None:
-                        q["crime.offence_after_2017_change"] += 1
-                    break
+    for rows in db.stream(conn, stmt).partitions():
+        for (key, code, rec_date, rec_time, from_date, from_time, to_date, to_time, div, beat, addr, pcode,
+             east, north, status, disposal, mo, oic, flag, last_upd) in rows:
+            if len(key) != 12 or not crime_no_ok(key):
+                if key != key.strip():
+                    q["crime.padded_key"] += 1
+                if not crime_no_ok(key.strip()):
+                    q["crime.bad_reference"] += 1
+            rec_dates[rec_date] += 1
+            rec_times[rec_time] += 1
+            from_dates[from_date] += 1
+            other_times[from_time] += 1
+            to_dates[to_date] += 1
+            other_times[to_time] += 1
+            flags[flag] += 1
+            divs[div] += 1
+            beats[beat] += 1
+            oics[oic] += 1
+            codes[code] += 1
+            status_disposal[(status, disposal)] += 1
+            # recorded: unknown, invalid or a day (ordinal)
+            rform, rday = dates.get(rec_date) or date_of(rec_date)
+            rmin = times.get(rec_time)
+            if rmin is None and rec_time not in times:
+                rmin = minute_of(rec_time)
+            if rday is None:
+                q["crime.rec_date_missing" if rform in UNKNOWN_DATE_FORMS else "crime.rec_date_invalid"] += 1
+            elif rmin is None:
+                q["crime.rec_date_invalid"] += 1
+                rday = None
             else:
+                if first is None or rday < first:
+                    first = rday
+                if last is None or rday > last:
+                    last = rday
+                if rec_date in bst_days:
+                    _bst(part, rec_date, rec_time)
+            # committed: invalid parts, clock-change hours, to before from
+            fform, fday = dates.get(from_date) or date_of(from_date)
+            fmin = times.get(from_time)
+            if fmin is None and from_time not in times:
+                fmin = minute_of(from_time)
+            bad = fform in BAD_DATE_FORMS or fmin is None
+            if from_date in bst_days:
+                _bst(part, from_date, from_time)
+            if to_date:
+                tform, tday = dates.get(to_date) or date_of(to_date)
+                tmin = times.get(to_time)
+                if tmin is None and to_time not in times:
+                    tmin = minute_of(to_time)
+                bad = bad or tform in BAD_DATE_FORMS or tmin is None
+                if to_date in bst_days:
+                    _bst(part, to_date, to_time)
+                if fday is not None and tday is not None and fmin is not None and tmin is not None:
+                    if (tday, max(tmin, 0)) < (fday, max(fmin, 0)):
+                        q["crime.committed_reversed"] += 1
+            elif to_time:
+                bad = bad or minute_of(to_time) is None
+            if bad:
+                q["crime.committed_invalid"] += 1
+            # offence: the crosswalk row for the date recorded
+            info = code_info.get(code)
+            if info is None:
+                info = code_info[code] = crosswalk.get((code or "").strip().upper(), ())
+            ho = None
+            if not info:
                 q["crime.unmapped_offence"] += 1
-        # status and disposal
+            elif rday is not None:
+                for row in info:
+                    if row.covers(rday):
+                        ho = row.ho_code
+                        if row.valid_to is not None:
+                            q["crime.offence_before_2017_change"] += 1
+                        elif row.valid_from is not None:
+                            q["crime.offence_after_2017_change"] += 1
+                        break
+                else:
+                    q["crime.unmapped_offence"] += 1
+            # address, postcode, grid, MO, last update
+            if not addr or addr.isspace():
+                q["crime.addr_blank"] += 1
+            else:
+                if addr[-1] == " ":
+                    q["crime.addr_trailing_space"] += 1
+                if "  " in addr and "  " in addr.strip():
+                    q["crime.addr_double_space"] += 1
+            if not (pcode and postcode_ok(pcode)):
+                q["crime.pcode_" + classify_postcode(pcode)] += 1
+            if not (east and north and 0 < east <= 700000 and 0 < north <= 1300000):
+                q["crime.grid_" + classify_grid(east, north)] += 1
+            if mo:
+                if "\n" in mo:
+                    q["crime.mo_multiline"] += 1
+                    if _has_trailing_line_space(mo):
+                        q["crime.mo_trailing_spaces"] += 1
+                elif mo[-1] == " ":
+                    q["crime.mo_trailing_spaces"] += 1
+            if not last_upd_ok(last_upd):
+                q["crime.last_upd_invalid"] += 1
+            # what the Home Office return would count: live, migratable, not cancelled/transferred
+            if ho is not None and status in ("O", "F") and not (flag == "Y" or (flag and _deleted(flag))):
+                group_count[groups.get(ho, "?")] += 1
+                district_count[div] += 1
+                year_count[rday.year] += 1
+
+    _date_values(part, "crime.rec_date", rec_dates)
+    _date_values(part, "crime.from_date", from_dates)
+    _date_values(part, "crime.to_date", to_dates)
+    _time_values(part, rec_times)
+    _time_values(part, other_times)
+    for code, n in codes.items():
+        norm = (code or "").strip().upper()
+        if norm in crosswalk:
+            if code != code.strip():
+                q["crime.offence_padded"] += n
+            if code.strip() != norm:
+                q["crime.offence_lower_case"] += n
+    statuses = part.counter("crime.status")
+    for (status, disposal), n in status_disposal.items():
         st = (status or "").strip()
         if st.upper() not in ("O", "F", "X", "T"):
-            q["crime.invalid_status"] += 1
+            q["crime.invalid_status"] += n
         elif st != st.upper():
-            q["crime.status_lower_case"] += 1
-        st = st.upper()
+            q["crime.status_lower_case"] += n
+        statuses[st.upper() or "blank"] += n
         disp = (disposal or "").strip().upper()
         if disp and disp not in disposals:
-            q["crime.unknown_disposal"] += 1
-        if st == "F" and not disp:
-            q["crime.finalised_no_disposal"] += 1
-        tally.dist_add("crime.status", st or "blank")
-        # division, beat, officer
+            q["crime.unknown_disposal"] += n
+        if st.upper() == "F" and not disp:
+            q["crime.finalised_no_disposal"] += n
+    for div, n in divs.items():
         dv = (div or "").strip()
         if not dv:
-            q["crime.blank_div"] += 1
+            q["crime.blank_div"] += n
         elif dv.upper() not in div_district:
-            q["crime.unknown_div"] += 1
+            q["crime.unknown_div"] += n
         elif dv != dv.upper():
-            q["crime.div_lower_case"] += 1
-        if beat is None or beat != beat.strip().upper() or not beat.strip():
-            q["crime.beat_untidy"] += 1
-        if oic is not None and oic != oic.strip().upper():
-            q["crime.oic_untidy"] += 1
-        # address, postcode, grid
-        if _blank(addr):
-            q["crime.addr_blank"] += 1
-        else:
-            if "  " in addr.strip():
-                q["crime.addr_double_space"] += 1
-            if addr != addr.rstrip():
-                q["crime.addr_trailing_space"] += 1
-        pc = classify_postcode(pcode)
-        if pc != "ok":
-            q[f"crime.pcode_{pc}"] += 1
-        grid = classify_grid(east, north)
-        if grid != "ok":
-            q[f"crime.grid_{grid}"] += 1
-        if mo:
-            if "\n" in mo:
-                q["crime.mo_multiline"] += 1
-            if _TRAILING_LINE_SPACE.search(mo) or mo != mo.rstrip():
-                q["crime.mo_trailing_spaces"] += 1
-        if not _last_upd_ok(last_upd):
-            q["crime.last_upd_invalid"] += 1
-        # what the Home Office return would count (live, migratable, not cancelled/transferred)
-        if not deleted and ho is not None and st in ("O", "F"):
-            tally.dist_add("offence_group", groups.get(ho, "?"))
-            tally.dist_add("district", div_district.get(dv.upper(), "UNKNOWN"))
-            tally.dist_add("year recorded", rday.year)
-    facts["first_recorded"] = first.isoformat() if first else None
-    facts["last_recorded"] = last.isoformat() if last else None
+            q["crime.div_lower_case"] += n
+    q["crime.beat_untidy"] += sum(n for beat, n in beats.items() if _untidy(beat))
+    q["crime.oic_untidy"] += sum(n for oic, n in oics.items() if oic is not None and oic != oic.strip().upper())
+    q["crime.deleted"] += sum(n for flag, n in flags.items() if _deleted(flag))
+    part.counter("offence_group").update(group_count)
+    districts = part.counter("district")
+    for div, n in district_count.items():
+        districts[div_district.get((div or "").strip().upper(), "UNKNOWN")] += n
+    part.counter("year recorded").update(year_count)
+    part.facts["first_recorded"] = first.isoformat() if first else None
+    part.facts["last_recorded"] = last.isoformat() if last else None
     busy = (sa.select(c.c.addr_line).where(c.c.addr_line.is_not(None)).group_by(c.c.addr_line)
             .having(sa.func.count() >= 10).subquery())
     q["crime.busy_addresses"] = conn.execute(sa.select(sa.func.count()).select_from(busy)).scalar_one()
 
 
-def _nominals(conn, tables, tally: _Tally) -> None:
+def _nominals(conn, tables, ref: Reference, part: _Part) -> None:
     n = tables["nominal"]
-    q = tally.quirks
+    q = part.quirks
     today = dt.date.today()
+    pnc_ok = _PNC.fullmatch
+    dobs, sexes, eths, flags = Counter(), Counter(), Counter(), Counter()
     stmt = sa.select(n.c.surname, n.c.forenames, n.c.dob, n.c.sex, n.c.pnc_id, n.c.eth_code, n.c.del_flag,
                      n.c.last_upd)
-    for surname, forenames, dob, sex, pnc, eth, flag, last_upd in db.stream(conn, stmt):
-        if _is_deleted(flag):
-            q["nominal.deleted"] += 1
-        sur = surname or ""
-        fore = forenames or ""
-        if not fore.strip() and "," in sur:
-            q["nominal.combined_name"] += 1
-            family = sur.split(",", 1)[0]
-        else:
+    for rows in db.stream(conn, stmt).partitions():
+        for surname, forenames, dob, sex, pnc, eth, flag, last_upd in rows:
+            dobs[dob] += 1
+            sexes[sex] += 1
+            eths[eth] += 1
+            flags[flag] += 1
+            sur = surname or ""
+            fore = forenames or ""
             family = sur
-        if not family.strip():
-            q["nominal.blank_surname"] += 1
-        if "  " in sur.strip() or "  " in fore.strip():
-            q["nominal.double_space"] += 1
-        if sur != sur.rstrip() or fore != fore.rstrip():
-            q["nominal.trailing_space"] += 1
-        if "'" in sur:
-            q["nominal.apostrophe"] += 1
-        if "-" in sur:
-            q["nominal.hyphen"] += 1
-        if not (sur.isascii() and fore.isascii()):
-            q["nominal.non_ascii"] += 1
-        form, day = tally.date("nominal.dob", dob)
+            if "," in sur and (not fore or fore.isspace()):
+                q["nominal.combined_name"] += 1
+                family = sur.split(",", 1)[0]
+            if not family or family.isspace():
+                q["nominal.blank_surname"] += 1
+            if ("  " in sur or "  " in fore) and ("  " in sur.strip() or "  " in fore.strip()):
+                q["nominal.double_space"] += 1
+            if sur[-1:] == " " or fore[-1:] == " ":
+                q["nominal.trailing_space"] += 1
+            if "'" in sur:
+                q["nominal.apostrophe"] += 1
+            if "-" in sur:
+                q["nominal.hyphen"] += 1
+            if not (sur.isascii() and fore.isascii()):
+                q["nominal.non_ascii"] += 1
+            if pnc is not None and not pnc_ok(pnc):
+                p = pnc.strip()
+                if p:
+                    if not pnc_ok(p.upper()):
+                        q["nominal.pnc_invalid"] += 1
+                    elif p != p.upper():
+                        q["nominal.pnc_lower_case"] += 1
+            if not last_upd_ok(last_upd):
+                q["nominal.last_upd_invalid"] += 1
+    _date_values(part, "nominal.dob", dobs)
+    for dob, k in dobs.items():
+        form, day = classify_date(dob)
         if form in UNKNOWN_DATE_FORMS:
-            q["nominal.dob_unknown"] += 1
+            q["nominal.dob_unknown"] += k
         elif form in BAD_DATE_FORMS:
-            q["nominal.dob_invalid"] += 1
+            q["nominal.dob_invalid"] += k
         elif day > today:
-            q["nominal.dob_future"] += 1
-        if not _blank(pnc):
-            p = pnc.strip()
-            if not _PNC.fullmatch(p.upper()):
-                q["nominal.pnc_invalid"] += 1
-            elif p != p.upper():
-                q["nominal.pnc_lower_case"] += 1
-        tally.dist_add("nominal.sex", (sex or "").strip() or "blank")
-        tally.dist_add("nominal.ethnicity", (eth or "").strip() or "blank")
-        if not _last_upd_ok(last_upd):
-            q["nominal.last_upd_invalid"] += 1
+            q["nominal.dob_future"] += k
+    for name, values in (("nominal.sex", sexes), ("nominal.ethnicity", eths)):
+        c = part.counter(name)
+        for value, k in values.items():
+            c[(value or "").strip() or "blank"] += k
+    q["nominal.deleted"] += sum(k for flag, k in flags.items() if _deleted(flag))
 
 
-def _links(conn, tables, tally: _Tally) -> None:
+def _links(conn, tables, ref: Reference, part: _Part) -> None:
     cn, c, n = tables["crime_nom"], tables["crime"], tables["nominal"]
-    q = tally.quirks
+    q = part.quirks
+    roles = Counter()
+    unmatched: list[tuple[str, bool]] = []   # (trimmed crime_no, nominal side is orphan): a second look
+    untidy: list[tuple[str, int, str]] = []  # normalised keys of links not in canonical form
     stmt = (sa.select(cn.c.crime_no, cn.c.nom_id, cn.c.role, c.c.crime_no, c.c.del_flag, n.c.nom_id, n.c.del_flag)
             .select_from(cn.outerjoin(c, c.c.crime_no == cn.c.crime_no).outerjoin(n, n.c.nom_id == cn.c.nom_id)))
-    unmatched: list[tuple[str, bool]] = []   # (trimmed crime_no, nominal side is orphan) for a second look
-    untidy: list[tuple[str, int, str]] = []  # normalised keys of links not in canonical form
-    for crime_no, nom_id, role, c_no, c_flag, n_id, n_flag in db.stream(conn, stmt):
-        trimmed = crime_no.strip()
+    for rows in db.stream(conn, stmt).partitions():
+        for crime_no, nom_id, role, c_no, c_flag, n_id, n_flag in rows:
+            roles[role] += 1
+            padded = crime_no[:1] == " " or crime_no[-1:] == " "
+            if padded or role not in ("V", "S", "O", "W"):
+                if padded:
+                    q["crime_nom.padded_crime_no"] += 1
+                untidy.append((crime_no.strip(), nom_id, (role or "").strip().upper()))
+            nominal_orphan = n_id is None or (n_flag is not None and n_flag != "N" and _deleted(n_flag))
+            if n_id is None:
+                q["crime_nom.orphan_absent_nominal"] += 1
+            elif nominal_orphan:
+                q["crime_nom.orphan_deleted_nominal"] += 1
+            if c_no is None:
+                unmatched.append((crime_no.strip(), nominal_orphan))
+                continue
+            crime_deleted = c_flag is not None and c_flag != "N" and _deleted(c_flag)
+            if crime_deleted:
+                q["crime_nom.orphan_deleted_crime"] += 1
+            if crime_deleted or nominal_orphan:
+                q["crime_nom.orphan_links"] += 1
+    role_dist = part.counter("crime_nom.role")
+    for role, k in roles.items():
         r = (role or "").strip()
         if r.upper() not in ("V", "S", "O", "W"):
-            q["crime_nom.role_invalid"] += 1
+            q["crime_nom.role_invalid"] += k
         elif r != r.upper():
-            q["crime_nom.role_lower_case"] += 1
-        tally.dist_add("crime_nom.role", r.upper() or "blank")
-        if trimmed != crime_no:
-            q["crime_nom.padded_crime_no"] += 1
-        if trimmed != crime_no or r != role or r != r.upper():
-            untidy.append((trimmed, nom_id, r.upper()))
-        nominal_orphan = n_id is None or _is_deleted(n_flag)
-        if n_id is None:
-            q["crime_nom.orphan_absent_nominal"] += 1
-        elif _is_deleted(n_flag):
-            q["crime_nom.orphan_deleted_nominal"] += 1
-        if c_no is None:
-            unmatched.append((trimmed, nominal_orphan))
-            continue
-        if _is_deleted(c_flag):
-            q["crime_nom.orphan_deleted_crime"] += 1
-        if _is_deleted(c_flag) or nominal_orphan:
-            q["crime_nom.orphan_links"] += 1
+            q["crime_nom.role_lower_case"] += k
+        role_dist[r.upper() or "blank"] += k
     # Links whose CRIME_NO matched nothing exactly may still match a crime after trimming.
     by_trimmed = _crimes_by_trimmed_key(conn, c, {t for t, _ in unmatched})
     for trimmed, nominal_orphan in unmatched:
@@ -567,15 +714,15 @@ def _chunks(items: list, size: int = 500):
 
 
 def _crimes_by_trimmed_key(conn, c, keys: set[str]) -> dict[str, bool]:
-    """trimmed CRIME_NO -> deleted? for the crimes among ``keys`` (exact or padded in the store)."""
+    """trimmed CRIME_NO -> deleted? for the crimes among ``keys`` (stored exactly or padded)."""
     found: dict[str, bool] = {}
     padded = sa.select(c.c.crime_no, c.c.del_flag).where(c.c.crime_no != sa.func.trim(c.c.crime_no))
     for crime_no, flag in conn.execute(padded):
         if crime_no.strip() in keys:
-            found[crime_no.strip()] = _is_deleted(flag)
+            found[crime_no.strip()] = _deleted(flag)
     for chunk in _chunks(sorted(keys - set(found))):
         for crime_no, flag in conn.execute(sa.select(c.c.crime_no, c.c.del_flag).where(c.c.crime_no.in_(chunk))):
-            found[crime_no.strip()] = _is_deleted(flag)
+            found[crime_no.strip()] = _deleted(flag)
     return found
 
 
@@ -589,77 +736,96 @@ def _normalised_duplicates(conn, cn, untidy: list[tuple[str, int, str]]) -> int:
     for chunk in _chunks(sorted({t for t, _, _ in untidy})):
         for crime_no, nom_id, role in conn.execute(
                 sa.select(cn.c.crime_no, cn.c.nom_id, cn.c.role).where(cn.c.crime_no.in_(chunk))):
-            r = (role or "").strip()
-            if crime_no == crime_no.strip() and r == role and r == r.upper():  # canonical rows only
-                key = (crime_no, nom_id, r)
+            if crime_no == crime_no.strip() and role in ("V", "S", "O", "W"):  # canonical rows only
+                key = (crime_no, nom_id, role)
                 if key in groups:
                     groups[key] += 1
-    return sum(n - 1 for n in groups.values() if n > 1)
+    return sum(k - 1 for k in groups.values() if k > 1)
 
 
-def _intel(conn, tables, ref: Reference, tally: _Tally, facts: dict) -> None:
+def _intel(conn, tables, ref: Reference, part: _Part) -> None:
     i, n = tables["intel"], tables["nominal"]
-    q = tally.quirks
-    grading = ref.grading
-    divisions = ref.divisions
+    q = part.quirks
+    intel_no_ok = _INTEL_NO.fullmatch
+    bst_days = BST_DATE_STRINGS
+    submit_dates, submit_times, reviews, divs, flags = Counter(), Counter(), Counter(), Counter(), Counter()
+    grades = (Counter(), Counter(), Counter())
+    invalid_submit = 0
     longest = 0
     stmt = (sa.select(i.c.intel_no, i.c.submit_date, i.c.submit_time, i.c.src_eval, i.c.int_eval, i.c.handling,
                       i.c.subj_nom_id, i.c.int_text, i.c.div, i.c.grid_e, i.c.grid_n, i.c.review_date,
                       i.c.del_flag, i.c.last_upd, n.c.nom_id, n.c.del_flag)
             .select_from(i.outerjoin(n, n.c.nom_id == i.c.subj_nom_id)))
-    for (key, sdate, stime, src, intel_eval, handling, subj, text, div, east, north, review, flag, last_upd,
-         n_id, n_flag) in db.stream(conn, stmt):
-        if _is_deleted(flag):
-            q["intel.deleted"] += 1
-        if key != key.strip():
-            q["intel.padded_key"] += 1
-        if not _INTEL_NO.fullmatch(key.strip()):
-            q["intel.bad_reference"] += 1
-        form, day = tally.date("intel.submit_date", sdate)
-        tform, minute = tally.time("intel.submit_time", stime)
+    for rows in db.stream(conn, stmt).partitions():
+        for (key, sdate, stime, src, intel_eval, handling, subj, text, div, east, north, review, flag, last_upd,
+             n_id, n_flag) in rows:
+            if len(key) != 12 or not intel_no_ok(key):
+                if key != key.strip():
+                    q["intel.padded_key"] += 1
+                if not intel_no_ok(key.strip()):
+                    q["intel.bad_reference"] += 1
+            submit_dates[sdate] += 1
+            submit_times[stime] += 1
+            reviews[review] += 1
+            divs[div] += 1
+            flags[flag] += 1
+            grades[0][src] += 1
+            grades[1][intel_eval] += 1
+            grades[2][handling] += 1
+            form, day = classify_date(sdate)
+            if day is not None:
+                if classify_time(stime)[0] == "invalid":
+                    invalid_submit += 1
+                elif sdate in bst_days:
+                    _bst(part, sdate, stime)
+            if subj is not None:
+                if n_id is None:
+                    q["intel.subject_missing"] += 1
+                elif _deleted(n_flag):
+                    q["intel.subject_deleted"] += 1
+            if not text or text.isspace():
+                q["intel.text_blank"] += 1
+            else:
+                length = len(text)
+                if length > longest:
+                    longest = length
+                if length > 255:
+                    q["intel.text_over_255"] += 1
+                    if length > 3000:
+                        q["intel.text_over_3000"] += 1
+                if "\n" in text:
+                    q["intel.text_multiline"] += 1
+                    if _has_trailing_line_space(text):
+                        q["intel.text_trailing_spaces"] += 1
+            if not (east and north and 0 < east <= 700000 and 0 < north <= 1300000):
+                grid = classify_grid(east, north)
+                if grid in ("zero", "out_of_range"):
+                    q["intel.grid_" + grid] += 1
+            if not last_upd_ok(last_upd):
+                q["intel.last_upd_invalid"] += 1
+    _date_values(part, "intel.submit_date", submit_dates)
+    _time_values(part, submit_times)
+    _date_values(part, "intel.review_date", reviews)
+    for value, k in submit_dates.items():
+        form = classify_date(value)[0]
         if form in UNKNOWN_DATE_FORMS:
-            q["intel.submit_date_missing"] += 1
-        elif form in BAD_DATE_FORMS or tform == "invalid":
-            q["intel.submit_date_invalid"] += 1
-        else:
-            tally.when(day, minute)
-        for dim, grade in (("source", src), ("intelligence", intel_eval), ("handling", handling)):
-            g = (grade or "").strip()
+            q["intel.submit_date_missing"] += k
+        elif form in BAD_DATE_FORMS:
+            q["intel.submit_date_invalid"] += k
+    q["intel.submit_date_invalid"] += invalid_submit
+    q["intel.review_date_invalid"] += sum(k for v, k in reviews.items() if classify_date(v)[0] in BAD_DATE_FORMS)
+    for dim, values in zip(("source", "intelligence", "handling"), grades):
+        for value, k in values.items():
+            g = (value or "").strip()
             if not g:
-                q["intel.grade_blank"] += 1
-            elif (dim, g.upper()) not in grading:
-                q["intel.grade_invalid"] += 1
+                q["intel.grade_blank"] += k
+            elif (dim, g.upper()) not in ref.grading:
+                q["intel.grade_invalid"] += k
             elif g != g.upper():
-                q["intel.grade_lower_case"] += 1
-        if subj is not None:
-            if n_id is None:
-                q["intel.subject_missing"] += 1
-            elif _is_deleted(n_flag):
-                q["intel.subject_deleted"] += 1
-        if _blank(text):
-            q["intel.text_blank"] += 1
-        else:
-            length = len(text)
-            longest = max(longest, length)
-            if length > 255:
-                q["intel.text_over_255"] += 1
-            if length > 3000:
-                q["intel.text_over_3000"] += 1
-            if "\n" in text:
-                q["intel.text_multiline"] += 1
-            if _TRAILING_LINE_SPACE.search(text):
-                q["intel.text_trailing_spaces"] += 1
-        rform, _ = tally.date("intel.review_date", review)
-        if rform in BAD_DATE_FORMS:
-            q["intel.review_date_invalid"] += 1
-        dv = (div or "").strip().upper()
-        if dv and dv not in divisions:
-            q["intel.unknown_div"] += 1
-        grid = classify_grid(east, north)
-        if grid == "zero":
-            q["intel.grid_zero"] += 1
-        elif grid == "out_of_range":
-            q["intel.grid_out_of_range"] += 1
-        if not _last_upd_ok(last_upd):
-            q["intel.last_upd_invalid"] += 1
-    facts["longest_intel_text"] = longest
+                q["intel.grade_lower_case"] += k
+    q["intel.unknown_div"] += sum(k for v, k in divs.items() if (v or "").strip() and v.strip().upper() not in ref.divisions)
+    q["intel.deleted"] += sum(k for flag, k in flags.items() if _deleted(flag))
+    part.facts["longest_intel_text"] = longest
+
+
+_PASSES = {"crime": _crimes, "nominal": _nominals, "crime_nom": _links, "intel": _intel}
