@@ -14,7 +14,6 @@ cannot hold, Excel's cell-length limit) and is written as a string cell, never a
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from typing import Any, Iterable, Sequence
 

@@ -95,7 +95,7 @@ def tricky_stats() -> list[StatRow]:
     return rows
 
 
-def totals_for(discrepancies, stats=None) -> dict[str, EntityTotals]:
+def totals_for(discrepancies) -> dict[str, EntityTotals]:
     totals = {e: EntityTotals(e, legacy_total=1000 + i, legacy_excluded=i, new_total=990 + i,
                               matched_keyed=950, matched_auto=3, new_in_iops=2) for i, e in enumerate(ENTITIES)}
     for d in discrepancies:
@@ -103,7 +103,7 @@ def totals_for(discrepancies, stats=None) -> dict[str, EntityTotals]:
     return totals
 
 
-def make_result(discrepancies=None, stats=None, *, target_url=f"postgresql+psycopg://auditor:***@db.example/iops",
+def make_result(discrepancies=None, stats=None, *, target_url="postgresql+psycopg://auditor:***@db.example/iops",
                 thresholds=None) -> ReconResult:
     discrepancies = tricky_discrepancies() if discrepancies is None else discrepancies
     stats = tricky_stats() if stats is None else stats
