@@ -250,15 +250,21 @@ def local_to_utc(day: dt.date, minutes: int = 0, seconds: int = 0) -> dt.datetim
 
 def _naive_london_to_utc(naive: dt.datetime) -> dt.datetime | _Sentinel:
     """A naive UK civil time → aware UTC, exactly as ``naive.replace(tzinfo=LONDON)
-    .astimezone(UTC)`` (fold=0) but ~5x faster: on the ~363 days a year with no clock change
-    the offset is one constant, looked up once per day. Transition days take zoneinfo's path."""
+    .astimezone(UTC)`` (fold=0) but ~10x faster: on the ~363 days a year with no clock change
+    the offset is one constant, looked up once per day, and the aware value is made by
+    arithmetic from the epoch (``datetime.replace`` costs several times a constructor).
+    Transition days take zoneinfo's own path."""
     try:
         offset = _steady_offset(naive.year, naive.month, naive.day)
         if offset is not None:
-            return (naive - offset).replace(tzinfo=UTC)
+            return _UTC_EPOCH + (naive - _NAIVE_EPOCH - offset)
         return naive.replace(tzinfo=LONDON).astimezone(UTC)
     except (OverflowError, ValueError):
         return INVALID
+
+
+_UTC_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = dt.datetime(1970, 1, 1)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -360,9 +366,15 @@ def normalise_postcode(value: Any) -> str | _Sentinel:
 
     Ambiguity: "remove all spaces" removes any white space (tabs, no-break spaces).
     """
-    s = text(value)
+    s = value if type(value) is str else text(value)
     if s is None:
         return UNKNOWN
+    if len(s) <= 16:
+        return _postcode_cached(s)  # postcodes repeat (busy premises): look each up once
+    return _postcode(s)
+
+
+def _postcode(s: str) -> str | _Sentinel:
     s = "".join(s.split())
     if len(s) > 16:
         return INVALID
@@ -373,6 +385,9 @@ def normalise_postcode(value: Any) -> str | _Sentinel:
         return INVALID
     s = f"{s[:-3]} {s[-3:]}"
     return s if _POSTCODE.fullmatch(s) else INVALID
+
+
+_postcode_cached = lru_cache(maxsize=1 << 16)(_postcode)
 
 
 # ------------------------------------------------------------------------------------ PNC
