@@ -27,8 +27,11 @@ links                     victim/suspect link lost → ``MISSING`` crime_person
 duplicates                a second copy of a crime (new id, ``crime_ref`` + ``D``, later
                           created_at) → ``DUPLICATE``
 deleted records           OPUS-deleted crimes/intelligence migrated as if live → ``UNEXPECTED``
-re-keyed crimes           lost, then typed again by hand in iOPS with no legacy_ref, typing
-                          errors and a new ``CRI-2019-9nnnnn`` reference → ``PROBABLE_MATCH``
+re-keyed crimes           lost, then typed again by hand in iOPS with no legacy_ref, a new
+                          ``CRI-2019-9nnnnn`` reference and the slips of re-typing (address typo,
+                          postcode transposition, time off by minutes, offence of the same group,
+                          narrative cut to its first sentence, re-geocoded a few metres away)
+                          → ``PROBABLE_MATCH``
 new iOPS crimes           entered after go-live, nothing to do with OPUS → ``NEW_IN_IOPS`` (truth only)
 persons                   lost → ``MISSING``; family name misspelt, date of birth day/month
                           swapped → ``ALTERED``
@@ -406,6 +409,16 @@ def address_typo(address: str, rng: random.Random) -> str:
     return address[:i] + address[i + 1:] if len(letters) > 1 else misspell(address, rng, 200)
 
 
+def first_sentence(text: str) -> str:
+    """The first sentence (or line) of a narrative, as someone re-typing it in a hurry would."""
+    cut = len(text)
+    for mark in (". ", "\n", "\r"):
+        i = text.find(mark)
+        if 20 <= i < cut:
+            cut = i + (1 if mark == ". " else 0)
+    return text[:cut].rstrip()
+
+
 def transpose_postcode(postcode: str) -> str | None:
     """Two adjacent characters swapped, keeping the UK postcode shape ('M14 5RT' → 'M14 5TR',
     'M1 7AA' → … the outward digits); None when no such swap changes anything."""
@@ -704,6 +717,18 @@ class _Simulator:
             if other is not None:
                 self._set_offence(new, other)
                 slips.append("offence")
+        if crime["mo_summary"] and rng.random() < 0.35:
+            # The narrative typed again from the paper file: only its first sentence.
+            shorter = first_sentence(crime["mo_summary"])
+            if shorter != crime["mo_summary"]:
+                new["mo_summary"] = shorter
+                slips.append("narrative")
+        if location["easting"] is not None and rng.random() < 0.5:
+            # iOPS geocoded the re-typed address: a few metres from OPUS's grid reference.
+            e, n = location["easting"] + rng.randint(-25, 25), location["northing"] + rng.randint(-25, 25)
+            (lat, lon), = to_lat_lon([e], [n])
+            new_location.update(easting=e, northing=n, latitude=lat, longitude=lon)
+            slips.append("geocode")
         if rng.random() < 0.8 or not slips:
             minutes = rng.choice((-1, 1)) * rng.randint(2, 40)
             new["recorded_at"] = crime["recorded_at"] + dt.timedelta(minutes=minutes)

@@ -28,7 +28,7 @@ from synth.simulate import DefectRates, simulate
 from synth.truth import load_truth, score, shortfalls
 
 CRIMES = 10_000
-SMALL = 1_500
+SMALL = 1_000
 
 NOT_COMPARED = {"crime_id", "location_id", "intel_id", "person_id", "subject_person_id", "created_at", "updated_at"}
 ENTITY_TABLE = {"crime": "crime", "intelligence": "intelligence_report", "person": "person"}
@@ -57,8 +57,10 @@ def world(tmp_path_factory):
     result = simulate(legacy, vendor, seed=7, truth_path=d / "truth.json")
     own = _sqlite(d / "own.db")
     migrate(legacy, own)
+    found, seen = oracle(own, vendor)
     return SimpleNamespace(dir=d, legacy=legacy, vendor=vendor, own=own, result=result,
-                           truth_path=d / "truth.json", truth=load_truth(d / "truth.json"))
+                           truth_path=d / "truth.json", truth=load_truth(d / "truth.json"),
+                           found=found, unkeyed=seen["unkeyed"], present=seen["present"])
 
 
 @pytest.fixture(scope="module")
@@ -270,15 +272,14 @@ def test_every_defect_class_appears_in_the_truth(world):
 
 
 def test_truth_lists_exactly_what_a_strict_comparison_with_a_faithful_migration_finds(world):
-    found, extra = oracle(world.own, world.vendor)
-    expected = _truth_keys(world.truth)
+    found, expected = world.found, _truth_keys(world.truth)
     assert found - expected == set(), "differences in the store that the truth does not list"
     assert expected - found == set(), "truth rows with no difference in the store"
 
 
 def test_truth_rejects_are_the_migration_engines_rejects(world):
     rejects = _rejects(world.own)
-    vendor_present = oracle(world.own, world.vendor)[1]["present"]
+    vendor_present = world.present
     expected = set()
     for entity, key, reason in rejects:
         if entity != "crime_person":
@@ -292,7 +293,7 @@ def test_truth_rejects_are_the_migration_engines_rejects(world):
 
 
 def test_rekeyed_and_new_crimes_are_unkeyed_iops_records(world):
-    unkeyed = oracle(world.own, world.vendor)[1]["unkeyed"]
+    unkeyed = world.unkeyed
     pairs = world.truth.of("PROBABLE_MATCH")
     new = world.truth.of("NEW_IN_IOPS")
     assert set(unkeyed) == {d.new_ref for d in pairs} | {d.new_ref for d in new}
@@ -404,7 +405,7 @@ def test_mariadb_legacy_to_postgresql_target(make_store, tmp_path):
 
     legacy = make_store("mysql", "legacy")
     target = make_store("postgresql", "target")
-    generate(legacy, crimes=SMALL, seed=23)
+    generate(legacy, crimes=1_500, seed=23)
     result = simulate(legacy, target, seed=9, truth_path=tmp_path / "truth.json")
     truth = load_truth(tmp_path / "truth.json")
     assert not [t for t in _table_names(target) if t.startswith("mig_")]
