@@ -484,11 +484,27 @@ TOTAL_FIELDS = (
     ("matched_auto", "Matched (AUTO)"),
     ("new_in_iops", "New in iOPS"),
 )
+#: After the categories: MISSING records the mapping itself rejects (known, not failures), and
+#: what is left to count against the failure threshold.
+EXPLAINED_HEADERS = ("MISSING explained", "Counted")
+
+
+def explained_missing(totals) -> int:
+    return getattr(totals, "missing_explained", 0) if totals else 0
+
+
+def counted(totals, per_category: dict[str, int]) -> int:
+    """An entity's share of ``ReconResult.counted_failures``: not PROBABLE_MATCH, not explained MISSING."""
+    return sum(n for c, n in per_category.items() if c != "PROBABLE_MATCH") - explained_missing(totals)
+
+
+NOT_COUNTED = "PROBABLE_MATCH pairs and MISSING records the mapping itself rejects (reason in detail) are not counted"
 
 
 def _summary_sheet(ws, result: ReconResult, counts, group_sheets, sheets_listed) -> None:
     categories = _categories_in_order(result, counts)
-    header = ["Entity"] + [name for _, name in TOTAL_FIELDS] + categories + ["Discrepancies"]
+    header = (["Entity"] + [name for _, name in TOTAL_FIELDS] + categories + ["Discrepancies"]
+              + list(EXPLAINED_HEADERS))
     xlsx.set_widths(ws, [30, 24] + [max(15, len(name) + 3) for name in header[2:]])
     xlsx.print_layout(ws, title_rows=None)
     c = lambda v, **kw: xlsx.cell(ws, v, **kw)  # noqa: E731
@@ -505,8 +521,8 @@ def _summary_sheet(ws, result: ReconResult, counts, group_sheets, sheets_listed)
     ws.append([c("Overall result", font=xlsx.LABEL_FONT, alignment=xlsx.MIDDLE),
                c("FAIL" if failed else "PASS", font=xlsx.RESULT_FONT,
                  fill=xlsx.FAIL_FILL if failed else xlsx.PASS_FILL, alignment=xlsx.CENTRE),
-               c(f"  {result.counted_failures} discrepancies counted (PROBABLE_MATCH pairs are not); "
-                 f"the failure threshold is {result.thresholds.get('fail', 0):g}", alignment=xlsx.MIDDLE)])
+               c(f"  {result.counted_failures} discrepancies counted against a failure threshold of "
+                 f"{result.thresholds.get('fail', 0):g} ({NOT_COUNTED})", alignment=xlsx.MIDDLE)])
     ws.append([])
     for text, value in (
         ("Legacy store (OPUS)", mask_credentials(result.legacy_url)),
@@ -529,13 +545,15 @@ def _summary_sheet(ws, result: ReconResult, counts, group_sheets, sheets_listed)
         totals = result.totals.get(entity)
         values = [getattr(totals, attr, 0) if totals else 0 for attr, _ in TOTAL_FIELDS]
         cat_counts = [counts.get((entity, category), 0) for category in categories]
-        values += cat_counts + [sum(cat_counts)]
+        per_category = dict(zip(categories, cat_counts))
+        tail = [sum(cat_counts), explained_missing(totals), counted(totals, per_category)]
+        values += cat_counts + tail
         sums = [a + b for a, b in zip(sums, values)]
         row = [label(entity)] + [c(v) for v in values[: len(TOTAL_FIELDS)]]
         for category, n in zip(categories, cat_counts):
             sheets = group_sheets.get((entity, category))
             row.append(c(n, link=sheets[0][0]) if n and sheets else c(n))
-        row.append(c(values[-1], font=xlsx.LABEL_FONT))
+        row += [c(tail[0], font=xlsx.LABEL_FONT), c(tail[1]), c(tail[2], font=xlsx.LABEL_FONT)]
         ws.append(row)
     ws.append([c("All entities", font=xlsx.LABEL_FONT, border=xlsx.TOTAL_BORDER)]
               + [c(v, font=xlsx.LABEL_FONT, border=xlsx.TOTAL_BORDER) for v in sums])
@@ -586,6 +604,8 @@ def _summary_document(result: ReconResult, counts) -> dict[str, Any]:
             **{attr: (getattr(totals, attr, 0) if totals else 0) for attr, _ in TOTAL_FIELDS},
             "categories": per_category,
             "discrepancies": sum(per_category.values()),
+            "missing_explained": explained_missing(totals),
+            "counted_failures": counted(totals, per_category),
         }
     legacy = sum(s.legacy_count for s in result.stats)
     new = sum(s.new_count for s in result.stats)

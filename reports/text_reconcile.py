@@ -29,12 +29,21 @@ def _categories(result: ReconResult) -> list[str]:
     return list(CATEGORIES) + sorted(extra)
 
 
+def _explained(t) -> int:
+    return getattr(t, "missing_explained", 0)
+
+
+def _counted(t) -> int:
+    return sum(n for c, n in t.categories.items() if c != "PROBABLE_MATCH") - _explained(t)
+
+
 def render_reconciliation(result: ReconResult) -> str:
     verdict = "FAIL" if result.failed else "PASS"
     fail_at = result.thresholds.get("fail", 0)
     lines = [
-        f"Reconciliation {verdict}: {result.counted_failures:,} discrepancies counted "
-        f"(failure threshold {fail_at:g}; PROBABLE_MATCH pairs not counted)",
+        f"Reconciliation {verdict}: {result.counted_failures:,} discrepancies counted against a "
+        f"failure threshold of {fail_at:g}",
+        "  (not counted: PROBABLE_MATCH pairs, and MISSING records the mapping itself rejects)",
         f"  legacy (OPUS)  {mask_credentials(result.legacy_url)}",
         f"  new (iOPS)     {mask_credentials(result.target_url)}",
         f"  ran            {_when(result.started_at)} to {_when(result.finished_at)}, "
@@ -42,15 +51,17 @@ def render_reconciliation(result: ReconResult) -> str:
         "",
     ]
     categories = _categories(result)
-    head = ["entity", "legacy", "new"] + categories
+    head = ["entity", "legacy", "new"] + categories + ["explained", "counted"]
     rows = [head]
+    every = list(result.totals.values())
     for entity in _entities(result):
         t = result.totals[entity]
         rows.append([entity, f"{t.legacy_total:,}", f"{t.new_total:,}"]
-                    + [f"{t.categories.get(c, 0):,}" for c in categories])
-    rows.append(["all", f"{sum(t.legacy_total for t in result.totals.values()):,}",
-                 f"{sum(t.new_total for t in result.totals.values()):,}"]
-                + [f"{sum(t.categories.get(c, 0) for t in result.totals.values()):,}" for c in categories])
+                    + [f"{t.categories.get(c, 0):,}" for c in categories]
+                    + [f"{_explained(t):,}", f"{_counted(t):,}"])
+    rows.append(["all", f"{sum(t.legacy_total for t in every):,}", f"{sum(t.new_total for t in every):,}"]
+                + [f"{sum(t.categories.get(c, 0) for t in every):,}" for c in categories]
+                + [f"{sum(_explained(t) for t in every):,}", f"{sum(_counted(t) for t in every):,}"])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     for r in rows:
         lines.append("  " + "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))))

@@ -100,6 +100,8 @@ def totals_for(discrepancies) -> dict[str, EntityTotals]:
                               matched_keyed=950, matched_auto=3, new_in_iops=2) for i, e in enumerate(ENTITIES)}
     for d in discrepancies:
         totals[d.entity].categories[d.category] += 1
+        if d.category == "MISSING" and d.detail in ("BAD_REFERENCE", "EMPTY_INTELLIGENCE"):
+            totals[d.entity].missing_explained += 1  # rejected by the mapping: known, not counted
     return totals
 
 
@@ -318,7 +320,10 @@ def test_summary_json(written):
             assert doc["entities"][entity][attr] == getattr(result.totals[entity], attr)
     assert doc["categories"]["ALTERED"] == sum(n for (e, c), n in counts.items() if c == "ALTERED")
     assert doc["discrepancies"] == len(tricky_discrepancies())
-    assert doc["counted_failures"] == result.counted_failures
+    assert doc["counted_failures"] == result.counted_failures == len(tricky_discrepancies()) - 3 - 2
+    assert doc["entities"]["crime"]["missing_explained"] == 1
+    assert doc["entities"]["intelligence"]["missing_explained"] == 1
+    assert sum(e["counted_failures"] for e in doc["entities"].values()) == result.counted_failures
     assert doc["thresholds"] == {"auto": 90.0, "review": 70.0, "fail": 0}
     assert doc["started_at"] == "2024-05-01T09:00:05Z"
     assert doc["finished_at"] == "2024-05-01T09:02:13Z"  # given in UTC+1, written as UTC
@@ -484,6 +489,9 @@ def test_summary_totals_equal_summary_json_and_csv(workbook):
         assert cols["Legacy live"] == result.totals[entity].legacy_total
         assert cols["New total"] == result.totals[entity].new_total
         assert cols["Discrepancies"] == doc["entities"][entity]["discrepancies"]
+        assert cols["MISSING explained"] == doc["entities"][entity]["missing_explained"]
+        assert cols["Counted"] == doc["entities"][entity]["counted_failures"]
+    assert sum(cols["Counted"] for cols in table.values()) == result.counted_failures
     values = [c.value for row in ws.iter_rows() for c in row]
     assert "FAIL" in values
     assert "mysql+pymysql://root@127.0.0.1:3306/opus" in values
@@ -570,7 +578,10 @@ def test_console_summary(written):
     for path in paths.values():
         assert str(path) in text
     crime_line = next(line for line in text.splitlines() if line.strip().startswith("crime "))
-    assert crime_line.split()[3:] == ["3", "5", "1", "1", "3"]  # MISSING ALTERED DUPLICATE UNEXPECTED PROBABLE_MATCH
+    # MISSING ALTERED DUPLICATE UNEXPECTED PROBABLE_MATCH, explained, counted
+    assert crime_line.split()[3:] == ["3", "5", "1", "1", "3", "1", "9"]
+    all_line = next(line for line in text.splitlines() if line.strip().startswith("all "))
+    assert all_line.split()[-1] == str(result.counted_failures)
 
 
 def test_simulation_and_demo_render_what_their_result_says():
