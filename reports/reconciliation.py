@@ -48,6 +48,8 @@ RUN_SHEET = "Run information"
 #: Fields whose values are sensitive text: only ever shown as a fingerprint (reconciliation.md).
 SENSITIVE_FIELDS = frozenset({"intel_text"})
 _FINGERPRINT = re.compile(r"sha256:[0-9a-f]{12} len=\d+")
+#: The legacy intelligence-text column named in a reject value, ``INT_TEXT=…``.
+_SENSITIVE_PREFIX = re.compile(r"\s*(?:INT_TEXT|intel_text)\s*=", re.IGNORECASE)
 
 CATEGORY_MEANING = {
     "MISSING": "live in OPUS, no counterpart in iOPS (detail: the tool's reject reason when known)",
@@ -211,14 +213,22 @@ def _sync_folder(folder: Path) -> None:
 
 # ---- discrepancies ------------------------------------------------------------------------
 def guard_sensitive(d: Discrepancy) -> Discrepancy:
-    """Defence in depth: an intelligence-text value that is not already a fingerprint becomes one."""
-    if (d.field or "").casefold() not in SENSITIVE_FIELDS:
-        return d
+    """Defence in depth: intelligence text that is not already a fingerprint becomes one.
+
+    Covers an ``intel_text`` field difference, and a reject shown as ``INT_TEXT=value`` (the
+    reconciler's form for the offending legacy value of a MISSING record).
+    """
+    sensitive_field = (d.field or "").casefold() in SENSITIVE_FIELDS
     changes = {}
     for name in ("legacy_value", "expected_value", "new_value"):
         value = getattr(d, name)
-        if value is not None and not _FINGERPRINT.fullmatch(value):
+        if value is None:
+            continue
+        if sensitive_field and not _FINGERPRINT.fullmatch(value):
             changes[name] = text_fingerprint(value)
+        elif (prefix := _SENSITIVE_PREFIX.match(value)) and value[prefix.end():] \
+                and not _FINGERPRINT.fullmatch(value[prefix.end():]):
+            changes[name] = prefix.group() + text_fingerprint(value[prefix.end():])
     return dataclasses.replace(d, **changes) if changes else d
 
 

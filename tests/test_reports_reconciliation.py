@@ -369,7 +369,10 @@ def test_passwords_masked_everywhere_even_if_given_unmasked(tmp_path):
 def test_intelligence_text_never_appears_even_if_the_reconciler_slipped(tmp_path):
     leaked = Discrepancy("intelligence", "ALTERED", "IN/000009/19", "INT-2019-000009", "intel_text",
                          SECRET_INTEL, SECRET_INTEL, SECRET_INTEL + " (edited)")
-    discrepancies = tricky_discrepancies() + [leaked]
+    rejected = Discrepancy("intelligence", "MISSING", "IN/000010/19", legacy_value="INT_TEXT=" + SECRET_INTEL,
+                           detail="SOME_REJECT")
+    empty = Discrepancy("intelligence", "MISSING", "IN/000011/19", legacy_value="INT_TEXT=", detail="EMPTY_INTELLIGENCE")
+    discrepancies = tricky_discrepancies() + [leaked, rejected, empty]
     paths = write_reconciliation_reports(make_result(discrepancies), tmp_path / "intel")
     text = _all_text(paths)
     assert "Red Lion" not in text
@@ -377,6 +380,8 @@ def test_intelligence_text_never_appears_even_if_the_reconciler_slipped(tmp_path
     assert rows["IN/000009/19"][5] == text_fingerprint(SECRET_INTEL)
     assert rows["IN/000009/19"][7] == text_fingerprint(SECRET_INTEL + " (edited)")
     assert rows["IN/000002/19"][5] == text_fingerprint(SECRET_INTEL)  # already a fingerprint: kept
+    assert rows["IN/000010/19"][5] == "INT_TEXT=" + text_fingerprint(SECRET_INTEL)
+    assert rows["IN/000011/19"][5] == "INT_TEXT="
 
 
 # ---- the workbook -------------------------------------------------------------------------
