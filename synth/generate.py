@@ -528,6 +528,12 @@ PNC_LETTERS = "ABCDEFGHJKLMNPQRTUVWXYZ"
 STYLE_PLAIN, STYLE_SHORT, STYLE_BULK = 0, 1, 2
 
 
+def _slots(items, n: int) -> list:
+    """``n`` slots filled round-robin from ``items``: slot[u % n] is a near-uniform choice."""
+    items = list(items)
+    return [items[i % len(items)] for i in range(n)]
+
+
 def six(n: int) -> str:
     return P3[n // 1000] + P3[n % 1000]
 
@@ -625,8 +631,10 @@ class StoreMaker:
                 ce, cn = int(row["centroid_easting"]), int(row["centroid_northing"])
                 se, sn = (box[1] - box[0]) / 5, (box[3] - box[2]) / 5
             self.div_geo[div] = (ce, cn, se, sn, box)
-        self.div_areas = {d: names.DIVISION_AREAS[d] for d in self.divs}
-        self.beats = {d: [f"{d}{n:02d}" for n in range(1, names.DIVISION_BEATS[d] + 1)] for d in self.divs}
+        # uniform choices within a division read a 64-slot table with u & 63 (no len, no modulo)
+        self.div_areas = {d: _slots(names.DIVISION_AREAS[d], 64) for d in self.divs}
+        self.beats = {d: _slots([f"{d}{n:02d}" for n in range(1, names.DIVISION_BEATS[d] + 1)], 64)
+                      for d in self.divs}
         suffixes, _ = _pairs(names.STREET_SUFFIXES)
         self.streets = sorted({f"{b} {s}" for b in names.STREET_BASES for s in suffixes})
         rng.shuffle(self.streets)
@@ -673,8 +681,11 @@ class StoreMaker:
         cum, first, last = self.day_cum, self.first_rec, self.last_rec
         for start in range(0, self.crimes, size):
             out = {"crime": [], "nominal": [], "crime_nom": [], "intel": []}
-            for i in range(start, min(self.crimes, start + size)):
-                self._crime(min(first + bisect.bisect_left(cum, (i + 0.5) * step), last), out)
+            days = [first + bisect.bisect_left(cum, (i + 0.5) * step)
+                    for i in range(start, min(self.crimes, start + size))]
+            crime = self._crime
+            for day in days:
+                crime(day if day <= last else last, out)
             yield out
 
     # --- crime --------------------------------------------------------------------------------
@@ -746,8 +757,7 @@ class StoreMaker:
             pcode = self._odd_postcode(pcode, u[27])
         if u[28] < _GRID_ODD:
             east, north = self._odd_grid(east, north, u[28])
-        beats = self.beats[div]
-        beat = beats[u[29] % len(beats)]
+        beat = self.beats[div][u[29] & 63]
         if u[30] < T["beat_untidy"]:
             beat = beat.lower() if u[30] % 2 else ""
         stored_div = div if u[31] >= _DIV_ODD else self._odd_div(div, u[31])
@@ -757,8 +767,7 @@ class StoreMaker:
         stored_code = code if u[35] >= _CODE_ODD else \
             self._odd_code(code, u[35])
         mo = self._mo(kind, u[36], u[37], u[38], u[39])
-        officers = self.officers[div]
-        oic = officers[u[40] % len(officers)]
+        oic = self.officers[div][u[40] & 127]
         if u[41] < T["oic_untidy"]:
             oic = " " + oic if u[41] % 2 else " " + oic.lower()
         flag = "Y" if u[42] < T["deleted"] else self.live_flag[u[43]]
@@ -769,8 +778,7 @@ class StoreMaker:
         self._links(canon, day, style, kind, disposal in OFFENDER_DISPOSALS, out)
 
     def _address(self, div: str, u) -> tuple[str, str, int, int]:
-        areas = self.div_areas[div]
-        area, districts = areas[u[46] % len(areas)]
+        area, districts = self.div_areas[div][u[46] & 63]
         v = self.tape.take(8)
         street = self.street_table[v[0]]
         x = v[1]
@@ -1070,7 +1078,7 @@ class StoreMaker:
     def _pnc(self, day: int, u1: int, u2: int, u3: int, u4: int) -> str:
         year = self.cal.year[day] - u1 % 15
         digits = str(1 + ((u2 << 16) | u3) % 9999999)
-        pnc = f"{year % 100:02d}/{digits}{PNC_LETTERS[u4 % len(PNC_LETTERS)]}"
+        pnc = f"{P3[year % 100][1:]}/{digits}{PNC_LETTERS[u4 % 23]}"
         if u4 < T["pnc_invalid"]:
             pnc = (f"{digits}{pnc[-1]}", f"{pnc[:3]}{digits}{digits[:2]}{pnc[-1]}", pnc.replace("/", "-"),
                    f"XX/{digits}{pnc[-1]}", pnc[:-1], f"{pnc[:3]}{pnc[-1]}")[u1 % 6]
@@ -1128,11 +1136,10 @@ class StoreMaker:
             rday = min(day + (182, 365, 365, 365, 730)[u[24] % 5], len(cal.days) - 1)
             review = cal.forms[style][rday] if u[25] >= _REVIEW_ODD else \
                 self._odd_date(rday, u[25], T["review_date_unknown"])
-        officers = self.officers[div]
         flag = "Y" if u[26] < T["deleted"] else self.live_flag[u[27]]
         upd = self._last_upd(day * 1440 + minute, u[28], u[29], False)
         out["intel"].append((key, submit_date, submit_time, grades[0], grades[1], grades[2], subj_id, text,
-                             stored_div, east, north, review, officers[u[30] % len(officers)], flag, upd))
+                             stored_div, east, north, review, self.officers[div][u[30] & 127], flag, upd))
 
     def _intel_text(self, subject: str | None, u1: int, u2: int, u3: int, u4: int) -> str | None:
         pools = self.pools
@@ -1142,8 +1149,9 @@ class StoreMaker:
                           "OCCUPANTS OF THE ADDRESS")[u2 % 4]
         opener = pools.intel_openers[u2 % len(pools.intel_openers)].replace("{subject}", who)
         n = 40 + u3 % 30 if u1 < T["intel_text_blank"] + T["intel_text_near_max"] else self.sentences[u3]
-        more = pools.intel_sentences
-        sentences = [opener] + [more[x % len(more)] for x in self.tape.take(n - 1)]
+        more, size = pools.intel_sentences, len(pools.intel_sentences)
+        sentences = [opener]
+        sentences += [more[x % size] for x in self.tape.take(n - 1)]
         sep = " " if u4 < 36045 else "\n" if u4 < 55706 else "\r\n"  # 55% / 30% / 15%
         if u4 % 1000 < RATES["intel_text_trailing_spaces"] * 1000:
             sep = "  \n"
