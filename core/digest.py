@@ -11,27 +11,46 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import hashlib
-import json
 from typing import Any, Iterable, Mapping
+
+
+def _canonical_datetime(value: dt.datetime) -> str:
+    offset = value.utcoffset()
+    if offset is None:
+        raise ValueError("naive datetime has no canonical form")
+    if offset or value.microsecond:
+        # Whole seconds: MariaDB DATETIME keeps none of the fraction.
+        value = value.astimezone(dt.timezone.utc).replace(microsecond=0)
+    return value.isoformat()[:19] + "Z"
+
+
+def _canonical_number(value) -> str:
+    return f"{float(value):.6f}"
+
+
+# Dispatch on the exact type: this runs for every column of every row the migration writes.
+_BY_TYPE = {
+    str: lambda v: v,
+    int: str,
+    bool: lambda v: "true" if v else "false",
+    float: _canonical_number,
+    decimal.Decimal: _canonical_number,
+    dt.datetime: _canonical_datetime,
+    dt.date: dt.date.isoformat,
+}
 
 
 def canonical(value: Any) -> str | None:
     """One text per value, independent of engine round-trips. None stays None."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime has no canonical form")
-        # Whole seconds: MariaDB DATETIME keeps none of the fraction.
-        return value.astimezone(dt.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, (float, decimal.Decimal)):
-        return f"{float(value):.6f}"
-    if isinstance(value, int):
-        return str(value)
+    convert = _BY_TYPE.get(type(value))
+    if convert is not None:
+        return convert(value)
+    # Subclasses (e.g. a driver's own datetime or str type): the slow, general path.
+    for kind in (bool, dt.datetime, dt.date, float, decimal.Decimal, int):
+        if isinstance(value, kind):
+            return _BY_TYPE[kind](value)
     return str(value)
 
 
@@ -40,10 +59,21 @@ def canonical_row(row: Mapping[str, Any], columns: Iterable[str] | None = None) 
     return {name: canonical(row.get(name)) for name in names}
 
 
+_FIELD, _RECORD, _NULL = "\x1f", "\x1e", "\x00"
+
+
 def row_digest(row: Mapping[str, Any], columns: Iterable[str] | None = None) -> str:
-    """SHA-256 of the canonical row (all its columns, or those named)."""
-    payload = json.dumps(canonical_row(row, columns), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    """SHA-256 of the canonical row (all its columns, or those named), in column-name order.
+
+    Separators are control characters that cannot be confused with values; NULL is told
+    apart from the empty string.
+    """
+    names = sorted(row) if columns is None else sorted(columns)
+    parts = []
+    for name in names:
+        value = canonical(row.get(name))
+        parts.append(name + _FIELD + (_NULL if value is None else value))
+    return hashlib.sha256(_RECORD.join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def text_fingerprint(text: str | None) -> str | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import __version__, schema
-from core.db import mask_url, open_legacy, open_target, store_errors, stream
+from core.db import bulk_insert, mask_url, open_legacy, open_target, store_errors, stream
 from core.digest import canonical_row, row_digest, text_fingerprint
 from core.errors import RunNotFound, UsageError
 from core.progress import bar
@@ -356,10 +357,11 @@ class _Runner:
                 counts.unchanged += 1
                 continue
             seen_in_batch.add(m.legacy_key)
-            digest = _record_digest(m, self.run_started)
+            digest, row_digests = _digests(m, self.run_started)
             previous = existing.get(m.legacy_key)
             if previous is None:
                 plan.inserts.append((m, digest))
+                plan.row_digests[m.legacy_key] = row_digests
             elif previous[1] == digest:
                 counts.unchanged += 1
                 continue
@@ -414,10 +416,10 @@ class _Runner:
         for table_name in schema.TARGET_TABLES:
             pairs = [(m, m.rows[table_name]) for m, _ in plan.inserts if table_name in m.rows]
             if pairs:
-                conn.execute(schema.target_metadata.tables[table_name].insert(), [row for _, row in pairs])
+                bulk_insert(conn, schema.target_metadata.tables[table_name], [row for _, row in pairs])
                 counts.rows_written += len(pairs)
-                ledger += [_ledger_row(run_id, batch_no, table_name, row, m.legacy_key, "insert", None)
-                           for m, row in pairs]
+                ledger += [_ledger_row(run_id, batch_no, table_name, row, m.legacy_key, "insert", None,
+                                       plan.row_digests[m.legacy_key][table_name]) for m, row in pairs]
         counts.written += len(plan.inserts)
 
         # Updates: keep the before-image of every row, then overwrite it.
@@ -456,20 +458,16 @@ class _Runner:
             warnings += [{"run_id": run_id, "entity": spec.name, "legacy_key": m.legacy_key, "reason": w.code,
                           "field": w.field, "value": _clip(w.value)} for w in m.warnings]
 
-        if ledger:
-            conn.execute(schema.mig_ledger.insert(), ledger)
-        if xref_new:
-            conn.execute(schema.mig_xref.insert(), xref_new)
+        bulk_insert(conn, schema.mig_ledger, ledger)
+        bulk_insert(conn, schema.mig_xref, xref_new)
         if xref_changed:
             x = schema.mig_xref
             conn.execute(x.update().where(x.c.entity == sa.bindparam("b_entity"),
                                           x.c.legacy_key == sa.bindparam("b_key"))
                          .values(digest=sa.bindparam("digest"), run_id=sa.bindparam("run_id"),
                                  target_id=sa.bindparam("target_id")), xref_changed)
-        if warnings:
-            conn.execute(schema.mig_warning.insert(), warnings)
-        if plan.rejects:
-            conn.execute(schema.mig_reject.insert(), [_reject_row(run_id, spec, m, raw) for m, raw in plan.rejects])
+        bulk_insert(conn, schema.mig_warning, warnings)
+        bulk_insert(conn, schema.mig_reject, [_reject_row(run_id, spec, m, raw) for m, raw in plan.rejects])
 
     def _checkpoint(self, conn, run_id: int, spec: EntitySpec, last_key: list | None, batches: int,
                     counts: EntityCounts, done: bool) -> None:
@@ -490,6 +488,7 @@ class _Plan:
     inserts: list[tuple[Mapped, str]] = field(default_factory=list)
     updates: list[tuple[Mapped, str]] = field(default_factory=list)
     rejects: list[tuple[Mapped, dict]] = field(default_factory=list)  # with the raw legacy row
+    row_digests: dict[str, dict[str, str]] = field(default_factory=dict)  # legacy key -> table -> digest
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -503,19 +502,28 @@ def _os_user() -> str:
 
 
 def _record_digest(m: Mapped, run_started: dt.datetime | None) -> str:
-    """Digest of everything a legacy record maps to, for change detection across runs.
+    return _digests(m, run_started)[0]
+
+
+def _digests(m: Mapped, run_started: dt.datetime | None) -> tuple[str, dict[str, str]]:
+    """Digest of everything a legacy record maps to (for change detection across runs), and
+    the digest of each of its rows (for the ledger).
 
     A person whose LAST_UPD is blank gets the run's start time as created/updated (mapping.md);
-    that value changes every run without the legacy record changing, so it is replaced by a
-    marker here — otherwise every re-run would "update" those persons.
+    that value changes every run without the legacy record changing, so the record digest
+    replaces it by a marker — otherwise every re-run would "update" those persons.
     """
-    merged = {}
-    for table_name, row in m.rows.items():
-        for column, value in row.items():
-            if run_started is not None and value == run_started and column in ("created_at", "updated_at"):
-                value = "RUN_START"
-            merged[f"{table_name}.{column}"] = value
-    return row_digest(merged)
+    row_digests = {table_name: row_digest(row) for table_name, row in m.rows.items()}
+    parts = []
+    for table_name in sorted(m.rows):
+        row = m.rows[table_name]
+        if run_started is not None and run_started in (row.get("created_at"), row.get("updated_at")):
+            stable = {k: ("RUN_START" if k in ("created_at", "updated_at") and v == run_started else v)
+                      for k, v in row.items()}
+            parts.append(f"{table_name}:{row_digest(stable)}")
+        else:
+            parts.append(f"{table_name}:{row_digests[table_name]}")
+    return hashlib.sha256(";".join(parts).encode()).hexdigest(), row_digests
 
 
 def _duplicate_key(m: Mapped):
@@ -553,10 +561,10 @@ def _current_rows(conn, table_name: str, rows: list[dict]) -> dict[str, dict]:
     return {_row_key(table_name, r): dict(r) for r in found}
 
 
-def _ledger_row(run_id, batch_no, table_name, row, legacy_key, action, before) -> dict:
+def _ledger_row(run_id, batch_no, table_name, row, legacy_key, action, before, digest=None) -> dict:
     return {
         "run_id": run_id, "batch_no": batch_no, "table_name": table_name, "row_key": _row_key(table_name, row),
-        "legacy_key": legacy_key, "action": action, "digest": row_digest(row),
+        "legacy_key": legacy_key, "action": action, "digest": digest or row_digest(row),
         "before_image": json.dumps(canonical_row(before), ensure_ascii=False) if before is not None else None,
     }
 
