@@ -11,8 +11,11 @@ are the mapping's rejects, each with its reason); the vendor's should not.
 
 from __future__ import annotations
 
+import dataclasses
+import multiprocessing
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,10 +59,7 @@ class DemoResult:
 
 
 def demo(out_dir: Path, crimes: int = 20_000, seed: int = 2019) -> DemoResult:
-    from migrate.engine import migrate
-    from reconcile.run import ReconcileOptions, reconcile
     from synth.generate import generate
-    from synth.simulate import simulate
 
     started = time.perf_counter()
     out_dir = Path(out_dir).resolve()
@@ -80,9 +80,42 @@ def demo(out_dir: Path, crimes: int = 20_000, seed: int = 2019) -> DemoResult:
         "truth": str(out_dir / "vendor-truth.json"),
     }
     generate(stores["legacy"], crimes=crimes, seed=seed)
-    migration = migrate(stores["legacy"], stores["own"], batch_size=5000)
-    simulation = simulate(stores["legacy"], stores["vendor"], seed=seed, truth_path=Path(stores["truth"]))
-    options = ReconcileOptions()
-    own = reconcile(stores["legacy"], stores["own"], out_dir / "reconcile-own", options)
-    vendor = reconcile(stores["legacy"], stores["vendor"], out_dir / "reconcile-vendor", options)
+    # Two cores: the tool's migration and the vendor simulation are independent, and so are
+    # the two reconciliations; each pair runs side by side in worker processes.
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        own_run = pool.submit(_migrate, stores["legacy"], stores["own"])
+        vendor_run = pool.submit(_simulate, stores["legacy"], stores["vendor"], seed, stores["truth"])
+        migration, simulation = own_run.result(), vendor_run.result()
+        own_check = pool.submit(_reconcile, stores["legacy"], stores["own"], out_dir / "reconcile-own")
+        vendor_check = pool.submit(_reconcile, stores["legacy"], stores["vendor"], out_dir / "reconcile-vendor")
+        own, vendor = own_check.result(), vendor_check.result()
     return DemoResult(out_dir, crimes, time.perf_counter() - started, migration, simulation, own, vendor, stores)
+
+
+def _quiet() -> None:
+    from core.progress import set_quiet
+
+    set_quiet(True)  # two bars from two processes would garble the terminal
+
+
+def _migrate(legacy: str, target: str):
+    from migrate.engine import migrate
+
+    _quiet()
+    return migrate(legacy, target, batch_size=5000)
+
+
+def _simulate(legacy: str, target: str, seed: int, truth: str):
+    from synth.simulate import simulate
+
+    _quiet()
+    return simulate(legacy, target, seed=seed, truth_path=Path(truth))
+
+
+def _reconcile(legacy: str, target: str, out: Path):
+    from reconcile.run import ReconcileOptions, reconcile
+
+    _quiet()
+    result = reconcile(legacy, target, out, ReconcileOptions())
+    # The discrepancy stream stays on disk (the reports hold it); only the totals travel back.
+    return dataclasses.replace(result, discrepancies=[])
