@@ -22,14 +22,35 @@ Contract (what the engine, the reconciler and the simulator rely on):
 
 Where each rule of mapping.md lives: ``crime.py`` (crime), ``location.py`` (location and
 division), ``person.py``, ``link.py``, ``intel.py``; shared parsing in ``parse.py``, ids in
-``ids.py``, grid conversion in ``geo.py``.
+``ids.py``, grid conversion in ``geo.py``; values no engine can store in ``storable.py``.
 """
 
-from mappings.crime import map_crime, map_crimes
-from mappings.intel import map_intel, map_intel_row
-from mappings.link import map_link, map_links
+from mappings import crime as _crime, intel as _intel, link as _link, person as _person
+from mappings.crime import map_crime
+from mappings.intel import map_intel_row
+from mappings.link import map_link
 from mappings.outcome import Issue, Mapped, MappingContext
-from mappings.person import map_person, map_persons
+from mappings.person import map_person
+from mappings.storable import reject_unstorable
+
+
+# The batch functions everyone uses (engine, reconciler, simulator): the rules of each
+# entity module, then the storability rule of ``storable.py``.
+def map_persons(rows, ctx: MappingContext) -> list[Mapped]:
+    return reject_unstorable(_person.map_persons(rows, ctx))
+
+
+def map_crimes(rows, ctx: MappingContext) -> list[Mapped]:
+    return reject_unstorable(_crime.map_crimes(rows, ctx))
+
+
+def map_links(rows, ctx: MappingContext) -> list[Mapped]:
+    return reject_unstorable(_link.map_links(rows, ctx))
+
+
+def map_intel(rows, ctx: MappingContext) -> list[Mapped]:
+    return reject_unstorable(_intel.map_intel(rows, ctx))
+
 
 __all__ = [
     "Issue", "Mapped", "MappingContext",
