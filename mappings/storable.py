@@ -43,9 +43,9 @@ def _first_problem(m: Mapped) -> Issue | None:
                 continue
             if "\x00" in value:
                 # The value is not repeated: it may be intelligence text.
-                return Issue("INVALID_CHARACTER", f"{table_name}.{column}", None)
+                return Issue("INVALID_CHARACTER", f"{table_name}.{column}".upper(), None)
             limit = limits.get(column)
             if limit is not None and len(value) > limit:
                 shown = None if column == "intel_text" else value[:200]
-                return Issue("VALUE_TOO_LONG", f"{table_name}.{column}", shown)
+                return Issue("VALUE_TOO_LONG", f"{table_name}.{column}".upper(), shown)
     return None

@@ -82,6 +82,9 @@ REJECT_CODES = {
     "crime_person": {"ORPHAN_LINK", "INVALID_ROLE"},
     "intelligence": {"BAD_REFERENCE", "MISSING_DATE", "INVALID_DATE", "INVALID_GRADING", "EMPTY_INTELLIGENCE"},
 }
+# Our own codes (mappings/storable.py): values no target engine can store.
+for _codes in REJECT_CODES.values():
+    _codes |= {"INVALID_CHARACTER", "VALUE_TOO_LONG"}
 WARN_CODES = {
     "crime": {"INVALID_COMMITTED_DATE", "COMMITTED_RANGE", "UNKNOWN_DIVISION", "UNKNOWN_DISPOSAL",
               "FINALISED_NO_OUTCOME", "INVALID_POSTCODE", "INVALID_GRID"},
