@@ -36,18 +36,19 @@ import sys
 import time
 from array import array
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-
-from core import db
 from core.errors import UsageError
-from core.progress import bar
-from core.schema import LEGACY_TABLES, create_legacy_schema, legacy_tables
-from mappings.reference import TABLE_DIR, Reference, load_reference
 from synth import names, texts
-from synth.profile import Profile, profile_store
+
+# The row maker runs in a child process for large stores and needs none of SQLAlchemy, the
+# mapping package or the profile: those are imported where the store is touched, so the child
+# starts in a fraction of the time and memory.
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Engine
+
+    from synth.profile import Profile
 
 # ------------------------------------------------------------------------------ the quirks
 
@@ -143,7 +144,7 @@ RATES: dict[str, float] = {
 }
 
 #: Crimes per write batch (one executemany per table per batch, one commit).
-BATCH = 10_000
+BATCH = 5_000
 INTEL_PER_CRIME = 1 / 3
 FIRST_DAY = dt.date(2008, 1, 1)
 LAST_DAY = dt.date(2019, 6, 30)          # the extract: OPUS was replaced in July 2019
@@ -242,7 +243,7 @@ class GenerateResult:
     counts: dict[str, int]        # rows written per table (the generator's own count)
     seconds: float                # wall time of creating and filling the store
     profile_seconds: float        # wall time of reading it back
-    profile: Profile              # what the store holds, read back independently of the generator
+    profile: "Profile"            # what the store holds, read back independently of the generator
     rates: dict[str, float] = field(default_factory=lambda: dict(RATES))
 
 
@@ -261,6 +262,10 @@ def generate(legacy_url: str, crimes: int = 10_000, seed: int = 2019, *, batch: 
         raise UsageError(f"--crimes must be at least 1 (got {crimes})")
     if pipeline is None:
         pipeline = crimes >= PIPELINE_FROM
+    from core import db
+    from core.schema import create_legacy_schema, legacy_tables
+    from synth.profile import profile_store
+
     started = time.perf_counter()
     engine = db.open_target(legacy_url)  # a read-write engine; every reader of the legacy store uses open_legacy
     try:
@@ -283,6 +288,11 @@ def generate(legacy_url: str, crimes: int = 10_000, seed: int = 2019, *, batch: 
 
 
 def _refuse_existing(engine: Engine) -> None:
+    import sqlalchemy as sa
+
+    from core import db
+    from core.schema import LEGACY_TABLES
+
     with db.store_errors(engine, "legacy"):
         present = sorted(n.upper() for n in sa.inspect(engine).get_table_names() if n.lower() in LEGACY_TABLES)
     if present:
@@ -308,19 +318,23 @@ def _fill(engine: Engine, tables: dict[str, sa.Table], crimes: int, seed: int, b
     # is also the one engine that does not enforce VARCHAR lengths, so only there can a 12-char
     # key carry a padding space or a VARCHAR(4) time hold 'HH:MM' (the OPUS DDL's own widths
     # forbid both on PostgreSQL and MariaDB).
+    from core import db
+    from core.progress import bar
+
     lax_lengths = db.is_sqlite(engine)
+    inputs = maker_inputs()
     counts = dict.fromkeys(("offence_code", "division", "crime", "nominal", "crime_nom", "intel"), 0)
     with engine.connect() as conn:
         if lax_lengths:
             conn.exec_driver_sql("PRAGMA journal_mode=OFF")
             conn.exec_driver_sql("PRAGMA synchronous=OFF")
-            conn.exec_driver_sql("PRAGMA cache_size=-65536")  # 64 MB: the primary-key indexes stay in memory
+            conn.exec_driver_sql("PRAGMA cache_size=-32768")  # 32 MB: the primary-key indexes mostly in memory
         writers = {name: _Writer(conn, tables[name]) for name in counts}
         counts["offence_code"] += writers["offence_code"].write(offence_code_rows())
         counts["division"] += writers["division"].write(division_rows())
         conn.commit()
         with bar("generate", total=crimes, unit="crimes") as progress:
-            for chunk in _batches(seed, crimes, lax_lengths, batch, pipeline):
+            for chunk in _batches(inputs, seed, crimes, lax_lengths, batch, pipeline):
                 for name in ("crime", "nominal", "crime_nom", "intel"):
                     counts[name] += writers[name].write(chunk[name])
                 conn.commit()
@@ -330,16 +344,17 @@ def _fill(engine: Engine, tables: dict[str, sa.Table], crimes: int, seed: int, b
     return counts
 
 
-def _batches(seed: int, crimes: int, lax_lengths: bool, batch: int, pipeline: bool) -> Iterator[dict]:
+def _batches(inputs: "MakerInputs", seed: int, crimes: int, lax_lengths: bool, batch: int,
+             pipeline: bool) -> Iterator[dict]:
     if not pipeline:
-        yield from StoreMaker(load_reference(), seed, crimes, lax_lengths=lax_lengths).batches(batch)
+        yield from StoreMaker(inputs, seed, crimes, lax_lengths=lax_lengths).batches(batch)
         return
     import multiprocessing
     import queue
 
     ctx = multiprocessing.get_context("spawn")
-    channel = ctx.Queue(maxsize=3)  # at most three batches in flight: memory stays flat
-    maker = ctx.Process(target=_make_batches, args=(channel, seed, crimes, lax_lengths, batch), daemon=True,
+    channel = ctx.Queue(maxsize=2)  # at most two batches in flight: memory stays flat
+    maker = ctx.Process(target=_make_batches, args=(channel, inputs, seed, crimes, lax_lengths, batch), daemon=True,
                         name="opus-generate-maker")
     maker.start()
     try:
@@ -361,18 +376,39 @@ def _batches(seed: int, crimes: int, lax_lengths: bool, batch: int, pipeline: bo
         maker.join()
 
 
-def _make_batches(channel, seed: int, crimes: int, lax_lengths: bool, batch: int) -> None:
+def _make_batches(channel, inputs: "MakerInputs", seed: int, crimes: int, lax_lengths: bool, batch: int) -> None:
     """Child process: make every batch and hand it over; None at the end, a message on failure."""
     try:
-        for chunk in StoreMaker(load_reference(), seed, crimes, lax_lengths=lax_lengths).batches(batch):
+        for chunk in StoreMaker(inputs, seed, crimes, lax_lengths=lax_lengths).batches(batch):
             channel.put(chunk)
         channel.put(None)
     except BaseException as exc:  # the parent turns this into its own error
         channel.put(f"{type(exc).__name__}: {exc}")
 
 
+@dataclass(frozen=True)
+class MakerInputs:
+    """What the row maker needs from the code tables, as plain data (cheap to send to a child)."""
+
+    districts: tuple[dict, ...]       # gm_districts.csv
+    places: tuple[dict, ...]          # gm_places.csv
+    div_district: dict[str, str]      # OPUS division -> district name (divisions.csv)
+    opus_codes: frozenset[str]        # codes the crosswalk knows
+
+
+def maker_inputs() -> MakerInputs:
+    from mappings.reference import TABLE_DIR, load_reference
+
+    ref = load_reference()
+    with open(TABLE_DIR / "divisions.csv", newline="", encoding="utf-8") as fh:
+        div_district = {r["opus_div"].strip(): r["district_name"].strip() for r in csv.DictReader(fh)}
+    return MakerInputs(tuple(ref.districts), tuple(ref.places), div_district, frozenset(ref.crosswalk))
+
+
 def offence_code_rows() -> list[tuple]:
     """OFFENCE_CODE: every OPUS code of the crosswalk (ACTIVE 'Y') and the retired ones ('N')."""
+    from mappings.reference import TABLE_DIR
+
     rows, seen = [], set()
     with open(TABLE_DIR / "offence_crosswalk.csv", newline="", encoding="utf-8") as fh:
         for r in csv.DictReader(fh):
@@ -386,6 +422,8 @@ def offence_code_rows() -> list[tuple]:
 
 def division_rows() -> list[tuple]:
     """DIVISION from divisions.csv (its names are not in Reference: the mapping never needs them)."""
+    from mappings.reference import TABLE_DIR
+
     with open(TABLE_DIR / "divisions.csv", newline="", encoding="utf-8") as fh:
         return [(r["opus_div"].strip(), r["opus_div_name"].strip()) for r in csv.DictReader(fh)]
 
@@ -548,8 +586,8 @@ class StoreMaker:
     nominal id, and pools of at most 5,000 repeat victims and prolific offenders.
     """
 
-    def __init__(self, ref: Reference, seed: int, crimes: int, *, lax_lengths: bool):
-        self.ref = ref
+    def __init__(self, inputs: MakerInputs, seed: int, crimes: int, *, lax_lengths: bool):
+        self.inputs = inputs
         self.crimes = crimes
         self.lax = lax_lengths
         rng = self.rng = random.Random(f"opus-generate:{seed}")
@@ -612,10 +650,9 @@ class StoreMaker:
         self.sentences = table(range(1, 41), [20, 25, 15] + [6] * 5 + [0.7] * 12 + [0.1] * 20)
 
     def _places(self) -> None:
-        rng, ref = self.rng, self.ref
-        districts = {row["district"]: row for row in ref.districts}
-        with open(TABLE_DIR / "divisions.csv", newline="", encoding="utf-8") as fh:
-            div_district = {r["opus_div"].strip(): r["district_name"].strip() for r in csv.DictReader(fh)}
+        rng, inputs = self.rng, self.inputs
+        districts = {row["district"]: row for row in inputs.districts}
+        div_district = inputs.div_district
         self.divs = list(names.DIVISION_WEIGHTS)
         self.div_table = table(self.divs, [names.DIVISION_WEIGHTS[d] for d in self.divs])
         # where a division's crimes fall: a centre and spread, clipped to the district's extent
@@ -639,7 +676,7 @@ class StoreMaker:
         self.streets = sorted({f"{b} {s}" for b in names.STREET_BASES for s in suffixes})
         rng.shuffle(self.streets)
         self.street_table = table(self.streets, [1 / (i + 20) for i in range(len(self.streets))])
-        places = {p["place"]: p for p in ref.places}
+        places = {p["place"]: p for p in inputs.places}
         premises = []
         for place, div, addr, pcode, variants in names.BUSY_PREMISES:
             p = places[place]
@@ -664,7 +701,7 @@ class StoreMaker:
 
     def _codes(self) -> None:
         self.kind_of = {c: texts.mo_kind(c) for c, _ in OFFENCE_WEIGHTS}
-        unknown = [c for c, _ in OFFENCE_WEIGHTS if c not in self.ref.crosswalk]
+        unknown = [c for c, _ in OFFENCE_WEIGHTS if c not in self.inputs.opus_codes]
         assert not unknown, f"offence mix uses codes missing from the crosswalk: {unknown}"
         self.offence_by_year = {}
         for year in YEAR_VOLUME:
@@ -1032,14 +1069,14 @@ class StoreMaker:
         if u[8] < _NAME_ODD:
             surname, forenames = self._odd_name(surname, forenames, u[8], u[9])
         # date of birth
-        dcal = self.dob_cal
+        age = self.age[role][u[11]]
         if u[10] < _DOB_ODD:
             dob = self._odd_dob(u[10])
         else:
-            born = day + self.dob_offset - self.age[role][u[11]]
-            dob = dcal.forms[style][born]
+            dob = self.dob_cal.forms[style][day + self.dob_offset - age]
         pnc = None
-        if u[12] < (45875 if role in "OS" else 3277 if role == "V" else 1311):  # 70% / 5% / 2%
+        # a PNC record: most suspects and offenders, a few victims and witnesses; nobody under 10
+        if u[12] < (45875 if role in "OS" else 3277 if role == "V" else 1311) and age > 3652:
             pnc = self._pnc(day, u[13], u[14], u[15], u[16])
         flag = "Y" if u[17] < T["deleted"] else self.live_flag[u[18]]
         upd = self._last_upd(day * 1440 + u[19] % 1440, u[20], u[21], False)

@@ -269,24 +269,13 @@ def classify_grid(east: int | None, north: int | None) -> str:
     return "ok"
 
 
-@lru_cache(maxsize=1)
-def _valid_stamp_parts() -> tuple[frozenset, frozenset]:
-    """Every real YYYYMMDD (1900-2099) and HHMMSS: LAST_UPD is checked by two set look-ups."""
-    day, days = dt.date(1900, 1, 1), set()
-    while day.year < 2100:
-        days.add(f"{day.year}{day.month:02d}{day.day:02d}")
-        day += dt.timedelta(days=1)
-    clock = {f"{h:02d}{m:02d}{s:02d}" for h in range(24) for m in range(60) for s in range(60)}
-    return frozenset(days), frozenset(clock)
-
-
 def last_upd_ok(value: str | None) -> bool:
     """LAST_UPD is 14 digits of a real local date and time (YYYYMMDDHHMMSS)."""
     if value is None:
         return False
     s = value.strip()
-    days, clock = _valid_stamp_parts()
-    return len(s) == 14 and s[:8] in days and s[8:] in clock
+    return (len(s) == 14 and s.isdigit() and s[8:10] < "24" and s[10:12] < "60" and s[12:] < "60"
+            and classify_date(s[:8])[0] == "YYYYMMDD")
 
 
 def _deleted(flag) -> bool:
@@ -382,15 +371,16 @@ def profile_store(legacy_url: str, *, workers: int | None = None) -> Profile:
         engine.dispose()
     if workers is None:
         workers = 2 if counts["crime"] >= 100_000 else 1
-    total = _Part()
     if workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        # spawn: a clean interpreter per worker, whatever the caller has open
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for part in pool.map(_run_passes, [legacy_url] * 2, [("crime",), ("nominal", "crime_nom", "intel")]):
-                total.merge(part)
+        # CRIME here, the other tables in one more process (spawn: a clean interpreter, whatever
+        # the caller has open); the two halves take about the same time.
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            others = pool.submit(_run_passes, legacy_url, ("nominal", "crime_nom", "intel"))
+            total = _run_passes(legacy_url, ("crime",))
+            total.merge(others.result())
     else:
         total = _run_passes(legacy_url, ("crime", "nominal", "crime_nom", "intel"))
     quirks = {name: total.quirks.get(name, 0) for name in QUIRKS}
