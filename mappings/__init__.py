@@ -37,19 +37,23 @@ from mappings.storable import reject_unstorable
 # The batch functions everyone uses (engine, reconciler, simulator): the rules of each
 # entity module, then the storability rule of ``storable.py``.
 def map_persons(rows, ctx: MappingContext) -> list[Mapped]:
-    return reject_unstorable(_person.map_persons(rows, ctx))
+    rows = rows if isinstance(rows, list) else list(rows)
+    return reject_unstorable(rows, _person.map_persons(rows, ctx))
 
 
 def map_crimes(rows, ctx: MappingContext) -> list[Mapped]:
-    return reject_unstorable(_crime.map_crimes(rows, ctx))
+    rows = rows if isinstance(rows, list) else list(rows)
+    return reject_unstorable(rows, _crime.map_crimes(rows, ctx))
 
 
 def map_links(rows, ctx: MappingContext) -> list[Mapped]:
-    return reject_unstorable(_link.map_links(rows, ctx))
+    rows = rows if isinstance(rows, list) else list(rows)
+    return reject_unstorable(rows, _link.map_links(rows, ctx))
 
 
 def map_intel(rows, ctx: MappingContext) -> list[Mapped]:
-    return reject_unstorable(_intel.map_intel(rows, ctx))
+    rows = rows if isinstance(rows, list) else list(rows)
+    return reject_unstorable(rows, _intel.map_intel(rows, ctx))
 
 
 __all__ = [

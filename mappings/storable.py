@@ -14,10 +14,13 @@ spec fault is rejected for that first), and reported like every other reject.
 
 from __future__ import annotations
 
+from typing import Iterable, Mapping
+
 from sqlalchemy import String
 
 from core.schema import target_metadata
 from mappings.outcome import Issue, Mapped
+from mappings.parse import text
 
 _LIMITS: dict[str, dict[str, int]] = {
     table.name: {c.name: c.type.length for c in table.columns if isinstance(c.type, String) and c.type.length}
@@ -25,27 +28,49 @@ _LIMITS: dict[str, dict[str, int]] = {
 }
 
 
-def reject_unstorable(results: list[Mapped]) -> list[Mapped]:
-    """Turn accepted records holding unstorable values into rejects, in place."""
-    for m in results:
+#: The legacy column each text column of the target comes from, so a reject names what to fix.
+SOURCE_COLUMN = {
+    ("location", "address"): "addr_line", ("location", "postcode"): "pcode", ("location", "beat"): "beat",
+    ("crime", "mo_summary"): "mo_text", ("crime", "oic_collar"): "oic", ("crime", "legacy_ref"): "crime_no",
+    ("person", "family_name"): "surname", ("person", "given_names"): "forenames", ("person", "pnc_id"): "pnc_id",
+    ("person", "ethnicity_code"): "eth_code",
+    ("intelligence_report", "officer_collar"): "officer", ("intelligence_report", "legacy_ref"): "intel_no",
+    ("intelligence_report", "intel_text"): "int_text",
+}
+
+
+def reject_unstorable(rows: Iterable[Mapping], results: list[Mapped]) -> list[Mapped]:
+    """Turn accepted records holding unstorable values into rejects, in place.
+
+    ``rows`` are the legacy rows the results were mapped from (1:1, same order): the reject
+    names the legacy column and repeats its raw value, like every other reject.
+    """
+    for raw, m in zip(rows, results, strict=True):
         if m.rows and m.reject is None and not m.excluded:
-            issue = _first_problem(m)
-            if issue is not None:
+            problem = _first_problem(m)
+            if problem is not None:
+                code, table_name, column = problem
+                source = SOURCE_COLUMN.get((table_name, column))
+                if source is None:
+                    issue = Issue(code, f"{table_name}.{column}".upper(), None)
+                else:
+                    value = raw.get(source)
+                    # Intelligence text is never repeated anywhere, not even in a reject.
+                    shown = None if source == "int_text" else text(value)
+                    issue = Issue(code, source.upper(), shown)
                 m.rows, m.reject, m.warnings = {}, issue, []
     return results
 
 
-def _first_problem(m: Mapped) -> Issue | None:
+def _first_problem(m: Mapped) -> tuple[str, str, str] | None:
     for table_name, row in m.rows.items():
         limits = _LIMITS.get(table_name, {})
         for column, value in row.items():
             if type(value) is not str:
                 continue
             if "\x00" in value:
-                # The value is not repeated: it may be intelligence text.
-                return Issue("INVALID_CHARACTER", f"{table_name}.{column}".upper(), None)
+                return "INVALID_CHARACTER", table_name, column
             limit = limits.get(column)
             if limit is not None and len(value) > limit:
-                shown = None if column == "intel_text" else value[:200]
-                return Issue("VALUE_TOO_LONG", f"{table_name}.{column}".upper(), shown)
+                return "VALUE_TOO_LONG", table_name, column
     return None
