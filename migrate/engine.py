@@ -570,7 +570,9 @@ def _ledger_row(run_id, batch_no, table_name, row, legacy_key, action, before, d
 
 
 def _clip(value: str | None, limit: int = 2000) -> str | None:
-    return None if value is None else str(value)[:limit]
+    """A legacy value as our bookkeeping stores it: bounded, and with NUL shown as ``\\x00``
+    (PostgreSQL text cannot hold NUL, and the reject must not fail on the very fault it reports)."""
+    return None if value is None else str(value)[:limit].replace("\x00", "\\x00")
 
 
 def _reject_row(run_id: int, spec: EntitySpec, m: Mapped, raw: dict) -> dict:
