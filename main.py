@@ -82,6 +82,7 @@ def migrate(
     batch_size: int = typer.Option(2000, "--batch-size", min=1, help="Legacy records per batch (one transaction each)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Map and validate everything; write nothing to the target."),
     resume: Optional[int] = typer.Option(None, "--resume", metavar="RUN_ID", help="Continue an interrupted run after its last committed batch."),
+    max_rejects: Optional[int] = typer.Option(None, "--max-rejects", min=0, help="Exit 1 when more records than this are rejected (default: rejects are reported, exit 0)."),
     quiet: bool = QuietOpt,
 ) -> None:
     """Migrate OPUS into iOPS per mapping.md, in resumable batches; prints the run id and a summary per entity."""
@@ -91,7 +92,8 @@ def migrate(
         from migrate.engine import migrate as run_migration
         from reports.text_migration import render_migration
 
-        result = run_migration(legacy, target, batch_size=batch_size, dry_run=dry_run, resume=resume)
+        result = run_migration(legacy, target, batch_size=batch_size, dry_run=dry_run, resume=resume,
+                               max_rejects=max_rejects)
         typer.echo(render_migration(result))
         return result.exit_code
 
