@@ -8,6 +8,7 @@ tool speaks SQLAlchemy Core and never asks which dialect it is on.
 from __future__ import annotations
 
 import contextlib
+import logging
 import operator
 import os
 from pathlib import Path
@@ -18,6 +19,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 
 from core.errors import ConfigError, StoreUnavailable, UsageError
+
+# psycopg logs a warning when it cleans up after a connection that was just lost; with no
+# logging configured, Python prints it to stderr, a second line after our one-line error.
+# (An application that configures logging still receives it.)
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 #: Rows fetched per round trip when streaming (``yield_per``).
 STREAM_CHUNK = 5000

@@ -212,7 +212,10 @@ class _Runner:
                     self._rebuild_accepted(spec, ctx, upto=after)
                 if cp and cp["done"]:
                     continue
-                with store_errors(self.target, "target"), store_errors(self.legacy, "legacy"):
+                # Target errors only: legacy reads translate their own errors where they happen
+                # (_batches, _legacy_count). An inner legacy handler here would name the legacy
+                # store for a lost target connection.
+                with store_errors(self.target, "target"):
                     self._migrate_entity(run_id, spec, ctx, counts[spec.name], after, cp)
         except _Interrupted:
             state = "interrupted"

@@ -9,6 +9,7 @@ it has been silent for ``STALE_AFTER``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import socket
@@ -18,6 +19,7 @@ from typing import Iterator
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from core.db import store_errors
 from core.errors import RunInProgress
 from core.schema import mig_lock
 
@@ -59,11 +61,26 @@ def target_lock(engine: Engine, purpose: str, run_id: int | None = None) -> Iter
     """Hold the target for the duration of the block, or raise ``RunInProgress``."""
     row = {"lock_id": 1, "run_id": run_id, "purpose": purpose, "host": HOST, "pid": os.getpid(),
            "acquired_at": _now(), "heartbeat_at": _now()}
+    with store_errors(engine, "target"):
+        _acquire(engine, row)
+    try:
+        yield
+    except BaseException:
+        # The work failed, often because the store went away: its error is the one to report.
+        # A row we cannot delete now names this process, which is ending: the next run takes it over.
+        with contextlib.suppress(sa.exc.DBAPIError):
+            _release(engine)
+        raise
+    with store_errors(engine, "target"):
+        _release(engine)
+
+
+def _acquire(engine: Engine, row: dict) -> None:
     for _attempt in range(2):
         try:
             with engine.begin() as conn:
                 conn.execute(mig_lock.insert(), [row])
-            break
+            return
         except sa.exc.IntegrityError:
             current = holder(engine)
             if current is None:
@@ -76,13 +93,12 @@ def target_lock(engine: Engine, purpose: str, run_id: int | None = None) -> Iter
                 ) from None
             with engine.begin() as conn:  # take over a dead holder's lock
                 conn.execute(mig_lock.delete().where(mig_lock.c.pid == current.pid, mig_lock.c.host == current.host))
-    else:
-        raise RunInProgress("could not take the target lock: another process keeps taking it")
-    try:
-        yield
-    finally:
-        with engine.begin() as conn:
-            conn.execute(mig_lock.delete().where(mig_lock.c.pid == os.getpid(), mig_lock.c.host == HOST))
+    raise RunInProgress("could not take the target lock: another process keeps taking it")
+
+
+def _release(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(mig_lock.delete().where(mig_lock.c.pid == os.getpid(), mig_lock.c.host == HOST))
 
 
 def heartbeat(conn: sa.Connection) -> None:

@@ -17,6 +17,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -85,9 +86,42 @@ def migrate_cmd(legacy: str, target: str, *extra: str, batch_size: int = BATCH) 
             "--batch-size", str(batch_size), "--quiet", *extra]
 
 
-def start_migrate(legacy: str, target: str, *extra: str, batch_size: int = BATCH) -> subprocess.Popen:
-    return subprocess.Popen(migrate_cmd(legacy, target, *extra, batch_size=batch_size), cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+class CliProcess:
+    """The CLI in a subprocess, its output going to files: a pipe nobody reads while we poll the
+    target would block a process that prints a lot (a traceback) and hang the test."""
+
+    def __init__(self, args: list[str]):
+        self._out = tempfile.TemporaryFile(mode="w+")
+        self._err = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self._out, stderr=self._err, text=True)
+        self.pid = self.proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def send_signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        """Wait for the end (``TimeoutExpired`` after ``timeout``); return (stdout, stderr)."""
+        self.proc.wait(timeout=timeout)
+        texts = []
+        for f in (self._out, self._err):
+            f.seek(0)
+            texts.append(f.read())
+        return texts[0], texts[1]
+
+
+def start_migrate(legacy: str, target: str, *extra: str, batch_size: int = BATCH) -> CliProcess:
+    return CliProcess(migrate_cmd(legacy, target, *extra, batch_size=batch_size))
 
 
 # ------------------------------------------------------------------ reading a target
@@ -221,7 +255,7 @@ class Progress:
             return 0
         return total or 0
 
-    def wait_for(self, proc: subprocess.Popen, batches: int, timeout: float = 60) -> bool:
+    def wait_for(self, proc: "CliProcess", batches: int, timeout: float = 60) -> bool:
         """True once ``batches`` are committed; False if the process ended first."""
         deadline = time.monotonic() + timeout
         while proc.poll() is None:
@@ -237,7 +271,7 @@ class Progress:
             self.engine.dispose()
 
 
-def kill(proc: subprocess.Popen) -> None:
+def kill(proc: CliProcess) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.communicate()  # reap it: a zombie would still look alive to the lock's pid check
 
