@@ -63,9 +63,9 @@ import random
 import time
 import uuid
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -926,9 +926,10 @@ class _Simulator:
         with self.legacy.connect() as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
         with bar(f"{entity:<13} (simulate)", total=total, unit="rec") as progress, self.legacy.connect() as conn:
-            result = stream(conn, sa.select(table).order_by(*[table.c[k] for k in key_columns])).mappings()
+            result = stream(conn, sa.select(table).order_by(*[table.c[k] for k in key_columns]))
+            columns = list(result.keys())
             for partition in result.partitions(self.batch_size):
-                batch = [dict(row) for row in partition]
+                batch = [dict(zip(columns, row)) for row in partition]  # ~2x cheaper than RowMapping → dict
                 yield batch, map_batch(batch, self.ctx)
                 progress.update(len(batch))
 
