@@ -960,7 +960,7 @@ class _Simulator:
         return _rng(self.seed, cause, key)
 
     def _missing(self, entity: str, key: str, cause: str) -> None:
-        if cause not in ("LOST_SCATTERED", "LOST", "REKEYED"):
+        if cause not in ("LOST_SCATTERED", "LOST"):  # those two were counted when drawn
             self.counts[entity][cause] += 1
         self.truth.add(entity, "MISSING", key, cause=cause)
 
