@@ -37,12 +37,13 @@ KILLS_PER_BACKEND = 20
 # ------------------------------------------------------------------ a store of a few hundred crimes
 
 
-def build_legacy(url: str, crimes: int = 300, seed: int = 5) -> str:
+def build_legacy(url: str, crimes: int = 300, seed: int = 5, padded_duplicates: bool = True) -> str:
     """An OPUS store with ``crimes`` crimes (and as many nominals, links, a third as much
     intelligence) holding the quirks that make resume hard: excluded and rejected records,
     keys that are duplicates once trimmed, links to rejected crimes and absent nominals,
     subjects that are absent. Every LAST_UPD is set, so two runs at different times write
-    identical rows."""
+    identical rows. ``padded_duplicates`` needs a store that does not enforce CRIME_NO's
+    VARCHAR(12) (SQLite): on a server ' CR/000030/18 ' does not fit."""
     rnd = random.Random(seed)
     crime_rows = []
     for i in range(1, crimes + 1):
@@ -53,7 +54,7 @@ def build_legacy(url: str, crimes: int = 300, seed: int = 5) -> str:
             row["off_code"] = "OLDCODE"  # UNMAPPED_OFFENCE
         if i % 29 == 0:
             row["rec_date"] = "31/02/2018"  # INVALID_DATE
-        if i % 31 == 0:
+        if padded_duplicates and i % 31 == 0:
             row["crime_no"] = f" CR/{i - 1:06d}/18 "  # DUPLICATE_KEY of its neighbour once trimmed
         if i % 7 == 0:
             row["grid_e"] = row["grid_n"] = None  # a crime without a location row
