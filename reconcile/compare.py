@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import operator
 import unicodedata
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -200,6 +201,8 @@ def compare_value(kind: str, expected: Any, actual: Any) -> tuple[bool, str | No
 
 def diff_fields(rules: Sequence[FieldRule], expected: Sequence[Any], actual: Sequence[Any]) -> list[FieldDiff]:
     """The fields in which ``actual`` differs from ``expected`` (values in ``rules`` order)."""
+    if len(expected) == len(actual) and all(map(operator.eq, expected, actual)):
+        return []  # the common case: Python equality implies equality under every rule here
     diffs = []
     for rule, e, a in zip(rules, expected, actual, strict=True):
         if e is a or (e == a and type(e) is type(a)):

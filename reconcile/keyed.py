@@ -1,5 +1,5 @@
 """Keyed matching and field comparison, entity by entity (``reconciliation.md``, Matching 1,
-Categories, Comparing fields), plus the links of matched crimes.
+Categories, Comparing fields); the links of matched crimes; the glue to unkeyed matching.
 
 Per entity the legacy table is streamed in key order in batches (as ``migrate/engine.py``
 does); each batch is mapped by the same pure functions the migration uses, which gives the
@@ -13,17 +13,19 @@ After each keyed pass the target table is streamed once to find ``UNEXPECTED`` r
 (a legacy key that is no live legacy record), count the new side, collect unkeyed records
 and — for crimes — the new side of the crime statistics.
 
-Order matters as in the migration: persons, crimes (+ their links), intelligence — the
-mapping of a link or of an intelligence subject depends on which persons and crimes the
-mapping accepts.
+Order matters as in the migration: persons, crimes, unkeyed crimes, links, intelligence —
+the mapping of a link or of an intelligence subject depends on which persons and crimes the
+mapping accepts, and links are compared only for crimes and persons both matched (keyed or
+AUTO), so after unkeyed matching.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import sqlalchemy as sa
@@ -49,6 +51,13 @@ _REF = re.compile(r"^(?:CR|IN)/(\d{6})/(\d{2})$")
 
 def encode_ref(key: str) -> int | str:
     """``CR/004512/19`` → 19004512: an int costs a fraction of the string in a set of a million."""
+    if type(key) is str and len(key) == 12 and key[2] == "/" and key[9] == "/" and key[:2] in ("CR", "IN"):
+        number, year = key[3:9], key[10:]
+        if number.isascii() and number.isdigit() and year.isascii() and year.isdigit():
+            return int(year) * 1_000_000 + int(number)
+        return key
+    if not isinstance(key, str):
+        return key
     m = _REF.match(key)
     if m is None:
         return key  # not a well-formed reference (rare; the mapping rejects those)
@@ -200,16 +209,42 @@ INTEL = EntitySpec("intelligence", "intel", "intel_no", map_intel, "intelligence
 
 
 def expected_values(spec: EntitySpec, m: Mapped) -> list:
-    """The mapped value of every compared field, in ``spec.rules`` order."""
+    """The mapped value of every compared field, in ``spec.rules`` order (the record's own
+    columns first, then its location's — the order the rules are declared in)."""
+    getters = _GETTERS[spec.name]
     main = m.rows[spec.main_table]
-    location = m.rows.get("location") or {}
-    values = []
-    for rule in spec.rules:
-        if rule.name.startswith("location."):
-            values.append(location.get(rule.name[9:]))
+    try:
+        values = list(getters[0](main))
+    except KeyError:  # a mapped row without some column: treat it as NULL
+        values = [main.get(c) for c in getters[2]]
+    if getters[1] is not None:
+        location = m.rows.get("location")
+        if location is None:
+            values.extend([None] * len(getters[3]))
         else:
-            values.append(main.get(rule.name))
+            try:
+                values.extend(getters[1](location))
+            except KeyError:
+                values.extend(location.get(c) for c in getters[3])
     return values
+
+
+def _getters(spec: EntitySpec):
+    own = tuple(r.name for r in spec.rules if not r.name.startswith("location."))
+    loc = tuple(r.name[9:] for r in spec.rules if r.name.startswith("location."))
+    names = [r.name for r in spec.rules]
+    assert names == list(own) + [f"location.{c}" for c in loc], "location rules must come last"
+
+    def getter(columns):
+        if not columns:
+            return None
+        get = operator.itemgetter(*columns)
+        return get if len(columns) > 1 else (lambda row: (get(row),))
+
+    return getter(own), getter(loc), own, loc
+
+
+_GETTERS = {spec.name: _getters(spec) for spec in (PERSON, CRIME, INTEL)}
 
 
 @dataclass
@@ -231,10 +266,8 @@ class Candidate:
     """A live accepted legacy crime with no keyed counterpart: what unkeyed matching needs."""
 
     key: str
-    record: Any = None  # similarity inputs (a dict) until names are known, then a SimRecord
-    links: frozenset = frozenset()  # expected (nom_id, role) of the mapping
-    link_rejects: tuple = ()  # (link legacy_key, reject code) of rejected links
-    nom_ids: tuple = ()
+    record: dict  # the mapped values similarity compares
+    nom_ids: tuple = ()  # NOM_IDs of the people the mapping links to it
 
 
 @dataclass
@@ -273,6 +306,8 @@ class Reconciler:
         self.stats = CrimeStats()
         self.candidates: dict[str, Candidate] = {}  # crime key -> candidate
         self.padded_links: dict[str, list[dict]] = {}  # trimmed CRIME_NO -> CRIME_NOM rows typed padded
+        self.padded_crime_keys: set[str] = set()  # trimmed CRIME_NO whose CRIME row is typed padded
+        self.auto_pairs: dict[str, tuple[str, str]] = {}  # legacy key -> (crime_id, crime_ref) of AUTO pairs
         self.collect_similarity = False
 
     # ------------------------------------------------------------------ reading helpers
@@ -281,9 +316,10 @@ class Reconciler:
         table = self.lt[spec.legacy_table]
         stmt = sa.select(table).order_by(table.c[spec.key_column])
         with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
-            result = stream(conn, stmt).mappings()
+            result = stream(conn, stmt)
+            names = list(result.keys())
             for partition in result.partitions(self.batch_size):
-                yield [dict(row) for row in partition]
+                yield [dict(zip(names, row)) for row in partition]
 
     def _legacy_all(self, conn, stmt) -> list:
         with store_errors(self.legacy, "legacy"):
@@ -361,24 +397,21 @@ class Reconciler:
         keys = self.keys[spec.name]
         total = self._count(self.legacy, "legacy", self.lt[spec.legacy_table])
         tconn = self._connect(self.target, "target")
-        lconn = self._connect(self.legacy, "legacy") if spec is CRIME else None
         try:
             done = 0
             with bar(f"reconcile {spec.name:<12}", total=total, unit="rec") as progress:
                 for batch in self._legacy_batches(spec):
                     mapped = spec.map_batch(batch, self.ctx)
-                    self._reconcile_batch(spec, batch, mapped, keys, totals, tconn, lconn)
+                    self._reconcile_batch(spec, batch, mapped, keys, totals, tconn)
                     progress.update(len(batch))
                     done += len(batch)
                     if self.on_batch is not None:
                         self.on_batch(spec.name, done)
         finally:
             tconn.close()
-            if lconn is not None:
-                lconn.close()
 
     def _reconcile_batch(self, spec: EntitySpec, batch: list[dict], mapped: list[Mapped], keys: EntityKeys,
-                         totals: EntityTotals, tconn, lconn) -> None:
+                         totals: EntityTotals, tconn) -> None:
         first: list[tuple[dict, Mapped]] = []  # live records whose trimmed key is met for the first time
         for raw, m in zip(batch, mapped, strict=True):
             if m.excluded:
@@ -396,15 +429,17 @@ class Reconciler:
                     self._missing(spec, m, explained=True)
                     continue
             keys.add(m.legacy_key, m.accepted)
-            if m.accepted and spec is CRIME:
-                self.stats.add_mapped(m.rows["crime"], m.rows.get("location"))
+            if spec is CRIME:
+                if m.accepted:
+                    self.stats.add_mapped(m.rows["crime"], m.rows.get("location"))
+                if raw.get("crime_no") != m.legacy_key:
+                    self.padded_crime_keys.add(m.legacy_key)
             first.append((raw, m))
 
         lookup = [self._target_key_value(spec, m) for _, m in first]
         found = self._fetch_keyed(tconn, spec, [k for k in lookup if k is not None])
         if spec is INTEL:
             self._resolve_subjects(tconn, found, first)
-        links = self._batch_links(tconn, lconn, first, found) if spec is CRIME else None
 
         for (raw, m), lookup_key in zip(first, lookup):
             records = found.get(lookup_key, []) if lookup_key is not None else []
@@ -417,7 +452,7 @@ class Reconciler:
             if not records:
                 keys.unmatched.add(keys.encode(m.legacy_key))
                 if spec is CRIME:
-                    self._add_candidate(m, links)
+                    self._add_candidate(m)
                 else:
                     self._missing(spec, m)
                 continue
@@ -427,8 +462,6 @@ class Reconciler:
             for other in records:
                 if other is not counterpart:
                     self.findings.emit(Discrepancy(spec.name, "DUPLICATE", m.legacy_key, other.new_ref))
-            if spec is CRIME:
-                self._compare_links(m.legacy_key, counterpart.new_ref, records, links)
 
     @staticmethod
     def _target_key_value(spec: EntitySpec, m: Mapped):
@@ -532,26 +565,76 @@ class Reconciler:
             grouped[m.legacy_key.rsplit(":", 2)[0]].append(m)
         return grouped
 
-    def _target_links(self, tconn, crime_ids: list[str]) -> dict[str, list[tuple[int | None, str]]]:
-        """crime_id → [(legacy NOM_ID of the person or None, role)] in the new store."""
-        cp, person = self.tt["crime_person"], self.tt["person"]
-        links: dict[str, list] = defaultdict(list)
-        for start in range(0, len(crime_ids), LOOKUP_CHUNK):
-            chunk = crime_ids[start:start + LOOKUP_CHUNK]
-            stmt = (sa.select(cp.c.crime_id, person.c.legacy_nominal_id, cp.c.role)
-                    .select_from(cp.outerjoin(person, cp.c.person_id == person.c.person_id))
-                    .where(cp.c.crime_id.in_(chunk)))
-            for crime_id, nom, role in self._target_all(tconn, stmt):
-                links[crime_id].append((nom, role))
-        return links
+    def link_pass(self) -> None:
+        """crime_person, for every matched crime (keyed or AUTO) in legacy key order: the links
+        the mapping produces against the links of every new record that carries the crime."""
+        crimes = self.keys["crime"]
+        table = self.lt["crime"]
+        stmt = sa.select(table.c.crime_no).order_by(table.c.crime_no)
+        total = self._count(self.legacy, "legacy", table)
+        done_padded: set[str] = set()
+        lconn = self._connect(self.legacy, "legacy")
+        tconn = self._connect(self.target, "target")
+        try:
+            with bar("reconcile crime_person", total=total, unit="crime") as progress, \
+                    store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
+                for partition in stream(conn, stmt).partitions(self.batch_size):
+                    keys = []
+                    for (raw,) in partition:
+                        key = raw.strip() if isinstance(raw, str) else raw
+                        if not isinstance(key, str) or not crimes.is_matched(key):
+                            continue
+                        if key in self.padded_crime_keys:  # the same crime typed twice: once is enough
+                            if key in done_padded:
+                                continue
+                            done_padded.add(key)
+                        keys.append(key)
+                    self._compare_batch_links(lconn, tconn, keys)
+                    progress.update(len(partition))
+        finally:
+            lconn.close()
+            tconn.close()
 
-    def _batch_links(self, tconn, lconn, first, found) -> "_BatchLinks":
-        accepted = [m.legacy_key for _, m in first if m.reject is None]
-        crime_ids = [rec.target_id for records in found.values() for rec in records]
-        return _BatchLinks(self._legacy_links(lconn, accepted), self._target_links(tconn, crime_ids))
+    def _compare_batch_links(self, lconn, tconn, keys: list[str]) -> None:
+        if not keys:
+            return
+        legacy = self._legacy_links(lconn, keys)
+        carriers = self._target_links(tconn, keys)
+        for key in keys:
+            expected, rejects, _ = self._expected_links(legacy.get(key, []))
+            refs, actual = carriers.get(key, ((), {}))
+            self.compare_link_sets(key, min(refs) if refs else None, expected, rejects, actual)
+
+    def _target_links(self, tconn, keys: list[str]) -> dict[str, tuple[list, dict]]:
+        """legacy key → (crime_refs of the new records carrying it, {(NOM_ID, role): crime_ref})."""
+        crime, cp, person = self.tt["crime"], self.tt["crime_person"], self.tt["person"]
+        joined = (crime.outerjoin(cp, cp.c.crime_id == crime.c.crime_id)
+                  .outerjoin(person, cp.c.person_id == person.c.person_id))
+        columns = (crime.c.legacy_ref, crime.c.crime_ref, person.c.legacy_nominal_id, cp.c.role)
+        out: dict[str, tuple[list, dict]] = {}
+
+        def add(key, crime_ref, nom, role):
+            refs, links = out.setdefault(key, ([], {}))
+            if crime_ref not in refs:
+                refs.append(crime_ref)
+            if role is not None:
+                links.setdefault((nom, role), crime_ref)
+
+        wanted = set(keys)
+        for legacy_ref, crime_ref, nom, role in self._target_all(
+                tconn, sa.select(*columns).select_from(joined).where(crime.c.legacy_ref.in_(keys))):
+            if legacy_ref in wanted and legacy_ref == legacy_ref.strip():  # exact (MariaDB PAD SPACE)
+                add(legacy_ref, crime_ref, nom, role)
+        auto = {self.auto_pairs[k][0]: k for k in keys if k in self.auto_pairs}
+        if auto:
+            stmt = (sa.select(crime.c.crime_id, crime.c.crime_ref, person.c.legacy_nominal_id, cp.c.role)
+                    .select_from(joined).where(crime.c.crime_id.in_(sorted(auto))))
+            for crime_id, crime_ref, nom, role in self._target_all(tconn, stmt):
+                add(auto[crime_id], crime_ref, nom, role)
+        return out
 
     def _expected_links(self, mapped_links: list[Mapped]) -> tuple[frozenset, tuple, tuple]:
-        """(expected {(nom_id, role)}, rejected [(link key, code)], nom ids) of one crime."""
+        """(expected {(nom_id, role)}, rejected [(link key, code, nom, issue)], nom ids) of one crime."""
         expected = set()
         rejects = []
         nom_ids = set()
@@ -565,55 +648,45 @@ class Reconciler:
                 nom_ids.add(nom)
         return frozenset(expected), tuple(rejects), tuple(sorted(n for n in nom_ids if isinstance(n, int)))
 
-    def _compare_links(self, crime_key: str, new_ref: str, records: list[TargetRecord], links: "_BatchLinks") -> None:
-        expected, rejects, _ = self._expected_links(links.legacy.get(crime_key, []))
-        actual: dict[tuple, str] = {}
-        for rec in records:  # every new record that carries the crime
-            for nom, role in links.target.get(rec.target_id, ()):
-                actual.setdefault((nom, role), str(rec.new_ref))
-        self.compare_link_sets(crime_key, new_ref, expected, rejects, actual)
-
-    def compare_link_sets(self, crime_key: str, new_ref: str, expected: frozenset, rejects: tuple,
+    def compare_link_sets(self, crime_key: str, new_ref: str | None, expected: frozenset, rejects: tuple,
                           actual: dict[tuple, str]) -> None:
         """Links are compared only where both the crime and the person are matched."""
-        persons = self.keys["person"]
+        is_matched = self.keys["person"].is_matched
         totals = self.findings.totals["crime_person"]
-        for nom, role in sorted(expected, key=_link_order):
-            if not persons.is_matched(nom):
-                continue
-            if (nom, role) in actual:
-                totals.matched_keyed += 1
-            else:
-                self.findings.emit(Discrepancy("crime_person", "MISSING", f"{crime_key}:{nom}:{role}", new_ref))
+        missing = []
+        for link in expected:
+            if link in actual:
+                if is_matched(link[0]):
+                    totals.matched_keyed += 1
+            elif is_matched(link[0]):
+                missing.append(link)
+        extra = [link for link in actual if link not in expected and link[0] is not None and is_matched(link[0])]
+        for nom, role in sorted(missing, key=_link_order):
+            self.findings.emit(Discrepancy("crime_person", "MISSING", f"{crime_key}:{nom}:{role}", new_ref))
         for link_key, code, nom, issue in rejects:
-            if persons.is_matched(nom):
+            if is_matched(nom):
                 self.findings.emit(Discrepancy("crime_person", "MISSING", link_key, new_ref, None, issue,
                                                None, None, None, code), explained=True)
-        for (nom, role), carrier in sorted(actual.items(), key=lambda kv: _link_order(kv[0])):
-            if nom is None or not persons.is_matched(nom) or (nom, role) in expected:
-                continue
-            self.findings.emit(Discrepancy("crime_person", "UNEXPECTED", f"{crime_key}:{nom}:{role}", carrier))
+        for nom, role in sorted(extra, key=_link_order):
+            self.findings.emit(Discrepancy("crime_person", "UNEXPECTED", f"{crime_key}:{nom}:{role}",
+                                           actual[(nom, role)]))
 
     # ------------------------------------------------------------------ unkeyed candidates
 
-    def _add_candidate(self, m: Mapped, links: "_BatchLinks") -> None:
+    def _add_candidate(self, m: Mapped) -> None:
         if not self.collect_similarity:
             # No unkeyed record in the new store: nothing could pair with it, so it is missing now
             # (and nothing is held in memory for it).
             self._missing(CRIME, m)
             return
-        cand = Candidate(m.legacy_key)
-        expected, rejects, nom_ids = self._expected_links(links.legacy.get(m.legacy_key, []))
         crime, location = m.rows["crime"], m.rows.get("location") or {}
-        cand.links, cand.link_rejects, cand.nom_ids = expected, rejects, nom_ids
-        cand.record = {
+        self.candidates[m.legacy_key] = Candidate(m.legacy_key, {
             "recorded_at": crime["recorded_at"], "offence_code": crime["ho_offence_code"],
             "offence_group": crime["offence_group"], "postcode": location.get("postcode"),
             "address": location.get("address"), "easting": location.get("easting"),
             "northing": location.get("northing"),
             "text": (crime.get("mo_summary") or "")[: similarity.TEXT_PREFIX * 2] or None,
-        }
-        self.candidates[m.legacy_key] = cand
+        })
 
     # ------------------------------------------------------------------ target scans
 
@@ -656,40 +729,41 @@ class Reconciler:
     # ------------------------------------------------------------------ unkeyed crimes
 
     def resolve_unkeyed_crimes(self, unkeyed: list[tuple[str, str]]) -> None:
-        """Match unkeyed new crimes against the candidates; then report MISSING candidates,
-        PROBABLE_MATCH pairs, links of AUTO pairs, and count what is new in iOPS."""
+        """Match unkeyed new crimes against the candidates; report PROBABLE_MATCH pairs and the
+        candidates left MISSING; count what is new in iOPS. AUTO pairs count as present (their
+        links are compared by ``link_pass``; their fields are not — see reconcile/run.py)."""
         totals = self.findings.totals["crime"]
         pairs: list[similarity.Pair] = []
-        new_links: dict[str, list] = {}
         by_ref: dict[str, str] = {}
         if unkeyed and self.candidates:
             legacy_records = self._candidate_records()
-            new_records, new_links, by_ref = self._unkeyed_records(unkeyed)
+            new_records, by_ref = self._unkeyed_records(unkeyed)
             with bar("match unkeyed crimes", total=len(new_records), unit="rec") as progress:
                 pairs = similarity.match(legacy_records, new_records, auto_threshold=self.auto_threshold,
                                          review_threshold=self.review_threshold)
                 progress.update(len(new_records))
         crimes = self.keys["crime"]
-        auto = {}
         for pair in pairs:
             self.findings.emit(Discrepancy("crime", "PROBABLE_MATCH", pair.legacy_ref, pair.new_ref, None, None,
                                            None, None, pair.score, pair.band))
             if pair.band == similarity.AUTO:
-                auto[pair.legacy_ref] = pair.new_ref
+                self.auto_pairs[pair.legacy_ref] = (by_ref[pair.new_ref], pair.new_ref)
                 crimes.unmatched.discard(crimes.encode(pair.legacy_ref))
-        totals.matched_auto += len(auto)
+        totals.matched_auto += len(self.auto_pairs)
         totals.new_in_iops += len(unkeyed) - len(pairs)
-        for key, cand in self.candidates.items():
-            if key in auto:
-                new_ref = auto[key]
-                actual = {link: new_ref for link in new_links.get(by_ref[new_ref], ())}
-                self.compare_link_sets(key, new_ref, cand.links, cand.link_rejects, actual)
-            else:
+        for key in self.candidates:
+            if key not in self.auto_pairs:
                 self.findings.emit(Discrepancy("crime", "MISSING", key))
         self.candidates.clear()
 
     def _candidate_records(self) -> list[similarity.SimRecord]:
         """SimRecords of the candidates, with the mapped names of their linked people."""
+        keys = list(self.candidates)
+        with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
+            for start in range(0, len(keys), LOOKUP_CHUNK):
+                chunk = keys[start:start + LOOKUP_CHUNK]
+                for key, mapped in self._legacy_links(conn, chunk).items():
+                    self.candidates[key].nom_ids = self._expected_links(mapped)[2]
         nom_ids = sorted({n for c in self.candidates.values() for n in c.nom_ids})
         names: dict[int, tuple] = {}
         table = self.lt["nominal"]
@@ -708,10 +782,10 @@ class Reconciler:
         return records
 
     def _unkeyed_records(self, unkeyed: list[tuple[str, str]]):
-        """SimRecords of the unkeyed new crimes, their links ((NOM_ID, role)), and ref → crime_id."""
+        """SimRecords of the unkeyed new crimes, and crime_ref → crime_id."""
         crime, location = self.tt["crime"], self.tt["location"]
         cp, person = self.tt["crime_person"], self.tt["person"]
-        records, links, by_ref = [], {}, {}
+        records, by_ref = [], {}
         with store_errors(self.target, "target"), self.target.connect() as conn:
             for start in range(0, len(unkeyed), LOOKUP_CHUNK):
                 ids = [cid for cid, _ in unkeyed[start:start + LOOKUP_CHUNK]]
@@ -720,9 +794,8 @@ class Reconciler:
                                   person.c.given_names)
                         .select_from(cp.join(person, cp.c.person_id == person.c.person_id))
                         .where(cp.c.crime_id.in_(ids)))
-                for cid, role, nom, family, given in conn.execute(stmt):
+                for cid, _, _, family, given in conn.execute(stmt):
                     people[cid].append((family, given))
-                    links.setdefault(cid, set()).add((nom, role))
                 stmt = (sa.select(crime.c.crime_id, crime.c.crime_ref, crime.c.recorded_at, crime.c.ho_offence_code,
                                   crime.c.offence_group, crime.c.mo_summary, location.c.postcode, location.c.address,
                                   location.c.easting, location.c.northing)
@@ -736,7 +809,7 @@ class Reconciler:
                         easting=row.easting, northing=row.northing, people=people.get(row.crime_id, ()),
                         text=(row.mo_summary or "")[: similarity.TEXT_PREFIX * 2] or None))
         records.sort(key=lambda r: r.ref)
-        return records, links, by_ref
+        return records, by_ref
 
     # ------------------------------------------------------------------ totals of links
 
@@ -744,12 +817,6 @@ class Reconciler:
         totals = self.findings.totals["crime_person"]
         totals.legacy_total = self._count(self.legacy, "legacy", self.lt["crime_nom"])
         totals.new_total = self._count(self.target, "target", self.tt["crime_person"])
-
-
-@dataclass
-class _BatchLinks:
-    legacy: dict[str, list[Mapped]] = field(default_factory=dict)  # trimmed CRIME_NO -> mapped links
-    target: dict[str, list[tuple]] = field(default_factory=dict)  # crime_id -> [(NOM_ID, role)]
 
 
 def _link_order(link: tuple) -> tuple:

@@ -35,8 +35,18 @@ def local_month(instant: dt.datetime) -> str:
     """``YYYY-MM`` of an instant in UK civil time (a naive instant is taken as UTC)."""
     if instant.tzinfo is None:
         instant = instant.replace(tzinfo=dt.timezone.utc)
-    local = instant.astimezone(_london())
-    return f"{local.year:04d}-{local.month:02d}"
+    # UK offsets are whole hours, so the UTC hour decides the local month: cache per hour.
+    hour = int(instant.timestamp() // 3600)
+    month = _MONTH_OF_HOUR.get(hour)
+    if month is None:
+        local = instant.astimezone(_london())
+        month = _MONTH_OF_HOUR[hour] = f"{local.year:04d}-{local.month:02d}"
+        if len(_MONTH_OF_HOUR) > 500_000:
+            _MONTH_OF_HOUR.clear()
+    return month
+
+
+_MONTH_OF_HOUR: dict[int, str] = {}
 
 
 def counted(status: str | None) -> bool:

@@ -1,0 +1,254 @@
+"""Benchmark: reconcile a large OPUS store against its simulated (faulty) iOPS store, side by
+side with (a) simply reading every compared row of both stores and (b) datacompy comparing
+the two crime tables.
+
+    .venv/bin/python bench/bench_reconcile.py [--crimes 1000000] [--keep DIR] [--batch-size N]
+
+Needs the 'bench' extra for (b): ``pip install datacompy pandas``.
+
+Each measured phase runs in its own child process, so its peak RSS is its own, and reports
+wall *and* CPU seconds (on a shared machine the wall time depends on what else runs; the CPU
+time of an all-SQLite run does not). Stores are generated (``synth.generate``) and simulated
+(``synth.simulate``) once into the work folder and reused by later runs with ``--keep``.
+
+Phases:
+* ``read_driver``  — every compared row of both stores through the DB-API driver, no type
+  conversion: the practical limit of reading them in Python.
+* ``read_typed``   — the same rows through SQLAlchemy Core with the schema's types (aware UTC
+  datetimes, floats): what any Python tool reading these stores pays.
+* ``reconcile``    — ``reconcile.run.reconcile`` with its four reports; per-phase times.
+* ``datacompy``    — pandas loads the legacy CRIME table and the iOPS crime table (joined to
+  its location) and datacompy compares them on the legacy key and writes its report. It
+  cannot apply the mapping, so it compares like-named columns only: a speed baseline, not an
+  equivalent result.
+
+Targets (issue 4): whole reconciliation within 4x the plain read; the crime entity faster
+than datacompy; peak RSS under 1 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+LEGACY_TABLES = ("crime", "nominal", "crime_nom", "intel")
+
+
+def child(phase: str, args: list[str]) -> dict:
+    """Run one phase in a fresh interpreter; it prints one JSON line with its figures."""
+    out = subprocess.run([sys.executable, __file__, "--phase", phase, *args], check=True,
+                         stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def figures(self, **extra) -> dict:
+        return {"seconds": time.perf_counter() - self.wall, "cpu_seconds": time.process_time() - self.cpu,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra}
+
+
+# ------------------------------------------------------------------------------ phases
+
+
+def phase_prepare(legacy_url: str, target_url: str, crimes: int, truth: str) -> dict:
+    from core.progress import set_quiet
+    from synth.generate import generate
+    from synth.simulate import simulate
+
+    set_quiet(True)
+    clock = Clock()
+    generate(legacy_url, crimes=crimes, seed=2019)
+    generated = time.perf_counter() - clock.wall
+    simulate(legacy_url, target_url, seed=7, truth_path=truth)
+    return clock.figures(generate_seconds=generated)
+
+
+def _compared_selects(legacy_url: str, target_url: str):
+    """(engine, select) of every compared row: the legacy tables whole, the iOPS records
+    joined to their locations, persons, links."""
+    from core import schema
+    from core.db import open_legacy
+    from reconcile.run import open_target_read_only, target_iops_tables
+    import sqlalchemy as sa
+
+    legacy = open_legacy(legacy_url)
+    target = open_target_read_only(target_url)
+    lt = schema.legacy_tables(legacy)
+    tt = target_iops_tables(target)
+    loc = tt["location"]
+    crime, intel = tt["crime"], tt["intelligence_report"]
+    selects = [(legacy, sa.select(lt[name])) for name in LEGACY_TABLES]
+    selects += [
+        (target, sa.select(crime, loc).select_from(crime.outerjoin(loc, crime.c.location_id == loc.c.location_id))),
+        (target, sa.select(tt["person"])),
+        (target, sa.select(tt["crime_person"])),
+        (target, sa.select(intel, loc).select_from(intel.outerjoin(loc, intel.c.location_id == loc.c.location_id))),
+    ]
+    return legacy, target, selects
+
+
+def phase_read(legacy_url: str, target_url: str, typed: str) -> dict:
+    from core.db import stream
+
+    legacy, target, selects = _compared_selects(legacy_url, target_url)
+    clock = Clock()
+    rows = {"legacy": 0, "target": 0}
+    for engine, stmt in selects:
+        side = "legacy" if engine is legacy else "target"
+        with engine.connect() as conn:
+            if typed == "1":
+                result = stream(conn, stmt)
+            else:  # the driver's own values: no SQLAlchemy type processing
+                sql = str(stmt.compile(dialect=engine.dialect))
+                result = conn.execution_options(stream_results=True, yield_per=5000).exec_driver_sql(sql)
+            for partition in result.partitions():
+                rows[side] += len(partition)
+    figures = clock.figures(rows=rows)
+    legacy.dispose()
+    target.dispose()
+    return figures
+
+
+def phase_reconcile(legacy_url: str, target_url: str, out: str, batch_size: str) -> dict:
+    from core.progress import set_quiet
+    from reconcile.run import ReconcileOptions, reconcile
+
+    set_quiet(True)
+    timings: dict = {}
+    clock = Clock()
+    result = reconcile(legacy_url, target_url, Path(out), ReconcileOptions(batch_size=int(batch_size), timings=timings))
+    totals = {e: {"legacy_total": t.legacy_total + t.legacy_excluded, "new_total": t.new_total,
+                  "categories": t.categories, "missing_explained": t.missing_explained,
+                  "matched_auto": t.matched_auto} for e, t in result.totals.items()}
+    return clock.figures(timings=timings, totals=totals, discrepancies=result.discrepancy_count)
+
+
+def phase_datacompy(legacy_url: str, target_url: str) -> dict:
+    import datacompy
+    import pandas as pd
+    import sqlalchemy as sa
+
+    legacy, target, _ = _compared_selects(legacy_url, target_url)
+    from core import schema
+    from reconcile.run import target_iops_tables
+
+    lt = schema.legacy_tables(legacy)
+    tt = target_iops_tables(target)
+    clock = Clock()
+    with legacy.connect() as conn:
+        df1 = pd.read_sql(sa.select(lt["crime"]), conn)
+    crime, loc = tt["crime"], tt["location"]
+    with target.connect() as conn:
+        df2 = pd.read_sql(sa.select(crime, loc.c.address, loc.c.postcode, loc.c.easting, loc.c.northing,
+                                    loc.c.latitude, loc.c.longitude, loc.c.beat)
+                          .select_from(crime.outerjoin(loc, crime.c.location_id == loc.c.location_id)), conn)
+    loaded = time.perf_counter() - clock.wall
+    # Like-named columns on both sides (datacompy compares columns by name); the key trimmed.
+    df1 = df1.rename(columns={"mo_text": "mo_summary", "oic": "oic_collar", "addr_line": "address",
+                              "pcode": "postcode", "grid_e": "easting", "grid_n": "northing", "div": "district_code"})
+    df1["legacy_ref"] = df1["crime_no"].str.strip()
+    df2 = df2[df2["legacy_ref"].notna()]
+    Compare = getattr(datacompy, "Compare", None) or datacompy.PandasCompare  # renamed in datacompy 1.x
+    # Its nearest equivalents of our tolerances: spaces and case ignored, coordinates to 1e-5.
+    compare = Compare(df1, df2, join_columns="legacy_ref", df1_name="opus", df2_name="iops",
+                      ignore_spaces=True, ignore_case=True, abs_tol=0.00001)
+    report = compare.report()
+    figures = clock.figures(load_seconds=loaded, report_chars=len(report), rows=[len(df1), len(df2)],
+                            mismatched_rows=int(len(compare.all_mismatch())))
+    legacy.dispose()
+    target.dispose()
+    return figures
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--crimes", type=int, default=1_000_000)
+    ap.add_argument("--batch-size", type=int, default=2000)
+    ap.add_argument("--keep", type=Path, help="work folder to keep and reuse (default: a temporary one)")
+    ap.add_argument("--no-datacompy", action="store_true", help="skip the datacompy comparison")
+    ap.add_argument("--phase", help=argparse.SUPPRESS)
+    ap.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+    opts = ap.parse_args()
+
+    if opts.phase:
+        a = opts.args
+        result = {
+            "prepare": lambda: phase_prepare(a[0], a[1], int(a[2]), a[3]),
+            "read": lambda: phase_read(a[0], a[1], a[2]),
+            "reconcile": lambda: phase_reconcile(a[0], a[1], a[2], a[3]),
+            "datacompy": lambda: phase_datacompy(a[0], a[1]),
+        }[opts.phase]()
+        print(json.dumps(result))
+        return
+
+    work = opts.keep or Path(tempfile.mkdtemp(prefix="o2i-bench-recon-"))
+    work.mkdir(parents=True, exist_ok=True)
+    legacy_db, target_db = work / f"opus-{opts.crimes}.db", work / f"vendor-{opts.crimes}.db"
+    legacy, target = f"sqlite:///{legacy_db}", f"sqlite:///{target_db}"
+    if not (legacy_db.exists() and target_db.exists()):
+        for p in (legacy_db, target_db):
+            p.unlink(missing_ok=True)
+        print(f"generating {opts.crimes:,} crimes and simulating the vendor's store in {work} ...", flush=True)
+        prep = child("prepare", [legacy, target, str(opts.crimes), str(work / f"truth-{opts.crimes}.json")])
+        print(f"  generated in {prep['generate_seconds']:.0f} s, simulated in "
+              f"{prep['seconds'] - prep['generate_seconds']:.0f} s")
+
+    driver = child("read", [legacy, target, "0"])
+    typed = child("read", [legacy, target, "1"])
+    rec = child("reconcile", [legacy, target, str(work / "reconciliation"), str(opts.batch_size)])
+    dc = None
+    if not opts.no_datacompy:
+        dc = child("datacompy", [legacy, target])
+
+    totals = rec["totals"]
+    records = sum(t["legacy_total"] + t["new_total"] for t in totals.values())
+    crime_records = totals["crime"]["legacy_total"] + totals["crime"]["new_total"]
+    crime_wall, crime_cpu = rec["timings"]["crime"]
+    print()
+    print(f"{opts.crimes:,} OPUS crimes; {records:,} legacy + new records compared "
+          f"({crime_records:,} crimes); {rec['discrepancies']:,} discrepancies")
+    print(f"{'':<34}{'wall s':>9}{'CPU s':>9}{'records/s (wall)':>18}{'peak RSS MB':>13}")
+
+    def line(name, f, n=None, wall=None, cpu=None):
+        wall = f["seconds"] if wall is None else wall
+        cpu = f["cpu_seconds"] if cpu is None else cpu
+        rate = f"{n / wall:>18,.0f}" if n else f"{'':>18}"
+        rss = f"{f['peak_rss_mb']:>13.0f}" if f else f"{'':>13}"
+        print(f"{name:<34}{wall:>9.1f}{cpu:>9.1f}{rate}{rss}")
+
+    line("(a) plain read, driver values", driver, sum(driver["rows"].values()))
+    line("(a) plain read, SQLAlchemy typed", typed, sum(typed["rows"].values()))
+    line("reconcile (whole, with reports)", rec, records)
+    for phase, (wall, cpu) in rec["timings"].items():
+        print(f"  {phase:<32}{wall:>9.1f}{cpu:>9.1f}")
+    line("reconcile: crime entity alone", rec, crime_records, crime_wall, crime_cpu)
+    if dc:
+        line("(b) datacompy, crime tables", dc, dc["rows"][0] + dc["rows"][1])
+        print(f"  {'of which pandas load':<32}{dc['load_seconds']:>9.1f}")
+    print()
+    for name, base in (("driver", driver), ("typed", typed)):
+        print(f"reconcile / plain read ({name}): wall {rec['seconds'] / base['seconds']:.2f}x, "
+              f"CPU {rec['cpu_seconds'] / base['cpu_seconds']:.2f}x  (target <= 4x)")
+    if dc:
+        print(f"crime entity / datacompy: wall {crime_wall / dc['seconds']:.2f}x, CPU {crime_cpu / dc['cpu_seconds']:.2f}x"
+              f"  (target < 1)")
+    print(f"peak RSS of the reconciliation: {rec['peak_rss_mb']:.0f} MB (target < 1024)")
+
+
+if __name__ == "__main__":
+    main()
