@@ -217,8 +217,6 @@ RANGE_KINDS = frozenset({"burglary", "vehicle", "damage", "theft", "harass"})
 
 HOUR_WEIGHTS_RECORDED = (2, 1.5, 1, 0.8, 0.6, 0.6, 1, 2, 4, 5, 5.5, 5.5, 5.5, 5.5, 5.5, 5.5, 5.5, 5.5,
                          5.5, 5, 4.5, 4, 3.5, 2.5)
-HOUR_WEIGHTS_COMMITTED = (3.5, 3, 2.5, 2, 1.5, 1, 1, 1.5, 2.5, 3, 3.5, 4, 4.5, 4.5, 4.5, 5, 5.5, 6,
-                          6, 6, 6, 6, 5.5, 4.5)
 POSTCODE_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"
 BAD_POSTCODES = ("M1 1A", "MANCHESTER", "M11", "SK4", "BL1 4", "NFA", "M60 ???", "OL1 1AAA", "WN1-2AB")
 INVALID_TIMES_SHORT = ("2515", "1260", "9.30", "2461", "12.3", "99", "0:75")
@@ -247,6 +245,8 @@ class GenerateResult:
     rates: dict[str, float] = field(default_factory=lambda: dict(RATES))
 
 
+#: The busiest year (2018) takes ~13% of all crimes and must stay within 6-digit numbers.
+MAX_CRIMES = 5_000_000
 #: From this many crimes on, rows are made in a second process while this one writes.
 PIPELINE_FROM = 50_000
 
@@ -258,8 +258,9 @@ def generate(legacy_url: str, crimes: int = 10_000, seed: int = 2019, *, batch: 
     ``pipeline``: make rows in a child process while this one writes (default: for large
     stores). The rows are the same either way: the maker is a pure function of the seed.
     """
-    if crimes < 1:
-        raise UsageError(f"--crimes must be at least 1 (got {crimes})")
+    if not 1 <= crimes <= MAX_CRIMES:
+        raise UsageError(f"--crimes must be between 1 and {MAX_CRIMES:,} (got {crimes:,}): "
+                         "CR/nnnnnn/yy numbers allow under a million crimes a year")
     if pipeline is None:
         pipeline = crimes >= PIPELINE_FROM
     from core import db
@@ -478,6 +479,7 @@ _DOB_ODD = T["dob_unknown"] + T["dob_impossible"] + T["dob_future"]
 _REVIEW_ODD = T["review_date_unknown"] + T["review_date_impossible"]
 _GRADE_ODD = T["grade_invalid"] + T["grade_blank"] + T["grade_lower"]
 _ROLE_ODD = T["role_lower"] + T["role_invalid"]
+_INTEL_T = threshold(INTEL_PER_CRIME)
 
 
 class Tape:
@@ -624,8 +626,7 @@ class StoreMaker:
 
     def _tables(self) -> None:
         rng = self.rng
-        hours, hweights = range(24), HOUR_WEIGHTS_RECORDED
-        self.rec_minute = table(range(1440), [hweights[m // 60] for m in range(1440)])
+        self.rec_minute = table(range(1440), [HOUR_WEIGHTS_RECORDED[m // 60] for m in range(1440)])
         self.submit_minute = table(range(1440), [1 if 8 <= m // 60 < 22 else 0.1 for m in range(1440)])
 
         def delay(r):  # minutes from committed to recorded: mostly hours, some days, a few historic
@@ -1026,7 +1027,7 @@ class StoreMaker:
                 links.append((" " + canon, nom_id, role))  # normalises to the link just written
         if u[22] < T["link_orphan_crime"] + T["link_orphan_nominal"]:
             self._orphan_link(canon, u[22], links)
-        if u[23] < 21845:  # one intelligence entry per three crimes
+        if u[23] < _INTEL_T:  # one intelligence entry per three crimes
             self._intel(day, style, subject, out)
 
     def _orphan_link(self, canon: str, u: int, links: list) -> None:

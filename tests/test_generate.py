@@ -230,8 +230,10 @@ def test_refuses_a_store_that_already_holds_opus_tables(tmp_path):
 
 
 def test_refuses_nonsense_size(tmp_path):
-    with pytest.raises(UsageError):
-        gen.generate(f"sqlite:///{tmp_path / 'x.db'}", crimes=0, seed=1)
+    for crimes in (0, gen.MAX_CRIMES + 1):
+        with pytest.raises(UsageError, match="--crimes"):
+            gen.generate(f"sqlite:///{tmp_path / 'x.db'}", crimes=crimes, seed=1)
+    assert not (tmp_path / "x.db").exists()
 
 
 def test_a_failed_run_leaves_no_half_store(tmp_path, monkeypatch):
