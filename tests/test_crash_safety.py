@@ -225,6 +225,10 @@ def assert_consistent(url: str, reference: dict) -> None:
     assert sum(c["rejected"] for c in counts.values()) == len(book["rejects"])
     assert book == reference["book"]
 
+    # Every entity's checkpoint says done.
+    checkpoints = all_rows(url, "mig_checkpoint")
+    assert {r["entity"] for r in checkpoints if r["done"]} == set(counts), checkpoints
+
     # Nothing left holding the target.
     engine = _engine(url)
     try:
