@@ -253,6 +253,14 @@ def test_a_failed_run_leaves_no_half_store(tmp_path, monkeypatch):
     assert gen.generate(url, crimes=100, seed=1).counts["crime"] == 100
 
 
+def test_a_failing_row_maker_process_is_reported_not_hung():
+    good = gen.maker_inputs()
+    broken = gen.MakerInputs(districts=(), places=good.places, div_district=good.div_district,
+                             opus_codes=good.opus_codes)
+    with pytest.raises(RuntimeError, match="row maker process failed: KeyError"):
+        list(gen._batches(broken, seed=1, crimes=100, lax_lengths=True, batch=50, pipeline=True))
+
+
 # ---------------------------------------------------------------------------- servers
 
 
