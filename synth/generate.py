@@ -268,9 +268,9 @@ def generate(legacy_url: str, crimes: int = 10_000, seed: int = 2019, *, batch: 
     from synth.profile import profile_store
 
     started = time.perf_counter()
+    _refuse_existing(legacy_url)
     engine = db.open_target(legacy_url)  # a read-write engine; every reader of the legacy store uses open_legacy
     try:
-        _refuse_existing(engine)
         with db.store_errors(engine, "legacy"):
             create_legacy_schema(engine)
             tables = legacy_tables(engine)
@@ -288,17 +288,29 @@ def generate(legacy_url: str, crimes: int = 10_000, seed: int = 2019, *, batch: 
                           seconds=seconds, profile_seconds=time.perf_counter() - t0, profile=profile)
 
 
-def _refuse_existing(engine: Engine) -> None:
+def _refuse_existing(legacy_url: str) -> None:
+    """Refuse a store that already holds OPUS tables, looking through a read-only engine.
+
+    Read-only on purpose: a refused run must leave an existing store exactly as it was (even
+    its journal mode, which a read-write SQLite connection of this tool would set).
+    """
     import sqlalchemy as sa
 
     from core import db
     from core.schema import LEGACY_TABLES
 
-    with db.store_errors(engine, "legacy"):
-        present = sorted(n.upper() for n in sa.inspect(engine).get_table_names() if n.lower() in LEGACY_TABLES)
+    try:
+        engine = db.open_legacy(legacy_url)
+    except UsageError:  # no such SQLite file yet (or a URL that open_target will reject in its own words)
+        return
+    try:
+        with db.store_errors(engine, "legacy"):
+            present = sorted(n.upper() for n in sa.inspect(engine).get_table_names() if n.lower() in LEGACY_TABLES)
+    finally:
+        engine.dispose()
     if present:
         raise UsageError(
-            f"{db.mask_url(engine.url)} already holds OPUS tables ({', '.join(present)}): "
+            f"{db.mask_url(legacy_url)} already holds OPUS tables ({', '.join(present)}): "
             "generate only fills an empty store; give a new file or database"
         )
 

@@ -223,10 +223,10 @@ def test_rates_are_named_probabilities():
 def test_refuses_a_store_that_already_holds_opus_tables(tmp_path):
     url = f"sqlite:///{tmp_path / 'opus.db'}"
     gen.generate(url, crimes=50, seed=1)
-    before = store_digest(url)
+    before = store_digest(url), (tmp_path / "opus.db").read_bytes()
     with pytest.raises(UsageError, match="already holds OPUS tables"):
         gen.generate(url, crimes=50, seed=2)
-    assert store_digest(url) == before
+    assert (store_digest(url), (tmp_path / "opus.db").read_bytes()) == before  # not a byte changed
 
 
 def test_refuses_nonsense_size(tmp_path):
@@ -290,6 +290,8 @@ def test_generate_on_a_server(make_store, backend_name):
     # text survives the server byte for byte in meaning
     names = {s for (s,) in _rows(url, "nominal", "surname") if s}
     assert any(not s.isascii() for s in names) and any("'" in s for s in names)
+    with pytest.raises(UsageError, match="already holds OPUS tables"):
+        gen.generate(url, crimes=10, seed=1)
 
 
 # ---------------------------------------------------------------------------- command line
