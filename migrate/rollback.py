@@ -46,7 +46,7 @@ from sqlalchemy.engine import Connection, Engine
 from core import schema
 from core.db import mask_url, open_target, store_errors
 from core.digest import canonical_row, row_digest, text_fingerprint
-from core.errors import RollbackConflicts, RunInProgress, RunNotFound
+from core.errors import ForeignSchemaError, RollbackConflicts, RunInProgress, RunNotFound
 from migrate import lock
 from migrate.runs import RunInfo, load_run
 
@@ -125,8 +125,10 @@ class PlannedRow:
     fields: tuple[FieldChange, ...] = ()  # restore: current -> restored value, for fields that differ
 
     def to_json(self) -> dict:
-        return {"action": self.action, "table": self.table, "row_key": self.row_key, "legacy_key": self.legacy_key,
-                "fields": [{"field": f.field, "current": f.current, "restored": f.other} for f in self.fields]}
+        doc = {"table": self.table, "row_key": self.row_key, "legacy_key": self.legacy_key}
+        if self.action == "restore":
+            doc["fields"] = [{"field": f.field, "current": f.current, "restored": f.other} for f in self.fields]
+        return doc
 
 
 @dataclass
@@ -258,27 +260,38 @@ def _dry_run(engine: Engine, run: RunInfo, masked: str, started: dt.datetime, re
 
 def _execute(engine: Engine, run: RunInfo, masked: str, started: dt.datetime, report) -> RollbackResult:
     try:
-        with engine.begin() as conn:
-            # First statement a write: on SQLite the database write lock is ours from here on,
-            # so nobody can change a row between our checks and our deletes.
-            lock.heartbeat(conn)
-            state = conn.execute(sa.select(schema.mig_run.c.state)
-                                 .where(schema.mig_run.c.run_id == run.id).with_for_update()).scalar_one()
-            if state == "rolled_back":  # rolled back by someone else since we looked
-                return RollbackResult(run, "already_rolled_back", masked, started, _now())
-            analysis = _analyse(conn, run, report, lock_rows=True)
-            if analysis.conflict_counts:
-                result = analysis.result(run, "refused", masked, started)
-                files = report.finish(result)
-                raise RollbackConflicts(
-                    f"run {run.id} was NOT rolled back: {result.conflict_count:,} conflict(s) with work done since "
-                    f"the run ({_kinds_text(result.conflict_counts)}); see {files[-1]} "
-                    f"(dry run: rollback {run.id} --target ...)"
-                )
-            xref = _apply(conn, run, analysis)
-            rolled_back_at = _now()
-            conn.execute(schema.mig_run.update().where(schema.mig_run.c.run_id == run.id)
-                         .values(state="rolled_back", rolled_back_at=rolled_back_at))
+        with engine.connect() as conn:
+            transaction = conn.begin()
+            try:
+                # First statement a write: on SQLite the database write lock is ours from here
+                # on, so nobody can change a row between our checks and our deletes.
+                lock.heartbeat(conn)
+                state = conn.execute(sa.select(schema.mig_run.c.state)
+                                     .where(schema.mig_run.c.run_id == run.id).with_for_update()).scalar_one()
+                if state == "rolled_back":  # rolled back by someone else since we looked
+                    transaction.rollback()
+                    return RollbackResult(run, "already_rolled_back", masked, started, _now())
+                analysis = _analyse(conn, run, report, lock_rows=True)
+                if analysis.conflict_counts:
+                    transaction.rollback()  # nothing done; the report is written below
+                else:
+                    xref = _apply(conn, run, analysis)
+                    rolled_back_at = _now()
+                    conn.execute(schema.mig_run.update().where(schema.mig_run.c.run_id == run.id)
+                                 .values(state="rolled_back", rolled_back_at=rolled_back_at))
+                    transaction.commit()
+            except BaseException:
+                if transaction.is_active:
+                    transaction.rollback()
+                raise
+        if analysis.conflict_counts:
+            result = analysis.result(run, "refused", masked, started)
+            files = report.finish(result)
+            raise RollbackConflicts(
+                f"run {run.id} was NOT rolled back: {result.conflict_count:,} conflict(s) with work done since "
+                f"the run ({_kinds_text(result.conflict_counts)}); see {files[-1]} "
+                f"(dry run: rollback {run.id} --target ...)"
+            )
         run = dataclasses.replace(run, state="rolled_back", recorded_state="rolled_back", rolled_back_at=rolled_back_at)
         result = analysis.result(run, "executed", masked, started)
         result.xref = xref
@@ -362,7 +375,7 @@ def _analyse(conn: Connection, run: RunInfo, sink: Sink, *, lock_rows: bool) -> 
         for table_name, entries in _by_table(page).items():
             keys = [e.row_key for e in entries]
             current = _current_rows(conn, table_name, keys, lock_rows=lock_rows)
-            later_by_key = _later_entries(conn, table_name, keys, later) if later else {}
+            later_by_key = _later_entries(conn, table_name, keys, set(later)) if later else {}
             for entry in entries:
                 _classify(analysis, run.id, entry, current.get(entry.row_key), later_by_key.get(entry.row_key, []))
     _find_dependents(conn, analysis, run.id, runs)
@@ -397,14 +410,14 @@ def _classify(analysis: _Analysis, run_id: int, e: _LedgerEntry, current: dict |
                 ALREADY_DELETED, e.table, e.row_key, e.legacy_key, e.action,
                 f"this row, inserted by run {run_id}, has been deleted since: nothing to delete"))
         return
-    canon = canonical_row(current)
     expected = later[-1].digest if later else e.digest
-    if row_digest(canon) != expected:
-        analysis.conflict(_changed_since(run_id, e, canon, later))
+    if row_digest(current) != expected:
+        analysis.conflict(_changed_since(run_id, e, canonical_row(current), later))
     if e.action == "insert":
         analysis.planned(PlannedRow("delete", e.table, e.row_key, e.legacy_key))
     else:
-        analysis.planned(PlannedRow("restore", e.table, e.row_key, e.legacy_key, _diff(e.table, canon, e.before)))
+        analysis.planned(PlannedRow("restore", e.table, e.row_key, e.legacy_key,
+                                    _diff(e.table, canonical_row(current), e.before)))
 
 
 def _changed_since(run_id: int, e: _LedgerEntry, canon: dict, later: list[_Later]) -> Conflict:
@@ -466,28 +479,37 @@ def _shown(table: str, column: str, value: str | None) -> str | None:
 
 
 def _find_dependents(conn: Connection, analysis: _Analysis, run_id: int, runs: dict) -> None:
-    """Rows the rollback leaves in place that refer to rows it deletes."""
-    rolled_back = [r for r, (state, _) in runs.items() if state == "rolled_back"]
+    """Rows the rollback leaves in place that refer to rows it deletes.
+
+    Per foreign key, two counts first: child rows referring to a row the run inserted, and
+    those of them the run inserted itself (deleted together). Equal counts — the usual case —
+    mean no dependents, at the cost of two semi-joins. Only otherwise are the referring rows
+    read, a page at a time, and looked up in the ledger. (No NOT IN / NOT EXISTS against the
+    ledger: without statistics SQLite probes it by run_id for every outer row, and
+    PostgreSQL re-scans a NOT IN list larger than work_mem — both quadratic.)
+    """
+    rolled_back = {r for r, (state, _) in runs.items() if state == "rolled_back"}
     for child_name in schema.TARGET_TABLES:
         child = schema.target_metadata.tables[child_name]
         for fk in sorted(child.foreign_keys, key=lambda f: f.parent.name):
             column, parent_name = fk.parent.name, fk.column.table.name
-            deleted_parents = _ledger_keys(run_id, parent_name, "insert")
-            # NOT EXISTS, not NOT IN: PostgreSQL turns it into an anti-join; a NOT IN over a
-            # subquery larger than work_mem would be re-scanned for every row.
-            deleted_too = (_ledger_keys(run_id, child_name, "insert")
-                           .where(ledger.c.row_key == _key_expr(child_name)).exists())
-            for chunk in _pages_of(conn, sa.select(child).where(child.c[column].in_(deleted_parents), ~deleted_too),
-                                   child_name):
+            refers = child.c[column].in_(_ledger_keys(run_id, parent_name, "insert"))
+            own = _key_expr(child_name).in_(_ledger_keys(run_id, child_name, "insert"))
+            count = sa.select(sa.func.count()).select_from(child)
+            if conn.execute(count.where(refers)).scalar_one() == conn.execute(count.where(refers, own)).scalar_one():
+                continue
+            for chunk in _pages_of(conn, sa.select(child).where(refers), child_name):
                 keys = [_row_key(child_name, r) for r in chunk]
-                restored = {e.row_key: e for e in _run_entries(conn, run_id, child_name, keys, "update")}
-                writers = _last_writers(conn, child_name, keys, rolled_back)
+                history = _ledger_history(conn, child_name, keys)
                 for row, key in zip(chunk, keys):
-                    entry = restored.get(key)
-                    if entry is not None and entry.before.get(column) != row[column]:
+                    entries = history.get(key, [])
+                    mine = [e for e in entries if e.run_id == run_id]
+                    if any(e.action == "insert" for e in mine):
+                        continue  # the run inserted it: deleted together
+                    if any(e.action == "update" and e.before.get(column) != row[column] for e in mine):
                         continue  # restoring its before-image points it away from the deleted row first
-                    analysis.conflict(_dependent(run_id, child_name, key, row, column, parent_name,
-                                                 writers.get(key)))
+                    writer = max((e.run_id for e in entries if e.run_id not in rolled_back), default=None)
+                    analysis.conflict(_dependent(run_id, child_name, key, row, column, parent_name, writer))
 
 
 def _dependent(run_id: int, table: str, key: str, row: dict, column: str, parent: str,
@@ -562,7 +584,7 @@ def _repair_xref(conn: Connection, run_id: int) -> XrefRepair:
     x = schema.mig_xref
     repair = XrefRepair()
     runs = _run_states(conn)
-    rolled_back = [r for r, (state, _) in runs.items() if state == "rolled_back"]
+    rolled_back = {r for r, (state, _) in runs.items() if state == "rolled_back"}
     for entity, main in XREF_MAIN_TABLE.items():
         repair.deleted += conn.execute(x.delete().where(
             x.c.run_id == run_id, x.c.entity == entity,
@@ -584,7 +606,7 @@ def _repair_xref(conn: Connection, run_id: int) -> XrefRepair:
     return repair
 
 
-def _previous_xref(conn, entity: str, main: str, page, run_id: int, runs: dict, rolled_back: list[int]) -> list[dict]:
+def _previous_xref(conn, entity: str, main: str, page, run_id: int, runs: dict, rolled_back: set[int]) -> list[dict]:
     from mappings.outcome import Mapped
     from migrate.engine import _record_digest  # the one definition of a record's digest
 
@@ -635,7 +657,7 @@ def _by_table(entries: Iterable) -> dict[str, list]:
     grouped: dict[str, list] = {}
     for e in entries:
         if e.table not in schema.TARGET_KEYS:
-            raise ValueError(f"the ledger names a table this tool does not write: {e.table!r}")
+            raise ForeignSchemaError(f"the ledger names a table this tool does not write: {e.table!r}")
         grouped.setdefault(e.table, []).append(e)
     return grouped
 
@@ -657,41 +679,48 @@ def _current_rows(conn: Connection, table_name: str, keys: list[str], *, lock_ro
     return {_row_key(table_name, r): dict(r) for r in conn.execute(query).mappings()}
 
 
-def _later_entries(conn: Connection, table_name: str, keys: list[str], later: list[int]) -> dict[str, list[_Later]]:
-    """Ledger rows of later runs (not rolled back) for these rows, oldest first."""
-    query = (sa.select(ledger.c.row_key, ledger.c.run_id, ledger.c.action, ledger.c.digest, ledger.c.before_image)
-             .where(ledger.c.table_name == table_name, ledger.c.row_key.in_(keys), ledger.c.run_id.in_(later))
+def _ledger_history(conn: Connection, table_name: str, keys: list[str], *,
+                    with_images: bool = True) -> dict[str, list[_Later]]:
+    """Every ledger row (any run) of these target rows, oldest first, as {row_key: [...]}.
+
+    Only ``table_name`` and ``row_key`` are in the WHERE clause, so the one index that fits is
+    ``ix_mig_ledger_row`` on every engine; runs are filtered here, not by the database (a
+    ``run_id`` condition tempts SQLite into scanning a whole run's ledger per query).
+    """
+    if not keys:
+        return {}
+    columns = [ledger.c.row_key, ledger.c.run_id, ledger.c.action, ledger.c.digest]
+    if with_images:
+        columns.append(ledger.c.before_image)
+    query = (sa.select(*columns).where(ledger.c.table_name == table_name, ledger.c.row_key.in_(keys))
              .order_by(ledger.c.ledger_id))
     out: dict[str, list[_Later]] = {}
     for r in conn.execute(query):
+        before = r.before_image if with_images else None
         out.setdefault(r.row_key, []).append(
-            _Later(r.run_id, r.action, r.digest, json.loads(r.before_image) if r.before_image else None))
+            _Later(r.run_id, r.action, r.digest, json.loads(before) if before else None))
     return out
 
 
-def _run_entries(conn: Connection, run_id: int, table_name: str, keys: list[str], action: str) -> list[_LedgerEntry]:
-    if not keys:
-        return []
-    query = (sa.select(ledger.c.ledger_id, ledger.c.table_name, ledger.c.row_key, ledger.c.legacy_key,
-                       ledger.c.action, ledger.c.digest, ledger.c.before_image)
-             .where(ledger.c.run_id == run_id, ledger.c.table_name == table_name, ledger.c.action == action,
-                    ledger.c.row_key.in_(keys)))
-    return [_LedgerEntry(r.ledger_id, r.table_name, r.row_key, r.legacy_key, r.action, r.digest,
-                         json.loads(r.before_image) if r.before_image else None) for r in conn.execute(query)]
+def _later_entries(conn: Connection, table_name: str, keys: list[str], later: set[int]) -> dict[str, list[_Later]]:
+    """Ledger rows of later runs (not rolled back) for these rows, oldest first."""
+    out = {}
+    for key, entries in _ledger_history(conn, table_name, keys).items():
+        mine = [e for e in entries if e.run_id in later]
+        if mine:
+            out[key] = mine
+    return out
 
 
-def _last_writers(conn: Connection, table_name: str, keys: list[str], rolled_back: list[int],
-                  before_run: int | None = None) -> dict[str, int]:
-    """The latest run (not rolled back, optionally before ``before_run``) that wrote each row."""
-    if not keys:
-        return {}
-    query = (sa.select(ledger.c.row_key, sa.func.max(ledger.c.run_id))
-             .where(ledger.c.table_name == table_name, ledger.c.row_key.in_(keys)))
-    if rolled_back:
-        query = query.where(ledger.c.run_id.not_in(rolled_back))
-    if before_run is not None:
-        query = query.where(ledger.c.run_id < before_run)
-    return {key: run for key, run in conn.execute(query.group_by(ledger.c.row_key))}
+def _last_writers(conn: Connection, table_name: str, keys: list[str], rolled_back: set[int],
+                  before_run: int) -> dict[str, int]:
+    """The latest run before ``before_run`` (and not rolled back) that wrote each row."""
+    out = {}
+    for key, entries in _ledger_history(conn, table_name, keys, with_images=False).items():
+        runs = [e.run_id for e in entries if e.run_id < before_run and e.run_id not in rolled_back]
+        if runs:
+            out[key] = max(runs)
+    return out
 
 
 def _ledger_keys(run_id: int, table_name: str, action: str):
@@ -748,7 +777,8 @@ def typed_row(table: sa.Table, canon: dict) -> dict:
     """A canonical row (before-image) back in the column types the table takes."""
     missing = [c.name for c in table.columns if c.name not in canon]
     if missing:
-        raise ValueError(f"before-image of a {table.name} row lacks column(s) {', '.join(missing)}")
+        raise ForeignSchemaError(f"the ledger's before-image of a {table.name} row lacks column(s) "
+                                 f"{', '.join(missing)}: the row cannot be restored")
     return {c.name: from_canonical(c.type, canon[c.name]) for c in table.columns}
 
 

@@ -7,7 +7,8 @@ JSON. ``finish`` adds the Summary (first sheet, links to every other sheet; the 
 ``summary`` object first) and renames both files into place together, mode 0600. On any
 failure nothing half-written is left behind, and no spool with personal data survives.
 
-Workbook: Summary · Conflicts · Notices · Restore · Delete. Every table sheet has a frozen
+Workbook: Summary · Conflicts · Notices · Restore <table> · Delete <table> (a sheet per table
+that has such rows). Every table sheet has a frozen
 header, a filter, fitted widths and a link back to the Summary. Intelligence text never
 appears (the analysis passes only its fingerprint); values that could be read as spreadsheet
 formulas are neutralised by ``reports.xlsx``.
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import OutputError
+from core.schema import TARGET_TABLES
 from reports import xlsx
 from reports.safe import mask_credentials
 
@@ -31,14 +33,19 @@ if TYPE_CHECKING:  # types only: the analysis imports this module, not the other
     from migrate.runs import RunInfo
 
 FILE_MODE = 0o600
+TABLES = TARGET_TABLES
+#: The row arrays of the JSON report, in order (each spooled to its own file meanwhile).
+SECTIONS = ("conflicts", "notices", "restore", "delete")
 JSON_NAME = "rollback.json"
 XLSX_NAME = "rollback.xlsx"
 
 CONFLICT_SHEET, NOTICE_SHEET, RESTORE_SHEET, DELETE_SHEET = "Conflicts", "Notices", "Restore", "Delete"
 CONFLICT_COLUMNS = ("kind", "table", "row_key", "legacy_key", "run_action", "later_runs", "refers_to",
                     "written_by_run", "fields", "fields_proven", "detail")
-RESTORE_COLUMNS = ("table", "row_key", "legacy_key", "fields_restored", "changes (now -> restored)")
-DELETE_COLUMNS = ("table", "row_key", "legacy_key")
+# One Delete and one Restore sheet per table: fewer cells per row (a run of 100,000 crimes
+# deletes half a million rows, and cells are what a workbook costs), a link per table.
+RESTORE_COLUMNS = ("row_key", "legacy_key", "fields_restored", "changes (now -> restored)")
+DELETE_COLUMNS = ("row_key", "legacy_key")
 
 KIND_MEANING = {
     "CHANGED_SINCE": "a row the run wrote has been edited since: undoing the run would destroy the edit",
@@ -50,8 +57,8 @@ KIND_MEANING = {
 SHEET_MEANING = {
     CONFLICT_SHEET: "every conflict: each one blocks `rollback --execute` until resolved",
     NOTICE_SHEET: "rows the run inserted that someone has deleted since (nothing to undo; worth knowing)",
-    RESTORE_SHEET: "rows the run updated: put back as they were before it (from the ledger's before-images)",
-    DELETE_SHEET: "rows the run inserted: deleted by the rollback",
+    RESTORE_SHEET: "{table} rows the run updated: put back as they were before it (the ledger's before-images)",
+    DELETE_SHEET: "{table} rows the run inserted: deleted by the rollback",
 }
 MODE_TITLE = {
     "dry_run": "Rollback dry run",
@@ -61,7 +68,12 @@ MODE_TITLE = {
 
 
 class RollbackReport:
-    """A sink for the analysis, and the writer of both report files."""
+    """A sink for the analysis (spools JSON lines, cheap), and the writer of both report files.
+
+    The workbook is built from the spools in :meth:`finish`, after the analysis: a rollback
+    that executes calls it only once its transaction has ended, so the database is never held
+    while half a million rows are laid out in Excel.
+    """
 
     def __init__(self, out_dir: Path, *, run: "RunInfo", target: str, mode: str):
         self.out_dir = Path(out_dir)
@@ -72,22 +84,9 @@ class RollbackReport:
         self._token = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._temps: list[Path] = []
         self._spools = {}
-        self._finished = False
-        self._wb = xlsx.new_workbook()
+        self._wb = None
         try:
-            self._summary_ws = self._wb.create_sheet(xlsx.SUMMARY_TITLE)
-            self._summary_ws.sheet_view.tabSelected = True
-            self._taken = {xlsx.SUMMARY_TITLE}
-            self._tables = {
-                CONFLICT_SHEET: xlsx.TableWriter(self._wb, CONFLICT_SHEET, CONFLICT_COLUMNS, self._taken,
-                                                 fixed_widths={8: 50, 10: 80}),
-                NOTICE_SHEET: xlsx.TableWriter(self._wb, NOTICE_SHEET, CONFLICT_COLUMNS, self._taken,
-                                               fixed_widths={8: 30, 10: 60}),
-                RESTORE_SHEET: xlsx.TableWriter(self._wb, RESTORE_SHEET, RESTORE_COLUMNS, self._taken,
-                                                fixed_widths={4: 80}),
-                DELETE_SHEET: xlsx.TableWriter(self._wb, DELETE_SHEET, DELETE_COLUMNS, self._taken),
-            }
-            for name in ("conflicts", "notices", "restore", "delete"):
+            for name in SECTIONS:
                 self._spools[name] = self._open_temp(f"{name}.jsonl")
         except OSError as exc:
             self.abort()
@@ -96,35 +95,24 @@ class RollbackReport:
     # --- the sink ---------------------------------------------------------------------
 
     def planned(self, row: "PlannedRow") -> None:
-        if row.action == "delete":
-            self._spool("delete", row.to_json())
-            self._tables[DELETE_SHEET].append([row.table, row.row_key, row.legacy_key])
-        else:
-            self._spool("restore", row.to_json())
-            self._tables[RESTORE_SHEET].append([row.table, row.row_key, row.legacy_key,
-                                                ", ".join(f.field for f in row.fields),
-                                                _changes_text(row.fields, "->")])
+        self._spool(row.action, row.to_json())
 
     def conflict(self, conflict: "Conflict") -> None:
         self._spool("conflicts", conflict.to_json())
-        self._tables[CONFLICT_SHEET].append(_conflict_values(conflict))
 
     def notice(self, notice: "Conflict") -> None:
         self._spool("notices", notice.to_json())
-        self._tables[NOTICE_SHEET].append(_conflict_values(notice))
 
     # --- finishing --------------------------------------------------------------------
 
     def finish(self, result: "RollbackResult") -> list[Path]:
-        """Write the Summary and publish both files; returns [json, xlsx] paths."""
+        """Write the workbook and the JSON from the spools, publish both; returns [json, xlsx]."""
         try:
-            sheets = {name: table.close(always=True) for name, table in self._tables.items()}
-            _summary_sheet(self._summary_ws, result, sheets)
-            xlsx.order_sheets(self._wb, [xlsx.SUMMARY_TITLE] + [t for name in sheets for t, _ in sheets[name]])
+            for spool in self._spools.values():
+                spool.flush()
             xlsx_temp = self._temp_path(XLSX_NAME)
             with _create(xlsx_temp, binary=True) as out:
-                self._wb.save(out)
-            self._finished = True  # saved: openpyxl has removed its spools itself
+                self._write_workbook(out, result)
             json_temp = self._temp_path(JSON_NAME)
             with _create(json_temp) as out:
                 self._write_json(out, result)
@@ -151,9 +139,46 @@ class RollbackReport:
             except OSError:
                 pass
         self._temps = []
-        if not self._finished:
-            xlsx.discard_spools(self._wb)
-            self._finished = True
+        if self._wb is not None:
+            xlsx.discard_spools(self._wb)  # after a failed save; nothing left to remove after a good one
+            self._wb = None
+
+    def _write_workbook(self, out, result: "RollbackResult") -> None:
+        wb = self._wb = xlsx.new_workbook()
+        summary = wb.create_sheet(xlsx.SUMMARY_TITLE)
+        summary.sheet_view.tabSelected = True
+        taken = {xlsx.SUMMARY_TITLE}
+        tables = {
+            CONFLICT_SHEET: xlsx.TableWriter(wb, CONFLICT_SHEET, CONFLICT_COLUMNS, taken, fixed_widths={8: 50, 10: 80}),
+            NOTICE_SHEET: xlsx.TableWriter(wb, NOTICE_SHEET, CONFLICT_COLUMNS, taken, fixed_widths={8: 30, 10: 60}),
+        }
+        for kind, columns, widths in ((RESTORE_SHEET, RESTORE_COLUMNS, {3: 80}), (DELETE_SHEET, DELETE_COLUMNS, {})):
+            for table in TABLES:
+                tables[(kind, table)] = xlsx.TableWriter(wb, f"{kind} {table}", columns, taken, fixed_widths=widths)
+        for doc in self._read("conflicts"):
+            tables[CONFLICT_SHEET].append(_conflict_values(doc))
+        for doc in self._read("notices"):
+            tables[NOTICE_SHEET].append(_conflict_values(doc))
+        for doc in self._read("restore"):
+            fields = doc["fields"]
+            tables[(RESTORE_SHEET, doc["table"])].append(
+                [doc["row_key"], doc["legacy_key"], ", ".join(f["field"] for f in fields),
+                 _changes_text(fields, "current", "restored", "->")])
+        for doc in self._read("delete"):
+            tables[(DELETE_SHEET, doc["table"])].append([doc["row_key"], doc["legacy_key"]])
+        # Conflicts and Notices always have a sheet (an empty one says "none"); per-table
+        # Delete and Restore sheets only when the table has such rows.
+        sheets = {name: table.close(always=isinstance(name, str)) for name, table in tables.items()}
+        _summary_sheet(summary, result, sheets)
+        xlsx.order_sheets(wb, [xlsx.SUMMARY_TITLE] + [t for titles in sheets.values() for t, _ in titles])
+        wb.save(out)
+        self._wb = None
+
+    def _read(self, name: str):
+        spool = self._spools[name]
+        spool.seek(0)
+        for line in spool:
+            yield json.loads(line)
 
     # --- internals --------------------------------------------------------------------
 
@@ -173,10 +198,9 @@ class RollbackReport:
     def _write_json(self, out, result: "RollbackResult") -> None:
         head = json.dumps(rollback_document(result), indent=2, ensure_ascii=False, default=str)
         out.write(head[: -len("\n}")])  # reopen the object to append the four arrays
-        for key in ("conflicts", "notices", "restore", "delete"):
+        for key in SECTIONS:
             out.write(f',\n  "{key}": [')
             spool = self._spools[key]
-            spool.flush()
             spool.seek(0)
             first = True
             for line in spool:
@@ -222,6 +246,8 @@ def _summary_sheet(ws, result: "RollbackResult", sheets: dict[str, list[tuple[st
     label = lambda text: c(text, font=xlsx.LABEL_FONT)  # noqa: E731
     failed = result.conflict_count > 0
     first = {name: (titles[0][0] if titles else None) for name, titles in sheets.items()}
+    first.update({name: None for name in [(kind, t) for kind in (DELETE_SHEET, RESTORE_SHEET) for t in TABLES]
+                  if name not in first})
 
     ws.row_dimensions[1].height = 24
     ws.row_dimensions[4].height = 36
@@ -256,7 +282,7 @@ def _summary_sheet(ws, result: "RollbackResult", sheets: dict[str, list[tuple[st
     for name, plan in result.tables.items():
         values = [plan.delete, plan.restore, plan.already_deleted, plan.conflicts]
         totals = [a + b for a, b in zip(totals, values)]
-        links = [first[DELETE_SHEET], first[RESTORE_SHEET], first[NOTICE_SHEET], first[CONFLICT_SHEET]]
+        links = [first[(DELETE_SHEET, name)], first[(RESTORE_SHEET, name)], first[NOTICE_SHEET], first[CONFLICT_SHEET]]
         ws.append([label(name)] + [c(v, link=link) if v and link else c(v) for v, link in zip(values, links)])
     ws.append([c("All tables", font=xlsx.LABEL_FONT, border=xlsx.TOTAL_BORDER)]
               + [c(v, font=xlsx.LABEL_FONT, border=xlsx.TOTAL_BORDER) for v in totals])
@@ -282,8 +308,9 @@ def _summary_sheet(ws, result: "RollbackResult", sheets: dict[str, list[tuple[st
                                                              c("What it holds", font=xlsx.HEADER_FONT,
                                                                fill=xlsx.HEADER_FILL)])
     for name, titles in sheets.items():
+        kind, table = (name, None) if isinstance(name, str) else name
         for title, rows in titles:
-            ws.append([c(title, link=title), c(rows), None, None, None, c(SHEET_MEANING[name])])
+            ws.append([c(title, link=title), c(rows), None, None, None, c(SHEET_MEANING[kind].format(table=table))])
     ws.append([])
     ws.append([c("How to resolve conflicts", font=xlsx.SECTION_FONT)])
     for text in (
@@ -316,17 +343,22 @@ def _verdict_text(result: "RollbackResult") -> str:
 # ---- values -------------------------------------------------------------------------------
 
 
-def _conflict_values(c: "Conflict") -> list:
-    return [c.kind, c.table, c.row_key, c.legacy_key, c.run_action,
-            ", ".join(str(r) for r in c.later_runs) or None, c.refers_to, c.written_by_run,
-            _changes_text(c.fields, "| written:" if c.kind == "CHANGED_SINCE" else "| was:"),
-            "yes" if c.fields_proven else None, c.detail]
+def _conflict_values(c: dict) -> list:
+    """A conflict (as spooled: ``Conflict.to_json()``) as a row of the Conflicts sheet."""
+    if c["kind"] == "DEPENDENT_ROW":
+        changes = "\n".join(f"{f['field']} = {_quoted(f['current'])}" for f in c["fields"]) or None
+    else:
+        changes = _changes_text(c["fields"], "current", "other",
+                                "| written:" if c["kind"] == "CHANGED_SINCE" else "| before:")
+    return [c["kind"], c["table"], c["row_key"], c["legacy_key"], c["run_action"],
+            ", ".join(str(r) for r in c["later_runs"]) or None, c["refers_to"], c["written_by_run"],
+            changes, "yes" if c["fields_proven"] else None, c["detail"]]
 
 
-def _changes_text(fields, arrow: str) -> str | None:
+def _changes_text(fields: list[dict], now: str, other: str, arrow: str) -> str | None:
     if not fields:
         return None
-    return "\n".join(f"{f.field}: {_quoted(f.current)} {arrow} {_quoted(f.other)}" for f in fields)
+    return "\n".join(f"{f['field']}: {_quoted(f[now])} {arrow} {_quoted(f[other])}" for f in fields)
 
 
 def _quoted(value: str | None) -> str:

@@ -423,19 +423,24 @@ def test_report_files_are_private_complete_and_hold_no_intelligence_text(make_st
     assert doc["summary"]["tables"]["crime"]["delete"] == 8
 
     wb = openpyxl.load_workbook(xlsx_path)
-    assert wb.sheetnames[0] == "Summary"
-    assert set(wb.sheetnames) == {"Summary", "Conflicts", "Notices", "Restore", "Delete"}
+    assert wb.sheetnames == ["Summary", "Conflicts", "Notices"] + [f"Delete {t}" for t in schema.TARGET_TABLES]
     links = {c.hyperlink.location for row in wb["Summary"].iter_rows() for c in row if c.hyperlink}
-    assert {"'Conflicts'!A1", "'Delete'!A1"} <= links
+    assert {"'Conflicts'!A1", "'Delete crime'!A1", "'Delete intelligence_report'!A1"} <= links
+    delete_crime = wb["Delete crime"]
+    assert delete_crime.max_row == 1 + 8 and delete_crime.freeze_panes == "A2"
+    assert delete_crime["A1"].value == "row_key" and delete_crime["D1"].hyperlink.location == "'Summary'!A1"
     conflicts = wb["Conflicts"]
     assert conflicts.freeze_panes == "A2" and conflicts.auto_filter.ref == "A1:K8"
     assert conflicts.column_dimensions["K"].width >= 40
 
     # Run 2 changed intel 1's text: the later-run conflict names the field, shows no text.
     rollback(target, run2, out_dir=out)
-    for path in (json_path, xlsx_path):
-        data = path.read_bytes()
-        assert SECRET_TEXT.encode() not in data and INTEL_TEXT.encode() not in data
+    text = json_path.read_text(encoding="utf-8")
+    assert SECRET_TEXT not in text and INTEL_TEXT not in text
+    wb = openpyxl.load_workbook(xlsx_path)  # the file is zipped: look at the cells, not the bytes
+    cells = [str(c.value) for ws in wb.worksheets for row in ws.iter_rows() for c in row if c.value is not None]
+    assert not [v for v in cells if SECRET_TEXT in v or INTEL_TEXT in v]
+    assert any(v.startswith("intel_text: 'sha256:") for v in cells)
     doc = json.loads(json_path.read_text(encoding="utf-8"))
     intel = [r for r in doc["restore"] if r["table"] == "intelligence_report" and r["legacy_key"] == "IN/000001/18"]
     assert intel and intel[0]["fields"][0]["field"] == "intel_text"
