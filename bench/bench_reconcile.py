@@ -121,14 +121,15 @@ def phase_read(legacy_url: str, target_url: str, typed: str) -> dict:
     return figures
 
 
-def phase_reconcile(legacy_url: str, target_url: str, out: str, batch_size: str) -> dict:
+def phase_reconcile(legacy_url: str, target_url: str, out: str, batch_size: str, workers: str) -> dict:
     from core.progress import set_quiet
     from reconcile.run import ReconcileOptions, reconcile
 
     set_quiet(True)
     timings: dict = {}
     clock = Clock()
-    result = reconcile(legacy_url, target_url, Path(out), ReconcileOptions(batch_size=int(batch_size), timings=timings))
+    result = reconcile(legacy_url, target_url, Path(out), ReconcileOptions(
+        batch_size=int(batch_size), timings=timings, workers=int(workers)))
     totals = {e: {"legacy_total": t.legacy_total + t.legacy_excluded, "new_total": t.new_total,
                   "categories": t.categories, "missing_explained": t.missing_explained,
                   "matched_auto": t.matched_auto} for e, t in result.totals.items()}
@@ -179,6 +180,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--crimes", type=int, default=1_000_000)
     ap.add_argument("--batch-size", type=int, default=2000)
+    ap.add_argument("--workers", default="1", help="mapping processes for the reconciler (default 1)")
     ap.add_argument("--keep", type=Path, help="work folder to keep and reuse (default: a temporary one)")
     ap.add_argument("--no-datacompy", action="store_true", help="skip the datacompy comparison")
     ap.add_argument("--phase", help=argparse.SUPPRESS)
@@ -190,7 +192,7 @@ def main() -> None:
         result = {
             "prepare": lambda: phase_prepare(a[0], a[1], int(a[2]), a[3]),
             "read": lambda: phase_read(a[0], a[1], a[2]),
-            "reconcile": lambda: phase_reconcile(a[0], a[1], a[2], a[3]),
+            "reconcile": lambda: phase_reconcile(a[0], a[1], a[2], a[3], a[4]),
             "datacompy": lambda: phase_datacompy(a[0], a[1]),
         }[opts.phase]()
         print(json.dumps(result))
@@ -210,7 +212,7 @@ def main() -> None:
 
     driver = child("read", [legacy, target, "0"])
     typed = child("read", [legacy, target, "1"])
-    rec = child("reconcile", [legacy, target, str(work / "reconciliation"), str(opts.batch_size)])
+    rec = child("reconcile", [legacy, target, str(work / "reconciliation"), str(opts.batch_size), opts.workers])
     dc = None
     if not opts.no_datacompy:
         dc = child("datacompy", [legacy, target])

@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import operator
 import re
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -86,17 +86,16 @@ class EntityKeys:
         self.excluded: set = set()
         self.unmatched: set = set()
 
-    def seen(self, key) -> str | None:
-        """'accepted' / 'rejected' if this trimmed key was already met live, else None."""
-        k = self.encode(key)
+    def seen(self, k) -> str | None:
+        """'accepted' / 'rejected' if this (encoded) key was already met live, else None."""
         if k in self.accepted:
             return "accepted"
         if k in self.rejected:
             return "rejected"
         return None
 
-    def add(self, key, accepted: bool) -> None:
-        k = self.encode(key)
+    def add(self, k, accepted: bool) -> None:
+        """Record a live record by its encoded key."""
         if accepted:
             self.rejected.discard(k)
             self.accepted.add(k)
@@ -246,6 +245,11 @@ def _getters(spec: EntitySpec):
 
 _GETTERS = {spec.name: _getters(spec) for spec in (PERSON, CRIME, INTEL)}
 
+# Where the crime statistics' columns sit among a fetched crime's compared values.
+_RECORDED, _DISTRICT, _GROUP, _STATUS, _LATITUDE, _LONGITUDE = (
+    [r.name for r in CRIME_RULES].index(name) for name in (
+        "recorded_at", "district_code", "offence_group", "status", "location.latitude", "location.longitude"))
+
 
 @dataclass
 class TargetRecord:
@@ -256,6 +260,54 @@ class TargetRecord:
     created_at: dt.datetime | None
     values: list
     subject_person_id: str | None = None  # intelligence: the raw uuid, resolved to NOM_ID later
+
+
+# ------------------------------------------------------------------------- mapping workers
+#
+# Mapping is the reconciler's largest cost, and the person and crime mappings are pure: they
+# need no knowledge of other records. So they can run in worker processes while this process
+# reads, looks up and compares. Link and intelligence mappings depend on which persons and
+# crimes are accepted (large sets held here), so they stay in this process.
+
+_WORKER_CTX: MappingContext | None = None
+_POOLED = {"person": map_persons, "crime": map_crimes}
+
+
+def _init_worker(reference, run_started) -> None:
+    global _WORKER_CTX
+    _WORKER_CTX = MappingContext(reference=reference, run_started=run_started)
+
+
+def _map_in_worker(entity: str, batch: list[dict]) -> list[Mapped]:
+    return _POOLED[entity](batch, _WORKER_CTX)
+
+
+class MappingPool:
+    """``workers`` processes mapping batches of pure entities, at most ``window`` batches ahead
+    of the comparison (so memory stays bounded by a few batches, never a whole table)."""
+
+    def __init__(self, workers: int, ctx: MappingContext) -> None:
+        import multiprocessing
+
+        # spawn, not fork: a forked child would inherit open database connections and threads.
+        self._pool = multiprocessing.get_context("spawn").Pool(
+            workers, initializer=_init_worker, initargs=(ctx.reference, ctx.run_started))
+        self.window = 2 * workers
+
+    def mapped(self, entity: str, batches: Iterable[list[dict]]) -> Iterator[tuple[list[dict], list[Mapped]]]:
+        pending: deque = deque()
+        for batch in batches:
+            pending.append((batch, self._pool.apply_async(_map_in_worker, (entity, batch))))
+            if len(pending) >= self.window:
+                done, result = pending.popleft()
+                yield done, result.get()
+        while pending:
+            done, result = pending.popleft()
+            yield done, result.get()
+
+    def close(self) -> None:
+        self._pool.terminate()
+        self._pool.join()
 
 
 # -------------------------------------------------------------------------- the reconciler
@@ -288,8 +340,10 @@ class FindingSink:
 class Reconciler:
     def __init__(self, legacy: Engine, target: Engine, legacy_tables: dict, target_tables: dict,
                  ctx: MappingContext, findings: FindingSink, *, batch_size: int, auto_threshold: float,
-                 review_threshold: float, on_batch: Callable[[str, int], None] | None = None) -> None:
+                 review_threshold: float, on_batch: Callable[[str, int], None] | None = None,
+                 pool: MappingPool | None = None) -> None:
         self.legacy = legacy
+        self.pool = pool
         self.on_batch = on_batch
         self.target = target
         self.lt = legacy_tables
@@ -321,6 +375,15 @@ class Reconciler:
             for partition in result.partitions(self.batch_size):
                 yield [dict(zip(names, row)) for row in partition]
 
+    def _mapped_batches(self, spec: EntitySpec) -> Iterator[tuple[list[dict], list[Mapped]]]:
+        """Legacy batches in key order, each with its mapping (by the workers when it is pure)."""
+        batches = self._legacy_batches(spec)
+        if self.pool is not None and spec.name in _POOLED:
+            yield from self.pool.mapped(spec.name, batches)
+            return
+        for batch in batches:
+            yield batch, spec.map_batch(batch, self.ctx)
+
     def _legacy_all(self, conn, stmt) -> list:
         with store_errors(self.legacy, "legacy"):
             return conn.execute(stmt).mappings().all()
@@ -345,7 +408,8 @@ class Reconciler:
     def _target_select(self, spec: EntitySpec):
         main = self.tt[spec.target_table]
         location = self.tt["location"]
-        columns = [main.c[spec.target_id], main.c[spec.new_ref], main.c[spec.target_key], main.c.created_at]
+        # created_at only matters to choose among duplicates: fetched for those alone (_created_at).
+        columns = [main.c[spec.target_id], main.c[spec.new_ref], main.c[spec.target_key]]
         joined = main
         if any(r.name.startswith("location.") for r in spec.rules):
             joined = main.outerjoin(location, main.c.location_id == location.c.location_id)
@@ -366,17 +430,31 @@ class Reconciler:
         found: dict[Any, list[TargetRecord]] = defaultdict(list)
         subject_index = next((i for i, r in enumerate(spec.rules) if r.name == "subject_person_id"), None)
         for row in self._target_all(conn, stmt):
+            row = tuple(row)
             key = row[2]
             # Exact equality, checked here: MariaDB's PAD SPACE collations would also return
             # 'CR/000001/19 ' for 'CR/000001/19', which is not the trimmed key.
-            if key not in wanted or (isinstance(key, str) and key != key.strip()):
+            if key not in wanted:
                 continue
-            values = list(row[4:])
-            rec = TargetRecord(row[0], row[1], row[3], values)
+            values = list(row[3:])
+            rec = TargetRecord(row[0], row[1], None, values)
             if subject_index is not None:
                 rec.subject_person_id = values[subject_index]
             found[key].append(rec)
+        several = [rec for records in found.values() if len(records) > 1 for rec in records]
+        if several:
+            self._created_at(conn, spec, several)
         return found
+
+    def _created_at(self, conn, spec: EntitySpec, records: list[TargetRecord]) -> None:
+        main = self.tt[spec.target_table]
+        by_id = {rec.target_id: rec for rec in records}
+        ids = sorted(by_id)
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            stmt = (sa.select(main.c[spec.target_id], main.c.created_at)
+                    .where(main.c[spec.target_id].in_(ids[start:start + LOOKUP_CHUNK])))
+            for target_id, created_at in self._target_all(conn, stmt):
+                by_id[target_id].created_at = created_at
 
     def _nom_ids_of(self, conn, person_ids: Iterable[str]) -> dict[str, int | None]:
         """person_id → legacy_nominal_id (None for a person created in iOPS)."""
@@ -400,8 +478,7 @@ class Reconciler:
         try:
             done = 0
             with bar(f"reconcile {spec.name:<12}", total=total, unit="rec") as progress:
-                for batch in self._legacy_batches(spec):
-                    mapped = spec.map_batch(batch, self.ctx)
+                for batch, mapped in self._mapped_batches(spec):
                     self._reconcile_batch(spec, batch, mapped, keys, totals, tconn)
                     progress.update(len(batch))
                     done += len(batch)
@@ -419,7 +496,8 @@ class Reconciler:
                 keys.excluded.add(keys.encode(m.legacy_key))
                 continue
             totals.legacy_total += 1
-            earlier = keys.seen(m.legacy_key)
+            encoded = keys.encode(m.legacy_key)
+            earlier = keys.seen(encoded)
             if earlier is not None:
                 # Two legacy keys equal once trimmed: the first (in key order) is the record,
                 # the migration rejects the second (DUPLICATE_KEY) rather than merge it.
@@ -428,7 +506,7 @@ class Reconciler:
                 if m.reject is not None:
                     self._missing(spec, m, explained=True)
                     continue
-            keys.add(m.legacy_key, m.accepted)
+            keys.add(encoded, m.accepted)
             if spec is CRIME:
                 if m.accepted:
                     self.stats.add_mapped(m.rows["crime"], m.rows.get("location"))
@@ -438,6 +516,13 @@ class Reconciler:
 
         lookup = [self._target_key_value(spec, m) for _, m in first]
         found = self._fetch_keyed(tconn, spec, [k for k in lookup if k is not None])
+        if spec is CRIME:
+            add = self.stats.add
+            for records in found.values():
+                for rec in records:  # every crime row in the store is counted once: here, or in the scan
+                    v = rec.values
+                    add("new", recorded_at=v[_RECORDED], district_code=v[_DISTRICT], offence_group=v[_GROUP],
+                        status=v[_STATUS], latitude=v[_LATITUDE], longitude=v[_LONGITUDE])
         if spec is INTEL:
             self._resolve_subjects(tconn, found, first)
 
@@ -553,16 +638,19 @@ class Reconciler:
         if not crime_keys:
             return {}
         table = self.lt["crime_nom"]
-        stmt = (sa.select(table).where(table.c.crime_no.in_(crime_keys))
-                .order_by(table.c.crime_no, table.c.nom_id, table.c.role))
-        rows = {(r["crime_no"], r["nom_id"], r["role"]): dict(r) for r in self._legacy_all(lconn, stmt)}
-        for key in crime_keys:
-            for r in self.padded_links.get(key, ()):
-                rows.setdefault((r["crime_no"], r["nom_id"], r["role"]), r)
-        ordered = sorted(rows.values(), key=lambda r: (str(r["crime_no"]).strip(), str(r["nom_id"]), str(r["role"])))
+        stmt = sa.select(table.c.crime_no, table.c.nom_id, table.c.role).where(table.c.crime_no.in_(crime_keys))
+        with store_errors(self.legacy, "legacy"):
+            found = lconn.execute(stmt).all()
+        rows = {tuple(r): {"crime_no": r[0], "nom_id": r[1], "role": r[2]} for r in found}
+        if self.padded_links:
+            for key in crime_keys:
+                for r in self.padded_links.get(key, ()):
+                    rows.setdefault((r["crime_no"], r["nom_id"], r["role"]), r)
+        raw_rows = list(rows.values())
         grouped: dict[str, list[Mapped]] = defaultdict(list)
-        for m in map_links(ordered, self.ctx):
-            grouped[m.legacy_key.rsplit(":", 2)[0]].append(m)
+        for raw, m in zip(raw_rows, map_links(raw_rows, self.ctx)):
+            crime_no = raw["crime_no"]
+            grouped[crime_no.strip() if isinstance(crime_no, str) else crime_no].append(m)
         return grouped
 
     def link_pass(self) -> None:
@@ -611,19 +699,20 @@ class Reconciler:
         joined = (crime.outerjoin(cp, cp.c.crime_id == crime.c.crime_id)
                   .outerjoin(person, cp.c.person_id == person.c.person_id))
         columns = (crime.c.legacy_ref, crime.c.crime_ref, person.c.legacy_nominal_id, cp.c.role)
-        out: dict[str, tuple[list, dict]] = {}
+        out: dict[str, tuple[dict, dict]] = {}
 
         def add(key, crime_ref, nom, role):
-            refs, links = out.setdefault(key, ([], {}))
-            if crime_ref not in refs:
-                refs.append(crime_ref)
+            entry = out.get(key)
+            if entry is None:
+                entry = out[key] = ({}, {})
+            entry[0][crime_ref] = None  # an ordered set of the carriers' references
             if role is not None:
-                links.setdefault((nom, role), crime_ref)
+                entry[1].setdefault((nom, role), crime_ref)
 
         wanted = set(keys)
         for legacy_ref, crime_ref, nom, role in self._target_all(
                 tconn, sa.select(*columns).select_from(joined).where(crime.c.legacy_ref.in_(keys))):
-            if legacy_ref in wanted and legacy_ref == legacy_ref.strip():  # exact (MariaDB PAD SPACE)
+            if legacy_ref in wanted:  # exact equality (MariaDB's PAD SPACE also returns 'CR/... ')
                 add(legacy_ref, crime_ref, nom, role)
         auto = {self.auto_pairs[k][0]: k for k in keys if k in self.auto_pairs}
         if auto:
@@ -691,40 +780,51 @@ class Reconciler:
     # ------------------------------------------------------------------ target scans
 
     def scan_target(self, spec: EntitySpec) -> list[tuple[str, str]]:
-        """Stream the target table once: count it, report UNEXPECTED records, count the new side
-        of the crime statistics, and return the unkeyed records as (id, new ref)."""
+        """Stream the target table's keys once: count it, report UNEXPECTED records, and return
+        the unkeyed records as (id, new ref).
+
+        Crime statistics, new side: the records the keyed pass fetched were counted there; the
+        others (unkeyed, unexpected — normally few) are counted here, fetched by id. So the
+        full scan reads three short columns and no timestamp.
+        """
         totals = self.findings.totals[spec.name]
         keys = self.keys[spec.name]
         main = self.tt[spec.target_table]
-        columns = [main.c[spec.target_id], main.c[spec.new_ref], main.c[spec.target_key]]
-        joined = main
-        if spec is CRIME:
-            location = self.tt["location"]
-            columns += [main.c.recorded_at, main.c.district_code, main.c.offence_group, main.c.status,
-                        location.c.latitude, location.c.longitude]
-            joined = main.outerjoin(location, main.c.location_id == location.c.location_id)
-        stmt = sa.select(*columns).select_from(joined)
+        stmt = sa.select(main.c[spec.target_id], main.c[spec.new_ref], main.c[spec.target_key])
         unkeyed: list[tuple[str, str]] = []
+        not_fetched: list[str] = []
         total = self._count(self.target, "target", main)
         with bar(f"scan iOPS {spec.name:<12}", total=total, unit="rec") as progress, \
                 store_errors(self.target, "target"), self.target.connect() as conn:
             for partition in stream(conn, stmt).partitions():
-                for row in partition:
-                    totals.new_total += 1
-                    target_id, new_ref, key = row[0], row[1], row[2]
-                    if spec is CRIME:
-                        self.stats.add("new", recorded_at=row[3], district_code=row[4], offence_group=row[5],
-                                       status=row[6], latitude=row[7], longitude=row[8])
+                totals.new_total += len(partition)
+                for target_id, new_ref, key in partition:
                     if key is None or (isinstance(key, str) and not key.strip()):
                         unkeyed.append((target_id, new_ref))
+                        not_fetched.append(target_id)
                         continue
-                    if keys.is_live(key) and (not isinstance(key, str) or key == key.strip()):
-                        continue
+                    if keys.is_live(key):
+                        continue  # fetched, compared and counted by the keyed pass
+                    not_fetched.append(target_id)
                     detail = "DELETED_IN_OPUS" if keys.is_excluded(key) else "NOT_IN_OPUS"
                     self.findings.emit(Discrepancy(spec.name, "UNEXPECTED", str(key), str(new_ref), None, None,
                                                    None, None, None, detail))
                 progress.update(len(partition))
+        if spec is CRIME:
+            self._count_new_stats(not_fetched)
         return unkeyed
+
+    def _count_new_stats(self, crime_ids: list[str]) -> None:
+        crime, location = self.tt["crime"], self.tt["location"]
+        joined = crime.outerjoin(location, crime.c.location_id == location.c.location_id)
+        with store_errors(self.target, "target"), self.target.connect() as conn:
+            for start in range(0, len(crime_ids), LOOKUP_CHUNK):
+                stmt = (sa.select(crime.c.recorded_at, crime.c.district_code, crime.c.offence_group, crime.c.status,
+                                  location.c.latitude, location.c.longitude)
+                        .select_from(joined).where(crime.c.crime_id.in_(crime_ids[start:start + LOOKUP_CHUNK])))
+                for row in conn.execute(stmt):
+                    self.stats.add("new", recorded_at=row[0], district_code=row[1], offence_group=row[2],
+                                   status=row[3], latitude=row[4], longitude=row[5])
 
     # ------------------------------------------------------------------ unkeyed crimes
 

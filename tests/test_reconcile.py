@@ -567,3 +567,13 @@ def test_generated_store_migrated_by_the_engine_reconciles_clean(pair, make_stor
     assert result.totals["crime_person"].matched_keyed == result.totals["crime_person"].new_total
     assert sum(r.legacy_count for r in result.stats) == sum(r.new_count for r in result.stats) > 0
     assert all(r.delta == 0 for r in result.stats)
+
+
+def test_mapping_workers_give_the_same_result(stores):
+    legacy, target = stores
+    execute(target, schema.crime.update().where(crime_where("CR/000001/18")).values(status="OPEN"),
+            schema.person.delete().where(schema.person.c.legacy_nominal_id == 70005))
+    serial = run(legacy, target)
+    pooled = run(legacy, target, workers=2)
+    assert list(pooled.discrepancies) == list(serial.discrepancies) and len(list(serial.discrepancies)) > 2
+    assert pooled.totals == serial.totals and pooled.stats == serial.stats
