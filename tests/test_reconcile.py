@@ -543,6 +543,37 @@ def test_target_lost_mid_run_is_store_unavailable_and_no_report(tmp_path, make_s
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_legacy_lost_mid_run_is_store_unavailable_and_no_report(tmp_path, make_store):
+    from core.db import server_url
+
+    # MariaDB enforces VARCHAR(12): the padded CRIME_NO rows only fit in SQLite.
+    legacy = make_legacy(make_store("mysql", "recon_legacy_lost"), crimes=[c for c in CRIMES if len(c["crime_no"]) <= 12],
+                         nominals=NOMINALS, links=[k for k in LINKS if len(k["crime_no"]) <= 12], intel=INTEL)
+    target = f"sqlite:///{tmp_path / 'iops.db'}"
+    migrate(legacy, target)
+    database = sa.engine.make_url(legacy).database
+    admin = sa.create_engine(server_url("mysql"), isolation_level="AUTOCOMMIT")
+
+    def cut_off(entity: str, done: int) -> None:
+        if entity == "crime":
+            with admin.connect() as conn:
+                ids = conn.execute(sa.text("SELECT ID FROM information_schema.PROCESSLIST "
+                                           "WHERE DB = :db AND ID <> CONNECTION_ID()"), {"db": database}).scalars().all()
+                for connection_id in ids:
+                    try:
+                        conn.execute(sa.text("KILL :id"), {"id": int(connection_id)})
+                    except sa.exc.DBAPIError:  # ended on its own meanwhile
+                        pass
+
+    out = tmp_path / "out"
+    try:
+        with pytest.raises(StoreUnavailable, match="legacy store mysql"):
+            reconcile(legacy, target, out, ReconcileOptions(batch_size=2, on_batch=cut_off))
+    finally:
+        admin.dispose()
+    assert not out.exists() or not any(out.iterdir())
+
+
 # ------------------------------------------------------------------------------ generated, every backend pair
 
 
