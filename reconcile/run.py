@@ -6,9 +6,9 @@ with the mapping of ``mappings/``, and compares. It never writes to either store
 opened read-only (SQLite ``mode=ro``; read-only sessions on PostgreSQL and MariaDB), so a
 write would fail in the database itself.
 
-Steps: persons (keyed), crimes (keyed, with their links and the legacy side of the crime
-statistics), unkeyed crimes (similarity), intelligence (keyed); then the reports. Every
-finding goes to a sorted on-disk spool; the four exports are written together at the end by
+Steps: persons (keyed); crimes (keyed, with the crime statistics); unkeyed crimes
+(similarity); links of matched crimes; intelligence (keyed); then the reports. Every finding
+goes to a sorted on-disk spool; the four exports are written together at the end by
 ``reports.reconciliation`` — if a store is lost mid-run, ``StoreUnavailable`` (exit 2) is
 raised and no report is written, so nothing partial is ever presented as complete.
 
@@ -20,11 +20,25 @@ Decisions on points ``reconciliation.md`` leaves open (an auditor's reading):
   score, not a flood of ``ALTERED`` rows for it.
 * Unkeyed *persons* and *intelligence reports* are not similarity-matched (the spec's fields
   — offence, place, people — are those of a crime): they are counted as new in iOPS.
-* ``crime_person`` totals: ``legacy_total`` = rows of CRIME_NOM, ``new_total`` = rows of
-  ``crime_person``, ``matched_keyed`` = expected links found.
+* ``OFFSET_<n>H``: ``n`` = new − expected in whole hours, signed (``OFFSET_1H`` = the new
+  store is an hour late, the classic BST-as-UTC mistake; ``OFFSET_-1H`` = an hour early).
+  "Equal to the minute" = equal once both are truncated to the minute. Details beyond the
+  spec: ``ENCODING`` and ``UNICODE_FORM`` on text (see ``reconcile/compare.py``).
+* ``UNEXPECTED`` rows say why in ``detail``: ``DELETED_IN_OPUS`` or ``NOT_IN_OPUS``.
+* A rejected legacy record that the new store holds anyway: one ``ALTERED`` row, field
+  empty, ``detail`` = ``LEGACY_REJECTED:<code>``, ``legacy_value`` = the offending legacy
+  value (``OFF_CODE=XYZ``); surplus copies are ``DUPLICATE``. ``MISSING`` rows of rejected
+  records carry the same ``FIELD=value`` in ``legacy_value``.
+* Two live legacy records whose keys are equal once trimmed: the first in key order is the
+  record (as the migration decides); the second is ``MISSING`` with detail ``DUPLICATE_KEY``.
+* ``crime_person`` rows carry in ``new_ref`` the ``crime_ref`` of the new record concerned
+  (for a missing link, the smallest reference among the records carrying the crime).
+  Totals: ``legacy_total`` = rows of CRIME_NOM, ``new_total`` = rows of ``crime_person``,
+  ``matched_keyed`` = expected links found.
 * A new record's legacy key matches only if it *equals* the trimmed legacy key; a store
   value with padding (``' CR/000001/19'``) does not, so it is ``UNEXPECTED`` and the legacy
   record ``MISSING`` — exactly what a keyed look-up by any other tool would find.
+* Names, addresses and free text: NULL and blank are the same absence.
 """
 
 from __future__ import annotations
