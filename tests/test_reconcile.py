@@ -608,3 +608,14 @@ def test_mapping_workers_give_the_same_result(stores):
     pooled = run(legacy, target, workers=2)
     assert list(pooled.discrepancies) == list(serial.discrepancies) and len(list(serial.discrepancies)) > 2
     assert pooled.totals == serial.totals and pooled.stats == serial.stats
+
+
+def test_mariadb_target_reconciles_clean_and_finds_an_alteration(stores, make_store):
+    legacy, _ = stores
+    target = make_store("mysql", "recon_target")
+    assert migrate(legacy, target).state == "complete"
+    assert run(legacy, target).counted_failures == 0
+    execute(target, schema.crime.update().where(crime_where("CR/000003/18")).values(
+        mo_summary=sa.func.substr(schema.crime.c.mo_summary, 1, 255)))
+    [d] = unexplained(run(legacy, target))
+    assert (d.category, d.legacy_ref, d.field, d.detail) == ("ALTERED", "CR/000003/18", "mo_summary", "TRUNCATED")
