@@ -358,11 +358,12 @@ class Reconciler:
         self.ctx = MappingContext(reference=ctx.reference, run_started=ctx.run_started,
                                   person_migrated=persons.is_accepted, crime_migrated=crimes.is_accepted)
         self.stats = CrimeStats()
-        self.candidates: dict[str, Candidate] = {}  # crime key -> candidate
+        self.candidates: dict[str, dict[str, Candidate]] = {"crime": {}, "intelligence": {}}  # entity -> key -> …
         self.padded_links: dict[str, list[dict]] = {}  # trimmed CRIME_NO -> CRIME_NOM rows typed padded
         self.padded_crime_keys: set[str] = set()  # trimmed CRIME_NO whose CRIME row is typed padded
-        self.auto_pairs: dict[str, tuple[str, str]] = {}  # legacy key -> (crime_id, crime_ref) of AUTO pairs
-        self.collect_similarity = False
+        self.auto_pairs: dict[str, tuple[str, str]] = {}  # legacy crime key -> (crime_id, crime_ref) of AUTO pairs
+        #: Entities whose new store holds unkeyed records: only then are candidates kept in memory.
+        self.collect_similarity: set[str] = set()
 
     # ------------------------------------------------------------------ reading helpers
 
@@ -536,8 +537,8 @@ class Reconciler:
                 continue
             if not records:
                 keys.unmatched.add(keys.encode(m.legacy_key))
-                if spec is CRIME:
-                    self._add_candidate(m)
+                if spec.name in self.candidates:
+                    self._add_candidate(spec, raw, m)
                 else:
                     self._missing(spec, m)
                 continue
@@ -762,20 +763,27 @@ class Reconciler:
 
     # ------------------------------------------------------------------ unkeyed candidates
 
-    def _add_candidate(self, m: Mapped) -> None:
-        if not self.collect_similarity:
+    def _add_candidate(self, spec: EntitySpec, raw: dict, m: Mapped) -> None:
+        if spec.name not in self.collect_similarity:
             # No unkeyed record in the new store: nothing could pair with it, so it is missing now
             # (and nothing is held in memory for it).
-            self._missing(CRIME, m)
+            self._missing(spec, m)
             return
-        crime, location = m.rows["crime"], m.rows.get("location") or {}
-        self.candidates[m.legacy_key] = Candidate(m.legacy_key, {
-            "recorded_at": crime["recorded_at"], "offence_code": crime["ho_offence_code"],
-            "offence_group": crime["offence_group"], "postcode": location.get("postcode"),
-            "address": location.get("address"), "easting": location.get("easting"),
-            "northing": location.get("northing"),
-            "text": (crime.get("mo_summary") or "")[: similarity.TEXT_PREFIX * 2] or None,
-        })
+        location = m.rows.get("location") or {}
+        if spec is CRIME:
+            crime = m.rows["crime"]
+            record = {
+                "recorded_at": crime["recorded_at"], "offence_code": crime["ho_offence_code"],
+                "offence_group": crime["offence_group"], "postcode": location.get("postcode"),
+                "address": location.get("address"), "easting": location.get("easting"),
+                "northing": location.get("northing"), "text": _prefix(crime.get("mo_summary")),
+            }
+            self.candidates["crime"][m.legacy_key] = Candidate(m.legacy_key, record)
+        else:
+            report = m.rows["intelligence_report"]
+            subject = parse_nom_id(raw.get("subj_nom_id")) if report.get("subject_person_id") else None
+            self.candidates["intelligence"][m.legacy_key] = Candidate(
+                m.legacy_key, _intel_record(report, location), (subject,) if subject is not None else ())
 
     # ------------------------------------------------------------------ target scans
 
@@ -826,45 +834,52 @@ class Reconciler:
                     self.stats.add("new", recorded_at=row[0], district_code=row[1], offence_group=row[2],
                                    status=row[3], latitude=row[4], longitude=row[5])
 
-    # ------------------------------------------------------------------ unkeyed crimes
+    # ------------------------------------------------------------------ unkeyed records
 
-    def resolve_unkeyed_crimes(self, unkeyed: list[tuple[str, str]]) -> None:
-        """Match unkeyed new crimes against the candidates; report PROBABLE_MATCH pairs and the
-        candidates left MISSING; count what is new in iOPS. AUTO pairs count as present (their
-        links are compared by ``link_pass``; their fields are not — see reconcile/run.py)."""
-        totals = self.findings.totals["crime"]
+    def resolve_unkeyed(self, spec: EntitySpec, unkeyed: list[tuple[str, str]]) -> None:
+        """Match the unkeyed new records of ``spec`` against its candidates; report the
+        PROBABLE_MATCH pairs and the candidates left MISSING; count what is new in iOPS.
+        AUTO pairs count as present (a crime's links are then compared by ``link_pass``);
+        their fields are not compared — see reconcile/run.py."""
+        totals = self.findings.totals[spec.name]
+        candidates = self.candidates[spec.name]
         pairs: list[similarity.Pair] = []
         by_ref: dict[str, str] = {}
-        if unkeyed and self.candidates:
-            legacy_records = self._candidate_records()
-            new_records, by_ref = self._unkeyed_records(unkeyed)
-            with bar("match unkeyed crimes", total=len(new_records), unit="rec") as progress:
+        if unkeyed and candidates:
+            legacy_records = self._candidate_records(spec, candidates)
+            new_records, by_ref = (self._unkeyed_crimes if spec is CRIME else self._unkeyed_intel)(unkeyed)
+            with bar(f"match unkeyed {spec.name}", total=len(new_records), unit="rec") as progress:
                 pairs = similarity.match(legacy_records, new_records, auto_threshold=self.auto_threshold,
                                          review_threshold=self.review_threshold)
                 progress.update(len(new_records))
-        crimes = self.keys["crime"]
+        keys = self.keys[spec.name]
+        auto = set()
         for pair in pairs:
-            self.findings.emit(Discrepancy("crime", "PROBABLE_MATCH", pair.legacy_ref, pair.new_ref, None, None,
+            self.findings.emit(Discrepancy(spec.name, "PROBABLE_MATCH", pair.legacy_ref, pair.new_ref, None, None,
                                            None, None, pair.score, pair.band))
             if pair.band == similarity.AUTO:
-                self.auto_pairs[pair.legacy_ref] = (by_ref[pair.new_ref], pair.new_ref)
-                crimes.unmatched.discard(crimes.encode(pair.legacy_ref))
-        totals.matched_auto += len(self.auto_pairs)
+                auto.add(pair.legacy_ref)
+                keys.unmatched.discard(keys.encode(pair.legacy_ref))
+                if spec is CRIME:
+                    self.auto_pairs[pair.legacy_ref] = (by_ref[pair.new_ref], pair.new_ref)
+        totals.matched_auto += len(auto)
         totals.new_in_iops += len(unkeyed) - len(pairs)
-        for key in self.candidates:
-            if key not in self.auto_pairs:
-                self.findings.emit(Discrepancy("crime", "MISSING", key))
-        self.candidates.clear()
+        for key in candidates:
+            if key not in auto:
+                self.findings.emit(Discrepancy(spec.name, "MISSING", key))
+        candidates.clear()
 
-    def _candidate_records(self) -> list[similarity.SimRecord]:
-        """SimRecords of the candidates, with the mapped names of their linked people."""
-        keys = list(self.candidates)
-        with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
-            for start in range(0, len(keys), LOOKUP_CHUNK):
-                chunk = keys[start:start + LOOKUP_CHUNK]
-                for key, mapped in self._legacy_links(conn, chunk).items():
-                    self.candidates[key].nom_ids = self._expected_links(mapped)[2]
-        nom_ids = sorted({n for c in self.candidates.values() for n in c.nom_ids})
+    def _candidate_records(self, spec: EntitySpec, candidates: dict[str, Candidate]) -> list[similarity.SimRecord]:
+        """SimRecords of the candidates, with the mapped names of their people (a crime's
+        linked people, an intelligence report's subject)."""
+        if spec is CRIME:
+            keys = list(candidates)
+            with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
+                for start in range(0, len(keys), LOOKUP_CHUNK):
+                    chunk = keys[start:start + LOOKUP_CHUNK]
+                    for key, mapped in self._legacy_links(conn, chunk).items():
+                        candidates[key].nom_ids = self._expected_links(mapped)[2]
+        nom_ids = sorted({n for c in candidates.values() for n in c.nom_ids})
         names: dict[int, tuple] = {}
         table = self.lt["nominal"]
         with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
@@ -876,12 +891,12 @@ class Reconciler:
                         p = m.rows["person"]
                         names[p["legacy_nominal_id"]] = (p["family_name"], p["given_names"])
         records = []
-        for cand in self.candidates.values():
+        for cand in candidates.values():
             people = [names[n] for n in cand.nom_ids if n in names]
             records.append(similarity.make_record(cand.key, people=people, **cand.record))
         return records
 
-    def _unkeyed_records(self, unkeyed: list[tuple[str, str]]):
+    def _unkeyed_crimes(self, unkeyed: list[tuple[str, str]]):
         """SimRecords of the unkeyed new crimes, and crime_ref → crime_id."""
         crime, location = self.tt["crime"], self.tt["location"]
         cp, person = self.tt["crime_person"], self.tt["person"]
@@ -890,11 +905,10 @@ class Reconciler:
             for start in range(0, len(unkeyed), LOOKUP_CHUNK):
                 ids = [cid for cid, _ in unkeyed[start:start + LOOKUP_CHUNK]]
                 people: dict[str, list] = defaultdict(list)
-                stmt = (sa.select(cp.c.crime_id, cp.c.role, person.c.legacy_nominal_id, person.c.family_name,
-                                  person.c.given_names)
+                stmt = (sa.select(cp.c.crime_id, person.c.family_name, person.c.given_names)
                         .select_from(cp.join(person, cp.c.person_id == person.c.person_id))
                         .where(cp.c.crime_id.in_(ids)))
-                for cid, _, _, family, given in conn.execute(stmt):
+                for cid, family, given in conn.execute(stmt):
                     people[cid].append((family, given))
                 stmt = (sa.select(crime.c.crime_id, crime.c.crime_ref, crime.c.recorded_at, crime.c.ho_offence_code,
                                   crime.c.offence_group, crime.c.mo_summary, location.c.postcode, location.c.address,
@@ -907,7 +921,28 @@ class Reconciler:
                         row.crime_ref, recorded_at=row.recorded_at, offence_code=row.ho_offence_code,
                         offence_group=row.offence_group, postcode=row.postcode, address=row.address,
                         easting=row.easting, northing=row.northing, people=people.get(row.crime_id, ()),
-                        text=(row.mo_summary or "")[: similarity.TEXT_PREFIX * 2] or None))
+                        text=_prefix(row.mo_summary)))
+        records.sort(key=lambda r: r.ref)
+        return records, by_ref
+
+    def _unkeyed_intel(self, unkeyed: list[tuple[str, str]]):
+        """SimRecords of the unkeyed new intelligence reports, and intel_ref → intel_id.
+        Their text is compared in memory only; nothing of it is kept or written."""
+        ir, location, person = self.tt["intelligence_report"], self.tt["location"], self.tt["person"]
+        records, by_ref = [], {}
+        joined = (ir.outerjoin(location, ir.c.location_id == location.c.location_id)
+                  .outerjoin(person, ir.c.subject_person_id == person.c.person_id))
+        with store_errors(self.target, "target"), self.target.connect() as conn:
+            for start in range(0, len(unkeyed), LOOKUP_CHUNK):
+                ids = [iid for iid, _ in unkeyed[start:start + LOOKUP_CHUNK]]
+                stmt = (sa.select(ir, location.c.easting, location.c.northing, person.c.family_name,
+                                  person.c.given_names)
+                        .select_from(joined).where(ir.c.intel_id.in_(ids)))
+                for row in conn.execute(stmt).mappings():
+                    by_ref[row["intel_ref"]] = row["intel_id"]
+                    people = [(row["family_name"], row["given_names"])] if row["family_name"] else []
+                    records.append(similarity.make_record(row["intel_ref"], people=people, **_intel_record(
+                        row, {"easting": row["easting"], "northing": row["northing"]})))
         records.sort(key=lambda r: r.ref)
         return records, by_ref
 
@@ -917,6 +952,22 @@ class Reconciler:
         totals = self.findings.totals["crime_person"]
         totals.legacy_total = self._count(self.legacy, "legacy", self.lt["crime_nom"])
         totals.new_total = self._count(self.target, "target", self.tt["crime_person"])
+
+
+def _prefix(text) -> str | None:
+    return (text or "")[: similarity.TEXT_PREFIX * 2] or None
+
+
+def _intel_record(report, location) -> dict:
+    """An intelligence report as the similarity matcher sees it: submitted_at as the date,
+    the 3x5x2 grading as the "code", the district as the "group", the grid as the place, the
+    text as free text (compared in memory only)."""
+    grading = "".join(str(report.get(c) or "") for c in ("source_evaluation", "intelligence_assessment",
+                                                         "handling_code"))
+    return {"recorded_at": report.get("submitted_at"), "offence_code": grading,
+            "offence_group": report.get("district_code"), "postcode": None, "address": None,
+            "easting": location.get("easting"), "northing": location.get("northing"),
+            "text": _prefix(report.get("intel_text"))}
 
 
 def _link_order(link: tuple) -> tuple:

@@ -18,8 +18,10 @@ Decisions on points ``reconciliation.md`` leaves open (an auditor's reading):
   fields are **not** compared: a record typed again by hand differs from OPUS by typing slips
   (and always by ``crime_ref``), and an auditor wants one ``PROBABLE_MATCH`` row with its
   score, not a flood of ``ALTERED`` rows for it.
-* Unkeyed *persons* and *intelligence reports* are not similarity-matched (the spec's fields
-  — offence, place, people — are those of a crime): they are counted as new in iOPS.
+* Unkeyed crimes *and intelligence reports* are similarity-matched (for a report: submitted_at,
+  grading, district, grid, subject's name, text — compared in memory, never written).
+  Unkeyed *persons* are not (a name and a date of birth alone would pair namesakes): they
+  are counted as new in iOPS.
 * ``OFFSET_<n>H``: ``n`` = new − expected in whole hours, signed (``OFFSET_1H`` = the new
   store is an hour late, the classic BST-as-UTC mistake; ``OFFSET_-1H`` = an hour early).
   "Equal to the minute" = equal once both are truncated to the minute. Details beyond the
@@ -181,18 +183,10 @@ def _run_passes(rec: keyed.Reconciler, target: Engine, target_tables: dict, timi
         rec.findings.totals["person"].new_in_iops += len(unkeyed_persons)
 
     with _timed(timings, "crime"):
-        crime = target_tables["crime"]
-        with store_errors(target, "target"), target.connect() as conn:
-            unkeyed_crimes = conn.execute(
-                sa.select(sa.func.count()).select_from(crime)
-                .where(sa.or_(crime.c.legacy_ref.is_(None), sa.func.trim(crime.c.legacy_ref) == ""))
-            ).scalar_one()
-        # Candidates' mapped values are held in memory only when something could pair with them.
-        rec.collect_similarity = unkeyed_crimes > 0
+        rec.collect_similarity = _entities_with_unkeyed_records(target, target_tables)
         rec.load_padded_links()
         rec.keyed_pass(keyed.CRIME)
-        unkeyed = rec.scan_target(keyed.CRIME)
-        rec.resolve_unkeyed_crimes(unkeyed)
+        rec.resolve_unkeyed(keyed.CRIME, rec.scan_target(keyed.CRIME))
 
     with _timed(timings, "crime_person"):
         rec.link_pass()
@@ -200,8 +194,20 @@ def _run_passes(rec: keyed.Reconciler, target: Engine, target_tables: dict, timi
 
     with _timed(timings, "intelligence"):
         rec.keyed_pass(keyed.INTEL)
-        unkeyed_intel = rec.scan_target(keyed.INTEL)
-        rec.findings.totals["intelligence"].new_in_iops += len(unkeyed_intel)
+        rec.resolve_unkeyed(keyed.INTEL, rec.scan_target(keyed.INTEL))
+
+
+def _entities_with_unkeyed_records(target: Engine, target_tables: dict) -> set[str]:
+    """Which of crime / intelligence the new store holds records without a legacy key for:
+    only for those are the legacy candidates' values held in memory for similarity."""
+    found = set()
+    with store_errors(target, "target"), target.connect() as conn:
+        for entity, name in (("crime", "crime"), ("intelligence", "intelligence_report")):
+            table = target_tables[name]
+            unkeyed = sa.or_(table.c.legacy_ref.is_(None), sa.func.trim(table.c.legacy_ref) == "")
+            if conn.execute(sa.select(sa.literal(1)).select_from(table).where(unkeyed).limit(1)).first():
+                found.add(entity)
+    return found
 
 
 @contextlib.contextmanager

@@ -412,6 +412,21 @@ def test_review_pair_leaves_the_legacy_record_missing(stores):
     assert result.totals["crime"].matched_auto == 0 and result.totals["crime"].new_in_iops == 0
 
 
+def test_rekeyed_intelligence_report_is_an_auto_probable_match(stores):
+    legacy, target = stores
+    ir = schema.intelligence_report
+    report = target_row(target, ir, ir.c.legacy_ref == "IN/000001/18")
+    execute(target, ir.update().where(ir.c.legacy_ref == "IN/000001/18").values(
+        legacy_ref=None, intel_ref="INT-2019-900001", source_system="IOPS",
+        submitted_at=report["submitted_at"] + dt.timedelta(minutes=7)))
+    result = run(legacy, target)
+    [pair] = rows(result, "intelligence", "PROBABLE_MATCH")
+    assert (pair.legacy_ref, pair.new_ref, pair.detail) == ("IN/000001/18", "INT-2019-900001", "AUTO")
+    totals = result.totals["intelligence"]
+    assert (totals.matched_auto, totals.new_in_iops, totals.categories["MISSING"]) == (1, 0, 0)
+    assert result.counted_failures == 0
+
+
 # ------------------------------------------------------------------------------ statistics
 
 
