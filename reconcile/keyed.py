@@ -315,11 +315,12 @@ class MappingPool:
 
 @dataclass
 class Candidate:
-    """A live accepted legacy crime with no keyed counterpart: what unkeyed matching needs."""
+    """A live accepted legacy crime or intelligence report with no keyed counterpart: what
+    unkeyed matching needs of it."""
 
     key: str
     record: dict  # the mapped values similarity compares
-    nom_ids: tuple = ()  # NOM_IDs of the people the mapping links to it
+    nom_ids: tuple = ()  # NOM_IDs of its people (a crime's linked people, a report's subject)
 
 
 @dataclass
@@ -385,18 +386,12 @@ class Reconciler:
         for batch in batches:
             yield batch, spec.map_batch(batch, self.ctx)
 
-    def _legacy_all(self, conn, stmt) -> list:
-        with store_errors(self.legacy, "legacy"):
-            return conn.execute(stmt).mappings().all()
-
     def _target_all(self, conn, stmt) -> list:
         with store_errors(self.target, "target"):
             return conn.execute(stmt).all()
 
-    def _count(self, engine: Engine, role: str, table: sa.Table, where=None) -> int:
+    def _count(self, engine: Engine, role: str, table: sa.Table) -> int:
         stmt = sa.select(sa.func.count()).select_from(table)
-        if where is not None:
-            stmt = stmt.where(where)
         with store_errors(engine, role), engine.connect() as conn:
             return conn.execute(stmt).scalar_one()
 
@@ -500,13 +495,15 @@ class Reconciler:
             encoded = keys.encode(m.legacy_key)
             earlier = keys.seen(encoded)
             if earlier is not None:
-                # Two legacy keys equal once trimmed: the first (in key order) is the record,
-                # the migration rejects the second (DUPLICATE_KEY) rather than merge it.
-                if earlier == "accepted" and m.reject is None:
+                # Two legacy keys equal once trimmed: the first (in key order) owns the key and
+                # its new records (already fetched and compared); the second is not migrated
+                # (the engine rejects it DUPLICATE_KEY) and is listed as such. (Should the first
+                # be rejected and the second not, the engine migrates the second: the first then
+                # shows as LEGACY_REJECTED — a person must look at that pair either way.)
+                if m.reject is None:
                     m.reject = Issue("DUPLICATE_KEY", spec.key_column.upper(), m.legacy_key)
-                if m.reject is not None:
-                    self._missing(spec, m, explained=True)
-                    continue
+                self._missing(spec, m, explained=True)
+                continue
             keys.add(encoded, m.accepted)
             if spec is CRIME:
                 if m.accepted:
