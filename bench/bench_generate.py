@@ -40,6 +40,7 @@ def _child(url: str, crimes: int, seed: int) -> None:
     result = generate(url, crimes=crimes, seed=seed)
     print(json.dumps({"counts": result.counts, "seconds": result.seconds,
                       "profile_seconds": result.profile_seconds,
+                      "profile_cpu": result.profile.facts.get("cpu_seconds", {}),
                       "quirks_present": sum(1 for v in result.profile.quirks.values() if v > 0),
                       "quirks": len(result.profile.quirks)}))
 
@@ -124,6 +125,7 @@ def main() -> int:
     print(f"  peak RSS, all       {peak_tree[0] / 1024:>14.0f} MB  (generator, row maker and profile workers together)")
     print(f"  peak RSS by process {'':>14}  " + ", ".join(f"{kb / 1024:.0f} MB" for kb in sorted(per_pid.values(), reverse=True)[:5]))
     print(f"  CPU time            {usage.ru_utime + usage.ru_stime:>14.1f} s  (user + system, all processes)")
+    print(f"  profile CPU by pass {'':>14}  " + ", ".join(f"{k} {v:.1f} s" for k, v in info["profile_cpu"].items()))
     print(f"  store size          {size / 1e6:>14.0f} MB")
     print(f"  quirks present      {info['quirks_present']:>14} of {info['quirks']}")
     print(f"  load average        {load_before[0]:>14.2f} before, {os.getloadavg()[0]:.2f} after  ({os.cpu_count()} CPUs)")

@@ -269,6 +269,18 @@ def classify_grid(east: int | None, north: int | None) -> str:
     return "ok"
 
 
+def _stamp_days() -> frozenset[str]:
+    """Every real YYYYMMDD of 1990-2039: the fast path of the LAST_UPD check (one set look-up)."""
+    day, out = dt.date(1990, 1, 1), set()
+    while day.year < 2040:
+        out.add(f"{day.year}{day.month:02d}{day.day:02d}")
+        day += dt.timedelta(days=1)
+    return frozenset(out)
+
+
+STAMP_DAYS = _stamp_days()
+
+
 def last_upd_ok(value: str | None) -> bool:
     """LAST_UPD is 14 digits of a real local date and time (YYYYMMDDHHMMSS)."""
     if value is None:
@@ -312,7 +324,9 @@ class _Part:
         self.quirks.update(other.quirks)
         for name, c in other.dist.items():
             self.counter(name).update(c)
+        cpu = {**self.facts.get("cpu_seconds", {}), **other.facts.get("cpu_seconds", {})}
         self.facts.update(other.facts)
+        self.facts["cpu_seconds"] = cpu
 
 
 def _date_values(part: _Part, column: str, values: Counter) -> None:
@@ -397,13 +411,16 @@ def _run_passes(legacy_url: str, which: tuple[str, ...]) -> _Part:
         with db.store_errors(engine, "legacy"), engine.connect() as conn:
             tables = legacy_tables(engine)
             for name in which:
+                started = time.process_time()
                 _PASSES[name](conn, tables, ref, part)
+                part.facts.setdefault("cpu_seconds", {})[name] = round(time.process_time() - started, 2)
     finally:
         engine.dispose()
     return part
 
 
 def _crimes(conn, tables, ref: Reference, part: _Part) -> None:
+    stamp_days = STAMP_DAYS
     c = tables["crime"]
     q = part.quirks
     district_name = {row["lad_code"]: row["district"] for row in ref.districts}
@@ -532,10 +549,12 @@ def _crimes(conn, tables, ref: Reference, part: _Part) -> None:
                         q["crime.mo_trailing_spaces"] += 1
                 elif mo[-1] == " ":
                     q["crime.mo_trailing_spaces"] += 1
-            if not last_upd_ok(last_upd):
+            if not (len(last_upd or "") == 14 and last_upd[:8] in stamp_days and last_upd[8:10] < "24"
+                    and last_upd[10:12] < "60" and last_upd[12:] < "60" and last_upd[8:].isdigit()) \
+                    and not last_upd_ok(last_upd):
                 q["crime.last_upd_invalid"] += 1
             # what the Home Office return would count: live, migratable, not cancelled/transferred
-            if ho is not None and status in ("O", "F") and not (flag == "Y" or (flag and _deleted(flag))):
+            if ho is not None and status in ("O", "F") and not (flag == "Y" or (flag and flag != "N" and _deleted(flag))):
                 group_count[groups.get(ho, "?")] += 1
                 district_count[div] += 1
                 year_count[rday.year] += 1
@@ -589,6 +608,7 @@ def _crimes(conn, tables, ref: Reference, part: _Part) -> None:
 
 
 def _nominals(conn, tables, ref: Reference, part: _Part) -> None:
+    stamp_days = STAMP_DAYS
     n = tables["nominal"]
     q = part.quirks
     today = dt.date.today()
@@ -627,7 +647,9 @@ def _nominals(conn, tables, ref: Reference, part: _Part) -> None:
                         q["nominal.pnc_invalid"] += 1
                     elif p != p.upper():
                         q["nominal.pnc_lower_case"] += 1
-            if not last_upd_ok(last_upd):
+            if not (len(last_upd or "") == 14 and last_upd[:8] in stamp_days and last_upd[8:10] < "24"
+                    and last_upd[10:12] < "60" and last_upd[12:] < "60" and last_upd[8:].isdigit()) \
+                    and not last_upd_ok(last_upd):
                 q["nominal.last_upd_invalid"] += 1
     _date_values(part, "nominal.dob", dobs)
     for dob, k in dobs.items():
@@ -734,6 +756,7 @@ def _normalised_duplicates(conn, cn, untidy: list[tuple[str, int, str]]) -> int:
 
 
 def _intel(conn, tables, ref: Reference, part: _Part) -> None:
+    stamp_days = STAMP_DAYS
     i, n = tables["intel"], tables["nominal"]
     q = part.quirks
     intel_no_ok = _INTEL_NO.fullmatch
@@ -791,7 +814,9 @@ def _intel(conn, tables, ref: Reference, part: _Part) -> None:
                 grid = classify_grid(east, north)
                 if grid in ("zero", "out_of_range"):
                     q["intel.grid_" + grid] += 1
-            if not last_upd_ok(last_upd):
+            if not (len(last_upd or "") == 14 and last_upd[:8] in stamp_days and last_upd[8:10] < "24"
+                    and last_upd[10:12] < "60" and last_upd[12:] < "60" and last_upd[8:].isdigit()) \
+                    and not last_upd_ok(last_upd):
                 q["intel.last_upd_invalid"] += 1
     _date_values(part, "intel.submit_date", submit_dates)
     _time_values(part, submit_times)
