@@ -258,6 +258,57 @@ def test_an_interrupted_run_can_be_rolled_back(make_store, legacy, tmp_path):
 # ------------------------------------------------------------------------------ conflicts
 
 
+def test_a_generated_store_round_trips_and_officers_work_is_found(target_backend, make_store, tmp_path):
+    """The project's generator (every OPUS quirk: rejects, exclusions, odd dates) end to end."""
+    from synth.generate import generate
+
+    legacy = f"sqlite:///{tmp_path / 'generated.db'}"
+    generate(legacy, crimes=400, seed=11)
+    target = make_store(target_backend, "target")
+    run = migrate(legacy, target, batch_size=97)
+    written = sum(c.rows_written for c in run.counts.values())
+    crime = schema.crime
+
+    # After go-live: officers edit five migrated crimes and link a migrated person to a new crime.
+    engine = sa.create_engine(target)
+    with engine.begin() as conn:
+        originals = [dict(r) for r in conn.execute(
+            sa.select(crime.c.crime_id, crime.c.status, crime.c.oic_collar).order_by(crime.c.crime_ref).limit(5)
+        ).mappings()]
+        edited = [r["crime_id"] for r in originals]
+        conn.execute(crime.update().where(crime.c.crime_id.in_(edited)).values(status="CANCELLED", oic_collar="7777"))
+        person_id = conn.execute(sa.select(schema.person.c.person_id).limit(1)).scalar_one()
+        new_crime = iops_crime()
+        conn.execute(crime.insert(), [new_crime])
+        conn.execute(schema.crime_person.insert(), [{"crime_id": new_crime["crime_id"], "person_id": person_id,
+                                                     "role": "SUSPECT"}])
+    engine.dispose()
+
+    dry = rollback(target, run.run_id, out_dir=tmp_path / "dry")
+    assert kinds(dry) == {"CHANGED_SINCE": 5, "DEPENDENT_ROW": 1}
+    assert {c.row_key for c in dry.conflicts if c.kind == "CHANGED_SINCE"} == set(edited)
+    assert all(not c.fields_proven for c in dry.conflicts)  # inserted rows: the ledger has only a digest
+    assert dry.delete_count == written and dry.restore_count == 0
+
+    # The new link is removed: the edits still block.
+    execute_sql(target, schema.crime_person.delete().where(schema.crime_person.c.crime_id == new_crime["crime_id"]))
+    with pytest.raises(RollbackConflicts):
+        rollback(target, run.run_id, execute=True, out_dir=tmp_path / "exec")
+
+    # The edits are undone: the rollback goes through, and only the officers' own crime is left.
+    engine = sa.create_engine(target)
+    with engine.begin() as conn:
+        for r in originals:
+            conn.execute(crime.update().where(crime.c.crime_id == r["crime_id"])
+                         .values(status=r["status"], oic_collar=r["oic_collar"]))
+    engine.dispose()
+    done = rollback(target, run.run_id, execute=True, out_dir=tmp_path / "exec2")
+    assert done.delete_count == written
+    assert scalar(target, sa.select(crime.c.crime_id)) == new_crime["crime_id"]
+    for table in ("location", "person", "crime_person", "intelligence_report"):
+        assert scalar(target, sa.select(sa.func.count()).select_from(schema.target_metadata.tables[table])) == 0
+
+
 def test_an_edited_crime_is_a_conflict_until_the_edit_is_undone(target_backend, make_store, legacy, tmp_path):
     target = make_store(target_backend, "target")
     run = migrate(legacy, target, batch_size=3)
