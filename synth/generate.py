@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 RATES: dict[str, float] = {
     # keys (CRIME_NO / INTEL_NO)
     "padded_key": 0.003,            # key with a leading or trailing space (only where the column can hold 13 chars)
-    "bad_reference": 0.001,         # key typed wrongly ('CR/04512/19', 'CR004512/19'): BAD_REFERENCE
+    "bad_reference": 0.002,         # key typed wrongly ('CR/04512/19', 'CR004512/19'): BAD_REFERENCE
     # date forms (row style)
     "ddmmyy_older_rows": 0.30,      # rows recorded 2008-2011 written DD/MM/YY
     "yyyymmdd_bulk_import": 0.60,   # rows recorded Jan-Jun 2008, loaded by the 2008 bulk import: YYYYMMDD
@@ -107,12 +107,12 @@ RATES: dict[str, float] = {
     "status_lower": 0.002,          # 'f' (valid after normalisation)
     "disposal_unknown": 0.002,      # of finalised crimes: a code not in disposals.csv
     "finalised_no_disposal": 0.003,
-    "div_unknown": 0.002,           # 'XX', 'GM': UNKNOWN_DIVISION
+    "div_unknown": 0.003,           # 'XX', 'GM': UNKNOWN_DIVISION
     "div_blank": 0.002,
     "div_lower": 0.002,             # 'mc' (valid after normalisation)
     "beat_untidy": 0.005,           # lower case or blank beat
     "oic_untidy": 0.005,            # ' 12345', 'dc4521'
-    "last_upd_bad": 0.002,          # blank / invalid LAST_UPD
+    "last_upd_bad": 0.003,          # blank / invalid LAST_UPD
     # deletion
     "deleted": 0.005,               # DEL_FLAG 'Y' (crime, nominal, intel)
     # nominals
