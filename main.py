@@ -29,7 +29,7 @@ TargetOpt = typer.Option(..., "--target", help="SQLAlchemy URL of the iOPS store
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars (they are off in pipes anyway).")
 
 
-def _run(work: Callable[[], int]) -> None:
+def _run(work: Callable[[], int], on_interrupt: str = "interrupted") -> None:
     """Run one command; the only place errors become exit codes."""
     try:
         code = work()
@@ -37,7 +37,7 @@ def _run(work: Callable[[], int]) -> None:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exc.exit_code)
     except KeyboardInterrupt:
-        typer.echo("interrupted: committed batches are kept; continue with --resume RUN_ID", err=True)
+        typer.echo(on_interrupt, err=True)
         raise typer.Exit(2)
     raise typer.Exit(code or 0)
 
@@ -97,7 +97,7 @@ def migrate(
         typer.echo(render_migration(result))
         return result.exit_code
 
-    _run(work)
+    _run(work, "interrupted: committed batches are kept; continue with migrate --resume RUN_ID (see `runs`)")
 
 
 @app.command()
