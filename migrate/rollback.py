@@ -676,7 +676,11 @@ def _current_rows(conn: Connection, table_name: str, keys: list[str], *, lock_ro
     query = sa.select(table).where(_key_in(table_name, keys))
     if lock_rows:
         query = query.with_for_update()
-    return {_row_key(table_name, r): dict(r) for r in conn.execute(query).mappings()}
+    rows = {_row_key(table_name, r): dict(r) for r in conn.execute(query).mappings()}
+    if len(schema.TARGET_KEYS[table_name]) > 1:
+        wanted = set(keys)  # the query matched on the leading key column only
+        rows = {k: r for k, r in rows.items() if k in wanted}
+    return rows
 
 
 def _ledger_history(conn: Connection, table_name: str, keys: list[str], *,
@@ -763,11 +767,14 @@ def _key_expr(table_name: str):
 
 
 def _key_in(table_name: str, keys: list[str]):
+    """A condition selecting the rows with these row keys — and, for a composite key, possibly a
+    few more (callers filter): ``(a, b, c) IN (VALUES …)`` makes SQLite scan the whole table,
+    so composite keys are matched on their leading column, which the primary key indexes."""
     table = schema.target_metadata.tables[table_name]
     names = schema.TARGET_KEYS[table_name]
     if len(names) == 1:
         return table.c[names[0]].in_(keys)
-    return sa.tuple_(*[table.c[n] for n in names]).in_([tuple(k.split("|")) for k in keys])
+    return table.c[names[0]].in_(sorted({k.split("|", 1)[0] for k in keys}))
 
 
 # ------------------------------------------------------------------------------ values
