@@ -31,6 +31,7 @@ memory.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import itertools
@@ -80,6 +81,13 @@ ALREADY_DELETED = "ALREADY_DELETED"
 CONFLICT_KINDS = (CHANGED_SINCE, DELETED_SINCE, DEPENDENT_ROW, LATER_RUN)
 
 ledger = schema.mig_ledger
+
+#: Per target table, its foreign keys as (column, referenced table).
+FOREIGN_KEYS = {
+    name: [(fk.parent.name, fk.column.table.name)
+           for fk in sorted(schema.target_metadata.tables[name].foreign_keys, key=lambda f: f.parent.name)]
+    for name in schema.TARGET_TABLES
+}
 
 
 # ------------------------------------------------------------------------------ results
@@ -333,6 +341,9 @@ class _Analysis:
     notices: list[Conflict] = field(default_factory=list)
     later_runs: set[int] = field(default_factory=set)
     sink: Sink = field(default_factory=NullSink)
+    # Per (child table, FK column): rows the run wrote that refer to a row the run inserted and
+    # that the rollback itself takes care of (deletes them, or restores them to point elsewhere).
+    accounted: Counter = field(default_factory=Counter)
 
     def conflict(self, c: Conflict) -> None:
         self.conflict_counts[c.kind] += 1
@@ -378,8 +389,26 @@ def _analyse(conn: Connection, run: RunInfo, sink: Sink, *, lock_rows: bool) -> 
             later_by_key = _later_entries(conn, table_name, keys, set(later)) if later else {}
             for entry in entries:
                 _classify(analysis, run.id, entry, current.get(entry.row_key), later_by_key.get(entry.row_key, []))
+            _count_own_references(conn, analysis, run.id, table_name, entries, current)
     _find_dependents(conn, analysis, run.id, runs)
     return analysis
+
+
+def _count_own_references(conn: Connection, analysis: _Analysis, run_id: int, table_name: str,
+                          entries: list[_LedgerEntry], current: dict[str, dict]) -> None:
+    """Count the rows of this page that refer to a row the run inserted and that the rollback
+    deletes or points elsewhere — what ``_find_dependents`` compares its totals with."""
+    for column, parent in FOREIGN_KEYS[table_name]:
+        handled = []
+        for e in entries:
+            row = current.get(e.row_key)
+            if row is None or row[column] is None:
+                continue
+            if e.action == "insert" or (e.before or {}).get(column) != row[column]:
+                handled.append(row[column])
+        if handled:
+            inserted = _inserted_by_run(conn, parent, sorted(set(handled)), run_id)
+            analysis.accounted[(table_name, column)] += sum(1 for value in handled if value in inserted)
 
 
 def _classify(analysis: _Analysis, run_id: int, e: _LedgerEntry, current: dict | None, later: list[_Later]) -> None:
@@ -481,22 +510,21 @@ def _shown(table: str, column: str, value: str | None) -> str | None:
 def _find_dependents(conn: Connection, analysis: _Analysis, run_id: int, runs: dict) -> None:
     """Rows the rollback leaves in place that refer to rows it deletes.
 
-    Per foreign key, two counts first: child rows referring to a row the run inserted, and
-    those of them the run inserted itself (deleted together). Equal counts — the usual case —
-    mean no dependents, at the cost of two semi-joins. Only otherwise are the referring rows
-    read, a page at a time, and looked up in the ledger. (No NOT IN / NOT EXISTS against the
-    ledger: without statistics SQLite probes it by run_id for every outer row, and
-    PostgreSQL re-scans a NOT IN list larger than work_mem — both quadratic.)
+    Per foreign key, one count: child rows referring to a row the run inserted (a semi-join
+    on a plain column, which every engine hashes or materialises). The ledger pass has
+    counted those the rollback deletes or points elsewhere itself; equal counts — the usual
+    case — mean no dependents. Only otherwise are the referring rows read, a page at a time,
+    and looked up in the ledger. Nothing here joins the ledger on an expression or through
+    NOT IN / NOT EXISTS: on freshly loaded tables without statistics those plans turn
+    quadratic (a nested loop on PostgreSQL, a run_id probe per row on SQLite).
     """
     rolled_back = {r for r, (state, _) in runs.items() if state == "rolled_back"}
     for child_name in schema.TARGET_TABLES:
         child = schema.target_metadata.tables[child_name]
-        for fk in sorted(child.foreign_keys, key=lambda f: f.parent.name):
-            column, parent_name = fk.parent.name, fk.column.table.name
+        for column, parent_name in FOREIGN_KEYS[child_name]:
             refers = child.c[column].in_(_ledger_keys(run_id, parent_name, "insert"))
-            own = _key_expr(child_name).in_(_ledger_keys(run_id, child_name, "insert"))
-            count = sa.select(sa.func.count()).select_from(child)
-            if conn.execute(count.where(refers)).scalar_one() == conn.execute(count.where(refers, own)).scalar_one():
+            total = conn.execute(sa.select(sa.func.count()).select_from(child).where(refers)).scalar_one()
+            if total == analysis.accounted[(child_name, column)]:
                 continue
             for chunk in _pages_of(conn, sa.select(child).where(refers), child_name):
                 keys = [_row_key(child_name, r) for r in chunk]
@@ -510,6 +538,12 @@ def _find_dependents(conn: Connection, analysis: _Analysis, run_id: int, runs: d
                         continue  # restoring its before-image points it away from the deleted row first
                     writer = max((e.run_id for e in entries if e.run_id not in rolled_back), default=None)
                     analysis.conflict(_dependent(run_id, child_name, key, row, column, parent_name, writer))
+
+
+def _inserted_by_run(conn: Connection, table_name: str, keys: list[str], run_id: int) -> set[str]:
+    """Those of these row keys that the run inserted."""
+    return {key for key, entries in _ledger_history(conn, table_name, keys, with_images=False).items()
+            if any(e.run_id == run_id and e.action == "insert" for e in entries)}
 
 
 def _dependent(run_id: int, table: str, key: str, row: dict, column: str, parent: str,
@@ -536,18 +570,50 @@ def _dependent(run_id: int, table: str, key: str, row: dict, column: str, parent
 def _apply(conn: Connection, run: RunInfo, analysis: _Analysis) -> XrefRepair:
     """Restore, then delete (children first), then repair mig_xref — in the caller's transaction."""
     _restore_updated_rows(conn, run.id)
-    for table_name in reversed(schema.TARGET_TABLES):
-        table = schema.target_metadata.tables[table_name]
-        deleted = conn.execute(table.delete().where(
-            _key_expr(table_name).in_(_ledger_keys(run.id, table_name, "insert")))).rowcount
-        expected = analysis.tables[table_name].delete
-        if deleted != expected:
-            # Row locks make this impossible on servers; it guards the reasoning, not the race.
-            raise RollbackConflicts(
-                f"run {run.id} was NOT rolled back: {table_name} changed while rolling back "
-                f"({deleted:,} rows to delete instead of {expected:,}); run the dry run again"
-            )
+    with _foreign_key_indexes(conn):
+        for table_name in reversed(schema.TARGET_TABLES):
+            table = schema.target_metadata.tables[table_name]
+            deleted = conn.execute(table.delete().where(
+                _key_expr(table_name).in_(_ledger_keys(run.id, table_name, "insert")))).rowcount
+            expected = analysis.tables[table_name].delete
+            if deleted != expected:
+                # Row locks make this impossible on servers; it guards the reasoning, not the race.
+                raise RollbackConflicts(
+                    f"run {run.id} was NOT rolled back: {table_name} changed while rolling back "
+                    f"({deleted:,} rows to delete instead of {expected:,}); run the dry run again"
+                )
     return _repair_xref(conn, run.id)
+
+
+@contextlib.contextmanager
+def _foreign_key_indexes(conn: Connection) -> Iterator[None]:
+    """Index every foreign-key column that has no index, for the deletes only.
+
+    A database that enforces foreign keys checks, for every parent row deleted, that no child
+    row refers to it. iOPS does not index crime.location_id, crime_person.person_id or
+    intelligence_report's subject and location: PostgreSQL then scans the child table once
+    per deleted row — 20,000 crimes took five minutes to delete, 100,000 would take hours.
+    Indexes built inside the transaction and dropped before it commits leave the schema as
+    it was. (MariaDB indexes foreign-key columns itself, so nothing is built there — DDL
+    would end its transaction.) The lasting fix is these indexes in ``core/schema.py``.
+    """
+    inspector = sa.inspect(conn)
+    built = []
+    for child_name, fks in FOREIGN_KEYS.items():
+        if not fks:
+            continue
+        indexed = {ix["column_names"][0] for ix in inspector.get_indexes(child_name) if ix["column_names"]}
+        indexed.add(schema.TARGET_KEYS[child_name][0])  # the primary key's leading column
+        for column, _ in fks:
+            if column not in indexed:
+                index = sa.Index(f"tmp_rollback_{child_name}_{column}"[:60],
+                                 schema.target_metadata.tables[child_name].c[column])
+                index.create(conn)
+                built.append(index)
+    yield
+    # Only on success: after an error the transaction is rolled back, and the indexes with it.
+    for index in built:
+        index.drop(conn)
 
 
 def _restore_updated_rows(conn: Connection, run_id: int) -> None:
@@ -637,20 +703,29 @@ def _previous_xref(conn, entity: str, main: str, page, run_id: int, runs: dict, 
 
 
 def _ledger_pages(conn: Connection, run_id: int, action: str | None = None) -> Iterator[list[_LedgerEntry]]:
-    """The run's ledger in pages of ``PAGE`` rows, keyset on ``ledger_id`` (no open cursor)."""
-    last = 0
-    while True:
-        query = (sa.select(ledger.c.ledger_id, ledger.c.table_name, ledger.c.row_key, ledger.c.legacy_key,
-                           ledger.c.action, ledger.c.digest, ledger.c.before_image)
-                 .where(ledger.c.run_id == run_id, ledger.c.ledger_id > last))
-        if action is not None:
-            query = query.where(ledger.c.action == action)
-        rows = conn.execute(query.order_by(ledger.c.ledger_id).limit(PAGE)).all()
-        if not rows:
-            return
-        last = rows[-1].ledger_id
-        yield [_LedgerEntry(r.ledger_id, r.table_name, r.row_key, r.legacy_key, r.action, r.digest,
-                            json.loads(r.before_image) if r.before_image else None) for r in rows]
+    """The run's ledger in windows of ``PAGE`` consecutive ledger ids (no open cursor).
+
+    Each window is a primary-key range and nothing else in the WHERE clause: a plan no engine
+    can get wrong, even on tables never analysed. (``run_id = ? AND ledger_id > ? ORDER BY
+    ledger_id LIMIT ?`` makes PostgreSQL without statistics read and sort the whole run for
+    every page.) Rows of other runs in the range — a run resumed after another one — and of
+    the other action are dropped here.
+    """
+    first, last = conn.execute(sa.select(sa.func.min(ledger.c.ledger_id), sa.func.max(ledger.c.ledger_id))
+                               .where(ledger.c.run_id == run_id)).one()
+    if first is None:
+        return
+    for start in range(first, last + 1, PAGE):
+        rows = conn.execute(
+            sa.select(ledger.c.ledger_id, ledger.c.run_id, ledger.c.table_name, ledger.c.row_key,
+                      ledger.c.legacy_key, ledger.c.action, ledger.c.digest, ledger.c.before_image)
+            .where(ledger.c.ledger_id >= start, ledger.c.ledger_id < start + PAGE)
+            .order_by(ledger.c.ledger_id)).all()
+        page = [_LedgerEntry(r.ledger_id, r.table_name, r.row_key, r.legacy_key, r.action, r.digest,
+                             json.loads(r.before_image) if r.before_image else None)
+                for r in rows if r.run_id == run_id and (action is None or r.action == action)]
+        if page:
+            yield page
 
 
 def _by_table(entries: Iterable) -> dict[str, list]:

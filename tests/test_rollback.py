@@ -123,6 +123,11 @@ def scalar(url: str, statement):
     return value
 
 
+def index_names(engine) -> dict[str, list[str]]:
+    inspector = sa.inspect(engine)
+    return {t: sorted(ix["name"] for ix in inspector.get_indexes(t)) for t in schema.TARGET_TABLES}
+
+
 def iops_crime(crime_ref: str = "IOPS-2026-00001") -> dict:
     """A crime an officer entered in iOPS after go-live."""
     now = dt.datetime(2026, 1, 5, 9, 30, tzinfo=dt.timezone.utc)
@@ -168,6 +173,7 @@ def test_rollback_restores_the_target_exactly(backend, make_store, legacy, tmp_p
     schema.create_target_schema(engine)
     with engine.begin() as conn:
         conn.execute(schema.crime.insert(), [iops_crime()])
+    indexes_before = index_names(engine)
     engine.dispose()
     before = snapshot(target)
 
@@ -185,6 +191,9 @@ def test_rollback_restores_the_target_exactly(backend, make_store, legacy, tmp_p
     assert done.exit_code == 0 and done.mode == "executed"
     assert done.xref.deleted == 8 + 6 + 4 + 3 and done.xref.restored == 0
     assert snapshot(target) == before
+    engine = sa.create_engine(target)
+    assert index_names(engine) == indexes_before  # the indexes built for the deletes are gone
+    engine.dispose()
     assert scalar(target, sa.select(sa.func.count()).select_from(schema.mig_xref)) == 0
     assert scalar(target, sa.select(schema.mig_run.c.state).where(schema.mig_run.c.run_id == run.run_id)) == "rolled_back"
     assert scalar(target, sa.select(sa.func.count()).select_from(schema.mig_lock)) == 0
