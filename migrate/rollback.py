@@ -23,10 +23,12 @@ deletes, repairs ``mig_xref`` and marks the run ``rolled_back``, holding the tar
 (on PostgreSQL and MariaDB) row locks on everything it checked — so a conflict that appears
 between a dry run and the execution still refuses the rollback, and nothing is half done.
 
-Everything streams: the ledger is read in pages of ``PAGE`` rows (keyset on ``ledger_id``);
-deletes are set-based (``DELETE … WHERE key IN (SELECT row_key FROM mig_ledger …)``) and
-restores are ``executemany`` per page, so a run of a million rows costs what a page costs in
-memory.
+Everything streams: the ledger is read in windows of ``PAGE`` ledger ids; deletes are
+set-based (``DELETE … WHERE key IN (SELECT row_key FROM mig_ledger …)``) and restores are
+``executemany`` per page, so a run of a million rows costs what a page costs in memory.
+Every query is written so that its plan cannot go quadratic on tables never analysed (a
+target just migrated into): primary-key ranges, ``(table_name, row_key)`` look-ups, and
+semi-joins on plain columns — see ``_ledger_pages``, ``_ledger_history``, ``_find_dependents``.
 """
 
 from __future__ import annotations
