@@ -22,6 +22,7 @@ AUTO), so after unkeyed matching.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import operator
 import re
 from collections import defaultdict, deque
@@ -276,6 +277,9 @@ _POOLED = {"person": map_persons, "crime": map_crimes}
 def _init_worker(reference, run_started) -> None:
     global _WORKER_CTX
     _WORKER_CTX = MappingContext(reference=reference, run_started=run_started)
+    # As in the main process (run._cyclic_gc_between_passes): mapping builds no cycles, and the
+    # automatic collector would re-traverse the mapping's large caches again and again.
+    gc.disable()
 
 
 def _map_in_worker(entity: str, batch: list[dict]) -> list[Mapped]:
