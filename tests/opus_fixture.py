@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import sqlalchemy as sa
 
 from core import schema
+from core.digest import row_digest
 
 CRIME_DEFAULTS = {
     "off_code": "TFMV", "rec_date": "15/06/2018", "rec_time": "1430", "from_date": "15/06/2018",
@@ -53,3 +56,22 @@ def update_legacy(url: str, table: str, key: dict, **values) -> None:
     with engine.begin() as conn:
         conn.execute(t.update().where(*[t.c[k] == v for k, v in key.items()]).values(**values))
     engine.dispose()
+
+
+def table_digests(url: str, tables=schema.TARGET_TABLES) -> dict[str, str | None]:
+    """Order-independent digest of every row of each table (absent table → None)."""
+    engine = sa.create_engine(url)
+    out = {}
+    try:
+        existing = set(sa.inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            for name in tables:
+                if name not in existing:
+                    out[name] = None
+                    continue
+                table = schema.target_metadata.tables[name]
+                digests = sorted(row_digest(dict(r)) for r in conn.execute(sa.select(table)).mappings())
+                out[name] = hashlib.sha256("".join(digests).encode()).hexdigest() + f":{len(digests)}"
+    finally:
+        engine.dispose()
+    return out

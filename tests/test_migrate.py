@@ -15,28 +15,11 @@ from core import schema
 from core.digest import row_digest
 from main import app
 from migrate.engine import ENTITIES, migrate
-from tests.opus_fixture import make_legacy, update_legacy
+from tests.opus_fixture import make_legacy, update_legacy, table_digests
 
 IOPS_TABLES = schema.TARGET_TABLES
 
 
-def table_digests(url: str, tables=IOPS_TABLES) -> dict[str, str]:
-    """Order-independent digest of every row of each table (absent table → None)."""
-    engine = sa.create_engine(url)
-    out = {}
-    try:
-        existing = set(sa.inspect(engine).get_table_names())
-        with engine.connect() as conn:
-            for name in tables:
-                if name not in existing:
-                    out[name] = None
-                    continue
-                table = schema.target_metadata.tables[name]
-                digests = sorted(row_digest(dict(r)) for r in conn.execute(sa.select(table)).mappings())
-                out[name] = hashlib.sha256("".join(digests).encode()).hexdigest() + f":{len(digests)}"
-    finally:
-        engine.dispose()
-    return out
 
 
 def rows(url: str, table_name: str) -> list[dict]:

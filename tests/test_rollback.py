@@ -28,7 +28,7 @@ from mappings import ids
 from migrate import rollback as rb
 from migrate.engine import migrate
 from migrate.rollback import rollback
-from tests.opus_fixture import make_legacy, update_legacy
+from tests.opus_fixture import make_legacy, update_legacy, table_digests
 
 ALL_TABLES = tuple(schema.target_metadata.tables)  # iOPS and mig_ tables
 INTEL_TEXT = "SUBJECT SEEN DEALING NEAR PICCADILLY GARDENS"
@@ -89,23 +89,7 @@ def legacy(tmp_path) -> str:
     return opus_store(f"sqlite:///{tmp_path / 'opus.db'}")
 
 
-def snapshot(url: str, tables=schema.TARGET_TABLES) -> dict[str, str | None]:
-    """Order-independent digest of every row of each table (absent table → None)."""
-    engine = sa.create_engine(url)
-    out = {}
-    try:
-        existing = set(sa.inspect(engine).get_table_names())
-        with engine.connect() as conn:
-            for name in tables:
-                if name not in existing:
-                    out[name] = None
-                    continue
-                table = schema.target_metadata.tables[name]
-                digests = sorted(row_digest(dict(r)) for r in conn.execute(sa.select(table)).mappings())
-                out[name] = hashlib.sha256("".join(digests).encode()).hexdigest() + f":{len(digests)}"
-    finally:
-        engine.dispose()
-    return out
+snapshot = table_digests  # one definition, in tests/opus_fixture.py
 
 
 def execute_sql(url: str, statement, params=None) -> None:
