@@ -8,7 +8,6 @@ table (and mig_xref) before the run and after its rollback.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import stat
 import time
@@ -21,7 +20,6 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from core import schema
-from core.digest import row_digest
 from core.errors import RollbackConflicts, RunInProgress, RunNotFound
 from main import app
 from mappings import ids
