@@ -62,15 +62,24 @@ def reject_unstorable(rows: Iterable[Mapping], results: list[Mapped]) -> list[Ma
     return results
 
 
+# Per table, the text columns to check and each one's limit (None: unbounded text). Only
+# these are looked at: dates, numbers and ids cannot hold a NUL or outgrow their column.
+_TEXT_COLUMNS: dict[str, tuple[tuple[str, int | None], ...]] = {
+    table.name: tuple((c.name, _LIMITS[table.name].get(c.name)) for c in table.columns
+                      if isinstance(c.type, String))
+    for table in target_metadata.tables.values()
+}
+
+
 def _first_problem(m: Mapped) -> tuple[str, str, str] | None:
     for table_name, row in m.rows.items():
-        limits = _LIMITS.get(table_name, {})
-        for column, value in row.items():
+        get = row.get
+        for column, limit in _TEXT_COLUMNS.get(table_name, ()):
+            value = get(column)
             if type(value) is not str:
                 continue
             if "\x00" in value:
                 return "INVALID_CHARACTER", table_name, column
-            limit = limits.get(column)
             if limit is not None and len(value) > limit:
                 return "VALUE_TOO_LONG", table_name, column
     return None
