@@ -14,14 +14,31 @@ import hashlib
 from typing import Any, Iterable, Mapping
 
 
+_UTC = dt.timezone.utc
+# Mapped rows repeat instants (a crime's recorded_at is also its created_at and often its
+# updated_at), so the last few thousand canonical forms are kept; cleared, not evicted, when full.
+_DATETIME_TEXT: dict[dt.datetime, str] = {}
+
+
 def _canonical_datetime(value: dt.datetime) -> str:
-    offset = value.utcoffset()
-    if offset is None:
-        raise ValueError("naive datetime has no canonical form")
-    if offset or value.microsecond:
-        # Whole seconds: MariaDB DATETIME keeps none of the fraction.
-        value = value.astimezone(dt.timezone.utc).replace(microsecond=0)
-    return value.isoformat()[:19] + "Z"
+    text = _DATETIME_TEXT.get(value)
+    if text is not None and value.tzinfo is _UTC:  # same instant *and* same zone: same text
+        return text
+    if value.tzinfo is _UTC and not value.microsecond:
+        text = value.isoformat()[:19] + "Z"  # the usual case: what the mapping produces
+    else:
+        offset = value.utcoffset()
+        if offset is None:
+            raise ValueError("naive datetime has no canonical form")
+        if offset or value.microsecond:
+            # Whole seconds: MariaDB DATETIME keeps none of the fraction.
+            value = value.astimezone(_UTC).replace(microsecond=0)
+        text = value.isoformat()[:19] + "Z"
+        return text
+    if len(_DATETIME_TEXT) >= 8192:
+        _DATETIME_TEXT.clear()
+    _DATETIME_TEXT[value] = text
+    return text
 
 
 def _canonical_number(value) -> str:
