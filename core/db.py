@@ -202,6 +202,9 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
     processors = {
         name: table.c[name].type._cached_bind_processor(dialect) for name in columns  # noqa: SLF001
     }
+    if dialect.name == "postgresql":
+        _copy_in(conn, table, columns, processors, rows)
+        return
     if compiled.positional:
         order = list(compiled.positiontup)
         values_of = operator.itemgetter(*order)
@@ -225,6 +228,41 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
                 if values[name] is not None:
                     values[name] = process(values[name])
     conn.exec_driver_sql(compiled.string, params)
+
+
+def _copy_in(conn: sa.Connection, table: sa.Table, columns: list[str], processors: dict, rows: list[dict]) -> None:
+    """PostgreSQL: ``COPY ... FROM STDIN`` inside the caller's transaction.
+
+    psycopg's executemany sends one prepared INSERT per row (pipelined): ~15 us of client CPU
+    per row, half the migration's CPU on a PostgreSQL target. COPY streams the rows in one
+    statement, formatted by psycopg's C code. Identifiers are composed by ``psycopg.sql``,
+    never by string formatting. Driver errors are turned into SQLAlchemy's (and a lost
+    connection invalidated) exactly as ``execute`` would, so ``store_errors`` still applies.
+    """
+    from psycopg import sql
+
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c) for c in columns))
+    convert = [(i, processors[name]) for i, name in enumerate(columns) if processors[name] is not None]
+    values_of = operator.itemgetter(*columns)
+    driver_conn = conn.connection.driver_connection
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        with driver_conn.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                values = values_of(row) if len(columns) > 1 else (values_of(row),)
+                if convert:
+                    values = list(values)
+                    for i, process in convert:
+                        if values[i] is not None:
+                            values[i] = process(values[i])
+                copy.write_row(values)
+    except dbapi.Error as exc:
+        lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+        if lost:
+            conn.invalidate()
+        raise sa.exc.DBAPIError.instance(statement.as_string(None), None, exc, dbapi.Error,
+                                         connection_invalidated=lost) from exc
 
 
 # --- table-name case -------------------------------------------------------------------
