@@ -199,9 +199,7 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
     dialect = conn.dialect
     columns = list(rows[0])
     compiled = table.insert().compile(dialect=dialect, column_keys=columns)
-    processors = {
-        name: table.c[name].type._cached_bind_processor(dialect) for name in columns  # noqa: SLF001
-    }
+    processors = {name: _bind_processor(table.c[name].type, dialect) for name in columns}
     if dialect.name == "postgresql":
         _copy_in(conn, table, columns, processors, rows)
         return
@@ -228,6 +226,28 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
                 if values[name] is not None:
                     values[name] = process(values[name])
     conn.exec_driver_sql(compiled.string, params)
+
+
+def _bind_processor(column_type, dialect):
+    """The column's bind processor; for timestamps, remembered per value for this call.
+
+    A batch repeats instants (a crime's recorded_at is also its created_at, often its
+    updated_at), and converting one costs more than the insert of the value itself.
+    """
+    process = column_type._cached_bind_processor(dialect)  # noqa: SLF001
+    if process is None or not isinstance(column_type, (sa.DateTime, sa.types.TypeDecorator)):
+        return process
+    if isinstance(column_type, sa.types.TypeDecorator) and not isinstance(column_type.impl, sa.DateTime):
+        return process
+    done: dict = {}
+
+    def remembered(value):
+        out = done.get(value)
+        if out is None:
+            out = done[value] = process(value)
+        return out
+
+    return remembered
 
 
 def _copy_in(conn: sa.Connection, table: sa.Table, columns: list[str], processors: dict, rows: list[dict]) -> None:
