@@ -62,13 +62,27 @@ def _create_engine(url: URL, **kwargs) -> Engine:
         # hide_parameters: driver errors must never echo row values (intelligence text) into a message.
         return sa.create_engine(url, hide_parameters=True, **kwargs)
     except ModuleNotFoundError as exc:
-        raise ConfigError(
-            f"the database driver {exc.name!r} for {url.drivername} is not installed (pip install {exc.name})"
-        ) from None
+        raise ConfigError(_missing_driver_message(exc.name, url)) from None
     except sa.exc.NoSuchModuleError:
         raise UsageError(f"unknown database dialect {url.drivername!r} in {mask_url(url)}") from None
     except sa.exc.ArgumentError as exc:
         raise UsageError(f"bad database URL {mask_url(url)}: {exc}") from None
+
+
+# Import name -> the pip package that provides it, where they differ.
+_PIP_PACKAGE = {"MySQLdb": "mysqlclient", "psycopg2": "psycopg2-binary"}
+# The driver this tool installs for each server, to suggest instead.
+_INSTALLED_DRIVER = {"postgresql": "postgresql+psycopg://", "mysql": "mysql+pymysql://",
+                     "mariadb": "mariadb+pymysql://"}
+
+
+def _missing_driver_message(module: str | None, url: URL) -> str:
+    package = _PIP_PACKAGE.get(module or "", module)
+    message = f"the database driver {module!r} for {url.drivername} is not installed: pip install {package}"
+    installed = _INSTALLED_DRIVER.get(url.get_backend_name())
+    if installed and not url.drivername.startswith(installed.rstrip(":/")):
+        message += f", or write the URL as {installed}... (a driver this tool installs)"
+    return message
 
 
 def open_legacy(url: str) -> Engine:

@@ -112,17 +112,18 @@ def test_database_that_does_not_exist_on_the_server(legacy, make_store):
     assert_user_error(res, "target store", "o2i_no_such_database", "does not exist")
 
 
-@pytest.mark.parametrize("url, module", [
-    (f"postgresql+asyncpg://postgres:{PASSWORD}@127.0.0.1/x", "asyncpg"),
-    (f"mysql+mysqldb://root:{PASSWORD}@127.0.0.1/x", "MySQLdb"),
-    (f"postgresql://postgres:{PASSWORD}@127.0.0.1/x", "psycopg2"),  # SQLAlchemy's default PG driver
+@pytest.mark.parametrize("url, module, package, instead", [
+    (f"postgresql+asyncpg://postgres:{PASSWORD}@127.0.0.1/x", "asyncpg", "asyncpg", "postgresql+psycopg://"),
+    (f"mysql+mysqldb://root:{PASSWORD}@127.0.0.1/x", "MySQLdb", "mysqlclient", "mysql+pymysql://"),
+    # SQLAlchemy's default PostgreSQL driver
+    (f"postgresql://postgres:{PASSWORD}@127.0.0.1/x", "psycopg2", "psycopg2-binary", "postgresql+psycopg://"),
 ])
-def test_missing_driver(url, module, legacy, target):
+def test_missing_driver(url, module, package, instead, legacy, target):
     assert importlib.util.find_spec(module) is None, f"{module} is installed: pick a driver that is not"
     res = run_cli("migrate", "--legacy", url, "--target", target)
-    assert_user_error(res, "driver", module, "not installed")
+    assert_user_error(res, "driver", module, "not installed", f"pip install {package}", instead)
     res = run_cli("migrate", "--legacy", legacy, "--target", url)
-    assert_user_error(res, "driver", module, "not installed")
+    assert_user_error(res, "driver", module, "not installed", f"pip install {package}", instead)
 
 
 # ------------------------------------------------------------------------------ migrate: stores
