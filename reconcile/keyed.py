@@ -53,9 +53,9 @@ _REF = re.compile(r"^(?:CR|IN)/(\d{6})/(\d{2})$")
 def encode_ref(key: str) -> int | str:
     """``CR/004512/19`` → 19004512: an int costs a fraction of the string in a set of a million."""
     if type(key) is str and len(key) == 12 and key[2] == "/" and key[9] == "/" and key[:2] in ("CR", "IN"):
-        number, year = key[3:9], key[10:]
-        if number.isascii() and number.isdigit() and year.isascii() and year.isdigit():
-            return int(year) * 1_000_000 + int(number)
+        digits = key[10:] + key[3:9]  # year then number: int(digits) == year * 1_000_000 + number
+        if digits.isascii() and digits.isdigit():
+            return int(digits)
         return key
     if not isinstance(key, str):
         return key
@@ -252,7 +252,11 @@ _RECORDED, _DISTRICT, _GROUP, _STATUS, _LATITUDE, _LONGITUDE = (
         "recorded_at", "district_code", "offence_group", "status", "location.latitude", "location.longitude"))
 
 
-@dataclass
+#: Ranks a new record without created_at after every record that has one.
+_NEVER = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+
+
+@dataclass(slots=True)
 class TargetRecord:
     """One new record carrying a legacy key: its ids and its compared values."""
 
@@ -429,18 +433,13 @@ class Reconciler:
         wanted = set(keys)
         found: dict[Any, list[TargetRecord]] = defaultdict(list)
         subject_index = next((i for i, r in enumerate(spec.rules) if r.name == "subject_person_id"), None)
-        for row in self._target_all(conn, stmt):
-            row = tuple(row)
-            key = row[2]
+        for target_id, new_ref, key, *values in self._target_all(conn, stmt):
             # Exact equality, checked here: MariaDB's PAD SPACE collations would also return
             # 'CR/000001/19 ' for 'CR/000001/19', which is not the trimmed key.
             if key not in wanted:
                 continue
-            values = list(row[3:])
-            rec = TargetRecord(row[0], row[1], None, values)
-            if subject_index is not None:
-                rec.subject_person_id = values[subject_index]
-            found[key].append(rec)
+            subject = values[subject_index] if subject_index is not None else None
+            found[key].append(TargetRecord(target_id, new_ref, None, values, subject))
         several = [rec for records in found.values() if len(records) > 1 for rec in records]
         if several:
             self._created_at(conn, spec, several)
@@ -489,16 +488,19 @@ class Reconciler:
 
     def _reconcile_batch(self, spec: EntitySpec, batch: list[dict], mapped: list[Mapped], keys: EntityKeys,
                          totals: EntityTotals, tconn) -> None:
-        first: list[tuple[dict, Mapped]] = []  # live records whose trimmed key is met for the first time
+        first: list[tuple[dict, Mapped, Any]] = []  # live records whose trimmed key is met for the first time
+        encode, seen, remember = keys.encode, keys.seen, keys.add
+        is_crime = spec is CRIME
+        count_legacy = self.stats.add_mapped
+        excluded = live = 0
         for raw, m in zip(batch, mapped, strict=True):
+            encoded = encode(m.legacy_key)
             if m.excluded:
-                totals.legacy_excluded += 1
-                keys.excluded.add(keys.encode(m.legacy_key))
+                excluded += 1
+                keys.excluded.add(encoded)
                 continue
-            totals.legacy_total += 1
-            encoded = keys.encode(m.legacy_key)
-            earlier = keys.seen(encoded)
-            if earlier is not None:
+            live += 1
+            if seen(encoded) is not None:
                 # Two legacy keys equal once trimmed: the first (in key order) owns the key and
                 # its new records (already fetched and compared); the second is not migrated
                 # (the engine rejects it DUPLICATE_KEY) and is listed as such. (Should the first
@@ -508,28 +510,30 @@ class Reconciler:
                     m.reject = Issue("DUPLICATE_KEY", spec.key_column.upper(), m.legacy_key)
                 self._missing(spec, m, explained=True)
                 continue
-            keys.add(encoded, m.accepted)
-            if spec is CRIME:
-                if m.accepted:
-                    self.stats.add_mapped(m.rows["crime"], m.rows.get("location"))
+            accepted = m.reject is None  # (not excluded: handled above)
+            remember(encoded, accepted)
+            if is_crime:
+                if accepted:
+                    count_legacy(m.rows["crime"], m.rows.get("location"))
                 if raw.get("crime_no") != m.legacy_key:
                     self.padded_crime_keys.add(m.legacy_key)
-            first.append((raw, m))
+            first.append((raw, m, encoded))
+        totals.legacy_excluded += excluded
+        totals.legacy_total += live
 
-        lookup = [self._target_key_value(spec, m) for _, m in first]
+        lookup = [self._target_key_value(spec, m) for _, m, _ in first]
         found = self._fetch_keyed(tconn, spec, [k for k in lookup if k is not None])
-        if spec is CRIME:
-            add = self.stats.add
+        if is_crime:
+            count_new = self.stats.count
             for records in found.values():
                 for rec in records:  # every crime row in the store is counted once: here, or in the scan
                     v = rec.values
-                    add("new", recorded_at=v[_RECORDED], district_code=v[_DISTRICT], offence_group=v[_GROUP],
-                        status=v[_STATUS], latitude=v[_LATITUDE], longitude=v[_LONGITUDE])
+                    count_new(False, v[_RECORDED], v[_DISTRICT], v[_GROUP], v[_STATUS], v[_LATITUDE], v[_LONGITUDE])
         if spec is INTEL:
             self._resolve_subjects(tconn, found, first)
 
-        for (raw, m), lookup_key in zip(first, lookup):
-            records = found.get(lookup_key, []) if lookup_key is not None else []
+        for (raw, m, encoded), lookup_key in zip(first, lookup):
+            records = found.get(lookup_key) if lookup_key is not None else None
             if m.reject is not None:
                 if records:
                     self._legacy_rejected(spec, m, records, totals)
@@ -537,7 +541,7 @@ class Reconciler:
                     self._missing(spec, m, explained=True)
                 continue
             if not records:
-                keys.unmatched.add(keys.encode(m.legacy_key))
+                keys.unmatched.add(encoded)
                 if spec.name in self.candidates:
                     self._add_candidate(spec, raw, m)
                 else:
@@ -561,11 +565,12 @@ class Reconciler:
         """The new record closest to the mapping: fewest differing fields, then earliest
         created_at, then smallest new reference. Returns it with its differences."""
         expected = expected_values(spec, m)
+        if len(records) == 1:  # the usual case: nothing to rank
+            return records[0], diff_fields(spec.rules, expected, records[0].values)
         best = None
         for rec in records:
             diffs = diff_fields(spec.rules, expected, rec.values)
-            created = rec.created_at or dt.datetime.max.replace(tzinfo=dt.timezone.utc)
-            rank = (len(diffs), created, str(rec.new_ref))
+            rank = (len(diffs), rec.created_at or _NEVER, str(rec.new_ref))
             if best is None or rank < best[0]:
                 best = (rank, rec, diffs)
         return best[1], best[2]
@@ -582,8 +587,7 @@ class Reconciler:
         """The mapping rejects the record, yet the new store holds it: one ALTERED row (field
         empty) — the new store holds a record the mapping says cannot be migrated as is."""
         totals.matched_keyed += 1
-        ordered = sorted(records, key=lambda r: (r.created_at or dt.datetime.max.replace(tzinfo=dt.timezone.utc),
-                                                 str(r.new_ref)))
+        ordered = sorted(records, key=lambda r: (r.created_at or _NEVER, str(r.new_ref)))
         self.findings.emit(Discrepancy(spec.name, "ALTERED", m.legacy_key, str(ordered[0].new_ref), None,
                                        _issue_text(m.reject), None, None, None,
                                        f"LEGACY_REJECTED:{m.reject.code}"))
@@ -600,7 +604,7 @@ class Reconciler:
 
     # ------------------------------------------------------------------ intelligence subjects
 
-    def _resolve_subjects(self, tconn, found: dict, first: list[tuple[dict, Mapped]]) -> None:
+    def _resolve_subjects(self, tconn, found: dict, first: list[tuple[dict, Mapped, Any]]) -> None:
         """subject_person_id is compared as the subject's legacy NOM_ID, on both sides."""
         index = next(i for i, r in enumerate(INTEL_RULES) if r.name == "subject_person_id")
         all_records = [rec for records in found.values() for rec in records]
@@ -613,7 +617,7 @@ class Reconciler:
                 nom = resolved.get(pid)
                 # A subject that is no migrated nominal shows as its uuid: it cannot equal a NOM_ID.
                 rec.values[index] = nom if nom is not None else f"person_id={pid}"
-        for raw, m in first:
+        for raw, m, _ in first:
             report = m.rows.get("intelligence_report")
             if report is not None and report.get("subject_person_id") is not None:
                 report = dict(report)
@@ -691,7 +695,7 @@ class Reconciler:
         legacy = self._legacy_links(lconn, keys)
         carriers = self._target_links(tconn, keys)
         for key in keys:
-            expected, rejects, _ = self._expected_links(legacy.get(key, []))
+            expected, rejects = self._expected_links(legacy.get(key, []))
             refs, actual = carriers.get(key, ((), {}))
             self.compare_link_sets(key, min(refs) if refs else None, expected, rejects, actual)
 
@@ -724,20 +728,18 @@ class Reconciler:
                 add(auto[crime_id], crime_ref, nom, role)
         return out
 
-    def _expected_links(self, mapped_links: list[Mapped]) -> tuple[frozenset, tuple, tuple]:
-        """(expected {(nom_id, role)}, rejected [(link key, code, nom, issue)], nom ids) of one crime."""
+    @staticmethod
+    def _expected_links(mapped_links: list[Mapped]) -> tuple[frozenset, tuple]:
+        """(expected {(nom_id, role)}, rejected [(link key, code, nom, issue)]) of one crime."""
         expected = set()
         rejects = []
-        nom_ids = set()
         for m in mapped_links:
-            _, nom_text, role = m.legacy_key.rsplit(":", 2)
-            nom = encode_person(nom_text)
             if m.reject is not None:
+                nom = encode_person(m.legacy_key.rsplit(":", 2)[1])
                 rejects.append((m.legacy_key, m.reject.code, nom, _issue_text(m.reject)))
             elif m.rows:
-                expected.add((nom, m.rows["crime_person"]["role"]))
-                nom_ids.add(nom)
-        return frozenset(expected), tuple(rejects), tuple(sorted(n for n in nom_ids if isinstance(n, int)))
+                expected.add((encode_person(m.legacy_key.rsplit(":", 2)[1]), m.rows["crime_person"]["role"]))
+        return frozenset(expected), tuple(rejects)
 
     def compare_link_sets(self, crime_key: str, new_ref: str | None, expected: frozenset, rejects: tuple,
                           actual: dict[tuple, str]) -> None:
@@ -745,12 +747,16 @@ class Reconciler:
         is_matched = self.keys["person"].is_matched
         totals = self.findings.totals["crime_person"]
         missing = []
+        matched = 0
         for link in expected:
             if link in actual:
                 if is_matched(link[0]):
-                    totals.matched_keyed += 1
+                    matched += 1
             elif is_matched(link[0]):
                 missing.append(link)
+        totals.matched_keyed += matched
+        if len(actual) == matched and not missing and not rejects:
+            return  # the usual crime: every link found, nothing else there
         extra = [link for link in actual if link not in expected and link[0] is not None and is_matched(link[0])]
         for nom, role in sorted(missing, key=_link_order):
             self.findings.emit(Discrepancy("crime_person", "MISSING", f"{crime_key}:{nom}:{role}", new_ref))
@@ -805,6 +811,7 @@ class Reconciler:
         total = self._count(self.target, "target", main)
         with bar(f"scan iOPS {spec.name:<12}", total=total, unit="rec") as progress, \
                 store_errors(self.target, "target"), self.target.connect() as conn:
+            encode, accepted, rejected = keys.encode, keys.accepted, keys.rejected
             for partition in stream(conn, stmt).partitions():
                 totals.new_total += len(partition)
                 for target_id, new_ref, key in partition:
@@ -812,7 +819,8 @@ class Reconciler:
                         unkeyed.append((target_id, new_ref))
                         not_fetched.append(target_id)
                         continue
-                    if keys.is_live(key):
+                    k = encode(key)
+                    if k in accepted or k in rejected:  # keys.is_live, inlined: once per new record
                         continue  # fetched, compared and counted by the keyed pass
                     not_fetched.append(target_id)
                     detail = "DELETED_IN_OPUS" if keys.is_excluded(key) else "NOT_IN_OPUS"
@@ -879,7 +887,8 @@ class Reconciler:
                 for start in range(0, len(keys), LOOKUP_CHUNK):
                     chunk = keys[start:start + LOOKUP_CHUNK]
                     for key, mapped in self._legacy_links(conn, chunk).items():
-                        candidates[key].nom_ids = self._expected_links(mapped)[2]
+                        linked = {nom for nom, _ in self._expected_links(mapped)[0]}
+                        candidates[key].nom_ids = tuple(sorted(n for n in linked if isinstance(n, int)))
         nom_ids = sorted({n for c in candidates.values() for n in c.nom_ids})
         names: dict[int, tuple] = {}
         table = self.lt["nominal"]

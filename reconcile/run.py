@@ -141,8 +141,8 @@ def reconcile(legacy_url: str, target_url: str, out_dir: str | os.PathLike | Non
                                batch_size=options.batch_size, auto_threshold=options.auto_threshold,
                                review_threshold=options.review_threshold, on_batch=options.on_batch,
                                pool=pool)
-        with _cyclic_gc_between_passes():
-            _run_passes(rec, target, target_tables, options.timings)
+        with _cyclic_gc_between_passes() as between_passes:
+            _run_passes(rec, target, target_tables, options.timings, between_passes)
         spool.close()
         result = ReconResult(
             legacy_url=mask_url(legacy_url),
@@ -175,24 +175,25 @@ def reconcile(legacy_url: str, target_url: str, out_dir: str | os.PathLike | Non
     return result
 
 
-def _run_passes(rec: keyed.Reconciler, target: Engine, target_tables: dict, timings: dict | None) -> None:
+def _run_passes(rec: keyed.Reconciler, target: Engine, target_tables: dict, timings: dict | None,
+                collect: Callable[[], None]) -> None:
     # Persons first: links and intelligence subjects depend on which persons are migrated.
-    with _timed(timings, "person"):
+    with _timed(timings, "person", collect):
         rec.keyed_pass(keyed.PERSON)
         unkeyed_persons = rec.scan_target(keyed.PERSON)
         rec.findings.totals["person"].new_in_iops += len(unkeyed_persons)
 
-    with _timed(timings, "crime"):
+    with _timed(timings, "crime", collect):
         rec.collect_similarity = _entities_with_unkeyed_records(target, target_tables)
         rec.load_padded_links()
         rec.keyed_pass(keyed.CRIME)
         rec.resolve_unkeyed(keyed.CRIME, rec.scan_target(keyed.CRIME))
 
-    with _timed(timings, "crime_person"):
+    with _timed(timings, "crime_person", collect):
         rec.link_pass()
         rec.count_links()
 
-    with _timed(timings, "intelligence"):
+    with _timed(timings, "intelligence", collect):
         rec.keyed_pass(keyed.INTEL)
         rec.resolve_unkeyed(keyed.INTEL, rec.scan_target(keyed.INTEL))
 
@@ -219,24 +220,37 @@ def _cyclic_gc_between_passes():
     CPU time. Reference counting still frees at once everything that is not in a cycle, and
     nothing the reconciler builds per record is in one; what little else is (driver and
     result objects) is collected between passes, so memory stays flat.
+
+    After each of those collections the survivors are frozen (``gc.freeze``), so the next one
+    traverses only what the pass after it allocated, not the key sets and caches again; they
+    are unfrozen at the end. Frozen objects are still freed by reference counting.
     """
     was_enabled = gc.isenabled()
+    freeze = gc.get_freeze_count() == 0  # never unfreeze what a caller of the library froze
     gc.disable()
+
+    def between_passes() -> None:
+        gc.collect()
+        if freeze:
+            gc.freeze()
+
     try:
-        yield
+        yield between_passes
     finally:
+        if freeze:
+            gc.unfreeze()
         gc.collect()
         if was_enabled:
             gc.enable()
 
 
 @contextlib.contextmanager
-def _timed(timings: dict | None, phase: str):
+def _timed(timings: dict | None, phase: str, collect: Callable[[], object] = gc.collect):
     wall, cpu = time.perf_counter(), time.process_time()
     try:
         yield
     finally:
-        gc.collect()
+        collect()
         if timings is not None:
             timings[phase] = (time.perf_counter() - wall, time.process_time() - cpu)
 

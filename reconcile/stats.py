@@ -53,6 +53,9 @@ def counted(status: str | None) -> bool:
     return (status or "").strip().upper() not in NOT_COUNTED
 
 
+_COUNTED: dict = {}  # status -> counted(status)
+
+
 class CrimeStats:
     """Accumulates both sides; ``rows()`` returns the sorted ``StatRow`` list."""
 
@@ -62,33 +65,40 @@ class CrimeStats:
         self._new: Counter = Counter()
         self._new_no_loc: Counter = Counter()
 
-    @staticmethod
-    def _cell(recorded_at, district_code, offence_group) -> tuple[str, str, str]:
-        district = district_code if district_code not in (None, "") else UNKNOWN_DISTRICT
-        month = local_month(recorded_at) if recorded_at is not None else "UNKNOWN"
-        return month, district, offence_group if offence_group not in (None, "") else "UNKNOWN"
-
     def add(self, side: str, *, recorded_at, district_code, offence_group, status, latitude, longitude) -> None:
         """Count one crime on ``side`` ('legacy' or 'new') unless its status is not counted."""
-        if not counted(status):
+        self.count(side == "legacy", recorded_at, district_code, offence_group, status, latitude, longitude)
+
+    def count(self, legacy: bool, recorded_at, district_code, offence_group, status, latitude, longitude) -> None:
+        """``add`` with positional values: called once per crime on each side, so kept lean."""
+        is_counted = _COUNTED.get(status)  # a handful of distinct statuses: decided once each
+        if is_counted is None:
+            is_counted = counted(status)
+            if len(_COUNTED) < 1000:
+                _COUNTED[status] = is_counted
+        if not is_counted:
             return
-        cell = self._cell(recorded_at, district_code, offence_group)
-        no_location = latitude is None or longitude is None
-        if side == "legacy":
+        cell = (local_month(recorded_at) if recorded_at is not None else "UNKNOWN",
+                district_code if district_code not in (None, "") else UNKNOWN_DISTRICT,
+                offence_group if offence_group not in (None, "") else "UNKNOWN")
+        if legacy:
             self._legacy[cell] += 1
-            if no_location:
+            if latitude is None or longitude is None:
                 self._legacy_no_loc[cell] += 1
         else:
             self._new[cell] += 1
-            if no_location:
+            if latitude is None or longitude is None:
                 self._new_no_loc[cell] += 1
 
     def add_mapped(self, crime_row: dict, location_row: dict | None) -> None:
         """Legacy side: one crime as the mapping migrates it."""
-        loc = location_row or {}
-        self.add("legacy", recorded_at=crime_row["recorded_at"], district_code=crime_row.get("district_code"),
-                 offence_group=crime_row.get("offence_group"), status=crime_row.get("status"),
-                 latitude=loc.get("latitude"), longitude=loc.get("longitude"))
+        get = crime_row.get
+        if location_row is None:
+            latitude = longitude = None
+        else:
+            latitude, longitude = location_row.get("latitude"), location_row.get("longitude")
+        self.count(True, crime_row["recorded_at"], get("district_code"), get("offence_group"), get("status"),
+                   latitude, longitude)
 
     def rows(self) -> list[StatRow]:
         cells = sorted(set(self._legacy) | set(self._new))

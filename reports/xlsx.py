@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import weakref
 from typing import Any, Iterable, Sequence
 
 from openpyxl import Workbook
 from openpyxl.cell import Cell
 from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.hyperlink import Hyperlink
 
@@ -121,22 +123,47 @@ def cell(ws, value: Any, *, font: Font | None = None, fill: PatternFill | None =
     styled = bool(font or fill or number_format or alignment or border)
     if not styled and not link and not (isinstance(value, str) and value in ERROR_CODES):
         return value  # openpyxl binds ordinary text as 's'; neutralised text never starts with '='
-    c = Cell(ws, row=1, column=1, value=value)  # a write-only cell; placed when appended
+    style = _style_array(ws, font, fill, number_format, alignment, border) if styled else None
+    c = Cell(ws, row=1, column=1, value=value, style_array=style)  # a write-only cell; placed when appended
     if isinstance(value, str):
         c.data_type = "s"
-    if font:
-        c.font = font
-    if fill:
-        c.fill = fill
-    if number_format:
-        c.number_format = number_format
-    if alignment:
-        c.alignment = alignment
-    if border:
-        c.border = border
     if link:
         c.hyperlink = Hyperlink(ref=c.coordinate, location=sheet_location(link), display=str(value))
     return c
+
+
+#: Per workbook: (font, fill, number format, alignment, border) -> the style of a cell with them.
+_STYLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _style_array(ws, font, fill, number_format, alignment, border) -> StyleArray:
+    """The style (indexes into the workbook's fonts, fills …) of a cell with these attributes.
+
+    Setting ``cell.font`` and the like hashes the style object to find its index in the
+    workbook: per cell, that cost as much as writing the cell. The combinations used are a
+    handful of module constants, so each is set once on a probe cell per workbook and its
+    style copied into every later cell (``Cell(style_array=...)`` copies it); the workbook
+    registers the styles in the same order either way.
+    """
+    known = _STYLES.setdefault(ws.parent, {})
+    # Keyed by identity (hashing the style objects is the very cost avoided); the objects are
+    # kept in the entry so that their ids cannot be reused by others while it exists.
+    key = (id(font), id(fill), number_format, id(alignment), id(border))
+    entry = known.get(key)
+    if entry is None:
+        probe = Cell(ws)
+        if font:
+            probe.font = font
+        if fill:
+            probe.fill = fill
+        if number_format:
+            probe.number_format = number_format
+        if alignment:
+            probe.alignment = alignment
+        if border:
+            probe.border = border
+        entry = known[key] = (probe._style, (font, fill, alignment, border))  # noqa: SLF001 (openpyxl's own copy idiom)
+    return entry[0]
 
 
 def sheet_location(title: str) -> str:
