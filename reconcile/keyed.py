@@ -521,7 +521,13 @@ class Reconciler:
         totals.legacy_excluded += excluded
         totals.legacy_total += live
 
-        lookup = [self._target_key_value(spec, m) for _, m, _ in first]
+        # The value the new store carries the legacy key as: a person's NOM_ID is its encoded
+        # key (an int; a NOM_ID that is no number can match no legacy_nominal_id), the others
+        # their trimmed key.
+        if spec is PERSON:
+            lookup = [k if isinstance(k, int) else None for _, _, k in first]
+        else:
+            lookup = [m.legacy_key or None for _, m, _ in first]
         found = self._fetch_keyed(tconn, spec, [k for k in lookup if k is not None])
         if is_crime:
             count_new = self.stats.count
@@ -553,13 +559,6 @@ class Reconciler:
             for other in records:
                 if other is not counterpart:
                     self.findings.emit(Discrepancy(spec.name, "DUPLICATE", m.legacy_key, other.new_ref))
-
-    @staticmethod
-    def _target_key_value(spec: EntitySpec, m: Mapped):
-        if spec is PERSON:
-            key = encode_person(m.legacy_key)
-            return key if isinstance(key, int) else None
-        return m.legacy_key or None
 
     def _counterpart(self, spec: EntitySpec, m: Mapped, records: list[TargetRecord]):
         """The new record closest to the mapping: fewest differing fields, then earliest
