@@ -1,0 +1,68 @@
+"""AcceptedKeys / IntSet: the compact key sets the migration keeps in memory for a whole run."""
+
+from __future__ import annotations
+
+import random
+import sys
+
+from hypothesis import given, strategies as st
+
+from migrate.accepted import AcceptedKeys, IntSet
+
+# (no booleans: a Python set holds False and 0 as one key; legacy keys are never booleans)
+keys = st.one_of(st.integers(min_value=-10**15, max_value=10**15), st.text(max_size=12))
+
+
+@given(st.lists(keys, max_size=300), st.lists(keys, max_size=100))
+def test_intset_behaves_like_a_set(added, probes):
+    s, ref = IntSet(), set()
+    for k in added:
+        s.add(k)
+        ref.add(k)
+    assert len(s) == len(ref)
+    for k in added + probes:
+        assert (k in s) == (k in ref), k
+
+
+def test_keys_added_before_and_after_their_block_exists_are_all_found():
+    s = IntSet()
+    many = list(range(0, 10**12, 10**7))  # sparse: most go to the fallback set
+    for k in many:
+        s.add(k)
+    dense = list(range(5_000, 6_000))  # a dense run next to an already-held key
+    for k in dense:
+        s.add(k)
+    assert all(k in s for k in many + dense)
+    assert 4_999 not in s and 10**7 + 1 not in s
+    assert len(s) == len(set(many + dense))
+
+
+def test_a_million_dense_keys_take_a_few_hundred_kilobytes():
+    s = IntSet()
+    for k in range(19_000_001, 20_000_001):  # a million crime numbers of one year
+        s.add(k)
+    size = sum(sys.getsizeof(b) for b in s._blocks.values()) + sys.getsizeof(s._other)
+    assert size < 300_000, size
+    assert 19_500_000 in s and 19_000_000 not in s
+
+
+def test_sparse_huge_numbers_do_not_allocate_a_block_each():
+    s = IntSet()
+    rng = random.Random(7)
+    for _ in range(50_000):
+        s.add(rng.randrange(10**15))
+    assert len(s._blocks) * 8192 <= (1 << 20) + 16 * len(s)
+
+
+def test_accepted_keys_encode_references_and_nom_ids():
+    a = AcceptedKeys()
+    a.add("crime", "CR/004512/19")
+    a.add("person", "70031")
+    a.add("intelligence", "IN/000001/08")
+    a.add("crime", "NOT A REF")
+    assert a.has_crime("CR/004512/19") and not a.has_crime("CR/004512/18")
+    assert a.has("crime", "NOT A REF") and not a.has("crime", "CR/004513/19")
+    assert a.has_person(70031) and a.has_person("70031") and not a.has_person(70032)
+    assert not a.has_person(None) and not a.has_person("x")
+    assert a.has("intelligence", "IN/000001/08") and not a.has("intelligence", "IN/000002/08")
+    assert a.count("crime") == 2
