@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import __version__, schema
+from core.cyclic_gc import manual_cyclic_gc
 from core.db import bulk_insert, mask_url, open_legacy, open_target, store_errors, stream
 from core.digest import canonical_row, row_digest, text_fingerprint
 from core.errors import RunNotFound, UsageError
@@ -147,17 +148,24 @@ def migrate(
     target = open_target(target_url, read_only=dry_run)
     try:
         legacy_tables = schema.legacy_tables(legacy)
-        runner = _Runner(legacy, target, legacy_tables, reference, batch_size, dry_run, stop_after_batches)
-        if dry_run:
-            return runner.run_dry(legacy_url, target_url, max_rejects)
-        with store_errors(target, "target"):
-            schema.create_target_schema(target)
-        with lock.target_lock(target, "migrate", run_id=resume):
-            return runner.run(legacy_url, target_url, resume, max_rejects)
+        with manual_cyclic_gc() as collect:
+            runner = _Runner(legacy, target, legacy_tables, reference, batch_size, dry_run, stop_after_batches,
+                             collect)
+            if dry_run:
+                return runner.run_dry(legacy_url, target_url, max_rejects)
+            with store_errors(target, "target"):
+                schema.create_target_schema(target)
+            with lock.target_lock(target, "migrate", run_id=resume):
+                return runner.run(legacy_url, target_url, resume, max_rejects)
     finally:
         legacy.dispose()
         if target is not None:
             target.dispose()
+
+
+#: Batches between two manual cyclic collections (see ``core.cyclic_gc``): often enough that
+#: the few per-batch cycles (connections, transactions) never add up to much memory.
+_COLLECT_EVERY_BATCHES = 20
 
 
 class _Interrupted(Exception):
@@ -166,7 +174,9 @@ class _Interrupted(Exception):
 
 class _Runner:
     def __init__(self, legacy: Engine, target: Engine, legacy_tables: dict, reference: Reference,
-                 batch_size: int, dry_run: bool, stop_after_batches: int | None):
+                 batch_size: int, dry_run: bool, stop_after_batches: int | None,
+                 collect_garbage: Callable[[], None] = lambda: None):
+        self.collect_garbage = collect_garbage  # see core.cyclic_gc: automatic collection is off
         self.legacy = legacy
         self.target = target
         self.tables = legacy_tables
@@ -307,9 +317,12 @@ class _Runner:
         with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
             result = stream(conn, self._select(spec, after, upto))
             names = list(result.keys())
-            for partition in result.partitions(self.batch_size):
+            for n, partition in enumerate(result.partitions(self.batch_size), 1):
                 # zip over plain rows: ~40% cheaper than building dicts from RowMappings.
                 yield [dict(zip(names, row)) for row in partition]
+                if n % _COLLECT_EVERY_BATCHES == 0:
+                    self.collect_garbage()
+        self.collect_garbage()
 
     def _legacy_count(self, spec: EntitySpec) -> int:
         table = self.tables[spec.legacy_table]
