@@ -213,7 +213,8 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
     dialect = conn.dialect
     columns = list(rows[0])
     compiled = table.insert().compile(dialect=dialect, column_keys=columns)
-    processors = {name: _bind_processor(table.c[name].type, dialect) for name in columns}
+    shared: dict = {}  # column type -> its memo: one per call, shared by the columns of that type
+    processors = {name: _bind_processor(table.c[name].type, dialect, shared) for name in columns}
     if dialect.name == "postgresql":
         _copy_in(conn, table, columns, processors, rows)
         return
@@ -242,17 +243,21 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
     conn.exec_driver_sql(compiled.string, params)
 
 
-def _bind_processor(column_type, dialect):
+def _bind_processor(column_type, dialect, shared: dict):
     """The column's bind processor; for timestamps, remembered per value for this call.
 
     A batch repeats instants (a crime's recorded_at is also its created_at, often its
-    updated_at), and converting one costs more than the insert of the value itself.
+    updated_at), and converting one costs more than the insert of the value itself. Columns
+    with the same processor share one memo (``shared``), so the instant is converted once.
     """
     process = column_type._cached_bind_processor(dialect)  # noqa: SLF001
     if process is None or not isinstance(column_type, (sa.DateTime, sa.types.TypeDecorator)):
         return process
     if isinstance(column_type, sa.types.TypeDecorator) and not isinstance(column_type.impl, sa.DateTime):
         return process
+    kind = (type(column_type), repr(column_type))  # equal repr, equal conversion (UTCDateTime())
+    if kind in shared:
+        return shared[kind]
     done: dict = {}
 
     def remembered(value):
@@ -261,6 +266,7 @@ def _bind_processor(column_type, dialect):
             out = done[value] = process(value)
         return out
 
+    shared[kind] = remembered
     return remembered
 
 
