@@ -45,6 +45,16 @@ from reconcile.stats import CrimeStats
 #: Target rows fetched per ``IN (...)`` when looking records up by id.
 LOOKUP_CHUNK = 1000
 
+
+def keys_in(column: sa.ColumnElement) -> sa.ColumnElement:
+    """``column IN (...)`` over the list given as ``{"keys": [...]}`` when executed.
+
+    The batch look-ups run once per batch with up to a batch of keys: built this way the
+    statement is constructed once per reconciliation, not once per batch with every key
+    coerced into a literal (measured: ~3 ms of CPU per batch of 2,000).
+    """
+    return column.in_(sa.bindparam("keys", expanding=True, type_=column.type))
+
 # ------------------------------------------------------------------------------------ keys
 
 _REF = re.compile(r"^(?:CR|IN)/(\d{6})/(\d{2})$")
@@ -373,6 +383,7 @@ class Reconciler:
         self.auto_pairs: dict[str, tuple[str, str]] = {}  # legacy crime key -> (crime_id, crime_ref) of AUTO pairs
         #: Entities whose new store holds unkeyed records: only then are candidates kept in memory.
         self.collect_similarity: set[str] = set()
+        self._statements: dict[str, Any] = {}  # look-up statements by name (_statement)
 
     # ------------------------------------------------------------------ reading helpers
 
@@ -394,9 +405,17 @@ class Reconciler:
         for batch in batches:
             yield batch, spec.map_batch(batch, self.ctx)
 
-    def _target_all(self, conn, stmt) -> list:
+    def _target_all(self, conn, stmt, keys: list | None = None) -> list:
+        """All rows of ``stmt``; ``keys``: the list for its ``keys_in`` condition."""
         with store_errors(self.target, "target"):
-            return conn.execute(stmt).all()
+            return conn.execute(stmt, None if keys is None else {"keys": keys}).all()
+
+    def _statement(self, name: str, build: Callable[[], Any]):
+        """The look-up statement ``name``, built on first use (they take ``keys`` when executed)."""
+        stmt = self._statements.get(name)
+        if stmt is None:
+            stmt = self._statements[name] = build()
+        return stmt
 
     def _count(self, engine: Engine, role: str, table: sa.Table) -> int:
         stmt = sa.select(sa.func.count()).select_from(table)
@@ -429,11 +448,12 @@ class Reconciler:
         if not keys:
             return {}
         main = self.tt[spec.target_table]
-        stmt = self._target_select(spec).where(main.c[spec.target_key].in_(keys))
+        stmt = self._statement(f"keyed {spec.name}",
+                               lambda: self._target_select(spec).where(keys_in(main.c[spec.target_key])))
         wanted = set(keys)
         found: dict[Any, list[TargetRecord]] = defaultdict(list)
         subject_index = next((i for i, r in enumerate(spec.rules) if r.name == "subject_person_id"), None)
-        for target_id, new_ref, key, *values in self._target_all(conn, stmt):
+        for target_id, new_ref, key, *values in self._target_all(conn, stmt, keys):
             # Exact equality, checked here: MariaDB's PAD SPACE collations would also return
             # 'CR/000001/19 ' for 'CR/000001/19', which is not the trimmed key.
             if key not in wanted:
@@ -460,10 +480,10 @@ class Reconciler:
         person = self.tt["person"]
         ids = sorted({p for p in person_ids if p is not None})
         resolved: dict[str, int | None] = {}
+        stmt = self._statement("nom_ids", lambda: sa.select(person.c.person_id, person.c.legacy_nominal_id)
+                               .where(keys_in(person.c.person_id)))
         for start in range(0, len(ids), LOOKUP_CHUNK):
-            chunk = ids[start:start + LOOKUP_CHUNK]
-            stmt = sa.select(person.c.person_id, person.c.legacy_nominal_id).where(person.c.person_id.in_(chunk))
-            for pid, nom in self._target_all(conn, stmt):
+            for pid, nom in self._target_all(conn, stmt, ids[start:start + LOOKUP_CHUNK]):
                 resolved[pid] = nom
         return resolved
 
@@ -643,9 +663,10 @@ class Reconciler:
         if not crime_keys:
             return {}
         table = self.lt["crime_nom"]
-        stmt = sa.select(table.c.crime_no, table.c.nom_id, table.c.role).where(table.c.crime_no.in_(crime_keys))
+        stmt = self._statement("legacy links", lambda: sa.select(table.c.crime_no, table.c.nom_id, table.c.role)
+                               .where(keys_in(table.c.crime_no)))
         with store_errors(self.legacy, "legacy"):
-            found = lconn.execute(stmt).all()
+            found = lconn.execute(stmt, {"keys": crime_keys}).all()
         rows = {tuple(r): {"crime_no": r[0], "nom_id": r[1], "role": r[2]} for r in found}
         if self.padded_links:
             for key in crime_keys:
@@ -715,15 +736,17 @@ class Reconciler:
                 entry[1].setdefault((nom, role), crime_ref)
 
         wanted = set(keys)
-        for legacy_ref, crime_ref, nom, role in self._target_all(
-                tconn, sa.select(*columns).select_from(joined).where(crime.c.legacy_ref.in_(keys))):
+        stmt = self._statement("target links", lambda: sa.select(*columns).select_from(joined)
+                               .where(keys_in(crime.c.legacy_ref)))
+        for legacy_ref, crime_ref, nom, role in self._target_all(tconn, stmt, keys):
             if legacy_ref in wanted:  # exact equality (MariaDB's PAD SPACE also returns 'CR/... ')
                 add(legacy_ref, crime_ref, nom, role)
         auto = {self.auto_pairs[k][0]: k for k in keys if k in self.auto_pairs}
         if auto:
-            stmt = (sa.select(crime.c.crime_id, crime.c.crime_ref, person.c.legacy_nominal_id, cp.c.role)
-                    .select_from(joined).where(crime.c.crime_id.in_(sorted(auto))))
-            for crime_id, crime_ref, nom, role in self._target_all(tconn, stmt):
+            stmt = self._statement("auto links", lambda: sa.select(
+                crime.c.crime_id, crime.c.crime_ref, person.c.legacy_nominal_id, cp.c.role)
+                .select_from(joined).where(keys_in(crime.c.crime_id)))
+            for crime_id, crime_ref, nom, role in self._target_all(tconn, stmt, sorted(auto)):
                 add(auto[crime_id], crime_ref, nom, role)
         return out
 
