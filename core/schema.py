@@ -51,6 +51,23 @@ class UTCDateTime(TypeDecorator):
             return value.replace(tzinfo=dt.timezone.utc)
         return value.astimezone(dt.timezone.utc)
 
+    def result_processor(self, dialect, coltype):
+        """On SQLite, parse the stored text with ``datetime.fromisoformat`` (C) instead of
+        SQLAlchemy's regex parser followed by ours: ~3 us -> <1 us per value, and the
+        reconciler reads several instants per record. Same values (the round-trip tests)."""
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        from_text, utc = dt.datetime.fromisoformat, dt.timezone.utc
+
+        def process(value):
+            if value is None:
+                return None
+            if isinstance(value, str):
+                value = from_text(value)
+            return value.replace(tzinfo=utc) if value.tzinfo is None else value.astimezone(utc)
+
+        return process
+
 
 def uuid_col(name: str, *args, **kw) -> Column:
     return Column(name, String(36), *args, **kw)
