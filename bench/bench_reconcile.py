@@ -25,23 +25,32 @@ Phases:
 Targets (issue 4): whole reconciliation within 4x the plain read; the crime entity faster
 than datacompy; peak RSS under 1 GB.
 
-Measured (2-core VM shared with other work, load 3-5; SQLite both sides; commit of this file):
+Measured on a quiet machine (2026-11-27, code of commit 3ecf336: with that day's mapping, digest
+and reconciler speed-ups; SQLite both sides; nothing else running):
 
-  1,000,000 crimes (7.7M legacy + new records, 128,901 discrepancies)
+  1,000,000 crimes (7,738,902 legacy + new records, 130,071 discrepancies)
                                     wall s   CPU s   peak RSS
-  plain read, driver values           85.3    50.5      50 MB
-  plain read, SQLAlchemy typed       125.6    80.3      76 MB
-  reconcile, whole with reports      713.1   460.8     619 MB   5.7x typed read, 9.1x driver (CPU)
-    person / crime / links / intel / reports: 70 / 205 / 95 / 52 / 37 s CPU
-  datacompy, crime tables only        66.6    66.0    3870 MB   crime entity 3.1x its CPU
-  scored against the simulator's truth: MISSING, ALTERED, DUPLICATE, UNEXPECTED precision and
-  recall 1.0000; AUTO precision 1.0000, AUTO recall 0.9935, AUTO+REVIEW recall 0.9990;
-  crime_stats.csv equal.
+  plain read, driver values           48.5    44.6      50 MB
+  plain read, SQLAlchemy typed        59.2    58.6      76 MB
+  reconcile, whole with reports      350.1   345.9     551 MB   5.9x typed read, 7.8x driver (CPU)
+    person / crime / links / intel / reports: 52.5 / 145.0 / 67.5 / 42.0 / 35.2 s CPU
+  datacompy, crime tables only        71.6    71.0    3872 MB   (53.1 s of it pandas loading)
+                                                                crime entity 2.05x its wall
+  scored against the simulator's truth (synth.truth.score): MISSING 49,284, ALTERED 63,485,
+  DUPLICATE 3,949, UNEXPECTED 1,626 — each precision and recall 1.0000; PROBABLE_MATCH AUTO
+  precision 1.0000, AUTO recall 0.9935, AUTO+REVIEW recall 0.9990 of 11,739 re-keyed;
+  crime_stats.csv equal (13,444 rows).
 
-The 4x and datacompy targets are missed: about 40% of the reconciler's CPU is the mapping of
-``mappings/`` (which it must run: it is what defines the expected values; ~80 us per crime),
-and datacompy neither maps nor compares links. ``--workers 2`` (mapping in processes) was
-slower on 2 cores (100k crimes, quiet machine: 64 s wall vs 50 s).
+Earlier (load 3-5, before those speed-ups): reconcile 713 s wall / 461 s CPU, 619 MB; crime
+entity 205 s CPU = 3.1x datacompy's; 5.7x the typed read (the typed read has since become
+faster too: timestamps are parsed by datetime.fromisoformat on SQLite).
+
+The 4x and datacompy targets are still missed. About a third of the reconciler's CPU is the
+mapping of ``mappings/`` (which it must run: it is what defines the expected values), SQLite
+look-ups of the target by key cost ~15 us per crime (the join to location on its UUID), and
+openpyxl's cell writing is ~80% of the reports. datacompy neither maps nor compares links.
+``--workers 2`` (mapping in processes) was slower on 2 cores (100k crimes, quiet machine:
+64 s wall vs 50 s): pickling a mapped batch costs about as much as mapping it.
 """
 
 from __future__ import annotations
