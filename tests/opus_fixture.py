@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from typing import Callable, Iterator
 
 import sqlalchemy as sa
 
 from core import schema
+from core.db import server_url
 from core.digest import row_digest
 
 CRIME_DEFAULTS = {
@@ -75,3 +78,38 @@ def table_digests(url: str, tables=schema.TARGET_TABLES) -> dict[str, str | None
     finally:
         engine.dispose()
     return out
+
+
+@contextlib.contextmanager
+def connection_killer(backend: str) -> Iterator[Callable[[str], int]]:
+    """Yield ``kill(database)``: end every other session on that database of the server and
+    return how many were ended — ``pg_terminate_backend`` on PostgreSQL, ``KILL`` on MariaDB.
+    What the connection-loss tests do to a run in flight."""
+    admin = sa.create_engine(server_url(backend), isolation_level="AUTOCOMMIT")
+
+    def kill_postgresql(conn, database: str) -> int:
+        return conn.execute(sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                    "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": database}).scalar_one()
+
+    def kill_mysql(conn, database: str) -> int:
+        ids = conn.execute(sa.text("SELECT ID FROM information_schema.PROCESSLIST "
+                                   "WHERE DB = :db AND ID <> CONNECTION_ID()"), {"db": database}).scalars().all()
+        killed = 0
+        for connection_id in ids:
+            try:
+                conn.execute(sa.text("KILL :id"), {"id": int(connection_id)})
+                killed += 1
+            except sa.exc.DBAPIError:  # it ended on its own meanwhile
+                pass
+        return killed
+
+    kill_in = {"postgresql": kill_postgresql, "mysql": kill_mysql}[backend]
+
+    def kill(database: str) -> int:
+        with admin.connect() as conn:
+            return kill_in(conn, database)
+
+    try:
+        yield kill
+    finally:
+        admin.dispose()

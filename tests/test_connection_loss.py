@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import time
 
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from core import db
 from main import app
 from migrate.engine import migrate
 from tests.test_crash_safety import CliProcess, Progress, assert_consistent, bookkeeping, build_legacy, runs_of, start_migrate
+from tests.opus_fixture import connection_killer
 from tests.test_migrate import table_digests
 
 PASSWORD = "pw-never-shown-7"  # PostgreSQL here trusts local users, so any password connects
@@ -83,18 +82,8 @@ def test_postgresql_target_terminated_mid_run(make_store, tmp_path):
     finally:
         progress.close()
 
-    admin = sa.create_engine(db.server_url("postgresql"), isolation_level="AUTOCOMMIT")
-    terminate = sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE datname = :db AND pid <> pg_backend_pid()")
-
-    def cut() -> int:
-        with admin.connect() as conn:
-            return conn.execute(terminate, {"db": database}).scalar_one()
-
-    try:
-        assert cut_until_exit(proc, cut) >= 1
-    finally:
-        admin.dispose()
+    with connection_killer("postgresql") as kill:
+        assert cut_until_exit(proc, lambda: kill(database)) >= 1
     line = assert_one_line_store_error(proc, "target")
     assert "postgres:***@" in line  # which store, with the password masked
     assert 0 < Progress(target).batches()  # it had really started
@@ -114,25 +103,8 @@ def test_mariadb_legacy_killed_mid_run(make_store):
     finally:
         progress.close()
 
-    admin = sa.create_engine(db.server_url("mysql"), isolation_level="AUTOCOMMIT")
-
-    def cut() -> int:
-        with admin.connect() as conn:
-            ids = conn.execute(sa.text("SELECT ID FROM information_schema.PROCESSLIST "
-                                       "WHERE DB = :db AND ID <> CONNECTION_ID()"), {"db": legacy_db}).scalars().all()
-            killed = 0
-            for connection_id in ids:
-                try:
-                    conn.execute(sa.text("KILL :id"), {"id": int(connection_id)})
-                    killed += 1
-                except sa.exc.DBAPIError:  # it ended on its own meanwhile
-                    pass
-            return killed
-
-    try:
-        assert cut_until_exit(proc, cut) >= 1
-    finally:
-        admin.dispose()
+    with connection_killer("mysql") as kill:
+        assert cut_until_exit(proc, lambda: kill(legacy_db)) >= 1
     line = assert_one_line_store_error(proc, "legacy")
     assert "mysql+pymysql://root@" in line
     resume_to_completion(legacy, target, reference)

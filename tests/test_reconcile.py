@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from core import schema
-from core.db import create_database, drop_database
 from core.digest import text_fingerprint
 from core.errors import StoreUnavailable, UsageError
 from main import app
@@ -28,7 +27,7 @@ from migrate.engine import migrate
 from reconcile.model import CATEGORIES, ENTITIES, Discrepancy
 from reconcile.run import ReconcileOptions, reconcile
 from reconcile.spool import DiscrepancySpool
-from tests.opus_fixture import make_legacy
+from tests.opus_fixture import connection_killer, make_legacy
 
 UTC = dt.timezone.utc
 SECRET_TEXT = "SUBJECT SEEN DEALING NEAR PICCADILLY GARDENS WITH A BLUE HOLDALL"
@@ -553,51 +552,34 @@ def test_target_lost_mid_run_is_store_unavailable_and_no_report(tmp_path, make_s
     target = make_store("postgresql", "recon_lost")
     migrate(legacy, target)
     database = sa.engine.make_url(target).database
-    admin = sa.create_engine(sa.engine.make_url(target).set(database="postgres"), isolation_level="AUTOCOMMIT")
-
-    def cut_off(entity: str, done: int) -> None:
-        if entity == "crime":
-            with admin.connect() as conn:
-                conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                     "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": database})
-
     out = tmp_path / "out"
-    try:
+    with connection_killer("postgresql") as kill:
+
+        def cut_off(entity: str, done: int) -> None:
+            if entity == "crime":
+                kill(database)
+
         with pytest.raises(StoreUnavailable, match="target store"):
             reconcile(legacy, target, out, ReconcileOptions(batch_size=2, on_batch=cut_off))
-    finally:
-        admin.dispose()
     assert not out.exists() or not any(out.iterdir())
 
 
 def test_legacy_lost_mid_run_is_store_unavailable_and_no_report(tmp_path, make_store):
-    from core.db import server_url
-
     # MariaDB enforces VARCHAR(12): the padded CRIME_NO rows only fit in SQLite.
     legacy = make_legacy(make_store("mysql", "recon_legacy_lost"), crimes=[c for c in CRIMES if len(c["crime_no"]) <= 12],
                          nominals=NOMINALS, links=[k for k in LINKS if len(k["crime_no"]) <= 12], intel=INTEL)
     target = f"sqlite:///{tmp_path / 'iops.db'}"
     migrate(legacy, target)
     database = sa.engine.make_url(legacy).database
-    admin = sa.create_engine(server_url("mysql"), isolation_level="AUTOCOMMIT")
-
-    def cut_off(entity: str, done: int) -> None:
-        if entity == "crime":
-            with admin.connect() as conn:
-                ids = conn.execute(sa.text("SELECT ID FROM information_schema.PROCESSLIST "
-                                           "WHERE DB = :db AND ID <> CONNECTION_ID()"), {"db": database}).scalars().all()
-                for connection_id in ids:
-                    try:
-                        conn.execute(sa.text("KILL :id"), {"id": int(connection_id)})
-                    except sa.exc.DBAPIError:  # ended on its own meanwhile
-                        pass
-
     out = tmp_path / "out"
-    try:
+    with connection_killer("mysql") as kill:
+
+        def cut_off(entity: str, done: int) -> None:
+            if entity == "crime":
+                kill(database)
+
         with pytest.raises(StoreUnavailable, match="legacy store mysql"):
             reconcile(legacy, target, out, ReconcileOptions(batch_size=2, on_batch=cut_off))
-    finally:
-        admin.dispose()
     assert not out.exists() or not any(out.iterdir())
 
 
