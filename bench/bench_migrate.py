@@ -10,32 +10,17 @@ DDL (no mapping, no ledger): the practical limit for moving these rows on this m
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _phases import add_phase_arguments, child as _child, peak_rss_mb, phase_generate, phase_migrate, run_phase
 
 
 def child(phase: str, args: list[str]) -> dict:
-    """Run one phase in a fresh interpreter; it prints one JSON line with its figures. Adds the
-    child's CPU seconds (user + system) and the load average before and after."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    load_before = os.getloadavg()[0]
-    out = subprocess.run([sys.executable, __file__, "--phase", phase, *args], check=True,
-                         capture_output=True, text=True, cwd=ROOT)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["cpu_seconds"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    result["load"] = (load_before, os.getloadavg()[0])
-    return result
+    return _child(__file__, phase, args)
 
 
 def print_row(label: str, r: dict, crimes: int, rows_key: str, plain: dict | None = None) -> None:
@@ -44,18 +29,6 @@ def print_row(label: str, r: dict, crimes: int, rows_key: str, plain: dict | Non
     print(f"{label:<28}{r['seconds']:>9.1f}{r['cpu_seconds']:>9.1f}{crimes / r['seconds']:>13,.0f}"
           f"{r[rows_key] / r['seconds']:>14,.0f}{r['peak_rss_mb']:>9.0f}{ratio}"
           f"   load {r['load'][0]:.1f}->{r['load'][1]:.1f}", flush=True)
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def phase_generate(legacy: Path, crimes: int) -> dict:
-    from synth.generate import generate
-
-    t = time.perf_counter()
-    generate(f"sqlite:///{legacy}", crimes=crimes, seed=1)
-    return {"seconds": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb()}
 
 
 def phase_plain_copy(legacy: Path, dest: Path) -> dict:
@@ -83,38 +56,19 @@ def phase_plain_copy(legacy: Path, dest: Path) -> dict:
     return {"seconds": time.perf_counter() - t, "rows": rows, "peak_rss_mb": peak_rss_mb()}
 
 
-def phase_migrate(legacy: Path, target_url: str, batch_size: int) -> dict:
-    from core.progress import set_quiet
-    from migrate.engine import migrate
-
-    set_quiet(True)
-    t = time.perf_counter()
-    result = migrate(f"sqlite:///{legacy}", target_url, batch_size=batch_size)
-    seconds = time.perf_counter() - t
-    counts = {k: v.to_json() for k, v in result.counts.items()}
-    return {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "balanced": result.balanced, "counts": counts,
-            "rows_written": sum(c["rows_written"] for c in counts.values()),
-            "legacy_records": sum(c["read"] for c in counts.values())}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--crimes", type=int, default=1_000_000)
     ap.add_argument("--batch-size", type=int, default=5000)
     ap.add_argument("--postgres", action="store_true", help="also migrate into a scratch PostgreSQL database")
     ap.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
-    ap.add_argument("--phase", help=argparse.SUPPRESS)
-    ap.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+    add_phase_arguments(ap)
     opts = ap.parse_args()
-
-    if opts.phase:
-        a = opts.args
-        result = {
-            "generate": lambda: phase_generate(Path(a[0]), int(a[1])),
-            "plain_copy": lambda: phase_plain_copy(Path(a[0]), Path(a[1])),
-            "migrate": lambda: phase_migrate(Path(a[0]), a[1], int(a[2])),
-        }[opts.phase]()
-        print(json.dumps(result))
+    if run_phase(opts, {
+        "generate": lambda a: phase_generate(Path(a[0]), int(a[1])),
+        "plain_copy": lambda a: phase_plain_copy(Path(a[0]), Path(a[1])),
+        "migrate": lambda a: phase_migrate(Path(a[0]), a[1], int(a[2])),
+    }):
         return
 
     work = opts.keep or Path(tempfile.mkdtemp(prefix="o2i-bench-"))

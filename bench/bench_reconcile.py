@@ -56,25 +56,17 @@ openpyxl's cell writing is ~80% of the reports. datacompy neither maps nor compa
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _phases import add_phase_arguments, child as _child, peak_rss_mb, run_phase
 
 LEGACY_TABLES = ("crime", "nominal", "crime_nom", "intel")
 
 
 def child(phase: str, args: list[str]) -> dict:
-    """Run one phase in a fresh interpreter; it prints one JSON line with its figures."""
-    out = subprocess.run([sys.executable, __file__, "--phase", phase, *args], check=True,
-                         stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _child(__file__, phase, args)
 
 
 class Clock:
@@ -83,7 +75,7 @@ class Clock:
 
     def figures(self, **extra) -> dict:
         return {"seconds": time.perf_counter() - self.wall, "cpu_seconds": time.process_time() - self.cpu,
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra}
+                "peak_rss_mb": peak_rss_mb(), **extra}
 
 
 # ------------------------------------------------------------------------------ phases
@@ -210,19 +202,14 @@ def main() -> None:
     ap.add_argument("--workers", default="1", help="mapping processes for the reconciler (default 1)")
     ap.add_argument("--keep", type=Path, help="work folder to keep and reuse (default: a temporary one)")
     ap.add_argument("--no-datacompy", action="store_true", help="skip the datacompy comparison")
-    ap.add_argument("--phase", help=argparse.SUPPRESS)
-    ap.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+    add_phase_arguments(ap)
     opts = ap.parse_args()
-
-    if opts.phase:
-        a = opts.args
-        result = {
-            "prepare": lambda: phase_prepare(a[0], a[1], int(a[2]), a[3]),
-            "read": lambda: phase_read(a[0], a[1], a[2]),
-            "reconcile": lambda: phase_reconcile(a[0], a[1], a[2], a[3], a[4]),
-            "datacompy": lambda: phase_datacompy(a[0], a[1]),
-        }[opts.phase]()
-        print(json.dumps(result))
+    if run_phase(opts, {
+        "prepare": lambda a: phase_prepare(a[0], a[1], int(a[2]), a[3]),
+        "read": lambda a: phase_read(a[0], a[1], a[2]),
+        "reconcile": lambda a: phase_reconcile(a[0], a[1], a[2], a[3], a[4]),
+        "datacompy": lambda a: phase_datacompy(a[0], a[1]),
+    }):
         return
 
     work = opts.keep or Path(tempfile.mkdtemp(prefix="o2i-bench-recon-"))

@@ -11,49 +11,16 @@ that every iOPS table is empty again (a fresh target: the run wrote every row in
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _phases import add_phase_arguments, child as _child, peak_rss_mb, phase_generate, phase_migrate, run_phase
 
 
 def child(phase: str, args: list[str]) -> dict:
-    """Run one phase in a fresh interpreter; it prints one JSON line with its figures."""
-    out = subprocess.run([sys.executable, __file__, "--phase", phase, *args], check=True,
-                         capture_output=True, text=True, cwd=ROOT)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def phase_generate(legacy: Path, crimes: int) -> dict:
-    from synth.generate import generate
-
-    t = time.perf_counter()
-    generate(f"sqlite:///{legacy}", crimes=crimes, seed=1)
-    return {"seconds": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb()}
-
-
-def phase_migrate(legacy: Path, target_url: str, batch_size: int) -> dict:
-    from core.progress import set_quiet
-    from migrate.engine import migrate
-
-    set_quiet(True)
-    t = time.perf_counter()
-    result = migrate(f"sqlite:///{legacy}", target_url, batch_size=batch_size)
-    seconds = time.perf_counter() - t
-    counts = {k: v.to_json() for k, v in result.counts.items()}
-    return {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "run_id": result.run_id, "balanced": result.balanced,
-            "rows_written": sum(c["rows_written"] for c in counts.values())}
+    return _child(__file__, phase, args)
 
 
 def phase_rollback(target_url: str, run_id: int, execute: bool, out_dir: Path) -> dict:
@@ -79,7 +46,7 @@ def phase_count(target_url: str) -> dict:
         counts = {name: conn.execute(sa.select(sa.func.count()).select_from(schema.target_metadata.tables[name]))
                   .scalar_one() for name in schema.TARGET_TABLES}
     engine.dispose()
-    return counts
+    return {"rows": counts}
 
 
 def bench_target(label: str, legacy: Path, target_url: str, batch_size: int, out: Path) -> list[tuple]:
@@ -89,7 +56,7 @@ def bench_target(label: str, legacy: Path, target_url: str, batch_size: int, out
     dry = child("rollback", [target_url, run_id, "dry", str(out / f"{label}-dry")])
     assert dry["conflicts"] == 0 and dry["rows"] == mig["rows_written"], (dry, mig)
     exe = child("rollback", [target_url, run_id, "execute", str(out / f"{label}-execute")])
-    left = child("count", [target_url])
+    left = child("count", [target_url])["rows"]
     assert not any(left.values()), f"rows left after the rollback: {left}"
     rows = mig["rows_written"]
     return [
@@ -105,19 +72,14 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=5000)
     ap.add_argument("--postgres", action="store_true", help="also into a scratch PostgreSQL database")
     ap.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
-    ap.add_argument("--phase", help=argparse.SUPPRESS)
-    ap.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+    add_phase_arguments(ap)
     opts = ap.parse_args()
-
-    if opts.phase:
-        a = opts.args
-        result = {
-            "generate": lambda: phase_generate(Path(a[0]), int(a[1])),
-            "migrate": lambda: phase_migrate(Path(a[0]), a[1], int(a[2])),
-            "rollback": lambda: phase_rollback(a[0], int(a[1]), a[2] == "execute", Path(a[3])),
-            "count": lambda: phase_count(a[0]),
-        }[opts.phase]()
-        print(json.dumps(result))
+    if run_phase(opts, {
+        "generate": lambda a: phase_generate(Path(a[0]), int(a[1])),
+        "migrate": lambda a: phase_migrate(Path(a[0]), a[1], int(a[2])),
+        "rollback": lambda a: phase_rollback(a[0], int(a[1]), a[2] == "execute", Path(a[3])),
+        "count": lambda a: phase_count(a[0]),
+    }):
         return
 
     work = opts.keep or Path(tempfile.mkdtemp(prefix="o2i-bench-rollback-"))
