@@ -212,27 +212,14 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
         return
     dialect = conn.dialect
     columns = list(rows[0])
-    compiled = table.insert().compile(dialect=dialect, column_keys=columns)
     shared: dict = {}  # column type -> its memo: one per call, shared by the columns of that type
     processors = {name: _bind_processor(table.c[name].type, dialect, shared) for name in columns}
     if dialect.name == "postgresql":
-        _copy_in(conn, table, columns, processors, rows)
+        _copy_in(conn, table, columns, _positional_params(rows, columns, processors))
         return
+    compiled = table.insert().compile(dialect=dialect, column_keys=columns)
     if compiled.positional:
-        order = list(compiled.positiontup)
-        values_of = operator.itemgetter(*order)
-        convert = [(i, processors[name]) for i, name in enumerate(order) if processors[name] is not None]
-        if len(order) == 1:
-            params = [(values_of(row),) for row in rows]
-        else:
-            params = [values_of(row) for row in rows]
-        if convert:
-            for n, values in enumerate(params):
-                values = list(values)
-                for i, process in convert:
-                    if values[i] is not None:
-                        values[i] = process(values[i])
-                params[n] = tuple(values)
+        params = _positional_params(rows, list(compiled.positiontup), processors)
     else:
         convert = [(name, p) for name, p in processors.items() if p is not None]
         params = [dict(row) for row in rows]
@@ -243,6 +230,21 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
     conn.exec_driver_sql(compiled.string, params)
 
 
+def _positional_params(rows: list[dict], order: list[str], processors: dict) -> list[tuple]:
+    """Each row as a tuple of driver values in ``order``, bind processors applied."""
+    values_of = operator.itemgetter(*order)
+    params = [(values_of(row),) for row in rows] if len(order) == 1 else [values_of(row) for row in rows]
+    convert = [(i, processors[name]) for i, name in enumerate(order) if processors[name] is not None]
+    if convert:
+        for n, values in enumerate(params):
+            values = list(values)
+            for i, process in convert:
+                if values[i] is not None:
+                    values[i] = process(values[i])
+            params[n] = tuple(values)
+    return params
+
+
 def _bind_processor(column_type, dialect, shared: dict):
     """The column's bind processor; for timestamps, remembered per value for this call.
 
@@ -251,9 +253,7 @@ def _bind_processor(column_type, dialect, shared: dict):
     with the same processor share one memo (``shared``), so the instant is converted once.
     """
     process = column_type._cached_bind_processor(dialect)  # noqa: SLF001
-    if process is None or not isinstance(column_type, (sa.DateTime, sa.types.TypeDecorator)):
-        return process
-    if isinstance(column_type, sa.types.TypeDecorator) and not isinstance(column_type.impl, sa.DateTime):
+    if process is None or not isinstance(getattr(column_type, "impl", column_type), sa.DateTime):
         return process
     kind = (type(column_type), repr(column_type))  # equal repr, equal conversion (UTCDateTime())
     if kind in shared:
@@ -270,7 +270,7 @@ def _bind_processor(column_type, dialect, shared: dict):
     return remembered
 
 
-def _copy_in(conn: sa.Connection, table: sa.Table, columns: list[str], processors: dict, rows: list[dict]) -> None:
+def _copy_in(conn: sa.Connection, table: sa.Table, columns: list[str], params: list[tuple]) -> None:
     """PostgreSQL: ``COPY ... FROM STDIN`` inside the caller's transaction.
 
     psycopg's executemany sends one prepared INSERT per row (pipelined): ~15 us of client CPU
@@ -283,19 +283,10 @@ def _copy_in(conn: sa.Connection, table: sa.Table, columns: list[str], processor
 
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c) for c in columns))
-    convert = [(i, processors[name]) for i, name in enumerate(columns) if processors[name] is not None]
-    values_of = operator.itemgetter(*columns)
-    driver_conn = conn.connection.driver_connection
     dbapi = conn.dialect.loaded_dbapi
     try:
-        with driver_conn.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in rows:
-                values = values_of(row) if len(columns) > 1 else (values_of(row),)
-                if convert:
-                    values = list(values)
-                    for i, process in convert:
-                        if values[i] is not None:
-                            values[i] = process(values[i])
+        with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            for values in params:
                 copy.write_row(values)
     except dbapi.Error as exc:
         lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
