@@ -7,7 +7,6 @@ errors are caught in ``_run``: a user error is one line saying what to fix, neve
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -130,6 +129,7 @@ def reconcile(
     auto_threshold: float = typer.Option(90.0, "--auto-threshold", help="Similarity score (0-100) at or above which an unkeyed pair counts as present (AUTO)."),
     review_threshold: float = typer.Option(70.0, "--review-threshold", help="Similarity score at or above which a pair is listed for a person to decide (REVIEW)."),
     fail_threshold: int = typer.Option(0, "--fail-threshold", help="Exit 1 when there are more discrepancies than this."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes that share the mapping and comparison (default: one per CPU core, at most 4; stores under 50,000 records use one). The result is the same whatever the number."),
     quiet: bool = QuietOpt,
 ) -> None:
     """Compare the OPUS store with an iOPS store (whoever filled it) and write the auditors' reports."""
@@ -140,7 +140,7 @@ def reconcile(
         from reports.text_reconcile import render_reconciliation
 
         options = ReconcileOptions(auto_threshold=auto_threshold, review_threshold=review_threshold,
-                                   fail_threshold=fail_threshold)
+                                   fail_threshold=fail_threshold, workers=workers)
         result = run_reconcile(legacy, target, out, options)
         typer.echo(render_reconciliation(result))
         return result.exit_code

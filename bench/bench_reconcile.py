@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import resource
 import time
 from pathlib import Path
 
@@ -69,13 +70,21 @@ def child(phase: str, args: list[str]) -> dict:
     return _child(__file__, phase, args)
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and of the worker processes it has waited for."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 class Clock:
     def __init__(self) -> None:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        self.wall, self.cpu = time.perf_counter(), _cpu()
 
     def figures(self, **extra) -> dict:
-        return {"seconds": time.perf_counter() - self.wall, "cpu_seconds": time.process_time() - self.cpu,
-                "peak_rss_mb": peak_rss_mb(), **extra}
+        return {"seconds": time.perf_counter() - self.wall, "cpu_seconds": _cpu() - self.cpu,
+                "peak_rss_mb": peak_rss_mb(),
+                # the largest worker process (the reconciler's; 0 when it ran none)
+                "worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, **extra}
 
 
 # ------------------------------------------------------------------------------ phases
@@ -147,12 +156,15 @@ def phase_reconcile(legacy_url: str, target_url: str, out: str, batch_size: str,
     set_quiet(True)
     timings: dict = {}
     clock = Clock()
+    from reconcile.run import default_workers
+
+    count = default_workers() if workers == "auto" else int(workers)
     result = reconcile(legacy_url, target_url, Path(out), ReconcileOptions(
-        batch_size=int(batch_size), timings=timings, workers=int(workers)))
+        batch_size=int(batch_size), timings=timings, workers=count))
     totals = {e: {"legacy_total": t.legacy_total + t.legacy_excluded, "new_total": t.new_total,
                   "categories": t.categories, "missing_explained": t.missing_explained,
                   "matched_auto": t.matched_auto} for e, t in result.totals.items()}
-    return clock.figures(timings=timings, totals=totals, discrepancies=result.discrepancy_count)
+    return clock.figures(timings=timings, totals=totals, discrepancies=result.discrepancy_count, workers=count)
 
 
 def phase_datacompy(legacy_url: str, target_url: str) -> dict:
@@ -199,7 +211,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--crimes", type=int, default=1_000_000)
     ap.add_argument("--batch-size", type=int, default=2000)
-    ap.add_argument("--workers", default="1", help="mapping processes for the reconciler (default 1)")
+    ap.add_argument("--workers", default="auto",
+                    help="the reconciler's worker processes (default: as the reconciler chooses, one per core up to 4)")
     ap.add_argument("--keep", type=Path, help="work folder to keep and reuse (default: a temporary one)")
     ap.add_argument("--no-datacompy", action="store_true", help="skip the datacompy comparison")
     add_phase_arguments(ap)
@@ -263,7 +276,15 @@ def main() -> None:
     if dc:
         print(f"crime entity / datacompy: wall {crime_wall / dc['seconds']:.2f}x, CPU {crime_cpu / dc['cpu_seconds']:.2f}x"
               f"  (target < 1)")
-    print(f"peak RSS of the reconciliation: {rec['peak_rss_mb']:.0f} MB (target < 1024)")
+    workers = rec.get("workers", 1)
+    if workers > 1:
+        whole = rec["peak_rss_mb"] + workers * rec["worker_peak_rss_mb"]
+        print(f"peak RSS of the reconciliation: {rec['peak_rss_mb']:.0f} MB main process, "
+              f"{rec['worker_peak_rss_mb']:.0f} MB largest of {workers} workers; all together at most "
+              f"{whole:.0f} MB (target < 1024)")
+        print("CPU above includes the workers'; wall and CPU per phase likewise")
+    else:
+        print(f"peak RSS of the reconciliation: {rec['peak_rss_mb']:.0f} MB (target < 1024)")
 
 
 if __name__ == "__main__":

@@ -22,10 +22,9 @@ AUTO), so after unkeyed matching.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import operator
 import re
-from collections import defaultdict, deque
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -38,9 +37,9 @@ from mappings import map_crimes, map_intel, map_links, map_persons
 from mappings.outcome import Issue, Mapped, MappingContext
 from mappings.parse import parse_nom_id
 from reconcile import similarity
-from reconcile.compare import COORD, EXACT, INSTANT, SECRET, TEXT, FieldDiff, FieldRule, diff_fields
+from reconcile.compare import COORD, EXACT, INSTANT, SECRET, TEXT, FieldRule, diff_fields
 from reconcile.model import Discrepancy, EntityTotals
-from reconcile.stats import CrimeStats
+from reconcile.stats import CrimeStats, cell_of, mapped_cell
 
 #: Target rows fetched per ``IN (...)`` when looking records up by id.
 LOOKUP_CHUNK = 1000
@@ -277,133 +276,31 @@ class TargetRecord:
     subject_person_id: str | None = None  # intelligence: the raw uuid, resolved to NOM_ID later
 
 
-# ------------------------------------------------------------------------- mapping workers
+# ------------------------------------------------------------------------ batch evaluation
 #
-# Mapping is the reconciler's largest cost, and the person and crime mappings are pure: they
-# need no knowledge of other records. So they can run in worker processes while this process
-# reads, looks up and compares. Link and intelligence mappings depend on which persons and
-# crimes are accepted (large sets held here), so they stay in this process.
+# A keyed batch is reconciled in two steps. ``BatchEvaluator.evaluate`` does everything that
+# depends on the batch alone — map it, look its keys up in the new store, compare fields, place
+# each crime in the statistics — and returns one compact *outcome* per legacy record.
+# ``Reconciler._apply`` then does what depends on the records before it in key order (two
+# legacy keys equal once trimmed; the key sets later passes use) and emits the findings. The
+# first step is nearly all the work and is pure, so it can run in worker processes
+# (``reconcile/parallel.py``); the second is cheap and always runs here, in key order, so the
+# result is the same whichever process evaluated a batch.
 
-_WORKER_CTX: MappingContext | None = None
-_POOLED = {"person": map_persons, "crime": map_crimes}
-
-
-def _init_worker(reference, run_started) -> None:
-    global _WORKER_CTX
-    _WORKER_CTX = MappingContext(reference=reference, run_started=run_started)
-    # As in the main process (run._cyclic_gc_between_passes): mapping builds no cycles, and the
-    # automatic collector would re-traverse the mapping's large caches again and again.
-    gc.disable()
+#: Fields of an outcome: a plain tuple, because outcomes cross process boundaries (pickling a
+#: tuple costs a fraction of a dataclass).
+(O_KEY, O_EXCLUDED, O_REJECT, O_PADDED, O_LEGACY_CELL, O_NEW_CELLS, O_FOUND, O_FINDINGS,
+ O_CANDIDATE) = range(9)
 
 
-def _map_in_worker(entity: str, batch: list[dict]) -> list[Mapped]:
-    return _POOLED[entity](batch, _WORKER_CTX)
+class _TargetReader:
+    """Look-ups in the new store by batch: statements compiled once, errors as StoreUnavailable."""
 
-
-class MappingPool:
-    """``workers`` processes mapping batches of pure entities, at most ``window`` batches ahead
-    of the comparison (so memory stays bounded by a few batches, never a whole table)."""
-
-    def __init__(self, workers: int, ctx: MappingContext) -> None:
-        import multiprocessing
-
-        # spawn, not fork: a forked child would inherit open database connections and threads.
-        self._pool = multiprocessing.get_context("spawn").Pool(
-            workers, initializer=_init_worker, initargs=(ctx.reference, ctx.run_started))
-        self.window = 2 * workers
-
-    def mapped(self, entity: str, batches: Iterable[list[dict]]) -> Iterator[tuple[list[dict], list[Mapped]]]:
-        pending: deque = deque()
-        for batch in batches:
-            pending.append((batch, self._pool.apply_async(_map_in_worker, (entity, batch))))
-            if len(pending) >= self.window:
-                done, result = pending.popleft()
-                yield done, result.get()
-        while pending:
-            done, result = pending.popleft()
-            yield done, result.get()
-
-    def close(self) -> None:
-        self._pool.terminate()
-        self._pool.join()
-
-
-# -------------------------------------------------------------------------- the reconciler
-
-
-@dataclass
-class Candidate:
-    """A live accepted legacy crime or intelligence report with no keyed counterpart: what
-    unkeyed matching needs of it."""
-
-    key: str
-    record: dict  # the mapped values similarity compares
-    nom_ids: tuple = ()  # NOM_IDs of its people (a crime's linked people, a report's subject)
-
-
-@dataclass
-class FindingSink:
-    """Where the reconciler puts what it finds: the spool and the per-entity totals."""
-
-    spool: Any  # reconcile.spool.DiscrepancySpool
-    totals: dict[str, EntityTotals]
-
-    def emit(self, d: Discrepancy, explained: bool = False) -> None:
-        self.spool.add(d)
-        t = self.totals[d.entity]
-        t.categories[d.category] += 1
-        if explained:
-            t.missing_explained += 1
-
-
-class Reconciler:
-    def __init__(self, legacy: Engine, target: Engine, legacy_tables: dict, target_tables: dict,
-                 ctx: MappingContext, findings: FindingSink, *, batch_size: int, auto_threshold: float,
-                 review_threshold: float, on_batch: Callable[[str, int], None] | None = None,
-                 pool: MappingPool | None = None) -> None:
-        self.legacy = legacy
-        self.pool = pool
-        self.on_batch = on_batch
+    def __init__(self, target: Engine, target_tables: dict, ctx: MappingContext) -> None:
         self.target = target
-        self.lt = legacy_tables
         self.tt = target_tables
-        self.findings = findings
-        self.batch_size = batch_size
-        self.auto_threshold = auto_threshold
-        self.review_threshold = review_threshold
-        self.keys = {"person": EntityKeys(encode_person), "crime": EntityKeys(encode_ref),
-                     "intelligence": EntityKeys(encode_ref)}
-        persons, crimes = self.keys["person"], self.keys["crime"]
-        self.ctx = MappingContext(reference=ctx.reference, run_started=ctx.run_started,
-                                  person_migrated=persons.is_accepted, crime_migrated=crimes.is_accepted)
-        self.stats = CrimeStats()
-        self.candidates: dict[str, dict[str, Candidate]] = {"crime": {}, "intelligence": {}}  # entity -> key -> …
-        self.padded_links: dict[str, list[dict]] = {}  # trimmed CRIME_NO -> CRIME_NOM rows typed padded
-        self.padded_crime_keys: set[str] = set()  # trimmed CRIME_NO whose CRIME row is typed padded
-        self.auto_pairs: dict[str, tuple[str, str]] = {}  # legacy crime key -> (crime_id, crime_ref) of AUTO pairs
-        #: Entities whose new store holds unkeyed records: only then are candidates kept in memory.
-        self.collect_similarity: set[str] = set()
-        self._statements: dict[str, Any] = {}  # look-up statements by name (_statement)
-
-    # ------------------------------------------------------------------ reading helpers
-
-    def _legacy_batches(self, spec: EntitySpec) -> Iterator[list[dict]]:
-        table = self.lt[spec.legacy_table]
-        stmt = sa.select(table).order_by(table.c[spec.key_column])
-        with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
-            result = stream(conn, stmt)
-            names = list(result.keys())
-            for partition in result.partitions(self.batch_size):
-                yield [dict(zip(names, row)) for row in partition]
-
-    def _mapped_batches(self, spec: EntitySpec) -> Iterator[tuple[list[dict], list[Mapped]]]:
-        """Legacy batches in key order, each with its mapping (by the workers when it is pure)."""
-        batches = self._legacy_batches(spec)
-        if self.pool is not None and spec.name in _POOLED:
-            yield from self.pool.mapped(spec.name, batches)
-            return
-        for batch in batches:
-            yield batch, spec.map_batch(batch, self.ctx)
+        self.ctx = ctx
+        self._statements: dict[str, Any] = {}
 
     def _target_all(self, conn, stmt, keys: list | None = None) -> list:
         """All rows of ``stmt``; ``keys``: the list for its ``keys_in`` condition."""
@@ -417,14 +314,47 @@ class Reconciler:
             stmt = self._statements[name] = build()
         return stmt
 
-    def _count(self, engine: Engine, role: str, table: sa.Table) -> int:
-        stmt = sa.select(sa.func.count()).select_from(table)
-        with store_errors(engine, role), engine.connect() as conn:
-            return conn.execute(stmt).scalar_one()
 
-    def _connect(self, engine: Engine, role: str):
-        with store_errors(engine, role):
-            return engine.connect()
+class BatchEvaluator(_TargetReader):
+    """The pure half of a keyed batch: legacy rows in, one outcome per row out (above).
+
+    Reads the new store only (one keyed look-up per batch); holds no state between batches
+    beyond its compiled statements, so any process can evaluate any batch.
+    """
+
+    def evaluate(self, spec: EntitySpec, batch: list[dict], tconn) -> list[tuple]:
+        mapped = spec.map_batch(batch, self.ctx)
+        lookups = [None if m.excluded else _lookup_key(spec, m) for m in mapped]
+        # Every live record's key is looked up, also a second record whose key equals an
+        # earlier one's once trimmed: _apply ignores that one's outcome, as it must.
+        found = self._fetch_keyed(tconn, spec, list(dict.fromkeys(k for k in lookups if k is not None)))
+        if spec is INTEL:
+            self._resolve_subjects(tconn, found, batch, mapped)
+        is_crime = spec is CRIME
+        outcomes = []
+        for raw, m, lookup in zip(batch, mapped, lookups, strict=True):
+            if m.excluded:
+                outcomes.append((m.legacy_key, True, None, False, None, (), 0, (), None))
+                continue
+            records = found.get(lookup) if lookup is not None else None
+            legacy_cell, new_cells, padded = None, (), False
+            if is_crime:
+                padded = raw.get("crime_no") != m.legacy_key
+                if m.reject is None:
+                    legacy_cell = mapped_cell(m.rows["crime"], m.rows.get("location"))
+                if records:
+                    new_cells = tuple(cell for rec in records if (cell := cell_of(
+                        rec.values[_RECORDED], rec.values[_DISTRICT], rec.values[_GROUP], rec.values[_STATUS],
+                        rec.values[_LATITUDE], rec.values[_LONGITUDE])) is not None)
+            findings, candidate = (), None
+            if records:
+                findings = (self._rejected_findings(spec, m, records) if m.reject is not None
+                            else self._matched_findings(spec, raw, m, records))
+            elif m.reject is None and spec is not PERSON:
+                candidate = _candidate(spec, raw, m)
+            outcomes.append((m.legacy_key, False, m.reject, padded, legacy_cell, new_cells,
+                             len(records) if records else 0, findings, candidate))
+        return outcomes
 
     # ------------------------------------------------------------------ target reads
 
@@ -487,143 +417,7 @@ class Reconciler:
                 resolved[pid] = nom
         return resolved
 
-    # ------------------------------------------------------------------ keyed passes
-
-    def keyed_pass(self, spec: EntitySpec) -> None:
-        totals = self.findings.totals[spec.name]
-        keys = self.keys[spec.name]
-        total = self._count(self.legacy, "legacy", self.lt[spec.legacy_table])
-        tconn = self._connect(self.target, "target")
-        try:
-            done = 0
-            with bar(f"reconcile {spec.name:<12}", total=total, unit="rec") as progress:
-                for batch, mapped in self._mapped_batches(spec):
-                    self._reconcile_batch(spec, batch, mapped, keys, totals, tconn)
-                    progress.update(len(batch))
-                    done += len(batch)
-                    if self.on_batch is not None:
-                        self.on_batch(spec.name, done)
-        finally:
-            tconn.close()
-
-    def _reconcile_batch(self, spec: EntitySpec, batch: list[dict], mapped: list[Mapped], keys: EntityKeys,
-                         totals: EntityTotals, tconn) -> None:
-        first: list[tuple[dict, Mapped, Any]] = []  # live records whose trimmed key is met for the first time
-        encode, seen, remember = keys.encode, keys.seen, keys.add
-        is_crime = spec is CRIME
-        count_legacy = self.stats.add_mapped
-        excluded = live = 0
-        for raw, m in zip(batch, mapped, strict=True):
-            encoded = encode(m.legacy_key)
-            if m.excluded:
-                excluded += 1
-                keys.excluded.add(encoded)
-                continue
-            live += 1
-            if seen(encoded) is not None:
-                # Two legacy keys equal once trimmed: the first (in key order) owns the key and
-                # its new records (already fetched and compared); the second is not migrated
-                # (the engine rejects it DUPLICATE_KEY) and is listed as such. (Should the first
-                # be rejected and the second not, the engine migrates the second: the first then
-                # shows as LEGACY_REJECTED — a person must look at that pair either way.)
-                if m.reject is None:
-                    m.reject = Issue("DUPLICATE_KEY", spec.key_column.upper(), m.legacy_key)
-                self._missing(spec, m, explained=True)
-                continue
-            accepted = m.reject is None  # (not excluded: handled above)
-            remember(encoded, accepted)
-            if is_crime:
-                if accepted:
-                    count_legacy(m.rows["crime"], m.rows.get("location"))
-                if raw.get("crime_no") != m.legacy_key:
-                    self.padded_crime_keys.add(m.legacy_key)
-            first.append((raw, m, encoded))
-        totals.legacy_excluded += excluded
-        totals.legacy_total += live
-
-        # The value the new store carries the legacy key as: a person's NOM_ID is its encoded
-        # key (an int; a NOM_ID that is no number can match no legacy_nominal_id), the others
-        # their trimmed key.
-        if spec is PERSON:
-            lookup = [k if isinstance(k, int) else None for _, _, k in first]
-        else:
-            lookup = [m.legacy_key or None for _, m, _ in first]
-        found = self._fetch_keyed(tconn, spec, [k for k in lookup if k is not None])
-        if is_crime:
-            count_new = self.stats.count
-            for records in found.values():
-                for rec in records:  # every crime row in the store is counted once: here, or in the scan
-                    v = rec.values
-                    count_new(False, v[_RECORDED], v[_DISTRICT], v[_GROUP], v[_STATUS], v[_LATITUDE], v[_LONGITUDE])
-        if spec is INTEL:
-            self._resolve_subjects(tconn, found, first)
-
-        for (raw, m, encoded), lookup_key in zip(first, lookup):
-            records = found.get(lookup_key) if lookup_key is not None else None
-            if m.reject is not None:
-                if records:
-                    self._legacy_rejected(spec, m, records, totals)
-                else:
-                    self._missing(spec, m, explained=True)
-                continue
-            if not records:
-                keys.unmatched.add(encoded)
-                if spec.name in self.candidates:
-                    self._add_candidate(spec, raw, m)
-                else:
-                    self._missing(spec, m)
-                continue
-            totals.matched_keyed += 1
-            counterpart, diffs = self._counterpart(spec, m, records)
-            self._emit_altered(spec, raw, m, counterpart, diffs)
-            for other in records:
-                if other is not counterpart:
-                    self.findings.emit(Discrepancy(spec.name, "DUPLICATE", m.legacy_key, other.new_ref))
-
-    def _counterpart(self, spec: EntitySpec, m: Mapped, records: list[TargetRecord]):
-        """The new record closest to the mapping: fewest differing fields, then earliest
-        created_at, then smallest new reference. Returns it with its differences."""
-        expected = expected_values(spec, m)
-        if len(records) == 1:  # the usual case: nothing to rank
-            return records[0], diff_fields(spec.rules, expected, records[0].values)
-        best = None
-        for rec in records:
-            diffs = diff_fields(spec.rules, expected, rec.values)
-            rank = (len(diffs), rec.created_at or _NEVER, str(rec.new_ref))
-            if best is None or rank < best[0]:
-                best = (rank, rec, diffs)
-        return best[1], best[2]
-
-    def _emit_altered(self, spec: EntitySpec, raw: dict, m: Mapped, rec: TargetRecord, diffs: list[FieldDiff]) -> None:
-        for diff in diffs:
-            rule = diff.rule
-            self.findings.emit(Discrepancy(
-                spec.name, "ALTERED", m.legacy_key, str(rec.new_ref), rule.name,
-                rule.legacy_value(raw), rule.shown(diff.expected), rule.shown(diff.actual), None, diff.detail,
-            ))
-
-    def _legacy_rejected(self, spec: EntitySpec, m: Mapped, records: list[TargetRecord], totals: EntityTotals) -> None:
-        """The mapping rejects the record, yet the new store holds it: one ALTERED row (field
-        empty) — the new store holds a record the mapping says cannot be migrated as is."""
-        totals.matched_keyed += 1
-        ordered = sorted(records, key=lambda r: (r.created_at or _NEVER, str(r.new_ref)))
-        self.findings.emit(Discrepancy(spec.name, "ALTERED", m.legacy_key, str(ordered[0].new_ref), None,
-                                       _issue_text(m.reject), None, None, None,
-                                       f"LEGACY_REJECTED:{m.reject.code}"))
-        for other in ordered[1:]:
-            self.findings.emit(Discrepancy(spec.name, "DUPLICATE", m.legacy_key, str(other.new_ref)))
-
-    def _missing(self, spec_or_entity, m: Mapped, explained: bool = False) -> None:
-        entity = spec_or_entity if isinstance(spec_or_entity, str) else spec_or_entity.name
-        if explained and m.reject is not None:
-            self.findings.emit(Discrepancy(entity, "MISSING", m.legacy_key, None, None, _issue_text(m.reject),
-                                           None, None, None, m.reject.code), explained=True)
-        else:
-            self.findings.emit(Discrepancy(entity, "MISSING", m.legacy_key))
-
-    # ------------------------------------------------------------------ intelligence subjects
-
-    def _resolve_subjects(self, tconn, found: dict, first: list[tuple[dict, Mapped, Any]]) -> None:
+    def _resolve_subjects(self, tconn, found: dict, batch: list[dict], mapped: list[Mapped]) -> None:
         """subject_person_id is compared as the subject's legacy NOM_ID, on both sides."""
         index = next(i for i, r in enumerate(INTEL_RULES) if r.name == "subject_person_id")
         all_records = [rec for records in found.values() for rec in records]
@@ -636,29 +430,77 @@ class Reconciler:
                 nom = resolved.get(pid)
                 # A subject that is no migrated nominal shows as its uuid: it cannot equal a NOM_ID.
                 rec.values[index] = nom if nom is not None else f"person_id={pid}"
-        for raw, m, _ in first:
+        for raw, m in zip(batch, mapped):
             report = m.rows.get("intelligence_report")
             if report is not None and report.get("subject_person_id") is not None:
                 report = dict(report)
                 report["subject_person_id"] = parse_nom_id(raw.get("subj_nom_id"))
                 m.rows["intelligence_report"] = report
 
-    # ------------------------------------------------------------------ links (crime_person)
+    # ------------------------------------------------------------------ comparing
 
-    def load_padded_links(self) -> None:
-        """CRIME_NOM rows whose CRIME_NO is typed with padding (or is malformed): the keyed
-        ``crime_no IN (...)`` look-up cannot find them, so the few there are are held here,
-        grouped by trimmed CRIME_NO. ``NOT LIKE`` runs in the database: one pass, no transfer."""
-        table = self.lt["crime_nom"]
-        stmt = sa.select(table).where(sa.not_(table.c.crime_no.like("CR/______/__")))
-        with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
-            for row in conn.execute(stmt).mappings():
-                raw = row["crime_no"]
-                trimmed = raw.strip() if isinstance(raw, str) else raw
-                if isinstance(raw, str) and trimmed != raw and _REF.match(trimmed):
-                    self.padded_links.setdefault(trimmed, []).append(dict(row))
+    def _matched_findings(self, spec: EntitySpec, raw: dict, m: Mapped, records: list[TargetRecord]) -> tuple:
+        """ALTERED rows of the counterpart (the record closest to the mapping) and DUPLICATE
+        rows of every other new record carrying the key."""
+        counterpart, diffs = _counterpart(spec, m, records)
+        findings = [Discrepancy(spec.name, "ALTERED", m.legacy_key, str(counterpart.new_ref), diff.rule.name,
+                                diff.rule.legacy_value(raw), diff.rule.shown(diff.expected),
+                                diff.rule.shown(diff.actual), None, diff.detail) for diff in diffs]
+        findings += [Discrepancy(spec.name, "DUPLICATE", m.legacy_key, other.new_ref)
+                     for other in records if other is not counterpart]
+        return tuple(findings)
 
-    def _legacy_links(self, lconn, crime_keys: list[str]) -> dict[str, list[Mapped]]:
+    @staticmethod
+    def _rejected_findings(spec: EntitySpec, m: Mapped, records: list[TargetRecord]) -> tuple:
+        """The mapping rejects the record, yet the new store holds it: one ALTERED row (field
+        empty) — the new store holds a record the mapping says cannot be migrated as is."""
+        ordered = sorted(records, key=lambda r: (r.created_at or _NEVER, str(r.new_ref)))
+        first = Discrepancy(spec.name, "ALTERED", m.legacy_key, str(ordered[0].new_ref), None,
+                            _issue_text(m.reject), None, None, None, f"LEGACY_REJECTED:{m.reject.code}")
+        return (first, *(Discrepancy(spec.name, "DUPLICATE", m.legacy_key, str(other.new_ref))
+                         for other in ordered[1:]))
+
+
+def legacy_batches(legacy: Engine, table: sa.Table, key_column: str, batch_size: int,
+                   mine: Callable[[int], bool] | None = None) -> Iterator[tuple[int, list[dict]]]:
+    """``(batch number, rows as dicts)`` of a legacy table streamed in key order. ``mine``:
+    the batch numbers wanted (a worker process evaluates every n-th batch); the others are
+    read past without building their rows."""
+    stmt = sa.select(table).order_by(table.c[key_column])
+    with store_errors(legacy, "legacy"), legacy.connect() as conn:
+        result = stream(conn, stmt)
+        names = list(result.keys())
+        for n, partition in enumerate(result.partitions(batch_size)):
+            if mine is None or mine(n):
+                yield n, [dict(zip(names, row)) for row in partition]
+
+
+class LinkEvaluator(_TargetReader):
+    """The pure half of the link pass: for a batch of matched crimes (trimmed keys), the links
+    the mapping expects and the links the new store holds, per crime —
+    ``(key, new_ref, expected, rejects, actual)`` for ``Reconciler.compare_link_sets``, which
+    runs in key order in the main process (it needs which persons are matched)."""
+
+    def __init__(self, legacy: Engine, target: Engine, legacy_tables: dict, target_tables: dict,
+                 ctx: MappingContext, padded_links: dict[str, list[dict]],
+                 auto_pairs: dict[str, tuple[str, str]]) -> None:
+        super().__init__(target, target_tables, ctx)
+        self.legacy = legacy
+        self.lt = legacy_tables
+        self.padded_links = padded_links  # trimmed CRIME_NO -> CRIME_NOM rows typed padded
+        self.auto_pairs = auto_pairs  # legacy crime key -> (crime_id, crime_ref) of AUTO pairs
+
+    def evaluate(self, lconn, tconn, keys: list[str]) -> list[tuple]:
+        legacy = self.legacy_links(lconn, keys)
+        carriers = self._target_links(tconn, keys)
+        results = []
+        for key in keys:
+            expected, rejects = expected_links(legacy.get(key, []))
+            refs, actual = carriers.get(key, ((), {}))
+            results.append((key, min(refs) if refs else None, expected, rejects, actual))
+        return results
+
+    def legacy_links(self, lconn, crime_keys: list[str]) -> dict[str, list[Mapped]]:
         """The mapped CRIME_NOM rows of these crimes, grouped by trimmed CRIME_NO."""
         if not crime_keys:
             return {}
@@ -678,46 +520,6 @@ class Reconciler:
             crime_no = raw["crime_no"]
             grouped[crime_no.strip() if isinstance(crime_no, str) else crime_no].append(m)
         return grouped
-
-    def link_pass(self) -> None:
-        """crime_person, for every matched crime (keyed or AUTO) in legacy key order: the links
-        the mapping produces against the links of every new record that carries the crime."""
-        crimes = self.keys["crime"]
-        table = self.lt["crime"]
-        stmt = sa.select(table.c.crime_no).order_by(table.c.crime_no)
-        total = self._count(self.legacy, "legacy", table)
-        done_padded: set[str] = set()
-        lconn = self._connect(self.legacy, "legacy")
-        tconn = self._connect(self.target, "target")
-        try:
-            with bar("reconcile crime_person", total=total, unit="crime") as progress, \
-                    store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
-                for partition in stream(conn, stmt).partitions(self.batch_size):
-                    keys = []
-                    for (raw,) in partition:
-                        key = raw.strip() if isinstance(raw, str) else raw
-                        if not isinstance(key, str) or not crimes.is_matched(key):
-                            continue
-                        if key in self.padded_crime_keys:  # the same crime typed twice: once is enough
-                            if key in done_padded:
-                                continue
-                            done_padded.add(key)
-                        keys.append(key)
-                    self._compare_batch_links(lconn, tconn, keys)
-                    progress.update(len(partition))
-        finally:
-            lconn.close()
-            tconn.close()
-
-    def _compare_batch_links(self, lconn, tconn, keys: list[str]) -> None:
-        if not keys:
-            return
-        legacy = self._legacy_links(lconn, keys)
-        carriers = self._target_links(tconn, keys)
-        for key in keys:
-            expected, rejects = self._expected_links(legacy.get(key, []))
-            refs, actual = carriers.get(key, ((), {}))
-            self.compare_link_sets(key, min(refs) if refs else None, expected, rejects, actual)
 
     def _target_links(self, tconn, keys: list[str]) -> dict[str, tuple[list, dict]]:
         """legacy key → (crime_refs of the new records carrying it, {(NOM_ID, role): crime_ref})."""
@@ -750,18 +552,289 @@ class Reconciler:
                 add(auto[crime_id], crime_ref, nom, role)
         return out
 
-    @staticmethod
-    def _expected_links(mapped_links: list[Mapped]) -> tuple[frozenset, tuple]:
-        """(expected {(nom_id, role)}, rejected [(link key, code, nom, issue)]) of one crime."""
-        expected = set()
-        rejects = []
-        for m in mapped_links:
-            if m.reject is not None:
-                nom = encode_person(m.legacy_key.rsplit(":", 2)[1])
-                rejects.append((m.legacy_key, m.reject.code, nom, _issue_text(m.reject)))
-            elif m.rows:
-                expected.add((encode_person(m.legacy_key.rsplit(":", 2)[1]), m.rows["crime_person"]["role"]))
-        return frozenset(expected), tuple(rejects)
+
+def expected_links(mapped_links: list[Mapped]) -> tuple[frozenset, tuple]:
+    """(expected {(nom_id, role)}, rejected [(link key, code, nom, issue)]) of one crime."""
+    expected = set()
+    rejects = []
+    for m in mapped_links:
+        if m.reject is not None:
+            nom = encode_person(m.legacy_key.rsplit(":", 2)[1])
+            rejects.append((m.legacy_key, m.reject.code, nom, _issue_text(m.reject)))
+        elif m.rows:
+            expected.add((encode_person(m.legacy_key.rsplit(":", 2)[1]), m.rows["crime_person"]["role"]))
+    return frozenset(expected), tuple(rejects)
+
+
+def _lookup_key(spec: EntitySpec, m: Mapped):
+    """The value the new store carries the legacy key as: a person's NOM_ID is its encoded key
+    (an int; a NOM_ID that is no number can match no legacy_nominal_id), the others their
+    trimmed key."""
+    if spec is PERSON:
+        k = encode_person(m.legacy_key)
+        return k if isinstance(k, int) else None
+    return m.legacy_key or None
+
+
+def _counterpart(spec: EntitySpec, m: Mapped, records: list[TargetRecord]):
+    """The new record closest to the mapping: fewest differing fields, then earliest
+    created_at, then smallest new reference. Returns it with its differences."""
+    expected = expected_values(spec, m)
+    if len(records) == 1:  # the usual case: nothing to rank
+        return records[0], diff_fields(spec.rules, expected, records[0].values)
+    best = None
+    for rec in records:
+        diffs = diff_fields(spec.rules, expected, rec.values)
+        rank = (len(diffs), rec.created_at or _NEVER, str(rec.new_ref))
+        if best is None or rank < best[0]:
+            best = (rank, rec, diffs)
+    return best[1], best[2]
+
+
+def _candidate(spec: EntitySpec, raw: dict, m: Mapped) -> "Candidate":
+    """What unkeyed matching needs of an accepted legacy record with no keyed counterpart."""
+    location = m.rows.get("location") or {}
+    if spec is CRIME:
+        crime = m.rows["crime"]
+        record = {
+            "recorded_at": crime["recorded_at"], "offence_code": crime["ho_offence_code"],
+            "offence_group": crime["offence_group"], "postcode": location.get("postcode"),
+            "address": location.get("address"), "easting": location.get("easting"),
+            "northing": location.get("northing"), "text": _prefix(crime.get("mo_summary")),
+        }
+        return Candidate(m.legacy_key, record)
+    report = m.rows["intelligence_report"]
+    subject = parse_nom_id(raw.get("subj_nom_id")) if report.get("subject_person_id") else None
+    return Candidate(m.legacy_key, _intel_record(report, location), (subject,) if subject is not None else ())
+
+
+# -------------------------------------------------------------------------- the reconciler
+
+
+@dataclass
+class Candidate:
+    """A live accepted legacy crime or intelligence report with no keyed counterpart: what
+    unkeyed matching needs of it."""
+
+    key: str
+    record: dict  # the mapped values similarity compares
+    nom_ids: tuple = ()  # NOM_IDs of its people (a crime's linked people, a report's subject)
+
+
+@dataclass
+class FindingSink:
+    """Where the reconciler puts what it finds: the spool and the per-entity totals."""
+
+    spool: Any  # reconcile.spool.DiscrepancySpool
+    totals: dict[str, EntityTotals]
+
+    def emit(self, d: Discrepancy, explained: bool = False) -> None:
+        self.spool.add(d)
+        t = self.totals[d.entity]
+        t.categories[d.category] += 1
+        if explained:
+            t.missing_explained += 1
+
+
+class Reconciler:
+    def __init__(self, legacy: Engine, target: Engine, legacy_tables: dict, target_tables: dict,
+                 ctx: MappingContext, findings: FindingSink, *, batch_size: int, auto_threshold: float,
+                 review_threshold: float, on_batch: Callable[[str, int], None] | None = None,
+                 workers=None) -> None:
+        self.legacy = legacy
+        #: reconcile.parallel.EvaluationWorkers, or None: keyed batches are evaluated here.
+        self.workers = workers
+        self.on_batch = on_batch
+        self.target = target
+        self.lt = legacy_tables
+        self.tt = target_tables
+        self.findings = findings
+        self.batch_size = batch_size
+        self.auto_threshold = auto_threshold
+        self.review_threshold = review_threshold
+        self.keys = {"person": EntityKeys(encode_person), "crime": EntityKeys(encode_ref),
+                     "intelligence": EntityKeys(encode_ref)}
+        persons, crimes = self.keys["person"], self.keys["crime"]
+        self.ctx = MappingContext(reference=ctx.reference, run_started=ctx.run_started,
+                                  person_migrated=persons.is_accepted, crime_migrated=crimes.is_accepted)
+        self.stats = CrimeStats()
+        self.candidates: dict[str, dict[str, Candidate]] = {"crime": {}, "intelligence": {}}  # entity -> key -> …
+        self.padded_links: dict[str, list[dict]] = {}  # trimmed CRIME_NO -> CRIME_NOM rows typed padded
+        self.padded_crime_keys: set[str] = set()  # trimmed CRIME_NO whose CRIME row is typed padded
+        self.auto_pairs: dict[str, tuple[str, str]] = {}  # legacy crime key -> (crime_id, crime_ref) of AUTO pairs
+        #: Entities whose new store holds unkeyed records: only then are candidates kept in memory.
+        self.collect_similarity: set[str] = set()
+        self.evaluator = BatchEvaluator(target, target_tables, self.ctx)
+
+    # ------------------------------------------------------------------ reading helpers
+
+    def _legacy_batches(self, spec: EntitySpec) -> Iterator[list[dict]]:
+        for _, batch in legacy_batches(self.legacy, self.lt[spec.legacy_table], spec.key_column, self.batch_size):
+            yield batch
+
+    def _count(self, engine: Engine, role: str, table: sa.Table) -> int:
+        stmt = sa.select(sa.func.count()).select_from(table)
+        with store_errors(engine, role), engine.connect() as conn:
+            return conn.execute(stmt).scalar_one()
+
+    def _connect(self, engine: Engine, role: str):
+        with store_errors(engine, role):
+            return engine.connect()
+
+    # ------------------------------------------------------------------ keyed passes
+
+    def keyed_pass(self, spec: EntitySpec) -> None:
+        totals = self.findings.totals[spec.name]
+        keys = self.keys[spec.name]
+        total = self._count(self.legacy, "legacy", self.lt[spec.legacy_table])
+        done = 0
+        with bar(f"reconcile {spec.name:<12}", total=total, unit="rec") as progress:
+            for outcomes in self._evaluated_batches(spec, total):
+                self._apply(spec, outcomes, keys, totals)
+                progress.update(len(outcomes))
+                done += len(outcomes)
+                if self.on_batch is not None:
+                    self.on_batch(spec.name, done)
+
+    def _evaluated_batches(self, spec: EntitySpec, rows: int) -> Iterator[list[tuple]]:
+        """The outcomes of every legacy batch of ``spec`` (``rows`` rows), in key order:
+        evaluated by worker processes when the reconciliation has them, else here."""
+        if self.workers is not None and self.workers.worth_it(rows):
+            # Intelligence subjects are mapped against the persons the mapping accepts.
+            accepted = self.keys["person"].accepted if spec is INTEL else None
+            yield from self.workers.evaluated_batches(spec.name, person_accepted=accepted)
+            return
+        tconn = self._connect(self.target, "target")
+        try:
+            for batch in self._legacy_batches(spec):
+                yield self.evaluator.evaluate(spec, batch, tconn)
+        finally:
+            tconn.close()
+
+    def _apply(self, spec: EntitySpec, outcomes: list[tuple], keys: EntityKeys, totals: EntityTotals) -> None:
+        """The order-dependent half of a keyed batch (see BatchEvaluator): runs in key order."""
+        encode, seen, remember = keys.encode, keys.seen, keys.add
+        is_crime = spec is CRIME
+        add_cell = self.stats.add_cell
+        emit = self.findings.emit
+        excluded = live = 0
+        for o in outcomes:
+            key = o[O_KEY]
+            encoded = encode(key)
+            if o[O_EXCLUDED]:
+                excluded += 1
+                keys.excluded.add(encoded)
+                continue
+            live += 1
+            reject = o[O_REJECT]
+            if seen(encoded) is not None:
+                # Two legacy keys equal once trimmed: the first (in key order) owns the key and
+                # its new records (already fetched and compared); the second is not migrated
+                # (the engine rejects it DUPLICATE_KEY) and is listed as such. (Should the first
+                # be rejected and the second not, the engine migrates the second: the first then
+                # shows as LEGACY_REJECTED — a person must look at that pair either way.)
+                self._missing(spec.name, key, reject or Issue("DUPLICATE_KEY", spec.key_column.upper(), key))
+                continue
+            remember(encoded, reject is None)
+            if is_crime:
+                if o[O_LEGACY_CELL] is not None:
+                    add_cell(True, o[O_LEGACY_CELL])
+                if o[O_PADDED]:
+                    self.padded_crime_keys.add(key)
+                for cell in o[O_NEW_CELLS]:  # every crime row in the store is counted once: here, or in the scan
+                    add_cell(False, cell)
+            if o[O_FOUND]:
+                totals.matched_keyed += 1
+                for d in o[O_FINDINGS]:
+                    emit(d)
+            elif reject is not None:
+                self._missing(spec.name, key, reject)
+            else:
+                keys.unmatched.add(encoded)
+                candidate = o[O_CANDIDATE]
+                if candidate is not None and spec.name in self.collect_similarity:
+                    self.candidates[spec.name][key] = candidate
+                else:
+                    # No unkeyed record of this entity in the new store (or a person, which is
+                    # never similarity-matched): nothing could pair with it, so it is missing now.
+                    self._missing(spec.name, key)
+        totals.legacy_excluded += excluded
+        totals.legacy_total += live
+
+    def _missing(self, entity: str, key: str, reject: Issue | None = None) -> None:
+        """MISSING: explained (with its reason) when the mapping rejects the record."""
+        if reject is not None:
+            self.findings.emit(Discrepancy(entity, "MISSING", key, None, None, _issue_text(reject),
+                                           None, None, None, reject.code), explained=True)
+        else:
+            self.findings.emit(Discrepancy(entity, "MISSING", key))
+
+    # ------------------------------------------------------------------ links (crime_person)
+
+    def load_padded_links(self) -> None:
+        """CRIME_NOM rows whose CRIME_NO is typed with padding (or is malformed): the keyed
+        ``crime_no IN (...)`` look-up cannot find them, so the few there are are held here,
+        grouped by trimmed CRIME_NO. ``NOT LIKE`` runs in the database: one pass, no transfer."""
+        table = self.lt["crime_nom"]
+        stmt = sa.select(table).where(sa.not_(table.c.crime_no.like("CR/______/__")))
+        with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
+            for row in conn.execute(stmt).mappings():
+                raw = row["crime_no"]
+                trimmed = raw.strip() if isinstance(raw, str) else raw
+                if isinstance(raw, str) and trimmed != raw and _REF.match(trimmed):
+                    self.padded_links.setdefault(trimmed, []).append(dict(row))
+
+    def link_pass(self) -> None:
+        """crime_person, for every matched crime (keyed or AUTO) in legacy key order: the links
+        the mapping produces against the links of every new record that carries the crime."""
+        table = self.lt["crime"]
+        total = self._count(self.legacy, "legacy", table)
+        with bar("reconcile crime_person", total=total, unit="crime") as progress:
+            for results in self._evaluated_links(self._matched_crime_batches(progress), total):
+                for key, new_ref, expected, rejects, actual in results:
+                    self.compare_link_sets(key, new_ref, expected, rejects, actual)
+
+    def _matched_crime_batches(self, progress) -> Iterator[list[str]]:
+        """The trimmed keys of the matched crimes, in legacy key order, a batch at a time."""
+        crimes = self.keys["crime"]
+        table = self.lt["crime"]
+        stmt = sa.select(table.c.crime_no).order_by(table.c.crime_no)
+        done_padded: set[str] = set()
+        with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
+            for partition in stream(conn, stmt).partitions(self.batch_size):
+                keys = []
+                for (raw,) in partition:
+                    key = raw.strip() if isinstance(raw, str) else raw
+                    if not isinstance(key, str) or not crimes.is_matched(key):
+                        continue
+                    if key in self.padded_crime_keys:  # the same crime typed twice: once is enough
+                        if key in done_padded:
+                            continue
+                        done_padded.add(key)
+                    keys.append(key)
+                progress.update(len(partition))
+                if keys:
+                    yield keys
+
+    def _evaluated_links(self, key_batches: Iterator[list[str]], rows: int) -> Iterator[list[tuple]]:
+        if self.workers is not None and self.workers.worth_it(rows):
+            yield from self.workers.evaluated_links(
+                key_batches, crime_accepted=self.keys["crime"].accepted, person_accepted=self.keys["person"].accepted,
+                padded_links=self.padded_links, auto_pairs=self.auto_pairs)
+            return
+        links = self.link_evaluator()
+        lconn = self._connect(self.legacy, "legacy")
+        tconn = self._connect(self.target, "target")
+        try:
+            for keys in key_batches:
+                yield links.evaluate(lconn, tconn, keys)
+        finally:
+            lconn.close()
+            tconn.close()
+
+    def link_evaluator(self) -> "LinkEvaluator":
+        return LinkEvaluator(self.legacy, self.target, self.lt, self.tt, self.ctx, self.padded_links,
+                             self.auto_pairs)
 
     def compare_link_sets(self, crime_key: str, new_ref: str | None, expected: frozenset, rejects: tuple,
                           actual: dict[tuple, str]) -> None:
@@ -789,30 +862,6 @@ class Reconciler:
         for nom, role in sorted(extra, key=_link_order):
             self.findings.emit(Discrepancy("crime_person", "UNEXPECTED", f"{crime_key}:{nom}:{role}",
                                            actual[(nom, role)]))
-
-    # ------------------------------------------------------------------ unkeyed candidates
-
-    def _add_candidate(self, spec: EntitySpec, raw: dict, m: Mapped) -> None:
-        if spec.name not in self.collect_similarity:
-            # No unkeyed record in the new store: nothing could pair with it, so it is missing now
-            # (and nothing is held in memory for it).
-            self._missing(spec, m)
-            return
-        location = m.rows.get("location") or {}
-        if spec is CRIME:
-            crime = m.rows["crime"]
-            record = {
-                "recorded_at": crime["recorded_at"], "offence_code": crime["ho_offence_code"],
-                "offence_group": crime["offence_group"], "postcode": location.get("postcode"),
-                "address": location.get("address"), "easting": location.get("easting"),
-                "northing": location.get("northing"), "text": _prefix(crime.get("mo_summary")),
-            }
-            self.candidates["crime"][m.legacy_key] = Candidate(m.legacy_key, record)
-        else:
-            report = m.rows["intelligence_report"]
-            subject = parse_nom_id(raw.get("subj_nom_id")) if report.get("subject_person_id") else None
-            self.candidates["intelligence"][m.legacy_key] = Candidate(
-                m.legacy_key, _intel_record(report, location), (subject,) if subject is not None else ())
 
     # ------------------------------------------------------------------ target scans
 
@@ -905,11 +954,12 @@ class Reconciler:
         linked people, an intelligence report's subject)."""
         if spec is CRIME:
             keys = list(candidates)
+            links = self.link_evaluator()
             with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
                 for start in range(0, len(keys), LOOKUP_CHUNK):
                     chunk = keys[start:start + LOOKUP_CHUNK]
-                    for key, mapped in self._legacy_links(conn, chunk).items():
-                        linked = {nom for nom, _ in self._expected_links(mapped)[0]}
+                    for key, mapped in links.legacy_links(conn, chunk).items():
+                        linked = {nom for nom, _ in expected_links(mapped)[0]}
                         candidates[key].nom_ids = tuple(sorted(n for n in linked if isinstance(n, int)))
         nom_ids = sorted({n for c in candidates.values() for n in c.nom_ids})
         names: dict[int, tuple] = {}

@@ -49,6 +49,7 @@ import contextlib
 import datetime as dt
 import gc
 import os
+import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,7 @@ from core.errors import ForeignSchemaError, OutputError, StoreUnavailable, Usage
 from mappings.outcome import MappingContext
 from mappings.reference import Reference, load_reference
 from reconcile import keyed
+from reconcile.parallel import EvaluationWorkers
 from reconcile.model import ENTITIES, EntityTotals, ReconResult
 from reconcile.spool import DiscrepancySpool
 
@@ -77,11 +79,13 @@ class ReconcileOptions:
     review_threshold: float = 70.0  # score at or above which a pair is listed for review
     fail_threshold: int = 0  # exit 1 when unexplained discrepancies exceed this
     batch_size: int = 2000  # legacy records per batch (one target look-up per batch)
-    #: Processes that map person and crime batches beside the comparison; 1 = map in this
-    #: process. Measured on the 2-core reference machine, a pool of 2 made the run *slower*
-    #: (results cross the process boundary and compete for the same cores), so the default
-    #: is 1; on a machine with idle cores more may help.
-    workers: int = 1
+    #: Processes that share the mapping, look-ups and comparison of the keyed and link passes
+    #: (``reconcile/parallel.py``); the result is the same whatever the number. None: one per
+    #: CPU core, at most ``MAX_AUTO_WORKERS``; 1: everything in this process.
+    workers: int | None = None
+    #: Passes over fewer legacy rows than this run in this process: starting workers costs
+    #: about a second each, more than they save on a small store.
+    parallel_min_rows: int = 50_000
     reference: Reference | None = None  # code tables (default: mappings/*.csv)
     write_reports: bool = True  # False: return the result only (benchmarks, library use)
     #: Called after each legacy batch with (entity, records done): progress displays, and tests
@@ -101,8 +105,22 @@ class ReconcileOptions:
             raise UsageError("--fail-threshold must be 0 or more")
         if self.batch_size < 1:
             raise UsageError("batch size must be at least 1")
-        if self.workers < 1:
-            raise UsageError("workers must be at least 1")
+        if self.workers is not None and self.workers < 1:
+            raise UsageError("--workers must be at least 1")
+
+
+#: The most worker processes chosen automatically: beyond that this process, which applies
+#: every outcome in key order, becomes the bottleneck.
+MAX_AUTO_WORKERS = 4
+
+
+def default_workers() -> int:
+    """One worker process per CPU core this process may use, at most ``MAX_AUTO_WORKERS``."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_AUTO_WORKERS))
 
 
 def _now() -> dt.datetime:
@@ -130,18 +148,21 @@ def reconcile(legacy_url: str, target_url: str, out_dir: str | os.PathLike | Non
         legacy.dispose()
         raise
     spool = DiscrepancySpool()
-    pool = None
     try:
         legacy_tables = schema.legacy_tables(legacy)
         target_tables = target_iops_tables(target)
         totals = {entity: EntityTotals(entity) for entity in ENTITIES}
         sink = keyed.FindingSink(spool, totals)
         ctx = MappingContext(reference=reference, run_started=started)
-        pool = keyed.MappingPool(options.workers, ctx) if options.workers > 1 else None
+        workers = None
+        count = options.workers if options.workers is not None else default_workers()
+        if count > 1:
+            workers = EvaluationWorkers(count, legacy_url, target_url, reference, started,
+                                        options.batch_size, options.parallel_min_rows)
         rec = keyed.Reconciler(legacy, target, legacy_tables, target_tables, ctx, sink,
                                batch_size=options.batch_size, auto_threshold=options.auto_threshold,
                                review_threshold=options.review_threshold, on_batch=options.on_batch,
-                               pool=pool)
+                               workers=workers)
         # Cyclic GC by hand between passes (see core.cyclic_gc): automatic, it was 40% of the CPU.
         with manual_cyclic_gc() as between_passes:
             _run_passes(rec, target, target_tables, options.timings, between_passes)
@@ -163,8 +184,6 @@ def reconcile(legacy_url: str, target_url: str, out_dir: str | os.PathLike | Non
         spool.discard()
         raise
     finally:
-        if pool is not None:
-            pool.close()
         legacy.dispose()
         target.dispose()
     if options.write_reports:
@@ -215,13 +234,20 @@ def _entities_with_unkeyed_records(target: Engine, target_tables: dict) -> set[s
 
 @contextlib.contextmanager
 def _timed(timings: dict | None, phase: str, collect: Callable[[], object] = gc.collect):
-    wall, cpu = time.perf_counter(), time.process_time()
+    """Wall and CPU seconds of a phase; the CPU includes the worker processes it ran (they
+    have ended, and been waited for, by the end of their pass)."""
+    wall, cpu = time.perf_counter(), _cpu_seconds()
     try:
         yield
     finally:
         collect()
         if timings is not None:
-            timings[phase] = (time.perf_counter() - wall, time.process_time() - cpu)
+            timings[phase] = (time.perf_counter() - wall, _cpu_seconds() - cpu)
+
+
+def _cpu_seconds() -> float:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 # ------------------------------------------------------------------------------ the stores

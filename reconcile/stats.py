@@ -56,6 +56,33 @@ def counted(status: str | None) -> bool:
 _COUNTED: dict = {}  # status -> counted(status)
 
 
+def cell_of(recorded_at, district_code, offence_group, status, latitude, longitude) -> tuple | None:
+    """Where one crime is counted: ``((month, district, group), no_location)``, or None when
+    its status is not counted."""
+    is_counted = _COUNTED.get(status)  # a handful of distinct statuses: decided once each
+    if is_counted is None:
+        is_counted = counted(status)
+        if len(_COUNTED) < 1000:
+            _COUNTED[status] = is_counted
+    if not is_counted:
+        return None
+    cell = (local_month(recorded_at) if recorded_at is not None else "UNKNOWN",
+            district_code if district_code not in (None, "") else UNKNOWN_DISTRICT,
+            offence_group if offence_group not in (None, "") else "UNKNOWN")
+    return cell, latitude is None or longitude is None
+
+
+def mapped_cell(crime_row: dict, location_row: dict | None) -> tuple | None:
+    """``cell_of`` a legacy crime as the mapping migrates it (its crime and location rows)."""
+    get = crime_row.get
+    if location_row is None:
+        latitude = longitude = None
+    else:
+        latitude, longitude = location_row.get("latitude"), location_row.get("longitude")
+    return cell_of(crime_row["recorded_at"], get("district_code"), get("offence_group"), get("status"),
+                   latitude, longitude)
+
+
 class CrimeStats:
     """Accumulates both sides; ``rows()`` returns the sorted ``StatRow`` list."""
 
@@ -71,34 +98,22 @@ class CrimeStats:
 
     def count(self, legacy: bool, recorded_at, district_code, offence_group, status, latitude, longitude) -> None:
         """``add`` with positional values: called once per crime on each side, so kept lean."""
-        is_counted = _COUNTED.get(status)  # a handful of distinct statuses: decided once each
-        if is_counted is None:
-            is_counted = counted(status)
-            if len(_COUNTED) < 1000:
-                _COUNTED[status] = is_counted
-        if not is_counted:
-            return
-        cell = (local_month(recorded_at) if recorded_at is not None else "UNKNOWN",
-                district_code if district_code not in (None, "") else UNKNOWN_DISTRICT,
-                offence_group if offence_group not in (None, "") else "UNKNOWN")
+        entry = cell_of(recorded_at, district_code, offence_group, status, latitude, longitude)
+        if entry is not None:
+            self.add_cell(legacy, entry)
+
+    def add_cell(self, legacy: bool, entry: tuple) -> None:
+        """Count one crime whose ``cell_of`` is ``entry`` (the reconciler's worker processes
+        compute cells; this process only adds them up)."""
+        cell, no_location = entry
         if legacy:
             self._legacy[cell] += 1
-            if latitude is None or longitude is None:
+            if no_location:
                 self._legacy_no_loc[cell] += 1
         else:
             self._new[cell] += 1
-            if latitude is None or longitude is None:
+            if no_location:
                 self._new_no_loc[cell] += 1
-
-    def add_mapped(self, crime_row: dict, location_row: dict | None) -> None:
-        """Legacy side: one crime as the mapping migrates it."""
-        get = crime_row.get
-        if location_row is None:
-            latitude = longitude = None
-        else:
-            latitude, longitude = location_row.get("latitude"), location_row.get("longitude")
-        self.count(True, crime_row["recorded_at"], get("district_code"), get("offence_group"), get("status"),
-                   latitude, longitude)
 
     def rows(self) -> list[StatRow]:
         cells = sorted(set(self._legacy) | set(self._new))
