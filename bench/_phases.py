@@ -14,6 +14,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -54,6 +55,62 @@ def run_phase(opts: argparse.Namespace, phases: dict[str, Callable[[list[str]], 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def tree_rss_kb(root: int, per_pid: dict[int, int] | None = None) -> int:
+    """Sum of VmRSS over ``root`` and all its descendants (Linux /proc); per-process peaks into per_pid."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as fh:
+                ppid = kb = 0
+                for line in fh:
+                    if line.startswith("PPid:"):
+                        ppid = int(line.split()[1])
+                    elif line.startswith("VmRSS:"):
+                        kb = int(line.split()[1])
+        except OSError:
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+        rss[int(entry)] = kb
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        if per_pid is not None:
+            per_pid[pid] = max(per_pid.get(pid, 0), rss.get(pid, 0))
+        todo.extend(children.get(pid, []))
+    return total
+
+
+class TreePeak:
+    """Samples the summed RSS of this process and all its descendants (e.g. worker processes)
+    every ``interval`` seconds while the block runs; ``mb`` is the largest sum seen."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+        self.kb = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.wait(self.interval):
+            self.kb = max(self.kb, tree_rss_kb(os.getpid()))
+
+    def __enter__(self) -> "TreePeak":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+    @property
+    def mb(self) -> float:
+        return self.kb / 1024
 
 
 def phase_generate(legacy: Path, crimes: int) -> dict:

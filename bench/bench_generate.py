@@ -28,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 
+from _phases import tree_rss_kb
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -43,35 +45,6 @@ def _child(url: str, crimes: int, seed: int) -> None:
                       "profile_cpu": result.profile.facts.get("cpu_seconds", {}),
                       "quirks_present": sum(1 for v in result.profile.quirks.values() if v > 0),
                       "quirks": len(result.profile.quirks)}))
-
-
-def _tree_rss_kb(root: int, per_pid: dict[int, int] | None = None) -> int:
-    """Sum of VmRSS over ``root`` and all its descendants (Linux /proc); per-process peaks into per_pid."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status") as fh:
-                ppid = kb = 0
-                for line in fh:
-                    if line.startswith("PPid:"):
-                        ppid = int(line.split()[1])
-                    elif line.startswith("VmRSS:"):
-                        kb = int(line.split()[1])
-        except OSError:
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-        rss[int(entry)] = kb
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        total += rss.get(pid, 0)
-        if per_pid is not None:
-            per_pid[pid] = max(per_pid.get(pid, 0), rss.get(pid, 0))
-        todo.extend(children.get(pid, []))
-    return total
 
 
 def main() -> int:
@@ -100,7 +73,7 @@ def main() -> int:
 
         def sample() -> None:
             while not done.wait(0.05):
-                peak_tree[0] = max(peak_tree[0], _tree_rss_kb(proc.pid, per_pid))
+                peak_tree[0] = max(peak_tree[0], tree_rss_kb(proc.pid, per_pid))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()

@@ -5,6 +5,11 @@
 Each phase runs in its own child process so its peak RSS is its own. The plain copy reads
 every legacy row and executemany-inserts it unchanged into a fresh SQLite file with the same
 DDL (no mapping, no ledger): the practical limit for moving these rows on this machine.
+
+The write floor does the same plain copy of what the migration wrote (the five iOPS tables,
+the ledger, the cross-reference, warnings and rejects), read back from its target into a
+fresh store with the target's DDL: what writing those rows costs with no mapping at all,
+i.e. the least time any migration that keeps the ledger issue 3 asks for can take.
 """
 
 from __future__ import annotations
@@ -31,19 +36,53 @@ def print_row(label: str, r: dict, crimes: int, rows_key: str, plain: dict | Non
           f"   load {r['load'][0]:.1f}->{r['load'][1]:.1f}", flush=True)
 
 
+#: What the migration must write (mapping.md's five iOPS tables; the ledger with a digest of
+#: every row written and the cross-reference that makes re-runs idempotent — issue 3), in the
+#: order it writes them; mig_warning and mig_reject are a few thousand rows either way.
+WRITTEN_TABLES = ("person", "location", "crime", "crime_person", "intelligence_report",
+                  "mig_ledger", "mig_xref", "mig_warning", "mig_reject")
+
+
 def phase_plain_copy(legacy: Path, dest: Path) -> dict:
     from core.schema import legacy_ddl_statements
 
-    t = time.perf_counter()
-    src = sqlite3.connect(f"file:{legacy}?mode=ro", uri=True)
+    def create(dst) -> None:
+        for stmt in legacy_ddl_statements():
+            dst.execute(stmt)
+
+    return _copy(legacy, dest, create, ("NOMINAL", "CRIME", "CRIME_NOM", "INTEL"))
+
+
+def phase_write_floor(migrated: Path, dest: Path) -> dict:
+    """The same plain copy, of what the migration wrote: the rows it must write, read back
+    from its target and inserted unchanged (no mapping, no digests) into a fresh store with
+    the target's DDL and indexes. The floor for *any* migration writing those rows."""
+    import sqlalchemy as sa
+
+    from core import schema
+
+    def create(_dst) -> None:
+        engine = sa.create_engine(f"sqlite:///{dest}")
+        schema.create_target_schema(engine)
+        engine.dispose()
+
+    return _copy(migrated, dest, create, WRITTEN_TABLES)
+
+
+def _copy(source: Path, dest: Path, create, tables) -> dict:
+    """Read every row of ``tables`` and executemany-insert it unchanged (5,000 at a time, one
+    commit per table) into ``dest``, made by ``create``; the timer starts after ``create``."""
     dst = sqlite3.connect(dest)
-    for stmt in legacy_ddl_statements():
-        dst.execute(stmt)
+    create(dst)
+    dst.commit()
+    t = time.perf_counter()
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     rows = 0
-    for table in ("NOMINAL", "CRIME", "CRIME_NOM", "INTEL"):
+    for table in tables:
         cur = src.execute(f"SELECT * FROM {table}")  # constant table names, not user input
-        width = len(cur.description)
-        insert = f"INSERT INTO {table} VALUES ({','.join('?' * width)})"
+        names = [d[0] for d in cur.description]
+        width = len(names)
+        insert = f"INSERT INTO {table} ({','.join(names)}) VALUES ({','.join('?' * width)})"
         while True:
             chunk = cur.fetchmany(5000)
             if not chunk:
@@ -67,6 +106,7 @@ def main() -> None:
     if run_phase(opts, {
         "generate": lambda a: phase_generate(Path(a[0]), int(a[1])),
         "plain_copy": lambda a: phase_plain_copy(Path(a[0]), Path(a[1])),
+        "write_floor": lambda a: phase_write_floor(Path(a[0]), Path(a[1])),
         "migrate": lambda a: phase_migrate(Path(a[0]), a[1], int(a[2])),
     }):
         return
@@ -93,6 +133,13 @@ def main() -> None:
     print_row("migrate SQLite->SQLite", mig, crimes, "rows_written", copy)
     print(f"  invariant {'holds' if mig['balanced'] else 'BROKEN'}; legacy records {mig['legacy_records']:,}; "
           f"target rows written {mig['rows_written']:,}", flush=True)
+    floor_db = work / "write-floor.db"
+    floor_db.unlink(missing_ok=True)
+    floor = child("write_floor", [str(target), str(floor_db)])
+    print_row("write floor (sqlite3)", floor, crimes, "rows", copy)
+    print(f"  = a plain copy of the {floor['rows']:,} rows the migration wrote ({', '.join(WRITTEN_TABLES)}): "
+          f"no mapping, no digests", flush=True)
+    floor_db.unlink(missing_ok=True)
 
     if opts.postgres:
         from core import db

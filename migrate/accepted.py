@@ -4,8 +4,7 @@
 drops an intelligence subject likewise. That depends on the *current* legacy data as mapped
 by this run, not on what an earlier run left in the target, so the run keeps the accepted
 keys in memory. Keys are held as integers (a crime reference ``CR/004512/19`` becomes
-19004512) in a sparse bitmap: one bit per possible number in each 65,536-number block that
-holds any key. A million crimes, a million nominals
+19004512) in a sparse bitmap (``core.intset.IntSet``). A million crimes, a million nominals
 and a third of a million intelligence entries take a few megabytes instead of the ~150 MB
 Python sets of ints would (measured at 1M crimes, the sets pushed the migration past 500 MB).
 """
@@ -13,6 +12,8 @@ Python sets of ints would (measured at 1M crimes, the sets pushed the migration 
 from __future__ import annotations
 
 import re
+
+from core.intset import IntSet
 
 _REF = re.compile(r"^(?:CR|IN)/(\d{6})/(\d{2})$")
 
@@ -22,50 +23,6 @@ def _ref_number(ref: str) -> int | str:
     if m is None:
         return ref  # not a well-formed reference: kept as text (rare; such records are rejected)
     return int(m.group(2)) * 1_000_000 + int(m.group(1))
-
-
-class IntSet:
-    """A set of keys: non-negative integers as bits in 8 KB blocks, anything else in a set.
-
-    Blocks are only allocated while they stay cheap — at most 1 MB plus 16 bytes per key held
-    (a Python set costs ~60 bytes per int) — so a store of sparse, huge numbers (NOM_IDs
-    scattered over 10^12) falls back to the plain set instead of allocating a block per key.
-    """
-
-    _SHIFT = 16
-    _BLOCK_BYTES = (1 << 16) >> 3
-    _MASK = (1 << _SHIFT) - 1
-
-    def __init__(self) -> None:
-        self._blocks: dict[int, bytearray] = {}
-        self._other: set = set()  # text keys, negative numbers, keys of sparse ranges
-        self._count = 0
-
-    def add(self, key) -> None:
-        if key in self:
-            return
-        self._count += 1
-        if type(key) is int and key >= 0:
-            block = self._blocks.get(key >> self._SHIFT)
-            if block is None and (len(self._blocks) + 1) * self._BLOCK_BYTES <= (1 << 20) + 16 * self._count:
-                block = self._blocks[key >> self._SHIFT] = bytearray(self._BLOCK_BYTES)
-            if block is not None:
-                low = key & self._MASK
-                block[low >> 3] |= 1 << (low & 7)
-                return
-        self._other.add(key)
-
-    def __contains__(self, key) -> bool:
-        if type(key) is int and key >= 0:
-            block = self._blocks.get(key >> self._SHIFT)
-            if block is not None:
-                low = key & self._MASK
-                if block[low >> 3] & (1 << (low & 7)):
-                    return True
-        return key in self._other
-
-    def __len__(self) -> int:
-        return self._count
 
 
 class AcceptedKeys:

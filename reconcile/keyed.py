@@ -5,7 +5,7 @@ Per entity the legacy table is streamed in key order in batches (as ``migrate/en
 does); each batch is mapped by the same pure functions the migration uses, which gives the
 *expected* rows; the target rows carrying the batch's trimmed keys are fetched with one
 indexed ``legacy_ref IN (...)`` (person: ``legacy_nominal_id IN (...)``) and compared. Nothing
-is held per record beyond compact integer key sets (as ``migrate/accepted.py``), so memory
+is held per record beyond compact integer key sets (``core.intset``), so memory
 does not grow with the size of the stores, except for the legacy records left without a
 keyed counterpart (the candidates of unkeyed matching, normally few).
 
@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core.db import store_errors, stream
+from core.intset import IntSet
 from core.progress import bar
 from mappings import map_crimes, map_intel, map_links, map_persons
 from mappings.outcome import Issue, Mapped, MappingContext
@@ -91,7 +92,7 @@ class EntityKeys:
 
     def __init__(self, encode: Callable[[Any], int | str]) -> None:
         self.encode = encode
-        self.accepted: set = set()
+        self.accepted = IntSet()  # the big one: a bitmap, cheap to hold and to send to workers
         self.rejected: set = set()
         self.excluded: set = set()
         self.unmatched: set = set()

@@ -207,8 +207,12 @@ def _run_passes(rec: keyed.Reconciler, target: Engine, target_tables: dict, timi
     with _timed(timings, "crime", collect):
         rec.collect_similarity = _entities_with_unkeyed_records(target, target_tables)
         rec.load_padded_links()
-        rec.keyed_pass(keyed.CRIME)
-        rec.resolve_unkeyed(keyed.CRIME, rec.scan_target(keyed.CRIME))
+        with _timed(timings, "  crime keyed", _no_collect):
+            rec.keyed_pass(keyed.CRIME)
+        with _timed(timings, "  crime scan of iOPS", _no_collect):
+            unkeyed = rec.scan_target(keyed.CRIME)
+        with _timed(timings, "  crime unkeyed (similarity)", _no_collect):
+            rec.resolve_unkeyed(keyed.CRIME, unkeyed)
 
     with _timed(timings, "crime_person", collect):
         rec.link_pass()
@@ -236,6 +240,8 @@ def _entities_with_unkeyed_records(target: Engine, target_tables: dict) -> set[s
 def _timed(timings: dict | None, phase: str, collect: Callable[[], object] = gc.collect):
     """Wall and CPU seconds of a phase; the CPU includes the worker processes it ran (they
     have ended, and been waited for, by the end of their pass)."""
+    if timings is not None:
+        timings.setdefault(phase, (0.0, 0.0))  # a phase's parts are listed after it
     wall, cpu = time.perf_counter(), _cpu_seconds()
     try:
         yield
@@ -243,6 +249,10 @@ def _timed(timings: dict | None, phase: str, collect: Callable[[], object] = gc.
         collect()
         if timings is not None:
             timings[phase] = (time.perf_counter() - wall, _cpu_seconds() - cpu)
+
+
+def _no_collect() -> None:
+    """For the timing of part of a phase: the phase collects at its end."""
 
 
 def _cpu_seconds() -> float:

@@ -7,7 +7,8 @@ import sys
 
 from hypothesis import given, strategies as st
 
-from migrate.accepted import AcceptedKeys, IntSet
+from core.intset import IntSet
+from migrate.accepted import AcceptedKeys
 
 # (no booleans: a Python set holds False and 0 as one key; legacy keys are never booleans)
 keys = st.one_of(st.integers(min_value=-10**15, max_value=10**15), st.text(max_size=12))
