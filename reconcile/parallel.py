@@ -8,7 +8,10 @@ this process applies the outcomes in key order (``Reconciler._apply``,
 * Keyed passes: worker ``w`` streams the legacy table in key order exactly as the serial
   reconciler does and evaluates batches ``w``, ``w + n``, ``w + 2n``, … (it reads past the
   others without building their rows); this process takes the outcomes round-robin, which
-  is key order.
+  is key order. Each worker's reading is its own snapshot, so at the end every worker's
+  count and digest of the keys it read must agree: a store changed meanwhile would cut
+  differently into batches, so the run stops (``LegacyChanged``) rather than risk a record
+  evaluated twice or not at all.
 * Link pass: this process decides which crimes are matched (it holds the key sets) and
   sends their keys, a batch at a time, round-robin; each worker sends back the expected and
   actual links of its batches.
@@ -48,6 +51,20 @@ class WorkerFailed(Opus2IopsError):
     """A reconciliation worker process ended without finishing its share."""
 
 
+class LegacyChanged(Opus2IopsError):
+    """The legacy store changed while worker processes were reading it."""
+
+
+def _check_same_stream(entity: str, first: tuple, others: list[tuple[str, object]]) -> None:
+    """Each worker read the whole legacy table to cut it into batches; if rows were added or
+    removed meanwhile, the workers' batches would not line up and a record could be evaluated
+    twice or not at all. So every worker's (rows, key digest) must be the same."""
+    if any(kind != _DONE or payload != first for kind, payload in others):
+        raise LegacyChanged(
+            f"the legacy store changed while its {entity} records were being reconciled (rows added or "
+            f"removed); reconcile a store nobody is writing to, or run with --workers 1")
+
+
 @dataclass(frozen=True)
 class EvaluationWorkers:
     """How to start the workers of one reconciliation: what each needs to open the stores
@@ -74,9 +91,11 @@ class EvaluationWorkers:
             while True:
                 kind, payload = workers.take(turn % self.count)
                 if kind == _DONE:
-                    return  # the worker whose turn it is has no batch left: neither has any other
+                    break  # the worker whose turn it is has no batch left: neither has any other
                 yield payload
                 turn += 1
+            _check_same_stream(entity, payload, [workers.take((turn + k) % self.count)
+                                                 for k in range(1, self.count)])
 
     def evaluated_links(self, key_batches: Iterable[list[str]], *, crime_accepted: set, person_accepted: set,
                         padded_links: dict, auto_pairs: dict) -> Iterator[list[tuple]]:
@@ -159,12 +178,12 @@ class _Workers:
 # ------------------------------------------------------------------------ in the workers
 
 
-def _reporting(work: Callable[[], None], out) -> None:
-    """Run a worker's ``work``; any exception is reported to the main process, which raises it."""
+def _reporting(work: Callable[[], object], out) -> None:
+    """Run a worker's ``work``; what it returns is its last word (``_DONE``), and any exception
+    is reported to the main process, which raises it."""
     gc.disable()  # as in the main process: collected by hand (core.cyclic_gc)
     try:
-        work()
-        out.put((_DONE, None))
+        out.put((_DONE, work()))
     except BaseException as exc:
         try:
             out.put((_FAILED, exc))
@@ -225,16 +244,19 @@ def _send_all(out, results: Iterable) -> None:
 
 
 def _keyed_worker(index: int, out, _inbox, plan: EvaluationWorkers, entity: str, person_accepted: set | None):
-    def work() -> None:
+    def work() -> tuple[int, str]:
         from reconcile import keyed
 
         spec = {s.name: s for s in (keyed.PERSON, keyed.CRIME, keyed.INTEL)}[entity]
+        fingerprint = keyed.KeyFingerprint()
         with _stores(plan) as (legacy, target, target_tables, legacy_tables):
             evaluator = keyed.BatchEvaluator(target, target_tables, _context(plan, person_accepted))
             batches = keyed.legacy_batches(legacy, legacy_tables[spec.legacy_table], spec.key_column,
-                                           plan.batch_size, mine=lambda n: n % plan.count == index)
+                                           plan.batch_size, mine=lambda n: n % plan.count == index,
+                                           fingerprint=fingerprint)
             with _connect(target, "target") as tconn:
                 _send_all(out, (evaluator.evaluate(spec, batch, tconn) for _, batch in batches))
+        return fingerprint.value()
 
     _reporting(work, out)
 

@@ -59,3 +59,25 @@ def test_workers_take_their_own_inbox_and_stop_when_told():
 
 def test_default_workers_is_between_one_and_the_cap():
     assert 1 <= default_workers() <= MAX_AUTO_WORKERS
+
+
+def test_workers_that_read_different_legacy_rows_stop_the_run():
+    """Each worker cuts the whole legacy table into batches itself: if rows were added or
+    removed between their reads, batches would not line up, so the run stops (exit 2)."""
+    from reconcile.keyed import KeyFingerprint
+
+    def fingerprint(keys: list) -> tuple[int, str]:
+        f = KeyFingerprint()
+        f.add(keys[:2])
+        f.add(keys[2:])
+        return f.value()
+
+    same = fingerprint(["CR/000001/18", "CR/000002/18", "CR/000003/18"])
+    parallel._check_same_stream("crime", same, [(parallel._DONE, same)])
+    assert fingerprint(["CR/000001/18", "CR/000002/18"]) != same  # a row removed
+    assert fingerprint(["CR/000001/18", "CR/000002/18", "CR/000003/18 "]) != same  # a key retyped
+    with pytest.raises(parallel.LegacyChanged, match="changed while its crime records") as caught:
+        parallel._check_same_stream("crime", same, [(parallel._DONE, fingerprint(["CR/000001/18"]))])
+    assert caught.value.exit_code == 2
+    with pytest.raises(parallel.LegacyChanged):  # another worker still had a batch to give
+        parallel._check_same_stream("crime", same, [(parallel._BATCH, [])])
