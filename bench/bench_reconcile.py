@@ -25,32 +25,39 @@ Phases:
 Targets (issue 4): whole reconciliation within 4x the plain read; the crime entity faster
 than datacompy; peak RSS under 1 GB.
 
-Measured on a quiet machine (2026-11-27, code of commit 3ecf336: with that day's mapping, digest
-and reconciler speed-ups; SQLite both sides; nothing else running):
+Session 3 (2026-11-28, commit 077220b: keyed and link passes shared by 2 worker processes,
+reconcile/parallel.py; lxml under openpyxl), quiet machine, SQLite both sides, one run:
 
   1,000,000 crimes (7,738,902 legacy + new records, 130,071 discrepancies)
                                     wall s   CPU s   peak RSS
-  plain read, driver values           48.5    44.6      50 MB
-  plain read, SQLAlchemy typed        59.2    58.6      76 MB
-  reconcile, whole with reports      350.1   345.9     551 MB   5.9x typed read, 7.8x driver (CPU)
-    person / crime / links / intel / reports: 52.5 / 145.0 / 67.5 / 42.0 / 35.2 s CPU
-  datacompy, crime tables only        71.6    71.0    3872 MB   (53.1 s of it pandas loading)
-                                                                crime entity 2.05x its wall
+  plain read, driver values           48.8    46.6      50 MB
+  plain read, SQLAlchemy typed        84.5    84.3      76 MB
+  reconcile, whole with reports      295.7   522.1     558 MB all processes (main 232, each worker <= 232)
+                                                               3.50x the typed read, 6.05x the driver read (wall)
+    person 43.3 / crime 123.6 (keyed 107.9, scan of iOPS 6.2, similarity 9.1) / links 63.6 /
+    intelligence 32.0 / reports 30.7 s wall
+  datacompy, crime tables only        84.9    84.7    3863 MB  (70.3 s of it pandas loading)
+                                                               crime entity 1.46x its wall
   scored against the simulator's truth (synth.truth.score): MISSING 49,284, ALTERED 63,485,
   DUPLICATE 3,949, UNEXPECTED 1,626 — each precision and recall 1.0000; PROBABLE_MATCH AUTO
   precision 1.0000, AUTO recall 0.9935, AUTO+REVIEW recall 0.9990 of 11,739 re-keyed;
-  crime_stats.csv equal (13,444 rows).
+  crime_stats.csv equal (13,444 rows) — the same as the single-process run of session 2.
 
-Earlier (load 3-5, before those speed-ups): reconcile 713 s wall / 461 s CPU, 619 MB; crime
-entity 205 s CPU = 3.1x datacompy's; 5.7x the typed read (the typed read has since become
-faster too: timestamps are parsed by datetime.fromisoformat on SQLite).
+This machine is not the one of session 2 (its plain copy of the legacy store is 1.56x slower
+there, and the typed read is 1.73x the driver read instead of 1.22x): compare ratios within one
+run. A first run this session (before the key sets moved to bitmaps and the statistics cells
+were pickled once per batch) measured 369.3 s wall vs 110.6 s typed / 60.1 s driver read, crime
+entity 1.51x datacompy, and up to 1,098 MB for all processes counted as main + 2 x the largest
+worker; the tree is now sampled instead.
 
-The 4x and datacompy targets are still missed. About a third of the reconciler's CPU is the
-mapping of ``mappings/`` (which it must run: it is what defines the expected values), SQLite
-look-ups of the target by key cost ~15 us per crime (the join to location on its UUID), and
-openpyxl's cell writing is ~80% of the reports. datacompy neither maps nor compares links.
-``--workers 2`` (mapping in processes) was slower on 2 cores (100k crimes, quiet machine:
-64 s wall vs 50 s): pickling a mapped batch costs about as much as mapping it.
+The whole reconciliation is within 4x the typed read, and its memory well under 1 GB. It is
+not within 4x of the driver read, and the crime entity is not faster than datacompy: the work
+is CPU-bound on both cores (522 s of CPU in 296 s), two thirds of it the mapping of
+``mappings/`` (which the reconciler must run: it defines the expected values; ~100 us a crime
+on this machine), which datacompy does not do.
+
+Session 2 (2026-11-27, single process, code of 3ecf336; other machine): reconcile 350.1 s wall /
+345.9 s CPU, 551 MB = 5.9x the typed read (59.2 s); crime entity 147.0 s = 2.05x datacompy (71.6 s).
 """
 
 from __future__ import annotations
