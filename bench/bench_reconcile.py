@@ -25,36 +25,41 @@ Phases:
 Targets (issue 4): whole reconciliation within 4x the plain read; the crime entity faster
 than datacompy; peak RSS under 1 GB.
 
-Session 3 (2026-11-28, commit 077220b: keyed and link passes shared by 2 worker processes,
-reconcile/parallel.py; lxml under openpyxl), quiet machine, SQLite both sides, one run:
+Session 3 (2026-11-28, commit 02d9090: keyed and link passes shared by 2 worker
+processes, reconcile/parallel.py; lxml under openpyxl; mapping without the caches that missed),
+quiet machine, SQLite both sides, one run:
 
   1,000,000 crimes (7,738,902 legacy + new records, 130,071 discrepancies)
                                     wall s   CPU s   peak RSS
-  plain read, driver values           48.8    46.6      50 MB
-  plain read, SQLAlchemy typed        84.5    84.3      76 MB
-  reconcile, whole with reports      295.7   522.1     558 MB all processes (main 232, each worker <= 232)
-                                                               3.50x the typed read, 6.05x the driver read (wall)
-    person 43.3 / crime 123.6 (keyed 107.9, scan of iOPS 6.2, similarity 9.1) / links 63.6 /
-    intelligence 32.0 / reports 30.7 s wall
-  datacompy, crime tables only        84.9    84.7    3863 MB  (70.3 s of it pandas loading)
-                                                               crime entity 1.46x its wall
+  plain read, driver values           39.3    38.7      50 MB
+  plain read, SQLAlchemy typed        63.6    63.5      76 MB
+  reconcile, whole with reports      233.9   408.5     488 MB all processes (main 233, each worker <= 233)
+                                                               3.68x the typed read, 5.95x the driver read (wall)
+    person 32.9 / crime 92.5 (keyed 76.5, scan of iOPS 4.8, similarity 10.8) / links 53.4 /
+    intelligence 28.2 / reports 24.7 s wall
+  datacompy, crime tables only        67.4    67.3    3863 MB  (53.2 s of it pandas loading)
+                                                               crime entity 1.37x its wall
   scored against the simulator's truth (synth.truth.score): MISSING 49,284, ALTERED 63,485,
   DUPLICATE 3,949, UNEXPECTED 1,626 — each precision and recall 1.0000; PROBABLE_MATCH AUTO
   precision 1.0000, AUTO recall 0.9935, AUTO+REVIEW recall 0.9990 of 11,739 re-keyed;
   crime_stats.csv equal (13,444 rows) — the same as the single-process run of session 2.
 
-This machine is not the one of session 2 (its plain copy of the legacy store is 1.56x slower
-there, and the typed read is 1.73x the driver read instead of 1.22x): compare ratios within one
-run. A first run this session (before the key sets moved to bitmaps and the statistics cells
+Earlier the same day, commit 077220b (before the mapping caches were dropped): 295.7 s wall /
+522.1 s CPU against 84.5 s typed / 48.8 s driver read (3.50x / 6.05x), crime entity 123.6 s =
+1.46x datacompy (84.9 s), 558 MB all processes. The machine's speed varied by ~25% between
+runs (the driver read took 60.1, 48.8 and 39.3 s in three runs): only ratios within one run
+compare.
+
+This machine is not the one of session 2: compare ratios within one run. A first run this session (before the key sets moved to bitmaps and the statistics cells
 were pickled once per batch) measured 369.3 s wall vs 110.6 s typed / 60.1 s driver read, crime
 entity 1.51x datacompy, and up to 1,098 MB for all processes counted as main + 2 x the largest
 worker; the tree is now sampled instead.
 
 The whole reconciliation is within 4x the typed read, and its memory well under 1 GB. It is
 not within 4x of the driver read, and the crime entity is not faster than datacompy: the work
-is CPU-bound on both cores (522 s of CPU in 296 s), two thirds of it the mapping of
-``mappings/`` (which the reconciler must run: it defines the expected values; ~100 us a crime
-on this machine), which datacompy does not do.
+is CPU-bound on both cores (408 s of CPU in 234 s), most of it the mapping of ``mappings/``
+(which the reconciler must run: it defines the expected values; ~50 us a crime on this
+machine), the keyed look-ups and the comparison — none of which datacompy does.
 
 Session 2 (2026-11-27, single process, code of 3ecf336; other machine): reconcile 350.1 s wall /
 345.9 s CPU, 551 MB = 5.9x the typed read (59.2 s); crime entity 147.0 s = 2.05x datacompy (71.6 s).
