@@ -85,9 +85,7 @@ def map_crime(row: Mapping, ctx: MappingContext, *, fill_geo: bool = True) -> Ma
     updated_at = recorded_at if last_upd is UNKNOWN or last_upd is INVALID else last_upd
 
     crime = {
-        # The uncached id: each crime is mapped once, so its look-up in crime_id's cache (meant
-        # for links, which name the same crime again and again) would always miss.
-        "crime_id": ids.crime_id.__wrapped__(legacy_ref),
+        "crime_id": ids.crime_id(legacy_ref),
         "crime_ref": f"CRI-{year:04d}-{digits}",
         "legacy_ref": legacy_ref,
         "ho_offence_code": offence.ho_code,

@@ -32,9 +32,6 @@ def _id(name: str) -> str:
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
-# Links and subjects name the same crimes and persons again and again (in legacy key order,
-# so mostly close together): a small cache turns most of those ids into a dict hit.
-@lru_cache(maxsize=8192)
 def crime_id(legacy_ref: str) -> str:
     """Target ``crime_id`` for a trimmed ``CRIME_NO``."""
     return _id("crime:" + legacy_ref)
@@ -45,10 +42,16 @@ def intel_id(legacy_ref: str) -> str:
     return _id("intelligence:" + legacy_ref)
 
 
-@lru_cache(maxsize=1 << 16)
 def person_id(nom_id: int) -> str:
     """Target ``person_id`` for a ``NOM_ID``."""
     return _id(f"person:{int(nom_id)}")
+
+
+# Links and subjects name the same crimes and persons again and again (in legacy key order,
+# so mostly close together): a small cache turns most of those ids into a dict hit. A crime or
+# person mapped itself uses the plain function: it is mapped once, so its look-up would miss.
+linked_crime_id = lru_cache(maxsize=8192)(crime_id)
+linked_person_id = lru_cache(maxsize=1 << 16)(person_id)
 
 
 def location_id(owner_entity: str, legacy_ref: str) -> str:

@@ -125,4 +125,4 @@ def _subject(row: Mapping, ctx: MappingContext, warnings: list[Issue]) -> str | 
     if nom_id is None or not ctx.person_migrated(nom_id):
         warnings.append(Issue("ORPHAN_SUBJECT", "SUBJ_NOM_ID", text(raw)))
         return None
-    return ids.person_id(nom_id)
+    return ids.linked_person_id(nom_id)

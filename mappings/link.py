@@ -74,5 +74,5 @@ def map_link(row: Mapping, ctx: MappingContext) -> Mapped:
     if role is None:
         return Mapped(ENTITY, legacy_key, reject=Issue("INVALID_ROLE", "ROLE", text(raw_role)))
 
-    link = {"crime_id": ids.crime_id(crime_no), "person_id": ids.person_id(nom_id), "role": role}
+    link = {"crime_id": ids.linked_crime_id(crime_no), "person_id": ids.linked_person_id(nom_id), "role": role}
     return Mapped(ENTITY, legacy_key, rows={"crime_person": link})

@@ -81,7 +81,7 @@ def map_person(row: Mapping, ctx: MappingContext) -> Mapped:
     stamp = run_started if last_upd is UNKNOWN or last_upd is INVALID else last_upd
 
     person = {
-        "person_id": ids.person_id.__wrapped__(nom_id),  # each person is mapped once: its cache look-up would miss
+        "person_id": ids.person_id(nom_id),
         "legacy_nominal_id": nom_id,
         "family_name": family_name,
         "given_names": given_names,

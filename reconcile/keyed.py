@@ -21,6 +21,7 @@ AUTO), so after unkeyed matching.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import operator
@@ -469,8 +470,8 @@ class BatchEvaluator(_TargetReader):
 
 def legacy_batches(legacy: Engine, table: sa.Table, key_column: str, batch_size: int,
                    mine: Callable[[int], bool] | None = None,
-                   fingerprint: "KeyFingerprint | None" = None) -> Iterator[tuple[int, list[dict]]]:
-    """``(batch number, rows as dicts)`` of a legacy table streamed in key order. ``mine``:
+                   fingerprint: "KeyFingerprint | None" = None) -> Iterator[list[dict]]:
+    """The batches of a legacy table streamed in key order, rows as dicts. ``mine``:
     the batch numbers wanted (a worker process evaluates every n-th batch); the others are
     read past without building their rows. ``fingerprint`` sees the key of every row read."""
     stmt = sa.select(table).order_by(table.c[key_column])
@@ -482,7 +483,7 @@ def legacy_batches(legacy: Engine, table: sa.Table, key_column: str, batch_size:
             if fingerprint is not None:
                 fingerprint.add([row[key_index] for row in partition])
             if mine is None or mine(n):
-                yield n, [dict(zip(names, row)) for row in partition]
+                yield [dict(zip(names, row)) for row in partition]
 
 
 class KeyFingerprint:
@@ -663,6 +664,18 @@ class FindingSink:
             t.missing_explained += 1
 
 
+def mapping_context(reference, run_started: dt.datetime, persons: EntityKeys | None = None,
+                    crimes: EntityKeys | None = None) -> MappingContext:
+    """How the reconciler maps: link and subject rules see which persons and crimes the
+    mapping accepts (its key sets; a worker gets copies of them)."""
+    ctx = MappingContext(reference=reference, run_started=run_started)
+    if persons is not None:
+        ctx = dataclasses.replace(ctx, person_migrated=persons.is_accepted)
+    if crimes is not None:
+        ctx = dataclasses.replace(ctx, crime_migrated=crimes.is_accepted)
+    return ctx
+
+
 class Reconciler:
     def __init__(self, legacy: Engine, target: Engine, legacy_tables: dict, target_tables: dict,
                  ctx: MappingContext, findings: FindingSink, *, batch_size: int, auto_threshold: float,
@@ -682,8 +695,7 @@ class Reconciler:
         self.keys = {"person": EntityKeys(encode_person), "crime": EntityKeys(encode_ref),
                      "intelligence": EntityKeys(encode_ref)}
         persons, crimes = self.keys["person"], self.keys["crime"]
-        self.ctx = MappingContext(reference=ctx.reference, run_started=ctx.run_started,
-                                  person_migrated=persons.is_accepted, crime_migrated=crimes.is_accepted)
+        self.ctx = mapping_context(ctx.reference, ctx.run_started, persons, crimes)
         self.stats = CrimeStats()
         self.candidates: dict[str, dict[str, Candidate]] = {"crime": {}, "intelligence": {}}  # entity -> key -> …
         self.padded_links: dict[str, list[dict]] = {}  # trimmed CRIME_NO -> CRIME_NOM rows typed padded
@@ -694,10 +706,6 @@ class Reconciler:
         self.evaluator = BatchEvaluator(target, target_tables, self.ctx)
 
     # ------------------------------------------------------------------ reading helpers
-
-    def _legacy_batches(self, spec: EntitySpec) -> Iterator[list[dict]]:
-        for _, batch in legacy_batches(self.legacy, self.lt[spec.legacy_table], spec.key_column, self.batch_size):
-            yield batch
 
     def _count(self, engine: Engine, role: str, table: sa.Table) -> int:
         stmt = sa.select(sa.func.count()).select_from(table)
@@ -728,12 +736,11 @@ class Reconciler:
         evaluated by worker processes when the reconciliation has them, else here."""
         if self.workers is not None and self.workers.worth_it(rows):
             # Intelligence subjects are mapped against the persons the mapping accepts.
-            accepted = self.keys["person"].accepted if spec is INTEL else None
-            yield from self.workers.evaluated_batches(spec.name, person_accepted=accepted)
+            yield from self.workers.evaluated_batches(spec.name, persons=self.keys["person"] if spec is INTEL else None)
             return
         tconn = self._connect(self.target, "target")
         try:
-            for batch in self._legacy_batches(spec):
+            for batch in legacy_batches(self.legacy, self.lt[spec.legacy_table], spec.key_column, self.batch_size):
                 yield self.evaluator.evaluate(spec, batch, tconn)
         finally:
             tconn.close()
@@ -846,7 +853,7 @@ class Reconciler:
     def _evaluated_links(self, key_batches: Iterator[list[str]], rows: int) -> Iterator[list[tuple]]:
         if self.workers is not None and self.workers.worth_it(rows):
             yield from self.workers.evaluated_links(
-                key_batches, crime_accepted=self.keys["crime"].accepted, person_accepted=self.keys["person"].accepted,
+                key_batches, persons=self.keys["person"], crimes=self.keys["crime"],
                 padded_links=self.padded_links, auto_pairs=self.auto_pairs)
             return
         links = self.link_evaluator()

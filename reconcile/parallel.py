@@ -82,11 +82,11 @@ class EvaluationWorkers:
     def worth_it(self, rows: int) -> bool:
         return rows >= self.min_rows
 
-    def evaluated_batches(self, entity: str, person_accepted: set | None = None) -> Iterator[list[tuple]]:
+    def evaluated_batches(self, entity: str, persons=None) -> Iterator[list[tuple]]:
         """Outcome lists of every legacy batch of ``entity`` (keyed pass), in key order.
-        ``person_accepted``: the encoded NOM_IDs the mapping accepts (intelligence subjects
+        ``persons``: the reconciler's person keys (``keyed.EntityKeys``; intelligence subjects
         are mapped against them), sent to each worker once."""
-        with _Workers(self.count, _keyed_worker, (self, entity, person_accepted)) as workers:
+        with _Workers(self.count, _keyed_worker, (self, entity, persons)) as workers:
             turn = 0
             while True:
                 kind, payload = workers.take(turn % self.count)
@@ -97,10 +97,11 @@ class EvaluationWorkers:
             _check_same_stream(entity, payload, [workers.take((turn + k) % self.count)
                                                  for k in range(1, self.count)])
 
-    def evaluated_links(self, key_batches: Iterable[list[str]], *, crime_accepted: set, person_accepted: set,
-                        padded_links: dict, auto_pairs: dict) -> Iterator[list[tuple]]:
-        """``LinkEvaluator.evaluate`` of each batch of crime keys, in the order given."""
-        args = (self, crime_accepted, person_accepted, padded_links, auto_pairs)
+    def evaluated_links(self, key_batches: Iterable[list[str]], *, persons, crimes, padded_links: dict,
+                        auto_pairs: dict) -> Iterator[list[tuple]]:
+        """``LinkEvaluator.evaluate`` of each batch of crime keys, in the order given;
+        ``persons``/``crimes``: the reconciler's key sets (``keyed.EntityKeys``)."""
+        args = (self, persons, crimes, padded_links, auto_pairs)
         with _Workers(self.count, _link_worker, args, with_input=True) as workers:
             pending: deque[int] = deque()  # which worker has each batch sent, in order
             batches = iter(key_batches)
@@ -211,21 +212,6 @@ def _connect(engine, role: str):
         return engine.connect()
 
 
-def _context(plan: EvaluationWorkers, person_accepted: set | None, crime_accepted: set | None = None):
-    """The mapping context of the main process's Reconciler, from copies of its key sets."""
-    from mappings.outcome import MappingContext
-    from reconcile.keyed import encode_person, encode_ref
-
-    def person_migrated(nom_id) -> bool:
-        return person_accepted is not None and encode_person(nom_id) in person_accepted
-
-    def crime_migrated(crime_no) -> bool:
-        return crime_accepted is not None and encode_ref(crime_no) in crime_accepted
-
-    return MappingContext(reference=plan.reference, run_started=plan.run_started,
-                          person_migrated=person_migrated, crime_migrated=crime_migrated)
-
-
 @contextlib.contextmanager
 def _stores(plan: EvaluationWorkers):
     legacy, target, target_tables, legacy_tables = _open(plan)
@@ -243,32 +229,33 @@ def _send_all(out, results: Iterable) -> None:
             gc.collect()
 
 
-def _keyed_worker(index: int, out, _inbox, plan: EvaluationWorkers, entity: str, person_accepted: set | None):
+def _keyed_worker(index: int, out, _inbox, plan: EvaluationWorkers, entity: str, persons):
     def work() -> tuple[int, str]:
         from reconcile import keyed
 
         spec = {s.name: s for s in (keyed.PERSON, keyed.CRIME, keyed.INTEL)}[entity]
         fingerprint = keyed.KeyFingerprint()
         with _stores(plan) as (legacy, target, target_tables, legacy_tables):
-            evaluator = keyed.BatchEvaluator(target, target_tables, _context(plan, person_accepted))
+            ctx = keyed.mapping_context(plan.reference, plan.run_started, persons)
+            evaluator = keyed.BatchEvaluator(target, target_tables, ctx)
             batches = keyed.legacy_batches(legacy, legacy_tables[spec.legacy_table], spec.key_column,
                                            plan.batch_size, mine=lambda n: n % plan.count == index,
                                            fingerprint=fingerprint)
             with _connect(target, "target") as tconn:
-                _send_all(out, (evaluator.evaluate(spec, batch, tconn) for _, batch in batches))
+                _send_all(out, (evaluator.evaluate(spec, batch, tconn) for batch in batches))
         return fingerprint.value()
 
     _reporting(work, out)
 
 
-def _link_worker(index: int, out, inbox, plan: EvaluationWorkers, crime_accepted: set, person_accepted: set,
-                 padded_links: dict, auto_pairs: dict):
+def _link_worker(index: int, out, inbox, plan: EvaluationWorkers, persons, crimes, padded_links: dict,
+                 auto_pairs: dict):
     def work() -> None:
         from reconcile import keyed
 
         with _stores(plan) as (legacy, target, target_tables, legacy_tables):
-            links = keyed.LinkEvaluator(legacy, target, legacy_tables, target_tables,
-                                        _context(plan, person_accepted, crime_accepted), padded_links, auto_pairs)
+            ctx = keyed.mapping_context(plan.reference, plan.run_started, persons, crimes)
+            links = keyed.LinkEvaluator(legacy, target, legacy_tables, target_tables, ctx, padded_links, auto_pairs)
             with _connect(target, "target") as tconn, _connect(legacy, "legacy") as lconn:
                 # Key batches until the main process sends None.
                 _send_all(out, (links.evaluate(lconn, tconn, keys) for keys in iter(inbox.get, None)))
