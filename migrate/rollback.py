@@ -601,6 +601,10 @@ def _foreign_key_indexes(conn: Connection) -> Iterator[None]:
     """
     inspector = sa.inspect(conn)
     built = []
+    # The indexes are defined on copies of the tables: an Index on a table of the shared
+    # target_metadata would stay attached to it, and every later create_target_schema in
+    # this process would build it too (then the next rollback finds its name taken).
+    scratch = sa.MetaData()
     for child_name, fks in FOREIGN_KEYS.items():
         if not fks:
             continue
@@ -608,8 +612,10 @@ def _foreign_key_indexes(conn: Connection) -> Iterator[None]:
         indexed.add(schema.TARGET_KEYS[child_name][0])  # the primary key's leading column
         for column, _ in fks:
             if column not in indexed:
-                index = sa.Index(f"tmp_rollback_{child_name}_{column}"[:60],
-                                 schema.target_metadata.tables[child_name].c[column])
+                table = scratch.tables.get(child_name)
+                if table is None:
+                    table = schema.target_metadata.tables[child_name].to_metadata(scratch)
+                index = sa.Index(f"tmp_rollback_{child_name}_{column}"[:60], table.c[column])
                 index.create(conn)
                 built.append(index)
     yield

@@ -235,6 +235,21 @@ def test_after_a_rollback_an_unchanged_legacy_store_migrates_as_unchanged(make_s
     assert snapshot(target) == after_first
 
 
+def test_rollback_leaves_no_temporary_index_behind_in_this_process(make_store, legacy, tmp_path):
+    """The indexes a rollback builds for its deletes belong to that rollback: a later target
+    created in the same process gets none of them, and rolls back in its turn."""
+    for n in (1, 2):
+        target = make_store("sqlite", f"target{n}")
+        run = migrate(legacy, target, batch_size=3)
+        rollback(target, run.run_id, execute=True, out_dir=tmp_path / f"rb{n}")
+        engine = sa.create_engine(target)
+        names = {ix["name"] for t in schema.TARGET_TABLES for ix in sa.inspect(engine).get_indexes(t)}
+        engine.dispose()
+        assert not [name for name in names if name.startswith("tmp_rollback")]
+    assert not [ix.name for t in schema.target_metadata.tables.values() for ix in t.indexes
+                if ix.name.startswith("tmp_rollback")]
+
+
 def test_an_interrupted_run_can_be_rolled_back(make_store, legacy, tmp_path):
     target = make_store("sqlite", "target")
     before = snapshot(target)
