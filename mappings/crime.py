@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from mappings import ids
 from mappings.geo import fill_lat_lon
 from mappings.location import crime_location, district_for
 from mappings.outcome import Issue, Mapped, MappingContext
@@ -77,7 +76,7 @@ def map_crime(row: Mapping, ctx: MappingContext, *, fill_geo: bool = True) -> Ma
 
     district_code = district_for(row, reference, warnings)
     outcome_code = _outcome(row, reference, status, warnings)
-    location = crime_location(legacy_ref, row, district_code, warnings)
+    location = crime_location(legacy_ref, row, district_code, warnings, ctx.ids)
     if fill_geo:
         fill_lat_lon([location])
 
@@ -85,7 +84,7 @@ def map_crime(row: Mapping, ctx: MappingContext, *, fill_geo: bool = True) -> Ma
     updated_at = recorded_at if last_upd is UNKNOWN or last_upd is INVALID else last_upd
 
     crime = {
-        "crime_id": ids.crime_id(legacy_ref),
+        "crime_id": ctx.ids.crime_id(legacy_ref),
         "crime_ref": f"CRI-{year:04d}-{digits}",
         "legacy_ref": legacy_ref,
         "ho_offence_code": offence.ho_code,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from mappings import ids
 from mappings.geo import fill_lat_lon
 from mappings.location import district_for, intel_location
 from mappings.outcome import Issue, Mapped, MappingContext
@@ -69,7 +68,7 @@ def map_intel_row(row: Mapping, ctx: MappingContext, *, fill_geo: bool = True) -
     warnings: list[Issue] = []
     subject_person_id = _subject(row, ctx, warnings)
     district_code = district_for(row, ctx.reference, warnings)
-    location = intel_location(legacy_ref, row, district_code, warnings)
+    location = intel_location(legacy_ref, row, district_code, warnings, ctx.ids)
     if location is not None and fill_geo:
         fill_lat_lon([location])
 
@@ -85,7 +84,7 @@ def map_intel_row(row: Mapping, ctx: MappingContext, *, fill_geo: bool = True) -
     updated_at = submitted_at if last_upd is UNKNOWN or last_upd is INVALID else last_upd
 
     report = {
-        "intel_id": ids.intel_id(legacy_ref),
+        "intel_id": ctx.ids.intel_id(legacy_ref),
         "intel_ref": f"INT-{year:04d}-{digits}",
         "legacy_ref": legacy_ref,
         "submitted_at": submitted_at,
@@ -125,4 +124,4 @@ def _subject(row: Mapping, ctx: MappingContext, warnings: list[Issue]) -> str | 
     if nom_id is None or not ctx.person_migrated(nom_id):
         warnings.append(Issue("ORPHAN_SUBJECT", "SUBJ_NOM_ID", text(raw)))
         return None
-    return ids.linked_person_id(nom_id)
+    return ctx.ids.linked_person_id(nom_id)

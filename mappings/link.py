@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from mappings import ids
 from mappings.outcome import Issue, Mapped, MappingContext
 from mappings.parse import INVALID, code, parse_legacy_ref, parse_nom_id, text, trim
 
@@ -74,5 +73,5 @@ def map_link(row: Mapping, ctx: MappingContext) -> Mapped:
     if role is None:
         return Mapped(ENTITY, legacy_key, reject=Issue("INVALID_ROLE", "ROLE", text(raw_role)))
 
-    link = {"crime_id": ids.linked_crime_id(crime_no), "person_id": ids.linked_person_id(nom_id), "role": role}
+    link = {"crime_id": ctx.ids.linked_crime_id(crime_no), "person_id": ctx.ids.linked_person_id(nom_id), "role": role}
     return Mapped(ENTITY, legacy_key, rows={"crime_person": link})

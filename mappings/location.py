@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from mappings import geo, ids
+from mappings import geo
+from mappings.ids import REAL, IdFunctions
 from mappings.outcome import Issue
 from mappings.parse import INVALID, UNKNOWN, code, collapse, normalise_postcode, text
 from mappings.reference import Reference
@@ -73,7 +74,8 @@ def location_row(
     }
 
 
-def crime_location(legacy_ref: str, row: Mapping, district_code: str | None, warnings: list[Issue]) -> dict:
+def crime_location(legacy_ref: str, row: Mapping, district_code: str | None, warnings: list[Issue],
+                   ids: IdFunctions = REAL) -> dict:
     """The one location every migrated crime owns. Ambiguity: "one per migrated crime" is
     taken literally — a crime whose place columns are all blank still gets a location row
     (all NULL but district_code), so crime.location_id is never NULL for migrated crimes."""
@@ -89,7 +91,8 @@ def crime_location(legacy_ref: str, row: Mapping, district_code: str | None, war
     )
 
 
-def intel_location(legacy_ref: str, row: Mapping, district_code: str | None, warnings: list[Issue]) -> dict | None:
+def intel_location(legacy_ref: str, row: Mapping, district_code: str | None, warnings: list[Issue],
+                   ids: IdFunctions = REAL) -> dict | None:
     """An intelligence entry's location: only when its grid is known; no address/postcode/beat."""
     grid = grid_for(row, warnings)
     if grid is None:

@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Callable
 
+from mappings import ids as ids_module
 from mappings.reference import Reference
 
 
@@ -44,3 +45,5 @@ class MappingContext:
     # Whether the migration accepts (or accepted) this record: link and subject rules need it.
     person_migrated: Callable[[int], bool] = lambda nom_id: True
     crime_migrated: Callable[[str], bool] = lambda crime_no: True
+    # How target ids are made (mappings.ids): real ones unless a caller compares no ids.
+    ids: ids_module.IdFunctions = ids_module.REAL

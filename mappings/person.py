@@ -9,7 +9,6 @@ import datetime as dt
 from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
-from mappings import ids
 from mappings.outcome import Issue, Mapped, MappingContext
 from mappings.parse import (
     INVALID, UNKNOWN, code, collapse, is_blank, is_deleted, local_date, normalise_pnc,
@@ -81,7 +80,7 @@ def map_person(row: Mapping, ctx: MappingContext) -> Mapped:
     stamp = run_started if last_upd is UNKNOWN or last_upd is INVALID else last_upd
 
     person = {
-        "person_id": ids.person_id(nom_id),
+        "person_id": ctx.ids.person_id(nom_id),
         "legacy_nominal_id": nom_id,
         "family_name": family_name,
         "given_names": given_names,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import operator
 import re
 from collections import defaultdict
@@ -37,6 +36,7 @@ from core.db import store_errors, stream
 from core.intset import IntSet
 from core.progress import bar
 from mappings import map_crimes, map_intel, map_links, map_persons
+from mappings.ids import SKIPPED as NO_IDS
 from mappings.outcome import Issue, Mapped, MappingContext
 from mappings.parse import parse_nom_id
 from reconcile import similarity
@@ -468,65 +468,114 @@ class BatchEvaluator(_TargetReader):
                          for other in ordered[1:]))
 
 
-def legacy_batches(legacy: Engine, table: sa.Table, key_column: str, batch_size: int,
-                   mine: Callable[[int], bool] | None = None,
-                   fingerprint: "KeyFingerprint | None" = None) -> Iterator[list[dict]]:
-    """The batches of a legacy table streamed in key order, rows as dicts. ``mine``:
-    the batch numbers wanted (a worker process evaluates every n-th batch); the others are
-    read past without building their rows. ``fingerprint`` sees the key of every row read."""
+def legacy_batches(legacy: Engine, table: sa.Table, key_column: str, batch_size: int) -> Iterator[list[dict]]:
+    """The batches of a legacy table streamed in key order, rows as dicts (one snapshot)."""
     stmt = sa.select(table).order_by(table.c[key_column])
     with store_errors(legacy, "legacy"), legacy.connect() as conn:
         result = stream(conn, stmt)
         names = list(result.keys())
-        key_index = names.index(key_column)
-        for n, partition in enumerate(result.partitions(batch_size)):
-            if fingerprint is not None:
-                fingerprint.add([row[key_index] for row in partition])
-            if mine is None or mine(n):
-                yield [dict(zip(names, row)) for row in partition]
+        for partition in result.partitions(batch_size):
+            yield [dict(zip(names, row)) for row in partition]
 
 
-class KeyFingerprint:
-    """How many rows a stream held and a digest of their keys in order: two streams with the
-    same fingerprint cut into the same batches."""
+#: A batch of a legacy table as a key range: (lowest key, key of the next batch); ``None``
+#: leaves that end open.
+KeyRange = tuple[Any, Any]
 
-    def __init__(self) -> None:
-        self.rows = 0
-        self._digest = hashlib.blake2b(digest_size=16)
 
-    def add(self, keys: list) -> None:
-        self.rows += len(keys)
-        self._digest.update("\x1f".join(map(repr, keys)).encode("utf-8", "surrogatepass"))
-        self._digest.update(b"\x1e")
+def key_ranges(legacy: Engine, table: sa.Table, key_column: str, batch_size: int) -> Iterator[KeyRange]:
+    """The legacy table cut into key ranges of about ``batch_size`` rows, in key order, from a
+    stream of its keys alone (worker processes then read each range themselves:
+    ``legacy_range``).
 
-    def value(self) -> tuple[int, str]:
-        return self.rows, self._digest.hexdigest()
+    The ranges cover every possible key exactly once — the first is open below, the last
+    above, each ends where the next begins — and are compared by the database itself, so a
+    record is in exactly one batch even where the database's collation holds keys equal that
+    Python does not (MariaDB's PAD SPACE: 'CR/000001/19 ' = 'CR/000001/19' — such keys fall
+    on the same side of every boundary), and even if the table is written meanwhile.
+    """
+    column = table.c[key_column]
+    stmt = sa.select(column).order_by(column)
+    lower = None
+    with store_errors(legacy, "legacy"), legacy.connect() as conn:
+        for n, partition in enumerate(stream(conn, stmt).partitions(batch_size)):
+            if n:
+                upper = partition[0][0]
+                yield lower, upper
+                lower = upper
+    yield lower, None  # also for an empty table: one range, empty (rows may have been added since)
+
+
+def legacy_range(conn, table: sa.Table, key_column: str, key_range: KeyRange) -> list[dict]:
+    """The legacy rows of one ``key_ranges`` range, in key order, as dicts."""
+    column = table.c[key_column]
+    lower, upper = key_range
+    stmt = sa.select(table).order_by(column)
+    if lower is not None:
+        stmt = stmt.where(column >= lower)
+    if upper is not None:
+        stmt = stmt.where(column < upper)
+    result = conn.execute(stmt)
+    names = list(result.keys())
+    return [dict(zip(names, row)) for row in result.all()]
 
 
 class LinkEvaluator(_TargetReader):
-    """The pure half of the link pass: for a batch of matched crimes (trimmed keys), the links
-    the mapping expects and the links the new store holds, per crime —
-    ``(key, new_ref, expected, rejects, actual)`` for ``Reconciler.compare_link_sets``, which
-    runs in key order in the main process (it needs which persons are matched)."""
+    """The link pass, a batch of matched crimes (trimmed keys) at a time: the links the
+    mapping expects against the links of every new record that carries each crime, compared
+    where the person is matched too. Pure given the person keys (complete once the person
+    pass is done), so worker processes can evaluate batches; the caller emits the findings
+    in batch order."""
 
     def __init__(self, legacy: Engine, target: Engine, legacy_tables: dict, target_tables: dict,
-                 ctx: MappingContext, padded_links: dict[str, list[dict]],
+                 ctx: MappingContext, persons: "EntityKeys", padded_links: dict[str, list[dict]],
                  auto_pairs: dict[str, tuple[str, str]]) -> None:
         super().__init__(target, target_tables, ctx)
         self.legacy = legacy
         self.lt = legacy_tables
+        self.persons = persons
         self.padded_links = padded_links  # trimmed CRIME_NO -> CRIME_NOM rows typed padded
         self.auto_pairs = auto_pairs  # legacy crime key -> (crime_id, crime_ref) of AUTO pairs
 
-    def evaluate(self, lconn, tconn, keys: list[str]) -> list[tuple]:
+    def evaluate(self, lconn, tconn, keys: list[str]) -> tuple[int, list[tuple[Discrepancy, bool]]]:
+        """(links matched, [(finding, explained)]) of these crimes, in their order."""
         legacy = self.legacy_links(lconn, keys)
         carriers = self._target_links(tconn, keys)
-        results = []
+        matched = 0
+        findings: list[tuple[Discrepancy, bool]] = []
         for key in keys:
             expected, rejects = expected_links(legacy.get(key, []))
             refs, actual = carriers.get(key, ((), {}))
-            results.append((key, min(refs) if refs else None, expected, rejects, actual))
-        return results
+            matched += self._compare_link_sets(key, min(refs) if refs else None, expected, rejects, actual,
+                                               findings)
+        return matched, findings
+
+    def _compare_link_sets(self, crime_key: str, new_ref: str | None, expected: frozenset, rejects: tuple,
+                           actual: dict[tuple, str], findings: list) -> int:
+        """Links are compared only where both the crime and the person are matched; returns
+        how many matched, appends what differs to ``findings``."""
+        is_matched = self.persons.is_matched
+        missing = []
+        matched = 0
+        for link in expected:
+            if link in actual:
+                if is_matched(link[0]):
+                    matched += 1
+            elif is_matched(link[0]):
+                missing.append(link)
+        if len(actual) == matched and not missing and not rejects:
+            return matched  # the usual crime: every link found, nothing else there
+        extra = [link for link in actual if link not in expected and link[0] is not None and is_matched(link[0])]
+        for nom, role in sorted(missing, key=_link_order):
+            findings.append((Discrepancy("crime_person", "MISSING", f"{crime_key}:{nom}:{role}", new_ref), False))
+        for link_key, code, nom, issue in rejects:
+            if is_matched(nom):
+                findings.append((Discrepancy("crime_person", "MISSING", link_key, new_ref, None, issue,
+                                             None, None, None, code), True))
+        for nom, role in sorted(extra, key=_link_order):
+            findings.append((Discrepancy("crime_person", "UNEXPECTED", f"{crime_key}:{nom}:{role}",
+                                         actual[(nom, role)]), False))
+        return matched
 
     def legacy_links(self, lconn, crime_keys: list[str]) -> dict[str, list[Mapped]]:
         """The mapped CRIME_NOM rows of these crimes, grouped by trimmed CRIME_NO."""
@@ -667,8 +716,9 @@ class FindingSink:
 def mapping_context(reference, run_started: dt.datetime, persons: EntityKeys | None = None,
                     crimes: EntityKeys | None = None) -> MappingContext:
     """How the reconciler maps: link and subject rules see which persons and crimes the
-    mapping accepts (its key sets; a worker gets copies of them)."""
-    ctx = MappingContext(reference=reference, run_started=run_started)
+    mapping accepts (its key sets; a worker gets copies of them); no ids are computed — records
+    are matched by legacy key and no id is compared (``mappings.ids.SKIPPED``)."""
+    ctx = MappingContext(reference=reference, run_started=run_started, ids=NO_IDS)
     if persons is not None:
         ctx = dataclasses.replace(ctx, person_migrated=persons.is_accepted)
     if crimes is not None:
@@ -734,13 +784,17 @@ class Reconciler:
     def _evaluated_batches(self, spec: EntitySpec, rows: int) -> Iterator[list[tuple]]:
         """The outcomes of every legacy batch of ``spec`` (``rows`` rows), in key order:
         evaluated by worker processes when the reconciliation has them, else here."""
+        table = self.lt[spec.legacy_table]
         if self.workers is not None and self.workers.worth_it(rows):
-            # Intelligence subjects are mapped against the persons the mapping accepts.
-            yield from self.workers.evaluated_batches(spec.name, persons=self.keys["person"] if spec is INTEL else None)
+            # Workers read their batches themselves, by key range; intelligence subjects are
+            # mapped against the persons the mapping accepts.
+            ranges = key_ranges(self.legacy, table, spec.key_column, self.batch_size)
+            yield from self.workers.evaluated_batches(spec.name, ranges,
+                                                      persons=self.keys["person"] if spec is INTEL else None)
             return
         tconn = self._connect(self.target, "target")
         try:
-            for batch in legacy_batches(self.legacy, self.lt[spec.legacy_table], spec.key_column, self.batch_size):
+            for batch in legacy_batches(self.legacy, table, spec.key_column, self.batch_size):
                 yield self.evaluator.evaluate(spec, batch, tconn)
         finally:
             tconn.close()
@@ -824,9 +878,11 @@ class Reconciler:
         table = self.lt["crime"]
         total = self._count(self.legacy, "legacy", table)
         with bar("reconcile crime_person", total=total, unit="crime") as progress:
-            for results in self._evaluated_links(self._matched_crime_batches(progress), total):
-                for key, new_ref, expected, rejects, actual in results:
-                    self.compare_link_sets(key, new_ref, expected, rejects, actual)
+            totals = self.findings.totals["crime_person"]
+            for matched, findings in self._evaluated_links(self._matched_crime_batches(progress), total):
+                totals.matched_keyed += matched
+                for d, explained in findings:
+                    self.findings.emit(d, explained)
 
     def _matched_crime_batches(self, progress) -> Iterator[list[str]]:
         """The trimmed keys of the matched crimes, in legacy key order, a batch at a time."""
@@ -850,7 +906,7 @@ class Reconciler:
                 if keys:
                     yield keys
 
-    def _evaluated_links(self, key_batches: Iterator[list[str]], rows: int) -> Iterator[list[tuple]]:
+    def _evaluated_links(self, key_batches: Iterator[list[str]], rows: int) -> Iterator[tuple]:
         if self.workers is not None and self.workers.worth_it(rows):
             yield from self.workers.evaluated_links(
                 key_batches, persons=self.keys["person"], crimes=self.keys["crime"],
@@ -867,35 +923,8 @@ class Reconciler:
             tconn.close()
 
     def link_evaluator(self) -> "LinkEvaluator":
-        return LinkEvaluator(self.legacy, self.target, self.lt, self.tt, self.ctx, self.padded_links,
-                             self.auto_pairs)
-
-    def compare_link_sets(self, crime_key: str, new_ref: str | None, expected: frozenset, rejects: tuple,
-                          actual: dict[tuple, str]) -> None:
-        """Links are compared only where both the crime and the person are matched."""
-        is_matched = self.keys["person"].is_matched
-        totals = self.findings.totals["crime_person"]
-        missing = []
-        matched = 0
-        for link in expected:
-            if link in actual:
-                if is_matched(link[0]):
-                    matched += 1
-            elif is_matched(link[0]):
-                missing.append(link)
-        totals.matched_keyed += matched
-        if len(actual) == matched and not missing and not rejects:
-            return  # the usual crime: every link found, nothing else there
-        extra = [link for link in actual if link not in expected and link[0] is not None and is_matched(link[0])]
-        for nom, role in sorted(missing, key=_link_order):
-            self.findings.emit(Discrepancy("crime_person", "MISSING", f"{crime_key}:{nom}:{role}", new_ref))
-        for link_key, code, nom, issue in rejects:
-            if is_matched(nom):
-                self.findings.emit(Discrepancy("crime_person", "MISSING", link_key, new_ref, None, issue,
-                                               None, None, None, code), explained=True)
-        for nom, role in sorted(extra, key=_link_order):
-            self.findings.emit(Discrepancy("crime_person", "UNEXPECTED", f"{crime_key}:{nom}:{role}",
-                                           actual[(nom, role)]))
+        return LinkEvaluator(self.legacy, self.target, self.lt, self.tt, self.ctx, self.keys["person"],
+                             self.padded_links, self.auto_pairs)
 
     # ------------------------------------------------------------------ target scans
 

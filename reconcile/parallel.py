@@ -3,22 +3,25 @@
 The expensive half of a batch — map it, look it up in the new store, compare — is pure
 (``keyed.BatchEvaluator``, ``keyed.LinkEvaluator``), so ``n`` worker processes share it, while
 this process applies the outcomes in key order (``Reconciler._apply``,
-``Reconciler.compare_link_sets``): the findings are the same as a serial run's, batch for batch.
+emitting the link pass's findings in batch order): the findings are the same as a serial
+run's, batch for batch.
 
-* Keyed passes: worker ``w`` streams the legacy table in key order exactly as the serial
-  reconciler does and evaluates batches ``w``, ``w + n``, ``w + 2n``, … (it reads past the
-  others without building their rows); this process takes the outcomes round-robin, which
-  is key order. Each worker's reading is its own snapshot, so at the end every worker's
-  count and digest of the keys it read must agree: a store changed meanwhile would cut
-  differently into batches, so the run stops (``LegacyChanged``) rather than risk a record
-  evaluated twice or not at all.
+* Keyed passes: this process streams the legacy table's keys alone and cuts them into key
+  ranges of a batch each (``keyed.key_ranges``), sent round-robin; worker ``w`` reads the
+  rows of each range it is sent (``keyed.legacy_range``) and evaluates them. The ranges
+  cover every key exactly once, compared by the database itself, so no record is evaluated
+  twice or skipped — whatever the collation, even if the store is written meanwhile.
 * Link pass: this process decides which crimes are matched (it holds the key sets) and
-  sends their keys, a batch at a time, round-robin; each worker sends back the expected and
-  actual links of its batches.
+  sends their keys, a batch at a time, round-robin; each worker compares the links of its
+  batches and sends back the findings.
+
+Either way outcomes are taken back in the order the work was sent, which is key order.
 
 Why not send legacy batches to the workers, or bring mapped records back? Measured on 2
 cores: pickling a mapped batch there and back costs about as much as mapping it. An outcome
-is a small tuple per record; reading the legacy table once more per worker costs less.
+is a small tuple per record; a key range is two keys. (Until session 4 each worker streamed
+the whole table and skipped the others' batches: reading past them cost each worker ~5 us a
+row.)
 
 A worker opens its own read-only connections (``open_legacy``, as this process does) and
 reports a failure as the exception it raised (``StoreUnavailable`` for a lost store), raised
@@ -51,20 +54,6 @@ class WorkerFailed(Opus2IopsError):
     """A reconciliation worker process ended without finishing its share."""
 
 
-class LegacyChanged(Opus2IopsError):
-    """The legacy store changed while worker processes were reading it."""
-
-
-def _check_same_stream(entity: str, first: tuple, others: list[tuple[str, object]]) -> None:
-    """Each worker read the whole legacy table to cut it into batches; if rows were added or
-    removed meanwhile, the workers' batches would not line up and a record could be evaluated
-    twice or not at all. So every worker's (rows, key digest) must be the same."""
-    if any(kind != _DONE or payload != first for kind, payload in others):
-        raise LegacyChanged(
-            f"the legacy store changed while its {entity} records were being reconciled (rows added or "
-            f"removed); reconcile a store nobody is writing to, or run with --workers 1")
-
-
 @dataclass(frozen=True)
 class EvaluationWorkers:
     """How to start the workers of one reconciliation: what each needs to open the stores
@@ -82,45 +71,21 @@ class EvaluationWorkers:
     def worth_it(self, rows: int) -> bool:
         return rows >= self.min_rows
 
-    def evaluated_batches(self, entity: str, persons=None) -> Iterator[list[tuple]]:
-        """Outcome lists of every legacy batch of ``entity`` (keyed pass), in key order.
-        ``persons``: the reconciler's person keys (``keyed.EntityKeys``; intelligence subjects
-        are mapped against them), sent to each worker once."""
-        with _Workers(self.count, _keyed_worker, (self, entity, persons)) as workers:
-            turn = 0
-            while True:
-                kind, payload = workers.take(turn % self.count)
-                if kind == _DONE:
-                    break  # the worker whose turn it is has no batch left: neither has any other
-                yield payload
-                turn += 1
-            _check_same_stream(entity, payload, [workers.take((turn + k) % self.count)
-                                                 for k in range(1, self.count)])
+    def evaluated_batches(self, entity: str, ranges: Iterable, persons=None) -> Iterator[list[tuple]]:
+        """Outcome lists of the legacy batches of ``entity`` (keyed pass) given as key
+        ``ranges`` (``keyed.key_ranges``), in their order. ``persons``: the reconciler's person
+        keys (``keyed.EntityKeys``; intelligence subjects are mapped against them), sent to
+        each worker once."""
+        with _Workers(self.count, _keyed_worker, (self, entity, persons), with_input=True) as workers:
+            yield from workers.in_order(ranges)
 
     def evaluated_links(self, key_batches: Iterable[list[str]], *, persons, crimes, padded_links: dict,
-                        auto_pairs: dict) -> Iterator[list[tuple]]:
+                        auto_pairs: dict) -> Iterator[tuple]:
         """``LinkEvaluator.evaluate`` of each batch of crime keys, in the order given;
         ``persons``/``crimes``: the reconciler's key sets (``keyed.EntityKeys``)."""
         args = (self, persons, crimes, padded_links, auto_pairs)
         with _Workers(self.count, _link_worker, args, with_input=True) as workers:
-            pending: deque[int] = deque()  # which worker has each batch sent, in order
-            batches = iter(key_batches)
-            sent = 0
-
-            def send_next() -> None:
-                nonlocal sent
-                keys = next(batches, None)
-                if keys is not None:
-                    workers.send(sent % self.count, keys)
-                    pending.append(sent % self.count)
-                    sent += 1
-
-            for _ in range(self.count * _AHEAD):
-                send_next()
-            while pending:
-                kind, payload = workers.take(pending.popleft())
-                yield payload
-                send_next()
+            yield from workers.in_order(key_batches)
 
 
 class _Workers:
@@ -141,6 +106,29 @@ class _Workers:
 
     def send(self, index: int, item: Any) -> None:
         self.inboxes[index].put(item)
+
+    def in_order(self, items: Iterable) -> Iterator[Any]:
+        """Each item's result, in the order of ``items``: sent round-robin, at most
+        ``_AHEAD`` waiting per worker (which bounds memory)."""
+        count = len(self.processes)
+        pending: deque[int] = deque()  # which worker has each item sent, in order
+        items = iter(items)
+        sent = 0
+
+        def send_next() -> None:
+            nonlocal sent
+            item = next(items, None)
+            if item is not None:
+                self.send(sent % count, item)
+                pending.append(sent % count)
+                sent += 1
+
+        for _ in range(count * _AHEAD):
+            send_next()
+        while pending:
+            _, payload = self.take(pending.popleft())
+            yield payload
+            send_next()
 
     def take(self, index: int) -> tuple[str, Any]:
         """The next report of worker ``index``; its exception raised again here."""
@@ -229,21 +217,25 @@ def _send_all(out, results: Iterable) -> None:
             gc.collect()
 
 
-def _keyed_worker(index: int, out, _inbox, plan: EvaluationWorkers, entity: str, persons):
-    def work() -> tuple[int, str]:
+def _keyed_worker(index: int, out, inbox, plan: EvaluationWorkers, entity: str, persons):
+    def work() -> None:
+        from core.db import store_errors
         from reconcile import keyed
 
         spec = {s.name: s for s in (keyed.PERSON, keyed.CRIME, keyed.INTEL)}[entity]
-        fingerprint = keyed.KeyFingerprint()
         with _stores(plan) as (legacy, target, target_tables, legacy_tables):
             ctx = keyed.mapping_context(plan.reference, plan.run_started, persons)
             evaluator = keyed.BatchEvaluator(target, target_tables, ctx)
-            batches = keyed.legacy_batches(legacy, legacy_tables[spec.legacy_table], spec.key_column,
-                                           plan.batch_size, mine=lambda n: n % plan.count == index,
-                                           fingerprint=fingerprint)
-            with _connect(target, "target") as tconn:
-                _send_all(out, (evaluator.evaluate(spec, batch, tconn) for batch in batches))
-        return fingerprint.value()
+            table = legacy_tables[spec.legacy_table]
+
+            def evaluate(key_range, lconn, tconn) -> list[tuple]:
+                with store_errors(legacy, "legacy"):
+                    batch = keyed.legacy_range(lconn, table, spec.key_column, key_range)
+                return evaluator.evaluate(spec, batch, tconn)
+
+            with _connect(target, "target") as tconn, _connect(legacy, "legacy") as lconn:
+                # Key ranges until the main process sends None.
+                _send_all(out, (evaluate(r, lconn, tconn) for r in iter(inbox.get, None)))
 
     _reporting(work, out)
 
@@ -255,7 +247,8 @@ def _link_worker(index: int, out, inbox, plan: EvaluationWorkers, persons, crime
 
         with _stores(plan) as (legacy, target, target_tables, legacy_tables):
             ctx = keyed.mapping_context(plan.reference, plan.run_started, persons, crimes)
-            links = keyed.LinkEvaluator(legacy, target, legacy_tables, target_tables, ctx, padded_links, auto_pairs)
+            links = keyed.LinkEvaluator(legacy, target, legacy_tables, target_tables, ctx, persons, padded_links,
+                                        auto_pairs)
             with _connect(target, "target") as tconn, _connect(legacy, "legacy") as lconn:
                 # Key batches until the main process sends None.
                 _send_all(out, (links.evaluate(lconn, tconn, keys) for keys in iter(inbox.get, None)))
