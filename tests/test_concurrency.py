@@ -126,12 +126,15 @@ def test_a_live_holder_keeps_the_target_however_long_its_heartbeat_is_silent(leg
 
 
 @pytest.mark.parametrize("target_backend", ["sqlite", "postgresql"])
-def test_second_migrate_refused_while_a_real_migration_runs(target_backend, legacy, make_store, tmp_path):
+def test_second_migrate_refused_while_a_real_migration_runs(target_backend, make_store, tmp_path):
+    # Ten times the usual store: the first migration must outlast three refused commands even
+    # on a fast machine (with 60 crimes it once finished first: the test then proves nothing).
+    legacy = build_legacy(f"sqlite:///{tmp_path / 'opus-large.db'}", crimes=600)
     straight = make_store(target_backend, "straight")
     assert migrate_cli(legacy, straight).exit_code == 0
     target = make_store(target_backend, "target")
 
-    proc = start_migrate(legacy, target, batch_size=2)  # ~100 small transactions: seconds of work
+    proc = start_migrate(legacy, target, batch_size=2)  # ~1,000 small transactions: seconds of work
     try:
         progress = Progress(target)
         assert progress.wait_for(proc, 3), proc.communicate()
