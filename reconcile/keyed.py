@@ -292,9 +292,8 @@ class TargetRecord:
 
 #: Fields of an outcome: a plain tuple, because outcomes cross process boundaries (pickling a
 #: tuple costs a fraction of a dataclass).
-#: ``O_LINKS``: for a crime found and accepted, its links compared — ``(matched, findings)``.
-(O_KEY, O_EXCLUDED, O_REJECT, O_LEGACY_CELL, O_NEW_CELLS, O_FOUND, O_FINDINGS, O_CANDIDATE,
- O_LINKS) = range(9)
+(O_KEY, O_EXCLUDED, O_REJECT, O_PADDED, O_LEGACY_CELL, O_NEW_CELLS, O_FOUND, O_FINDINGS,
+ O_CANDIDATE) = range(9)
 
 
 class _TargetReader:
@@ -322,19 +321,11 @@ class _TargetReader:
 class BatchEvaluator(_TargetReader):
     """The pure half of a keyed batch: legacy rows in, one outcome per row out (above).
 
-    Reads the new store (one keyed look-up per batch) and, for crimes, the links of the batch
-    in both stores (``links``: the crimes found and accepted have their links compared here,
-    while their batch is at hand). Holds no state between batches beyond its compiled
-    statements, so any process can evaluate any batch.
+    Reads the new store only (one keyed look-up per batch); holds no state between batches
+    beyond its compiled statements, so any process can evaluate any batch.
     """
 
-    def __init__(self, target: Engine, target_tables: dict, ctx: MappingContext,
-                 links: "LinkEvaluator | None" = None) -> None:
-        super().__init__(target, target_tables, ctx)
-        self.links = links
-
-    def evaluate(self, spec: EntitySpec, batch: list[dict], tconn, lconn=None) -> list[tuple]:
-        """``lconn``: a legacy connection, for the links of a crime batch."""
+    def evaluate(self, spec: EntitySpec, batch: list[dict], tconn) -> list[tuple]:
         mapped = spec.map_batch(batch, self.ctx)
         lookups = [None if m.excluded else _lookup_key(spec, m) for m in mapped]
         # Every live record's key is looked up, also a second record whose key equals an
@@ -343,7 +334,6 @@ class BatchEvaluator(_TargetReader):
         if spec is INTEL:
             self._resolve_subjects(tconn, found, batch, mapped)
         is_crime = spec is CRIME
-        links = self._compared_links(lconn, tconn, mapped, lookups, found) if is_crime else {}
         # Equal statistics cells as one object: a batch of outcomes then pickles each distinct
         # cell once (measured at 100k crimes: pickled and unpickled in 4.2 µs a crime instead of 10.1).
         cells: dict = {}
@@ -351,11 +341,12 @@ class BatchEvaluator(_TargetReader):
         outcomes = []
         for raw, m, lookup in zip(batch, mapped, lookups, strict=True):
             if m.excluded:
-                outcomes.append((m.legacy_key, True, None, None, (), 0, (), None, None))
+                outcomes.append((m.legacy_key, True, None, False, None, (), 0, (), None))
                 continue
             records = found.get(lookup) if lookup is not None else None
-            legacy_cell, new_cells = None, ()
+            legacy_cell, new_cells, padded = None, (), False
             if is_crime:
+                padded = raw.get("crime_no") != m.legacy_key
                 if m.reject is None:
                     legacy_cell = same_cell(mapped_cell(m.rows["crime"], m.rows.get("location")))
                 if records:
@@ -368,39 +359,9 @@ class BatchEvaluator(_TargetReader):
                             else self._matched_findings(spec, raw, m, records))
             elif m.reject is None and spec is not PERSON:
                 candidate = _candidate(spec, raw, m)
-            outcomes.append((m.legacy_key, False, m.reject, legacy_cell, new_cells,
-                             len(records) if records else 0, findings, candidate, links.get(lookup)))
+            outcomes.append((m.legacy_key, False, m.reject, padded, legacy_cell, new_cells,
+                             len(records) if records else 0, findings, candidate))
         return outcomes
-
-    def _compared_links(self, lconn, tconn, mapped: list[Mapped], lookups: list, found: dict) -> dict:
-        """Trimmed key -> (links matched, findings) of every crime of the batch that is found
-        and accepted — a matched crime unless an earlier record holds the same trimmed key,
-        which ``Reconciler._apply`` decides (it then ignores this one's)."""
-        keys = list(dict.fromkeys(lookup for m, lookup in zip(mapped, lookups)
-                                  if lookup is not None and m.reject is None and found.get(lookup)))
-        if not keys or self.links is None:
-            return {}
-        carriers = {key: found[key] for key in keys}
-        return self.links.evaluate_each(lconn, keys, self._links_of_records(tconn, carriers))
-
-    def _links_of_records(self, tconn, carriers: dict[str, list[TargetRecord]]) -> dict[str, tuple[list, dict]]:
-        """Trimmed key -> (crime_refs of its new records, {(NOM_ID, role): crime_ref}) from the
-        links of the new records already found by the keyed look-up."""
-        cp, person = self.tt["crime_person"], self.tt["person"]
-        stmt = self._statement("links of records", lambda: sa.select(
-            cp.c.crime_id, person.c.legacy_nominal_id, cp.c.role)
-            .select_from(cp.outerjoin(person, cp.c.person_id == person.c.person_id))
-            .where(keys_in(cp.c.crime_id)))
-        owner = {}
-        out: dict[str, tuple[list, dict]] = {}
-        for key, records in carriers.items():
-            out[key] = ([rec.new_ref for rec in records], {})
-            for rec in records:
-                owner[rec.target_id] = (key, rec.new_ref)
-        for crime_id, nom, role in self._target_all(tconn, stmt, list(owner)):
-            key, crime_ref = owner[crime_id]
-            _add_actual_link(out[key][1], nom, role, crime_ref)
-        return out
 
     # ------------------------------------------------------------------ target reads
 
@@ -560,11 +521,11 @@ def legacy_range(conn, table: sa.Table, key_column: str, key_range: KeyRange) ->
 
 
 class LinkEvaluator(_TargetReader):
-    """Links of matched crimes (trimmed keys), a batch at a time: the links the mapping
-    expects against the links of every new record that carries each crime, compared where the
-    person is matched too. Pure given the person keys (complete once the person pass is done):
-    ``BatchEvaluator`` uses it for the crimes a keyed batch finds (in worker processes too),
-    the reconciler for AUTO-paired crimes after unkeyed matching."""
+    """The link pass, a batch of matched crimes (trimmed keys) at a time: the links the
+    mapping expects against the links of every new record that carries each crime, compared
+    where the person is matched too. Pure given the person keys (complete once the person
+    pass is done), so worker processes can evaluate batches; the caller emits the findings
+    in batch order."""
 
     def __init__(self, legacy: Engine, target: Engine, legacy_tables: dict, target_tables: dict,
                  ctx: MappingContext, persons: "EntityKeys", padded_links: dict[str, list[dict]],
@@ -577,27 +538,17 @@ class LinkEvaluator(_TargetReader):
         self.auto_pairs = auto_pairs  # legacy crime key -> (crime_id, crime_ref) of AUTO pairs
 
     def evaluate(self, lconn, tconn, keys: list[str]) -> tuple[int, list[tuple[Discrepancy, bool]]]:
-        """(links matched, [(finding, explained)]) of these crimes, in their order; the new
-        records carrying them looked up by legacy key (and AUTO pair)."""
+        """(links matched, [(finding, explained)]) of these crimes, in their order."""
+        legacy = self.legacy_links(lconn, keys)
+        carriers = self._target_links(tconn, keys)
         matched = 0
         findings: list[tuple[Discrepancy, bool]] = []
-        for n, found in self.evaluate_each(lconn, keys, self._target_links(tconn, keys)).values():
-            matched += n
-            findings.extend(found)
-        return matched, findings
-
-    def evaluate_each(self, lconn, keys: list[str], carriers: dict[str, tuple[list, dict]]) -> dict[str, tuple]:
-        """Key -> (links matched, [(finding, explained)]) of each crime, given the links of
-        the new records carrying it (``carriers``: key -> (crime_refs, {(NOM_ID, role): crime_ref}))."""
-        legacy = self.legacy_links(lconn, keys)
-        results = {}
         for key in keys:
             expected, rejects = expected_links(legacy.get(key, []))
             refs, actual = carriers.get(key, ((), {}))
-            findings: list[tuple[Discrepancy, bool]] = []
-            matched = self._compare_link_sets(key, min(refs) if refs else None, expected, rejects, actual, findings)
-            results[key] = (matched, findings)
-        return results
+            matched += self._compare_link_sets(key, min(refs) if refs else None, expected, rejects, actual,
+                                               findings)
+        return matched, findings
 
     def _compare_link_sets(self, crime_key: str, new_ref: str | None, expected: frozenset, rejects: tuple,
                            actual: dict[tuple, str], findings: list) -> int:
@@ -660,7 +611,8 @@ class LinkEvaluator(_TargetReader):
             if entry is None:
                 entry = out[key] = ({}, {})
             entry[0][crime_ref] = None  # an ordered set of the carriers' references
-            _add_actual_link(entry[1], nom, role, crime_ref)
+            if role is not None:
+                entry[1].setdefault((nom, role), crime_ref)
 
         wanted = set(keys)
         stmt = self._statement("target links", lambda: sa.select(*columns).select_from(joined)
@@ -676,18 +628,6 @@ class LinkEvaluator(_TargetReader):
             for crime_id, crime_ref, nom, role in self._target_all(tconn, stmt, sorted(auto)):
                 add(auto[crime_id], crime_ref, nom, role)
         return out
-
-
-def _add_actual_link(actual: dict, nom, role, crime_ref) -> None:
-    """A link found in the new store, (NOM_ID, role) -> the crime_ref shown with it: the least
-    of the records carrying it (a duplicate record may carry the link too), so the report
-    does not depend on the order a database returns rows in."""
-    if role is None:  # a carrier without links (outer join)
-        return
-    link = (nom, role)
-    shown = actual.get(link)
-    if shown is None or crime_ref < shown:
-        actual[link] = crime_ref
 
 
 def expected_links(mapped_links: list[Mapped]) -> tuple[frozenset, tuple]:
@@ -809,21 +749,11 @@ class Reconciler:
         self.stats = CrimeStats()
         self.candidates: dict[str, dict[str, Candidate]] = {"crime": {}, "intelligence": {}}  # entity -> key -> …
         self.padded_links: dict[str, list[dict]] = {}  # trimmed CRIME_NO -> CRIME_NOM rows typed padded
+        self.padded_crime_keys: set[str] = set()  # trimmed CRIME_NO whose CRIME row is typed padded
         self.auto_pairs: dict[str, tuple[str, str]] = {}  # legacy crime key -> (crime_id, crime_ref) of AUTO pairs
         #: Entities whose new store holds unkeyed records: only then are candidates kept in memory.
         self.collect_similarity: set[str] = set()
-        self.evaluator = self.batch_evaluator(legacy, target, legacy_tables, target_tables, self.keys["person"],
-                                              self.padded_links, ctx.reference, ctx.run_started)
-
-    @staticmethod
-    def batch_evaluator(legacy: Engine, target: Engine, legacy_tables: dict, target_tables: dict,
-                        persons: EntityKeys, padded_links: dict, reference, run_started: dt.datetime,
-                        ) -> BatchEvaluator:
-        """The evaluator of keyed batches (here, or in a worker process with its own copies):
-        its links are mapped for crimes the batch accepts, so every crime they name is migrated."""
-        ctx = mapping_context(reference, run_started, persons)
-        links = LinkEvaluator(legacy, target, legacy_tables, target_tables, ctx, persons, padded_links, {})
-        return BatchEvaluator(target, target_tables, ctx, links)
+        self.evaluator = BatchEvaluator(target, target_tables, self.ctx)
 
     # ------------------------------------------------------------------ reading helpers
 
@@ -856,26 +786,23 @@ class Reconciler:
         evaluated by worker processes when the reconciliation has them, else here."""
         table = self.lt[spec.legacy_table]
         if self.workers is not None and self.workers.worth_it(rows):
-            # Workers read their batches themselves, by key range. Intelligence subjects and
-            # crimes' links are mapped against the persons the mapping accepts.
+            # Workers read their batches themselves, by key range; intelligence subjects are
+            # mapped against the persons the mapping accepts.
             ranges = key_ranges(self.legacy, table, spec.key_column, self.batch_size)
-            yield from self.workers.evaluated_batches(spec.name, ranges, persons=self.keys["person"],
-                                                      padded_links=self.padded_links)
+            yield from self.workers.evaluated_batches(spec.name, ranges,
+                                                      persons=self.keys["person"] if spec is INTEL else None)
             return
         tconn = self._connect(self.target, "target")
-        lconn = self._connect(self.legacy, "legacy")
         try:
             for batch in legacy_batches(self.legacy, table, spec.key_column, self.batch_size):
-                yield self.evaluator.evaluate(spec, batch, tconn, lconn)
+                yield self.evaluator.evaluate(spec, batch, tconn)
         finally:
             tconn.close()
-            lconn.close()
 
     def _apply(self, spec: EntitySpec, outcomes: list[tuple], keys: EntityKeys, totals: EntityTotals) -> None:
         """The order-dependent half of a keyed batch (see BatchEvaluator): runs in key order."""
         encode, seen, remember = keys.encode, keys.seen, keys.add
         is_crime = spec is CRIME
-        link_totals = self.findings.totals["crime_person"]
         add_cell = self.stats.add_cell
         emit = self.findings.emit
         excluded = live = 0
@@ -900,17 +827,14 @@ class Reconciler:
             if is_crime:
                 if o[O_LEGACY_CELL] is not None:
                     add_cell(True, o[O_LEGACY_CELL])
+                if o[O_PADDED]:
+                    self.padded_crime_keys.add(key)
                 for cell in o[O_NEW_CELLS]:  # every crime row in the store is counted once: here, or in the scan
                     add_cell(False, cell)
             if o[O_FOUND]:
                 totals.matched_keyed += 1
                 for d in o[O_FINDINGS]:
                     emit(d)
-                if o[O_LINKS] is not None:  # a matched crime (this record owns its key): its links
-                    matched, link_findings = o[O_LINKS]
-                    link_totals.matched_keyed += matched
-                    for d, explained in link_findings:
-                        emit(d, explained)
             elif reject is not None:
                 self._missing(spec.name, key, reject)
             else:
@@ -948,21 +872,55 @@ class Reconciler:
                 if isinstance(raw, str) and trimmed != raw and _REF.match(trimmed):
                     self.padded_links.setdefault(trimmed, []).append(dict(row))
 
-    def auto_link_pass(self) -> None:
-        """crime_person of the crimes matched by an AUTO pair (the crimes matched by key had
-        theirs compared with their keyed batch): the links the mapping produces against the
-        links of the new record paired with each."""
-        keys = sorted(self.auto_pairs)
-        if not keys:
-            return
-        totals = self.findings.totals["crime_person"]
-        links = self.link_evaluator()
-        with self._connect(self.legacy, "legacy") as lconn, self._connect(self.target, "target") as tconn:
-            for start in range(0, len(keys), self.batch_size):
-                matched, findings = links.evaluate(lconn, tconn, keys[start:start + self.batch_size])
+    def link_pass(self) -> None:
+        """crime_person, for every matched crime (keyed or AUTO) in legacy key order: the links
+        the mapping produces against the links of every new record that carries the crime."""
+        table = self.lt["crime"]
+        total = self._count(self.legacy, "legacy", table)
+        with bar("reconcile crime_person", total=total, unit="crime") as progress:
+            totals = self.findings.totals["crime_person"]
+            for matched, findings in self._evaluated_links(self._matched_crime_batches(progress), total):
                 totals.matched_keyed += matched
                 for d, explained in findings:
                     self.findings.emit(d, explained)
+
+    def _matched_crime_batches(self, progress) -> Iterator[list[str]]:
+        """The trimmed keys of the matched crimes, in legacy key order, a batch at a time."""
+        crimes = self.keys["crime"]
+        table = self.lt["crime"]
+        stmt = sa.select(table.c.crime_no).order_by(table.c.crime_no)
+        done_padded: set[str] = set()
+        with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
+            for partition in stream(conn, stmt).partitions(self.batch_size):
+                keys = []
+                for (raw,) in partition:
+                    key = raw.strip() if isinstance(raw, str) else raw
+                    if not isinstance(key, str) or not crimes.is_matched(key):
+                        continue
+                    if key in self.padded_crime_keys:  # the same crime typed twice: once is enough
+                        if key in done_padded:
+                            continue
+                        done_padded.add(key)
+                    keys.append(key)
+                progress.update(len(partition))
+                if keys:
+                    yield keys
+
+    def _evaluated_links(self, key_batches: Iterator[list[str]], rows: int) -> Iterator[tuple]:
+        if self.workers is not None and self.workers.worth_it(rows):
+            yield from self.workers.evaluated_links(
+                key_batches, persons=self.keys["person"], crimes=self.keys["crime"],
+                padded_links=self.padded_links, auto_pairs=self.auto_pairs)
+            return
+        links = self.link_evaluator()
+        lconn = self._connect(self.legacy, "legacy")
+        tconn = self._connect(self.target, "target")
+        try:
+            for keys in key_batches:
+                yield links.evaluate(lconn, tconn, keys)
+        finally:
+            lconn.close()
+            tconn.close()
 
     def link_evaluator(self) -> "LinkEvaluator":
         return LinkEvaluator(self.legacy, self.target, self.lt, self.tt, self.ctx, self.keys["person"],

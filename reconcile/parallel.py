@@ -71,14 +71,21 @@ class EvaluationWorkers:
     def worth_it(self, rows: int) -> bool:
         return rows >= self.min_rows
 
-    def evaluated_batches(self, entity: str, ranges: Iterable, persons, padded_links: dict) -> Iterator[list[tuple]]:
+    def evaluated_batches(self, entity: str, ranges: Iterable, persons=None) -> Iterator[list[tuple]]:
         """Outcome lists of the legacy batches of ``entity`` (keyed pass) given as key
         ``ranges`` (``keyed.key_ranges``), in their order. ``persons``: the reconciler's person
-        keys (``keyed.EntityKeys``; intelligence subjects and crimes' links are mapped against
-        them) and ``padded_links`` (``Reconciler.padded_links``), sent to each worker once."""
-        args = (self, entity, persons, padded_links)
-        with _Workers(self.count, _keyed_worker, args, with_input=True) as workers:
+        keys (``keyed.EntityKeys``; intelligence subjects are mapped against them), sent to
+        each worker once."""
+        with _Workers(self.count, _keyed_worker, (self, entity, persons), with_input=True) as workers:
             yield from workers.in_order(ranges)
+
+    def evaluated_links(self, key_batches: Iterable[list[str]], *, persons, crimes, padded_links: dict,
+                        auto_pairs: dict) -> Iterator[tuple]:
+        """``LinkEvaluator.evaluate`` of each batch of crime keys, in the order given;
+        ``persons``/``crimes``: the reconciler's key sets (``keyed.EntityKeys``)."""
+        args = (self, persons, crimes, padded_links, auto_pairs)
+        with _Workers(self.count, _link_worker, args, with_input=True) as workers:
+            yield from workers.in_order(key_batches)
 
 
 class _Workers:
@@ -210,24 +217,40 @@ def _send_all(out, results: Iterable) -> None:
             gc.collect()
 
 
-def _keyed_worker(index: int, out, inbox, plan: EvaluationWorkers, entity: str, persons, padded_links: dict):
+def _keyed_worker(index: int, out, inbox, plan: EvaluationWorkers, entity: str, persons):
     def work() -> None:
         from core.db import store_errors
         from reconcile import keyed
 
         spec = {s.name: s for s in (keyed.PERSON, keyed.CRIME, keyed.INTEL)}[entity]
         with _stores(plan) as (legacy, target, target_tables, legacy_tables):
-            evaluator = keyed.Reconciler.batch_evaluator(legacy, target, legacy_tables, target_tables, persons,
-                                                         padded_links, plan.reference, plan.run_started)
+            ctx = keyed.mapping_context(plan.reference, plan.run_started, persons)
+            evaluator = keyed.BatchEvaluator(target, target_tables, ctx)
             table = legacy_tables[spec.legacy_table]
 
             def evaluate(key_range, lconn, tconn) -> list[tuple]:
                 with store_errors(legacy, "legacy"):
                     batch = keyed.legacy_range(lconn, table, spec.key_column, key_range)
-                return evaluator.evaluate(spec, batch, tconn, lconn)
+                return evaluator.evaluate(spec, batch, tconn)
 
             with _connect(target, "target") as tconn, _connect(legacy, "legacy") as lconn:
                 # Key ranges until the main process sends None.
                 _send_all(out, (evaluate(r, lconn, tconn) for r in iter(inbox.get, None)))
+
+    _reporting(work, out)
+
+
+def _link_worker(index: int, out, inbox, plan: EvaluationWorkers, persons, crimes, padded_links: dict,
+                 auto_pairs: dict):
+    def work() -> None:
+        from reconcile import keyed
+
+        with _stores(plan) as (legacy, target, target_tables, legacy_tables):
+            ctx = keyed.mapping_context(plan.reference, plan.run_started, persons, crimes)
+            links = keyed.LinkEvaluator(legacy, target, legacy_tables, target_tables, ctx, persons, padded_links,
+                                        auto_pairs)
+            with _connect(target, "target") as tconn, _connect(legacy, "legacy") as lconn:
+                # Key batches until the main process sends None.
+                _send_all(out, (links.evaluate(lconn, tconn, keys) for keys in iter(inbox.get, None)))
 
     _reporting(work, out)

@@ -215,7 +215,7 @@ def _run_passes(rec: keyed.Reconciler, target: Engine, target_tables: dict, timi
             rec.resolve_unkeyed(keyed.CRIME, unkeyed)
 
     with _timed(timings, "crime_person", collect):
-        rec.auto_link_pass()
+        rec.link_pass()
         rec.count_links()
 
     with _timed(timings, "intelligence", collect):
