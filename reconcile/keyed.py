@@ -612,7 +612,12 @@ class LinkEvaluator(_TargetReader):
                 entry = out[key] = ({}, {})
             entry[0][crime_ref] = None  # an ordered set of the carriers' references
             if role is not None:
-                entry[1].setdefault((nom, role), crime_ref)
+                # Shown with the link: the least crime_ref of the records carrying it (a
+                # duplicate record may carry it too), not whichever row the database sent first.
+                link = (nom, role)
+                shown = entry[1].get(link)
+                if shown is None or crime_ref < shown:
+                    entry[1][link] = crime_ref
 
         wanted = set(keys)
         stmt = self._statement("target links", lambda: sa.select(*columns).select_from(joined)

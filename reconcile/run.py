@@ -34,7 +34,8 @@ Decisions on points ``reconciliation.md`` leaves open (an auditor's reading):
 * Two live legacy records whose keys are equal once trimmed: the first in key order is the
   record (as the migration decides); the second is ``MISSING`` with detail ``DUPLICATE_KEY``.
 * ``crime_person`` rows carry in ``new_ref`` the ``crime_ref`` of the new record concerned
-  (for a missing link, the smallest reference among the records carrying the crime).
+  (for a missing link, the smallest reference among the records carrying the crime; for an
+  unexpected link, the smallest among the records that carry that link).
   Totals: ``legacy_total`` = rows of CRIME_NOM, ``new_total`` = rows of ``crime_person``,
   ``matched_keyed`` = expected links found.
 * A new record's legacy key matches only if it *equals* the trimmed legacy key; a store

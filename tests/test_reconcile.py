@@ -379,6 +379,20 @@ def test_links_of_every_record_carrying_the_crime_count(stores):
     assert [d.category for d in unexplained(result)] == ["DUPLICATE"]
 
 
+def test_unexpected_link_on_two_records_shows_the_least_crime_ref(stores):
+    """Whichever order a database returns the rows in, an unexpected link carried by the
+    record and by its duplicate is reported once, with the least crime_ref of the two."""
+    legacy, target = stores
+    cp = schema.crime_person
+    copy_id = copy_crime(target, "CR/000001/18", "CRI-2018-000000D", minutes_later=5)  # sorts first
+    execute(target,
+            cp.insert().values(crime_id=ids.crime_id("CR/000001/18"), person_id=ids.person_id(70005), role="WITNESS"),
+            cp.insert().values(crime_id=copy_id, person_id=ids.person_id(70005), role="WITNESS"))
+    result = run(legacy, target)
+    unexpected = [(d.legacy_ref, d.new_ref) for d in rows(result, "crime_person", "UNEXPECTED")]
+    assert unexpected == [("CR/000001/18:70005:WITNESS", "CRI-2018-000000D")]
+
+
 # ------------------------------------------------------------------------------ unkeyed
 
 
