@@ -25,6 +25,32 @@ Phases:
 Targets (issue 4): whole reconciliation within 4x the plain read; the crime entity faster
 than datacompy; peak RSS under 1 GB.
 
+Session 4 (2026-11-28, commit 5b87f70: workers read their batches by key range, compare links
+themselves, and the reconciler maps without computing ids), SQLite both sides, one run on a
+machine faster than session 3's (the same driver read took 39.3 s then, 21.1 s now):
+
+  1,000,000 crimes (7,738,902 legacy + new records, 130,071 discrepancies)
+                                    wall s   CPU s   peak RSS
+  plain read, driver values           21.1    21.0      50 MB
+  plain read, SQLAlchemy typed        35.0    35.0      77 MB
+  reconcile, whole with reports       90.3   155.6     428 MB all processes (main 223, each worker <= 223)
+                                                               2.58x the typed read, 4.27x the driver read (wall)
+    person 13.1 / crime 38.4 (keyed 32.3, scan of iOPS 2.3, similarity 3.7) / links 16.5 /
+    intelligence 9.5 / reports 11.3 s wall
+  datacompy, crime tables only        46.9    46.9    3870 MB  (37.9 s of it pandas loading)
+                                                               crime entity 0.82x its wall
+  scores against the truth unchanged (below); discrepancies.csv and crime_stats.csv
+  byte-identical to the previous commits' at 100k and 1M.
+
+Measured this session and not kept (same machine, interleaved runs of the whole 1M
+reconciliation): comparing a crime's links inside its keyed batch (crime + links 53.8 s before,
+54.6 s after; and the crime entity's own time could no longer be measured apart from its
+links); starting the next pass's workers (at lower priority) while this process runs a pass's
+serial tail (87.5 s mean of 3 against 87.2 s); 6 instead of 2 batches in flight per worker
+(no difference); 3 workers on 2 cores (91.0 s against 88.4 s); a 16-64 MB SQLite page cache
+(no difference); the workbook written by a forked process beside the CSVs (reports 10.1 s
+against 10.8 s: the workbook alone is ~9 s of them).
+
 Session 3 (2026-11-28, commit 02d9090: keyed and link passes shared by 2 worker
 processes, reconcile/parallel.py; lxml under openpyxl; mapping without the caches that missed),
 quiet machine, SQLite both sides, one run:
