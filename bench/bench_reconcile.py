@@ -39,8 +39,10 @@ machine faster than session 3's (the same driver read took 39.3 s then, 21.1 s n
     intelligence 9.5 / reports 11.3 s wall
   datacompy, crime tables only        46.9    46.9    3870 MB  (37.9 s of it pandas loading)
                                                                crime entity 0.82x its wall
-  scores against the truth unchanged (below); discrepancies.csv and crime_stats.csv
-  byte-identical to the previous commits' at 100k and 1M.
+  scores against the truth unchanged (below); at 100k discrepancies.csv and crime_stats.csv are
+  byte-identical to session 3's, with 1 and with 2 workers.
+  A second run 15 minutes later: reconcile 90.3 s against 22.5 s driver / 31.9 s typed read
+  (4.02x / 2.83x), crime entity 36.7 s = 0.79x datacompy (46.2 s), 426 MB.
 
 Measured this session and not kept (same machine, interleaved runs of the whole 1M
 reconciliation): comparing a crime's links inside its keyed batch (crime + links 53.8 s before,
