@@ -195,6 +195,12 @@ def _store_failure(exc: sa.exc.DBAPIError) -> bool:
     return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) or type(exc) is sa.exc.DatabaseError
 
 
+def connect(engine: Engine, role: str) -> sa.Connection:
+    """A connection to the ``role`` store; failing to get one is ``StoreUnavailable``."""
+    with store_errors(engine, role):
+        return engine.connect()
+
+
 def stream(conn: sa.Connection, statement) -> sa.Result:
     """Execute a SELECT as a server-side stream, ``STREAM_CHUNK`` rows per round trip."""
     return conn.execution_options(stream_results=True, yield_per=STREAM_CHUNK).execute(statement)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from mappings import geo
-from mappings.ids import REAL, IdFunctions
+from mappings.ids import IdFunctions
 from mappings.outcome import Issue
 from mappings.parse import INVALID, UNKNOWN, code, collapse, normalise_postcode, text
 from mappings.reference import Reference
@@ -75,7 +75,7 @@ def location_row(
 
 
 def crime_location(legacy_ref: str, row: Mapping, district_code: str | None, warnings: list[Issue],
-                   ids: IdFunctions = REAL) -> dict:
+                   ids: IdFunctions) -> dict:
     """The one location every migrated crime owns. Ambiguity: "one per migrated crime" is
     taken literally — a crime whose place columns are all blank still gets a location row
     (all NULL but district_code), so crime.location_id is never NULL for migrated crimes."""
@@ -92,7 +92,7 @@ def crime_location(legacy_ref: str, row: Mapping, district_code: str | None, war
 
 
 def intel_location(legacy_ref: str, row: Mapping, district_code: str | None, warnings: list[Issue],
-                   ids: IdFunctions = REAL) -> dict | None:
+                   ids: IdFunctions) -> dict | None:
     """An intelligence entry's location: only when its grid is known; no address/postcode/beat."""
     grid = grid_for(row, warnings)
     if grid is None:

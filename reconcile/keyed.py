@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.db import store_errors, stream
+from core.db import connect, store_errors, stream
 from core.intset import IntSet
 from core.progress import bar
 from mappings import map_crimes, map_intel, map_links, map_persons
@@ -767,10 +767,6 @@ class Reconciler:
         with store_errors(engine, role), engine.connect() as conn:
             return conn.execute(stmt).scalar_one()
 
-    def _connect(self, engine: Engine, role: str):
-        with store_errors(engine, role):
-            return engine.connect()
-
     # ------------------------------------------------------------------ keyed passes
 
     def keyed_pass(self, spec: EntitySpec) -> None:
@@ -797,7 +793,7 @@ class Reconciler:
             yield from self.workers.evaluated_batches(spec.name, ranges,
                                                       persons=self.keys["person"] if spec is INTEL else None)
             return
-        tconn = self._connect(self.target, "target")
+        tconn = connect(self.target, "target")
         try:
             for batch in legacy_batches(self.legacy, table, spec.key_column, self.batch_size):
                 yield self.evaluator.evaluate(spec, batch, tconn)
@@ -918,8 +914,8 @@ class Reconciler:
                 padded_links=self.padded_links, auto_pairs=self.auto_pairs)
             return
         links = self.link_evaluator()
-        lconn = self._connect(self.legacy, "legacy")
-        tconn = self._connect(self.target, "target")
+        lconn = connect(self.legacy, "legacy")
+        tconn = connect(self.target, "target")
         try:
             for keys in key_batches:
                 yield links.evaluate(lconn, tconn, keys)

@@ -47,7 +47,7 @@ from mappings.reference import Reference
 _AHEAD = 2
 #: Batches between two cyclic collections in a worker (see core.cyclic_gc).
 _COLLECT_EVERY = 20
-_BATCH, _DONE, _FAILED = "batch", "done", "failed"
+_BATCH, _FAILED = "batch", "failed"
 
 
 class WorkerFailed(Opus2IopsError):
@@ -76,7 +76,7 @@ class EvaluationWorkers:
         ``ranges`` (``keyed.key_ranges``), in their order. ``persons``: the reconciler's person
         keys (``keyed.EntityKeys``; intelligence subjects are mapped against them), sent to
         each worker once."""
-        with _Workers(self.count, _keyed_worker, (self, entity, persons), with_input=True) as workers:
+        with _Workers(self.count, _keyed_worker, (self, entity, persons)) as workers:
             yield from workers.in_order(ranges)
 
     def evaluated_links(self, key_batches: Iterable[list[str]], *, persons, crimes, padded_links: dict,
@@ -84,18 +84,18 @@ class EvaluationWorkers:
         """``LinkEvaluator.evaluate`` of each batch of crime keys, in the order given;
         ``persons``/``crimes``: the reconciler's key sets (``keyed.EntityKeys``)."""
         args = (self, persons, crimes, padded_links, auto_pairs)
-        with _Workers(self.count, _link_worker, args, with_input=True) as workers:
+        with _Workers(self.count, _link_worker, args) as workers:
             yield from workers.in_order(key_batches)
 
 
 class _Workers:
     """``count`` spawned processes running ``target(index, out, inbox, *args)``, each with its
-    own result queue (and inbox when ``with_input``); stopped on exit, whatever happened."""
+    own inbox (work items, then None) and result queue; stopped on exit, whatever happened."""
 
-    def __init__(self, count: int, target: Callable, args: tuple, with_input: bool = False) -> None:
+    def __init__(self, count: int, target: Callable, args: tuple) -> None:
         context = multiprocessing.get_context("spawn")  # a forked child would share connections
         self.outs = [context.Queue(maxsize=_AHEAD) for _ in range(count)]
-        self.inboxes = [context.Queue() if with_input else None for _ in range(count)]
+        self.inboxes = [context.Queue() for _ in range(count)]
         self.processes = [context.Process(target=target, daemon=True, args=(index, out, inbox, *args))
                           for index, (out, inbox) in enumerate(zip(self.outs, self.inboxes))]
 
@@ -152,14 +152,13 @@ class _Workers:
 
     def __exit__(self, *exc) -> None:
         for inbox in self.inboxes:
-            if inbox is not None:
-                inbox.put(None)
+            inbox.put(None)
         for process in self.processes:
             process.join(timeout=5 if exc[0] is None else 0)
             if process.is_alive():
                 process.terminate()
                 process.join()
-        for q in self.outs + [i for i in self.inboxes if i is not None]:
+        for q in self.outs + self.inboxes:
             q.close()
             q.cancel_join_thread()
 
@@ -168,11 +167,11 @@ class _Workers:
 
 
 def _reporting(work: Callable[[], object], out) -> None:
-    """Run a worker's ``work``; what it returns is its last word (``_DONE``), and any exception
-    is reported to the main process, which raises it."""
+    """Run a worker's ``work`` (it puts its results on ``out`` itself); any exception is
+    reported to the main process, which raises it."""
     gc.disable()  # as in the main process: collected by hand (core.cyclic_gc)
     try:
-        out.put((_DONE, work()))
+        work()
     except BaseException as exc:
         try:
             out.put((_FAILED, exc))
@@ -180,34 +179,24 @@ def _reporting(work: Callable[[], object], out) -> None:
             out.put((_FAILED, WorkerFailed(f"reconciliation worker failed: {type(exc).__name__}: {exc}")))
 
 
-def _open(plan: EvaluationWorkers):
-    """The two stores, read-only, and their tables (legacy, target, target tables, legacy tables)."""
+@contextlib.contextmanager
+def _stores(plan: EvaluationWorkers):
+    """The two stores, read-only, and their tables: (legacy, target, target tables, legacy tables)."""
     from core import schema
     from core.db import open_legacy, store_errors
     from reconcile.run import open_target_read_only, target_iops_tables
 
     legacy = open_legacy(plan.legacy_url)
-    target = open_target_read_only(plan.target_url)
-    with store_errors(legacy, "legacy"):
-        legacy_tables = schema.legacy_tables(legacy)
-    return legacy, target, target_iops_tables(target), legacy_tables
-
-
-def _connect(engine, role: str):
-    from core.db import store_errors
-
-    with store_errors(engine, role):
-        return engine.connect()
-
-
-@contextlib.contextmanager
-def _stores(plan: EvaluationWorkers):
-    legacy, target, target_tables, legacy_tables = _open(plan)
     try:
-        yield legacy, target, target_tables, legacy_tables
+        target = open_target_read_only(plan.target_url)
+        try:
+            with store_errors(legacy, "legacy"):
+                legacy_tables = schema.legacy_tables(legacy)
+            yield legacy, target, target_iops_tables(target), legacy_tables
+        finally:
+            target.dispose()
     finally:
         legacy.dispose()
-        target.dispose()
 
 
 def _send_all(out, results: Iterable) -> None:
@@ -219,7 +208,7 @@ def _send_all(out, results: Iterable) -> None:
 
 def _keyed_worker(index: int, out, inbox, plan: EvaluationWorkers, entity: str, persons):
     def work() -> None:
-        from core.db import store_errors
+        from core.db import connect, store_errors
         from reconcile import keyed
 
         spec = {s.name: s for s in (keyed.PERSON, keyed.CRIME, keyed.INTEL)}[entity]
@@ -233,7 +222,7 @@ def _keyed_worker(index: int, out, inbox, plan: EvaluationWorkers, entity: str, 
                     batch = keyed.legacy_range(lconn, table, spec.key_column, key_range)
                 return evaluator.evaluate(spec, batch, tconn)
 
-            with _connect(target, "target") as tconn, _connect(legacy, "legacy") as lconn:
+            with connect(target, "target") as tconn, connect(legacy, "legacy") as lconn:
                 # Key ranges until the main process sends None.
                 _send_all(out, (evaluate(r, lconn, tconn) for r in iter(inbox.get, None)))
 
@@ -243,13 +232,14 @@ def _keyed_worker(index: int, out, inbox, plan: EvaluationWorkers, entity: str, 
 def _link_worker(index: int, out, inbox, plan: EvaluationWorkers, persons, crimes, padded_links: dict,
                  auto_pairs: dict):
     def work() -> None:
+        from core.db import connect
         from reconcile import keyed
 
         with _stores(plan) as (legacy, target, target_tables, legacy_tables):
             ctx = keyed.mapping_context(plan.reference, plan.run_started, persons, crimes)
             links = keyed.LinkEvaluator(legacy, target, legacy_tables, target_tables, ctx, persons, padded_links,
                                         auto_pairs)
-            with _connect(target, "target") as tconn, _connect(legacy, "legacy") as lconn:
+            with connect(target, "target") as tconn, connect(legacy, "legacy") as lconn:
                 # Key batches until the main process sends None.
                 _send_all(out, (links.evaluate(lconn, tconn, keys) for keys in iter(inbox.get, None)))
 

@@ -50,7 +50,7 @@ def test_a_worker_that_dies_silently_is_an_error():
 
 
 def test_workers_take_their_own_inbox_and_stop_when_told():
-    with parallel._Workers(3, _echo_worker, (), with_input=True) as workers:
+    with parallel._Workers(3, _echo_worker, ()) as workers:
         for n in range(6):
             workers.send(n % 3, n)
         got = [workers.take(n % 3) for n in range(6)]
