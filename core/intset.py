@@ -8,6 +8,9 @@ Python set of ints — and pickle as a few byte strings when sent to a worker pr
 
 from __future__ import annotations
 
+import heapq
+from typing import Iterator
+
 
 class IntSet:
     """A set of keys: non-negative integers as bits in 8 KB blocks, anything else in a set.
@@ -26,19 +29,32 @@ class IntSet:
         self._other: set = set()  # text keys, negative numbers, keys of sparse ranges
         self._count = 0
 
-    def add(self, key) -> None:
-        if key in self:
-            return
-        self._count += 1
+    def add(self, key) -> bool:
+        """Add ``key``; True if it was not held yet. (One look-up: the reconciler adds a
+        couple of million keys in its hot loop.)"""
         if type(key) is int and key >= 0:
-            block = self._blocks.get(key >> self._SHIFT)
-            if block is None and (len(self._blocks) + 1) * self._BLOCK_BYTES <= (1 << 20) + 16 * self._count:
-                block = self._blocks[key >> self._SHIFT] = bytearray(self._BLOCK_BYTES)
-            if block is not None:
-                low = key & self._MASK
-                block[low >> 3] |= 1 << (low & 7)
-                return
+            high = key >> self._SHIFT
+            block = self._blocks.get(high)
+            if block is None:
+                if key in self._other:
+                    return False
+                if (len(self._blocks) + 1) * self._BLOCK_BYTES > (1 << 20) + 16 * (self._count + 1):
+                    self._other.add(key)
+                    self._count += 1
+                    return True
+                block = self._blocks[high] = bytearray(self._BLOCK_BYTES)
+            low = key & self._MASK
+            bit = 1 << (low & 7)
+            if block[low >> 3] & bit or key in self._other:
+                return False
+            block[low >> 3] |= bit
+            self._count += 1
+            return True
+        if key in self._other:
+            return False
         self._other.add(key)
+        self._count += 1
+        return True
 
     def __contains__(self, key) -> bool:
         if type(key) is int and key >= 0:
@@ -51,3 +67,25 @@ class IntSet:
 
     def __len__(self) -> int:
         return self._count
+
+    def sorted_ints(self) -> Iterator[int]:
+        """The non-negative integer keys, ascending (the other keys: ``others``)."""
+        spilled = sorted(k for k in self._other if type(k) is int and k >= 0)
+        return heapq.merge(self._block_ints(), spilled)
+
+    def others(self) -> list:
+        """The keys that are not non-negative integers (text, negative numbers), sorted by
+        their text so the order is the same on every run."""
+        return sorted((k for k in self._other if not (type(k) is int and k >= 0)), key=lambda k: (str(type(k)), str(k)))
+
+    def _block_ints(self) -> Iterator[int]:
+        for high in sorted(self._blocks):
+            block = self._blocks[high]
+            base = high << self._SHIFT
+            for index in range(len(block)):
+                byte = block[index]
+                if byte:
+                    start = base + (index << 3)
+                    for bit in range(8):
+                        if byte >> bit & 1:
+                            yield start + bit

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import operator
 import re
 from collections import defaultdict
@@ -77,6 +78,18 @@ def encode_ref(key: str) -> int | str:
     return int(m.group(2)) * 1_000_000 + int(m.group(1))
 
 
+def decode_ref(encoded: int, prefix: str) -> str:
+    """The reference ``encode_ref`` made ``encoded`` from, given its prefix: 19004512 → ``CR/004512/19``.
+
+    Only well-formed references (``CR/`` + 6 digits + ``/`` + 2 digits) are encoded as numbers,
+    so the number is below 10^8 and the text is exactly the reference the mapping accepted.
+    """
+    if not 0 <= encoded < 100_000_000:
+        raise ValueError(f"{encoded} is not an encoded legacy reference")
+    year, number = divmod(encoded, 1_000_000)
+    return f"{prefix}/{number:06d}/{year:02d}"
+
+
 def encode_person(key: Any) -> int | str:
     try:
         return int(key)
@@ -99,21 +112,17 @@ class EntityKeys:
         self.excluded: set = set()
         self.unmatched: set = set()
 
-    def seen(self, k) -> str | None:
-        """'accepted' / 'rejected' if this (encoded) key was already met live, else None."""
-        if k in self.accepted:
-            return "accepted"
+    def claim(self, k, accepted: bool) -> bool:
+        """Record a live record by its encoded key, accepted by the mapping or not; False (and
+        nothing recorded) if a live record with this key was met before."""
         if k in self.rejected:
-            return "rejected"
-        return None
-
-    def add(self, k, accepted: bool) -> None:
-        """Record a live record by its encoded key."""
+            return False
         if accepted:
-            self.rejected.discard(k)
-            self.accepted.add(k)
-        elif k not in self.accepted:
-            self.rejected.add(k)
+            return self.accepted.add(k)
+        if k in self.accepted:
+            return False
+        self.rejected.add(k)
+        return True
 
     def is_live(self, key) -> bool:
         k = self.encode(key)
@@ -292,8 +301,7 @@ class TargetRecord:
 
 #: Fields of an outcome: a plain tuple, because outcomes cross process boundaries (pickling a
 #: tuple costs a fraction of a dataclass).
-(O_KEY, O_EXCLUDED, O_REJECT, O_PADDED, O_LEGACY_CELL, O_NEW_CELLS, O_FOUND, O_FINDINGS,
- O_CANDIDATE) = range(9)
+(O_KEY, O_EXCLUDED, O_REJECT, O_LEGACY_CELL, O_NEW_CELLS, O_FOUND, O_FINDINGS, O_CANDIDATE) = range(8)
 
 
 class _TargetReader:
@@ -341,12 +349,11 @@ class BatchEvaluator(_TargetReader):
         outcomes = []
         for raw, m, lookup in zip(batch, mapped, lookups, strict=True):
             if m.excluded:
-                outcomes.append((m.legacy_key, True, None, False, None, (), 0, (), None))
+                outcomes.append((m.legacy_key, True, None, None, (), 0, (), None))
                 continue
             records = found.get(lookup) if lookup is not None else None
-            legacy_cell, new_cells, padded = None, (), False
+            legacy_cell, new_cells = None, ()
             if is_crime:
-                padded = raw.get("crime_no") != m.legacy_key
                 if m.reject is None:
                     legacy_cell = same_cell(mapped_cell(m.rows["crime"], m.rows.get("location")))
                 if records:
@@ -359,7 +366,7 @@ class BatchEvaluator(_TargetReader):
                             else self._matched_findings(spec, raw, m, records))
             elif m.reject is None and spec is not PERSON:
                 candidate = _candidate(spec, raw, m)
-            outcomes.append((m.legacy_key, False, m.reject, padded, legacy_cell, new_cells,
+            outcomes.append((m.legacy_key, False, m.reject, legacy_cell, new_cells,
                              len(records) if records else 0, findings, candidate))
         return outcomes
 
@@ -754,7 +761,6 @@ class Reconciler:
         self.stats = CrimeStats()
         self.candidates: dict[str, dict[str, Candidate]] = {"crime": {}, "intelligence": {}}  # entity -> key -> …
         self.padded_links: dict[str, list[dict]] = {}  # trimmed CRIME_NO -> CRIME_NOM rows typed padded
-        self.padded_crime_keys: set[str] = set()  # trimmed CRIME_NO whose CRIME row is typed padded
         self.auto_pairs: dict[str, tuple[str, str]] = {}  # legacy crime key -> (crime_id, crime_ref) of AUTO pairs
         #: Entities whose new store holds unkeyed records: only then are candidates kept in memory.
         self.collect_similarity: set[str] = set()
@@ -802,7 +808,7 @@ class Reconciler:
 
     def _apply(self, spec: EntitySpec, outcomes: list[tuple], keys: EntityKeys, totals: EntityTotals) -> None:
         """The order-dependent half of a keyed batch (see BatchEvaluator): runs in key order."""
-        encode, seen, remember = keys.encode, keys.seen, keys.add
+        encode, claim = keys.encode, keys.claim
         is_crime = spec is CRIME
         add_cell = self.stats.add_cell
         emit = self.findings.emit
@@ -816,7 +822,7 @@ class Reconciler:
                 continue
             live += 1
             reject = o[O_REJECT]
-            if seen(encoded) is not None:
+            if not claim(encoded, reject is None):
                 # Two legacy keys equal once trimmed: the first (in key order) owns the key and
                 # its new records (already fetched and compared); the second is not migrated
                 # (the engine rejects it DUPLICATE_KEY) and is listed as such. (Should the first
@@ -824,12 +830,9 @@ class Reconciler:
                 # shows as LEGACY_REJECTED — a person must look at that pair either way.)
                 self._missing(spec.name, key, reject or Issue("DUPLICATE_KEY", spec.key_column.upper(), key))
                 continue
-            remember(encoded, reject is None)
             if is_crime:
                 if o[O_LEGACY_CELL] is not None:
                     add_cell(True, o[O_LEGACY_CELL])
-                if o[O_PADDED]:
-                    self.padded_crime_keys.add(key)
                 for cell in o[O_NEW_CELLS]:  # every crime row in the store is counted once: here, or in the scan
                     add_cell(False, cell)
             if o[O_FOUND]:
@@ -874,10 +877,10 @@ class Reconciler:
                     self.padded_links.setdefault(trimmed, []).append(dict(row))
 
     def link_pass(self) -> None:
-        """crime_person, for every matched crime (keyed or AUTO) in legacy key order: the links
-        the mapping produces against the links of every new record that carries the crime."""
-        table = self.lt["crime"]
-        total = self._count(self.legacy, "legacy", table)
+        """crime_person, for every matched crime (keyed or AUTO): the links the mapping
+        produces against the links of every new record that carries the crime."""
+        crimes = self.keys["crime"]
+        total = len(crimes.accepted) - len(crimes.unmatched)
         with bar("reconcile crime_person", total=total, unit="crime") as progress:
             totals = self.findings.totals["crime_person"]
             for matched, findings in self._evaluated_links(self._matched_crime_batches(progress), total):
@@ -886,26 +889,25 @@ class Reconciler:
                     self.findings.emit(d, explained)
 
     def _matched_crime_batches(self, progress) -> Iterator[list[str]]:
-        """The trimmed keys of the matched crimes, in legacy key order, a batch at a time."""
+        """The trimmed keys of the matched crimes, a batch at a time, taken from the key sets
+        (not from another read of the legacy table): every accepted crime not left unmatched,
+        each once (a crime typed twice, once padded, is one key). In the order of their
+        encoded keys (year, then number) — any order gives the same report: each crime's links
+        are compared on their own and the spool sorts the findings."""
         crimes = self.keys["crime"]
-        table = self.lt["crime"]
-        stmt = sa.select(table.c.crime_no).order_by(table.c.crime_no)
-        done_padded: set[str] = set()
-        with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
-            for partition in stream(conn, stmt).partitions(self.batch_size):
+        unmatched = crimes.unmatched
+        keys: list[str] = []
+        for k in itertools.chain(crimes.accepted.sorted_ints(), crimes.accepted.others()):
+            if k in unmatched:
+                continue
+            keys.append(decode_ref(k, "CR") if type(k) is int else k)
+            if len(keys) == self.batch_size:
+                progress.update(len(keys))
+                yield keys
                 keys = []
-                for (raw,) in partition:
-                    key = raw.strip() if isinstance(raw, str) else raw
-                    if not isinstance(key, str) or not crimes.is_matched(key):
-                        continue
-                    if key in self.padded_crime_keys:  # the same crime typed twice: once is enough
-                        if key in done_padded:
-                            continue
-                        done_padded.add(key)
-                    keys.append(key)
-                progress.update(len(partition))
-                if keys:
-                    yield keys
+        if keys:
+            progress.update(len(keys))
+            yield keys
 
     def _evaluated_links(self, key_batches: Iterator[list[str]], rows: int) -> Iterator[tuple]:
         if self.workers is not None and self.workers.worth_it(rows):

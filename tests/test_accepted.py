@@ -25,6 +25,33 @@ def test_intset_behaves_like_a_set(added, probes):
         assert (k in s) == (k in ref), k
 
 
+@given(st.lists(keys, max_size=300))
+def test_intset_add_says_whether_the_key_is_new_and_lists_every_key_once(added):
+    s, ref = IntSet(), set()
+    for k in added:
+        assert s.add(k) == (k not in ref), k
+        ref.add(k)
+    ints = list(s.sorted_ints())
+    assert ints == sorted(k for k in ref if type(k) is int and k >= 0)
+    assert sorted(ints + s.others(), key=repr) == sorted(ref, key=repr)
+
+
+def test_intset_lists_keys_spilled_to_the_plain_set_in_order_with_the_others():
+    s = IntSet()
+    sparse = list(range(0, 10**12, 10**9))  # mostly spilled: a block each would cost too much
+    for k in sparse + [3, 70_000, 65_535, 65_536]:
+        s.add(k)
+    assert list(s.sorted_ints()) == sorted(set(sparse + [3, 70_000, 65_535, 65_536]))
+
+
+@given(st.integers(min_value=0, max_value=999_999), st.integers(min_value=0, max_value=99))
+def test_an_encoded_crime_reference_decodes_to_itself(number, year):
+    from reconcile.keyed import decode_ref, encode_ref
+
+    ref = f"CR/{number:06d}/{year:02d}"
+    assert decode_ref(encode_ref(ref), "CR") == ref
+
+
 def test_keys_added_before_and_after_their_block_exists_are_all_found():
     s = IntSet()
     many = list(range(0, 10**12, 10**7))  # sparse: most go to the fallback set
