@@ -195,10 +195,18 @@ def _store_failure(exc: sa.exc.DBAPIError) -> bool:
     return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) or type(exc) is sa.exc.DatabaseError
 
 
-def connect(engine: Engine, role: str) -> sa.Connection:
-    """A connection to the ``role`` store; failing to get one is ``StoreUnavailable``."""
+@contextlib.contextmanager
+def connect(engine: Engine, role: str) -> Iterator[sa.Connection]:
+    """A connection to the ``role`` store for a ``with`` block. Failing to get one, and losing
+    the store while closing it (a connection the server cut cannot even roll back), is
+    ``StoreUnavailable`` — never a driver error."""
     with store_errors(engine, role):
-        return engine.connect()
+        conn = engine.connect()
+    try:
+        yield conn
+    finally:
+        with store_errors(engine, role):
+            conn.close()
 
 
 def stream(conn: sa.Connection, statement) -> sa.Result:

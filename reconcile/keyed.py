@@ -799,12 +799,9 @@ class Reconciler:
             yield from self.workers.evaluated_batches(spec.name, ranges,
                                                       persons=self.keys["person"] if spec is INTEL else None)
             return
-        tconn = connect(self.target, "target")
-        try:
+        with connect(self.target, "target") as tconn:
             for batch in legacy_batches(self.legacy, table, spec.key_column, self.batch_size):
                 yield self.evaluator.evaluate(spec, batch, tconn)
-        finally:
-            tconn.close()
 
     def _apply(self, spec: EntitySpec, outcomes: list[tuple], keys: EntityKeys, totals: EntityTotals) -> None:
         """The order-dependent half of a keyed batch (see BatchEvaluator): runs in key order."""
@@ -916,14 +913,9 @@ class Reconciler:
                 padded_links=self.padded_links, auto_pairs=self.auto_pairs)
             return
         links = self.link_evaluator()
-        lconn = connect(self.legacy, "legacy")
-        tconn = connect(self.target, "target")
-        try:
+        with connect(self.legacy, "legacy") as lconn, connect(self.target, "target") as tconn:
             for keys in key_batches:
                 yield links.evaluate(lconn, tconn, keys)
-        finally:
-            lconn.close()
-            tconn.close()
 
     def link_evaluator(self) -> "LinkEvaluator":
         return LinkEvaluator(self.legacy, self.target, self.lt, self.tt, self.ctx, self.keys["person"],

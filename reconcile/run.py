@@ -8,9 +8,12 @@ write would fail in the database itself.
 
 Steps: persons (keyed); crimes (keyed, with the crime statistics); unkeyed crimes
 (similarity); links of matched crimes; intelligence (keyed); then the reports. Every finding
-goes to a sorted on-disk spool; the four exports are written together at the end by
-``reports.reconciliation`` — if a store is lost mid-run, ``StoreUnavailable`` (exit 2) is
-raised and no report is written, so nothing partial is ever presented as complete.
+goes to a sorted on-disk spool; the four exports are written by ``reports.reconciliation``
+under temporary names and published together at the end — if a store is lost mid-run,
+``StoreUnavailable`` (exit 2) is raised and no report is published, so nothing partial is
+ever presented as complete. Once the crime passes are done their findings are final (and
+sort first), so a thread writes them into the reports while the later passes run: on two
+cores that work no longer waits for the end (measured in ``bench/bench_reconcile.py``).
 
 Decisions on points ``reconciliation.md`` leaves open (an auditor's reading):
 
@@ -51,6 +54,7 @@ import datetime as dt
 import gc
 import os
 import resource
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,6 +153,15 @@ def reconcile(legacy_url: str, target_url: str, out_dir: str | os.PathLike | Non
         legacy.dispose()
         raise
     spool = DiscrepancySpool()
+    early: _EarlyReports | None = None
+
+    def crimes_done() -> None:
+        nonlocal early
+        if options.write_reports:
+            from reports.reconciliation import ReconciliationReports
+
+            early = _EarlyReports(ReconciliationReports(out_path), spool.seal(("crime",)))
+
     try:
         legacy_tables = schema.legacy_tables(legacy)
         target_tables = target_iops_tables(target)
@@ -166,7 +179,7 @@ def reconcile(legacy_url: str, target_url: str, out_dir: str | os.PathLike | Non
                                workers=workers)
         # Cyclic GC by hand between passes (see core.cyclic_gc): automatic, it was 40% of the CPU.
         with manual_cyclic_gc() as between_passes:
-            _run_passes(rec, target, target_tables, options.timings, between_passes)
+            _run_passes(rec, target, target_tables, options.timings, between_passes, crimes_done)
         spool.close()
         result = ReconResult(
             legacy_url=mask_url(legacy_url),
@@ -182,6 +195,8 @@ def reconcile(legacy_url: str, target_url: str, out_dir: str | os.PathLike | Non
             stats=rec.stats.rows(),
         )
     except BaseException:
+        if early is not None:
+            early.abandon()
         spool.discard()
         raise
     finally:
@@ -191,14 +206,65 @@ def reconcile(legacy_url: str, target_url: str, out_dir: str | os.PathLike | Non
         from reports.reconciliation import write_reconciliation_reports
 
         with _timed(options.timings, "reports"):
-            paths = write_reconciliation_reports(result, out_path)
+            if early is None:  # no crime pass ran (a test's partial run): everything now
+                paths = write_reconciliation_reports(result, out_path)
+            else:
+                reports = early.join(options.timings)
+                try:
+                    reports.add(spool.unsealed())
+                except BaseException:
+                    reports.discard()
+                    raise
+                paths = reports.finish(result)
         result.report_paths = dict(paths)
         result.out_dir = out_path
     return result
 
 
+class _EarlyReports:
+    """The crime rows written into the reports by a thread while the later passes run.
+
+    The thread only reads the sealed spool file and writes the reports' temporary files; this
+    thread goes on with the passes (it mostly waits for the worker processes, and so lends
+    the thread the interpreter). Its error, if any, is raised again by ``join``.
+    """
+
+    def __init__(self, reports, sealed: Path) -> None:
+        self.reports = reports
+        self._error: BaseException | None = None
+        self._stopped = False
+        self._thread = threading.Thread(target=self._write, args=(sealed,), name="reports: crime rows", daemon=True)
+        self._wall = self._cpu = 0.0
+        self._thread.start()
+
+    def _write(self, sealed: Path) -> None:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            self.reports.add(DiscrepancySpool.read_file(sealed), stop=lambda: self._stopped)
+        except BaseException as exc:  # raised again in the reconciler's thread by join()
+            self._error = exc
+        self._wall, self._cpu = time.perf_counter() - wall, time.thread_time() - cpu
+
+    def join(self, timings: dict | None = None):
+        """The reports, once the crime rows are written (or the thread's error)."""
+        self._thread.join()
+        if timings is not None:
+            timings["  reports: crime rows, beside the later passes"] = (self._wall, self._cpu)
+        if self._error is not None:
+            self.reports.discard()
+            raise self._error
+        return self.reports
+
+    def abandon(self) -> None:
+        """The reconciliation failed: stop the thread and remove what it wrote."""
+        self._stopped = True
+        self._thread.join()
+        self.reports.discard()
+
+
 def _run_passes(rec: keyed.Reconciler, target: Engine, target_tables: dict, timings: dict | None,
-                collect: Callable[[], None]) -> None:
+                collect: Callable[[], None], crimes_done: Callable[[], None] = lambda: None) -> None:
+    """The passes, in order; ``crimes_done`` is called once every crime finding is made."""
     # Persons first: links and intelligence subjects depend on which persons are migrated.
     with _timed(timings, "person", collect):
         rec.keyed_pass(keyed.PERSON)
@@ -214,6 +280,7 @@ def _run_passes(rec: keyed.Reconciler, target: Engine, target_tables: dict, timi
             unkeyed = rec.scan_target(keyed.CRIME)
         with _timed(timings, "  crime unkeyed (similarity)", _no_collect):
             rec.resolve_unkeyed(keyed.CRIME, unkeyed)
+    crimes_done()
 
     with _timed(timings, "crime_person", collect):
         rec.link_pass()

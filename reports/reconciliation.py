@@ -20,7 +20,7 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from openpyxl.chart import LineChart, Reference
 from openpyxl.formatting.rule import CellIsRule
@@ -78,40 +78,85 @@ def write_reconciliation_reports(result: ReconResult, out_dir: Path) -> dict[str
     cannot be created or written, and ``ReportInconsistent`` when the counts in
     ``result.totals`` differ from the discrepancy rows (nothing is published then).
     """
-    out_dir = Path(out_dir)
-    _prepare_folder(out_dir)
-    staging = _Staging(out_dir)
-    wb = xlsx.new_workbook()
+    reports = ReconciliationReports(out_dir)
     try:
-        summary_ws = wb.create_sheet(xlsx.SUMMARY_TITLE)
-        summary_ws.sheet_view.tabSelected = True  # the sheet the workbook opens on
-        taken = {xlsx.SUMMARY_TITLE, STATS_SHEET, MONTHLY_SHEET, RUN_SHEET}
-        with staging.open("discrepancies") as out:
-            counts, group_sheets = _write_discrepancies(result.discrepancies, out, wb, taken)
-        _check_counts(result, counts)
-        with staging.open("crime_stats") as out:
-            stats_sheets, monthly = _write_stats(result, out, wb)
-        run_info_sheet = _run_information_sheet(wb, result)
-        sheets_listed = _sheet_index(group_sheets, stats_sheets, monthly, run_info_sheet)
-        _summary_sheet(summary_ws, result, counts, group_sheets, sheets_listed)
-        xlsx.order_sheets(wb, [xlsx.SUMMARY_TITLE] + [title for title, _, _ in sheets_listed])
-        with staging.open("workbook", binary=True) as out:
-            wb.save(out)
-        with staging.open("summary") as out:
-            json.dump(_summary_document(result, counts), out, indent=2, ensure_ascii=False)
-            out.write("\n")
-        paths = staging.publish()
-    except OSError as exc:
-        staging.discard()
-        xlsx.discard_spools(wb)
-        raise OutputError(f"cannot write the reports into {out_dir}: {_reason(exc)}") from None
+        reports.add(result.discrepancies)
     except BaseException:
-        staging.discard()
-        xlsx.discard_spools(wb)
+        reports.discard()
         raise
-    result.out_dir = out_dir
-    result.report_paths = dict(paths)
-    return paths
+    return reports.finish(result)
+
+
+class ReconciliationReports:
+    """The four exports written in steps: ``add`` discrepancy rows (in the spool's order; may
+    be called again with the rows that follow), then ``finish`` with the result. Until
+    ``finish`` publishes them the files exist only under temporary names; ``discard`` removes
+    them. The reconciler adds the crime rows while its later passes still run."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = Path(out_dir)
+        _prepare_folder(self.out_dir)
+        self._staging = _Staging(self.out_dir)
+        self._wb = xlsx.new_workbook()
+        self._summary_ws = self._wb.create_sheet(xlsx.SUMMARY_TITLE)
+        self._summary_ws.sheet_view.tabSelected = True  # the sheet the workbook opens on
+        self._taken = {xlsx.SUMMARY_TITLE, STATS_SHEET, MONTHLY_SHEET, RUN_SHEET}
+        self._tables: dict[tuple[str, str], xlsx.TableWriter] = {}
+        self._counts: collections.Counter = collections.Counter()
+        try:
+            self._csv_file = self._staging.open("discrepancies")
+            self._csv = csv.writer(self._csv_file.handle, lineterminator="\r\n")
+            self._csv.writerow(DISCREPANCY_COLUMNS)
+        except OSError as exc:
+            self.discard()
+            raise OutputError(f"cannot write the reports into {self.out_dir}: {_reason(exc)}") from None
+
+    def add(self, discrepancies: Iterable[Discrepancy], stop: Callable[[], bool] | None = None) -> None:
+        """Each row to the CSV and to its entity+category table. ``stop``: asked every
+        thousand rows; True abandons the writing (the reports will be discarded)."""
+        try:
+            _write_discrepancies(discrepancies, self._csv, self._wb, self._taken, self._tables, self._counts, stop)
+        except OSError as exc:
+            raise OutputError(f"cannot write the reports into {self.out_dir}: {_reason(exc)}") from None
+
+    def finish(self, result: ReconResult) -> dict[str, Path]:
+        """Write the rest, check it against ``result`` and publish the four files together."""
+        wb, staging, out_dir = self._wb, self._staging, self.out_dir
+        try:
+            self._csv_file.__exit__(None, None, None)
+            tables = self._tables
+            group_sheets = {group: tables[group].close() for group in sorted(tables, key=lambda g: _group_key(*g))}
+            counts = self._counts
+            _check_counts(result, counts)
+            with staging.open("crime_stats") as out:
+                stats_sheets, monthly = _write_stats(result, out, wb)
+            run_info_sheet = _run_information_sheet(wb, result)
+            sheets_listed = _sheet_index(group_sheets, stats_sheets, monthly, run_info_sheet)
+            _summary_sheet(self._summary_ws, result, counts, group_sheets, sheets_listed)
+            xlsx.order_sheets(wb, [xlsx.SUMMARY_TITLE] + [title for title, _, _ in sheets_listed])
+            with staging.open("workbook", binary=True) as out:
+                wb.save(out)
+            with staging.open("summary") as out:
+                json.dump(_summary_document(result, counts), out, indent=2, ensure_ascii=False)
+                out.write("\n")
+            paths = staging.publish()
+        except OSError as exc:
+            self.discard()
+            raise OutputError(f"cannot write the reports into {out_dir}: {_reason(exc)}") from None
+        except BaseException:
+            self.discard()
+            raise
+        result.out_dir = out_dir
+        result.report_paths = dict(paths)
+        return paths
+
+    def discard(self) -> None:
+        """Remove every temporary file (nothing was published)."""
+        csv_file = getattr(self, "_csv_file", None)
+        if csv_file is not None:
+            csv_file.handle.close()
+        self._staging.discard()
+        xlsx.discard_spools(self._wb)
 
 
 # ---- the output folder --------------------------------------------------------------------
@@ -254,14 +299,15 @@ def _group_key(entity: str, category: str) -> tuple:
     return (e, entity, c, category)
 
 
-def _write_discrepancies(discrepancies: Iterable[Discrepancy], out, wb, taken: set[str]):
-    """One pass: every row to the CSV and to its entity+category table. Returns counts and sheets."""
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(DISCREPANCY_COLUMNS)
-    counts: collections.Counter = collections.Counter()
-    tables: dict[tuple[str, str], xlsx.TableWriter] = {}
+def _write_discrepancies(discrepancies: Iterable[Discrepancy], writer, wb, taken: set[str],
+                         tables: dict[tuple[str, str], xlsx.TableWriter], counts: collections.Counter,
+                         stop: Callable[[], bool] | None = None) -> None:
+    """One pass: every row to the CSV and to its entity+category table (``tables``, created
+    as groups appear), counted in ``counts``."""
     score_col = _COL["score"]
-    for d in discrepancies:
+    for n, d in enumerate(discrepancies):
+        if stop is not None and n % 1000 == 0 and stop():
+            return
         d = guard_sensitive(d)
         writer.writerow(csv_row(d))
         group = (d.entity, d.category)
@@ -272,8 +318,6 @@ def _write_discrepancies(discrepancies: Iterable[Discrepancy], out, wb, taken: s
                 wb, f"{d.entity} {d.category}", DISCREPANCY_COLUMNS, taken,
                 column_styles={score_col: {"number_format": "0.0"}})
         table.append(d.as_row(), _ALTERED_STYLES if d.category == "ALTERED" else None)
-    group_sheets = {group: tables[group].close() for group in sorted(tables, key=lambda g: _group_key(*g))}
-    return counts, group_sheets
 
 
 def _check_counts(result: ReconResult, counts: collections.Counter) -> None:

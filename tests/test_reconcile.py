@@ -497,6 +497,27 @@ def test_reports_are_written_sorted_and_counted(stores, tmp_path):
     assert "***" in json.dumps(summary) or "password" not in json.dumps(summary)
 
 
+def test_spool_sealed_entities_read_early_then_the_rest_in_the_same_order():
+    rows = [Discrepancy(entity, category, f"CR/{i:06d}/18", f"N{i}")
+            for i in range(12) for entity in ("person", "crime", "intelligence", "crime_person")
+            for category in ("MISSING", "ALTERED")]
+    plain = DiscrepancySpool(run_rows=5)
+    plain.extend(rows)
+    sealed = DiscrepancySpool(run_rows=5)
+    sealed.extend(d for d in rows if d.entity in ("person", "crime"))
+    early = list(DiscrepancySpool.read_file(sealed.seal(("crime",))))
+    assert early and {d.entity for d in early} == {"crime"}
+    with pytest.raises(RuntimeError, match="crime discrepancy added after"):
+        sealed.add(Discrepancy("crime", "MISSING", "CR/000099/18"))
+    with pytest.raises(ValueError, match="in order"):
+        sealed.seal(("person",))  # intelligence sorts before person: it is not complete yet
+    sealed.extend(d for d in rows if d.entity in ("intelligence", "crime_person"))
+    plain.close()
+    sealed.close()
+    assert early + list(sealed.unsealed()) == list(sealed) == list(plain)
+    assert len(sealed) == len(plain) == len(rows)
+
+
 def test_spool_sorts_across_runs_and_rereads():
     spool = DiscrepancySpool(run_rows=3)
     refs = ["70010", "9", "CR/000002/18", "CR/000001/18", "100"]
@@ -560,7 +581,8 @@ def test_cli_exit_codes(stores, tmp_path):
 # ------------------------------------------------------------------------------ connection loss
 
 
-def test_target_lost_mid_run_is_store_unavailable_and_no_report(tmp_path, make_store):
+@pytest.mark.parametrize("lost_during", ["crime", "intelligence"])  # before / after the crime rows are being written
+def test_target_lost_mid_run_is_store_unavailable_and_no_report(tmp_path, make_store, lost_during):
     legacy = make_legacy(f"sqlite:///{tmp_path / 'opus.db'}", crimes=CRIMES, nominals=NOMINALS, links=LINKS,
                          intel=INTEL)
     target = make_store("postgresql", "recon_lost")
@@ -570,7 +592,7 @@ def test_target_lost_mid_run_is_store_unavailable_and_no_report(tmp_path, make_s
     with connection_killer("postgresql") as kill:
 
         def cut_off(entity: str, done: int) -> None:
-            if entity == "crime":
+            if entity == lost_during:
                 kill(database)
 
         with pytest.raises(StoreUnavailable, match="target store"):
