@@ -160,7 +160,8 @@ def reconcile(legacy_url: str, target_url: str, out_dir: str | os.PathLike | Non
         if options.write_reports:
             from reports.reconciliation import ReconciliationReports
 
-            early = _EarlyReports(ReconciliationReports(out_path), spool.seal(("crime",)))
+            # The crime statistics are complete too (keyed pass and scan): written after the rows.
+            early = _EarlyReports(ReconciliationReports(out_path), spool.seal(("crime",)), rec.stats.rows())
 
     try:
         legacy_tables = schema.legacy_tables(legacy)
@@ -222,34 +223,38 @@ def reconcile(legacy_url: str, target_url: str, out_dir: str | os.PathLike | Non
 
 
 class _EarlyReports:
-    """The crime rows written into the reports by a thread while the later passes run.
+    """The crime rows and statistics written into the reports by a thread while the later
+    passes run.
 
     The thread only reads the sealed spool file and writes the reports' temporary files; this
     thread goes on with the passes (it mostly waits for the worker processes, and so lends
     the thread the interpreter). Its error, if any, is raised again by ``join``.
     """
 
-    def __init__(self, reports, sealed: Path) -> None:
+    def __init__(self, reports, sealed: Path, stats: list) -> None:
         self.reports = reports
         self._error: BaseException | None = None
         self._stopped = False
-        self._thread = threading.Thread(target=self._write, args=(sealed,), name="reports: crime rows", daemon=True)
+        self._thread = threading.Thread(target=self._write, args=(sealed, stats), name="reports: crime rows",
+                                        daemon=True)
         self._wall = self._cpu = 0.0
         self._thread.start()
 
-    def _write(self, sealed: Path) -> None:
+    def _write(self, sealed: Path, stats: list) -> None:
         wall, cpu = time.perf_counter(), time.thread_time()
         try:
             self.reports.add(DiscrepancySpool.read_file(sealed), stop=lambda: self._stopped)
+            if not self._stopped:
+                self.reports.add_stats(stats)
         except BaseException as exc:  # raised again in the reconciler's thread by join()
             self._error = exc
         self._wall, self._cpu = time.perf_counter() - wall, time.thread_time() - cpu
 
     def join(self, timings: dict | None = None):
-        """The reports, once the crime rows are written (or the thread's error)."""
+        """The reports, once the crime rows and statistics are written (or the thread's error)."""
         self._thread.join()
         if timings is not None:
-            timings["  reports: crime rows, beside the later passes"] = (self._wall, self._cpu)
+            timings["  reports: crime rows and statistics, beside the later passes"] = (self._wall, self._cpu)
         if self._error is not None:
             self.reports.discard()
             raise self._error

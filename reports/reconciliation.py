@@ -103,6 +103,7 @@ class ReconciliationReports:
         self._taken = {xlsx.SUMMARY_TITLE, STATS_SHEET, MONTHLY_SHEET, RUN_SHEET}
         self._tables: dict[tuple[str, str], xlsx.TableWriter] = {}
         self._counts: collections.Counter = collections.Counter()
+        self._stats: tuple | None = None  # (the rows, their sheets, the monthly sheet) once written
         try:
             self._csv_file = self._staging.open("discrepancies")
             self._csv = csv.writer(self._csv_file.handle, lineterminator="\r\n")
@@ -119,6 +120,15 @@ class ReconciliationReports:
         except OSError as exc:
             raise OutputError(f"cannot write the reports into {self.out_dir}: {_reason(exc)}") from None
 
+    def add_stats(self, stats: list) -> None:
+        """Write the crime statistics (``crime_stats.csv`` and their two sheets) now, before
+        ``finish``; ``finish`` checks that the result's statistics are these."""
+        try:
+            with self._staging.open("crime_stats") as out:
+                self._stats = (list(stats), *_write_stats(stats, out, self._wb))
+        except OSError as exc:
+            raise OutputError(f"cannot write the reports into {self.out_dir}: {_reason(exc)}") from None
+
     def finish(self, result: ReconResult) -> dict[str, Path]:
         """Write the rest, check it against ``result`` and publish the four files together."""
         wb, staging, out_dir = self._wb, self._staging, self.out_dir
@@ -128,8 +138,12 @@ class ReconciliationReports:
             group_sheets = {group: tables[group].close() for group in sorted(tables, key=lambda g: _group_key(*g))}
             counts = self._counts
             _check_counts(result, counts)
-            with staging.open("crime_stats") as out:
-                stats_sheets, monthly = _write_stats(result, out, wb)
+            if self._stats is None:
+                self.add_stats(result.stats)
+            written, stats_sheets, monthly = self._stats
+            if list(result.stats) != written:
+                raise ReportInconsistent("reports not written: the crime statistics changed after they were "
+                                         "written into the reports")
             run_info_sheet = _run_information_sheet(wb, result)
             sheets_listed = _sheet_index(group_sheets, stats_sheets, monthly, run_info_sheet)
             _summary_sheet(self._summary_ws, result, counts, group_sheets, sheets_listed)
@@ -358,7 +372,7 @@ def _delta_rules(ws, column_letter: str, last_row: int) -> None:
                                                     fill=xlsx.POSITIVE_FILL, font=xlsx.POSITIVE_FONT))
 
 
-def _write_stats(result: ReconResult, out, wb):
+def _write_stats(stats: Iterable, out, wb):
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(STATS_COLUMNS)
     month_col = STATS_COLUMNS.index("month")
@@ -366,7 +380,7 @@ def _write_stats(result: ReconResult, out, wb):
                              column_styles={month_col: {"number_format": xlsx.MONTH_FORMAT, "alignment": xlsx.LEFT}},
                              fixed_widths={month_col: 10})
     monthly: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0, 0])
-    for stat in result.stats:
+    for stat in stats:
         row = stat.as_row()
         writer.writerow([neutralise(v) if isinstance(v, str) else v for v in row])
         month = month_start(stat.month)

@@ -26,7 +26,9 @@ from core.errors import OutputError
 from reconcile.model import (CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, STATS_COLUMNS, Discrepancy,
                              EntityTotals, ReconResult, StatRow)
 from reports import xlsx
-from reports.reconciliation import FILE_NAMES, ReportInconsistent, format_score, write_reconciliation_reports
+from reports.reconciliation import (
+    FILE_NAMES, ReconciliationReports, ReportInconsistent, format_score, write_reconciliation_reports,
+)
 from reports.safe import mask_credentials, needs_neutralising, neutralise
 from reports.text_reconcile import render_demo, render_reconciliation, render_simulation
 
@@ -265,6 +267,34 @@ def test_totals_that_disagree_with_rows_are_refused(tmp_path):
     result.totals["crime"].categories["MISSING"] += 1
     with pytest.raises(ReportInconsistent, match="crime MISSING"):
         write_reconciliation_reports(result, tmp_path / "r")
+    assert list((tmp_path / "r").iterdir()) == []
+
+
+def test_written_in_steps_equals_written_at_once(tmp_path):
+    """The reconciler writes the crime rows and statistics early, the rest at the end."""
+    result = make_result()
+    write_reconciliation_reports(result, tmp_path / "once")
+    rows = list(result.discrepancies)
+    reports = ReconciliationReports(tmp_path / "steps")
+    reports.add(d for d in rows if d.entity == "crime")
+    reports.add_stats(result.stats)
+    reports.add(d for d in rows if d.entity != "crime")
+    reports.finish(result)
+    for name in ("discrepancies.csv", "crime_stats.csv", "summary.json"):
+        assert (tmp_path / "steps" / name).read_bytes() == (tmp_path / "once" / name).read_bytes(), name
+    once, steps = (openpyxl.load_workbook(tmp_path / d / "reconciliation.xlsx") for d in ("once", "steps"))
+    assert steps.sheetnames == once.sheetnames
+    for title in once.sheetnames:
+        assert list(steps[title].values) == list(once[title].values), title
+
+
+def test_statistics_that_changed_after_they_were_written_are_refused(tmp_path):
+    result = make_result()
+    reports = ReconciliationReports(tmp_path / "r")
+    reports.add(result.discrepancies)
+    reports.add_stats(result.stats[1:])
+    with pytest.raises(ReportInconsistent, match="crime statistics changed"):
+        reports.finish(result)
     assert list((tmp_path / "r").iterdir()) == []
 
 
