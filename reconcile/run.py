@@ -254,7 +254,7 @@ class _EarlyReports:
         """The reports, once the crime rows and statistics are written (or the thread's error)."""
         self._thread.join()
         if timings is not None:
-            timings["  reports: crime rows and statistics, beside the later passes"] = (self._wall, self._cpu)
+            timings["  crime rows + statistics, early"] = (self._wall, self._cpu)
         if self._error is not None:
             self.reports.discard()
             raise self._error
