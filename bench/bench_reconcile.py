@@ -25,6 +25,37 @@ Phases:
 Targets (issue 4): whole reconciliation within 4x the plain read; the crime entity faster
 than datacompy; peak RSS under 1 GB.
 
+Session 5 (2026-11-28, commits b9564a1..: the crime rows and the crime statistics are written
+into the reports by a thread while the link and intelligence passes run; the link pass takes
+its crimes from the key sets; a key is claimed with one look-up), on a slower and noisier
+machine than session 4's — its two vCPUs slow each other down (a pure-Python loop: 2.1-2.9 s
+alone, 2.9-3.5 s with a second one running), which the 2-worker reconciliation pays and the
+single-process read does not; the same code's CPU seconds varied by 13% between runs:
+
+  1,000,000 crimes                  start of session (code of 7698fc3)   end (this code), two runs
+                                    wall s   CPU s                       wall s  CPU s    wall s  CPU s
+  plain read, driver values           39.0    38.7                         34.5   34.1      42.0   41.2
+  plain read, SQLAlchemy typed        61.6    61.5                         54.7   54.6      53.1   53.0
+  reconcile, whole with reports      226.9   383.8                        173.0  311.0     201.1  357.0
+    reports (at the end)              26.2    26.4                          8.1    8.2       8.7    8.7
+    crime rows + statistics, early       -       -                         32.1   19.9      28.3   17.7
+  crime entity (keyed, scan, similarity)  94.4  164.0                      67.8  122.3      93.3  164.2
+  datacompy, crime tables             81.8    81.3                         67.8   67.7      63.6   63.5
+  ratios: whole / driver read       5.82x                                  5.02x             4.79x
+          whole / typed read        3.68x                                  3.16x             3.79x
+          crime entity / datacompy  1.15x                                  1.00x             1.47x
+  peak RSS, all processes           425 MB                                 413 MB            410 MB
+
+  Interleaved, reconcile alone (2 workers; session 4's code / the first change, link keys from
+  the key sets, plus the early reports): 201.4 / 180.9 / 196.8 / 207.1 s — within the machine's
+  noise of each other; the reports phase itself went 25.2 / 21.6 s -> 10.6 / 12.9 s.
+  Scores of the end run against the truth: unchanged (every category 1.0000; AUTO precision
+  1.0000, AUTO+REVIEW recall 0.9990; crime_stats.csv EQUAL).
+  Measured and not kept: SQLite memory-mapped reads (target look-ups ~13-20 -> ~10.5-14 us a
+  key, but every page a worker touches counts in its RSS — two workers over the 1.5 GB iOPS
+  store would pass the 1 GB target — and a disk error would become SIGBUS instead of a
+  one-line StoreUnavailable); a vectorised storable check (slower, as in session 4).
+
 Session 4 (2026-11-28, commit 5b87f70: workers read their batches by key range, compare links
 themselves, and the reconciler maps without computing ids), SQLite both sides, one run on a
 machine faster than session 3's (the same driver read took 39.3 s then, 21.1 s now):
