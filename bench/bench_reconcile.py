@@ -32,19 +32,19 @@ machine than session 4's — its two vCPUs slow each other down (a pure-Python l
 alone, 2.9-3.5 s with a second one running), which the 2-worker reconciliation pays and the
 single-process read does not; the same code's CPU seconds varied by 13% between runs:
 
-  1,000,000 crimes                  start of session (code of 7698fc3)   end (this code), two runs
-                                    wall s   CPU s                       wall s  CPU s    wall s  CPU s
-  plain read, driver values           39.0    38.7                         34.5   34.1      42.0   41.2
-  plain read, SQLAlchemy typed        61.6    61.5                         54.7   54.6      53.1   53.0
-  reconcile, whole with reports      226.9   383.8                        173.0  311.0     201.1  357.0
-    reports (at the end)              26.2    26.4                          8.1    8.2       8.7    8.7
-    crime rows + statistics, early       -       -                         32.1   19.9      28.3   17.7
-  crime entity (keyed, scan, similarity)  94.4  164.0                      67.8  122.3      93.3  164.2
-  datacompy, crime tables             81.8    81.3                         67.8   67.7      63.6   63.5
-  ratios: whole / driver read       5.82x                                  5.02x             4.79x
-          whole / typed read        3.68x                                  3.16x             3.79x
-          crime entity / datacompy  1.15x                                  1.00x             1.47x
-  peak RSS, all processes           425 MB                                 413 MB            410 MB
+  1,000,000 crimes              start (code of 7698fc3)   end (this code), three runs
+                                    wall s   CPU s       wall s  CPU s   wall s  CPU s   wall s  CPU s
+  plain read, driver values           39.0    38.7         34.5   34.1     42.0   41.2     37.2   36.6
+  plain read, SQLAlchemy typed        61.6    61.5         54.7   54.6     53.1   53.0     55.7   55.7
+  reconcile, whole with reports      226.9   383.8        173.0  311.0    201.1  357.0    135.1  245.0
+    reports (at the end)              26.2    26.4          8.1    8.2      8.7    8.7      6.3    6.4
+    crime rows + statistics, early       -       -         32.1   19.9     28.3   17.7     23.5   14.7
+  crime entity (keyed+scan+similarity) 94.4  164.0         67.8  122.3     93.3  164.2     59.9  109.6
+  datacompy, crime tables             81.8    81.3         67.8   67.7     63.6   63.5     54.3   54.3
+  ratios: whole / driver read        5.82x                 5.02x           4.79x           3.63x
+          whole / typed read         3.68x                 3.16x           3.79x           2.43x
+          crime entity / datacompy   1.15x                 1.00x           1.47x           1.10x
+  peak RSS, all processes           425 MB                413 MB          410 MB          407 MB
 
   Interleaved, reconcile alone (2 workers; session 4's code / the first change, link keys from
   the key sets, plus the early reports): 201.4 / 180.9 / 196.8 / 207.1 s — within the machine's
