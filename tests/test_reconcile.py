@@ -578,6 +578,42 @@ def test_cli_exit_codes(stores, tmp_path):
     assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
 
 
+def test_disk_error_while_the_crime_rows_are_written_early_is_output_error_and_no_report(stores, tmp_path,
+                                                                                         monkeypatch):
+    """The crime rows go into the reports on a thread during the later passes: its failure is
+    raised by the reconciliation (exit 2) and nothing is left in the folder."""
+    from core.errors import OutputError
+    import reports.reconciliation as rr
+
+    legacy, target = stores
+    execute(target, schema.crime.update().where(crime_where("CR/000001/18")).values(status="OPEN"))  # a crime row
+    real = rr.csv_row
+
+    def disk_full(d):
+        if d.entity == "crime":
+            raise OSError(28, "No space left on device")
+        return real(d)
+
+    monkeypatch.setattr(rr, "csv_row", disk_full)
+    out = tmp_path / "out"
+    with pytest.raises(OutputError, match="No space left"):
+        reconcile(legacy, target, out, ReconcileOptions(batch_size=2))
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_failure_after_the_early_reports_started_leaves_no_report(stores, tmp_path):
+    legacy, target = stores
+
+    def fail_in_intelligence(entity: str, done: int) -> None:
+        if entity == "intelligence":
+            raise RuntimeError("interrupted")
+
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        reconcile(legacy, target, out, ReconcileOptions(batch_size=2, on_batch=fail_in_intelligence))
+    assert not out.exists() or not any(out.iterdir())
+
+
 # ------------------------------------------------------------------------------ connection loss
 
 
