@@ -107,6 +107,21 @@ def _need(row: dict, column: str, where: str) -> str:
     return value
 
 
+def _fits(value: str, table: str, column: str, where: str) -> str:
+    """A code-table value that goes into an iOPS column as it is: it must fit there (length,
+    no NUL), checked once here so that the per-record check (``mappings/storable.py``) need not
+    look at code-table columns — a table that does not fit is a configuration error to fix,
+    not thousands of rejected records."""
+    from mappings.storable import column_limit  # the target's column lengths
+
+    if "\x00" in value:
+        raise ConfigError(f"{where}: a NUL character (no target store can hold it)")
+    limit = column_limit(table, column)
+    if limit is not None and len(value) > limit:
+        raise ConfigError(f"{where}: {value!r} is longer than iOPS {table}.{column} ({limit} characters)")
+    return value
+
+
 def load_reference(directory: Path | str | None = None) -> Reference:
     directory = Path(directory) if directory else TABLE_DIR
     return _load(directory.resolve())
@@ -126,11 +141,11 @@ def _load(directory: Path) -> Reference:
         where = f"ho_offences.csv line {i}"
         code = _need(row, "ho_code", where)
         ho_offences[code] = HoOffence(
-            ho_code=code,
-            description=_need(row, "description", where),
-            offence_group=_need(row, "offence_group", where),
+            ho_code=_fits(code, "crime", "ho_offence_code", where),
+            description=_fits(_need(row, "description", where), "crime", "offence_description", where),
+            offence_group=_fits(_need(row, "offence_group", where), "crime", "offence_group", where),
             offence_subgroup=(row.get("offence_subgroup") or "").strip(),
-            police_uk_category=_need(row, "police_uk_category", where),
+            police_uk_category=_fits(_need(row, "police_uk_category", where), "crime", "police_uk_category", where),
         )
 
     crosswalk: dict[str, list[CrosswalkRow]] = {}
@@ -160,7 +175,9 @@ def _load(directory: Path) -> Reference:
         disposals[_need(row, "opus_disposal", where).upper()] = outcome
 
     divisions = {
-        _need(row, "opus_div", f"divisions.csv line {i}").upper(): _need(row, "district_code", f"divisions.csv line {i}")
+        _need(row, "opus_div", f"divisions.csv line {i}").upper():
+            _fits(_need(row, "district_code", f"divisions.csv line {i}"), "crime", "district_code",
+                  f"divisions.csv line {i}")
         for i, row in enumerate(_read(directory, "divisions.csv"), start=2)
     }
 
@@ -173,9 +190,10 @@ def _load(directory: Path) -> Reference:
         code = _need(row, "legacy_code", where).upper()
         grading[(dim, code)] = Grade(
             dimension=dim,
-            legacy_code=code,
-            legacy_meaning=_need(row, "legacy_meaning", where),
-            target_code=_need(row, "target_code", where),
+            legacy_code=_fits(code, "intelligence_report", "handling_conditions", where),
+            legacy_meaning=_fits(_need(row, "legacy_meaning", where), "intelligence_report", "handling_conditions",
+                                 where),
+            target_code=_fits(_need(row, "target_code", where), "intelligence_report", "source_evaluation", where),
             needs_review=(row.get("needs_review") or "").strip().upper() == "Y",
         )
 

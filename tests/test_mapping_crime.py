@@ -380,3 +380,33 @@ def test_warnings_come_with_an_accepted_record():
         "INVALID_COMMITTED_DATE", "UNKNOWN_DIVISION", "UNKNOWN_DISPOSAL", "FINALISED_NO_OUTCOME",
         "INVALID_POSTCODE", "INVALID_GRID",
     ])
+
+
+# ---- code tables that would not fit iOPS are refused when they load -----------------------
+@pytest.mark.parametrize("table, line, column, value, message", [
+    ("ho_offences.csv", 2, "description", "H" * 121, "longer than iOPS crime.offence_description (120"),
+    ("ho_offences.csv", 3, "offence_group", "G" * 61, "longer than iOPS crime.offence_group (60"),
+    ("divisions.csv", 2, "district_code", "E080000011", "longer than iOPS crime.district_code (9"),
+    ("grading_5x5x5_to_3x5x2.csv", 2, "target_code", "12", "longer than iOPS intelligence_report"),
+    ("grading_5x5x5_to_3x5x2.csv", 3, "legacy_meaning", "Mostly\x00reliable", "NUL character"),
+])
+def test_a_code_table_value_that_cannot_be_stored_is_a_config_error(tmp_path, table, line, column, value, message):
+    """The per-record storable check looks at OPUS text only (mappings/storable.py): a code
+    table's values are checked once, here, and a table that does not fit stops the run."""
+    import csv
+    import shutil
+
+    from core.errors import ConfigError
+    from mappings.reference import TABLE_DIR
+
+    for path in TABLE_DIR.glob("*.csv"):
+        shutil.copy(path, tmp_path / path.name)
+    with open(tmp_path / table, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    rows[line - 2][column] = value
+    with open(tmp_path / table, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(ConfigError, match=f"{table} line {line}: .*{message}".replace("(", r"\(")):
+        load_reference(tmp_path)

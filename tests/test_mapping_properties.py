@@ -124,6 +124,10 @@ def check_well_formed(mapped_list, rows, entity):
                     assert value.tzinfo is UTC and value.microsecond == 0
                 if isinstance(column.type, schema.String) and value is not None and not isinstance(column.type, schema.Text):
                     assert isinstance(value, str)
+                if isinstance(value, str):  # accepted means storable on every target engine
+                    assert "\x00" not in value, (table, column.name)
+                    limit = getattr(column.type, "length", None)
+                    assert limit is None or len(value) <= limit, (table, column.name, len(value))
 
 
 # ----------------------------------------------------------------------- parsing laws
