@@ -45,7 +45,8 @@ single-process read does not; the same code's CPU seconds varied by 13% between 
           whole / typed read         3.68x                 3.16x           3.79x           2.43x
           crime entity / datacompy   1.15x                 1.00x           1.47x           1.10x
   peak RSS, all processes           425 MB                413 MB          410 MB          407 MB
-  A fourth run with the final code (commit 3be93a8, storable check on OPUS text only): driver read 37.3 s, typed 53.8 s, reconcile 211.5 s (CPU 377.3 s) = 5.67x / 3.93x;
+  A fourth run with the final code (commit 3be93a8, storable check on OPUS text only): driver
+  read 37.3 s, typed 53.8 s, reconcile 211.5 s (CPU 377.3 s) = 5.67x / 3.93x;
   crime entity 88.4 s against datacompy 76.5 s = 1.16x; reports at the end 10.0 s; 417 MB —
   the same machine's slow phase (every phase's CPU seconds up ~20% on run 3's).
 
