@@ -378,3 +378,10 @@ def check_target_schema(engine: Engine) -> None:
                 f"target table {name!r} exists but lacks column(s) {', '.join(lacking)}: "
                 "this is not an iOPS store this tool can write to"
             )
+
+
+def text_length(table: str, column: str) -> int | None:
+    """The length of a text column of an iOPS table (None: unbounded text, or not a text column)."""
+    col = target_metadata.tables[table].c.get(column) if table in target_metadata.tables else None
+    length = getattr(col.type, "length", None) if col is not None else None
+    return length or None

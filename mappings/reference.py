@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from core.errors import ConfigError
+from core.schema import text_length
 
 TABLE_DIR = Path(__file__).resolve().parent
 
@@ -112,11 +113,9 @@ def _fits(value: str, table: str, column: str, where: str) -> str:
     no NUL), checked once here so that the per-record check (``mappings/storable.py``) need not
     look at code-table columns — a table that does not fit is a configuration error to fix,
     not thousands of rejected records."""
-    from mappings.storable import column_limit  # the target's column lengths
-
     if "\x00" in value:
         raise ConfigError(f"{where}: a NUL character (no target store can hold it)")
-    limit = column_limit(table, column)
+    limit = text_length(table, column)
     if limit is not None and len(value) > limit:
         raise ConfigError(f"{where}: {value!r} is longer than iOPS {table}.{column} ({limit} characters)")
     return value

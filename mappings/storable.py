@@ -18,15 +18,9 @@ from typing import Iterable, Mapping
 
 from sqlalchemy import String
 
-from core.schema import target_metadata
+from core.schema import target_metadata, text_length
 from mappings.outcome import Issue, Mapped
 from mappings.parse import text
-
-_LIMITS: dict[str, dict[str, int]] = {
-    table.name: {c.name: c.type.length for c in table.columns if isinstance(c.type, String) and c.type.length}
-    for table in target_metadata.tables.values()
-}
-
 
 #: The legacy column each text column of the target comes from, so a reject names what to fix.
 SOURCE_COLUMN = {
@@ -62,11 +56,6 @@ def reject_unstorable(rows: Iterable[Mapping], results: list[Mapped]) -> list[Ma
     return results
 
 
-def column_limit(table: str, column: str) -> int | None:
-    """The length of a text column of the target (None: unbounded text)."""
-    return _LIMITS.get(table, {}).get(column)
-
-
 # Per table, the text columns to check and each one's limit (None: unbounded text): only those
 # that carry text from OPUS (SOURCE_COLUMN). Every other text column holds a code table's value
 # — checked once when the tables load (mappings/reference.py), a table that does not fit is
@@ -74,7 +63,7 @@ def column_limit(table: str, column: str) -> int | None:
 # as FINALISED or VICTIM), and dates and numbers cannot hold a NUL or outgrow a column.
 # tests/test_mapping_properties.py holds every accepted record of arbitrary input to all columns.
 _TEXT_COLUMNS: dict[str, tuple[tuple[str, int | None], ...]] = {
-    table.name: tuple((c.name, column_limit(table.name, c.name)) for c in table.columns
+    table.name: tuple((c.name, text_length(table.name, c.name)) for c in table.columns
                       if isinstance(c.type, String) and (table.name, c.name) in SOURCE_COLUMN)
     for table in target_metadata.tables.values()
 }

@@ -203,22 +203,15 @@ def reconcile(legacy_url: str, target_url: str, out_dir: str | os.PathLike | Non
     finally:
         legacy.dispose()
         target.dispose()
-    if options.write_reports:
-        from reports.reconciliation import write_reconciliation_reports
-
+    if early is not None:  # writing reports: crimes_done started them
         with _timed(options.timings, "reports"):
-            if early is None:  # no crime pass ran (a test's partial run): everything now
-                paths = write_reconciliation_reports(result, out_path)
-            else:
-                reports = early.join(options.timings)
-                try:
-                    reports.add(spool.unsealed())
-                except BaseException:
-                    reports.discard()
-                    raise
-                paths = reports.finish(result)
-        result.report_paths = dict(paths)
-        result.out_dir = out_path
+            reports = early.join(options.timings)
+            try:
+                reports.add(spool.unsealed())
+            except BaseException:
+                reports.discard()
+                raise
+            reports.finish(result)  # sets result.report_paths and result.out_dir
     return result
 
 

@@ -120,7 +120,7 @@ class DiscrepancySpool:
         rest = self._dir / f"rest-{len(self._sealed):02d}.jsonl"
         with sealed.open("w", encoding="utf-8", newline="\n") as out, \
                 rest.open("w", encoding="utf-8", newline="\n") as later:
-            for d in heapq.merge(*(self._read(path) for path in self._runs), key=sort_key):
+            for d in heapq.merge(*(self.read_file(path) for path in self._runs), key=sort_key):
                 target = out if d.entity in self._sealed_entities else later
                 target.write(_encode(d))
                 target.write("\n")
@@ -129,11 +129,6 @@ class DiscrepancySpool:
         self._runs = [rest]  # sorted: one run
         self._sealed.append(sealed)
         return sealed
-
-    @classmethod
-    def read_file(cls, path: Path) -> Iterator[Discrepancy]:
-        """The rows of a file ``seal`` returned, in order."""
-        return cls._read(path)
 
     def close(self) -> "DiscrepancySpool":
         """Sort and merge everything written so far; the spool becomes read-only."""
@@ -145,7 +140,7 @@ class DiscrepancySpool:
             self._runs[0].rename(merged)
         else:
             with merged.open("w", encoding="utf-8", newline="\n") as out:
-                streams = [self._read(path) for path in self._runs]
+                streams = [self.read_file(path) for path in self._runs]
                 for d in heapq.merge(*streams, key=sort_key):
                     out.write(_encode(d))
                     out.write("\n")
@@ -160,20 +155,21 @@ class DiscrepancySpool:
     # --- reading ---------------------------------------------------------------------
 
     @staticmethod
-    def _read(path: Path) -> Iterator[Discrepancy]:
+    def read_file(path: Path) -> Iterator[Discrepancy]:
+        """The rows of one of the spool's files (e.g. the one ``seal`` returned), in order."""
         with path.open(encoding="utf-8", newline="\n") as fh:
             for line in fh:
                 yield _decode(line)
 
     def __iter__(self) -> Iterator[Discrepancy]:
         """Every row, in order: the sealed ones, then the rest."""
-        return itertools.chain(*(self._read(path) for path in self._sealed), self.unsealed())
+        return itertools.chain(*(self.read_file(path) for path in self._sealed), self.unsealed())
 
     def unsealed(self) -> Iterator[Discrepancy]:
         """The rows of the entities not sealed, in order (all of them if none was)."""
         if self._merged is None:
             raise RuntimeError("close() the spool before reading it")
-        return self._read(self._merged)
+        return self.read_file(self._merged)
 
     def __len__(self) -> int:
         return self._count

@@ -12,6 +12,7 @@ They are created readable by the owner only (0600): they hold personal data.
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -97,6 +98,7 @@ class ReconciliationReports:
         self.out_dir = Path(out_dir)
         _prepare_folder(self.out_dir)
         self._staging = _Staging(self.out_dir)
+        self._csv_file: _Durable | None = None
         self._wb = xlsx.new_workbook()
         self._summary_ws = self._wb.create_sheet(xlsx.SUMMARY_TITLE)
         self._summary_ws.sheet_view.tabSelected = True  # the sheet the workbook opens on
@@ -105,58 +107,74 @@ class ReconciliationReports:
         self._counts: collections.Counter = collections.Counter()
         self._stats: tuple | None = None  # (the rows, their sheets, the monthly sheet) once written
         try:
-            self._csv_file = self._staging.open("discrepancies")
-            self._csv = csv.writer(self._csv_file.handle, lineterminator="\r\n")
-            self._csv.writerow(DISCREPANCY_COLUMNS)
-        except OSError as exc:
+            with self._output_errors():
+                self._csv_file = self._staging.open("discrepancies")
+                self._csv = csv.writer(self._csv_file.handle, lineterminator="\r\n")
+                self._csv.writerow(DISCREPANCY_COLUMNS)
+        except BaseException:
             self.discard()
+            raise
+
+    @contextlib.contextmanager
+    def _output_errors(self):
+        """A file that cannot be written is ``OutputError``: one line, the folder and the reason."""
+        try:
+            yield
+        except OSError as exc:
             raise OutputError(f"cannot write the reports into {self.out_dir}: {_reason(exc)}") from None
 
     def add(self, discrepancies: Iterable[Discrepancy], stop: Callable[[], bool] | None = None) -> None:
-        """Each row to the CSV and to its entity+category table. ``stop``: asked every
-        thousand rows; True abandons the writing (the reports will be discarded)."""
-        try:
-            _write_discrepancies(discrepancies, self._csv, self._wb, self._taken, self._tables, self._counts, stop)
-        except OSError as exc:
-            raise OutputError(f"cannot write the reports into {self.out_dir}: {_reason(exc)}") from None
+        """Each row to the CSV and to its entity+category table (created as groups appear).
+        ``stop``: asked every thousand rows; True abandons the writing (the reports will be
+        discarded)."""
+        score_col = _COL["score"]
+        tables, counts = self._tables, self._counts
+        with self._output_errors():
+            for n, d in enumerate(discrepancies):
+                if stop is not None and n % 1000 == 0 and stop():
+                    return
+                d = guard_sensitive(d)
+                self._csv.writerow(csv_row(d))
+                group = (d.entity, d.category)
+                counts[group] += 1
+                table = tables.get(group)
+                if table is None:
+                    table = tables[group] = xlsx.TableWriter(
+                        self._wb, f"{d.entity} {d.category}", DISCREPANCY_COLUMNS, self._taken,
+                        column_styles={score_col: {"number_format": "0.0"}})
+                table.append(d.as_row(), _ALTERED_STYLES if d.category == "ALTERED" else None)
 
     def add_stats(self, stats: list) -> None:
         """Write the crime statistics (``crime_stats.csv`` and their two sheets) now, before
         ``finish``; ``finish`` checks that the result's statistics are these."""
-        try:
-            with self._staging.open("crime_stats") as out:
-                self._stats = (list(stats), *_write_stats(stats, out, self._wb))
-        except OSError as exc:
-            raise OutputError(f"cannot write the reports into {self.out_dir}: {_reason(exc)}") from None
+        with self._output_errors(), self._staging.open("crime_stats") as out:
+            self._stats = (list(stats), *_write_stats(stats, out, self._wb))
 
     def finish(self, result: ReconResult) -> dict[str, Path]:
         """Write the rest, check it against ``result`` and publish the four files together."""
-        wb, staging, out_dir = self._wb, self._staging, self.out_dir
+        wb, staging, out_dir, counts = self._wb, self._staging, self.out_dir, self._counts
         try:
-            self._csv_file.__exit__(None, None, None)
-            tables = self._tables
-            group_sheets = {group: tables[group].close() for group in sorted(tables, key=lambda g: _group_key(*g))}
-            counts = self._counts
-            _check_counts(result, counts)
-            if self._stats is None:
-                self.add_stats(result.stats)
-            written, stats_sheets, monthly = self._stats
-            if list(result.stats) != written:
-                raise ReportInconsistent("reports not written: the crime statistics changed after they were "
-                                         "written into the reports")
-            run_info_sheet = _run_information_sheet(wb, result)
-            sheets_listed = _sheet_index(group_sheets, stats_sheets, monthly, run_info_sheet)
-            _summary_sheet(self._summary_ws, result, counts, group_sheets, sheets_listed)
-            xlsx.order_sheets(wb, [xlsx.SUMMARY_TITLE] + [title for title, _, _ in sheets_listed])
-            with staging.open("workbook", binary=True) as out:
-                wb.save(out)
-            with staging.open("summary") as out:
-                json.dump(_summary_document(result, counts), out, indent=2, ensure_ascii=False)
-                out.write("\n")
-            paths = staging.publish()
-        except OSError as exc:
-            self.discard()
-            raise OutputError(f"cannot write the reports into {out_dir}: {_reason(exc)}") from None
+            with self._output_errors():
+                self._csv_file.close()
+                tables = self._tables
+                group_sheets = {group: tables[group].close() for group in sorted(tables, key=lambda g: _group_key(*g))}
+                _check_counts(result, counts)
+                if self._stats is None:
+                    self.add_stats(result.stats)
+                written, stats_sheets, monthly = self._stats
+                if list(result.stats) != written:
+                    raise ReportInconsistent("reports not written: the crime statistics changed after they were "
+                                             "written into the reports")
+                run_info_sheet = _run_information_sheet(wb, result)
+                sheets_listed = _sheet_index(group_sheets, stats_sheets, monthly, run_info_sheet)
+                _summary_sheet(self._summary_ws, result, counts, group_sheets, sheets_listed)
+                xlsx.order_sheets(wb, [xlsx.SUMMARY_TITLE] + [title for title, _, _ in sheets_listed])
+                with staging.open("workbook", binary=True) as out:
+                    wb.save(out)
+                with staging.open("summary") as out:
+                    json.dump(_summary_document(result, counts), out, indent=2, ensure_ascii=False)
+                    out.write("\n")
+                paths = staging.publish()
         except BaseException:
             self.discard()
             raise
@@ -166,9 +184,8 @@ class ReconciliationReports:
 
     def discard(self) -> None:
         """Remove every temporary file (nothing was published)."""
-        csv_file = getattr(self, "_csv_file", None)
-        if csv_file is not None:
-            csv_file.handle.close()
+        if self._csv_file is not None:
+            self._csv_file.handle.close()
         self._staging.discard()
         xlsx.discard_spools(self._wb)
 
@@ -248,13 +265,19 @@ class _Durable:
         return self.handle
 
     def __exit__(self, exc_type, exc, tb):
-        try:
-            if exc_type is None:
-                self.handle.flush()
-                os.fsync(self.handle.fileno())
-        finally:
+        if exc_type is None:
+            self.close()
+        else:
             self.handle.close()
         return False
+
+    def close(self) -> None:
+        """Flush to disk, then close."""
+        try:
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+        finally:
+            self.handle.close()
 
 
 def _sync_folder(folder: Path) -> None:
@@ -311,27 +334,6 @@ def _group_key(entity: str, category: str) -> tuple:
     e = ENTITIES.index(entity) if entity in ENTITIES else len(ENTITIES)
     c = CATEGORIES.index(category) if category in CATEGORIES else len(CATEGORIES)
     return (e, entity, c, category)
-
-
-def _write_discrepancies(discrepancies: Iterable[Discrepancy], writer, wb, taken: set[str],
-                         tables: dict[tuple[str, str], xlsx.TableWriter], counts: collections.Counter,
-                         stop: Callable[[], bool] | None = None) -> None:
-    """One pass: every row to the CSV and to its entity+category table (``tables``, created
-    as groups appear), counted in ``counts``."""
-    score_col = _COL["score"]
-    for n, d in enumerate(discrepancies):
-        if stop is not None and n % 1000 == 0 and stop():
-            return
-        d = guard_sensitive(d)
-        writer.writerow(csv_row(d))
-        group = (d.entity, d.category)
-        counts[group] += 1
-        table = tables.get(group)
-        if table is None:
-            table = tables[group] = xlsx.TableWriter(
-                wb, f"{d.entity} {d.category}", DISCREPANCY_COLUMNS, taken,
-                column_styles={score_col: {"number_format": "0.0"}})
-        table.append(d.as_row(), _ALTERED_STYLES if d.category == "ALTERED" else None)
 
 
 def _check_counts(result: ReconResult, counts: collections.Counter) -> None:
