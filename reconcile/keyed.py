@@ -63,23 +63,30 @@ def keys_in(column: sa.ColumnElement) -> sa.ColumnElement:
 _REF = re.compile(r"^(?:CR|IN)/(\d{6})/(\d{2})$")
 
 
-def encode_ref(key: str) -> int | str:
-    """``CR/004512/19`` → 19004512: an int costs a fraction of the string in a set of a million."""
-    if type(key) is str and len(key) == 12 and key[2] == "/" and key[9] == "/" and key[:2] in ("CR", "IN"):
+def encode_ref(key: Any, prefix: str) -> int | str:
+    """How the key sets hold an entity's references: ``CR/004512/19`` → 19004512 (an int costs
+    a fraction of the string in a set of a million). Only the exact form with the entity's own
+    ``prefix`` becomes a number — an intelligence reference among crimes, or a reference with a
+    line break or other digits in it, stays text, so it can never pass for the record whose
+    number it repeats."""
+    if type(key) is str and len(key) == 12 and key[2] == "/" and key[9] == "/" and key[:2] == prefix:
         digits = key[10:] + key[3:9]  # year then number: int(digits) == year * 1_000_000 + number
         if digits.isascii() and digits.isdigit():
             return int(digits)
-        return key
-    if not isinstance(key, str):
-        return key
-    m = _REF.match(key)
-    if m is None:
-        return key  # not a well-formed reference (rare; the mapping rejects those)
-    return int(m.group(2)) * 1_000_000 + int(m.group(1))
+    return key
+
+
+# One per entity, at module level: the key sets go to worker processes, their encoder with them.
+def encode_crime_ref(key: Any) -> int | str:
+    return encode_ref(key, "CR")
+
+
+def encode_intel_ref(key: Any) -> int | str:
+    return encode_ref(key, "IN")
 
 
 def decode_ref(encoded: int, prefix: str) -> str:
-    """The reference ``encode_ref`` made ``encoded`` from, given its prefix: 19004512 → ``CR/004512/19``.
+    """The reference ``encode_ref(…, prefix)`` made ``encoded`` from, given its prefix: 19004512 → ``CR/004512/19``.
 
     Only well-formed references (``CR/`` + 6 digits + ``/`` + 2 digits) are encoded as numbers,
     so the number is below 10^8 and the text is exactly the reference the mapping accepted.
@@ -754,8 +761,8 @@ class Reconciler:
         self.batch_size = batch_size
         self.auto_threshold = auto_threshold
         self.review_threshold = review_threshold
-        self.keys = {"person": EntityKeys(encode_person), "crime": EntityKeys(encode_ref),
-                     "intelligence": EntityKeys(encode_ref)}
+        self.keys = {"person": EntityKeys(encode_person), "crime": EntityKeys(encode_crime_ref),
+                     "intelligence": EntityKeys(encode_intel_ref)}
         persons, crimes = self.keys["person"], self.keys["crime"]
         self.ctx = mapping_context(ctx.reference, ctx.run_started, persons, crimes)
         self.stats = CrimeStats()

@@ -48,8 +48,19 @@ def test_intset_lists_keys_spilled_to_the_plain_set_in_order_with_the_others():
 def test_an_encoded_crime_reference_decodes_to_itself(number, year):
     from reconcile.keyed import decode_ref, encode_ref
 
-    ref = f"CR/{number:06d}/{year:02d}"
-    assert decode_ref(encode_ref(ref), "CR") == ref
+    for prefix in ("CR", "IN"):
+        ref = f"{prefix}/{number:06d}/{year:02d}"
+        assert decode_ref(encode_ref(ref, prefix), prefix) == ref
+
+
+def test_only_the_exact_reference_of_the_entity_becomes_a_number():
+    from reconcile.keyed import encode_crime_ref, encode_intel_ref
+
+    assert encode_crime_ref("CR/004512/19") == 19004512 == encode_intel_ref("IN/004512/19")
+    for other in ("IN/004512/19", "CR/004512/19\n", " CR/004512/19", "CR/00451２/19", "CR/004512/1９", "cr/004512/19",
+                  "CR-004512-19", "", None, 19004512):
+        assert encode_crime_ref(other) == other
+    assert encode_intel_ref("CR/004512/19") == "CR/004512/19"
 
 
 def test_keys_added_before_and_after_their_block_exists_are_all_found():

@@ -307,6 +307,26 @@ def test_unexpected_records_deleted_or_unknown_in_opus(stores):
     assert not [d for d in rows(result, category="MISSING") if d.legacy_ref in ("CR/000004/18", "70003")]
 
 
+def test_a_reference_of_the_other_entity_is_unexpected(stores):
+    """A crime carrying an intelligence reference (and a report carrying a crime reference),
+    or a reference with a line break after it, is no legacy crime: UNEXPECTED, and counted in
+    the statistics, although it reads like a migrated crime's number (the key sets hold
+    references as numbers: only the entity's own prefix, only the exact form)."""
+    legacy, target = stores
+    copy_crime(target, "CR/000001/18", "CRI-2018-900001", 0, legacy_ref="IN/000001/18")
+    copy_crime(target, "CR/000001/18", "CRI-2018-900003", 0, legacy_ref="CR/000006/18\n")  # not the key either
+    report = target_row(target, schema.intelligence_report,
+                        schema.intelligence_report.c.legacy_ref == "IN/000002/18")
+    execute(target, schema.intelligence_report.insert().values(dict(
+        report, intel_id=ids.intel_id("copy:x"), intel_ref="INT-2018-900002", legacy_ref="CR/000002/18")))
+    result = run(legacy, target)
+    unexpected = {(d.entity, d.legacy_ref, d.new_ref, d.detail) for d in rows(result, category="UNEXPECTED")}
+    assert unexpected == {("crime", "IN/000001/18", "CRI-2018-900001", "NOT_IN_OPUS"),
+                          ("crime", "CR/000006/18\n", "CRI-2018-900003", "NOT_IN_OPUS"),
+                          ("intelligence", "CR/000002/18", "INT-2018-900002", "NOT_IN_OPUS")}
+    assert sum(s.new_count for s in result.stats) == sum(s.legacy_count for s in result.stats) + 2
+
+
 def test_lost_records_are_missing_and_their_links_not_compared(stores):
     legacy, target = stores
     cp, c, p = schema.crime_person, schema.crime, schema.person
