@@ -41,6 +41,7 @@ from mappings.ids import SKIPPED as NO_IDS
 from mappings.outcome import Issue, Mapped, MappingContext
 from mappings.parse import parse_nom_id
 from reconcile import similarity
+from reconcile.census import Census, CensusReader
 from reconcile.compare import COORD, EXACT, INSTANT, SECRET, TEXT, FieldRule, diff_fields
 from reconcile.model import Discrepancy, EntityTotals
 from reconcile.stats import CrimeStats, cell_of, mapped_cell
@@ -102,6 +103,21 @@ def encode_person(key: Any) -> int | str:
         return int(key)
     except (TypeError, ValueError):
         return str(key)
+
+
+#: Whether the keyed pass can have looked a new record's raw key up: it asks for trimmed text
+#: references, and for persons for whole numbers (``_lookup_key``).
+_LOOKED_UP: dict[str, Callable[[Any], bool]] = {
+    "person": lambda raw: type(raw) is int,
+    "crime": lambda raw: type(raw) is str,
+    "intelligence": lambda raw: type(raw) is str,
+}
+#: The raw key a key set's key stands for (the inverse of each entity's encoder).
+_DECODE: dict[str, Callable[[Any], Any]] = {
+    "person": lambda k: k,
+    "crime": lambda k: decode_ref(k, "CR") if type(k) is int else k,
+    "intelligence": lambda k: decode_ref(k, "IN") if type(k) is int else k,
+}
 
 
 class EntityKeys:
@@ -782,18 +798,30 @@ class Reconciler:
 
     # ------------------------------------------------------------------ keyed passes
 
-    def keyed_pass(self, spec: EntitySpec) -> None:
+    def keyed_pass(self, spec: EntitySpec) -> Census:
+        """Every legacy record of ``spec`` against its keyed counterparts; returns the census
+        of the new store's keys, read beside the pass (``reconcile.census``)."""
         totals = self.findings.totals[spec.name]
         keys = self.keys[spec.name]
         total = self._count(self.legacy, "legacy", self.lt[spec.legacy_table])
         done = 0
-        with bar(f"reconcile {spec.name:<12}", total=total, unit="rec") as progress:
+        with self._census_reader(spec) as census, \
+                bar(f"reconcile {spec.name:<12}", total=total, unit="rec") as progress:
             for outcomes in self._evaluated_batches(spec, total):
                 self._apply(spec, outcomes, keys, totals)
                 progress.update(len(outcomes))
                 done += len(outcomes)
                 if self.on_batch is not None:
                     self.on_batch(spec.name, done)
+        return census.result()
+
+    def _census_reader(self, spec: EntitySpec) -> CensusReader:
+        main = self.tt[spec.target_table]
+        prepare = None
+        if spec.name in self.collect_similarity:
+            prepare = self._unkeyed_crimes if spec is CRIME else self._unkeyed_intel
+        return CensusReader(self.target, main, spec.target_id, spec.new_ref, spec.target_key, self.keys[spec.name].encode,
+                            _LOOKED_UP[spec.name], prepare)
 
     def _evaluated_batches(self, spec: EntitySpec, rows: int) -> Iterator[list[tuple]]:
         """The outcomes of every legacy batch of ``spec`` (``rows`` rows), in key order:
@@ -930,42 +958,40 @@ class Reconciler:
 
     # ------------------------------------------------------------------ target scans
 
-    def scan_target(self, spec: EntitySpec) -> list[tuple[str, str]]:
-        """Stream the target table's keys once: count it, report UNEXPECTED records, and return
-        the unkeyed records as (id, new ref).
+    def scan_target(self, spec: EntitySpec, census: Census) -> list[tuple[str, str]]:
+        """The new records the keyed pass could not see, from the census read beside it:
+        count the table, report UNEXPECTED the records whose key no live legacy record holds
+        (fetched by key: normally few), and return the unkeyed records as (id, new ref).
 
         Crime statistics, new side: the records the keyed pass fetched were counted there; the
-        others (unkeyed, unexpected — normally few) are counted here, fetched by id. So the
-        full scan reads three short columns and no timestamp.
+        others (unkeyed, unexpected) are counted here, fetched by id.
         """
-        totals = self.findings.totals[spec.name]
+        self.findings.totals[spec.name].new_total += census.total
         keys = self.keys[spec.name]
         main = self.tt[spec.target_table]
-        stmt = sa.select(main.c[spec.target_id], main.c[spec.new_ref], main.c[spec.target_key])
-        unkeyed: list[tuple[str, str]] = []
-        not_fetched: list[str] = []
-        total = self._count(self.target, "target", main)
-        with bar(f"scan iOPS {spec.name:<12}", total=total, unit="rec") as progress, \
-                store_errors(self.target, "target"), self.target.connect() as conn:
-            encode, accepted, rejected = keys.encode, keys.accepted, keys.rejected
-            for partition in stream(conn, stmt).partitions():
-                totals.new_total += len(partition)
-                for target_id, new_ref, key in partition:
-                    if key is None or (isinstance(key, str) and not key.strip()):
-                        unkeyed.append((target_id, new_ref))
-                        not_fetched.append(target_id)
+        key_column = main.c[spec.target_key]
+        decode = _DECODE[spec.name]
+        # Raw keys as the store holds them: a number of the key set decodes to its exact text.
+        unexpected = [decode(k) for k in census.keys.without(keys.accepted, keys.rejected)] + census.strays
+        wanted = set(unexpected)
+        seen: set = set()
+        not_fetched = [record_id for record_id, _ in census.unkeyed]
+        stmt = sa.select(main.c[spec.target_id], main.c[spec.new_ref], key_column).where(keys_in(key_column))
+        with connect(self.target, "target") as conn:
+            for start in range(0, len(unexpected), LOOKUP_CHUNK):
+                for target_id, new_ref, key in self.evaluator._target_all(conn, stmt, unexpected[start:start + LOOKUP_CHUNK]):
+                    # Exact keys only, each record once: MariaDB's PAD SPACE also returns
+                    # 'CR/000001/19 ' for 'CR/000001/19', which may be asked for in another chunk.
+                    if key not in wanted or target_id in seen:
                         continue
-                    k = encode(key)
-                    if k in accepted or k in rejected:  # keys.is_live, inlined: once per new record
-                        continue  # fetched, compared and counted by the keyed pass
+                    seen.add(target_id)
                     not_fetched.append(target_id)
                     detail = "DELETED_IN_OPUS" if keys.is_excluded(key) else "NOT_IN_OPUS"
                     self.findings.emit(Discrepancy(spec.name, "UNEXPECTED", str(key), str(new_ref), None, None,
                                                    None, None, None, detail))
-                progress.update(len(partition))
         if spec is CRIME:
             self._count_new_stats(not_fetched)
-        return unkeyed
+        return census.unkeyed
 
     def _count_new_stats(self, crime_ids: list[str]) -> None:
         crime, location = self.tt["crime"], self.tt["location"]
@@ -981,18 +1007,19 @@ class Reconciler:
 
     # ------------------------------------------------------------------ unkeyed records
 
-    def resolve_unkeyed(self, spec: EntitySpec, unkeyed: list[tuple[str, str]]) -> None:
+    def resolve_unkeyed(self, spec: EntitySpec, unkeyed: list[tuple[str, str]], prepared=None) -> None:
         """Match the unkeyed new records of ``spec`` against its candidates; report the
         PROBABLE_MATCH pairs and the candidates left MISSING; count what is new in iOPS.
         AUTO pairs count as present (a crime's links are then compared by ``link_pass``);
-        their fields are not compared — see reconcile/run.py."""
+        their fields are not compared — see reconcile/run.py. ``prepared``: the unkeyed
+        records' SimRecords and ref → id, when the census already fetched them."""
         totals = self.findings.totals[spec.name]
         candidates = self.candidates[spec.name]
         pairs: list[similarity.Pair] = []
         by_ref: dict[str, str] = {}
         if unkeyed and candidates:
             legacy_records = self._candidate_records(spec, candidates)
-            new_records, by_ref = (self._unkeyed_crimes if spec is CRIME else self._unkeyed_intel)(unkeyed)
+            new_records, by_ref = prepared or (self._unkeyed_crimes if spec is CRIME else self._unkeyed_intel)(unkeyed)
             with bar(f"match unkeyed {spec.name}", total=len(new_records), unit="rec") as progress:
                 pairs = similarity.match(legacy_records, new_records, auto_threshold=self.auto_threshold,
                                          review_threshold=self.review_threshold)

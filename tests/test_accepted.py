@@ -36,6 +36,23 @@ def test_intset_add_says_whether_the_key_is_new_and_lists_every_key_once(added):
     assert sorted(ints + s.others(), key=repr) == sorted(ref, key=repr)
 
 
+dense = st.integers(min_value=0, max_value=300_000)  # a few blocks, so bits of one block meet
+
+
+@given(st.lists(st.one_of(keys, dense), max_size=300), st.lists(st.one_of(keys, dense), max_size=300),
+       st.sets(st.one_of(keys, dense), max_size=50))
+def test_intset_without_gives_the_keys_no_other_set_holds_once_in_order(mine, theirs, plain):
+    s, other = IntSet(), IntSet()
+    for k in mine:
+        s.add(k)
+    for k in theirs:
+        other.add(k)
+    got = list(s.without(other, plain))
+    assert set(got) == set(mine) - set(theirs) - plain and len(got) == len(set(got))
+    ints = [k for k in got if type(k) is int and k >= 0]
+    assert got[:len(ints)] == sorted(ints)  # numbers first, ascending (then the others)
+
+
 def test_intset_lists_keys_spilled_to_the_plain_set_in_order_with_the_others():
     s = IntSet()
     sparse = list(range(0, 10**12, 10**9))  # mostly spilled: a block each would cost too much

@@ -714,6 +714,68 @@ def test_worker_processes_give_the_same_result(stores):
     assert shared.totals == serial.totals and shared.stats == serial.stats
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "mysql"])
+def test_keys_read_beside_the_pass_find_each_unexpected_record_once(stores, make_store, monkeypatch, backend):
+    """The census (reconcile/census.py) of a store whose keys a collation folds: on MariaDB
+    'CR/99999/18 ' equals 'CR/99999/18', so asking for one returns both — each is still
+    reported once, under its own key, even when they are asked for in different chunks; a
+    key of spaces is no key (the record is new in iOPS, not UNEXPECTED)."""
+    import reconcile.keyed as keyed
+
+    legacy, sqlite_target = stores
+    target = sqlite_target if backend == "sqlite" else make_store("mysql", "recon_census")
+    if backend != "sqlite":
+        assert migrate(legacy, target).state == "complete"
+    # (12 characters each: MariaDB would cut a 13th, a space, to fit VARCHAR(12))
+    copy_crime(target, "CR/000001/18", "CRI-2018-900001", 0, legacy_ref="CR/99999/18")
+    copy_crime(target, "CR/000001/18", "CRI-2018-900002", 0, legacy_ref="CR/99999/18 ")
+    copy_crime(target, "CR/000001/18", "CRI-2018-900003", 0, legacy_ref="   ")
+    monkeypatch.setattr(keyed, "LOOKUP_CHUNK", 1)
+    result = run(legacy, target)
+    unexpected = sorted((d.legacy_ref, d.new_ref, d.detail) for d in rows(result, "crime", "UNEXPECTED"))
+    assert unexpected == [("CR/99999/18", "CRI-2018-900001", "NOT_IN_OPUS"),
+                          ("CR/99999/18 ", "CRI-2018-900002", "NOT_IN_OPUS")]
+    crime = result.totals["crime"]
+    assert crime.new_total == crime.matched_keyed + 3 and crime.new_in_iops == 1
+    assert sum(s.new_count for s in result.stats) == sum(s.legacy_count for s in result.stats) + 3
+
+
+def test_a_person_key_that_is_no_number_is_unexpected(stores):
+    """SQLite keeps text in an INTEGER column: such a key can match no NOM_ID (the keyed pass
+    asks for numbers), so its record is UNEXPECTED — never taken for one the pass compared."""
+    legacy, target = stores
+    person = target_row(target, schema.person, schema.person.c.legacy_nominal_id == 70001)
+    execute(target, schema.person.insert().values(dict(person, person_id=ids.person_id(990001),
+                                                       legacy_nominal_id="70001x")))
+    unexpected = {(d.legacy_ref, d.detail) for d in rows(run(legacy, target), "person", "UNEXPECTED")}
+    assert unexpected == {("70001x", "NOT_IN_OPUS")}
+
+
+def test_an_error_in_the_census_thread_is_raised_and_a_failed_pass_stops_it(stores, monkeypatch):
+    import threading
+
+    import reconcile.census as census
+
+    legacy, target = stores
+    copy_crime(target, "CR/000001/18", "CRI-2018-900003", 0, legacy_ref=None)  # an unkeyed crime: prepared beside
+
+    def lost(self, conn, blanks):
+        raise StoreUnavailable("target store sqlite: connection lost")
+
+    with monkeypatch.context() as m:
+        m.setattr(census.CensusReader, "_unkeyed", lost)
+        with pytest.raises(StoreUnavailable, match="connection lost"):
+            run(legacy, target)
+
+    def fail_in_crime(entity: str, done: int) -> None:
+        if entity == "crime":
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run(legacy, target, on_batch=fail_in_crime)
+    assert not [t for t in threading.enumerate() if t.name.startswith("census")]
+
+
 def test_worker_processes_on_mariadb_legacy_and_postgresql_target(make_store):
     from synth.generate import generate
     from synth.simulate import simulate
