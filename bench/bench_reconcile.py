@@ -284,6 +284,32 @@ def phase_datacompy(legacy_url: str, target_url: str) -> dict:
 # ------------------------------------------------------------------------------ main
 
 
+def _ratios(driver: dict, typed: dict, rec: dict, dc: dict | None) -> str:
+    """One round's ratios, on one line."""
+    text = (f"whole / driver read {rec['seconds'] / driver['seconds']:.2f}x, "
+            f"whole / typed read {rec['seconds'] / typed['seconds']:.2f}x")
+    if dc:
+        text += f", crime entity / datacompy {rec['timings']['crime'][0] / dc['seconds']:.2f}x"
+    return text + f"; {rec['tree_peak_rss_mb']:.0f} MB"
+
+
+def _print_medians(rounds: list) -> None:
+    import statistics
+
+    def median(values) -> str:
+        values = sorted(values)
+        return f"{statistics.median(values):.2f}x (rounds: {', '.join(f'{v:.2f}' for v in values)})"
+
+    print(f"\nmedians over {len(rounds)} rounds:")
+    print(f"  whole / driver read        {median(r['seconds'] / d['seconds'] for d, _, r, _ in rounds)}  (target <= 4x)")
+    print(f"  whole / typed read         {median(r['seconds'] / t['seconds'] for _, t, r, _ in rounds)}  (target <= 4x)")
+    if all(dc for *_, dc in rounds):
+        print(f"  crime entity / datacompy   "
+              f"{median(r['timings']['crime'][0] / dc['seconds'] for _, _, r, dc in rounds)}  (target < 1)")
+    print(f"  peak RSS, all processes    {max(r['tree_peak_rss_mb'] for _, _, r, _ in rounds):.0f} MB at most"
+          f"  (target < 1024)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--crimes", type=int, default=1_000_000)
@@ -292,6 +318,10 @@ def main() -> None:
                     help="the reconciler's worker processes (default: as the reconciler chooses, one per core up to 4)")
     ap.add_argument("--keep", type=Path, help="work folder to keep and reuse (default: a temporary one)")
     ap.add_argument("--no-datacompy", action="store_true", help="skip the datacompy comparison")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure every phase this many times, in turn (read, typed read, reconcile, datacompy; "
+                         "again ...), and give each round's ratios and their medians: on a shared machine whose "
+                         "speed drifts by 20%% within minutes, one round's ratio is one sample")
     add_phase_arguments(ap)
     opts = ap.parse_args()
     if run_phase(opts, {
@@ -314,12 +344,20 @@ def main() -> None:
         print(f"  generated in {prep['generate_seconds']:.0f} s, simulated in "
               f"{prep['seconds'] - prep['generate_seconds']:.0f} s")
 
-    driver = child("read", [legacy, target, "0"])
-    typed = child("read", [legacy, target, "1"])
-    rec = child("reconcile", [legacy, target, str(work / "reconciliation"), str(opts.batch_size), opts.workers])
-    dc = None
-    if not opts.no_datacompy:
-        dc = child("datacompy", [legacy, target])
+    rounds = []
+    for n in range(max(1, opts.rounds)):
+        if opts.rounds > 1:
+            print(f"round {n + 1} of {opts.rounds} ...", flush=True)
+        driver = child("read", [legacy, target, "0"])
+        typed = child("read", [legacy, target, "1"])
+        rec = child("reconcile", [legacy, target, str(work / "reconciliation"), str(opts.batch_size), opts.workers])
+        dc = None if opts.no_datacompy else child("datacompy", [legacy, target])
+        rounds.append((driver, typed, rec, dc))
+        if opts.rounds > 1:
+            print("  " + _ratios(driver, typed, rec, dc), flush=True)
+    if opts.rounds > 1:
+        _print_medians(rounds)
+        print("\nthe last round in full:")
 
     totals = rec["totals"]
     records = sum(t["legacy_total"] + t["new_total"] for t in totals.values())
