@@ -15,14 +15,13 @@ process alone, while the worker processes stood idle.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from core.beside import Beside
 from core.db import store_errors, stream
 from core.intset import IntSet
 
@@ -65,10 +64,7 @@ class CensusReader:
         self.encode = encode
         self.looked_up = looked_up
         self.prepare = prepare
-        self.census = Census()
-        self._error: BaseException | None = None
-        self._stopped = False
-        self._thread = threading.Thread(target=self._read, name=f"census: {table.name}", daemon=True)
+        self._thread = Beside(f"census: {table.name}", self._read)
 
     def __enter__(self) -> "CensusReader":
         self._thread.start()
@@ -76,44 +72,38 @@ class CensusReader:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
-            self._stopped = True
-            self._thread.join()
+            self._thread.stop()
 
     def result(self) -> Census:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self.census
+        census = self._thread.join()
+        census.seconds = self._thread.seconds
+        return census
 
     # ------------------------------------------------------------------ in the thread
 
-    def _read(self) -> None:
-        wall, cpu = time.perf_counter(), time.thread_time()
-        try:
-            with store_errors(self.target, "target"), self.target.connect() as conn:
-                blanks = self._keys(conn)
-                if blanks is not None:
-                    self.census.unkeyed = self._unkeyed(conn, blanks)
-            if self.prepare is not None and self.census.unkeyed and not self._stopped:
-                self.census.similar = self.prepare(self.census.unkeyed)
-        except BaseException as exc:  # raised again in the reconciler's thread by result()
-            self._error = exc
-        self.census.seconds = (time.perf_counter() - wall, time.thread_time() - cpu)
+    def _read(self, stopped: Callable[[], bool]) -> Census:
+        census = Census()
+        with store_errors(self.target, "target"), self.target.connect() as conn:
+            blanks = self._keys(conn, census, stopped)
+            if blanks is not None:
+                census.unkeyed = self._unkeyed(conn, blanks)
+        if self.prepare is not None and census.unkeyed and not stopped():
+            census.similar = self.prepare(census.unkeyed)
+        return census
 
-    def _keys(self, conn) -> set | None:
-        """Stream the key column; returns the blank text keys seen (a set, empty when only
-        NULLs are blank), or None when every record carries a key."""
-        census = self.census
+    def _keys(self, conn, census: Census, stopped: Callable[[], bool]) -> set | None:
+        """Stream the key column into ``census``; returns the blank text keys seen (a set,
+        empty when only NULLs are blank), or None when every record carries a key."""
         column = self.table.c[self.columns[2]]
         add, encode, looked_up = census.keys.add, self.encode, self.looked_up
         blanks: set = set()
         unkeyed = 0
         for partition in stream(conn, sa.select(column)).scalars().partitions():
-            if self._stopped:
+            if stopped():
                 break
             census.total += len(partition)
             for key in partition:
-                if key is None or (type(key) is str and not key.strip()):
+                if key is None or (type(key) is str and not key.strip()):  # is_blank, inlined: a million calls
                     unkeyed += 1
                     if key is not None:
                         blanks.add(key)

@@ -54,7 +54,6 @@ import datetime as dt
 import gc
 import os
 import resource
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +63,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import __version__, schema
+from core.beside import Beside
 from core.cyclic_gc import manual_cyclic_gc
 from core.db import mask_url, open_legacy, parse_url, store_errors
 from core.errors import ForeignSchemaError, OutputError, StoreUnavailable, UsageError
@@ -226,37 +226,29 @@ class _EarlyReports:
 
     def __init__(self, reports, sealed: Path, stats: list) -> None:
         self.reports = reports
-        self._error: BaseException | None = None
-        self._stopped = False
-        self._thread = threading.Thread(target=self._write, args=(sealed, stats), name="reports: crime rows",
-                                        daemon=True)
-        self._wall = self._cpu = 0.0
-        self._thread.start()
 
-    def _write(self, sealed: Path, stats: list) -> None:
-        wall, cpu = time.perf_counter(), time.thread_time()
-        try:
-            self.reports.add(DiscrepancySpool.read_file(sealed), stop=lambda: self._stopped)
-            if not self._stopped:
-                self.reports.add_stats(stats)
-        except BaseException as exc:  # raised again in the reconciler's thread by join()
-            self._error = exc
-        self._wall, self._cpu = time.perf_counter() - wall, time.thread_time() - cpu
+        def write(stopped: Callable[[], bool]) -> None:
+            reports.add(DiscrepancySpool.read_file(sealed), stop=stopped)
+            if not stopped():
+                reports.add_stats(stats)
+
+        self._thread = Beside("reports: crime rows", write).start()
 
     def join(self, timings: dict | None = None):
         """The reports, once the crime rows and statistics are written (or the thread's error)."""
-        self._thread.join()
-        if timings is not None:
-            timings["  crime rows + statistics, early"] = (self._wall, self._cpu)
-        if self._error is not None:
+        try:
+            self._thread.join()
+        except BaseException:
             self.reports.discard()
-            raise self._error
+            raise
+        finally:
+            if timings is not None:
+                timings["  crime rows + statistics, early"] = self._thread.seconds
         return self.reports
 
     def abandon(self) -> None:
         """The reconciliation failed: stop the thread and remove what it wrote."""
-        self._stopped = True
-        self._thread.join()
+        self._thread.stop()
         self.reports.discard()
 
 
