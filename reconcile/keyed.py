@@ -977,9 +977,9 @@ class Reconciler:
         seen: set = set()
         not_fetched = [record_id for record_id, _ in census.unkeyed]
         stmt = sa.select(main.c[spec.target_id], main.c[spec.new_ref], key_column).where(keys_in(key_column))
-        with connect(self.target, "target") as conn:
+        with connect(self.target, "target") as conn, store_errors(self.target, "target"):
             for start in range(0, len(unexpected), LOOKUP_CHUNK):
-                for target_id, new_ref, key in self.evaluator._target_all(conn, stmt, unexpected[start:start + LOOKUP_CHUNK]):
+                for target_id, new_ref, key in conn.execute(stmt, {"keys": unexpected[start:start + LOOKUP_CHUNK]}):
                     # Exact keys only, each record once: MariaDB's PAD SPACE also returns
                     # 'CR/000001/19 ' for 'CR/000001/19', which may be asked for in another chunk.
                     if key not in wanted or target_id in seen:
@@ -1007,7 +1007,8 @@ class Reconciler:
 
     # ------------------------------------------------------------------ unkeyed records
 
-    def resolve_unkeyed(self, spec: EntitySpec, unkeyed: list[tuple[str, str]], prepared=None) -> None:
+    def resolve_unkeyed(self, spec: EntitySpec, unkeyed: list[tuple[str, str]],
+                        prepared: tuple[list, dict] | None = None) -> None:
         """Match the unkeyed new records of ``spec`` against its candidates; report the
         PROBABLE_MATCH pairs and the candidates left MISSING; count what is new in iOPS.
         AUTO pairs count as present (a crime's links are then compared by ``link_pass``);
