@@ -27,7 +27,7 @@ than datacompy; peak RSS under 1 GB.
 
 Session 6 (2026-11-28, commits 2df8014..: the new store's keys are read by a thread beside the
 keyed pass — reconcile/census.py — instead of scanned after it; --rounds), same machine type as
-session 5 and as noisy. Six rounds of the same code, in two runs of ``--rounds 3``, each round
+session 5 and as noisy. Nine rounds of the same code, in three runs of ``--rounds 3``, each round
 all four phases in turn (wall seconds; ratios within a round):
 
   1,000,000 crimes         driver read  typed read  reconcile  crime entity  datacompy   whole/driver  whole/typed  crime/datacompy
@@ -37,11 +37,16 @@ all four phases in turn (wall seconds; ratios within a round):
   run B, round 1                     -           -          -             -          -         4.09x        2.49x        1.45x
   run B, round 2                     -           -          -             -          -         4.13x        2.10x        1.01x
   run B, round 3                  36.1        53.5      134.9          58.5       60.2         3.74x        2.52x        0.97x
-  median of the six                                                                            3.92x        2.54x        1.02x
+  run C, round 1                     -           -          -             -          -         4.53x        2.54x        1.44x
+  run C, round 2                     -           -          -             -          -         3.97x        2.63x        0.66x
+  run C, round 3                  60.1       102.2      176.0          73.0       70.6         2.93x        1.72x        1.03x
+  median of the nine                                                                           3.97x        2.54x        1.03x
   (only the last round of each run prints its phases in full; peak RSS 417-420 MB in every round)
 
-  The whole reconciliation is within 4x the driver read in 3 rounds of 6 (median 3.92x) and
-  within 4x the typed read in all; the crime entity beats datacompy in 2 of 6 (median 1.02x).
+  The whole reconciliation is within 4x the driver read in 5 rounds of 9 (median 3.97x) and
+  within 4x the typed read in all 9; the crime entity beats datacompy in 3 of 9 (median 1.03x).
+  The machine: the same driver read took 36.1 s in one round and 60.1 s in another, datacompy
+  60.2 s and 93.2 s, the reconciliation 134.9 s and 189.3 s.
   Scores of run B's output against the truth: unchanged (every category 1.0000; AUTO precision
   1.0000, AUTO+REVIEW recall 0.9990; crime_stats.csv EQUAL).
 
