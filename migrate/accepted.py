@@ -11,18 +11,11 @@ Python sets of ints would (measured at 1M crimes, the sets pushed the migration 
 
 from __future__ import annotations
 
-import re
-
 from core.intset import IntSet
+from core.refs import encode_crime_ref, encode_intel_ref
 
-_REF = re.compile(r"^(?:CR|IN)/(\d{6})/(\d{2})$")
-
-
-def _ref_number(ref: str) -> int | str:
-    m = _REF.match(ref)
-    if m is None:
-        return ref  # not a well-formed reference: kept as text (rare; such records are rejected)
-    return int(m.group(2)) * 1_000_000 + int(m.group(1))
+#: The key set's encoder of each referenced entity (core.refs: the reconciler reads them alike).
+_ENCODE_REF = {"crime": encode_crime_ref, "intelligence": encode_intel_ref}
 
 
 class AcceptedKeys:
@@ -45,7 +38,7 @@ class AcceptedKeys:
             return False
 
     def has_crime(self, crime_no: str) -> bool:
-        return _ref_number(crime_no) in self._keys["crime"]
+        return encode_crime_ref(crime_no) in self._keys["crime"]
 
     def count(self, entity: str) -> int:
         return len(self._keys[entity])
@@ -57,4 +50,4 @@ class AcceptedKeys:
                 return int(legacy_key)
             except ValueError:
                 return legacy_key
-        return _ref_number(legacy_key)
+        return _ENCODE_REF[entity](legacy_key)

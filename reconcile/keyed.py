@@ -35,6 +35,7 @@ from sqlalchemy.engine import Engine
 
 from core.db import connect, store_errors, stream
 from core.intset import IntSet
+from core.refs import decode_ref, encode_crime_ref, encode_intel_ref
 from core.progress import bar
 from mappings import map_crimes, map_intel, map_links, map_persons
 from mappings.ids import SKIPPED as NO_IDS
@@ -62,40 +63,6 @@ def keys_in(column: sa.ColumnElement) -> sa.ColumnElement:
 # ------------------------------------------------------------------------------------ keys
 
 _REF = re.compile(r"^(?:CR|IN)/(\d{6})/(\d{2})$")
-
-
-def encode_ref(key: Any, prefix: str) -> int | str:
-    """How the key sets hold an entity's references: ``CR/004512/19`` → 19004512 (an int costs
-    a fraction of the string in a set of a million). Only the exact form with the entity's own
-    ``prefix`` becomes a number — an intelligence reference among crimes, or a reference with a
-    line break or other digits in it, stays text, so it can never pass for the record whose
-    number it repeats."""
-    if type(key) is str and len(key) == 12 and key[2] == "/" and key[9] == "/" and key[:2] == prefix:
-        digits = key[10:] + key[3:9]  # year then number: int(digits) == year * 1_000_000 + number
-        if digits.isascii() and digits.isdigit():
-            return int(digits)
-    return key
-
-
-# One per entity, at module level: the key sets go to worker processes, their encoder with them.
-def encode_crime_ref(key: Any) -> int | str:
-    return encode_ref(key, "CR")
-
-
-def encode_intel_ref(key: Any) -> int | str:
-    return encode_ref(key, "IN")
-
-
-def decode_ref(encoded: int, prefix: str) -> str:
-    """The reference ``encode_ref(…, prefix)`` made ``encoded`` from, given its prefix: 19004512 → ``CR/004512/19``.
-
-    Only well-formed references (``CR/`` + 6 digits + ``/`` + 2 digits) are encoded as numbers,
-    so the number is below 10^8 and the text is exactly the reference the mapping accepted.
-    """
-    if not 0 <= encoded < 100_000_000:
-        raise ValueError(f"{encoded} is not an encoded legacy reference")
-    year, number = divmod(encoded, 1_000_000)
-    return f"{prefix}/{number:06d}/{year:02d}"
 
 
 def encode_person(key: Any) -> int | str:
@@ -817,9 +784,7 @@ class Reconciler:
 
     def _census_reader(self, spec: EntitySpec) -> CensusReader:
         main = self.tt[spec.target_table]
-        prepare = None
-        if spec.name in self.collect_similarity:
-            prepare = self._unkeyed_crimes if spec is CRIME else self._unkeyed_intel
+        prepare = self._unkeyed_records(spec) if spec.name in self.collect_similarity else None
         return CensusReader(self.target, main, spec.target_id, spec.new_ref, spec.target_key, self.keys[spec.name].encode,
                             _LOOKED_UP[spec.name], prepare)
 
@@ -1020,7 +985,7 @@ class Reconciler:
         by_ref: dict[str, str] = {}
         if unkeyed and candidates:
             legacy_records = self._candidate_records(spec, candidates)
-            new_records, by_ref = prepared or (self._unkeyed_crimes if spec is CRIME else self._unkeyed_intel)(unkeyed)
+            new_records, by_ref = prepared or self._unkeyed_records(spec)(unkeyed)
             with bar(f"match unkeyed {spec.name}", total=len(new_records), unit="rec") as progress:
                 pairs = similarity.match(legacy_records, new_records, auto_threshold=self.auto_threshold,
                                          review_threshold=self.review_threshold)
@@ -1070,6 +1035,10 @@ class Reconciler:
             people = [names[n] for n in cand.nom_ids if n in names]
             records.append(similarity.make_record(cand.key, people=people, **cand.record))
         return records
+
+    def _unkeyed_records(self, spec: EntitySpec) -> Callable[[list[tuple[str, str]]], tuple[list, dict]]:
+        """How the unkeyed new records of ``spec`` become SimRecords (and ref → id)."""
+        return self._unkeyed_crimes if spec is CRIME else self._unkeyed_intel
 
     def _unkeyed_crimes(self, unkeyed: list[tuple[str, str]]):
         """SimRecords of the unkeyed new crimes, and crime_ref → crime_id."""

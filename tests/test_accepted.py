@@ -63,7 +63,7 @@ def test_intset_lists_keys_spilled_to_the_plain_set_in_order_with_the_others():
 
 @given(st.integers(min_value=0, max_value=999_999), st.integers(min_value=0, max_value=99))
 def test_an_encoded_crime_reference_decodes_to_itself(number, year):
-    from reconcile.keyed import decode_ref, encode_ref
+    from core.refs import decode_ref, encode_ref
 
     for prefix in ("CR", "IN"):
         ref = f"{prefix}/{number:06d}/{year:02d}"
@@ -71,7 +71,7 @@ def test_an_encoded_crime_reference_decodes_to_itself(number, year):
 
 
 def test_only_the_exact_reference_of_the_entity_becomes_a_number():
-    from reconcile.keyed import encode_crime_ref, encode_intel_ref
+    from core.refs import encode_crime_ref, encode_intel_ref
 
     assert encode_crime_ref("CR/004512/19") == 19004512 == encode_intel_ref("IN/004512/19")
     for other in ("IN/004512/19", "CR/004512/19\n", " CR/004512/19", "CR/00451２/19", "CR/004512/1９", "cr/004512/19",
