@@ -21,7 +21,7 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from openpyxl.chart import LineChart, Reference
 from openpyxl.formatting.rule import CellIsRule
@@ -134,7 +134,8 @@ class ReconciliationReports:
                 if stop is not None and n % 1000 == 0 and stop():
                     return
                 d = guard_sensitive(d)
-                self._csv.writerow(csv_row(d))
+                values = d.as_row()
+                self._csv.writerow(csv_row(values))
                 group = (d.entity, d.category)
                 counts[group] += 1
                 table = tables.get(group)
@@ -142,7 +143,7 @@ class ReconciliationReports:
                     table = tables[group] = xlsx.TableWriter(
                         self._wb, f"{d.entity} {d.category}", DISCREPANCY_COLUMNS, self._taken,
                         column_styles={score_col: {"number_format": "0.0"}})
-                table.append(d.as_row(), _ALTERED_STYLES if d.category == "ALTERED" else None)
+                table.append(values, _ALTERED_STYLES if d.category == "ALTERED" else None)
 
     def add_stats(self, stats: list) -> None:
         """Write the crime statistics (``crime_stats.csv`` and their two sheets) now, before
@@ -318,15 +319,14 @@ def format_score(score: float | None) -> str:
     return "" if score is None else f"{score:.1f}"
 
 
-def csv_row(d: Discrepancy) -> list:
-    row = []
-    for name, value in zip(DISCREPANCY_COLUMNS, d.as_row()):
-        if value is None:
-            row.append("")
-        elif name == "score":
-            row.append(format_score(value))
-        else:
-            row.append(neutralise(str(value)))
+_SCORE = DISCREPANCY_COLUMNS.index("score")
+
+
+def csv_row(values: Sequence) -> list:
+    """A discrepancy's values (``Discrepancy.as_row()``) as CSV cells."""
+    row = ["" if value is None else neutralise(value if type(value) is str else str(value)) for value in values]
+    if values[_SCORE] is not None:
+        row[_SCORE] = format_score(values[_SCORE])
     return row
 
 
