@@ -21,6 +21,22 @@ from core.db import quote_reserved_words, resolve_tables
 from core.errors import ForeignSchemaError
 
 
+_UTC = dt.timezone.utc
+_UTC_EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
+_NAIVE_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """An instant as an aware UTC datetime; a naive one is taken as UTC.
+
+    Naive values are made aware by arithmetic from the epoch, not ``value.replace(tzinfo=UTC)``:
+    the same value, 0.1 µs against 1.4 µs (``datetime.replace`` parses keywords), and the
+    reconciler reads several instants per record, millions of records."""
+    if value.tzinfo is None:
+        return _UTC_EPOCH + (value - _NAIVE_EPOCH)
+    return value.astimezone(_UTC)
+
+
 class UTCDateTime(TypeDecorator):
     """An instant, always returned as an aware UTC datetime.
 
@@ -37,34 +53,41 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given for a UTC timestamp column")
-        value = value.astimezone(dt.timezone.utc)
-        if dialect.name != "postgresql":
-            value = value.replace(tzinfo=None)
-        return value
+        if dialect.name == "postgresql":
+            return value.astimezone(_UTC)
+        return _NAIVE_EPOCH + (value - _UTC_EPOCH)  # naive UTC, = astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value, dialect):
         if value is None:
             return None
         if isinstance(value, str):  # SQLite without type detection
             value = dt.datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc)
+        return as_utc(value)
 
     def result_processor(self, dialect, coltype):
         """On SQLite, parse the stored text with ``datetime.fromisoformat`` (C) instead of
-        SQLAlchemy's regex parser followed by ours: ~3 us -> <1 us per value, and the
-        reconciler reads several instants per record. Same values (the round-trip tests)."""
+        SQLAlchemy's regex parser followed by ours; the naive UTC text this tool stores is
+        parsed with its zone in the same call (``text + "+00:00"``: 0.2 µs against 1.9 µs for
+        parsing, then attaching UTC). Text with a zone of its own (a store filled by another
+        tool) fails that and is parsed as written. Same values (the round-trip tests)."""
         if dialect.name != "sqlite":
             return super().result_processor(dialect, coltype)
-        from_text, utc = dt.datetime.fromisoformat, dt.timezone.utc
+        from_text = dt.datetime.fromisoformat
 
         def process(value):
             if value is None:
                 return None
-            if isinstance(value, str):
+            if type(value) is str:
+                try:
+                    instant = from_text(value + "+00:00")
+                    if instant.tzinfo is _UTC:
+                        return instant
+                except ValueError:
+                    pass
+                # Not naive text with a time ('2019-07-01' + '+00:00' even reads as 00:00 naive):
+                # parsed as written.
                 value = from_text(value)
-            return value.replace(tzinfo=utc) if value.tzinfo is None else value.astimezone(utc)
+            return as_utc(value)
 
         return process
 

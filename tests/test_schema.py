@@ -143,3 +143,40 @@ def test_bulk_insert_failure_is_a_sqlalchemy_error_and_rolls_back(backend, make_
         ids = conn.execute(sa.select(schema.person.c.person_id)).scalars().all()
     assert ids == ["p-0001"]
     engine.dispose()
+
+
+# --- UTCDateTime reads the forms another tool may have stored in a SQLite target
+
+@pytest.mark.parametrize("stored", [
+    "2019-07-01 12:30:00.000000",  # as this tool (SQLAlchemy) stores an instant
+    "2019-07-01 12:30:00", "2019-07-01T12:30", "2019-07-01 12:30:00.5", "0001-01-01 00:00:00", "9999-12-31 23:59:59",
+    "2019-07-01 13:30:00+01:00", "2019-07-01T11:30:00Z", "2019-07-01T12:30:00-05:30",  # a zone of its own
+    "2019-07-01",  # a date alone: midnight UTC
+])
+def test_an_instant_stored_as_text_reads_as_the_utc_instant_it_names(stored):
+    from sqlalchemy.dialects import sqlite
+
+    process = schema.UTCDateTime().result_processor(sqlite.dialect(), None)
+    parsed = dt.datetime.fromisoformat(stored)
+    expected = parsed.replace(tzinfo=dt.timezone.utc) if parsed.tzinfo is None else parsed.astimezone(dt.timezone.utc)
+    got = process(stored)
+    assert got == expected and got.tzinfo is dt.timezone.utc
+    assert (got.year, got.month, got.day, got.hour, got.minute, got.microsecond) == \
+        (expected.year, expected.month, expected.day, expected.hour, expected.minute, expected.microsecond)
+
+
+def test_an_unreadable_stored_instant_is_an_error_not_a_guess():
+    from sqlalchemy.dialects import sqlite
+
+    process = schema.UTCDateTime().result_processor(sqlite.dialect(), None)
+    with pytest.raises(ValueError):
+        process("01/07/2019 12:30")
+
+
+@pytest.mark.parametrize("value", [dt.datetime(2019, 3, 31, 0, 30, 5, 7), dt.datetime(1, 1, 1),
+                                   dt.datetime(9999, 12, 31, 23, 59, 59, 999999)])
+def test_as_utc_equals_attaching_utc(value):
+    assert schema.as_utc(value) == value.replace(tzinfo=dt.timezone.utc)
+    assert schema.as_utc(value).tzinfo is dt.timezone.utc
+    aware = value.replace(tzinfo=dt.timezone.utc)
+    assert schema.as_utc(aware) == aware
