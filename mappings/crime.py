@@ -80,7 +80,7 @@ def map_crime(row: Mapping, ctx: MappingContext, *, fill_geo: bool = True) -> Ma
     if fill_geo:
         fill_lat_lon([location])
 
-    last_upd = parse_last_upd(get("last_upd"))
+    last_upd = parse_last_upd(get("last_upd")) if ctx.last_upd else UNKNOWN
     updated_at = recorded_at if last_upd is UNKNOWN or last_upd is INVALID else last_upd
 
     crime = {

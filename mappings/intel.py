@@ -80,7 +80,7 @@ def map_intel_row(row: Mapping, ctx: MappingContext, *, fill_geo: bool = True) -
         warnings.append(Issue("INVALID_REVIEW_DATE", "REVIEW_DATE", text(raw_review)))
         review_date = None
 
-    last_upd = parse_last_upd(row.get("last_upd"))
+    last_upd = parse_last_upd(row.get("last_upd")) if ctx.last_upd else UNKNOWN
     updated_at = submitted_at if last_upd is UNKNOWN or last_upd is INVALID else last_upd
 
     report = {

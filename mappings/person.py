@@ -76,7 +76,7 @@ def map_person(row: Mapping, ctx: MappingContext) -> Mapped:
         warnings.append(Issue("INVALID_PNC", "PNC_ID", text(raw_pnc)))
         pnc = None
 
-    last_upd = parse_last_upd(row.get("last_upd"))
+    last_upd = parse_last_upd(row.get("last_upd")) if ctx.last_upd else UNKNOWN
     stamp = run_started if last_upd is UNKNOWN or last_upd is INVALID else last_upd
 
     person = {

@@ -719,8 +719,9 @@ def mapping_context(reference, run_started: dt.datetime, persons: EntityKeys | N
                     crimes: EntityKeys | None = None) -> MappingContext:
     """How the reconciler maps: link and subject rules see which persons and crimes the
     mapping accepts (its key sets; a worker gets copies of them); no ids are computed — records
-    are matched by legacy key and no id is compared (``mappings.ids.SKIPPED``)."""
-    ctx = MappingContext(reference=reference, run_started=run_started, ids=NO_IDS)
+    are matched by legacy key and no id is compared (``mappings.ids.SKIPPED``) — and LAST_UPD
+    is not read: no created_at or updated_at is compared either."""
+    ctx = MappingContext(reference=reference, run_started=run_started, ids=NO_IDS, last_upd=False)
     if persons is not None:
         ctx = dataclasses.replace(ctx, person_migrated=persons.is_accepted)
     if crimes is not None:

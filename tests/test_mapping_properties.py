@@ -355,12 +355,14 @@ def test_mapping_is_deterministic(row):
 
 #: The id columns of each target table: what the reconciler's mapping (ids.SKIPPED) leaves out.
 ID_COLUMNS = {"crime_id", "location_id", "person_id", "intel_id", "subject_person_id"}
+#: The stamps that come from LAST_UPD: what the reconciler's mapping (last_upd=False) leaves out.
+STAMP_COLUMNS = {"created_at", "updated_at"}
 
 
-def without_ids(out):
+def without_ids(out, left_out=ID_COLUMNS):
     return [(m.legacy_key, m.reject, m.warnings, m.excluded,
-             {t: {c: v for c, v in row.items() if c not in ID_COLUMNS} for t, row in m.rows.items()},
-             {t: sorted(c for c, v in row.items() if c in ID_COLUMNS and v is not None) for t, row in m.rows.items()})
+             {t: {c: v for c, v in row.items() if c not in left_out} for t, row in m.rows.items()},
+             {t: sorted(c for c, v in row.items() if c in left_out and v is not None) for t, row in m.rows.items()})
             for m in out]
 
 
@@ -379,3 +381,29 @@ def test_mapping_without_ids_differs_only_in_the_ids(crimes, nominals, links, in
         assert without_ids(with_skipped) == without_ids(with_real)
         assert all(v == ids.SKIPPED_ID for m in with_skipped for row in m.rows.values()
                    for c, v in row.items() if c in ID_COLUMNS and v is not None)
+
+
+#: LAST_UPD as OPUS holds it (YYYYMMDDHHMMSS, UK local), and its blank and broken forms.
+last_upds = st.one_of(
+    st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2030, 12, 31)).map(
+        lambda d: d.strftime("%Y%m%d%H%M%S")),
+    st.sampled_from([None, "", "  ", "00000000000000", "20190331013000", "20191027013000", "2019070112300",
+                     "20190230120000", "20190701246000"]))
+
+
+@ROWS
+@given(st.lists(crime_rows, min_size=1, max_size=4), st.lists(nominal_rows, min_size=1, max_size=3),
+       st.lists(intel_rows, min_size=1, max_size=3), st.lists(last_upds, min_size=4, max_size=4))
+def test_mapping_without_last_upd_differs_only_in_the_stamps(crimes, nominals, intel, stamps):
+    """The reconciler maps without reading LAST_UPD (it compares no created_at/updated_at):
+    every other value, reject and warning must be exactly the migration's, and the stamps
+    are those of a blank LAST_UPD."""
+    real = ctx(migrated_persons={1, 2}, migrated_crimes={"CR/000001/19"})
+    unread = dataclasses.replace(real, last_upd=False)
+    crimes, nominals, intel = ([{**row, "last_upd": stamps[i]} for i, row in enumerate(rows)]
+                               for rows in (crimes, nominals, intel))
+    for fn, rows in ((map_crimes, crimes), (map_persons, nominals), (map_intel, intel)):
+        with_read, without = fn(rows, real), fn(rows, unread)
+        assert without_ids(without, STAMP_COLUMNS) == without_ids(with_read, STAMP_COLUMNS)
+        blank = fn([{**row, "last_upd": None} for row in rows], real)
+        assert [m.rows for m in without] == [m.rows for m in blank]
