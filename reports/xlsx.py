@@ -303,20 +303,22 @@ class _SheetFile(WorksheetWriter):
         super().__init__(ws, out=self.file)
 
     def close(self) -> None:
-        super().close()  # ends openpyxl's XML stream (the sheet's last tags)
-        self.file.close()
-        self.out = self.path  # the saved workbook copies the sheet from this path
+        try:
+            super().close()  # ends openpyxl's XML stream (the sheet's last tags)
+        finally:
+            self.file.close()  # also after a failure: discard_spools then removes the file
+            self.out = self.path  # the saved workbook copies the sheet from this path
 
 
 class RowStream:
     """The rows of one write-only sheet, streamed into its XML.
 
     openpyxl turns each appended value into a cell object and writes it element by element:
-    ~170 µs a discrepancy row (measured: 130,071 rows at 1M crimes took 22 s, most of the
-    reports' time). A row of plain values — text, numbers, empty cells, with or without a
-    style — is written here as XML text instead, byte for byte what openpyxl writes for it
-    (a test compares the sheets), in a few microseconds. Any other row (dates, links, row
-    heights) takes openpyxl's own path into the same stream.
+    a discrepancy row cost ~170-190 µs with its CSV row (130,071 rows at 1M crimes: 24.5 s, most
+    of the reports' time). A row of plain values — text, numbers, empty cells, with or without
+    a style — is written here as XML text instead, byte for byte what openpyxl writes for it
+    (a test compares the sheets): ~50-60 µs a row with its CSV row (6.6 s). Any other row
+    (dates, links, row heights) takes openpyxl's own path into the same stream.
 
     Uses openpyxl's write-only internals (3.1; pinned below 4): the sheet's writer and its
     ``xf`` stream, and the sheet's ``_rows`` generator, which ``close()`` ends as its own.
