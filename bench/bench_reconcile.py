@@ -25,6 +25,42 @@ Phases:
 Targets (issue 4): whole reconciliation within 4x the plain read; the crime entity faster
 than datacompy; peak RSS under 1 GB.
 
+Session 7 (2026-11-28, commits de7aa2e..: plain rows written into the workbook as XML text,
+reports/xlsx.py RowStream; instants read without datetime.replace, core/schema.py; the
+reconciler's mapping does not parse LAST_UPD), same machine type. Six rounds, in two runs of
+``--rounds 3`` (wall seconds; ratios within a round):
+
+  1,000,000 crimes         driver read  typed read  reconcile  crime entity  datacompy   whole/driver  whole/typed  crime/datacompy
+  run A, round 1                     -           -          -             -          -         3.15x        2.71x        0.90x
+  run A, round 2                     -           -          -             -          -         2.74x        2.49x        0.95x
+  run A, round 3                  45.6        55.1      163.8          78.1       73.5         3.59x        2.97x        1.06x
+  run B, round 1                     -           -          -             -          -         3.60x        4.09x        0.94x
+  run B, round 2                     -           -          -             -          -         3.13x        2.56x        1.05x
+  run B, round 3                  43.6        58.1      160.0          69.8       72.2         3.67x        2.76x        0.97x
+  median of the six                                                                            3.37x        2.74x        0.96x
+  (peak RSS 418-422 MB in every round; B1's typed read ran faster than its driver read)
+
+  The whole reconciliation is within 4x the driver read in all six rounds (session 6: 5 of 9,
+  median 3.97x); the crime entity beats datacompy in 4 of 6 (session 6: 3 of 9, median 1.03x).
+  Where it came from, A/B interleaved (reconcile alone, 2 workers, two pairs):
+  * the workbook's rows: openpyxl made a cell object per value and wrote it element by element
+    (~170-190 us a discrepancy row with its CSV row); plain rows are now written as XML text,
+    byte for byte the same (~50-60 us): whole 179.5/182.7 s against 187.7/190.4 s; the reports
+    after the last pass 11.2 -> 4.0 s; the crime rows written beside the link pass 23 -> 8-10 s
+    of CPU (the link pass 46 -> 40-42 s).
+  * instants: fromisoformat(text + "+00:00") and epoch arithmetic instead of parse-then-
+    datetime.replace (0.27 against 1.9 us a value, two or three a crime) — within the noise of
+    a whole run (178.3/166.7 against 172.2/175.2 s);
+  * LAST_UPD not parsed by the reconciler (it compares no created_at/updated_at): map_crimes
+    47 -> ~41 us a crime (single process, 60,000 crimes).
+  Scores of run B's output against the truth: unchanged (every category 1.0000; AUTO
+  precision 1.0000, AUTO+REVIEW recall 0.9990; crime_stats.csv EQUAL).
+  Measured and not kept: target look-ups by key range instead of IN (17-20 against 19-20 us a
+  crime, and a second look-up for the keys not in the range). Measured, not pursued: the link
+  pass's look-ups in the legacy key's text order are ~10% cheaper (target links ~21-22 against
+  ~23-25 us a crime), but the key sets give year-then-number order, and merging a million keys
+  into text order would be new work for the main process (not measured).
+
 Session 6 (2026-11-28, commits 2df8014..: the new store's keys are read by a thread beside the
 keyed pass — reconcile/census.py — instead of scanned after it; --rounds), same machine type as
 session 5 and as noisy. Nine rounds of the same code, in three runs of ``--rounds 3``, each round
