@@ -27,7 +27,7 @@ than datacompy; peak RSS under 1 GB.
 
 Session 7 (2026-11-28, commits de7aa2e..: plain rows written into the workbook as XML text,
 reports/xlsx.py RowStream; instants read without datetime.replace, core/schema.py; the
-reconciler's mapping does not parse LAST_UPD), same machine type. Six rounds, in two runs of
+reconciler's mapping does not parse LAST_UPD), same machine type. Nine rounds, in three runs of
 ``--rounds 3`` (wall seconds; ratios within a round):
 
   1,000,000 crimes         driver read  typed read  reconcile  crime entity  datacompy   whole/driver  whole/typed  crime/datacompy
@@ -37,11 +37,15 @@ reconciler's mapping does not parse LAST_UPD), same machine type. Six rounds, in
   run B, round 1                     -           -          -             -          -         3.60x        4.09x        0.94x
   run B, round 2                     -           -          -             -          -         3.13x        2.56x        1.05x
   run B, round 3                  43.6        58.1      160.0          69.8       72.2         3.67x        2.76x        0.97x
-  median of the six                                                                            3.37x        2.74x        0.96x
+  run C, round 1                     -           -          -             -          -         2.86x        2.72x        1.02x
+  run C, round 2                     -           -          -             -          -         3.56x        2.93x        0.98x
+  run C, round 3                  46.9        53.0      151.2          65.7       75.0         3.23x        2.85x        0.88x
+  median of the nine                                                                           3.23x        2.76x        0.97x
   (peak RSS 418-422 MB in every round; B1's typed read ran faster than its driver read)
 
-  The whole reconciliation is within 4x the driver read in all six rounds (session 6: 5 of 9,
-  median 3.97x); the crime entity beats datacompy in 4 of 6 (session 6: 3 of 9, median 1.03x).
+  The whole reconciliation is within 4x the driver read in all nine rounds (session 6: 5 of 9,
+  median 3.97x), within 4x the typed read in 8 of 9; the crime entity beats datacompy in 6 of 9
+  (session 6: 3 of 9, median 1.03x).
   Where it came from, A/B interleaved (reconcile alone, 2 workers, two pairs):
   * the workbook's rows: openpyxl made a cell object per value and wrote it element by element
     (~170-190 us a discrepancy row with its CSV row); plain rows are now written as XML text,
