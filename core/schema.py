@@ -58,38 +58,35 @@ class UTCDateTime(TypeDecorator):
         return _NAIVE_EPOCH + (value - _UTC_EPOCH)  # naive UTC, = astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        if isinstance(value, str):  # SQLite without type detection
-            value = dt.datetime.fromisoformat(value)
-        return as_utc(value)
+        return _stored_instant(value)
 
     def result_processor(self, dialect, coltype):
-        """On SQLite, parse the stored text with ``datetime.fromisoformat`` (C) instead of
-        SQLAlchemy's regex parser followed by ours; the naive UTC text this tool stores is
-        parsed with its zone in the same call (``text + "+00:00"``: 0.2 µs against 1.9 µs for
-        parsing, then attaching UTC). Text with a zone of its own (a store filled by another
-        tool) fails that and is parsed as written. Same values (the round-trip tests)."""
+        """On SQLite, the stored text goes straight to ``_stored_instant`` (``fromisoformat``, C)
+        instead of SQLAlchemy's regex parser followed by ours. Same values (the round-trip tests)."""
         if dialect.name != "sqlite":
             return super().result_processor(dialect, coltype)
-        from_text = dt.datetime.fromisoformat
+        return _stored_instant
 
-        def process(value):
-            if value is None:
-                return None
-            if type(value) is str:
-                try:
-                    instant = from_text(value + "+00:00")
-                    if instant.tzinfo is _UTC:
-                        return instant
-                except ValueError:
-                    pass
-                # Not naive text with a time ('2019-07-01' + '+00:00' even reads as 00:00 naive):
-                # parsed as written.
-                value = from_text(value)
-            return as_utc(value)
 
-        return process
+def _stored_instant(value: str | dt.datetime | None) -> dt.datetime | None:
+    """A stored instant (a driver's datetime, or SQLite's text) as an aware UTC datetime;
+    NULL stays None.
+
+    The naive UTC text this tool stores is parsed with its zone in one call (``text +
+    "+00:00"``: 0.27 µs against 1.9 µs for parsing, then attaching UTC). Text with a zone of its
+    own (a store filled by another tool) fails that, and a date alone reads as naive
+    (``'2019-07-01+00:00'`` is taken as 00:00): both are parsed as written."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            instant = dt.datetime.fromisoformat(value + "+00:00")
+            if instant.tzinfo is _UTC:
+                return instant
+        except ValueError:
+            pass
+        value = dt.datetime.fromisoformat(value)
+    return as_utc(value)
 
 
 def uuid_col(name: str, *args, **kw) -> Column:

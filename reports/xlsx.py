@@ -293,6 +293,12 @@ _NOT_XML = re.compile("[\ud800-\udfff\ufffe\uffff]")
 _XML_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
 
+def is_styled(value: Any, style: dict | None) -> bool:
+    """Whether a table cell takes its style: an empty cell only for a fill (an ALTERED value
+    that became NULL is still marked), any other value for any style."""
+    return bool(style) and (value is not None or "fill" in style)
+
+
 class _SheetFile(WorksheetWriter):
     """openpyxl's writer of one write-only sheet, streaming into a file this process holds
     open, so that rows can be written into it as text between openpyxl's own output."""
@@ -370,8 +376,7 @@ class RowStream:
         for column, (value, style) in enumerate(zip(values, styles)):
             kind = type(value)
             if value is None:
-                # As TableWriter: only a fill marks an empty cell.
-                style_id = self._style_id(style) if style and "fill" in style else None
+                style_id = self._style_id(style) if is_styled(value, style) else None
                 if style_id is not None:
                     parts.append(f'<c r="{_COLUMN_LETTERS[column]}{r}" s="{style_id}" t="n"></c>')
                 continue
@@ -476,21 +481,12 @@ class TableWriter:
         lines = line_count(values)
         if lines > 1:
             styles = multiline_styles(values, styles)
-        if lines == 1 and self._stream.append_plain(values, self._cell_styles(len(values), styles)):
+        cell_styles = self._cell_styles(len(values), styles)
+        if lines == 1 and self._stream.append_plain(values, cell_styles):
             self._rows_here += 1
             self.sheets[-1][1] = self._rows_here
             return
-        if not self.column_styles and not styles:
-            row = [cell(ws, v) for v in values]
-        else:
-            row = []
-            for i, v in enumerate(values):
-                style = self.column_styles.get(i)
-                if styles and i in styles:
-                    style = {**(style or {}), **styles[i]}
-                # An empty cell keeps its fill: an ALTERED value that became NULL is still marked.
-                styled = style and (v is not None or "fill" in style)
-                row.append(cell(ws, v, **style) if styled else cell(ws, v))
+        row = [cell(ws, v, **style) if is_styled(v, style) else cell(ws, v) for v, style in zip(values, cell_styles)]
         row_index = self._rows_here + 2
         if lines > 1:
             # A row's height must be known before the row is streamed; dropped afterwards so a
