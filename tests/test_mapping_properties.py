@@ -201,6 +201,51 @@ def test_2400_is_midnight_starting_the_next_day(d):
     assert instant == nxt and day == nxt_day
 
 
+def _pair_as_composed(date_value, time_value):
+    """parse_local_datetime built from its parts, with no caches and no shortcuts."""
+    day = parse_date(date_value)
+    if day is UNKNOWN or day is INVALID:
+        return day, "date", None
+    minutes = parse_time(time_value)
+    if minutes is INVALID:
+        return INVALID, "time", None
+    instant = local_to_utc(day, 0 if minutes is UNKNOWN else minutes)
+    if instant is INVALID:
+        return INVALID, "date", None
+    return instant, None, instant.astimezone(LONDON).date()
+
+
+pad = st.sampled_from(["", " ", "  ", "\t"])
+date_texts = st.one_of(
+    st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2100, 12, 31)).flatmap(
+        lambda d: st.sampled_from([d.strftime("%d/%m/%Y"), d.strftime("%d/%m/%y"), d.strftime("%Y%m%d")])),
+    st.sampled_from(["", "00/00/0000", "00000000", "31/02/2019", "01/01/0001", "31/12/9999", "00/00/00"]),
+    st.text(max_size=12), st.none())
+time_texts = st.one_of(
+    st.integers(0, 24 * 60).map(lambda m: f"{m // 60:02d}{m % 60:02d}"),
+    st.integers(0, 23 * 60 + 59).map(lambda m: f"{m // 60}:{m % 60:02d}"),
+    st.sampled_from(["", "2400", "24:00", "2401", "2515", "12.30", "930"]), st.text(max_size=6), st.none())
+
+
+@PROPS
+@given(date_texts, time_texts, pad, pad)
+def test_a_date_and_time_parse_as_their_parts_composed_also_from_the_caches(d, t, before, after):
+    d = d if d is None else f"{before}{d}{after}"
+    t = t if t is None else f"{after}{t}{before}"
+    expected = _pair_as_composed(d, t)
+    for _ in range(2):  # the second call finds the date and the time in their caches
+        got = parse_local_datetime(d, t)
+        assert got == expected and type(got[0]) is type(expected[0])
+        if isinstance(got[0], dt.datetime):
+            assert got[0].tzinfo is UTC
+
+
+def test_the_first_and_last_days_a_datetime_holds_parse_or_are_invalid_never_raise():
+    for d in ("01/01/0001", "31/12/9999"):
+        for t in ("0000", "0001", "2359", "2400"):
+            assert parse_local_datetime(d, t) == _pair_as_composed(d, t)
+
+
 POSTCODE_RE = re.compile(r"[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2}")
 valid_postcodes = st.from_regex(r"\A[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2}\Z")
 
