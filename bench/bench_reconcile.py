@@ -25,6 +25,56 @@ Phases:
 Targets (issue 4): whole reconciliation within 4x the plain read; the crime entity faster
 than datacompy; peak RSS under 1 GB.
 
+Session 8 (2026-11-28, commit ab3a5f6: a legacy date and time are each parsed once per stored
+text — mappings/parse.py, _pair's _DAYS/_MINUTES — and an instant on a day with one UTC offset
+is its local midnight in UTC plus the minutes), same machine type, far less loaded than in
+session 7 (the driver read took 21 s instead of 44-47 s). Nine rounds in three runs of
+``--rounds 3``; run A is the code before ab3a5f6, runs B and C the code after it:
+
+  1,000,000 crimes         driver read  typed read  reconcile  crime entity  datacompy   whole/driver  whole/typed  crime/datacompy
+  run A, round 1                     -           -          -             -          -         3.35x        2.54x        0.72x
+  run A, round 2                     -           -          -             -          -         3.44x        2.73x        0.80x
+  run A, round 3                  21.3        28.3       78.3          34.2       43.4         3.67x        2.77x        0.79x
+  run B, round 1                     -           -          -             -          -         3.61x        2.73x        0.77x
+  run B, round 2                     -           -          -             -          -         3.57x        2.67x        0.77x
+  run B, round 3                  21.9        27.5       75.8          33.1       40.6         3.47x        2.76x        0.82x
+  run C, round 1                     -           -          -             -          -         3.66x        2.78x        0.84x
+  run C, round 2                     -           -          -             -          -         3.45x        2.82x        0.82x
+  run C, round 3                  21.0        26.1       73.0          31.9       41.5         3.48x        2.80x        0.77x
+  median of the nine                                                                           3.48x        2.76x        0.79x
+  (peak RSS 420-425 MB in every round)
+
+  Every target held in all nine rounds. The crime entity's CPU in the last round of each run:
+  63.6 s (A), 61.3 s (B), 59.2 s (C) — against datacompy's 40.5-43.3 s of CPU (CPU ratio
+  1.43-1.47x): the reconciler is faster in wall time because it uses both cores and datacompy
+  one. That is why the crime-entity ratio moves with the machine's load: in session 7, with
+  other work on the host, it was 0.88-1.06x; here 0.72-0.84x.
+  What changed, measured side by side (old and new code, same process type, same rows):
+  * map_crimes (the reconciler's mapping, 60,000 crimes of the 1M store, min of 5): 17.2 ->
+    13.0 us a crime; the worker's whole path for a crime batch (legacy range read, mapping,
+    target look-up, comparison, statistics cells; 150 batches): 49.0-51.3 -> 45.8-46.8 us.
+  * The 1M run's discrepancies.csv and crime_stats.csv are byte-identical to the code before;
+    scores against the truth unchanged (MISSING 49,284, ALTERED 63,485, DUPLICATE 3,949,
+    UNEXPECTED 1,626: precision and recall 1.0000 each; PROBABLE_MATCH AUTO precision 1.0000,
+    AUTO+REVIEW recall 0.9990; crime_stats.csv EQUAL).
+  Where a crime's CPU goes now (worker, single process, 1M store): mapping ~13 us, target
+  look-up ~14 (of which SQLite's own B-tree work ~10), legacy range read ~6-8 (SQLite ~4, the
+  row dicts ~2), comparison and statistics cells ~6; the main process ~5 s for the pass
+  (outcomes applied in key order, key ranges) and the census thread ~2.5 s.
+  Measured and not kept:
+  * the storability check with one test per value (12.6-13.2 against 12.2-13.1 us a crime);
+  * the target look-up's IN list as one JSON array (json_each) or as 2,000 fixed parameters
+    instead of SQLAlchemy's expanding parameter: 9.5-10.5 and 10.5-11.5 against 10.4-10.9 us;
+  * raw DB-API rows for the legacy range read: the same 6.1-6.8 us once the row dicts are
+    built (SQLAlchemy's own overhead there is small);
+  * a bigger SQLite page cache for the link look-ups (16 MB / 64 MB: 11.4-11.6 / 11.4 against
+    10.6-10.8 us a link of user+system CPU), and the key ranges cut by a window function (row_number)
+    instead of streaming the keys (0.51 against 0.54 s for a million keys);
+  * memory-mapped SQLite reads (mmap_size): ~24% less CPU for the link look-ups (7.9-8.1
+    against 10.3-10.8 us a link, nearly all of it system time saved), neutral for the crime look-ups — not
+    kept, because every page of the store a worker touches would count in its resident memory
+    (two workers over a 1.5 GB store would pass the 1 GB target).
+
 Session 7 (2026-11-28, commits de7aa2e..: plain rows written into the workbook as XML text,
 reports/xlsx.py RowStream; instants read without datetime.replace, core/schema.py; the
 reconciler's mapping does not parse LAST_UPD), same machine type. Nine rounds, in three runs of
