@@ -249,6 +249,38 @@ def test_intelligence_text_differences_show_fingerprints_only(stores, tmp_path):
         assert b"PICCADILLY" not in data, path.name
 
 
+def test_a_subject_that_is_no_migrated_nominal_shows_as_its_person_id(stores):
+    legacy, target = stores
+    ir, p = schema.intelligence_report, schema.person
+    person = target_row(target, p, p.c.legacy_nominal_id == 70001)
+    execute(target,
+            p.insert().values(dict(person, person_id="made-in-iops", legacy_nominal_id=None)),
+            ir.update().where(ir.c.legacy_ref == "IN/000001/18").values(subject_person_id="made-in-iops"),
+            # IN/000002/18 has no subject in OPUS; here it names a person the store does not hold.
+            ir.update().where(ir.c.legacy_ref == "IN/000002/18").values(subject_person_id="nobody"))
+    altered = {(d.legacy_ref, d.field): d for d in rows(run(legacy, target), "intelligence", "ALTERED")}
+    assert set(altered) == {("IN/000001/18", "subject_person_id"), ("IN/000002/18", "subject_person_id")}
+    first, second = altered[("IN/000001/18", "subject_person_id")], altered[("IN/000002/18", "subject_person_id")]
+    assert (first.legacy_value, first.expected_value, first.new_value) == ("70001", "70001", "person_id=made-in-iops")
+    assert (second.expected_value, second.new_value) == (None, "person_id=nobody")
+
+
+def test_a_person_table_holding_a_subject_twice_does_not_double_the_report(stores):
+    """A store whose person table lacks its primary key may hold one person_id twice: the report
+    naming it is still one record, compared once (a look-up joining the subject's person would
+    return it twice)."""
+    legacy, target = stores
+    execute(target,
+            sa.text("CREATE TABLE person_copy AS SELECT * FROM person"),
+            sa.text("DROP TABLE person"),
+            sa.text("CREATE TABLE person AS SELECT * FROM person_copy"),  # no primary key
+            sa.text("INSERT INTO person SELECT * FROM person_copy WHERE legacy_nominal_id = 70001"),
+            sa.text("DROP TABLE person_copy"))
+    result = run(legacy, target)
+    assert [d for d in unexplained(result) if d.entity == "intelligence"] == []
+    assert [(d.category, d.legacy_ref) for d in unexplained(result) if d.entity == "person"] == [("DUPLICATE", "70001")]
+
+
 # ------------------------------------------------------------------------------ DUPLICATE
 
 
