@@ -216,7 +216,6 @@ def parse_time(value: Any) -> int | _Sentinel:
     return _parse_time_text(s) if len(s) <= 8 else INVALID
 
 
-@lru_cache(maxsize=4096)
 def _parse_time_text(s: str) -> int | _Sentinel:
     if not s:
         return UNKNOWN
@@ -343,26 +342,26 @@ def _day(d: str | None):
     day = date
     if type(date) is dt.date:
         try:
-            offset = _steady_offset(date.year, date.month, date.day)
-            midnight = None if offset is None else (
-                _UTC_EPOCH + (dt.datetime(date.year, date.month, date.day) - _NAIVE_EPOCH - offset))
-        except (OverflowError, ValueError):  # the first or last days a datetime holds: the general path
-            midnight = None
-        day = (date, midnight)
-    if d is None or len(d) <= _CACHED_TEXT:
-        if len(_DAYS) >= _CACHE_LIMIT:
-            _DAYS.clear()
-        _DAYS[d] = day
-    return day
+            steady = _steady_offset(date.year, date.month, date.day) is not None
+        except (OverflowError, ValueError):  # the first or last days a datetime holds
+            steady = False
+        midnight = _naive_london_to_utc(dt.datetime(date.year, date.month, date.day)) if steady else INVALID
+        day = (date, None if midnight is INVALID else midnight)  # None: the general path
+    return _remembered(_DAYS, d, day)
 
 
 def _minutes(t: str | None):
-    minutes = parse_time(t)
-    if t is None or len(t) <= _CACHED_TEXT:
-        if len(_MINUTES) >= _CACHE_LIMIT:
-            _MINUTES.clear()
-        _MINUTES[t] = minutes
-    return minutes
+    return _remembered(_MINUTES, t, parse_time(t))
+
+
+def _remembered(cache: dict, stored: str | None, value):
+    """``value``, remembered in ``cache`` for the ``stored`` text unless that is long (a full
+    cache is emptied first)."""
+    if stored is None or len(stored) <= _CACHED_TEXT:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[stored] = value
+    return value
 
 
 def parse_last_upd(value: Any) -> dt.datetime | _Sentinel:
