@@ -28,15 +28,19 @@ TargetOpt = typer.Option(..., "--target", help="SQLAlchemy URL of the iOPS store
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars (they are off in pipes anyway).")
 
 
-def _run(work: Callable[[], int], on_interrupt: str = "interrupted") -> None:
-    """Run one command; the only place errors become exit codes."""
+def _run(work: Callable[[], int], on_interrupt: str | Callable[[KeyboardInterrupt], str] = "interrupted") -> None:
+    """Run one command; the only place errors become exit codes.
+
+    ``on_interrupt``: the line printed on Ctrl-C, or a function of the ``KeyboardInterrupt``
+    making it (the library's interrupt may carry what it was doing, e.g. the run id).
+    """
     try:
         code = work()
     except Opus2IopsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exc.exit_code)
-    except KeyboardInterrupt:
-        typer.echo(on_interrupt, err=True)
+    except KeyboardInterrupt as exc:
+        typer.echo(on_interrupt(exc) if callable(on_interrupt) else on_interrupt, err=True)
         raise typer.Exit(2)
     raise typer.Exit(code or 0)
 
@@ -94,9 +98,22 @@ def migrate(
         result = run_migration(legacy, target, batch_size=batch_size, dry_run=dry_run, resume=resume,
                                max_rejects=max_rejects)
         typer.echo(render_migration(result))
+        if result.too_many_rejects:
+            where = ("this dry run's summary above (a dry run writes no mig_reject)" if result.dry_run else
+                     f"the target's mig_reject table, run_id = {result.run_id}")
+            typer.echo(f"error: {result.total_rejected:,} records rejected, more than --max-rejects "
+                       f"{result.max_rejects:,}: see {where}", err=True)
         return result.exit_code
 
-    _run(work, "interrupted: committed batches are kept; continue with migrate --resume RUN_ID (see `runs`)")
+    def interrupted(exc: KeyboardInterrupt) -> str:
+        run_id = getattr(exc, "run_id", None)  # migrate.engine.RunInterrupted once the run is recorded
+        if dry_run:
+            return "interrupted: a dry run writes nothing"
+        if run_id is None:
+            return "interrupted before any batch was committed (see `runs`); start again with the same command"
+        return f"interrupted: committed batches are kept; continue with `migrate --resume {run_id}` (see `runs`)"
+
+    _run(work, interrupted)
 
 
 @app.command()

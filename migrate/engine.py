@@ -77,6 +77,18 @@ class EntityCounts:
         """The invariant: every record read is accounted for exactly once."""
         return self.read == self.written + self.updated + self.unchanged + self.excluded + self.rejected
 
+    def pending(self) -> "EntityCounts":
+        """A copy to count one batch into; ``settle`` makes it these counts once the batch is done.
+
+        A batch's counts must become visible only with its commit (issue 16): counting into
+        the live object and then failing the transaction (disk full, lost connection, a
+        constraint, Ctrl-C) would leave counts of rows that were rolled back.
+        """
+        return EntityCounts.from_json(json.loads(json.dumps(self.to_json())))
+
+    def settle(self, done: "EntityCounts") -> None:
+        self.__dict__.update(done.pending().__dict__)
+
     def to_json(self) -> dict:
         return dict(self.__dict__)
 
@@ -107,10 +119,12 @@ class MigrationResult:
         return sum(c.rejected for c in self.counts.values())
 
     @property
+    def too_many_rejects(self) -> bool:
+        return self.max_rejects is not None and self.total_rejected > self.max_rejects
+
+    @property
     def exit_code(self) -> int:
-        if not self.balanced:
-            return 1
-        if self.max_rejects is not None and self.total_rejected > self.max_rejects:
+        if not self.balanced or self.too_many_rejects:
             return 1
         return 0
 
@@ -168,6 +182,18 @@ def migrate(
 _COLLECT_EVERY_BATCHES = 20
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, once the run is recorded: carries the id to resume it with.
+
+    Still a ``KeyboardInterrupt`` (whoever catches that keeps working); the library prints
+    nothing, the CLI says ``migrate --resume <run_id>``.
+    """
+
+    def __init__(self, run_id: int):
+        super().__init__(run_id)
+        self.run_id = run_id
+
+
 class _Interrupted(Exception):
     """Raised by ``stop_after_batches`` to simulate a crash between batches."""
 
@@ -201,7 +227,10 @@ class _Runner:
             with bar(f"{spec.name:<13} (dry run)", total=self._legacy_count(spec), unit="rec") as progress:
                 for batch in self._batches(spec, after=None):
                     mapped = spec.map_batch(batch, ctx)
-                    self._count_dry(spec, batch, mapped, counts[spec.name], has_xref)
+                    # As in a real run, a batch counts only once it has been classified whole.
+                    batch_counts = counts[spec.name].pending()
+                    self._count_dry(spec, batch, mapped, batch_counts, has_xref)
+                    counts[spec.name].settle(batch_counts)
                     progress.update(len(batch))
         return MigrationResult(None, True, False, "dry_run", mask_url(legacy_url), mask_url(target_url),
                                started, _now(), counts, max_rejects)
@@ -229,8 +258,14 @@ class _Runner:
                     self._migrate_entity(run_id, spec, ctx, counts[spec.name], after, cp)
         except _Interrupted:
             state = "interrupted"
+        except KeyboardInterrupt:
+            self._set_state(run_id, "interrupted", None)  # counts: see below
+            raise RunInterrupted(run_id) from None
         except BaseException:
-            self._set_state(run_id, "interrupted", counts)
+            # Counts are not written here: the committed ones are already in mig_run, written
+            # by each batch's own transaction (_checkpoint). Writing the in-memory ones could
+            # only add a batch whose commit failed, or whose outcome the client never learnt.
+            self._set_state(run_id, "interrupted", None)
             raise
         self._set_state(run_id, state, counts)
         return MigrationResult(run_id, False, resume is not None, state, mask_url(legacy_url), mask_url(target_url),
@@ -272,8 +307,10 @@ class _Runner:
         # The batch size may differ on resume; the key order is what matters.
         return resume, run.started_at, checkpoints
 
-    def _set_state(self, run_id: int, state: str, counts: dict[str, EntityCounts]) -> None:
-        values = {"state": state, "counts": json.dumps({k: v.to_json() for k, v in counts.items()})}
+    def _set_state(self, run_id: int, state: str, counts: dict[str, EntityCounts] | None) -> None:
+        values = {"state": state}
+        if counts is not None:
+            values["counts"] = json.dumps({k: v.to_json() for k, v in counts.items()})
         if state == "complete":
             values["finished_at"] = _now()
         try:
@@ -401,12 +438,14 @@ class _Runner:
                 batch_no += 1
                 mapped = spec.map_batch(batch, ctx)
                 last_key = [batch[-1][k] for k in spec.key_columns]
+                batch_counts = counts.pending()  # becomes ``counts`` only once the batch is committed
                 with self.target.begin() as conn:
                     existing = self._xref_in(conn, spec, mapped)
-                    plan = self._plan(spec, batch, mapped, counts, existing)
-                    self._write(conn, run_id, batch_no, spec, plan, counts)
-                    self._checkpoint(conn, run_id, spec, last_key, batch_no, counts, done=False)
+                    plan = self._plan(spec, batch, mapped, batch_counts, existing)
+                    self._write(conn, run_id, batch_no, spec, plan, batch_counts)
+                    self._checkpoint(conn, run_id, spec, last_key, batch_no, batch_counts, done=False)
                     lock.heartbeat(conn)
+                counts.settle(batch_counts)
                 progress.update(len(batch))
                 self.batches_committed += 1
                 if self.stop_after_batches is not None and self.batches_committed >= self.stop_after_batches:
@@ -496,9 +535,12 @@ class _Runner:
         updated = conn.execute(cp.update().where(cp.c.run_id == run_id, cp.c.entity == spec.name).values(**values))
         if updated.rowcount == 0:
             conn.execute(cp.insert().values(run_id=run_id, entity=spec.name, **values))
+        # The run's counts as they stand once this transaction commits: the entity's being
+        # those of this batch (``counts``), not yet the live ones.
+        run_counts = {k: (counts if k == spec.name else v).to_json() for k, v in self.counts.items()}
         run = schema.mig_run
         conn.execute(run.update().where(run.c.run_id == run_id).values(
-            heartbeat_at=_now(), counts=json.dumps({k: v.to_json() for k, v in self.counts.items()})))
+            heartbeat_at=_now(), counts=json.dumps(run_counts)))
 
 
 @dataclass
