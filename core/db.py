@@ -150,7 +150,11 @@ def _read_only_engine(u: URL) -> Engine:
     backend = u.get_backend_name()
     _check_backend(backend)
     if backend == "sqlite":
-        ro = URL.create("sqlite", database=f"file:{_sqlite_file(u).resolve()}", query={"mode": "ro", "uri": "true"})
+        path = _sqlite_file(u).resolve()
+        query = {"mode": "ro", "uri": "true"}
+        if _wal_store_in_read_only_folder(path):
+            query["immutable"] = "1"
+        ro = URL.create("sqlite", database=f"file:{path}", query=query)
         engine = _create_engine(ro)
         engine.display_url = u  # what messages show: the user's URL, not our rewrite
         return engine
@@ -164,6 +168,53 @@ def _read_only_engine(u: URL) -> Engine:
             cur.execute("SET SESSION TRANSACTION READ ONLY")
 
     return engine
+
+
+_SQLITE_CANTOPEN = 14
+
+
+def _wal_store_in_read_only_folder(path: Path) -> bool:
+    """True when ``path`` can be read only as ``immutable=1``: a WAL-mode SQLite file in a
+    folder this process cannot write (read-only media, a read-only mount or snapshot).
+
+    Reading a WAL database needs its ``-shm`` index beside it, which ``mode=ro`` still has to
+    create; in a read-only folder it cannot, and every read fails with "unable to open
+    database file". SQLite documents ``immutable=1`` for read-only media: no ``-shm``, no
+    locks, the file taken as it is. That is right only if the file holds every committed
+    write, i.e. there is no write-ahead log with content beside it. A writer would need a
+    ``-wal`` file in that same folder, so without one (or with an empty one) nobody is
+    writing; with one, its content is not in the main file and ``immutable`` would read a
+    stale store — refused. Anything else (not WAL, another error) is left to the normal
+    opening and its error message.
+    """
+    import sqlite3
+
+    try:
+        probe = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        probe.execute("SELECT count(*) FROM sqlite_master").fetchone()  # "SELECT 1" reads no page
+        return False
+    except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", None) != _SQLITE_CANTOPEN:
+            return False
+    finally:
+        probe.close()
+    try:
+        with path.open("rb") as f:
+            header = f.read(20)
+    except OSError:
+        return False
+    if header[:16] != b"SQLite format 3\x00" or header[18] != 2:  # byte 18 = 2: WAL mode
+        return False
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise StoreUnavailable(
+            f"the SQLite store {path} is in a read-only folder with an unfinished write-ahead log "
+            f"({wal.name}) that cannot be read there: copy the .db and its -wal file to a writable folder"
+        )
+    return True
 
 
 def check_connection(engine: Engine, role: str) -> None:

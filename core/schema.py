@@ -186,14 +186,39 @@ def create_legacy_schema(engine: Engine) -> None:
 
 
 def legacy_tables(engine: Engine) -> dict[str, Table]:
-    """The OPUS tables of this store, resolved to their real names; error if any is absent."""
+    """The OPUS tables of this store, resolved to their real names; error if any table, or any
+    column the tool reads (every column of ``opus-legacy.sql``), is absent.
+
+    Checked up front by every reader (migrate, its dry run, reconcile, simulate): a missing
+    column would otherwise fail only when its table is first read — for INTEL, after every
+    person and crime had been written.
+    """
     tables = resolve_tables(engine, legacy_metadata)
     missing = [name.upper() for name, table in tables.items() if table is None]
     if missing:
         raise ForeignSchemaError(
             f"the legacy store has no {', '.join(missing)} table(s): is this an OPUS store?"
         )
+    _check_legacy_columns(engine, tables)
     return tables
+
+
+def _check_legacy_columns(engine: Engine, tables: dict[str, Table]) -> None:
+    from core.db import store_errors
+
+    inspector = sa.inspect(engine)
+    gaps = []
+    with store_errors(engine, "legacy"):
+        for name, table in tables.items():
+            # Column names compare without case: the DDL's are unquoted upper case, which
+            # PostgreSQL folds to lower case and MariaDB and SQLite keep (matching either case).
+            present = {c["name"].lower() for c in inspector.get_columns(table.name)}
+            gaps += [f"{name.upper()}.{c.name.upper()}" for c in table.columns if c.name.lower() not in present]
+    if gaps:
+        raise ForeignSchemaError(
+            f"the legacy store has no column{'s' if len(gaps) > 1 else ''} {', '.join(gaps)}: the tool reads "
+            "every column of opus-legacy.sql; restore it or point --legacy at a complete OPUS store"
+        )
 
 
 # ---------------------------------------------------------------------------------- target
