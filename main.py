@@ -16,16 +16,50 @@ from core import __version__
 from core.errors import Opus2IopsError
 from core.progress import set_quiet
 
+def _flags_without_type(params) -> None:
+    """Help that shows a flag as a flag: Typer (0.29) prints a type column for every option,
+    ``<bool>`` for ``--dry-run`` or ``--help`` too, as if they took a value. A flag whose
+    metavar is empty shows none. Options that take a value name it by their ``metavar``."""
+    for param in params:
+        if param is not None and getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
+
+class _Group(typer.core.TyperGroup):
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        _flags_without_type(params)
+        return params
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is not None:
+            _flags_without_type([*command.params, command.get_help_option(ctx)])
+        return command
+
+
 app = typer.Typer(
+    cls=_Group,
     add_completion=False,
     no_args_is_help=True,
     help="Move OPUS police records into iOPS in batches, and prove nothing was lost or changed.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-LegacyOpt = typer.Option(..., "--legacy", help="SQLAlchemy URL of the OPUS store (only ever read), e.g. sqlite:///opus.db")
-TargetOpt = typer.Option(..., "--target", help="SQLAlchemy URL of the iOPS store, e.g. postgresql+psycopg://postgres@127.0.0.1/iops")
+#: Server URLs in short words: a narrow help column cuts a long word (a whole URL) short with "…".
+_SERVER_URLS = "on a server postgresql+psycopg:// or mysql+pymysql:// then USER@HOST/DATABASE"
+LegacyOpt = typer.Option(..., "--legacy", metavar="URL",
+                         help=f"SQLAlchemy URL of the OPUS store, only ever read: sqlite:///opus.db, or {_SERVER_URLS}.")
+TargetOpt = typer.Option(..., "--target", metavar="URL",
+                         help=f"SQLAlchemy URL of the iOPS store: sqlite:///iops.db, or {_SERVER_URLS}.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars (they are off in pipes anyway).")
+
+#: At most this many reconciliation workers. The work is CPU-bound, so processes beyond the
+#: cores only compete for them; and each worker holds its own connections to both stores and
+#: its own batches in memory. 32 workers (two connections each, plus this process's) stay
+#: inside PostgreSQL's default max_connections (100) and MariaDB's (151) even with another
+#: tool connected; a number above it is a typo, not a wish.
+MAX_WORKERS = 32
 
 
 def _run(work: Callable[[], int], on_interrupt: str | Callable[[KeyboardInterrupt], str] = "interrupted") -> None:
@@ -59,9 +93,11 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
 
 @app.command()
 def generate(
-    legacy: str = LegacyOpt,
-    crimes: int = typer.Option(10_000, "--crimes", min=1, help="Number of crimes (about 1 nominal per crime, 1 intelligence entry per 3)."),
-    seed: int = typer.Option(2019, "--seed", help="Same seed, same store."),
+    legacy: str = typer.Option(..., "--legacy", metavar="URL",
+                               help="SQLAlchemy URL of the OPUS store to create and fill (a new file, or "
+                                    f"an empty database): sqlite:///opus.db, or {_SERVER_URLS}."),
+    crimes: int = typer.Option(10_000, "--crimes", min=1, metavar="N", help="Number of crimes (about 1 nominal per crime, 1 intelligence entry per 3)."),
+    seed: int = typer.Option(2019, "--seed", metavar="S", help="Same seed, same store."),
     quiet: bool = QuietOpt,
 ) -> None:
     """Create and fill a synthetic OPUS store with realistic Greater Manchester data and every quirk of opus-legacy.md."""
@@ -82,10 +118,10 @@ def generate(
 def migrate(
     legacy: str = LegacyOpt,
     target: str = TargetOpt,
-    batch_size: int = typer.Option(2000, "--batch-size", min=1, help="Legacy records per batch (one transaction each)."),
+    batch_size: int = typer.Option(2000, "--batch-size", min=1, metavar="N", help="Legacy records per batch (one transaction each)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Map and validate everything; write nothing to the target."),
     resume: Optional[int] = typer.Option(None, "--resume", metavar="RUN_ID", help="Continue an interrupted run after its last committed batch."),
-    max_rejects: Optional[int] = typer.Option(None, "--max-rejects", min=0, help="Exit 1 when more records than this are rejected (default: rejects are reported, exit 0)."),
+    max_rejects: Optional[int] = typer.Option(None, "--max-rejects", min=0, metavar="N", help="Exit 1 when more than N records are rejected (default: rejects are reported, exit 0)."),
     quiet: bool = QuietOpt,
 ) -> None:
     """Migrate OPUS into iOPS per mapping.md, in resumable batches; prints the run id and a summary per entity."""
@@ -119,8 +155,10 @@ def migrate(
 @app.command()
 def simulate(
     legacy: str = LegacyOpt,
-    target: str = TargetOpt,
-    seed: int = typer.Option(7, "--seed", help="Same seed, same defects."),
+    target: str = typer.Option(..., "--target", metavar="URL",
+                               help="SQLAlchemy URL of the empty iOPS store to fill: sqlite:///vendor.db, or "
+                                    f"{_SERVER_URLS}."),
+    seed: int = typer.Option(7, "--seed", metavar="S", help="Same seed, same defects."),
     truth: Optional[Path] = typer.Option(None, "--truth", metavar="FILE", help="Write the injected defects (ground truth) here as JSON."),
     quiet: bool = QuietOpt,
 ) -> None:
@@ -142,11 +180,11 @@ def simulate(
 def reconcile(
     legacy: str = LegacyOpt,
     target: str = TargetOpt,
-    out: Path = typer.Option(..., "--out", help="Folder for discrepancies.csv, crime_stats.csv, summary.json, reconciliation.xlsx."),
-    auto_threshold: float = typer.Option(90.0, "--auto-threshold", help="Similarity score (0-100) at or above which an unkeyed pair counts as present (AUTO)."),
-    review_threshold: float = typer.Option(70.0, "--review-threshold", help="Similarity score at or above which a pair is listed for a person to decide (REVIEW)."),
-    fail_threshold: int = typer.Option(0, "--fail-threshold", help="Exit 1 when there are more discrepancies than this."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes that share the mapping and comparison (default: one per CPU core, at most 4; stores under 50,000 records use one). The result is the same whatever the number."),
+    out: Path = typer.Option(..., "--out", metavar="DIR", help="Folder for discrepancies.csv, crime_stats.csv, summary.json, reconciliation.xlsx."),
+    auto_threshold: float = typer.Option(90.0, "--auto-threshold", min=0, max=100, metavar="SCORE", help="Similarity score at or above which an unkeyed pair counts as present (AUTO)."),
+    review_threshold: float = typer.Option(70.0, "--review-threshold", min=0, max=100, metavar="SCORE", help="Similarity score (at most --auto-threshold) at or above which a pair is listed for a person to decide (REVIEW)."),
+    fail_threshold: int = typer.Option(0, "--fail-threshold", min=0, metavar="N", help="Exit 1 when there are more than N discrepancies."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, max=MAX_WORKERS, metavar="N", help=f"Processes that share the mapping and comparison, at most {MAX_WORKERS} (default: one per CPU core, at most 4; stores under 50,000 records use one). The result is the same whatever the number."),
     quiet: bool = QuietOpt,
 ) -> None:
     """Compare the OPUS store with an iOPS store (whoever filled it) and write the auditors' reports."""
@@ -185,10 +223,10 @@ def runs(
 
 @app.command()
 def rollback(
-    run_id: int = typer.Argument(..., help="The run to undo (see `runs`)."),
+    run_id: int = typer.Argument(..., metavar="RUN_ID", help="The run to undo (see `runs`)."),
     target: str = TargetOpt,
     execute: bool = typer.Option(False, "--execute", help="Really undo it, in one transaction; refused while conflicts exist."),
-    out: Path = typer.Option(Path("rollback-report"), "--out", help="Folder for the dry-run report (JSON and Excel)."),
+    out: Path = typer.Option(Path("rollback-report"), "--out", metavar="DIR", help="Folder for the dry-run report (JSON and Excel)."),
     quiet: bool = QuietOpt,
 ) -> None:
     """Dry run (default): what undoing RUN_ID would delete or restore, and every conflict with later work."""
@@ -207,8 +245,8 @@ def rollback(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("demo"), "--out", help="Folder for the stores and reports."),
-    crimes: int = typer.Option(20_000, "--crimes", min=100, help="Size of the generated OPUS store."),
+    out: Path = typer.Option(Path("demo"), "--out", metavar="DIR", help="Folder for the stores and reports."),
+    crimes: int = typer.Option(20_000, "--crimes", min=100, metavar="N", help="Size of the generated OPUS store."),
     quiet: bool = QuietOpt,
 ) -> None:
     """The whole story on SQLite: generate, migrate, simulate a faulty migration, reconcile both, report."""

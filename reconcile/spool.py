@@ -14,7 +14,9 @@ afterwards is refused — it would be missing from what was already read). Itera
 spool yields the sealed rows, then the rest: the same order as without sealing.
 
 The files live in a private temporary folder (mode 0700) removed when the spool is
-garbage-collected or ``discard()`` is called. They hold what the reports hold — never
+garbage-collected or ``discard()`` is called. A process killed outright (SIGKILL, out of
+memory) removes nothing, so the folder is named with the process id (``o2i-spool-<pid>-…``)
+and each new spool first removes the folders of processes that no longer exist. They hold what the reports hold — never
 intelligence text (the reconciler puts fingerprints in the rows before they get here).
 """
 
@@ -62,11 +64,46 @@ def _decode(line: str) -> Discrepancy:
     return Discrepancy(*json.loads(line))
 
 
+_PREFIX = "o2i-spool-"
+
+
+def remove_stale_spools(directory: str | os.PathLike | None = None) -> list[Path]:
+    """Remove the spool folders left in ``directory`` (default: the system's temporary folder)
+    by processes that have ended without cleaning up; return them. A folder of a live
+    process, or one this cannot tell about, is left alone."""
+    removed = []
+    base = Path(directory or tempfile.gettempdir())
+    try:
+        candidates = list(base.glob(f"{_PREFIX}*-*"))
+    except OSError:
+        return removed
+    for path in candidates:
+        pid = path.name[len(_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or not path.is_dir() or _alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, another user's
+        return True
+    return True
+
+
 class DiscrepancySpool:
     """Append ``Discrepancy`` rows; ``close()``; then iterate (as often as needed) in sorted order."""
 
     def __init__(self, directory: str | os.PathLike | None = None, run_rows: int = RUN_ROWS) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="o2i-spool-", dir=directory))
+        remove_stale_spools(directory)
+        self._dir = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=directory))
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(self._dir), True)
         self._run_rows = run_rows
         self._buffer: list[Discrepancy] = []
