@@ -142,7 +142,8 @@ def migrate(
         return result.exit_code
 
     def interrupted(exc: KeyboardInterrupt) -> str:
-        run_id = getattr(exc, "run_id", None)  # migrate.engine.RunInterrupted once the run is recorded
+        # migrate.engine.RunInterrupted carries the id once the run is recorded; a resumed run has it anyway.
+        run_id = getattr(exc, "run_id", None) or resume
         if dry_run:
             return "interrupted: a dry run writes nothing"
         if run_id is None:
