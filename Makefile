@@ -25,9 +25,10 @@ demo: $(STAMP)
 test: $(TSTAMP)
 	$(PY) -m pytest -n 2 --dist loadfile -q -ra
 
+# Every bench at a size of a few minutes (bench/run_all.py --help); e.g. BENCH_ARGS="--crimes 2000".
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
-	$(PY) bench/run_all.py
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache

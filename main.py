@@ -264,5 +264,10 @@ def demo(
     _run(work)
 
 
+def main() -> None:
+    """The ``opus2iops`` command that ``pip install`` makes (``[project.scripts]``)."""
+    app(prog_name="opus2iops")
+
+
 if __name__ == "__main__":
     app(prog_name="main.py")

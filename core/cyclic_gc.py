@@ -1,12 +1,11 @@
 """Python's cyclic garbage collector, run by hand at quiet moments instead of automatically.
 
 Left automatic, its full collections re-traverse everything long-lived again and again —
-the mapping's caches, the key sets, each batch's survivors. Measured: 40% of the
-reconciler's CPU at 100,000 crimes, and 32% of the migration's user CPU (71.9 -> 48.6 s at
-100,000 crimes, same store, same output). Reference counting still frees at once everything
-that is not in a cycle, and nothing built per record is in one; what little else is
-(connection, transaction and result objects) is collected at each ``collect()`` call, so
-memory stays flat.
+the mapping's caches, the key sets, each batch's survivors: a third or more of the
+migration's and the reconciler's CPU (figures: bench/README.md). Reference counting still
+frees at once everything that is not in a cycle, and nothing built per record is in one;
+what little else is (connection, transaction and result objects) is collected at each
+``collect()`` call, so memory stays flat.
 
 After each collection the survivors are frozen (``gc.freeze``), so the next one traverses
 only what was allocated since, not the caches again; they are unfrozen at the end. Frozen

@@ -1,6 +1,6 @@
 """Legacy references as the key sets hold them: ``CR/004512/19`` → 19004512.
 
-An int costs a fraction of the string in a set of a million (``core.intset``). Used by the
+An int goes into the key set's bitmap (``core.keyset``), a string costs a set entry. Used by the
 migration's accepted keys and by the reconciler's key sets alike, so both read a reference
 the same way.
 """

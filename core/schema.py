@@ -30,8 +30,8 @@ def as_utc(value: dt.datetime) -> dt.datetime:
     """An instant as an aware UTC datetime; a naive one is taken as UTC.
 
     Naive values are made aware by arithmetic from the epoch, not ``value.replace(tzinfo=UTC)``:
-    the same value, 0.1 µs against 1.4 µs (``datetime.replace`` parses keywords), and the
-    reconciler reads several instants per record, millions of records."""
+    the same value, an order of magnitude cheaper (``datetime.replace`` parses keywords), and
+    the reconciler reads several instants per record, millions of records."""
     if value.tzinfo is None:
         return _UTC_EPOCH + (value - _NAIVE_EPOCH)
     return value.astimezone(_UTC)
@@ -73,7 +73,7 @@ def _stored_instant(value: str | dt.datetime | None) -> dt.datetime | None:
     NULL stays None.
 
     The naive UTC text this tool stores is parsed with its zone in one call (``text +
-    "+00:00"``: 0.27 µs against 1.9 µs for parsing, then attaching UTC). Text with a zone of its
+    "+00:00"``: several times cheaper than parsing, then attaching UTC). Text with a zone of its
     own (a store filled by another tool) fails that, and a date alone reads as naive
     (``'2019-07-01+00:00'`` is taken as 00:00): both are parsed as written."""
     if value is None:

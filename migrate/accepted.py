@@ -4,14 +4,14 @@
 drops an intelligence subject likewise. That depends on the *current* legacy data as mapped
 by this run, not on what an earlier run left in the target, so the run keeps the accepted
 keys in memory. Keys are held as integers (a crime reference ``CR/004512/19`` becomes
-19004512) in a sparse bitmap (``core.intset.IntSet``). A million crimes, a million nominals
-and a third of a million intelligence entries take a few megabytes instead of the ~150 MB
-Python sets of ints would (measured at 1M crimes, the sets pushed the migration past 500 MB).
+19004512) in a Roaring bitmap (``core.keyset.KeySet``): Python sets of ints for every crime,
+nominal and intelligence entry would hold ~60 bytes a key, enough to push a migration of a
+million crimes past its memory target (bench/README.md).
 """
 
 from __future__ import annotations
 
-from core.intset import IntSet
+from core.keyset import KeySet
 from core.refs import encode_crime_ref, encode_intel_ref
 
 #: The key set's encoder of each referenced entity (core.refs: the reconciler reads them alike).
@@ -20,7 +20,7 @@ _ENCODE_REF = {"crime": encode_crime_ref, "intelligence": encode_intel_ref}
 
 class AcceptedKeys:
     def __init__(self) -> None:
-        self._keys: dict[str, IntSet] = {"person": IntSet(), "crime": IntSet(), "intelligence": IntSet()}
+        self._keys: dict[str, KeySet] = {"person": KeySet(), "crime": KeySet(), "intelligence": KeySet()}
 
     def add(self, entity: str, legacy_key: str) -> None:
         keys = self._keys.get(entity)

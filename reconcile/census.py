@@ -4,7 +4,7 @@ The keyed pass looks each legacy record up in the new store; the records no lega
 to — UNEXPECTED ones, and those carrying no legacy key at all — it cannot see. Finding them
 takes every new record's key, and which keys are live is only known once the pass is over.
 So the keys are read *beside* the pass, from the key column alone (an index scan), into a
-compact key set (``core.intset.IntSet``: a bitmap for the usual references); the records
+compact key set (``core.keyset.KeySet``: a Roaring bitmap for the usual references); the records
 without a key are fetched too, and made ready for similarity matching. When the pass ends,
 the keys no live legacy record holds are few — a difference of two bitmaps — and only their
 records are fetched (``Reconciler.scan_target``).
@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from core.beside import Beside
 from core.db import store_errors, stream
-from core.intset import IntSet
+from core.keyset import KeySet
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Census:
     """One target table's records, by key."""
 
     total: int = 0  # records in the table
-    keys: IntSet = field(default_factory=IntSet)  # encoded keys of the records that carry one
+    keys: KeySet = field(default_factory=KeySet)  # encoded keys of the records that carry one
     #: Keys no legacy look-up can have asked for (a person's key that is no number, which only
     #: SQLite can hold): never the keyed pass's, so always UNEXPECTED.
     strays: list = field(default_factory=list)

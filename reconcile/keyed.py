@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core.db import connect, store_errors, stream
-from core.intset import IntSet
+from core.keyset import KeySet as IntSet  # (the name kept until keyed.py is split: core.keyset.KeySet)
 from core.refs import decode_ref, encode_crime_ref, encode_intel_ref
 from core.progress import bar
 from mappings import map_crimes, map_intel, map_links, map_persons

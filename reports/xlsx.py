@@ -319,12 +319,12 @@ class _SheetFile(WorksheetWriter):
 class RowStream:
     """The rows of one write-only sheet, streamed into its XML.
 
-    openpyxl turns each appended value into a cell object and writes it element by element:
-    a discrepancy row cost ~170-190 µs with its CSV row (130,071 rows at 1M crimes: 24.5 s, most
-    of the reports' time). A row of plain values — text, numbers, empty cells, with or without
-    a style — is written here as XML text instead, byte for byte what openpyxl writes for it
-    (a test compares the sheets): ~50-60 µs a row with its CSV row (6.6 s). Any other row
-    (dates, links, row heights) takes openpyxl's own path into the same stream.
+    openpyxl turns each appended value into a cell object and writes it element by element,
+    which was most of the reports' time at a million crimes. A row of plain values — text,
+    numbers, empty cells, with or without a style — is written here as XML text instead, byte
+    for byte what openpyxl writes for it (a test compares the sheets), at about a third of the
+    cost (figures: bench/README.md). Any other row (dates, links, row heights) takes openpyxl's
+    own path into the same stream.
 
     Uses openpyxl's write-only internals (3.1; pinned below 4): the sheet's writer and its
     ``xf`` stream, and the sheet's ``_rows`` generator, which ``close()`` ends as its own.

@@ -6,9 +6,10 @@ normalisation, a link whose crime is absent...), never by what a generator meant
 so it checks the generator, and describes any real extract the same way.
 
 Quirk names are ``<scope>.<quirk>``; every name in ``QUIRKS`` is always present (0 when
-absent). Classifications follow ``mapping.md`` (trim, upper-case for code look-ups, the same
-date/time forms and postcode pattern), so the counts predict the migration's rejects and
-warnings.
+absent). Values are judged by the mapping's own parsers (``mappings.parse``: dates, times,
+references, postcodes, PNC ids, LAST_UPD), so a quirk counts what the migration will find;
+the rejects themselves, per entity and reason, are predicted by running the mapping
+(``predict_rejects``), since one record can fail several checks and only its first counts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import sqlalchemy as sa
 
 from core import db
 from core.schema import legacy_tables
+from mappings.parse import (INVALID, MIDNIGHT_END, UNKNOWN, normalise_pnc, normalise_postcode, parse_date,
+                            parse_last_upd, parse_legacy_ref, parse_time)
 from mappings.reference import Reference, load_reference
 
 #: Every quirk the profile counts, with the words the report uses for it.
@@ -141,6 +144,8 @@ class Profile:
     distributions: dict[str, dict[str, int]]   # e.g. "offence_group", "crime.rec_date form", "crime.status"
     facts: dict[str, object] = field(default_factory=dict)  # first/last recorded date, longest text...
     seconds: float = 0.0
+    #: entity -> reject reason -> records the migration will reject (``profile_store(rejects=True)``)
+    rejects: dict[str, dict[str, int]] | None = None
 
     def quirk(self, name: str) -> int:
         return self.quirks[name]
@@ -148,18 +153,13 @@ class Profile:
 
 # ------------------------------------------------------------------------ value classifiers
 
-_DMY4 = re.compile(r"(\d{2})/(\d{2})/(\d{4})")
-_DMY2 = re.compile(r"(\d{2})/(\d{2})/(\d{2})")
-_YMD = re.compile(r"(\d{4})(\d{2})(\d{2})")
-_HHMM = re.compile(r"(\d{2})(\d{2})")
-_H_MM = re.compile(r"(\d):(\d{2})")
-_HH_MM = re.compile(r"(\d{2}):(\d{2})")
-_CRIME_NO = re.compile(r"CR/\d{6}/\d{2}")
-_INTEL_NO = re.compile(r"IN/\d{6}/\d{2}")
-_POSTCODE = re.compile(r"[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2}")
-_PNC = re.compile(r"[0-9]{2}/[0-9]{1,7}[A-Z]")
-_TRAILING_LINE_SPACE = re.compile(r"[ \t]+\r?\n")
-_LAST_UPD = re.compile(r"\d{14}")
+#: The digit shapes of a date (ASCII digits, as the mapping reads them): one that is no real day is "impossible".
+_DATE_SHAPE = re.compile(r"[0-9]{2}/[0-9]{2}/[0-9]{2}(?:[0-9]{2})?|[0-9]{8}", re.ASCII)
+# Fast paths only (a value they pass is valid as it is); every verdict is the mapping's.
+_CRIME_NO = re.compile(r"CR/[0-9]{6}/[0-9]{2}", re.ASCII)
+_INTEL_NO = re.compile(r"IN/[0-9]{6}/[0-9]{2}", re.ASCII)
+_POSTCODE = re.compile(r"[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2}", re.ASCII)
+_PNC = re.compile(r"[0-9]{2}/[0-9]{1,7}[A-Z]", re.ASCII)
 
 DATE_FORMS = ("DD/MM/YYYY", "DD/MM/YY", "YYYYMMDD", "00/00/0000", "00000000", "blank", "NULL", "impossible",
               "malformed")
@@ -172,54 +172,39 @@ UNKNOWN_DATE_FORMS = frozenset({"00/00/0000", "00000000", "blank", "NULL"})
 BAD_DATE_FORMS = frozenset({"impossible", "malformed"})
 
 
-def _make_date(y: int, m: int, d: int) -> dt.date | None:
-    try:
-        return dt.date(y, m, d)
-    except ValueError:
-        return None
-
-
 @lru_cache(maxsize=200_000)
 def classify_date(value: str | None) -> tuple[str, dt.date | None]:
-    """(form, date): form is one of DATE_FORMS; date only for a real calendar date."""
+    """(form, date): form is one of DATE_FORMS; date only for a real calendar date.
+
+    Whether a value is a date, unknown or invalid is the mapping's verdict (``parse_date``),
+    so the counts are what the migration will find; the form only names its shape."""
+    day = parse_date(value)
     if value is None:
         return "NULL", None
     s = value.strip()
-    if not s:
-        return "blank", None
-    if s == "00/00/0000":
-        return "00/00/0000", None
-    if s == "00000000":
-        return "00000000", None
-    if m := _DMY4.fullmatch(s):
-        form, y = "DD/MM/YYYY", int(m[3])
-    elif m := _DMY2.fullmatch(s):
-        yy = int(m[3])
-        form, y = "DD/MM/YY", (2000 + yy if yy < 50 else 1900 + yy)
-    elif m := _YMD.fullmatch(s):
-        day = _make_date(int(m[1]), int(m[2]), int(m[3]))
-        return ("YYYYMMDD", day) if day else ("impossible", None)
-    else:
-        return "malformed", None
-    day = _make_date(y, int(m[2]), int(m[1]))
-    return (form, day) if day else ("impossible", None)
+    if day is UNKNOWN:
+        return ("blank" if not s else s), None
+    if day is INVALID:
+        return ("impossible" if _DATE_SHAPE.fullmatch(s) else "malformed"), None
+    return ("YYYYMMDD" if "/" not in s else "DD/MM/YY" if len(s) == 8 else "DD/MM/YYYY"), day
 
 
 @lru_cache(maxsize=20_000)
 def classify_time(value: str | None) -> tuple[str, int | None]:
-    """(form, minute of the day): HHMM, H:MM, HH:MM, 2400 (minute 1440), blank, NULL, invalid."""
+    """(form, minute of the day): HHMM, H:MM, HH:MM, 2400 (minute 1440), blank, NULL, invalid.
+
+    The minute is the mapping's (``parse_time``: ``24:00`` is 2400 too)."""
+    minute = parse_time(value)
     if value is None:
         return "NULL", None
-    s = value.strip()
-    if not s:
+    if minute is UNKNOWN:
         return "blank", None
-    if s == "2400":
-        return "2400", 1440
-    for form, pattern in (("HHMM", _HHMM), ("H:MM", _H_MM), ("HH:MM", _HH_MM)):
-        if m := pattern.fullmatch(s):
-            h, mi = int(m[1]), int(m[2])
-            return (form, h * 60 + mi) if h < 24 and mi < 60 else ("invalid", None)
-    return "invalid", None
+    if minute is INVALID:
+        return "invalid", None
+    s = value.strip()
+    if minute == MIDNIGHT_END:
+        return "2400", minute
+    return ("HHMM" if ":" not in s else "H:MM" if len(s) == 4 else "HH:MM"), minute
 
 
 def _clock_change_sundays(year: int) -> tuple[dt.date, dt.date]:
@@ -246,11 +231,10 @@ def bst_hour(day: dt.date | None, minute: int | None) -> str | None:
 @lru_cache(maxsize=100_000)
 def classify_postcode(value: str | None) -> str:
     """ok, lower_case, no_space (both valid after normalisation), invalid, blank."""
-    if value is None or not value.strip():
+    norm = normalise_postcode(value)
+    if norm is UNKNOWN:
         return "blank"
-    norm = value.upper().replace(" ", "")
-    norm = norm[:-3] + " " + norm[-3:]
-    if not _POSTCODE.fullmatch(norm):
+    if norm is INVALID:
         return "invalid"
     if value != value.upper():
         return "lower_case"
@@ -282,12 +266,9 @@ STAMP_DAYS = _stamp_days()
 
 
 def last_upd_ok(value: str | None) -> bool:
-    """LAST_UPD is 14 digits of a real local date and time (YYYYMMDDHHMMSS)."""
-    if value is None:
-        return False
-    s = value.strip()
-    return (len(s) == 14 and s.isdigit() and s[8:10] < "24" and s[10:12] < "60" and s[12:] < "60"
-            and classify_date(s[:8])[0] == "YYYYMMDD")
+    """LAST_UPD is 14 digits of a real local date and time (YYYYMMDDHHMMSS): the mapping's
+    ``parse_last_upd`` gives an instant (else updated_at falls back)."""
+    return isinstance(parse_last_upd(value), dt.datetime)
 
 
 def _deleted(flag) -> bool:
@@ -369,10 +350,12 @@ def _bst(part: _Part, date_value, time_value) -> None:
         part.quirks["times.bst_gap" if b == "gap" else "times.bst_repeated"] += 1
 
 
-def profile_store(legacy_url: str, *, workers: int | None = None) -> Profile:
+def profile_store(legacy_url: str, *, workers: int | None = None, rejects: bool = False) -> Profile:
     """Read the whole store (streaming) and count rows, quirks and distributions.
 
     ``workers``: processes to read with (default: 2 for stores of 100,000 crimes or more).
+    ``rejects``: also predict the migration's rejects per entity and reason (``predict_rejects``:
+    it maps every record, so it costs about what a dry run of the migration costs).
     """
     started = time.perf_counter()
     engine = db.open_legacy(legacy_url)
@@ -399,8 +382,23 @@ def profile_store(legacy_url: str, *, workers: int | None = None) -> Profile:
         total = _run_passes(legacy_url, ("crime", "nominal", "crime_nom", "intel"))
     quirks = {name: total.quirks.get(name, 0) for name in QUIRKS}
     dists = {name: dict(sorted(c.items(), key=lambda kv: (-kv[1], str(kv[0])))) for name, c in total.dist.items()}
+    predicted = predict_rejects(legacy_url) if rejects else None
     return Profile(url=db.mask_url(legacy_url), tables=counts, quirks=quirks, distributions=dists,
-                   facts=total.facts, seconds=time.perf_counter() - started)
+                   facts=total.facts, seconds=time.perf_counter() - started, rejects=predicted)
+
+
+def predict_rejects(legacy_url: str) -> dict[str, dict[str, int]]:
+    """entity -> reject reason -> count, as a migration of this store into an empty target
+    will reject them: the migration's own dry run (``mappings.map_*`` in its order, with its
+    accepted keys and duplicate-key rule), against a target that does not exist, so nothing
+    but the legacy store is read. No copy of a mapping rule lives here."""
+    import tempfile
+
+    from migrate.engine import migrate
+
+    with tempfile.TemporaryDirectory(prefix="opus2iops-profile-") as folder:
+        result = migrate(legacy_url, f"sqlite:///{folder}/no-target.db", dry_run=True)
+    return {entity: dict(sorted(c.rejected_by.items())) for entity, c in result.counts.items()}
 
 
 def _run_passes(legacy_url: str, which: tuple[str, ...]) -> _Part:
@@ -458,7 +456,7 @@ def _crimes(conn, tables, ref: Reference, part: _Part) -> None:
             if len(key) != 12 or not crime_no_ok(key):
                 if key != key.strip():
                     q["crime.padded_key"] += 1
-                if not crime_no_ok(key.strip()):
+                if parse_legacy_ref(key.strip(), "CR") is INVALID:
                     q["crime.bad_reference"] += 1
             rec_dates[rec_date] += 1
             rec_times[rec_time] += 1
@@ -641,12 +639,11 @@ def _nominals(conn, tables, ref: Reference, part: _Part) -> None:
             if not (sur.isascii() and fore.isascii()):
                 q["nominal.non_ascii"] += 1
             if pnc is not None and not pnc_ok(pnc):
-                p = pnc.strip()
-                if p:
-                    if not pnc_ok(p.upper()):
-                        q["nominal.pnc_invalid"] += 1
-                    elif p != p.upper():
-                        q["nominal.pnc_lower_case"] += 1
+                norm = normalise_pnc(pnc)
+                if norm is INVALID:
+                    q["nominal.pnc_invalid"] += 1
+                elif norm is not UNKNOWN and pnc.strip() != norm:
+                    q["nominal.pnc_lower_case"] += 1
             if not (len(last_upd or "") == 14 and last_upd[:8] in stamp_days and last_upd[8:10] < "24"
                     and last_upd[10:12] < "60" and last_upd[12:] < "60" and last_upd[8:].isdigit()) \
                     and not last_upd_ok(last_upd):
@@ -775,7 +772,7 @@ def _intel(conn, tables, ref: Reference, part: _Part) -> None:
             if len(key) != 12 or not intel_no_ok(key):
                 if key != key.strip():
                     q["intel.padded_key"] += 1
-                if not intel_no_ok(key.strip()):
+                if parse_legacy_ref(key.strip(), "IN") is INVALID:
                     q["intel.bad_reference"] += 1
             submit_dates[sdate] += 1
             submit_times[stime] += 1

@@ -1,22 +1,25 @@
-"""AcceptedKeys / IntSet: the compact key sets the migration keeps in memory for a whole run."""
+"""AcceptedKeys / KeySet: the compact key sets the migration and the reconciler keep in memory
+for a whole run (and send to worker processes)."""
 
 from __future__ import annotations
 
+import pickle
 import random
-import sys
 
 from hypothesis import given, strategies as st
 
-from core.intset import IntSet
+from core.keyset import KeySet
 from migrate.accepted import AcceptedKeys
 
 # (no booleans: a Python set holds False and 0 as one key; legacy keys are never booleans)
-keys = st.one_of(st.integers(min_value=-10**15, max_value=10**15), st.text(max_size=12))
+# Integers beyond 2^64 and below 0 too: a bitmap cannot hold them, the key set must.
+keys = st.one_of(st.integers(min_value=-2**70, max_value=2**70), st.integers(min_value=-10**15, max_value=10**15),
+                 st.text(max_size=12))
 
 
 @given(st.lists(keys, max_size=300), st.lists(keys, max_size=100))
-def test_intset_behaves_like_a_set(added, probes):
-    s, ref = IntSet(), set()
+def test_keyset_behaves_like_a_set(added, probes):
+    s, ref = KeySet(), set()
     for k in added:
         s.add(k)
         ref.add(k)
@@ -26,8 +29,8 @@ def test_intset_behaves_like_a_set(added, probes):
 
 
 @given(st.lists(keys, max_size=300))
-def test_intset_add_says_whether_the_key_is_new_and_lists_every_key_once(added):
-    s, ref = IntSet(), set()
+def test_keyset_add_says_whether_the_key_is_new_and_lists_every_key_once(added):
+    s, ref = KeySet(), set()
     for k in added:
         assert s.add(k) == (k not in ref), k
         ref.add(k)
@@ -36,13 +39,13 @@ def test_intset_add_says_whether_the_key_is_new_and_lists_every_key_once(added):
     assert sorted(ints + s.others(), key=repr) == sorted(ref, key=repr)
 
 
-dense = st.integers(min_value=0, max_value=300_000)  # a few blocks, so bits of one block meet
+dense = st.integers(min_value=0, max_value=300_000)  # a few bitmap containers, so keys of one meet
 
 
 @given(st.lists(st.one_of(keys, dense), max_size=300), st.lists(st.one_of(keys, dense), max_size=300),
        st.sets(st.one_of(keys, dense), max_size=50))
-def test_intset_without_gives_the_keys_no_other_set_holds_once_in_order(mine, theirs, plain):
-    s, other = IntSet(), IntSet()
+def test_keyset_without_gives_the_keys_no_other_set_holds_once_in_order(mine, theirs, plain):
+    s, other = KeySet(), KeySet()
     for k in mine:
         s.add(k)
     for k in theirs:
@@ -51,14 +54,44 @@ def test_intset_without_gives_the_keys_no_other_set_holds_once_in_order(mine, th
     assert set(got) == set(mine) - set(theirs) - plain and len(got) == len(set(got))
     ints = [k for k in got if type(k) is int and k >= 0]
     assert got[:len(ints)] == sorted(ints)  # numbers first, ascending (then the others)
+    assert got[len(ints):] == [k for k in s.others() if k not in set(theirs) | plain]
 
 
-def test_intset_lists_keys_spilled_to_the_plain_set_in_order_with_the_others():
-    s = IntSet()
-    sparse = list(range(0, 10**12, 10**9))  # mostly spilled: a block each would cost too much
-    for k in sparse + [3, 70_000, 65_535, 65_536]:
+@given(st.lists(st.one_of(keys, dense), max_size=300))
+def test_a_keyset_sent_to_a_worker_holds_the_same_keys(added):
+    s = KeySet(added)
+    back = pickle.loads(pickle.dumps(s))
+    assert len(back) == len(s) and all(k in back for k in added)
+    assert list(back.sorted_ints()) == list(s.sorted_ints()) and back.others() == s.others()
+    assert back.add(object()) and len(back) == len(s) + 1  # a set of its own, not a view of the sender's
+
+
+def test_sparse_and_dense_keys_of_one_set_are_all_found_in_order():
+    s = KeySet()
+    sparse = list(range(0, 10**12, 10**9)) + [2**64 - 1, 2**64, 2**66]
+    for k in sparse:
         s.add(k)
-    assert list(s.sorted_ints()) == sorted(set(sparse + [3, 70_000, 65_535, 65_536]))
+    dense_run = list(range(5_000, 6_000)) + [65_535, 65_536, 70_000]  # next to an already-held key
+    for k in dense_run:
+        s.add(k)
+    assert all(k in s for k in sparse + dense_run)
+    assert 4_999 not in s and 10**9 + 1 not in s and 2**65 not in s
+    assert list(s.sorted_ints()) == sorted(set(sparse + dense_run))
+    assert len(s) == len(set(sparse + dense_run))
+
+
+def test_a_million_dense_keys_go_to_a_worker_in_a_few_hundred_kilobytes():
+    s = KeySet(range(19_000_001, 20_000_001))  # a million crime numbers of one year
+    assert len(pickle.dumps(s)) < 300_000
+    assert 19_500_000 in s and 19_000_000 not in s and len(s) == 1_000_000
+
+
+def test_sparse_huge_numbers_cost_a_few_bytes_each():
+    rng = random.Random(7)
+    numbers = [rng.randrange(10**15) for _ in range(50_000)]  # NOM_IDs scattered over 10^15
+    s = KeySet(numbers)
+    assert len(pickle.dumps(s)) < 32 * len(numbers)  # a Python set of ints holds ~60 bytes a key
+    assert all(k in s for k in numbers) and len(s) == len(set(numbers))
 
 
 @given(st.integers(min_value=0, max_value=999_999), st.integers(min_value=0, max_value=99))
@@ -78,36 +111,6 @@ def test_only_the_exact_reference_of_the_entity_becomes_a_number():
                   "CR-004512-19", "", None, 19004512):
         assert encode_crime_ref(other) == other
     assert encode_intel_ref("CR/004512/19") == "CR/004512/19"
-
-
-def test_keys_added_before_and_after_their_block_exists_are_all_found():
-    s = IntSet()
-    many = list(range(0, 10**12, 10**7))  # sparse: most go to the fallback set
-    for k in many:
-        s.add(k)
-    dense = list(range(5_000, 6_000))  # a dense run next to an already-held key
-    for k in dense:
-        s.add(k)
-    assert all(k in s for k in many + dense)
-    assert 4_999 not in s and 10**7 + 1 not in s
-    assert len(s) == len(set(many + dense))
-
-
-def test_a_million_dense_keys_take_a_few_hundred_kilobytes():
-    s = IntSet()
-    for k in range(19_000_001, 20_000_001):  # a million crime numbers of one year
-        s.add(k)
-    size = sum(sys.getsizeof(b) for b in s._blocks.values()) + sys.getsizeof(s._other)
-    assert size < 300_000, size
-    assert 19_500_000 in s and 19_000_000 not in s
-
-
-def test_sparse_huge_numbers_do_not_allocate_a_block_each():
-    s = IntSet()
-    rng = random.Random(7)
-    for _ in range(50_000):
-        s.add(rng.randrange(10**15))
-    assert len(s._blocks) * 8192 <= (1 << 20) + 16 * len(s)
 
 
 def test_accepted_keys_encode_references_and_nom_ids():
