@@ -122,9 +122,7 @@ def cell(ws, value: Any, *, font: Font | None = None, fill: PatternFill | None =
     styled = bool(font or fill or number_format or alignment or border)
     if not styled and not link and not (isinstance(value, str) and value in ERROR_CODES):
         return value  # openpyxl binds ordinary text as 's'; neutralised text never starts with '='
-    c = WriteOnlyCell(ws, value)
-    if isinstance(value, str):
-        c.data_type = "s"  # '#N/A' and the like: text, not an error value
+    c = WriteOnlyCell(ws)
     if font:
         c.font = font
     if fill:
@@ -135,6 +133,11 @@ def cell(ws, value: Any, *, font: Font | None = None, fill: PatternFill | None =
         c.alignment = alignment
     if border:
         c.border = border
+    # The value after the style: a datetime bound first would register openpyxl's default
+    # date format in the workbook, unused once the cell's own format replaces it.
+    c.value = value
+    if isinstance(value, str):
+        c.data_type = "s"  # '#N/A' and the like: text, not an error value
     if link:
         c.hyperlink = Hyperlink(ref=c.coordinate, location=sheet_location(link), display=str(value))
     return c
