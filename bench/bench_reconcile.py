@@ -78,7 +78,8 @@ session 7 (the driver read took 21 s instead of 44-47 s). Nine rounds in three r
     (two workers over a 1.5 GB store would pass the 1 GB target).
 
 Session 7 (2026-11-28, commits de7aa2e..: plain rows written into the workbook as XML text,
-reports/xlsx.py RowStream; instants read without datetime.replace, core/schema.py; the
+reports/xlsx.py RowStream — since replaced by openpyxl's public write-only API, 7-9 s more CPU
+at 130,000 rows, bench/bench_xlsx.py; instants read without datetime.replace, core/schema.py; the
 reconciler's mapping does not parse LAST_UPD), same machine type. Nine rounds, in three runs of
 ``--rounds 3`` (wall seconds; ratios within a round):
 
