@@ -227,7 +227,7 @@ def rollback(
     run_id: int = typer.Argument(..., metavar="RUN_ID", help="The run to undo (see `runs`)."),
     target: str = TargetOpt,
     execute: bool = typer.Option(False, "--execute", help="Really undo it, in one transaction; refused while conflicts exist."),
-    out: Path = typer.Option(Path("rollback-report"), "--out", metavar="DIR", help="Folder for the dry-run report (JSON and Excel)."),
+    out: Path = typer.Option(Path("rollback-report"), "--out", metavar="DIR", help="Folder for the report (rollback.json and rollback.xlsx)."),
     quiet: bool = QuietOpt,
 ) -> None:
     """Dry run (default): what undoing RUN_ID would delete or restore, and every conflict with later work."""
@@ -235,9 +235,12 @@ def rollback(
 
     def work() -> int:
         from migrate.rollback import rollback as run_rollback
+        from reports.rollback_report import write_rollback_report
         from reports.text_runs import render_rollback
 
-        result = run_rollback(target, run_id, execute=execute, out_dir=out)
+        with run_rollback(target, run_id, execute=execute) as result:
+            if result.mode != "already_rolled_back":  # nothing analysed: no report
+                write_rollback_report(result, out)
         typer.echo(render_rollback(result))
         return result.exit_code
 

@@ -26,10 +26,12 @@ def child(phase: str, args: list[str]) -> dict:
 def phase_rollback(target_url: str, run_id: int, execute: bool, out_dir: Path) -> dict:
     from core.progress import set_quiet
     from migrate.rollback import rollback
+    from reports.rollback_report import write_rollback_report
 
     set_quiet(True)
     t = time.perf_counter()
-    result = rollback(target_url, run_id, execute=execute, out_dir=out_dir)
+    with rollback(target_url, run_id, execute=execute) as result:  # as `main.py rollback` does it
+        write_rollback_report(result, out_dir)
     seconds = time.perf_counter() - t
     return {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "mode": result.mode, "conflicts": result.conflict_count,
             "rows": result.delete_count + result.restore_count,

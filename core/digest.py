@@ -103,6 +103,34 @@ def row_digest(row: Mapping[str, Any], columns: Iterable[str] | None = None) -> 
     return hashlib.sha256(_RECORD.join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def record_digests(rows: Mapping[str, Mapping[str, Any]],
+                   run_started: dt.datetime | None) -> tuple[str, dict[str, str]]:
+    """Digest of everything one legacy record maps to — ``rows``: target table -> row — for
+    change detection across runs (mig_xref), and the digest of each of its rows (the ledger).
+
+    A person whose LAST_UPD is blank gets the run's start time as created/updated (mapping.md);
+    that value changes every run without the legacy record changing, so the record digest
+    replaces it by a marker — otherwise every re-run would "update" those persons. The
+    migration writes these digests; a rollback recomputes them to repair mig_xref.
+    """
+    row_digests = {table_name: row_digest(row) for table_name, row in rows.items()}
+    parts = []
+    for table_name in sorted(rows):
+        row = rows[table_name]
+        if run_started is not None and run_started in (row.get("created_at"), row.get("updated_at")):
+            stable = {k: ("RUN_START" if k in ("created_at", "updated_at") and v == run_started else v)
+                      for k, v in row.items()}
+            parts.append(f"{table_name}:{row_digest(stable)}")
+        else:
+            parts.append(f"{table_name}:{row_digests[table_name]}")
+    return hashlib.sha256(";".join(parts).encode()).hexdigest(), row_digests
+
+
+def record_digest(rows: Mapping[str, Mapping[str, Any]], run_started: dt.datetime | None) -> str:
+    """The record digest of :func:`record_digests` alone."""
+    return record_digests(rows, run_started)[0]
+
+
 def text_fingerprint(text: str | None) -> str | None:
     """What reports show instead of sensitive text: a SHA-256 prefix and the length."""
     if text is None:

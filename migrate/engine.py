@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from sqlalchemy.engine import Engine
 from core import __version__, schema
 from core.cyclic_gc import manual_cyclic_gc
 from core.db import bulk_insert, mask_url, open_legacy, open_target, store_errors, stream
-from core.digest import canonical_row, row_digest, text_fingerprint
+from core.digest import canonical_row, record_digests, row_digest, text_fingerprint
 from core.errors import RunNotFound, UsageError
 from core.progress import bar
 from mappings import map_crimes, map_intel, map_links, map_persons
@@ -561,29 +560,9 @@ def _os_user() -> str:
         return "unknown"
 
 
-def _record_digest(m: Mapped, run_started: dt.datetime | None) -> str:
-    return _digests(m, run_started)[0]
-
-
 def _digests(m: Mapped, run_started: dt.datetime | None) -> tuple[str, dict[str, str]]:
-    """Digest of everything a legacy record maps to (for change detection across runs), and
-    the digest of each of its rows (for the ledger).
-
-    A person whose LAST_UPD is blank gets the run's start time as created/updated (mapping.md);
-    that value changes every run without the legacy record changing, so the record digest
-    replaces it by a marker — otherwise every re-run would "update" those persons.
-    """
-    row_digests = {table_name: row_digest(row) for table_name, row in m.rows.items()}
-    parts = []
-    for table_name in sorted(m.rows):
-        row = m.rows[table_name]
-        if run_started is not None and run_started in (row.get("created_at"), row.get("updated_at")):
-            stable = {k: ("RUN_START" if k in ("created_at", "updated_at") and v == run_started else v)
-                      for k, v in row.items()}
-            parts.append(f"{table_name}:{row_digest(stable)}")
-        else:
-            parts.append(f"{table_name}:{row_digests[table_name]}")
-    return hashlib.sha256(";".join(parts).encode()).hexdigest(), row_digests
+    """The record's digest and its rows' digests (``core.digest.record_digests``, shared with rollback)."""
+    return record_digests(m.rows, run_started)
 
 
 def _duplicate_key(m: Mapped):

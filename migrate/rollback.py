@@ -38,25 +38,29 @@ import dataclasses
 import datetime as dt
 import itertools
 import json
+import pickle
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import Iterable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core import schema
 from core.db import mask_url, open_target, store_errors
-from core.digest import canonical_row, row_digest, text_fingerprint
+from core.digest import canonical_row, record_digest, row_digest, text_fingerprint
 from core.errors import ForeignSchemaError, RollbackConflicts, RunInProgress, RunNotFound
 from migrate import lock
 from migrate.runs import RunInfo, load_run
 
 #: Ledger rows looked at per round trip (and keys per IN list).
 PAGE = 2000
-#: Conflicts (and notices) kept in the result for the console; the report files hold all.
+#: Conflicts (and notices) kept in the result's lists for the console; ``RollbackRecords`` holds all.
 KEPT_IN_MEMORY = 1000
+#: Bytes of records kept in memory before ``RollbackRecords`` moves them to an anonymous file.
+RECORDS_IN_MEMORY = 4 << 20
 #: Subsets of differing columns tried when naming the fields edited since the run.
 MAX_PROOF_COLUMNS = 10
 
@@ -162,8 +166,67 @@ class XrefRepair:
         return dict(self.__dict__)
 
 
+class RollbackRecords:
+    """Every planned row, conflict and notice of one analysis, in the order found, read back
+    lazily as the dataclasses above — a run of a million rows never sits in memory.
+
+    Each kind is kept in its own temporary file that has no name (``SpooledTemporaryFile``:
+    in memory up to ``RECORDS_IN_MEMORY`` bytes, then an unlinked file readable by this
+    process only), so nothing holding personal data is left behind by a crash. ``close()``
+    releases them (``RollbackResult`` is a context manager that does it).
+    """
+
+    KINDS = ("conflicts", "notices", "restore", "delete")
+
+    def __init__(self) -> None:
+        self._files = {kind: tempfile.SpooledTemporaryFile(max_size=RECORDS_IN_MEMORY, prefix="opus2iops-rollback-")
+                       for kind in self.KINDS}
+        self._ends = dict.fromkeys(self.KINDS, 0)
+
+    def add(self, kind: str, record: "Conflict | PlannedRow") -> None:
+        handle = self._files[kind]
+        handle.seek(self._ends[kind])
+        pickle.dump(record, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        self._ends[kind] = handle.tell()
+
+    def _read(self, kind: str) -> Iterator:
+        handle, position = self._files[kind], 0
+        while position < self._ends[kind]:
+            handle.seek(position)  # each reader keeps its own place
+            record = pickle.load(handle)  # our own file, written above: nothing foreign is unpickled
+            position = handle.tell()
+            yield record
+
+    def conflicts(self) -> Iterator["Conflict"]:
+        """Every conflict, in the order found."""
+        return self._read("conflicts")
+
+    def notices(self) -> Iterator["Conflict"]:
+        """Every notice (``ALREADY_DELETED``), in the order found."""
+        return self._read("notices")
+
+    def restores(self) -> Iterator["PlannedRow"]:
+        """Every row the rollback restores (``action == "restore"``), in ledger order."""
+        return self._read("restore")
+
+    def deletes(self) -> Iterator["PlannedRow"]:
+        """Every row the rollback deletes (``action == "delete"``), in ledger order."""
+        return self._read("delete")
+
+    def close(self) -> None:
+        for handle in self._files.values():
+            handle.close()
+
+
 @dataclass
 class RollbackResult:
+    """What undoing a run does (or would do), for ``reports`` to render.
+
+    The counts and the first ``KEPT_IN_MEMORY`` conflicts and notices are plain fields;
+    ``records`` streams every planned row, conflict and notice. Close the result (or use it
+    as a context manager) when done with the records.
+    """
+
     run: RunInfo
     mode: str  # dry_run | executed | refused | already_rolled_back
     target: str  # masked URL
@@ -176,7 +239,17 @@ class RollbackResult:
     notices: list[Conflict] = field(default_factory=list)
     runs_to_undo_first: list[int] = field(default_factory=list)  # later runs, newest first
     xref: XrefRepair | None = None  # set when executed
-    report_files: list[Path] = field(default_factory=list)
+    records: RollbackRecords = field(default_factory=RollbackRecords, repr=False)
+    report_files: list[Path] = field(default_factory=list)  # set by the report writer
+
+    def close(self) -> None:
+        self.records.close()
+
+    def __enter__(self) -> "RollbackResult":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @property
     def conflict_count(self) -> int:
@@ -195,34 +268,15 @@ class RollbackResult:
         return 1 if self.conflict_count else 0
 
 
-class Sink(Protocol):
-    """Where the analysis streams every planned row, conflict and notice (the report)."""
-
-    def planned(self, row: PlannedRow) -> None: ...
-    def conflict(self, conflict: Conflict) -> None: ...
-    def notice(self, notice: Conflict) -> None: ...
-
-
-class NullSink:
-    def planned(self, row: PlannedRow) -> None:
-        pass
-
-    def conflict(self, conflict: Conflict) -> None:
-        pass
-
-    def notice(self, notice: Conflict) -> None:
-        pass
-
-
 # ------------------------------------------------------------------------------ entry point
 
 
-def rollback(target_url: str, run_id: int, *, execute: bool = False,
-             out_dir: Path = Path("rollback-report")) -> RollbackResult:
+def rollback(target_url: str, run_id: int, *, execute: bool = False) -> RollbackResult:
     """Dry-run (default) or execute the rollback of ``run_id`` in the target at ``target_url``.
 
-    Writes ``rollback.json`` and ``rollback.xlsx`` into ``out_dir`` (mode 0600). A dry run
-    never writes to the target. ``execute`` raises ``RollbackConflicts`` while conflicts exist.
+    A dry run never writes to the target. With ``execute`` and conflicts, nothing is changed
+    and the result's mode is ``refused`` (exit code 1), with every conflict in its records.
+    Writes no file: ``reports.rollback_report.write_rollback_report`` renders the result.
     """
     masked = mask_url(target_url)
     probe = open_target(target_url, read_only=True)  # never creates a store that is not there
@@ -241,34 +295,31 @@ def rollback(target_url: str, run_id: int, *, execute: bool = False,
             f"run {run_id} is still running (pid {run.pid} on {run.host}): wait for it to finish, "
             "or stop it, before rolling it back"
         )
-    from reports.rollback_report import RollbackReport  # openpyxl stays inside reports/
-
     engine = open_target(target_url, read_only=not execute)
     try:
         with store_errors(engine, "target"):
             if not execute:
-                return _dry_run(engine, run, masked, started, RollbackReport(out_dir, run=run, target=masked,
-                                                                            mode="dry_run"))
+                return _dry_run(engine, run, masked, started)
             with lock.target_lock(engine, "rollback", run_id):
-                return _execute(engine, run, masked, started,
-                                RollbackReport(out_dir, run=run, target=masked, mode="execute"))
+                return _execute(engine, run, masked, started)
     finally:
         engine.dispose()
 
 
-def _dry_run(engine: Engine, run: RunInfo, masked: str, started: dt.datetime, report) -> RollbackResult:
+def _dry_run(engine: Engine, run: RunInfo, masked: str, started: dt.datetime) -> RollbackResult:
+    analysis = _Analysis(run.id)
     try:
         with engine.connect() as conn:
-            analysis = _analyse(conn, run, report, lock_rows=False)
+            _analyse(conn, run, analysis, lock_rows=False)
             conn.rollback()  # read-only anyway; ends the read transaction explicitly
-        result = analysis.result(run, "dry_run", masked, started)
-        result.report_files = report.finish(result)
-        return result
-    finally:
-        report.abort()  # removes spool files; harmless after finish
+    except BaseException:
+        analysis.records.close()
+        raise
+    return analysis.result(run, "dry_run", masked, started)
 
 
-def _execute(engine: Engine, run: RunInfo, masked: str, started: dt.datetime, report) -> RollbackResult:
+def _execute(engine: Engine, run: RunInfo, masked: str, started: dt.datetime) -> RollbackResult:
+    analysis = _Analysis(run.id)
     try:
         with engine.connect() as conn:
             transaction = conn.begin()
@@ -280,10 +331,11 @@ def _execute(engine: Engine, run: RunInfo, masked: str, started: dt.datetime, re
                                      .where(schema.mig_run.c.run_id == run.id).with_for_update()).scalar_one()
                 if state == "rolled_back":  # rolled back by someone else since we looked
                     transaction.rollback()
+                    analysis.records.close()
                     return RollbackResult(run, "already_rolled_back", masked, started, _now())
-                analysis = _analyse(conn, run, report, lock_rows=True)
+                _analyse(conn, run, analysis, lock_rows=True)
                 if analysis.conflict_counts:
-                    transaction.rollback()  # nothing done; the report is written below
+                    transaction.rollback()  # nothing done
                 else:
                     xref = _apply(conn, run, analysis)
                     rolled_back_at = _now()
@@ -294,21 +346,15 @@ def _execute(engine: Engine, run: RunInfo, masked: str, started: dt.datetime, re
                 if transaction.is_active:
                     transaction.rollback()
                 raise
-        if analysis.conflict_counts:
-            result = analysis.result(run, "refused", masked, started)
-            files = report.finish(result)
-            raise RollbackConflicts(
-                f"run {run.id} was NOT rolled back: {result.conflict_count:,} conflict(s) with work done since "
-                f"the run ({_kinds_text(result.conflict_counts)}); see {files[-1]} "
-                f"(dry run: rollback {run.id} --target ...)"
-            )
-        run = dataclasses.replace(run, state="rolled_back", recorded_state="rolled_back", rolled_back_at=rolled_back_at)
-        result = analysis.result(run, "executed", masked, started)
-        result.xref = xref
-        result.report_files = report.finish(result)
-        return result
-    finally:
-        report.abort()
+    except BaseException:
+        analysis.records.close()
+        raise
+    if analysis.conflict_counts:
+        return analysis.result(run, "refused", masked, started)
+    run = dataclasses.replace(run, state="rolled_back", recorded_state="rolled_back", rolled_back_at=rolled_back_at)
+    result = analysis.result(run, "executed", masked, started)
+    result.xref = xref
+    return result
 
 
 # ------------------------------------------------------------------------------ analysis
@@ -342,7 +388,7 @@ class _Analysis:
     notice_count: int = 0
     notices: list[Conflict] = field(default_factory=list)
     later_runs: set[int] = field(default_factory=set)
-    sink: Sink = field(default_factory=NullSink)
+    records: RollbackRecords = field(default_factory=RollbackRecords)
     # Per (child table, FK column): rows the run wrote that refer to a row the run inserted and
     # that the rollback itself takes care of (deletes them, or restores them to point elsewhere).
     accounted: Counter = field(default_factory=Counter)
@@ -352,13 +398,13 @@ class _Analysis:
         self.tables[c.table].conflicts += 1
         if len(self.conflicts) < KEPT_IN_MEMORY:
             self.conflicts.append(c)
-        self.sink.conflict(c)
+        self.records.add("conflicts", c)
 
     def notice(self, c: Conflict) -> None:
         self.notice_count += 1
         if len(self.notices) < KEPT_IN_MEMORY:
             self.notices.append(c)
-        self.sink.notice(c)
+        self.records.add("notices", c)
 
     def planned(self, p: PlannedRow) -> None:
         plan = self.tables[p.table]
@@ -366,7 +412,7 @@ class _Analysis:
             plan.delete += 1
         else:
             plan.restore += 1
-        self.sink.planned(p)
+        self.records.add(p.action, p)
 
     def result(self, run: RunInfo, mode: str, masked: str, started: dt.datetime) -> RollbackResult:
         return RollbackResult(
@@ -374,14 +420,14 @@ class _Analysis:
             tables=self.tables,
             conflict_counts={k: self.conflict_counts[k] for k in CONFLICT_KINDS if self.conflict_counts[k]},
             conflicts=self.conflicts, notice_count=self.notice_count, notices=self.notices,
-            runs_to_undo_first=sorted(self.later_runs, reverse=True),
+            runs_to_undo_first=sorted(self.later_runs, reverse=True), records=self.records,
         )
 
 
-def _analyse(conn: Connection, run: RunInfo, sink: Sink, *, lock_rows: bool) -> _Analysis:
+def _analyse(conn: Connection, run: RunInfo, analysis: _Analysis, *, lock_rows: bool) -> None:
     """One pass over the run's ledger (every row it wrote), then one query per foreign key
-    for rows that depend on rows the rollback would delete."""
-    analysis = _Analysis(run.id, sink=sink)
+    for rows that depend on rows the rollback would delete; everything found goes into
+    ``analysis``."""
     runs = _run_states(conn)
     later = sorted(r for r, (state, _) in runs.items() if r > run.id and state != "rolled_back")
     for page in _ledger_pages(conn, run.id):
@@ -393,7 +439,6 @@ def _analyse(conn: Connection, run: RunInfo, sink: Sink, *, lock_rows: bool) -> 
                 _classify(analysis, run.id, entry, current.get(entry.row_key), later_by_key.get(entry.row_key, []))
             _count_own_references(conn, analysis, run.id, table_name, entries, current)
     _find_dependents(conn, analysis, run.id, runs)
-    return analysis
 
 
 def _count_own_references(conn: Connection, analysis: _Analysis, run_id: int, table_name: str,
@@ -681,9 +726,6 @@ def _repair_xref(conn: Connection, run_id: int) -> XrefRepair:
 
 
 def _previous_xref(conn, entity: str, main: str, page, run_id: int, runs: dict, rolled_back: set[int]) -> list[dict]:
-    from mappings.outcome import Mapped
-    from migrate.engine import _record_digest  # the one definition of a record's digest
-
     mains = _current_rows(conn, main, [p.target_id for p in page])
     location_ids = sorted({r["location_id"] for r in mains.values() if r.get("location_id")})
     locations = _current_rows(conn, "location", location_ids) if location_ids else {}
@@ -702,7 +744,7 @@ def _previous_xref(conn, entity: str, main: str, page, run_id: int, runs: dict, 
             updates.append({"b_key": p.legacy_key, "b_digest": RECHECK_DIGEST, "b_run": run_id})
             continue
         writer = max(previous)
-        digest = _record_digest(Mapped(entity, p.legacy_key, rows=rows), runs[writer][1])
+        digest = record_digest(rows, runs[writer][1])  # the engine's own definition
         updates.append({"b_key": p.legacy_key, "b_digest": digest, "b_run": writer})
     return updates
 

@@ -1,11 +1,11 @@
-"""The rollback dry-run report: ``rollback.json`` and ``rollback.xlsx`` (the auditors' workbook).
+"""The rollback report: ``rollback.json`` and ``rollback.xlsx`` (the auditors' workbook).
 
-The analysis in ``migrate.rollback`` streams every planned row, conflict and notice into a
-:class:`RollbackReport` as it finds them, so a run of a million rows never sits in memory:
-rows go straight into write-only sheets and into spool files that become the arrays of the
-JSON. ``finish`` adds the Summary (first sheet, links to every other sheet; the JSON's
-``summary`` object first) and renames both files into place together, mode 0600. On any
-failure nothing half-written is left behind, and no spool with personal data survives.
+:func:`write_rollback_report` renders a ``migrate.rollback.RollbackResult``; it reads no
+store. The result's records (every planned row, conflict and notice) are streamed once into
+write-only sheets and once into the JSON's arrays, so a run of a million rows never sits in
+memory. The Summary comes first (links to every other sheet; the JSON's ``summary`` object
+first); both files are written under temporary names and renamed into place together, mode
+0600. On any failure nothing half-written is left behind.
 
 Workbook: Summary · Conflicts · Notices · Restore <table> · Delete <table> (a sheet per table
 that has such rows). Every table sheet has a frozen
@@ -28,13 +28,12 @@ from core.schema import TARGET_TABLES
 from reports import xlsx
 from reports.safe import mask_credentials
 
-if TYPE_CHECKING:  # types only: the analysis imports this module, not the other way round
-    from migrate.rollback import Conflict, PlannedRow, RollbackResult
-    from migrate.runs import RunInfo
+if TYPE_CHECKING:  # types only
+    from migrate.rollback import RollbackResult
 
 FILE_MODE = 0o600
 TABLES = TARGET_TABLES
-#: The row arrays of the JSON report, in order (each spooled to its own file meanwhile).
+#: The row arrays of the JSON report, in order.
 SECTIONS = ("conflicts", "notices", "restore", "delete")
 JSON_NAME = "rollback.json"
 XLSX_NAME = "rollback.xlsx"
@@ -67,148 +66,89 @@ MODE_TITLE = {
 }
 
 
-class RollbackReport:
-    """A sink for the analysis (spools JSON lines, cheap), and the writer of both report files.
-
-    The workbook is built from the spools in :meth:`finish`, after the analysis: a rollback
-    that executes calls it only once its transaction has ended, so the database is never held
-    while half a million rows are laid out in Excel.
-    """
-
-    def __init__(self, out_dir: Path, *, run: "RunInfo", target: str, mode: str):
-        self.out_dir = Path(out_dir)
-        self.run = run
-        self.target = target
-        self.mode = mode
-        _prepare_folder(self.out_dir)
-        self._token = f"{os.getpid()}-{secrets.token_hex(4)}"
-        self._temps: list[Path] = []
-        self._spools = {}
-        self._wb = None
-        try:
-            for name in SECTIONS:
-                self._spools[name] = self._open_temp(f"{name}.jsonl")
-        except OSError as exc:
-            self.abort()
-            raise OutputError(f"cannot write the rollback report into {self.out_dir}: {_reason(exc)}") from None
-
-    # --- the sink ---------------------------------------------------------------------
-
-    def planned(self, row: "PlannedRow") -> None:
-        self._spool(row.action, row.to_json())
-
-    def conflict(self, conflict: "Conflict") -> None:
-        self._spool("conflicts", conflict.to_json())
-
-    def notice(self, notice: "Conflict") -> None:
-        self._spool("notices", notice.to_json())
-
-    # --- finishing --------------------------------------------------------------------
-
-    def finish(self, result: "RollbackResult") -> list[Path]:
-        """Write the workbook and the JSON from the spools, publish both; returns [json, xlsx]."""
-        try:
-            for spool in self._spools.values():
-                spool.flush()
-            xlsx_temp = self._temp_path(XLSX_NAME)
-            with _create(xlsx_temp, binary=True) as out:
-                self._write_workbook(out, result)
-            json_temp = self._temp_path(JSON_NAME)
-            with _create(json_temp) as out:
-                self._write_json(out, result)
-            final_json, final_xlsx = self.out_dir / JSON_NAME, self.out_dir / XLSX_NAME
-            os.replace(json_temp, final_json)
-            os.replace(xlsx_temp, final_xlsx)
-        except OSError as exc:
-            raise OutputError(f"cannot write the rollback report into {self.out_dir}: {_reason(exc)}") from None
-        finally:
-            self.abort()
-        return [final_json, final_xlsx]
-
-    def abort(self) -> None:
-        """Remove spools and temporary files (idempotent); the published files stay."""
-        for handle in self._spools.values():
-            try:
-                handle.close()
-            except OSError:
-                pass
-        self._spools = {}
-        for path in self._temps:
+def write_rollback_report(result: "RollbackResult", out_dir: Path) -> list[Path]:
+    """Write ``rollback.json`` and ``rollback.xlsx`` for ``result`` into ``out_dir``; returns
+    [json, xlsx] (also recorded in ``result.report_files``). Raises ``OutputError`` when the
+    folder cannot be created or written (nothing is published then)."""
+    out_dir = Path(out_dir)
+    _prepare_folder(out_dir)
+    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    temps = [out_dir / f".{name}.{token}.part" for name in (XLSX_NAME, JSON_NAME)]
+    wb = None
+    try:
+        with _create(temps[0], binary=True) as out:
+            wb = xlsx.new_workbook()
+            _write_workbook(wb, out, result)
+        with _create(temps[1]) as out:
+            _write_json(out, result)
+        final_json, final_xlsx = out_dir / JSON_NAME, out_dir / XLSX_NAME
+        os.replace(temps[1], final_json)
+        os.replace(temps[0], final_xlsx)
+    except BaseException as exc:
+        if wb is not None:
+            xlsx.discard_spools(wb)  # after a failed write; nothing left to remove after a good save
+        for path in temps:
             try:
                 path.unlink(missing_ok=True)
             except OSError:
                 pass
-        self._temps = []
-        if self._wb is not None:
-            xlsx.discard_spools(self._wb)  # after a failed save; nothing left to remove after a good one
-            self._wb = None
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write the rollback report into {out_dir}: {_reason(exc)}") from None
+        raise
+    result.report_files = [final_json, final_xlsx]
+    return list(result.report_files)
 
-    def _write_workbook(self, out, result: "RollbackResult") -> None:
-        wb = self._wb = xlsx.new_workbook()
-        summary = wb.create_sheet(xlsx.SUMMARY_TITLE)
-        summary.sheet_view.tabSelected = True
-        taken = {xlsx.SUMMARY_TITLE}
-        tables = {
-            CONFLICT_SHEET: xlsx.TableWriter(wb, CONFLICT_SHEET, CONFLICT_COLUMNS, taken, fixed_widths={8: 50, 10: 80}),
-            NOTICE_SHEET: xlsx.TableWriter(wb, NOTICE_SHEET, CONFLICT_COLUMNS, taken, fixed_widths={8: 30, 10: 60}),
-        }
-        for kind, columns, widths in ((RESTORE_SHEET, RESTORE_COLUMNS, {3: 80}), (DELETE_SHEET, DELETE_COLUMNS, {})):
-            for table in TABLES:
-                tables[(kind, table)] = xlsx.TableWriter(wb, f"{kind} {table}", columns, taken, fixed_widths=widths)
-        for doc in self._read("conflicts"):
-            tables[CONFLICT_SHEET].append(_conflict_values(doc))
-        for doc in self._read("notices"):
-            tables[NOTICE_SHEET].append(_conflict_values(doc))
-        for doc in self._read("restore"):
-            fields = doc["fields"]
-            tables[(RESTORE_SHEET, doc["table"])].append(
-                [doc["row_key"], doc["legacy_key"], ", ".join(f["field"] for f in fields),
-                 _changes_text(fields, "current", "restored", "->")])
-        for doc in self._read("delete"):
-            tables[(DELETE_SHEET, doc["table"])].append([doc["row_key"], doc["legacy_key"]])
-        # Conflicts and Notices always have a sheet (an empty one says "none"); per-table
-        # Delete and Restore sheets only when the table has such rows.
-        sheets = {name: table.close(always=isinstance(name, str)) for name, table in tables.items()}
-        _summary_sheet(summary, result, sheets)
-        xlsx.order_sheets(wb, [xlsx.SUMMARY_TITLE] + [t for titles in sheets.values() for t, _ in titles])
-        wb.save(out)
-        self._wb = None
 
-    def _read(self, name: str):
-        spool = self._spools[name]
-        spool.seek(0)
-        for line in spool:
-            yield json.loads(line)
+#: The records of each JSON array and workbook section, as ``to_json()`` documents.
+def _documents(result: "RollbackResult", section: str):
+    records = result.records
+    rows = {"conflicts": records.conflicts, "notices": records.notices,
+            "restore": records.restores, "delete": records.deletes}[section]()
+    return (row.to_json() for row in rows)
 
-    # --- internals --------------------------------------------------------------------
 
-    def _spool(self, name: str, document: dict) -> None:
-        handle = self._spools[name]
-        handle.write(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
-        handle.write("\n")
+def _write_workbook(wb, out, result: "RollbackResult") -> None:
+    summary = wb.create_sheet(xlsx.SUMMARY_TITLE)
+    summary.sheet_view.tabSelected = True
+    taken = {xlsx.SUMMARY_TITLE}
+    tables = {
+        CONFLICT_SHEET: xlsx.TableWriter(wb, CONFLICT_SHEET, CONFLICT_COLUMNS, taken, fixed_widths={8: 50, 10: 80}),
+        NOTICE_SHEET: xlsx.TableWriter(wb, NOTICE_SHEET, CONFLICT_COLUMNS, taken, fixed_widths={8: 30, 10: 60}),
+    }
+    for kind, columns, widths in ((RESTORE_SHEET, RESTORE_COLUMNS, {3: 80}), (DELETE_SHEET, DELETE_COLUMNS, {})):
+        for table in TABLES:
+            tables[(kind, table)] = xlsx.TableWriter(wb, f"{kind} {table}", columns, taken, fixed_widths=widths)
+    for doc in _documents(result, "conflicts"):
+        tables[CONFLICT_SHEET].append(_conflict_values(doc))
+    for doc in _documents(result, "notices"):
+        tables[NOTICE_SHEET].append(_conflict_values(doc))
+    for doc in _documents(result, "restore"):
+        fields = doc["fields"]
+        tables[(RESTORE_SHEET, doc["table"])].append(
+            [doc["row_key"], doc["legacy_key"], ", ".join(f["field"] for f in fields),
+             _changes_text(fields, "current", "restored", "->")])
+    for doc in _documents(result, "delete"):
+        tables[(DELETE_SHEET, doc["table"])].append([doc["row_key"], doc["legacy_key"]])
+    # Conflicts and Notices always have a sheet (an empty one says "none"); per-table
+    # Delete and Restore sheets only when the table has such rows.
+    sheets = {name: table.close(always=isinstance(name, str)) for name, table in tables.items()}
+    _summary_sheet(summary, result, sheets)
+    xlsx.order_sheets(wb, [xlsx.SUMMARY_TITLE] + [t for titles in sheets.values() for t, _ in titles])
+    wb.save(out)
 
-    def _temp_path(self, name: str) -> Path:
-        path = self.out_dir / f".{name}.{self._token}.part"
-        self._temps.append(path)
-        return path
 
-    def _open_temp(self, name: str):
-        return _create(self._temp_path(name), mode="w+")
-
-    def _write_json(self, out, result: "RollbackResult") -> None:
-        head = json.dumps(rollback_document(result), indent=2, ensure_ascii=False, default=str)
-        out.write(head[: -len("\n}")])  # reopen the object to append the four arrays
-        for key in SECTIONS:
-            out.write(f',\n  "{key}": [')
-            spool = self._spools[key]
-            spool.seek(0)
-            first = True
-            for line in spool:
-                out.write("\n    " if first else ",\n    ")
-                out.write(line.rstrip("\n"))
-                first = False
-            out.write("\n  ]" if not first else "]")
-        out.write("\n}\n")
+def _write_json(out, result: "RollbackResult") -> None:
+    head = json.dumps(rollback_document(result), indent=2, ensure_ascii=False, default=str)
+    out.write(head[: -len("\n}")])  # reopen the object to append the four arrays
+    for key in SECTIONS:
+        out.write(f',\n  "{key}": [')
+        first = True
+        for doc in _documents(result, key):
+            out.write("\n    " if first else ",\n    ")
+            out.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
+            first = False
+        out.write("\n  ]" if not first else "]")
+    out.write("\n}\n")
 
 
 def rollback_document(result: "RollbackResult") -> dict[str, Any]:

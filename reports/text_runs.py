@@ -52,7 +52,8 @@ def render_rollback(result: RollbackResult) -> str:
     elif result.mode == "executed":
         lines.append(f"run {run.id} ROLLED BACK in one transaction")
     else:
-        lines.append(f"rollback of run {run.id} REFUSED: conflicts with work done since the run")
+        lines.append(f"run {run.id} was NOT rolled back (refused): {result.conflict_count:,} conflict(s) with "
+                     "work done since the run; nothing was changed in the target")
     lines.append(f"run {run.id}: {run.state}, started {_when(run.started_at)} UTC, "
                  f"legacy {mask_credentials(run.legacy_store) or '?'}, by {run.os_user or '?'}@{run.host or '?'}")
     lines.append(f"target {mask_credentials(result.target)}")
@@ -94,6 +95,9 @@ def render_rollback(result: RollbackResult) -> str:
             lines.append(f"CLEAN: `rollback {run.id} --target ... --execute` would undo the run, destroying no later work")
     elif result.mode == "executed":
         lines.append(f"run {run.id} is now marked rolled_back")
+    elif result.mode == "refused":
+        lines.append(f"{result.conflict_count:,} CONFLICT(S): resolve them, then `rollback {run.id} --target ...` "
+                     "(the dry run) again")
     if result.report_files:
         lines.append("report: " + ", ".join(str(p) for p in result.report_files))
     return "\n".join(lines)

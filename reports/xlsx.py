@@ -14,19 +14,15 @@ cannot hold, Excel's cell-length limit) and is written as a string cell, never a
 from __future__ import annotations
 
 import datetime as dt
-import math
+import os
 import re
-import weakref
 from typing import Any, Iterable, Sequence
 
 from openpyxl import Workbook
-from openpyxl.cell import Cell
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-from openpyxl.compat import safe_string
-from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
-from openpyxl.worksheet._writer import WorksheetWriter, create_temporary_file
 from openpyxl.worksheet.hyperlink import Hyperlink
 
 from reports.safe import neutralise
@@ -126,47 +122,25 @@ def cell(ws, value: Any, *, font: Font | None = None, fill: PatternFill | None =
     styled = bool(font or fill or number_format or alignment or border)
     if not styled and not link and not (isinstance(value, str) and value in ERROR_CODES):
         return value  # openpyxl binds ordinary text as 's'; neutralised text never starts with '='
-    style = _style_array(ws, font, fill, number_format, alignment, border) if styled else None
-    c = Cell(ws, row=1, column=1, value=value, style_array=style)  # a write-only cell; placed when appended
+    c = WriteOnlyCell(ws)
+    if font:
+        c.font = font
+    if fill:
+        c.fill = fill
+    if number_format:
+        c.number_format = number_format
+    if alignment:
+        c.alignment = alignment
+    if border:
+        c.border = border
+    # The value after the style: a datetime bound first would register openpyxl's default
+    # date format in the workbook, unused once the cell's own format replaces it.
+    c.value = value
     if isinstance(value, str):
-        c.data_type = "s"
+        c.data_type = "s"  # '#N/A' and the like: text, not an error value
     if link:
         c.hyperlink = Hyperlink(ref=c.coordinate, location=sheet_location(link), display=str(value))
     return c
-
-
-#: Per workbook: (font, fill, number format, alignment, border) -> the style of a cell with them.
-_STYLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _style_array(ws, font, fill, number_format, alignment, border) -> StyleArray:
-    """The style (indexes into the workbook's fonts, fills …) of a cell with these attributes.
-
-    Setting ``cell.font`` and the like hashes the style object to find its index in the
-    workbook: per cell, that cost as much as writing the cell. The combinations used are a
-    handful of module constants, so each is set once on a probe cell per workbook and its
-    style copied into every later cell (``Cell(style_array=...)`` copies it); the workbook
-    registers the styles in the same order either way.
-    """
-    known = _STYLES.setdefault(ws.parent, {})
-    # Keyed by identity (hashing the style objects is the very cost avoided); the objects are
-    # kept in the entry so that their ids cannot be reused by others while it exists.
-    key = (id(font), id(fill), number_format, id(alignment), id(border))
-    entry = known.get(key)
-    if entry is None:
-        probe = Cell(ws)
-        if font:
-            probe.font = font
-        if fill:
-            probe.fill = fill
-        if number_format:
-            probe.number_format = number_format
-        if alignment:
-            probe.alignment = alignment
-        if border:
-            probe.border = border
-        entry = known[key] = (probe._style, (font, fill, alignment, border))  # noqa: SLF001 (openpyxl's own copy idiom)
-    return entry[0]
 
 
 def sheet_location(title: str) -> str:
@@ -284,142 +258,15 @@ def multiline_styles(values: Sequence[Any], styles: dict[int, dict] | None) -> d
     return merged
 
 
-# ---- rows written as XML text -----------------------------------------------------------
-#: The cell() styling keywords, in the order _style_array takes them.
-_STYLE_KEYS = ("font", "fill", "number_format", "alignment", "border")
-#: Characters the sheet's XML cannot carry even as references (lone surrogates, U+FFFE/FFFF):
-#: a value holding one takes openpyxl's path, which refuses it as it always has.
-_NOT_XML = re.compile("[\ud800-\udfff\ufffe\uffff]")
-_XML_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
-
-
 def is_styled(value: Any, style: dict | None) -> bool:
     """Whether a table cell takes its style: an empty cell only for a fill (an ALTERED value
     that became NULL is still marked), any other value for any style."""
     return bool(style) and (value is not None or "fill" in style)
 
 
-class _SheetFile(WorksheetWriter):
-    """openpyxl's writer of one write-only sheet, streaming into a file this process holds
-    open, so that rows can be written into it as text between openpyxl's own output."""
-
-    def __init__(self, ws) -> None:
-        self.path = create_temporary_file()  # registered: openpyxl removes it after saving, or at exit
-        self.file = open(self.path, "wb")  # noqa: SIM115 — closed by close()
-        super().__init__(ws, out=self.file)
-
-    def close(self) -> None:
-        try:
-            super().close()  # ends openpyxl's XML stream (the sheet's last tags)
-        finally:
-            self.file.close()  # also after a failure: discard_spools then removes the file
-            self.out = self.path  # the saved workbook copies the sheet from this path
-
-
-class RowStream:
-    """The rows of one write-only sheet, streamed into its XML.
-
-    openpyxl turns each appended value into a cell object and writes it element by element,
-    which was most of the reports' time at a million crimes. A row of plain values — text,
-    numbers, empty cells, with or without a style — is written here as XML text instead, byte
-    for byte what openpyxl writes for it (a test compares the sheets), at about a third of the
-    cost (figures: bench/README.md). Any other row (dates, links, row heights) takes openpyxl's
-    own path into the same stream.
-
-    Uses openpyxl's write-only internals (3.1; pinned below 4): the sheet's writer and its
-    ``xf`` stream, and the sheet's ``_rows`` generator, which ``close()`` ends as its own.
-    """
-
-    def __init__(self, ws) -> None:
-        writer = _SheetFile(ws)
-        ws._writer = writer  # noqa: SLF001 — instead of the one ws._get_writer() would make
-        writer.write_top()  # the sheet's head: its layout must be set before
-        self.ws = ws
-        self.next_row = 1
-        self._file = writer.file
-        self._style_ids: dict[int, tuple] = {}
-        self._rows = self._stream(writer)
-        next(self._rows)
-        ws._rows = self._rows  # noqa: SLF001 — ws.append() and ws.close() now use this stream
-
-    def _stream(self, writer):
-        ws = self.ws
-        xf = writer.xf.send(True)
-        with xf.element("sheetData"):
-            try:
-                while True:
-                    row = yield
-                    if type(row) is bytes:
-                        xf.flush()  # what the XML writer holds goes first
-                        self._file.write(row)
-                    else:  # ws.append(): openpyxl's own path
-                        writer.write_row(xf, ws._values_to_row(row, self.next_row), self.next_row)  # noqa: SLF001
-                    self.next_row += 1
-            except GeneratorExit:
-                pass
-        writer.xf.send(None)
-
-    def append_plain(self, values: Sequence[Any], styles: Sequence[dict | None]) -> bool:
-        """Write ``values`` as the next row if they are plain (above); False, nothing written,
-        if not. ``styles``: per column, the keywords :func:`cell` would be given (or None)."""
-        xml = self._row_xml(values, styles)
-        if xml is None:
-            return False
-        self._rows.send(xml)
-        return True
-
-    def _row_xml(self, values: Sequence[Any], styles: Sequence[dict | None]) -> bytes | None:
-        if len(values) > len(_COLUMN_LETTERS) or any(style and "link" in style for style in styles):
-            return None
-        r = str(self.next_row)
-        parts = ['<row r="', r, '">']
-        for column, (value, style) in enumerate(zip(values, styles)):
-            kind = type(value)
-            if value is None:
-                style_id = self._style_id(style) if is_styled(value, style) else None
-                if style_id is not None:
-                    parts.append(f'<c r="{_COLUMN_LETTERS[column]}{r}" s="{style_id}" t="n"></c>')
-                continue
-            # A style joins the workbook's list when a cell first uses it, as with openpyxl.
-            style_id = self._style_id(style) if style else None
-            head = f'<c r="{_COLUMN_LETTERS[column]}{r}"' + (f' s="{style_id}"' if style_id is not None else "")
-            if kind is str:
-                value = text_value(value)
-                if not value:
-                    parts.append(head + ' t="inlineStr"></c>')
-                    continue
-                if not value.isascii() and _NOT_XML.search(value):
-                    return None
-                space = ' xml:space="preserve"' if value != value.strip() else ""
-                parts.append(f'{head} t="inlineStr"><is><t{space}>{value.translate(_XML_TEXT)}</t></is></c>')
-            elif kind is int or (kind is float and math.isfinite(value)):
-                parts.append(f'{head} t="n"><v>{safe_string(value)}</v></c>')
-            else:
-                return None
-        parts.append("</row>")
-        # Non-ASCII as character references: the sheet's XML is written in ASCII, as openpyxl's is.
-        return "".join(parts).encode("ascii", "xmlcharrefreplace")
-
-    def _style_id(self, style: dict) -> str | None:
-        """The workbook's index of the style these :func:`cell` keywords give (None: no style).
-        Remembered by the dict's identity — callers pass the same few dicts, each kept here
-        with its id so the id cannot be reused — for at most _CACHED of them."""
-        cached = self._style_ids.get(id(style))
-        if cached is not None and cached[0] is style:
-            return cached[1]
-        array = _style_array(self.ws, *(style.get(k) for k in _STYLE_KEYS))
-        style_id = str(self.ws.parent._cell_styles.add(array)) if any(array) else None  # noqa: SLF001
-        if len(self._style_ids) < _CACHED:
-            self._style_ids[id(style)] = (style, style_id)
-        return style_id
-
-
-#: Style dicts (and their merges) remembered per sheet or table: a caller building new dicts
-#: for every row must not make the cache grow with the rows.
+#: Style dicts (and their merges) remembered per table: a caller building new dicts for every
+#: row must not make the cache grow with the rows.
 _CACHED = 64
-
-#: Column letters of the first 100 columns (a table has a dozen at most; more: openpyxl's path).
-_COLUMN_LETTERS = [get_column_letter(i) for i in range(1, 101)]
 
 
 # ---- tables that stream over as many sheets as they need ----------------------------------
@@ -451,7 +298,6 @@ class TableWriter:
         self._numeric: set[int] = set()
         self._pending: list[tuple] = []  # rows seen before the widths are fixed
         self._ws = None
-        self._stream: RowStream | None = None
         self._merged_styles: dict[tuple, tuple] = {}
         self._rows_here = 0
 
@@ -482,10 +328,6 @@ class TableWriter:
         if lines > 1:
             styles = multiline_styles(values, styles)
         cell_styles = self._cell_styles(len(values), styles)
-        if lines == 1 and self._stream.append_plain(values, cell_styles):
-            self._rows_here += 1
-            self.sheets[-1][1] = self._rows_here
-            return
         row = [cell(ws, v, **style) if is_styled(v, style) else cell(ws, v) for v, style in zip(values, cell_styles)]
         row_index = self._rows_here + 2
         if lines > 1:
@@ -526,7 +368,6 @@ class TableWriter:
             head += [None, back_link(ws)]
         ws.freeze_panes = "A2"
         print_layout(ws)
-        self._stream = RowStream(ws)
         ws.append(head)
         self._ws = ws
         self._rows_here = 0
@@ -552,23 +393,21 @@ def discard_spools(wb: Workbook) -> None:
 
     openpyxl keeps each unsaved sheet in a file under the temp folder until the workbook is
     saved, or until the interpreter exits. They hold the same personal data as the reports,
-    so a failure must not leave them behind for the rest of a long-running process.
+    so a failure must not leave them behind for the rest of a long-running process. Saving is
+    openpyxl's one public way to remove them, so an unsaved workbook is saved into the null
+    device: each sheet's stream is ended and its file deleted as it is copied. A workbook
+    whose save was begun is left alone: a save that succeeded removed every file, and one that
+    failed half-way removed those it copied (the rest go when the process ends).
     """
-    for ws in wb.worksheets:
-        rows = getattr(ws, "_rows", None)
-        if rows is not None:
+    if any(ws.closed for ws in wb.worksheets):  # save() closes each sheet as it copies it
+        return
+    try:
+        with open(os.devnull, "wb") as sink:
+            wb.save(sink)
+    except Exception:  # e.g. a sheet left half-written by the failure: nothing more to remove
+        for ws in wb.worksheets:
             try:
-                rows.close()  # end the row stream first, or it complains when collected
+                if not ws.closed:
+                    ws.close()  # ends the sheet's XML stream, which would complain when collected
             except Exception:
                 pass
-        writer = getattr(ws, "_writer", None)
-        if writer is None:
-            continue
-        try:
-            writer.close()
-        except Exception:  # already closed or half-written; removing the file is what matters
-            pass
-        try:
-            writer.cleanup()
-        except (OSError, ValueError):
-            pass

@@ -20,12 +20,12 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from core import schema
-from core.errors import RollbackConflicts, RunInProgress, RunNotFound
+from core.errors import RunInProgress, RunNotFound
 from main import app
 from mappings import ids
 from migrate import rollback as rb
 from migrate.engine import migrate
-from migrate.rollback import rollback
+from reports.rollback_report import write_rollback_report
 from tests.opus_fixture import make_legacy, update_legacy, table_digests
 
 ALL_TABLES = tuple(schema.target_metadata.tables)  # iOPS and mig_ tables
@@ -139,6 +139,21 @@ def run_twice(legacy: str, target: str, *, later_second: bool = False) -> tuple[
     second = migrate(legacy, target, batch_size=3)
     assert second.counts["person"].updated == 2 and second.counts["crime"].written == 1
     return first.run_id, second.run_id, after_first, snapshot(target, ALL_TABLES)
+
+
+def rollback(target: str, run_id: int, *, execute: bool = False, out_dir: Path):
+    """The rollback as the command line does it: the library's result, its report written into ``out_dir``."""
+    with rb.rollback(target, run_id, execute=execute) as result:
+        if result.mode != "already_rolled_back":
+            write_rollback_report(result, out_dir)
+    return result
+
+
+def refused(target: str, run_id: int, out_dir: Path):
+    """An execution refused for conflicts: nothing done, mode ``refused``, exit code 1, report written."""
+    result = rollback(target, run_id, execute=True, out_dir=out_dir)
+    assert result.mode == "refused" and result.exit_code == 1 and result.conflict_count
+    return result
 
 
 def kinds(result) -> dict[str, int]:
@@ -298,8 +313,7 @@ def test_a_generated_store_round_trips_and_officers_work_is_found(target_backend
 
     # The new link is removed: the edits still block.
     execute_sql(target, schema.crime_person.delete().where(schema.crime_person.c.crime_id == new_crime["crime_id"]))
-    with pytest.raises(RollbackConflicts):
-        rollback(target, run.run_id, execute=True, out_dir=tmp_path / "exec")
+    refused(target, run.run_id, tmp_path / "exec")
 
     # The edits are undone: the rollback goes through, and only the officers' own crime is left.
     engine = sa.create_engine(target)
@@ -331,9 +345,9 @@ def test_an_edited_crime_is_a_conflict_until_the_edit_is_undone(target_backend, 
     assert conflict.run_action == "insert" and "inserted" in conflict.detail
     assert dry.tables["crime"].conflicts == 1
 
-    with pytest.raises(RollbackConflicts) as refused:
-        rollback(target, run.run_id, execute=True, out_dir=tmp_path / "exec")
-    assert refused.value.exit_code == 1 and "rollback.xlsx" in str(refused.value)
+    refusal = refused(target, run.run_id, tmp_path / "exec")
+    assert [p.name for p in refusal.report_files] == ["rollback.json", "rollback.xlsx"]
+    assert json.loads(refusal.report_files[0].read_text(encoding="utf-8"))["mode"] == "refused"
     assert snapshot(target, ALL_TABLES) == edited  # refused means nothing changed, not even the run state
 
     execute_sql(target, crime.update().where(crime.c.crime_id == crime_id).values(mo_summary=original))
@@ -380,8 +394,7 @@ def test_rows_added_in_iops_that_depend_on_migrated_rows_are_conflicts(target_ba
     assert all(c.written_by_run is None for c in dry.conflicts)
     assert any("entered in iOPS" in c.detail for c in dry.conflicts)
 
-    with pytest.raises(RollbackConflicts):
-        rollback(target, run.run_id, execute=True, out_dir=tmp_path / "exec")
+    refused(target, run.run_id, tmp_path / "exec")
     assert snapshot(target, ALL_TABLES) == with_new_work
 
     engine = sa.create_engine(target)
@@ -420,8 +433,7 @@ def test_later_runs_must_be_rolled_back_first(target_backend, make_store, legacy
     assert dependent.table == "crime_person" and dependent.written_by_run == run2
     assert f"roll back run {run2} first" in dependent.detail
 
-    with pytest.raises(RollbackConflicts):
-        rollback(target, run1, execute=True, out_dir=tmp_path / "exec")
+    refused(target, run1, tmp_path / "exec")
 
     rollback(target, run2, execute=True, out_dir=tmp_path / "exec2")
     assert snapshot(target) == {k: after_first[k] for k in schema.TARGET_TABLES}
@@ -583,3 +595,51 @@ def test_canonical_values_convert_back_to_their_column_types(column):
     value = samples[type(column.type).__name__]
     assert rb.from_canonical(column.type, canonical(value)) == value
     assert rb.from_canonical(column.type, None) is None
+
+
+# ------------------------------------------------------------------------------ the result and its report
+
+
+def test_the_migration_package_writes_no_report_and_imports_nothing_from_reports(make_store, legacy, tmp_path,
+                                                                                 monkeypatch):
+    """Results are data; reports/ renders them. A dry run through the library writes no file."""
+    import ast
+
+    package = Path(rb.__file__).parent
+    for path in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not [n for n in names if n == "reports" or n.startswith("reports.")], path.name
+
+    target = make_store("sqlite", "target")
+    run = migrate(legacy, target, batch_size=3)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    with rb.rollback(target, run.run_id) as dry:
+        assert dry.mode == "dry_run" and dry.report_files == []
+    assert list(cwd.iterdir()) == []  # no ./rollback-report/, no spool
+
+
+def test_records_stream_every_row_beyond_what_the_result_keeps_in_memory(make_store, legacy, tmp_path, monkeypatch):
+    monkeypatch.setattr(rb, "KEPT_IN_MEMORY", 2)  # the lists keep two; the records keep all
+    monkeypatch.setattr(rb, "RECORDS_IN_MEMORY", 64)  # and move to their anonymous file at once
+    target = make_store("sqlite", "target")
+    run1, run2, _, _ = run_twice(legacy, target)
+    with rb.rollback(target, run1) as dry:
+        conflicts, deletes = list(dry.records.conflicts()), list(dry.records.deletes())
+        assert len(dry.conflicts) == 2 and len(conflicts) == dry.conflict_count == 7
+        assert conflicts[:2] == dry.conflicts and all(isinstance(c, rb.Conflict) for c in conflicts)
+        assert len(deletes) == dry.delete_count and {p.action for p in deletes} == {"delete"}
+        assert list(dry.records.restores()) == []  # run 1 inserted everything
+        # Readers keep their own place: two at once read the same rows.
+        first, second = dry.records.deletes(), dry.records.deletes()
+        assert [(a, b) for a, b in zip(first, second) if a != b] == []
+        paths = write_rollback_report(dry, tmp_path / "report")
+    doc = json.loads(paths[0].read_text(encoding="utf-8"))
+    assert len(doc["conflicts"]) == 7 and doc["conflicts"][6] == conflicts[6].to_json()
+    assert doc["delete"] == [{"table": p.table, "row_key": p.row_key, "legacy_key": p.legacy_key} for p in deletes]
+    with rb.rollback(target, run2) as dry2:
+        restores = list(dry2.records.restores())
+        assert len(restores) == dry2.restore_count > 0 and all(p.action == "restore" for p in restores)

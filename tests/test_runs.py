@@ -32,7 +32,8 @@ def test_runs_report_states_counts_and_who(target_backend, make_store, legacy, t
     change_legacy(legacy)
     second = migrate(legacy, target, batch_size=3)
     interrupted = migrate(legacy, target, batch_size=1, stop_after_batches=1)  # nothing left to write but reads
-    rollback(target, second.run_id, execute=True, out_dir=tmp_path / "rb")
+    with rollback(target, second.run_id, execute=True) as undone:
+        assert undone.mode == "executed"
 
     runs = list_runs(target)
     assert [r.id for r in runs] == [first.run_id, second.run_id, interrupted.run_id]

@@ -1,11 +1,11 @@
-"""reports.xlsx.RowStream: plain rows written as XML text must be byte for byte what openpyxl
-writes for the same cells, and anything else must take openpyxl's own path in the same stream."""
+"""reports.xlsx: what a table's rows hold once the workbook is read back with openpyxl's public
+API — values and their types, number formats, fills, fonts, alignments, links, row heights —
+and that a table continues on numbered sheets in order."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-import zipfile
 
 import openpyxl
 import pytest
@@ -15,81 +15,91 @@ from reports import xlsx
 FILL = {"fill": xlsx.EXPECTED_FILL}
 NUMBER = {"number_format": "0.0"}
 BOLD = {"font": xlsx.LABEL_FONT, "alignment": xlsx.CENTRE}
+HEADER = ["a", "b", "c", "d", "e"]
 
-#: Rows of (values, per-column styles) that the text path must write as openpyxl does.
-PLAIN_ROWS = [
-    (["crime", "ALTERED", "CR/000001/18", "CRI-2018-000001", None], [None, None, None, None, None]),
-    (["  leading", "trailing  ", " both ", "\ttab", "x\ty"], [None] * 5),
-    (["a & b", "<tag>", "x > y", "\"quoted\" 'single'", "]]>"], [None] * 5),
-    (["Müller", "O'Brien, Seán", "◀ Summary", "emoji 😀 here", "漢字"], [None] * 5),
-    (["", "#N/A", "#DIV/0!", "=1+1", "@SUM(A1)"], [None] * 5),
-    (["+44 161", "-3", "1e5", "\x01control\x1f", "cr\rlf\r\nend"], [None] * 5),
-    ([0, -7, 2**53 + 1, 93.5, 1e-7], [None] * 5),
-    ([12.25, None, "expected", None, "new"], [NUMBER, FILL, FILL, NUMBER, {"fill": xlsx.DIFFERS_FILL}]),
-    (["bold", 3, None, "", "x" * 40000], [BOLD, BOLD, BOLD, FILL, None]),
-    ([None, None, None, None, "only the last"], [None, NUMBER, BOLD, None, None]),
+#: Rows of (values, per-column styles) as TableWriter is given them.
+ROWS = [
+    (["crime", "ALTERED", "CR/000001/18", "CRI-2018-000001", None], None),
+    (["  leading", "trailing  ", " both ", "\ttab", "x\ty"], None),
+    (["a & b", "<tag>", "x > y", "\"quoted\" 'single'", "]]>"], None),
+    (["Müller", "O'Brien, Seán", "◀ Summary", "emoji 😀 here", "漢字"], None),
+    (["", "#N/A", "#DIV/0!", "=1+1", "@SUM(A1)"], None),
+    (["+44 161", "-3", "1e5", "\x01control\x1f", "plain"], None),
+    ([0, -7, 2**53, 93.5, 1e-7], None),
+    ([12.25, None, "expected", None, "new"], {0: NUMBER, 1: FILL, 2: FILL, 3: NUMBER, 4: {"fill": xlsx.DIFFERS_FILL}}),
+    (["bold", 3, None, "", "x" * 40000], {0: BOLD, 1: BOLD, 2: BOLD, 3: FILL}),
+    ([None, None, None, None, "only the last"], {1: NUMBER, 2: BOLD}),
+    (["when", dt.datetime(2019, 7, 1, 12, 30, tzinfo=dt.timezone.utc), True, float("nan"), "cr\rlf\r\nend"], None),
 ]
 
 
-def _openpyxl_cells(ws, values, styles):
-    """The row as TableWriter hands it to openpyxl: styled cells only where a style applies."""
-    return [xlsx.cell(ws, v, **style) if style and (v is not None or "fill" in style) else xlsx.cell(ws, v)
-            for v, style in zip(values, styles)]
-
-
-def _saved(wb) -> dict[str, bytes]:
+def _saved(wb) -> openpyxl.Workbook:
     out = io.BytesIO()
     wb.save(out)
-    with zipfile.ZipFile(out) as z:
-        return {name: z.read(name) for name in z.namelist() if name != "docProps/core.xml"}  # a timestamp
+    return openpyxl.load_workbook(io.BytesIO(out.getvalue()))
 
 
-def _workbook(rows, *, text_path: bool) -> dict[str, bytes]:
+def _table(rows, **options):
     wb = xlsx.new_workbook()
-    ws = wb.create_sheet("t")
-    ws.freeze_panes = "A2"
-    stream = xlsx.RowStream(ws) if text_path else None
-    ws.append(xlsx.header_row(ws, ["a", "b", "c", "d", "e"]))
+    table = xlsx.TableWriter(wb, "t", HEADER, set(), **options)
     for values, styles in rows:
-        if text_path:
-            assert stream.append_plain(values, styles), values
-        else:
-            ws.append(_openpyxl_cells(ws, values, styles))
-    return _saved(wb)
+        table.append(values, styles)
+    sheets = table.close()
+    return _saved(wb), sheets
 
 
-def test_plain_rows_are_written_byte_for_byte_as_openpyxl_writes_them():
-    ours = _workbook(PLAIN_ROWS, text_path=True)
-    theirs = _workbook(PLAIN_ROWS, text_path=False)
-    assert ours.keys() == theirs.keys()
-    for name in theirs:
-        assert ours[name] == theirs[name], name
+def _expected(value):
+    if isinstance(value, str):
+        return xlsx.text_value(value) or None  # an empty string reads back as an empty cell
+    if isinstance(value, dt.datetime):
+        return xlsx.naive_utc(value)
+    if isinstance(value, float) and value != value:
+        return None  # NaN has no spreadsheet number: it reads back as an empty cell
+    return value
 
 
-def test_a_row_that_is_not_plain_takes_openpyxls_path_in_the_same_stream():
-    wb = xlsx.new_workbook()
-    ws = wb.create_sheet("t")
-    stream = xlsx.RowStream(ws)
-    assert stream.append_plain(["first", 1], [None, None])
-    moment = dt.datetime(2019, 7, 1, 12, 30)
-    for values in (["when", moment], ["flag", True], ["lone \ud800 surrogate", 2], ["nan", float("nan")]):
-        assert not stream.append_plain(values, [None, None])
-    assert not stream.append_plain(["link", 3], [{"link": "t"}, None])
-    ws.append(_openpyxl_cells(ws, ["when", moment], [None, None]))  # openpyxl's own path
-    assert stream.append_plain(["third", 3.5], [None, NUMBER])
-    data = _saved(wb)
-
-    sheet = openpyxl.load_workbook(io.BytesIO(_rezip(data)))["t"]
-    assert [[c.value for c in row] for row in sheet.iter_rows()] == [["first", 1], ["when", moment], ["third", 3.5]]
-    assert sheet["B2"].is_date and sheet["B3"].number_format == "0.0"
+def test_values_read_back_as_written_text_stays_text():
+    book, sheets = _table(ROWS)
+    assert sheets == [("t", len(ROWS))]
+    ws = book["t"]
+    assert [c.value for c in ws[1]][:5] == HEADER
+    for r, (values, _) in enumerate(ROWS, start=2):
+        cells = ws[r][:5]
+        assert [c.value for c in cells] == [_expected(v) for v in values], r
+        for c, v in zip(cells, values):
+            if isinstance(v, str) and v:
+                assert c.data_type == "s", (c.coordinate, v)  # never a formula or an error value
+    assert ws["B6"].value == "#N/A" and ws["D6"].value == "'=1+1"  # neutralised, still text
+    assert len(ws["E10"].value) == xlsx.MAX_CELL_CHARS and "the CSV holds the whole value" in ws["E10"].value
 
 
-def _rezip(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as z:
-        for name, content in files.items():
-            z.writestr(name, content)
-    return out.getvalue()
+def test_styles_read_back_on_the_cells_they_were_given():
+    book, _ = _table(ROWS)
+    ws = book["t"]
+    assert ws["A9"].number_format == "0.0" and ws["D9"].number_format == "General"  # None: no number format
+    for coordinate in ("B9", "C9"):  # a fill marks its cell even when the value is empty
+        assert ws[coordinate].fill.fgColor.rgb.endswith("E2EFDA"), coordinate
+    assert ws["E9"].fill.fgColor.rgb.endswith("F8CBAD")
+    assert ws["A10"].font.b and ws["A10"].alignment.horizontal == "center" and ws["B10"].font.b
+    assert not ws["C10"].font.b  # empty: no style but a fill
+    assert ws["D10"].fill.fgColor.rgb.endswith("E2EFDA")
+    assert ws["A2"].fill.fill_type is None and not ws["A2"].font.b
+    moment = ws["B12"]
+    assert moment.is_date and moment.number_format == xlsx.DATETIME_FORMAT
+    # Multi-line text wraps and its row is taller; the header links back to the Summary.
+    assert ws["E12"].alignment.wrap_text and ws.row_dimensions[12].height == 2 * xlsx.LINE_HEIGHT
+    assert ws["G1"].hyperlink.location == "'Summary'!A1" and ws["G1"].font.u == "single"
+    assert ws.freeze_panes == "A2" and ws.auto_filter.ref == f"A1:E{len(ROWS) + 1}"
+
+
+def test_column_styles_apply_to_every_row_and_a_row_style_adds_to_them():
+    rows = [([n, f"v{n}", None, None, None], {1: FILL} if n % 2 else None) for n in range(xlsx.WIDTH_SAMPLE_ROWS + 20)]
+    book, _ = _table(rows, column_styles={0: {"number_format": "0"}, 1: {"font": xlsx.LABEL_FONT}})
+    ws = book["t"]
+    for r in (2, 3, xlsx.WIDTH_SAMPLE_ROWS + 21):
+        n = ws.cell(row=r, column=1).value
+        assert ws.cell(row=r, column=1).number_format == "0" and ws.cell(row=r, column=2).font.b
+        assert ws.cell(row=r, column=2).fill.fgColor.rgb.endswith("E2EFDA") == bool(n % 2)
 
 
 @pytest.mark.parametrize("rows", [1, 3])
@@ -100,20 +110,34 @@ def test_a_table_continued_on_numbered_sheets_keeps_its_rows_in_order(monkeypatc
     for n in range(rows * 2 + 1):
         table.append([n, f"row {n}" + ("\nsecond line" if n == 2 else "")])
     sheets = table.close()
-    data = _saved(wb)
-    book = openpyxl.load_workbook(io.BytesIO(_rezip(data)))
+    assert [title for title, _ in sheets] == ["big"] + [f"big ({k})" for k in range(2, len(sheets) + 1)]
+    book = _saved(wb)
     read = [row for title, _ in sheets for row in book[title].iter_rows(min_row=2, max_col=2, values_only=True)]
     assert read == [(n, f"row {n}" + ("\nsecond line" if n == 2 else "")) for n in range(rows * 2 + 1)]
+    assert all(book[title].freeze_panes == "A2" for title, _ in sheets)
 
 
-def test_styles_built_afresh_for_every_row_do_not_grow_the_caches():
+def test_styles_built_afresh_for_every_row_do_not_grow_the_cache():
     wb = xlsx.new_workbook()
     table = xlsx.TableWriter(wb, "fresh", ["n", "value"], set(), column_styles={0: {"number_format": "0"}})
     for n in range(xlsx.WIDTH_SAMPLE_ROWS + 300):
         table.append([n, f"v{n}"], {1: {"fill": xlsx.DIFFERS_FILL}})  # a new dict every row
-    assert len(table._merged_styles) <= xlsx._CACHED
-    assert len(table._stream._style_ids) <= xlsx._CACHED
+    assert len(table._merged_styles) <= xlsx._CACHED  # our own cache: bounded whatever the caller does
     (title, rows), = table.close()
-    sheet = openpyxl.load_workbook(io.BytesIO(_rezip(_saved(wb))))[title]
+    sheet = _saved(wb)[title]
     assert rows == xlsx.WIDTH_SAMPLE_ROWS + 300
     assert sheet.cell(row=rows + 1, column=2).fill.fgColor.rgb.endswith("F8CBAD")
+
+
+def test_a_failed_workbook_leaves_no_sheet_file_behind(tmp_path, monkeypatch):
+    """discard_spools removes openpyxl's temporary sheet files (personal data) after a failure."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where openpyxl's sheet files go
+    wb = xlsx.new_workbook()
+    table = xlsx.TableWriter(wb, "t", ["n"], set())
+    for n in range(xlsx.WIDTH_SAMPLE_ROWS + 5):
+        table.append([n])
+    assert list(tmp_path.iterdir())  # the sheet streams into a file there
+    xlsx.discard_spools(wb)
+    assert list(tmp_path.iterdir()) == []
