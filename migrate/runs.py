@@ -84,7 +84,8 @@ def list_runs(target_url: str) -> RunList:
                 return RunList(note=f"{masked} has no mig_run table: opus2iops has never migrated into it",
                                target=masked)
             with engine.connect() as conn:
-                rows = conn.execute(sa.select(schema.mig_run).order_by(schema.mig_run.c.run_id)).all()
+                rows = conn.execute(sa.select(*schema.present_columns(engine, schema.mig_run))
+                                    .order_by(schema.mig_run.c.run_id)).all()
             items = [run_info(engine, row) for row in rows]
         note = None if items else f"{masked} has no migration runs yet"
         return RunList(items, note=note, target=masked)
@@ -101,7 +102,8 @@ def load_run(engine: Engine, run_id: int) -> RunInfo:
     if not has_run_table(engine):
         raise RunNotFound(f"no run {run_id}: this target has no migration runs (no mig_run table)")
     with engine.connect() as conn:
-        row = conn.execute(sa.select(schema.mig_run).where(schema.mig_run.c.run_id == run_id)).first()
+        row = conn.execute(sa.select(*schema.present_columns(engine, schema.mig_run))
+                           .where(schema.mig_run.c.run_id == run_id)).first()
     if row is None:
         raise RunNotFound(f"no run {run_id} in this target (list them with `runs --target ...`)")
     return run_info(engine, row)
