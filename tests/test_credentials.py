@@ -236,3 +236,44 @@ def test_no_output_of_a_full_run_holds_a_credential(tmp_path, make_store, mysql_
         engine.dispose()
     assert rows and all("***" in r["legacy_url"] for r in rows)
     assert_masked(repr(rows))
+
+
+# ------------------------------------------------------------------------ a bad URL option
+
+BAD_OPTIONS = {
+    "sqlite": ["timeout=abc", "check_same_thread=maybe", "no_such_option=1"],
+    "postgresql": ["connect_timeout=abc", "no_such_option=1", "sslmode=bogus", "keepalives=abc"],
+    "mysql": ["connect_timeout=abc", "no_such_option=1", "charset=bogus", "ssl_ca=/no/such/ca.pem",
+              "local_infile=maybe", "read_timeout=-1"],
+}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql"])
+def test_a_bad_url_option_is_one_line_naming_the_masked_url_in_every_command(tmp_path, make_store, backend):
+    legacy_ok = make_legacy(f"sqlite:///{tmp_path / 'opus.db'}", crimes=[{"crime_no": "CR/000001/18"}])
+    if backend == "sqlite":
+        base = f"sqlite:///{tmp_path / 'opus.db'}"
+    else:
+        base = make_store(backend, "store")
+        make_legacy(base, crimes=[{"crime_no": "CR/000001/18"}])
+    for option in BAD_OPTIONS[backend]:
+        # Beside the bad option, a credential: the message names the URL, masked.
+        secret = "sslpassword" if backend == "postgresql" else "password"
+        url = f"{base}{'&' if '?' in base else '?'}{option}"
+        url_with_secret = f"{url}&{secret}=k{MARK}" if backend != "sqlite" else url
+        new_target = f"sqlite:///{tmp_path / 'iops.db'}"
+        commands = [["generate", "--legacy", url_with_secret, "--crimes", "5"],
+                    ["migrate", "--legacy", url_with_secret, "--target", new_target],
+                    ["migrate", "--legacy", legacy_ok, "--target", url_with_secret],
+                    ["migrate", "--legacy", legacy_ok, "--target", url_with_secret, "--dry-run"],
+                    ["simulate", "--legacy", legacy_ok, "--target", url_with_secret],
+                    ["reconcile", "--legacy", url_with_secret, "--target", new_target, "--out", str(tmp_path / "o")],
+                    ["runs", "--target", url_with_secret],
+                    ["rollback", "1", "--target", url_with_secret]]
+        if backend != "sqlite":  # the legacy fixture is the SQLite file itself
+            commands.append(["reconcile", "--legacy", legacy_ok, "--target", url_with_secret, "--out", str(tmp_path / "o")])
+        for command in commands:
+            line = assert_one_line_error(run_cli(*command))
+            assert option.split("=")[0] in line, (command, line)  # the URL (or the option) is named
+            assert "bad option in database URL" in line or "invalid" in line, (command, line)
+        assert not (tmp_path / "iops.db").exists()
