@@ -37,6 +37,7 @@ class RunInfo:
     os_user: str | None = None
     pid: int | None = None
     legacy_store: str | None = None  # masked when written; masked again here
+    legacy_fingerprint: str | None = None  # which store the run read (None: recorded by an older version)
     tool_version: str | None = None
     batch_size: int | None = None
 
@@ -58,6 +59,7 @@ class RunInfo:
             "os_user": self.os_user,
             "pid": self.pid,
             "legacy_store": self.legacy_store,
+            "legacy_fingerprint": self.legacy_fingerprint,
             "tool_version": self.tool_version,
             "batch_size": self.batch_size,
         }
@@ -123,6 +125,7 @@ def run_info(engine: Engine, row) -> RunInfo:
         os_user=row.os_user,
         pid=row.pid,
         legacy_store=mask_url(row.legacy_url) if row.legacy_url else None,
+        legacy_fingerprint=getattr(row, "legacy_fingerprint", None),  # absent from older targets
         tool_version=row.tool_version,
         batch_size=row.batch_size,
     )

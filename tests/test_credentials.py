@@ -14,20 +14,18 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
-from typer.testing import CliRunner
 
 from core import db
-from main import app
 from tests.conftest import need_server
 from tests.opus_fixture import make_legacy
-from tests.test_security import _all_output_text
+from tests.test_security import _all_output_text, run_every_command
+from tests.test_user_errors import assert_user_error, run_cli
 
 MARK = "S3cr3t"
 #: The userinfo password as a URL carries it (%40 is "@", %3A is ":") and as the driver gets it.
@@ -39,24 +37,16 @@ OTHER_SECRET_KEYS = ("passwd", "pwd", "secret", "token", "api_key", "sslkey", "a
                      "credentials")
 
 
-def run_cli(*args: str):
-    return CliRunner().invoke(app, list(args))
-
-
 def assert_masked(text: str) -> None:
     assert MARK.lower() not in text.lower(), text
     assert "tPW" not in text  # the tail of a half-masked "@" password
 
 
 def assert_one_line_error(res) -> str:
-    assert not isinstance(res.exception, Exception) or isinstance(res.exception, SystemExit), (
-        f"uncaught {type(res.exception).__name__}: {res.exception}")
-    assert res.exit_code == 2, (res.exit_code, res.output)
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
-    assert "Traceback" not in res.output
+    """Exit 2, one line, no traceback (``assert_user_error``), and no credential anywhere."""
+    line = assert_user_error(res)
     assert_masked(res.output)
-    return lines[0]
+    return line
 
 
 # ------------------------------------------------------------------------ the rule itself
@@ -211,14 +201,7 @@ def test_no_output_of_a_full_run_holds_a_credential(tmp_path, make_store, mysql_
         assert res.exit_code in ok, res.output
         console.append(res.output)
 
-    run("migrate", "--legacy", legacy, "--target", target, "--batch-size", "2", ok=(0,))
-    run("migrate", "--legacy", legacy, "--target", target, "--dry-run", ok=(0,))
-    run("simulate", "--legacy", legacy, "--target", vendor, "--truth", str(tmp_path / "truth.json"), ok=(0,))
-    run("reconcile", "--legacy", legacy, "--target", target, "--out", str(tmp_path / "own"))
-    run("reconcile", "--legacy", legacy, "--target", vendor, "--out", str(tmp_path / "vendor"))
-    run("runs", "--target", target, ok=(0,))
-    run("runs", "--target", target, "--json", ok=(0,))
-    run("rollback", "1", "--target", target, "--out", str(tmp_path / "rollback"))
+    run_every_command(run, legacy, target, vendor, tmp_path, batch_size=2)
     assert any("***" in out for out in console)  # the URLs are shown, masked
 
     outputs = _all_output_text([tmp_path / "own", tmp_path / "vendor", tmp_path / "rollback"], console)

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -25,27 +26,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from typer.testing import CliRunner
 
 from core import db, schema
-from main import app
 from migrate.engine import migrate
 from tests.opus_fixture import make_legacy, table_digests, update_legacy
-
-
-def run_cli(*args: str):
-    return CliRunner().invoke(app, list(args))
-
-
-def assert_refused(res, *fragments: str) -> str:
-    assert not isinstance(res.exception, Exception) or isinstance(res.exception, SystemExit), (
-        f"uncaught {type(res.exception).__name__}: {res.exception}")
-    assert res.exit_code == 2, (res.exit_code, res.output)
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
+from tests.test_simulate import _table_names
+from tests.test_user_errors import assert_user_error as assert_refused
+from tests.test_user_errors import run_cli
 
 
 def small_legacy(url: str, rec_date: str = "15/06/2018", crimes: int = 3) -> str:
@@ -131,14 +118,6 @@ def _legacy_contents(url: str) -> dict[str, str]:
         with engine.connect() as conn:
             return {name: hashlib.sha256(repr(sorted(map(tuple, conn.execute(sa.select(table))))).encode()).hexdigest()
                     for name, table in schema.legacy_tables(engine).items()}
-    finally:
-        engine.dispose()
-
-
-def _table_names(url: str) -> set[str]:
-    engine = sa.create_engine(url)
-    try:
-        return set(sa.inspect(engine).get_table_names())
     finally:
         engine.dispose()
 
@@ -263,3 +242,5 @@ def test_a_target_from_before_the_fingerprint_is_listed_migrated_and_not_resumed
     engine.dispose()
     assert stored[run_id] is None and len(stored) == 2
     assert all(len(v) == 64 for k, v in stored.items() if k != run_id)
+    listed = json.loads(run_cli("runs", "--target", target, "--json").output)
+    assert {r["id"]: r["legacy_fingerprint"] for r in listed} == stored  # what each run read, for an auditor
