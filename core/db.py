@@ -121,8 +121,9 @@ def _create_engine(url: URL, **kwargs) -> Engine:
 
 def _bad_option(url: URL, exc: BaseException) -> UsageError:
     """A URL option the dialect or driver refuses, as one line naming the (masked) URL."""
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return UsageError(f"bad option in database URL {mask_url(url)}: {_scrubbed(reason[0] if reason else type(exc).__name__, url)}")
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    reason = _scrubbed(lines[0] if lines else type(exc).__name__, url)
+    return UsageError(f"bad option in database URL {mask_url(url)}: {reason}")
 
 
 # Import name -> the pip package that provides it, where they differ.
