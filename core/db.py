@@ -11,6 +11,8 @@ import contextlib
 import logging
 import operator
 import os
+import re
+import secrets
 from pathlib import Path
 from typing import Iterator
 
@@ -18,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 
-from core.errors import ConfigError, StoreUnavailable, UsageError
+from core.errors import ConfigError, Opus2IopsError, StoreUnavailable, UsageError
 
 # psycopg logs a warning when it cleans up after a connection that was just lost; with no
 # logging configured, Python prints it to stderr, a second line after our one-line error.
@@ -32,25 +34,71 @@ STREAM_CHUNK = 5000
 def parse_url(url: str) -> URL:
     """Parse a SQLAlchemy URL or raise a one-line ``UsageError``."""
     try:
-        return make_url(url)
+        u = make_url(url)
     except Exception:  # sqlalchemy raises ArgumentError; any failure means the same to a user
         raise UsageError(
             f"not a database URL: {mask_url(url)!r} "
             "(expected e.g. sqlite:///opus.db, postgresql+psycopg://user@host/db, mysql+pymysql://root@host/db)"
         ) from None
+    if "@" in (u.host or ""):
+        # make_url ends the password at its first "@": the rest would be taken for the host and
+        # echoed by the driver's "could not resolve host" message — half the password in clear.
+        raise UsageError(f"the password in {mask_url(url)} contains '@': write it as %40 in the URL")
+    return u
+
+
+# --- credentials: the one rule for masking them ------------------------------------------
+# Every URL shown or stored goes through ``mask_url``; any other text that may hold one (a
+# driver's message, a stored URL written by an older version) through ``mask_secrets``.
+# Over-masking is the safe failure: a query string or host swallowed into "***" is a
+# nuisance, a password half-shown is a leak.
+
+MASK = "***"
+#: Query keys whose value is a credential (password, passwd, pwd, sslpassword, secret, token,
+#: api_key, sslkey, credentials...). Matched anywhere in the key, case-insensitively.
+_SECRET_KEY = r"[^\s=&;?#]*(?:pass|pwd|secret|token|key|cred)[^\s=&;?#]*"
+# "scheme://user:password@": the password runs to the LAST "@" of that run of non-blank text
+# (a raw "@" in it is illegal in a URL, yet typed). The user part may itself hold an "@".
+_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/\s]*):(?P<secret>\S*)@")
+# The same without a scheme, e.g. "alice:s3cret@db.example".
+_BARE_USERINFO = re.compile(r"(?P<head>(?<![\w:/.%+\-])[\w.%+\-]+):(?P<secret>[^\s@/]+)@")
+# "?password=..." / "&token=..." / "password=..." (libpq key=value text): the value runs to the
+# next "&key=", blank or end, so a raw "&" in it does not leave its tail in clear.
+_SECRET_PARAM = re.compile(rf"(?P<head>(?:^|(?<=[\s?&;,(]))(?i:{_SECRET_KEY})\s*=)(?P<secret>.*?)"
+                           rf"(?=&[^\s=&]*=|\s|$)")
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with every credential it may hold replaced by ``***``. Idempotent."""
+    text = _USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", str(text))
+    text = _BARE_USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", text)
+    return _SECRET_PARAM.sub(lambda m: m["head"] + (MASK if m["secret"] else ""), text)
 
 
 def mask_url(url: str | URL) -> str:
-    """The URL with any password replaced by ``***`` — the only form ever printed or written."""
+    """The URL with every credential (password, secret query values) replaced by ``***`` — the
+    only form ever printed or written. A string is masked as written (parseable or not)."""
     if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        # Not parseable: mask anything between "://user:" and "@" by hand.
-        import re
+        url = url.render_as_string(hide_password=False)  # quoted: an "@" in the password is %40
+    return mask_secrets(url)
 
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+
+def _secrets_of(url: URL | None) -> list[str]:
+    """The credential values a URL holds (password, secret query values), longest first."""
+    if url is None:
+        return []
+    found = [url.password] if url.password else []
+    for key, value in url.query.items():
+        if re.fullmatch(_SECRET_KEY, key, re.IGNORECASE):
+            found.extend(v for v in (value if isinstance(value, tuple) else (value,)) if v)
+    return sorted({str(s) for s in found}, key=len, reverse=True)
+
+
+def _scrubbed(text: str, url: URL | None) -> str:
+    """A driver's message made safe: masked, and any credential of ``url`` in it replaced."""
+    for secret in _secrets_of(url):
+        text = text.replace(secret, MASK)
+    return mask_secrets(text)
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -66,7 +114,16 @@ def _create_engine(url: URL, **kwargs) -> Engine:
     except sa.exc.NoSuchModuleError:
         raise UsageError(f"unknown database dialect {url.drivername!r} in {mask_url(url)}") from None
     except sa.exc.ArgumentError as exc:
-        raise UsageError(f"bad database URL {mask_url(url)}: {exc}") from None
+        raise UsageError(f"bad database URL {mask_url(url)}: {_scrubbed(str(exc), url)}") from None
+    except (ValueError, TypeError) as exc:  # a query option the dialect cannot convert (?connect_timeout=abc)
+        raise _bad_option(url, exc) from None
+
+
+def _bad_option(url: URL, exc: BaseException) -> UsageError:
+    """A URL option the dialect or driver refuses, as one line naming the (masked) URL."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    reason = _scrubbed(lines[0] if lines else type(exc).__name__, url)
+    return UsageError(f"bad option in database URL {mask_url(url)}: {reason}")
 
 
 # Import name -> the pip package that provides it, where they differ.
@@ -134,10 +191,25 @@ def _check_backend(backend: str) -> None:
         raise UsageError(f"unsupported database {backend!r}: use sqlite, postgresql or mysql/mariadb")
 
 
+#: Query options of a SQLite URL: SQLAlchemy's own (pysqlite) and SQLite's URI parameters.
+_SQLITE_OPTIONS = frozenset({"timeout", "isolation_level", "detect_types", "check_same_thread",
+                             "cached_statements", "uri", "mode", "cache", "immutable", "nolock", "vfs",
+                             "modeof", "psow"})
+
+
 def _sqlite_file(u: URL) -> Path:
+    """The file a SQLite URL names; an in-memory database or an unknown or bad option is refused
+    (SQLAlchemy would silently ignore an unknown one)."""
     path = u.database or ""
     if not path or path == ":memory:":
         raise UsageError("a store must be a SQLite file, not an in-memory database")
+    unknown = sorted(set(u.query) - _SQLITE_OPTIONS)
+    if unknown:
+        raise UsageError(f"bad option in database URL {mask_url(u)}: unknown SQLite option(s) {', '.join(unknown)}")
+    try:
+        u.get_dialect()().create_connect_args(u)  # converts timeout, check_same_thread...
+    except (ValueError, TypeError) as exc:
+        raise _bad_option(u, exc) from None
     return Path(path)
 
 
@@ -218,9 +290,106 @@ def _wal_store_in_read_only_folder(path: Path) -> bool:
 
 
 def check_connection(engine: Engine, role: str) -> None:
-    with store_errors(engine, role):
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+    """Connect once: an unreachable store is ``StoreUnavailable``; an option the driver refuses
+    only when connecting (psycopg: ``?connect_timeout=abc``; PyMySQL: an unknown keyword) is a
+    ``UsageError`` — both one line naming the masked URL, never a traceback."""
+    try:
+        with store_errors(engine, role):
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+    except Opus2IopsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - drivers refuse options in their own ways (ValueError,
+        # TypeError, psycopg's ProgrammingError, PyMySQL's AttributeError for ?charset=bogus,
+        # FileNotFoundError for a missing ?ssl_ca): any of them at the first connect means the URL.
+        raise _bad_option(getattr(engine, "display_url", engine.url), exc) from None
+
+
+# --- one store named twice --------------------------------------------------------------
+# "A store given as legacy is never written": the same database named as legacy and target
+# is refused before anything is created, however it is spelt. Spellings cannot be compared
+# (relative and absolute paths, symlinks, hard links; localhost, 127.0.0.1 and the machine's
+# name; default and explicit ports; mysql:// and mariadb://), so the stores themselves are
+# asked: a SQLite file by its inode, a server database by a probe the two sessions share.
+
+
+def refuse_same_store(legacy: Engine, target_url: str) -> None:
+    """``UsageError`` when ``target_url`` names the store ``legacy`` is open on.
+
+    Creates nothing: a SQLite target is only ``stat``-ed (a file that does not exist yet is
+    not the legacy store, which does); a server target is connected to through a read-only
+    session. Call it after ``open_legacy`` and before the target is opened for writing.
+    """
+    target = parse_url(target_url)
+    if not _same_store(legacy, target):
+        return
+    raise UsageError(f"--legacy and --target name the same database ({mask_url(target)}): "
+                     "the legacy store is never written; give the iOPS store as --target")
+
+
+def _kind(u: URL) -> str:
+    backend = u.get_backend_name()
+    return "mysql" if backend == "mariadb" else backend
+
+
+def _same_store(legacy: Engine, target: URL) -> bool:
+    legacy_url = getattr(legacy, "display_url", legacy.url)
+    kind = _kind(legacy_url)
+    if kind != _kind(target):
+        return False
+    if kind == "sqlite":
+        target_file = _sqlite_file(target)
+        # samefile compares (st_dev, st_ino): every path, symlink and hard link to one file.
+        return target_file.exists() and os.path.samefile(_sqlite_file(legacy_url), target_file)
+    if kind not in _PROBES:
+        return False
+    probe = _read_only_engine(target)
+    try:
+        check_connection(probe, "target")  # a bad option or an unreachable server: its own one line
+        with connect(legacy, "legacy") as held, connect(probe, "target") as seen:
+            return _PROBES[kind](held, seen)
+    finally:
+        probe.dispose()
+
+
+def _same_postgresql_database(held: sa.Connection, seen: sa.Connection) -> bool:
+    """The legacy session takes an advisory lock under a random key; the target session looks
+    for it among its own database's locks. PostgreSQL scopes advisory locks by database, so it
+    is found exactly when both sessions are in one database of one cluster — whatever host,
+    port or address reached it (a copied cluster, same system identifier, is another store)."""
+    key = (secrets.randbelow(2**31), secrets.randbelow(2**31))
+    held.execute(sa.text("SELECT pg_advisory_lock(:a, :b)"), {"a": key[0], "b": key[1]})
+    try:
+        return bool(seen.execute(sa.text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :a AND objid = :b"
+            " AND objsubid = 2 AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
+            {"a": key[0], "b": key[1]}).scalar_one())
+    finally:
+        held.execute(sa.text("SELECT pg_advisory_unlock(:a, :b)"), {"a": key[0], "b": key[1]})
+        held.rollback()
+        seen.rollback()
+
+
+def _same_mysql_database(held: sa.Connection, seen: sa.Connection) -> bool:
+    """The legacy session takes a named lock (server-wide in MariaDB and MySQL); when the target
+    session sees it held, the two are on one server, and then the same database is the same
+    name (compared as the server compares names: folded when ``lower_case_table_names`` is set)."""
+    name = f"opus2iops-{secrets.token_hex(16)}"
+    held.execute(sa.text("SELECT GET_LOCK(:n, 10)"), {"n": name})
+    try:
+        mine = held.execute(sa.text("SELECT CONNECTION_ID(), DATABASE(), @@lower_case_table_names")).one()
+        holder, database = seen.execute(sa.text("SELECT IS_USED_LOCK(:n), DATABASE()"), {"n": name}).one()
+    finally:
+        held.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
+        held.rollback()
+        seen.rollback()
+    if holder is None or int(holder) != int(mine[0]) or mine[1] is None or database is None:
+        return False
+    return mine[1] == database if not int(mine[2]) else mine[1].lower() == database.lower()
+
+
+_PROBES = {"postgresql": _same_postgresql_database, "mysql": _same_mysql_database}
 
 
 @contextlib.contextmanager
@@ -231,9 +400,10 @@ def store_errors(engine: Engine | None, role: str) -> Iterator[None]:
     except sa.exc.DBAPIError as exc:
         if not _store_failure(exc):
             raise
-        where = mask_url(getattr(engine, "display_url", engine.url)) if engine is not None else role
+        url = getattr(engine, "display_url", engine.url) if engine is not None else None
+        where = mask_url(url) if url is not None else role
         reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
-        raise StoreUnavailable(f"{role} store {where}: {reason}") from None
+        raise StoreUnavailable(f"{role} store {where}: {_scrubbed(reason, url)}") from None
 
 
 def _store_failure(exc: sa.exc.DBAPIError) -> bool:

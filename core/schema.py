@@ -323,6 +323,10 @@ mig_run = Table(
     Column("finished_at", UTCDateTime),
     Column("heartbeat_at", UTCDateTime),
     Column("legacy_url", String(400), nullable=False),  # password masked
+    # What the run read: a fingerprint of the legacy store's content (migrate/engine.py
+    # legacy_fingerprint); a resume must read the same store. Absent from targets made before
+    # it existed: added by the next writing run (ADDED_COLUMNS), NULL for their old runs.
+    Column("legacy_fingerprint", String(64)),
     Column("host", String(120)),
     Column("os_user", String(120)),
     Column("pid", Integer),
@@ -403,10 +407,41 @@ mig_lock = Table(
 MIG_TABLES = tuple(name for name in target_metadata.tables if name.startswith("mig_"))
 
 
+#: Nullable columns of the tool's own tables that later versions added: a target made by an
+#: older version lacks them, and is still ours — the next writing run adds them.
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"mig_run": ("legacy_fingerprint",)}
+
+
 def create_target_schema(engine: Engine) -> None:
-    """Create the iOPS and ``mig_`` tables that are absent (never alters existing ones)."""
+    """Create the iOPS and ``mig_`` tables that are absent; of existing ones, only add the
+    nullable ``ADDED_COLUMNS`` an older version of the tool did not create."""
     check_target_schema(engine)
     target_metadata.create_all(engine, checkfirst=True)
+    _add_missing_columns(engine)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    inspector = sa.inspect(engine)
+    preparer = engine.dialect.identifier_preparer
+    for name, columns in ADDED_COLUMNS.items():
+        have = {c["name"].lower() for c in inspector.get_columns(name)}
+        table = target_metadata.tables[name]
+        for column in (table.c[c] for c in columns if c not in have):
+            # Names and types are this module's constants, quoted by the dialect: no user input.
+            ddl = (f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {preparer.format_column(column)} "
+                   f"{column.type.compile(engine.dialect)}")
+            with engine.begin() as conn:
+                conn.execute(sa.text(ddl))
+
+
+def present_columns(engine: Engine, table: Table) -> list[sa.Column]:
+    """The columns of one of the tool's tables that this store has (an older target may lack
+    some ``ADDED_COLUMNS``): what a reader that must not alter the store selects."""
+    later = set(ADDED_COLUMNS.get(table.name, ()))
+    if not later:
+        return list(table.columns)
+    have = {c["name"].lower() for c in sa.inspect(engine).get_columns(table.name)}
+    return [c for c in table.columns if c.name not in later or c.name in have]
 
 
 def check_target_schema(engine: Engine) -> None:
@@ -417,7 +452,7 @@ def check_target_schema(engine: Engine) -> None:
         if name not in existing:
             continue
         have = {c["name"].lower() for c in inspector.get_columns(name)}
-        lacking = [c.name for c in table.columns if c.name not in have]
+        lacking = [c.name for c in table.columns if c.name not in have and c.name not in ADDED_COLUMNS.get(name, ())]
         if lacking:
             raise ForeignSchemaError(
                 f"target table {name!r} exists but lacks column(s) {', '.join(lacking)}: "

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 
 from core import __version__, schema
 from core.cyclic_gc import manual_cyclic_gc
-from core.db import bulk_insert, mask_url, open_legacy, open_target, store_errors, stream
+from core.db import bulk_insert, mask_url, open_legacy, open_target, refuse_same_store, store_errors, stream
 from core.digest import canonical_row, record_digests, row_digest, text_fingerprint
 from core.errors import RunNotFound, UsageError
 from core.progress import bar
@@ -157,8 +157,13 @@ def migrate(
         raise UsageError("--dry-run and --resume cannot be combined: a dry run has nothing to resume")
     reference = reference or load_reference()
     legacy = open_legacy(legacy_url)
-    # A dry run reads the target (to tell new from unchanged records) but can never write it.
-    target = open_target(target_url, read_only=dry_run)
+    try:
+        refuse_same_store(legacy, target_url)  # before the target (or its SQLite file) is created
+        # A dry run reads the target (to tell new from unchanged records) but can never write it.
+        target = open_target(target_url, read_only=dry_run)
+    except BaseException:
+        legacy.dispose()
+        raise
     try:
         legacy_tables = schema.legacy_tables(legacy)
         with manual_cyclic_gc() as collect:
@@ -174,6 +179,43 @@ def migrate(
         legacy.dispose()
         if target is not None:
             target.dispose()
+
+
+# ------------------------------------------------------------------------------ which store
+
+#: Rows per legacy table, lowest keys first, that identify a store (see ``legacy_fingerprint``).
+FINGERPRINT_ROWS = 64
+#: Besides its key, what a record keeps for life: when it was recorded.
+_FINGERPRINT_FACTS = {"crime": ("rec_date", "rec_time"), "intelligence": ("submit_date", "submit_time")}
+
+
+def legacy_fingerprint(legacy: Engine, tables: dict) -> str:
+    """SHA-256 of what cannot change in an OPUS store between two runs: the lowest
+    ``FINGERPRINT_ROWS`` keys of each migrated table, in the store's own key order, with the
+    date and time each crime and intelligence entry was recorded.
+
+    A resumed run must read the store its run started on (``mig_run.legacy_fingerprint``).
+    "Same store" is the data, not its address: a copy (a rehearsal's, a restored backup, the
+    store moved to another server) continues the run exactly, while another store at the same
+    URL (a regenerated file, another force's backup) must not — an address would judge both
+    wrongly. OPUS lives on (edits, new records, deletions flag rows), so only keys and when
+    they were recorded are used; the free text (intelligence) is never read. Two stores that
+    differ only above their lowest keys are, for a resume, one store that moved on: what
+    changed is a delta, migrated as in cutover.md. A store whose key order differs (another
+    engine's collation) hashes differently too: resuming "after the last key" would skip records.
+    """
+    digest = hashlib.sha256(b"opus2iops legacy fingerprint 1\n")
+    with store_errors(legacy, "legacy"), legacy.connect() as conn:
+        for spec in ENTITIES:
+            table = tables[spec.legacy_table]
+            keys = [table.c[name] for name in spec.key_columns]
+            facts = [table.c[name] for name in _FINGERPRINT_FACTS.get(spec.name, ())]
+            digest.update(f"{spec.name}\n".encode())
+            for row in conn.execute(sa.select(*keys, *facts).order_by(*keys).limit(FINGERPRINT_ROWS)):
+                # CHAR padding differs between engines; the value does not.
+                values = [v.rstrip() if isinstance(v, str) else v for v in row]
+                digest.update(json.dumps(values, default=str).encode() + b"\n")
+    return digest.hexdigest()
 
 
 #: Batches between two manual cyclic collections (see ``core.cyclic_gc``): often enough that
@@ -273,11 +315,13 @@ class _Runner:
     # --- run bookkeeping ------------------------------------------------------------
 
     def _start_or_resume(self, legacy_url: str, resume: int | None):
+        fingerprint = legacy_fingerprint(self.legacy, self.tables)
         if resume is None:
             started = _now()
             with self.target.begin() as conn:
                 run_id = conn.execute(schema.mig_run.insert().values(
                     state="running", started_at=started, heartbeat_at=started, legacy_url=mask_url(legacy_url),
+                    legacy_fingerprint=fingerprint,
                     host=lock.HOST, os_user=_os_user(), pid=os.getpid(), tool_version=__version__,
                     mapping_digest=self.reference.digest, batch_size=self.batch_size, counts="{}",
                 )).inserted_primary_key[0]
@@ -294,6 +338,13 @@ class _Runner:
                     f"run {resume} used different code tables (digest {run.mapping_digest[:12]}, now "
                     f"{self.reference.digest[:12]}): start a new run instead of resuming"
                 )
+            if run.legacy_fingerprint is None:
+                raise UsageError(f"run {resume} was started by an older opus2iops that did not record which legacy "
+                                 "store it read: start a new run instead of resuming")
+            if run.legacy_fingerprint != fingerprint:
+                raise UsageError(
+                    f"run {resume} read another legacy store (fingerprint {run.legacy_fingerprint[:12]}, this one "
+                    f"{fingerprint[:12]}): resume it with the store it started on, or start a new run")
             conn.execute(schema.mig_run.update().where(schema.mig_run.c.run_id == resume)
                          .values(state="running", pid=os.getpid(), host=lock.HOST, heartbeat_at=_now()))
             conn.execute(schema.mig_lock.update().values(run_id=resume))

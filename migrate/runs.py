@@ -37,6 +37,7 @@ class RunInfo:
     os_user: str | None = None
     pid: int | None = None
     legacy_store: str | None = None  # masked when written; masked again here
+    legacy_fingerprint: str | None = None  # which store the run read (None: recorded by an older version)
     tool_version: str | None = None
     batch_size: int | None = None
 
@@ -58,6 +59,7 @@ class RunInfo:
             "os_user": self.os_user,
             "pid": self.pid,
             "legacy_store": self.legacy_store,
+            "legacy_fingerprint": self.legacy_fingerprint,
             "tool_version": self.tool_version,
             "batch_size": self.batch_size,
         }
@@ -84,7 +86,8 @@ def list_runs(target_url: str) -> RunList:
                 return RunList(note=f"{masked} has no mig_run table: opus2iops has never migrated into it",
                                target=masked)
             with engine.connect() as conn:
-                rows = conn.execute(sa.select(schema.mig_run).order_by(schema.mig_run.c.run_id)).all()
+                rows = conn.execute(sa.select(*schema.present_columns(engine, schema.mig_run))
+                                    .order_by(schema.mig_run.c.run_id)).all()
             items = [run_info(engine, row) for row in rows]
         note = None if items else f"{masked} has no migration runs yet"
         return RunList(items, note=note, target=masked)
@@ -101,7 +104,8 @@ def load_run(engine: Engine, run_id: int) -> RunInfo:
     if not has_run_table(engine):
         raise RunNotFound(f"no run {run_id}: this target has no migration runs (no mig_run table)")
     with engine.connect() as conn:
-        row = conn.execute(sa.select(schema.mig_run).where(schema.mig_run.c.run_id == run_id)).first()
+        row = conn.execute(sa.select(*schema.present_columns(engine, schema.mig_run))
+                           .where(schema.mig_run.c.run_id == run_id)).first()
     if row is None:
         raise RunNotFound(f"no run {run_id} in this target (list them with `runs --target ...`)")
     return run_info(engine, row)
@@ -121,6 +125,7 @@ def run_info(engine: Engine, row) -> RunInfo:
         os_user=row.os_user,
         pid=row.pid,
         legacy_store=mask_url(row.legacy_url) if row.legacy_url else None,
+        legacy_fingerprint=getattr(row, "legacy_fingerprint", None),  # absent from older targets
         tool_version=row.tool_version,
         batch_size=row.batch_size,
     )

@@ -65,7 +65,7 @@ from sqlalchemy.engine import Engine
 from core import __version__, schema
 from core.beside import Beside
 from core.cyclic_gc import manual_cyclic_gc
-from core.db import mask_url, open_legacy, parse_url, store_errors
+from core.db import mask_url, open_legacy, parse_url, refuse_same_store, store_errors
 from core.errors import ForeignSchemaError, OutputError, StoreUnavailable, UsageError
 from mappings.outcome import MappingContext
 from mappings.reference import Reference, load_reference
@@ -148,6 +148,7 @@ def reconcile(legacy_url: str, target_url: str, out_dir: str | os.PathLike | Non
 
     legacy = open_legacy(legacy_url)
     try:
+        refuse_same_store(legacy, target_url)  # comparing a store with itself proves nothing
         target = open_target_read_only(target_url)
     except BaseException:
         legacy.dispose()

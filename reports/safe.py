@@ -23,12 +23,14 @@ that slipped past this rule could never be stored as a formula (see ``reports/xl
 Passwords
 ---------
 Store URLs arrive masked by ``core.db.mask_url``; :func:`mask_credentials` masks them again
-(defence in depth) before anything is printed or written.
+(defence in depth, by the same rule) before anything is printed or written.
 """
 
 from __future__ import annotations
 
 import re
+
+from core.db import mask_secrets
 
 #: First characters that make a spreadsheet evaluate a cell (OWASP: = + - @ TAB CR).
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -59,19 +61,9 @@ def neutralise(value):
     return value
 
 
-# A URL's "scheme://user:password@": everything from the colon after the user up to the last
-# "@" of that run of non-blank characters is treated as password. A password with a raw "@"
-# in it (illegal in a URL, yet typed) is still masked entirely; over-masking a query string
-# is the safe failure.
-_URL_CREDENTIALS = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*):(?P<secret>\S*)@")
-# The same without a scheme, e.g. "alice:s3cret@db.example".
-_BARE_CREDENTIALS = re.compile(r"(?P<head>(?<![\w:/.%+\-])[\w.%+\-]+):(?P<secret>[^\s@/]+)@")
-MASK = "***"
-
-
 def mask_credentials(text: str | None) -> str | None:
-    """Mask any ``user:password@`` in ``text`` as ``user:***@``. Idempotent; None stays None."""
+    """Mask every credential in ``text`` (``core.db.mask_secrets``: the one rule). Idempotent;
+    None stays None."""
     if text is None:
         return None
-    text = _URL_CREDENTIALS.sub(lambda m: f"{m['head']}:{MASK}@", str(text))
-    return _BARE_CREDENTIALS.sub(lambda m: f"{m['head']}:{MASK}@", text)
+    return mask_secrets(str(text))

@@ -71,7 +71,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import schema
-from core.db import mask_url, open_legacy, open_target, store_errors, stream
+from core.db import mask_url, open_legacy, open_target, refuse_same_store, store_errors, stream
 from core.errors import OutputError, UsageError
 from core.progress import bar
 from mappings import ids, map_crimes, map_intel, map_links, map_persons
@@ -456,7 +456,12 @@ def simulate(
     started_at = dt.datetime.now(UTC).replace(microsecond=0)
     clock = time.perf_counter()
     legacy = open_legacy(legacy_url)
-    target = open_target(target_url)
+    try:
+        refuse_same_store(legacy, target_url)  # the simulator writes its target
+        target = open_target(target_url)
+    except BaseException:
+        legacy.dispose()
+        raise
     truth = TruthWriter()
     try:
         tables = schema.legacy_tables(legacy)

@@ -53,6 +53,19 @@ def _all_output_text(folders: list[Path], console: list[str]) -> str:
     return "\n".join(parts)
 
 
+def run_every_command(run, legacy: str, target: str, vendor: str, tmp_path: Path, batch_size: int) -> None:
+    """migrate (and a dry run) into ``target``, simulate into ``vendor``, reconcile both (reports
+    in tmp_path/own and /vendor), runs, runs --json, rollback 1 (report in tmp_path/rollback)."""
+    run("migrate", "--legacy", legacy, "--target", target, "--batch-size", str(batch_size), ok=(0,))
+    run("migrate", "--legacy", legacy, "--target", target, "--dry-run", ok=(0,))
+    run("simulate", "--legacy", legacy, "--target", vendor, "--truth", str(tmp_path / "truth.json"), ok=(0,))
+    run("reconcile", "--legacy", legacy, "--target", target, "--out", str(tmp_path / "own"))
+    run("reconcile", "--legacy", legacy, "--target", vendor, "--out", str(tmp_path / "vendor"))
+    run("runs", "--target", target, ok=(0,))
+    run("runs", "--target", target, "--json", ok=(0,))
+    run("rollback", "1", "--target", target, "--out", str(tmp_path / "rollback"))
+
+
 @pytest.mark.slow
 def test_full_run_leaks_no_intelligence_text_or_password_and_never_writes_legacy(tmp_path, make_store):
     runner = CliRunner()
@@ -74,14 +87,7 @@ def test_full_run_leaks_no_intelligence_text_or_password_and_never_writes_legacy
     target = plain.replace("postgres@", f"postgres:{PASSWORD}@", 1)
     assert PASSWORD in target
     vendor = f"sqlite:///{tmp_path / 'vendor.db'}"
-    run("migrate", "--legacy", legacy, "--target", target, "--batch-size", "300", ok=(0,))
-    run("migrate", "--legacy", legacy, "--target", target, "--dry-run", ok=(0,))
-    run("simulate", "--legacy", legacy, "--target", vendor, "--truth", str(tmp_path / "truth.json"), ok=(0,))
-    run("reconcile", "--legacy", legacy, "--target", target, "--out", str(tmp_path / "own"))
-    run("reconcile", "--legacy", legacy, "--target", vendor, "--out", str(tmp_path / "vendor"))
-    run("runs", "--target", target, ok=(0,))
-    run("runs", "--target", target, "--json", ok=(0,))
-    run("rollback", "1", "--target", target, "--out", str(tmp_path / "rollback"))
+    run_every_command(run, legacy, target, vendor, tmp_path, batch_size=300)
     assert _sha(legacy_db) == before, "a command wrote to the legacy store"
 
     outputs = _all_output_text([tmp_path / "own", tmp_path / "vendor", tmp_path / "rollback"], console)
