@@ -13,7 +13,9 @@ import datetime as dt
 from importlib import resources
 
 import sqlalchemy as sa
-from sqlalchemy import Boolean, Column, Date, Index, Integer, MetaData, Numeric, String, Table, Text
+from sqlalchemy import Boolean, Column, Date, Index, Integer, MetaData, Numeric, String, Table
+from sqlalchemy import Text as _PortableText
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
 
@@ -87,6 +89,13 @@ def _stored_instant(value: str | dt.datetime | None) -> dt.datetime | None:
             pass
         value = dt.datetime.fromisoformat(value)
     return as_utc(value)
+
+
+#: Unbounded text, on every engine: every ``Text`` column of the tables below is this type.
+#: SQLAlchemy's Text is MariaDB's TEXT, which holds 65,535 *bytes* (a 22,000-character MO in
+#: the euro sign's 3 bytes): LONGTEXT holds 4 GB there, as text does on PostgreSQL and SQLite.
+#: (What one statement may carry is the server's ``max_allowed_packet``, 16 MB by default.)
+Text = _PortableText().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 
 def uuid_col(name: str, *args, **kw) -> Column:
@@ -311,7 +320,10 @@ mig_checkpoint = Table(
     "mig_checkpoint", target_metadata,
     Column("run_id", Integer, primary_key=True, autoincrement=False),
     Column("entity", String(20), primary_key=True),
-    Column("last_key", String(40)),  # last legacy key (raw, as ordered by the legacy store) committed
+    # The last legacy key committed (JSON of its raw values, as ordered by the legacy store).
+    # Unbounded: a SQLite legacy store holds keys of any length, and JSON escapes each
+    # non-ASCII character of a 12-character key as up to 12 characters.
+    Column("last_key", Text),
     Column("batches", Integer, nullable=False, default=0),
     Column("done", Boolean, nullable=False, default=False),
     Column("counts", Text),  # JSON, cumulative for this entity
