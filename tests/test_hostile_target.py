@@ -156,3 +156,161 @@ def test_every_unbounded_column_of_the_schema_is_unbounded_on_mariadb():
             if isinstance(column.type, sa.Text):
                 ddl = column.type.compile(dialect=mysql.dialect())
                 assert ddl == "LONGTEXT", (table.name, column.name, ddl)
+
+
+# --------------------------------------------------------------------------- foreign targets
+
+ALL_TABLES = tuple(schema.target_metadata.tables)
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def assert_one_line_error(res, *fragments: str) -> str:
+    assert isinstance(res.exception, SystemExit), f"uncaught {type(res.exception).__name__}: {res.exception}"
+    assert res.exit_code == 2, (res.exit_code, res.output)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert "Traceback" not in res.output
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def small_legacy(tmp_path):
+    return make_legacy(f"sqlite:///{tmp_path / 'opus.db'}",
+                       crimes=[{"crime_no": f"CR/{i:06d}/18"} for i in range(1, 6)],
+                       nominals=[{"nom_id": 1}, {"nom_id": 2}],
+                       links=[{"crime_no": "CR/000001/18", "nom_id": 1, "role": "V"}],
+                       intel=[{"intel_no": "IN/000001/18", "subj_nom_id": 1}])
+
+
+def table_names(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def copy_rows(source: str, target: str, table: sa.Table, where=None) -> int:
+    """Put ``source``'s rows of ``table`` into ``target``, as another tool would have written them."""
+    src, dst = sa.create_engine(source), sa.create_engine(target)
+    try:
+        with src.connect() as conn:
+            stmt = sa.select(table) if where is None else sa.select(table).where(where)
+            found = [dict(r) for r in conn.execute(stmt).mappings()]
+        with dst.begin() as conn:
+            conn.execute(table.insert(), found)
+        return len(found)
+    finally:
+        src.dispose()
+        dst.dispose()
+
+
+def test_a_store_another_tool_filled_is_refused_before_anything_is_created(backend, small_legacy, make_store):
+    """iOPS tables holding records whose ids are the very ones we would write, and no mig_ table."""
+    ours = make_store(backend, "ours")
+    assert migrate(small_legacy, ours).state == "complete"
+    foreign = make_store(backend, "foreign")
+    engine = sa.create_engine(foreign)
+    schema.target_metadata.create_all(engine, tables=[schema.target_metadata.tables[n] for n in schema.TARGET_TABLES])
+    engine.dispose()
+    for name in schema.TARGET_TABLES:
+        copy_rows(ours, foreign, schema.target_metadata.tables[name])
+
+    res = run_cli("migrate", "--legacy", small_legacy, "--target", foreign, "--quiet")
+    assert_one_line_error(res, "already holds", "no migration of this tool")
+    assert table_names(foreign) == set(schema.TARGET_TABLES)  # no mig_ table was made
+
+
+def test_a_record_another_tool_wrote_since_is_one_line_not_a_traceback(backend, small_legacy, make_store):
+    """Our bookkeeping is there (a run was interrupted), then another tool writes a crime whose
+    id is the one the resumed run writes: the collision is reported in one line."""
+    ours = make_store(backend, "ours")
+    assert migrate(small_legacy, ours).state == "complete"
+    target = make_store(backend, "target")
+    first = migrate(small_legacy, target, batch_size=2, stop_after_batches=1)  # persons only
+    assert first.state == "interrupted"
+    copy_rows(ours, target, schema.location)
+    assert copy_rows(ours, target, schema.crime, schema.crime.c.legacy_ref == "CR/000003/18") == 1
+
+    res = run_cli("migrate", "--legacy", small_legacy, "--target", target, "--quiet", "--resume", str(first.run_id))
+    line = assert_one_line_error(res, "collides", "did not write")
+    assert "CR/000003/18" not in line  # no value of a record
+
+
+def _like(table: sa.Table, *extra: sa.Column, **replace: sa.Column) -> sa.Table:
+    """A table named and shaped like one of ours (no foreign keys), some columns replaced, some added."""
+    columns = [replace[c.name] if c.name in replace else
+               sa.Column(c.name, c.type, nullable=c.nullable, primary_key=c.primary_key) for c in table.columns]
+    return sa.Table(table.name, sa.MetaData(), *columns, *extra)
+
+
+def _person_with(*extra: sa.Column, replace: dict | None = None) -> sa.Table:
+    return _like(schema.person, *extra, **(replace or {}))
+
+
+def _crime_with(**replace: sa.Column) -> sa.Table:
+    return _like(schema.crime, **replace)
+
+
+FOREIGN_SHAPES = {
+    # name: (the foreign table, the words the refusal must hold, or None: a shape we can write to)
+    "extra-not-null": (lambda: _person_with(sa.Column("nhs_number", sa.String(10), nullable=False)),
+                       ("'person'", "nhs_number", "NOT NULL")),
+    "extra-not-null-with-default": (lambda: _person_with(sa.Column("nhs_number", sa.String(10), nullable=False,
+                                                                   server_default="unknown")), None),
+    "extra-nullable": (lambda: _person_with(sa.Column("nhs_number", sa.String(10))), None),
+    "text-too-short": (lambda: _person_with(replace={"family_name": sa.Column("family_name", sa.String(20),
+                                                                             nullable=False)}),
+                       ("'person'", "family_name", "too small")),
+    "wrong-kind": (lambda: _person_with(replace={"date_of_birth": sa.Column("date_of_birth", sa.Integer)}),
+                   ("'person'", "date_of_birth")),
+    "unbounded-as-varchar": (lambda: _crime_with(mo_summary=sa.Column("mo_summary", sa.String(2000))),
+                             ("'crime'", "mo_summary", "unbounded text")),
+}
+
+
+@pytest.mark.parametrize("shape", list(FOREIGN_SHAPES))
+def test_the_whole_target_shape_is_checked_before_anything_is_created(shape, backend, small_legacy, make_store):
+    make_table, refusal = FOREIGN_SHAPES[shape]
+    target = make_store(backend, "foreign")
+    engine = sa.create_engine(target)
+    foreign = make_table()
+    foreign.create(engine)
+    engine.dispose()
+
+    res = run_cli("migrate", "--legacy", small_legacy, "--target", target, "--quiet")
+    if refusal is None:
+        assert res.exit_code == 0, res.output
+        assert migrate(small_legacy, target).counts["person"].unchanged == 2
+        return
+    assert_one_line_error(res, *refusal, "not an iOPS store")
+    assert table_names(target) == {foreign.name}  # nothing else was created
+
+
+def test_mariadb_text_of_64kb_is_refused_where_unbounded_text_is_needed(make_store, small_legacy):
+    """A target whose MO column is MariaDB's TEXT (65,535 bytes): refused, not a DataError later."""
+    target = make_store("mysql", "foreign")
+    engine = sa.create_engine(target)
+    _crime_with(mo_summary=sa.Column("mo_summary", sa.dialects.mysql.TEXT())).create(engine)
+    engine.dispose()
+    res = run_cli("migrate", "--legacy", small_legacy, "--target", target, "--quiet")
+    assert_one_line_error(res, "'crime'", "mo_summary", "TEXT", "unbounded text")
+
+
+@pytest.mark.parametrize("size", ["0", "-1", "100001", "2147483648", "99999999999999999999999"])
+def test_batch_size_out_of_range_is_one_line(size, small_legacy, tmp_path):
+    target = f"sqlite:///{tmp_path / 'iops.db'}"
+    res = run_cli("migrate", "--legacy", small_legacy, "--target", target, "--quiet", "--batch-size", size)
+    assert_one_line_error(res, "--batch-size", "100,000")
+    assert not (tmp_path / "iops.db").exists() or table_names(target) == set()
+
+
+def test_the_largest_batch_size_is_accepted(small_legacy, tmp_path):
+    target = f"sqlite:///{tmp_path / 'iops.db'}"
+    res = run_cli("migrate", "--legacy", small_legacy, "--target", target, "--quiet", "--batch-size", "100000")
+    assert res.exit_code == 0, res.output
