@@ -118,7 +118,7 @@ def generate(
 def migrate(
     legacy: str = LegacyOpt,
     target: str = TargetOpt,
-    batch_size: int = typer.Option(2000, "--batch-size", min=1, metavar="N", help="Legacy records per batch (one transaction each)."),
+    batch_size: int = typer.Option(2000, "--batch-size", metavar="N", help="Legacy records per batch (one transaction each), 1 to 100,000."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Map and validate everything; write nothing to the target."),
     resume: Optional[int] = typer.Option(None, "--resume", metavar="RUN_ID", help="Continue an interrupted run after its last committed batch."),
     max_rejects: Optional[int] = typer.Option(None, "--max-rejects", min=0, metavar="N", help="Exit 1 when more than N records are rejected (default: rejects are reported, exit 0)."),

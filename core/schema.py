@@ -13,7 +13,9 @@ import datetime as dt
 from importlib import resources
 
 import sqlalchemy as sa
-from sqlalchemy import Boolean, Column, Date, Index, Integer, MetaData, Numeric, String, Table, Text
+from sqlalchemy import Boolean, Column, Date, Index, Integer, MetaData, Numeric, String, Table
+from sqlalchemy import Text as _PortableText
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
 
@@ -87,6 +89,13 @@ def _stored_instant(value: str | dt.datetime | None) -> dt.datetime | None:
             pass
         value = dt.datetime.fromisoformat(value)
     return as_utc(value)
+
+
+#: Unbounded text, on every engine: every ``Text`` column of the tables below is this type.
+#: SQLAlchemy's Text is MariaDB's TEXT, which holds 65,535 *bytes* (a 22,000-character MO in
+#: the euro sign's 3 bytes): LONGTEXT holds 4 GB there, as text does on PostgreSQL and SQLite.
+#: (What one statement may carry is the server's ``max_allowed_packet``, 16 MB by default.)
+Text = _PortableText().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 
 def uuid_col(name: str, *args, **kw) -> Column:
@@ -340,7 +349,10 @@ mig_checkpoint = Table(
     "mig_checkpoint", target_metadata,
     Column("run_id", Integer, primary_key=True, autoincrement=False),
     Column("entity", String(20), primary_key=True),
-    Column("last_key", String(40)),  # last legacy key (raw, as ordered by the legacy store) committed
+    # The last legacy key committed (JSON of its raw values, as ordered by the legacy store).
+    # Unbounded: a SQLite legacy store holds keys of any length, and JSON escapes each
+    # non-ASCII character of a 12-character key as up to 12 characters.
+    Column("last_key", Text),
     Column("batches", Integer, nullable=False, default=0),
     Column("done", Boolean, nullable=False, default=False),
     Column("counts", Text),  # JSON, cumulative for this entity
@@ -400,6 +412,9 @@ mig_lock = Table(
     Column("purpose", String(20), nullable=False),  # migrate | rollback
     Column("host", String(120), nullable=False),
     Column("pid", Integer, nullable=False),
+    # When that process started (migrate.lock.process_start): a pid the OS has since given to
+    # another process is then seen for what it is, a dead holder. NULL where it cannot be known.
+    Column("pid_started", String(80)),
     Column("acquired_at", UTCDateTime, nullable=False),
     Column("heartbeat_at", UTCDateTime, nullable=False),
 )
@@ -414,7 +429,10 @@ ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"mig_run": ("legacy_fingerprint",)}
 
 def create_target_schema(engine: Engine) -> None:
     """Create the iOPS and ``mig_`` tables that are absent; of existing ones, only add the
-    nullable ``ADDED_COLUMNS`` an older version of the tool did not create."""
+    nullable ``ADDED_COLUMNS`` an older version of the tool did not create.
+
+    Not safe against a second process creating them at the same moment: ``migrate`` calls it
+    only while it holds the target lock (``create_lock_table`` first, which is)."""
     check_target_schema(engine)
     target_metadata.create_all(engine, checkfirst=True)
     _add_missing_columns(engine)
@@ -444,20 +462,124 @@ def present_columns(engine: Engine, table: Table) -> list[sa.Column]:
     return [c for c in table.columns if c.name not in later or c.name in have]
 
 
+def create_lock_table(engine: Engine) -> None:
+    """Create ``mig_lock`` if absent, tolerating another process creating it at the same moment.
+
+    Two first runs into a fresh target both see no table and both create it: the loser's
+    CREATE fails (PostgreSQL: a duplicate in its catalogue; MariaDB and SQLite: the table
+    exists). Whoever created it, the table is there, which is all the caller needs before it
+    takes the lock and creates the rest under it."""
+    try:
+        mig_lock.create(engine, checkfirst=True)
+    except sa.exc.DBAPIError:
+        if not sa.inspect(engine).has_table(mig_lock.name):
+            raise
+
+
 def check_target_schema(engine: Engine) -> None:
-    """Refuse a target whose existing tables of our names lack the columns we write."""
+    """Refuse a target whose existing tables of our names cannot take what this tool writes.
+
+    Checked for every table before any is created, so a refused target is left as it was:
+    each column we write must exist with a type that holds its values (kind, length, zone),
+    and the table must have no column of its own that an insert of ours would leave empty
+    while it is NOT NULL without a default."""
     inspector = sa.inspect(engine)
     existing = set(inspector.get_table_names())
     for name, table in target_metadata.tables.items():
         if name not in existing:
             continue
-        have = {c["name"].lower() for c in inspector.get_columns(name)}
-        lacking = [c.name for c in table.columns if c.name not in have and c.name not in ADDED_COLUMNS.get(name, ())]
+        columns = {c["name"].lower(): c for c in inspector.get_columns(name)}
+        lacking = [c.name for c in table.columns
+                   if c.name not in columns and c.name not in ADDED_COLUMNS.get(name, ())]
         if lacking:
+            problem = f"lacks column(s) {', '.join(lacking)}"
+        else:
+            problem = (_first_type_problem(table, columns, engine.dialect)
+                       or _unfilled_columns(table, columns))
+        if problem:
             raise ForeignSchemaError(
-                f"target table {name!r} exists but lacks column(s) {', '.join(lacking)}: "
-                "this is not an iOPS store this tool can write to"
+                f"target table {name!r} exists but {problem}: "
+                "this is not an iOPS store this tool can write to (give it an empty database)"
             )
+
+
+def check_no_foreign_records(engine: Engine) -> None:
+    """Refuse a target whose iOPS tables hold records while no migration of ours is recorded.
+
+    Such a store was filled by another tool (a vendor's migration, ``simulate``): our
+    deterministic ids may collide with its rows, and a rollback could not tell its records
+    from ours."""
+    inspector = sa.inspect(engine)
+    existing = set(inspector.get_table_names())
+    with engine.connect() as conn:
+        if mig_run.name in existing and conn.execute(sa.select(mig_run.c.run_id).limit(1)).first():
+            return
+        for name in TARGET_TABLES:
+            table = target_metadata.tables[name]
+            if name in existing and conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first():
+                raise ForeignSchemaError(
+                    f"the target already holds {name} records that no migration of this tool wrote "
+                    "(no run in mig_run): migrate into an empty iOPS store"
+                )
+
+
+def _first_type_problem(table: Table, columns: dict, dialect) -> str | None:
+    for ours in table.columns:
+        if ours.name not in columns:  # one of ADDED_COLUMNS, added by the next writing run
+            continue
+        theirs = columns[ours.name]["type"]
+        need, have = _holds(ours.type, dialect), _holds(theirs, dialect)
+        if need[0] != have[0] and not (need[0] == "boolean" and have[0] == "integer"):
+            return f"its column {ours.name} is {_ddl(theirs, dialect)}, not {need[0]}"
+        if need[0] == "text" and have[1] is not None and (need[1] is None or have[1] < need[1]):
+            wanted = "unbounded text" if need[1] is None else f"{need[1]} characters"
+            return f"its column {ours.name} is {_ddl(theirs, dialect)}, too small for {wanted}"
+        if need[0] == "instant" and need[1] != have[1]:
+            return f"its column {ours.name} is {_ddl(theirs, dialect)}, not {_ddl(ours.type, dialect)}"
+    return None
+
+
+#: Characters MariaDB's smaller text types hold at worst (their capacity is in bytes; utf8mb4
+#: takes up to 4 a character). LONGTEXT, and text on the other engines, is unbounded.
+_MYSQL_TEXT_CHARACTERS = {mysql.TINYTEXT: 255 // 4, mysql.TEXT: 65_535 // 4, mysql.MEDIUMTEXT: 16_777_215 // 4}
+
+
+def _holds(column_type, dialect) -> tuple[str, object]:
+    """What a column type holds on this engine: (kind, detail). Text: its capacity in
+    characters (None: unbounded); an instant: its DDL (a zone or none is not interchangeable)."""
+    column_type = column_type.dialect_impl(dialect) if column_type._variant_mapping else column_type  # noqa: SLF001
+    affinity = column_type._type_affinity  # noqa: SLF001
+    if affinity is not None and issubclass(affinity, sa.String):
+        if type(column_type) in _MYSQL_TEXT_CHARACTERS:
+            return "text", _MYSQL_TEXT_CHARACTERS[type(column_type)]
+        if issubclass(affinity, sa.Text):
+            return "text", None
+        return "text", getattr(column_type, "length", None)
+    if isinstance(column_type, TypeDecorator):
+        column_type = column_type.impl
+        affinity = column_type._type_affinity  # noqa: SLF001
+    for kind, base in (("boolean", sa.Boolean), ("instant", sa.DateTime), ("date", sa.Date),
+                       ("integer", sa.Integer), ("number", sa.Numeric)):
+        if affinity is not None and issubclass(affinity, base):
+            return kind, (_ddl(column_type, dialect) if kind == "instant" else None)
+    return type(column_type).__name__.lower(), None
+
+
+def _ddl(column_type, dialect) -> str:
+    try:
+        return column_type.compile(dialect=dialect)
+    except sa.exc.CompileError:
+        return type(column_type).__name__
+
+
+def _unfilled_columns(table: Table, columns: dict) -> str | None:
+    ours = {c.name for c in table.columns}
+    unfilled = [name for name, c in columns.items()
+                if name not in ours and not c.get("nullable", True) and c.get("default") is None
+                and c.get("autoincrement") is not True and not c.get("computed") and not c.get("identity")]
+    if unfilled:
+        return f"has NOT NULL column(s) {', '.join(unfilled)} without a default, which this tool does not fill"
+    return None
 
 
 def text_length(table: str, column: str) -> int | None:

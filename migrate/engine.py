@@ -29,7 +29,7 @@ from core import __version__, schema
 from core.cyclic_gc import manual_cyclic_gc
 from core.db import bulk_insert, mask_url, open_legacy, open_target, refuse_same_store, store_errors, stream
 from core.digest import canonical_row, record_digests, row_digest, text_fingerprint
-from core.errors import RunNotFound, UsageError
+from core.errors import ForeignSchemaError, RunNotFound, UsageError
 from core.progress import bar
 from mappings import map_crimes, map_intel, map_links, map_persons
 from mappings.outcome import Mapped, MappingContext
@@ -151,8 +151,9 @@ def migrate(
     ``stop_after_batches`` exists for tests of interruption: the run stops (state
     ``interrupted``) after that many committed batches, as a crash would.
     """
-    if batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise UsageError(f"--batch-size must be between 1 and {MAX_BATCH_SIZE:,} (default 2,000): one batch is "
+                         "one transaction, held in memory whole")
     if dry_run and resume is not None:
         raise UsageError("--dry-run and --resume cannot be combined: a dry run has nothing to resume")
     reference = reference or load_reference()
@@ -172,9 +173,24 @@ def migrate(
             if dry_run:
                 return runner.run_dry(legacy_url, target_url, max_rejects)
             with store_errors(target, "target"):
-                schema.create_target_schema(target)
+                # The whole target's shape first, before anything is created in it; then only
+                # the lock table (two first runs may race to create it), and the rest under the lock.
+                schema.check_target_schema(target)
+                schema.check_no_foreign_records(target)
+                schema.create_lock_table(target)
             with lock.target_lock(target, "migrate", run_id=resume):
-                return runner.run(legacy_url, target_url, resume, max_rejects)
+                with store_errors(target, "target"):
+                    schema.create_target_schema(target)
+                try:
+                    return runner.run(legacy_url, target_url, resume, max_rejects)
+                except sa.exc.IntegrityError as exc:
+                    # Our ids are deterministic and our own rows are looked up first: a collision
+                    # is a row another tool put there since (its values are not repeated here).
+                    raise ForeignSchemaError(
+                        f"a row this migration writes{_table_named_in(exc)} collides with one already in the "
+                        "target that this tool did not write: remove it, or migrate into an empty iOPS store "
+                        "(committed batches are kept; continue with --resume)"
+                    ) from None
     finally:
         legacy.dispose()
         if target is not None:
@@ -216,6 +232,22 @@ def legacy_fingerprint(legacy: Engine, tables: dict) -> str:
                 values = [v.rstrip() if isinstance(v, str) else v for v in row]
                 digest.update(json.dumps(values, default=str).encode() + b"\n")
     return digest.hexdigest()
+
+
+#: The largest ``--batch-size``. A batch is one target transaction, and its legacy rows, mapped
+#: records, ledger and cross-references are all held in memory until it commits (a few KB a
+#: record): 100,000 records are already hundreds of MB and a transaction that long holds its
+#: locks and WAL for minutes, while throughput stops improving within a few thousand (default 2,000).
+MAX_BATCH_SIZE = 100_000
+
+
+def _table_named_in(exc: sa.exc.IntegrityError) -> str:
+    """`` (into TABLE)`` when the failed statement names one of our tables (never a value)."""
+    statement = str(exc.statement or "")
+    for name in schema.target_metadata.tables:
+        if f"INTO {name} " in statement or f'"{name}"' in statement or f"COPY {name} " in statement:
+            return f" (into {name})"
+    return ""
 
 
 #: Batches between two manual cyclic collections (see ``core.cyclic_gc``): often enough that
