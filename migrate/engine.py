@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
