@@ -4,8 +4,9 @@ The analysis in ``migrate.rollback`` streams every planned row, conflict and not
 :class:`RollbackReport` as it finds them, so a run of a million rows never sits in memory:
 rows go straight into write-only sheets and into spool files that become the arrays of the
 JSON. ``finish`` adds the Summary (first sheet, links to every other sheet; the JSON's
-``summary`` object first) and renames both files into place together, mode 0600. On any
-failure nothing half-written is left behind, and no spool with personal data survives.
+``summary`` object first) and publishes both together (``reports.publish``: a reader finds the
+old pair or the new pair, never one of each), mode 0600. On any failure nothing half-written is
+left behind, and no spool with personal data survives.
 
 Workbook: Summary · Conflicts · Notices · Restore <table> · Delete <table> (a sheet per table
 that has such rows). Every table sheet has a frozen
@@ -18,14 +19,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import OutputError
 from core.schema import TARGET_TABLES
 from reports import xlsx
+from reports.publish import SETS, ReportSet
 from reports.safe import mask_credentials
 
 if TYPE_CHECKING:  # types only: the analysis imports this module, not the other way round
@@ -38,6 +37,7 @@ TABLES = TARGET_TABLES
 SECTIONS = ("conflicts", "notices", "restore", "delete")
 JSON_NAME = "rollback.json"
 XLSX_NAME = "rollback.xlsx"
+assert SETS["rollback"] == (XLSX_NAME, JSON_NAME)  # published together, the JSON (the index) last
 
 CONFLICT_SHEET, NOTICE_SHEET, RESTORE_SHEET, DELETE_SHEET = "Conflicts", "Notices", "Restore", "Delete"
 CONFLICT_COLUMNS = ("kind", "table", "row_key", "legacy_key", "run_action", "later_runs", "refers_to",
@@ -80,17 +80,15 @@ class RollbackReport:
         self.run = run
         self.target = target
         self.mode = mode
-        _prepare_folder(self.out_dir)
-        self._token = f"{os.getpid()}-{secrets.token_hex(4)}"
-        self._temps: list[Path] = []
         self._spools = {}
         self._wb = None
+        self._set = ReportSet(self.out_dir, "rollback", what="the rollback report")
         try:
             for name in SECTIONS:
-                self._spools[name] = self._open_temp(f"{name}.jsonl")
-        except OSError as exc:
+                self._spools[name] = self._set.scratch(f"{name}.jsonl")
+        except BaseException:
             self.abort()
-            raise OutputError(f"cannot write the rollback report into {self.out_dir}: {_reason(exc)}") from None
+            raise
 
     # --- the sink ---------------------------------------------------------------------
 
@@ -108,22 +106,19 @@ class RollbackReport:
     def finish(self, result: "RollbackResult") -> list[Path]:
         """Write the workbook and the JSON from the spools, publish both; returns [json, xlsx]."""
         try:
-            for spool in self._spools.values():
-                spool.flush()
-            xlsx_temp = self._temp_path(XLSX_NAME)
-            with _create(xlsx_temp, binary=True) as out:
-                self._write_workbook(out, result)
-            json_temp = self._temp_path(JSON_NAME)
-            with _create(json_temp) as out:
-                self._write_json(out, result)
-            final_json, final_xlsx = self.out_dir / JSON_NAME, self.out_dir / XLSX_NAME
-            os.replace(json_temp, final_json)
-            os.replace(xlsx_temp, final_xlsx)
-        except OSError as exc:
-            raise OutputError(f"cannot write the rollback report into {self.out_dir}: {_reason(exc)}") from None
+            with self._set.errors():
+                for spool in self._spools.values():
+                    spool.flush()
+                with self._set.create(XLSX_NAME, binary=True) as out:
+                    self._write_workbook(out, result)
+                with self._set.create(JSON_NAME) as out:
+                    self._write_json(out, result)
+                for handle in self._spools.values():
+                    handle.close()
+                published = self._set.publish()  # both files in one step; the spools are removed
         finally:
             self.abort()
-        return [final_json, final_xlsx]
+        return [published[JSON_NAME], published[XLSX_NAME]]
 
     def abort(self) -> None:
         """Remove spools and temporary files (idempotent); the published files stay."""
@@ -133,12 +128,7 @@ class RollbackReport:
             except OSError:
                 pass
         self._spools = {}
-        for path in self._temps:
-            try:
-                path.unlink(missing_ok=True)
-            except OSError:
-                pass
-        self._temps = []
+        self._set.discard()
         if self._wb is not None:
             xlsx.discard_spools(self._wb)  # after a failed save; nothing left to remove after a good one
             self._wb = None
@@ -186,14 +176,6 @@ class RollbackReport:
         handle = self._spools[name]
         handle.write(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
         handle.write("\n")
-
-    def _temp_path(self, name: str) -> Path:
-        path = self.out_dir / f".{name}.{self._token}.part"
-        self._temps.append(path)
-        return path
-
-    def _open_temp(self, name: str):
-        return _create(self._temp_path(name), mode="w+")
 
     def _write_json(self, out, result: "RollbackResult") -> None:
         head = json.dumps(rollback_document(result), indent=2, ensure_ascii=False, default=str)
@@ -369,34 +351,3 @@ def _iso(moment: dt.datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-# ---- files --------------------------------------------------------------------------------
-
-
-def _prepare_folder(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as exc:
-        raise OutputError(f"cannot create the report folder {out_dir}: {_reason(exc)}") from None
-    if not out_dir.is_dir():
-        raise OutputError(f"the report folder {out_dir} is not a folder")
-
-
-def _create(path: Path, *, binary: bool = False, mode: str = "w"):
-    """A new file readable by its owner only, whatever the umask and the folder's defaults."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), FILE_MODE)
-    try:
-        os.fchmod(fd, FILE_MODE)
-    except (AttributeError, OSError):
-        pass
-    if binary:
-        return os.fdopen(fd, "wb")
-    return os.fdopen(fd, mode, encoding="utf-8", newline="")
-
-
-def _reason(exc: OSError) -> str:
-    if exc.strerror:
-        return exc.strerror
-    text = str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__
