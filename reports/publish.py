@@ -105,7 +105,11 @@ def check_output_folder(folder: Path, what: str = "the reports") -> None:
             raise OutputError(f"cannot write {what} into {folder}: {path} is a file, not a folder "
                               "(a file is in the way)")
         if not os.access(path, os.W_OK | os.X_OK):
-            raise OutputError(f"cannot write {what} into {folder}: permission denied on {path}")
+            why = "permission denied"
+            with contextlib.suppress(OSError, AttributeError):
+                if os.statvfs(path).f_flag & os.ST_RDONLY:
+                    why = "read-only file system"
+            raise OutputError(f"cannot write {what} into {folder}: {why} on {path}")
         return
     raise OutputError(f"cannot write {what} into {folder}: no existing folder above it")
 
@@ -195,7 +199,10 @@ class ReportSet:
         try:
             yield
         except OSError as exc:
-            raise OutputError(f"cannot write {self.what} into {self.out_dir}: {reason(exc)}") from None
+            raise self.output_error(exc) from None
+
+    def output_error(self, exc: OSError) -> OutputError:
+        return OutputError(f"cannot write {self.what} into {self.out_dir}: {reason(exc)}")
 
     def create(self, name: str, *, binary: bool = False, mode: str = "w"):
         if name not in self.names:

@@ -191,7 +191,9 @@ class ReconciliationReports:
             with contextlib.suppress(OSError):
                 self._csv_file.close()
         self._staging.discard()
-        xlsx.discard_spools(self._wb)
+        # Cleaning up after a failure must not hide the failure (a full disk) behind its own.
+        with contextlib.suppress(Exception):
+            xlsx.discard_spools(self._wb)
 
 
 # ---- discrepancies ------------------------------------------------------------------------

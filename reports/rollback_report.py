@@ -17,6 +17,7 @@ formulas are neutralised by ``reports.xlsx``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from pathlib import Path
@@ -130,7 +131,10 @@ class RollbackReport:
         self._spools = {}
         self._set.discard()
         if self._wb is not None:
-            xlsx.discard_spools(self._wb)  # after a failed save; nothing left to remove after a good one
+            # After a failed save (nothing left to remove after a good one); cleaning up must not
+            # hide the failure (a full disk) behind its own.
+            with contextlib.suppress(Exception):
+                xlsx.discard_spools(self._wb)
             self._wb = None
 
     def _write_workbook(self, out, result: "RollbackResult") -> None:
@@ -174,8 +178,11 @@ class RollbackReport:
 
     def _spool(self, name: str, document: dict) -> None:
         handle = self._spools[name]
-        handle.write(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
-        handle.write("\n")
+        try:
+            handle.write(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
+            handle.write("\n")
+        except OSError as exc:  # a full disk while the analysis runs
+            raise self._set.output_error(exc) from None
 
     def _write_json(self, out, result: "RollbackResult") -> None:
         head = json.dumps(rollback_document(result), indent=2, ensure_ascii=False, default=str)
