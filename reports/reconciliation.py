@@ -417,6 +417,8 @@ NOTES = (
     "and the length of each side.",
     "A value starting with ' was text that a spreadsheet would otherwise run as a formula "
     "(it began with = + - @, a tab or a carriage return); the ' is not part of the data.",
+    "A character that is invisible or would reorder the text on screen (a NUL, an escape, a right-to-left "
+    "override, ...) is shown by its code, e.g. \\x00 or \\u202e; tabs and line breaks are kept.",
     "Passwords in store addresses are masked as ***.",
     "discrepancies.csv holds every row; a table longer than Excel's 1,048,576 rows continues on "
     "sheets numbered (2), (3), …",
