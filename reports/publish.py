@@ -423,8 +423,8 @@ def _parse_staging_name(name: str, prefix: str):
 
 def _alive(host: str, pid: int, start: str) -> bool:
     """Whether the run that made a staging folder may still be running (unknown: yes)."""
-    if host != _host():
-        return True  # another machine's run (a shared folder): not ours to judge
+    if host != _host() or os.name == "nt":
+        return True  # another machine's run (a shared folder): not ours to judge; on Windows os.kill kills
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

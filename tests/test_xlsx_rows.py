@@ -72,7 +72,8 @@ def test_a_row_that_is_not_plain_takes_openpyxls_path_in_the_same_stream():
     stream = xlsx.RowStream(ws)
     assert stream.append_plain(["first", 1], [None, None])
     moment = dt.datetime(2019, 7, 1, 12, 30)
-    for values in (["when", moment], ["flag", True], ["lone \ud800 surrogate", 2], ["nan", float("nan")]):
+    # (A lone surrogate no longer reaches a sheet: reports.safe shows it as \ud800, as text.)
+    for values in (["when", moment], ["flag", True], ["nan", float("nan")]):
         assert not stream.append_plain(values, [None, None])
     assert not stream.append_plain(["link", 3], [{"link": "t"}, None])
     ws.append(_openpyxl_cells(ws, ["when", moment], [None, None]))  # openpyxl's own path
