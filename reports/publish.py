@@ -183,6 +183,7 @@ class ReportSet:
         self._on_step = on_step or (lambda label: None)
         self._staged: set[str] = set()
         self.staging: Path | None = None
+        self._committed = False  # the fallback's staging folder renamed "committed": rolled forward
         _prepare_folder(self.out_dir, what)
         with self.errors():
             out = self._out = Path(os.path.realpath(self.out_dir))
@@ -216,9 +217,6 @@ class ReportSet:
         with self.errors():
             return create_private(self.staging / (SCRATCH_PREFIX + name), mode=mode)
 
-    def final_path(self, name: str) -> Path:
-        return self.out_dir / name
-
     def publish(self) -> dict[str, Path]:
         """Make the staged set the folder's set in one step; return {name: final path}."""
         missing = [n for n in self.names if n not in self._staged]
@@ -242,7 +240,7 @@ class ReportSet:
         if self.staging is None:
             return
         with contextlib.suppress(OSError):
-            if f"~{_COMMITTED}~" in self.staging.name:
+            if self._committed:
                 _roll_forward(self.staging, self._out, self.names)  # already the folder's set
             else:
                 _empty_leftover(self.staging, self._out, self.names)
@@ -304,9 +302,11 @@ class ReportSet:
     # ---- the fallback --------------------------------------------------------------------------
 
     def _publish_index_last(self, step: Callable[[str], None]) -> None:
-        committed = self.staging.with_name(self.staging.name.replace(f"~{_STAGING}~", f"~{_COMMITTED}~", 1))
+        parts = self.staging.name.split("~")
+        parts[-6] = _COMMITTED  # the state field of the name (see _staging_name)
+        committed = self.staging.with_name("~".join(parts))
         os.rename(self.staging, committed)
-        self.staging = committed
+        self.staging, self._committed = committed, True
         _fsync_folder(committed.parent)
         step("committed")
         _roll_forward(committed, self._out, self.names, step)

@@ -8,6 +8,7 @@ every file of the set carries the same run marker.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -346,6 +347,41 @@ def test_rollback_onto_a_full_disk_is_one_line_and_keeps_the_old_set(stores, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rollback"]
 
 
+def _mount_tmpfs(folder: Path, options: str) -> None:
+    folder.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True,
+                         text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (root only): {res.stderr.strip()}")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 512 KiB file system of its own (tmpfs), unmounted afterwards."""
+    folder = tmp_path / "disk"
+    _mount_tmpfs(folder, "size=512k,mode=0700")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_reconcile_onto_a_disk_that_is_really_full(stores, small_disk):
+    legacy, target = stores
+    out = small_disk / "reports"
+    res = _cli("reconcile", "--legacy", legacy, "--target", target, "--out", str(out), "--workers", "1")
+    assert res.returncode == 0, res.stderr
+    before = _snapshot(out)
+    with open(small_disk / "filler", "wb", buffering=0) as f:  # the rest of the disk, but for 8 KiB
+        with contextlib.suppress(OSError):
+            while True:
+                f.write(b"\0" * 4096)
+    os.truncate(small_disk / "filler", max(0, os.path.getsize(small_disk / "filler") - 8192))
+    res = _cli("reconcile", "--legacy", legacy, "--target", target, "--out", str(out), "--workers", "1")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stderr == f"error: cannot write the reports into {out}: No space left on device\n"
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "reports"]
+
+
 # ---- the folder, and the truth file -----------------------------------------------------------
 
 
@@ -363,11 +399,7 @@ def test_a_file_in_the_way_is_named_as_such(tmp_path):
 def read_only_folder(tmp_path):
     """A folder nobody may write, not even root: a read-only mount (tmpfs), removed afterwards."""
     folder = tmp_path / "ro"
-    folder.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {res.stderr.strip()}")
+    _mount_tmpfs(folder, "ro,size=64k")
     yield folder
     subprocess.run(["umount", str(folder)], check=True)
 
