@@ -73,6 +73,7 @@ from reconcile import keyed
 from reconcile.parallel import EvaluationWorkers
 from reconcile.model import ENTITIES, EntityTotals, ReconResult
 from reconcile.spool import DiscrepancySpool
+from reports.publish import check_output_folder
 
 #: iOPS tables the reconciler reads (never the tool's own mig_ tables).
 IOPS_TABLES = schema.TARGET_TABLES
@@ -142,7 +143,7 @@ def reconcile(legacy_url: str, target_url: str, out_dir: str | os.PathLike | Non
     if options.write_reports:
         if out_path is None:
             raise UsageError("--out is required: the folder for the reconciliation reports")
-        _check_out_dir(out_path)
+        check_output_folder(out_path)  # before hours of work, not after
     reference = options.reference or load_reference()
     started = _now()
 
@@ -374,12 +375,3 @@ def target_iops_tables(engine: Engine) -> dict[str, sa.Table]:
                 )
             tables[name] = table if actual[name] == name else table.to_metadata(md, name=actual[name])
     return tables
-
-
-def _check_out_dir(out_dir: Path) -> None:
-    """Fail before hours of work, not after, when the reports could not be written."""
-    probe = out_dir if out_dir.exists() else next((p for p in out_dir.parents if p.exists()), None)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"--out {out_dir} exists and is not a folder")
-    if probe is None or not os.access(probe, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write the reports into {out_dir}: permission denied")

@@ -4,9 +4,10 @@
 store. The discrepancies are streamed once — each row goes to ``discrepancies.csv`` and to
 the workbook as it arrives — so a million rows need no more memory than ten.
 
-All four files are written under temporary names in the output folder and renamed into place
-only when every one is complete: a failure never leaves a partial report that looks finished.
-They are created readable by the owner only (0600): they hold personal data.
+All four files are one result: they are staged and published together by ``reports.publish``
+(a reader, even after a ``kill -9``, finds the old set or the new set, never a mix; a failure
+leaves the old set as it was and nothing half-written). They are created readable by the owner
+only (0600): they hold personal data.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import datetime as dt
 import json
 import os
 import re
-import secrets
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -31,6 +31,7 @@ from core.digest import text_fingerprint
 from core.errors import OutputError, Opus2IopsError
 from reconcile.model import CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, STATS_COLUMNS, Discrepancy, ReconResult
 from reports import xlsx
+from reports.publish import SETS, ReportSet, reason
 from reports.safe import mask_credentials, neutralise
 
 #: Report key -> file name. ``summary.json`` is renamed into place last: it is the index.
@@ -41,6 +42,7 @@ FILE_NAMES = {
     "summary": "summary.json",
 }
 FILE_MODE = 0o600
+assert tuple(FILE_NAMES.values()) == SETS["reconciliation"]  # the index (summary.json) last
 
 STATS_SHEET = "Crime statistics"
 MONTHLY_SHEET = "Monthly totals"
@@ -96,9 +98,8 @@ class ReconciliationReports:
 
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = Path(out_dir)
-        _prepare_folder(self.out_dir)
-        self._staging = _Staging(self.out_dir)
-        self._csv_file: _Durable | None = None
+        self._staging = ReportSet(self.out_dir, "reconciliation", what="the reports")
+        self._csv_file = None
         self._wb = xlsx.new_workbook()
         self._summary_ws = self._wb.create_sheet(xlsx.SUMMARY_TITLE)
         self._summary_ws.sheet_view.tabSelected = True  # the sheet the workbook opens on
@@ -108,8 +109,8 @@ class ReconciliationReports:
         self._stats: tuple | None = None  # (the rows, their sheets, the monthly sheet) once written
         try:
             with self._output_errors():
-                self._csv_file = self._staging.open("discrepancies")
-                self._csv = csv.writer(self._csv_file.handle, lineterminator="\r\n")
+                self._csv_file = self._staging.create(FILE_NAMES["discrepancies"])
+                self._csv = csv.writer(self._csv_file, lineterminator="\r\n")
                 self._csv.writerow(DISCREPANCY_COLUMNS)
         except BaseException:
             self.discard()
@@ -121,7 +122,7 @@ class ReconciliationReports:
         try:
             yield
         except OSError as exc:
-            raise OutputError(f"cannot write the reports into {self.out_dir}: {_reason(exc)}") from None
+            raise OutputError(f"cannot write the reports into {self.out_dir}: {reason(exc)}") from None
 
     def add(self, discrepancies: Iterable[Discrepancy], stop: Callable[[], bool] | None = None) -> None:
         """Each row to the CSV and to its entity+category table (created as groups appear).
@@ -148,7 +149,7 @@ class ReconciliationReports:
     def add_stats(self, stats: list) -> None:
         """Write the crime statistics (``crime_stats.csv`` and their two sheets) now, before
         ``finish``; ``finish`` checks that the result's statistics are these."""
-        with self._output_errors(), self._staging.open("crime_stats") as out:
+        with self._output_errors(), self._staging.create(FILE_NAMES["crime_stats"]) as out:
             self._stats = (list(stats), *_write_stats(stats, out, self._wb))
 
     def finish(self, result: ReconResult) -> dict[str, Path]:
@@ -170,12 +171,13 @@ class ReconciliationReports:
                 sheets_listed = _sheet_index(group_sheets, stats_sheets, monthly, run_info_sheet)
                 _summary_sheet(self._summary_ws, result, counts, group_sheets, sheets_listed)
                 xlsx.order_sheets(wb, [xlsx.SUMMARY_TITLE] + [title for title, _, _ in sheets_listed])
-                with staging.open("workbook", binary=True) as out:
+                with staging.create(FILE_NAMES["workbook"], binary=True) as out:
                     wb.save(out)
-                with staging.open("summary") as out:
+                with staging.create(FILE_NAMES["summary"]) as out:
                     json.dump(_summary_document(result, counts), out, indent=2, ensure_ascii=False)
                     out.write("\n")
-                paths = staging.publish()
+                published = staging.publish()
+                paths = {key: published[name] for key, name in FILE_NAMES.items()}
         except BaseException:
             self.discard()
             raise
@@ -186,112 +188,12 @@ class ReconciliationReports:
     def discard(self) -> None:
         """Remove every temporary file (nothing was published)."""
         if self._csv_file is not None:
-            self._csv_file.handle.close()
+            with contextlib.suppress(OSError):
+                self._csv_file.close()
         self._staging.discard()
-        xlsx.discard_spools(self._wb)
-
-
-# ---- the output folder --------------------------------------------------------------------
-def _reason(exc: OSError) -> str:
-    if exc.strerror:
-        return exc.strerror
-    text = str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _prepare_folder(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as exc:
-        raise OutputError(f"cannot create the report folder {out_dir}: {_reason(exc)}") from None
-    if not out_dir.is_dir():
-        raise OutputError(f"the report folder {out_dir} is not a folder")
-
-
-class _Staging:
-    """Temporary files beside the final ones; renamed into place together, or removed."""
-
-    def __init__(self, out_dir: Path):
-        self.out_dir = out_dir
-        self.token = f"{os.getpid()}-{secrets.token_hex(4)}"
-        self.temps: dict[str, Path] = {}
-
-    def temp_path(self, key: str) -> Path:
-        return self.out_dir / f".{FILE_NAMES[key]}.{self.token}.part"
-
-    def open(self, key: str, binary: bool = False):
-        path = self.temp_path(key)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), FILE_MODE)
-        self.temps[key] = path
-        try:
-            os.fchmod(fd, FILE_MODE)  # whatever the folder's defaults
-        except (AttributeError, OSError):
-            pass
-        handle = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
-        return _Durable(handle)
-
-    def discard(self) -> None:
-        for path in self.temps.values():
-            try:
-                path.unlink(missing_ok=True)
-            except OSError:
-                pass
-
-    def publish(self) -> dict[str, Path]:
-        missing = set(FILE_NAMES) - set(self.temps)
-        if missing:
-            raise RuntimeError(f"reports not staged: {sorted(missing)}")
-        done: list[Path] = []
-        try:
-            for key, name in FILE_NAMES.items():
-                final = self.out_dir / name
-                os.replace(self.temps[key], final)
-                done.append(final)
-        except OSError:
-            # Half a set must not stay behind looking complete.
-            for path in done:
-                path.unlink(missing_ok=True)
-            raise
-        _sync_folder(self.out_dir)
-        return {key: self.out_dir / name for key, name in FILE_NAMES.items()}
-
-
-class _Durable:
-    """A file that is flushed to disk before it is closed (rename after crash keeps content)."""
-
-    def __init__(self, handle):
-        self.handle = handle
-
-    def __enter__(self):
-        return self.handle
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:
-            self.handle.close()
-        return False
-
-    def close(self) -> None:
-        """Flush to disk, then close."""
-        try:
-            self.handle.flush()
-            os.fsync(self.handle.fileno())
-        finally:
-            self.handle.close()
-
-
-def _sync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # not supported on every file system; the renames are done either way
-    finally:
-        os.close(fd)
+        # Cleaning up after a failure must not hide the failure (a full disk) behind its own.
+        with contextlib.suppress(Exception):
+            xlsx.discard_spools(self._wb)
 
 
 # ---- discrepancies ------------------------------------------------------------------------
@@ -515,6 +417,8 @@ NOTES = (
     "and the length of each side.",
     "A value starting with ' was text that a spreadsheet would otherwise run as a formula "
     "(it began with = + - @, a tab or a carriage return); the ' is not part of the data.",
+    "A character that is invisible or would reorder the text on screen (a NUL, an escape, a right-to-left "
+    "override, ...) is shown by its code, e.g. \\x00 or \\u202e; tabs and line breaks are kept.",
     "Passwords in store addresses are masked as ***.",
     "discrepancies.csv holds every row; a table longer than Excel's 1,048,576 rows continues on "
     "sheets numbered (2), (3), …",

@@ -4,8 +4,8 @@
 store. The result's records (every planned row, conflict and notice) are streamed once into
 write-only sheets and once into the JSON's arrays, so a run of a million rows never sits in
 memory. The Summary comes first (links to every other sheet; the JSON's ``summary`` object
-first); both files are written under temporary names and renamed into place together, mode
-0600. On any failure nothing half-written is left behind.
+first); both files are published together (``reports.publish``), mode 0600. On any failure
+nothing half-written is left behind.
 
 Workbook: Summary · Conflicts · Notices · Restore <table> · Delete <table> (a sheet per table
 that has such rows). Every table sheet has a frozen
@@ -16,16 +16,15 @@ formulas are neutralised by ``reports.xlsx``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-import os
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import OutputError
 from core.schema import TARGET_TABLES
 from reports import xlsx
+from reports.publish import ReportSet
 from reports.safe import mask_credentials
 
 if TYPE_CHECKING:  # types only
@@ -68,34 +67,28 @@ MODE_TITLE = {
 
 def write_rollback_report(result: "RollbackResult", out_dir: Path) -> list[Path]:
     """Write ``rollback.json`` and ``rollback.xlsx`` for ``result`` into ``out_dir``; returns
-    [json, xlsx] (also recorded in ``result.report_files``). Raises ``OutputError`` when the
-    folder cannot be created or written (nothing is published then)."""
-    out_dir = Path(out_dir)
-    _prepare_folder(out_dir)
-    token = f"{os.getpid()}-{secrets.token_hex(4)}"
-    temps = [out_dir / f".{name}.{token}.part" for name in (XLSX_NAME, JSON_NAME)]
+    [json, xlsx] (also recorded in ``result.report_files``). Both are published together
+    (``reports.publish``: a reader finds the old pair or the new pair, never one of each), mode
+    0600. Raises ``OutputError`` when the folder cannot be created or written: nothing is
+    published then, and nothing half-written is left behind."""
+    report_set = ReportSet(Path(out_dir), "rollback", what="the rollback report")
     wb = None
     try:
-        with _create(temps[0], binary=True) as out:
-            wb = xlsx.new_workbook()
-            _write_workbook(wb, out, result)
-        with _create(temps[1]) as out:
-            _write_json(out, result)
-        final_json, final_xlsx = out_dir / JSON_NAME, out_dir / XLSX_NAME
-        os.replace(temps[1], final_json)
-        os.replace(temps[0], final_xlsx)
-    except BaseException as exc:
+        with report_set.errors():
+            with report_set.create(XLSX_NAME, binary=True) as out:
+                wb = xlsx.new_workbook()
+                _write_workbook(wb, out, result)
+            wb = None  # saved: openpyxl removed its temporary sheet files
+            with report_set.create(JSON_NAME) as out:
+                _write_json(out, result)
+            published = report_set.publish()
+    finally:
+        report_set.discard()
         if wb is not None:
-            xlsx.discard_spools(wb)  # after a failed write; nothing left to remove after a good save
-        for path in temps:
-            try:
-                path.unlink(missing_ok=True)
-            except OSError:
-                pass
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write the rollback report into {out_dir}: {_reason(exc)}") from None
-        raise
-    result.report_files = [final_json, final_xlsx]
+            # After a failed save; cleaning up must not hide the failure (a full disk) behind its own.
+            with contextlib.suppress(Exception):
+                xlsx.discard_spools(wb)
+    result.report_files = [published[JSON_NAME], published[XLSX_NAME]]
     return list(result.report_files)
 
 
@@ -309,34 +302,3 @@ def _iso(moment: dt.datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-# ---- files --------------------------------------------------------------------------------
-
-
-def _prepare_folder(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as exc:
-        raise OutputError(f"cannot create the report folder {out_dir}: {_reason(exc)}") from None
-    if not out_dir.is_dir():
-        raise OutputError(f"the report folder {out_dir} is not a folder")
-
-
-def _create(path: Path, *, binary: bool = False, mode: str = "w"):
-    """A new file readable by its owner only, whatever the umask and the folder's defaults."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), FILE_MODE)
-    try:
-        os.fchmod(fd, FILE_MODE)
-    except (AttributeError, OSError):
-        pass
-    if binary:
-        return os.fdopen(fd, "wb")
-    return os.fdopen(fd, mode, encoding="utf-8", newline="")
-
-
-def _reason(exc: OSError) -> str:
-    if exc.strerror:
-        return exc.strerror
-    text = str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -20,6 +20,22 @@ The same text goes into the CSV and the workbook, so a value reads the same in b
 workbook the cell is additionally written with data type ``s`` (string), so even a value
 that slipped past this rule could never be stored as a formula (see ``reports/xlsx.py``).
 
+Invisible and reordering characters
+-----------------------------------
+A NUL, an escape sequence, or a right-to-left override (U+202E) in a street name reaches the
+CSV and the workbook raw: a NUL truncates the field in some readers, a terminal runs escape
+codes, and a bidi control makes a cell *display* other text than it holds (``evil\u202etxt.exe``
+reads as ``evilexe.txt``). :func:`show_invisible` writes each such character visibly by its code
+(``\x00``, ``\x1b``, ``\u202e``): C0 controls except tab, line feed and carriage return (what
+CSV quoting carries, RFC 4180), DEL and the C1 controls, the bidi controls (U+061C, U+200E/F,
+U+202A-202E, U+2066-2069), invisible separators and joiners that are no part of any script
+(U+180E, U+200B, U+2060-2064, U+FEFF, U+2028/2029, U+FFF9-FFFB), tag characters
+(U+E0000-E007F), lone surrogates and the non-characters U+FFFE/FFFF. The zero-width (non-)joiner
+U+200C/D stays: names in several scripts need it. A backslash is not doubled, so a value that
+literally holds the text ``\x00`` reads the same as one holding a NUL; both sides of a
+difference are shown the same way, and readability wins. :func:`neutralise` applies it, so
+every CSV and workbook text cell gets it (``reports.xlsx`` calls ``neutralise`` too).
+
 Passwords
 ---------
 Store URLs arrive masked by ``core.db.mask_url``; :func:`mask_credentials` masks them again
@@ -52,13 +68,34 @@ def needs_neutralising(text: str) -> bool:
 
 
 def neutralise(value):
-    """``value`` made safe for a spreadsheet cell: text that could be a formula gets a leading ``'``.
+    """``value`` made safe for a spreadsheet cell: invisible and reordering characters shown by
+    their code (:func:`show_invisible`), then text that could be a formula gets a leading ``'``.
 
-    Non-text values (numbers, dates, None) pass through unchanged.
+    The one function every CSV and workbook text cell goes through. Non-text values (numbers,
+    dates, None) pass through unchanged.
     """
-    if isinstance(value, str) and needs_neutralising(value):
-        return QUOTE + value
+    if isinstance(value, str):
+        # isprintable() (fast, in C) is False for every character _INVISIBLE matches.
+        if not value.isprintable() and _INVISIBLE.search(value):
+            value = _INVISIBLE.sub(_code, value)
+        if needs_neutralising(value):
+            return QUOTE + value
     return value
+
+
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u180e\u200b\u200e\u200f\u2028-\u202e"
+    "\u2060-\u2064\u2066-\u2069\ufeff\ufff9-\ufffb\ufffe\uffff\ud800-\udfff\U000e0000-\U000e007f]")
+
+
+def _code(match: re.Match) -> str:
+    n = ord(match.group())
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
+
+
+def show_invisible(text: str) -> str:
+    """``text`` with each invisible or reordering character written as its code (``\\u202e``)."""
+    return _INVISIBLE.sub(_code, text) if not text.isprintable() and _INVISIBLE.search(text) else text
 
 
 def mask_credentials(text: str | None) -> str | None:

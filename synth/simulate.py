@@ -81,6 +81,7 @@ from mappings.outcome import Mapped, MappingContext
 from mappings.parse import LONDON, code, local_date, parse_nom_id, to_utc_second, trim
 from mappings.reference import Reference, load_reference
 from migrate.accepted import AcceptedKeys
+from reports.publish import check_output_folder
 from synth.truth import NEW_IN_IOPS, TruthWriter
 
 UTC = dt.timezone.utc
@@ -450,8 +451,12 @@ def simulate(
     if batch_size < 1:
         raise UsageError("batch size must be at least 1")
     truth_path = Path(truth_path) if truth_path is not None else None
-    if truth_path is not None and not truth_path.resolve().parent.is_dir():
-        raise OutputError(f"folder for the truth file does not exist: {truth_path.resolve().parent}")
+    if truth_path is not None:  # before the target is touched: a truth file that cannot be written fails now
+        check_output_folder(truth_path.parent, "the truth file")
+        if not truth_path.parent.is_dir():
+            raise OutputError(f"folder for the truth file does not exist: {truth_path.resolve().parent}")
+        if truth_path.is_dir():
+            raise OutputError(f"cannot write the truth file {truth_path}: it is a folder")
     reference = reference or load_reference()
     started_at = dt.datetime.now(UTC).replace(microsecond=0)
     clock = time.perf_counter()

@@ -44,7 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from core.errors import OutputError, UsageError
+from core.errors import UsageError
+from reports.publish import write_file_atomically
 
 FORMAT = "opus2iops-truth/1"
 
@@ -151,30 +152,27 @@ class TruthWriter:
         self._spool.seek(0, os.SEEK_END)
 
     def write(self, path: Path, header: dict, expected_crime_stats: Iterable[dict]) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            with tmp.open("w", encoding="utf-8", newline="\n") as out:
-                out.write("{\n")
-                out.write(f'  "format": {json.dumps(FORMAT)},\n')
-                for key, value in header.items():
-                    out.write(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False, sort_keys=True)},\n")
-                out.write('  "defects": [')
-                first = True
-                for row in self.rows():
-                    out.write(("\n    " if first else ",\n    ") + row)
-                    first = False
-                out.write("\n  ],\n" if not first else "],\n")
-                out.write('  "expected_crime_stats": [')
-                first = True
-                for stat in expected_crime_stats:
-                    out.write(("\n    " if first else ",\n    ") + json.dumps(stat, ensure_ascii=False))
-                    first = False
-                out.write("\n  ]\n}\n" if not first else "]\n}\n")
-            os.replace(tmp, path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise OutputError(f"cannot write the truth file {path}: {exc.strerror or exc}") from None
+        """The truth file, published atomically and readable by its owner only (like every report)."""
+
+        def write(out) -> None:
+            out.write("{\n")
+            out.write(f'  "format": {json.dumps(FORMAT)},\n')
+            for key, value in header.items():
+                out.write(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False, sort_keys=True)},\n")
+            out.write('  "defects": [')
+            first = True
+            for row in self.rows():
+                out.write(("\n    " if first else ",\n    ") + row)
+                first = False
+            out.write("\n  ],\n" if not first else "],\n")
+            out.write('  "expected_crime_stats": [')
+            first = True
+            for stat in expected_crime_stats:
+                out.write(("\n    " if first else ",\n    ") + json.dumps(stat, ensure_ascii=False))
+                first = False
+            out.write("\n  ]\n}\n" if not first else "]\n}\n")
+
+        write_file_atomically(Path(path), write, "the truth file")
 
     def close(self) -> None:
         self._spool.close()
