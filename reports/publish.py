@@ -72,6 +72,22 @@ SCRATCH_PREFIX = ".opus2iops-scratch-"
 _PREFIX_CHARS = 100  # of the folder's name, in a staging folder's name (names are <= 255 bytes)
 
 
+try:  # openpyxl streams sheets through lxml when it is installed (a dependency of this tool)
+    from lxml.etree import SerialisationError as _LxmlSerialisationError
+
+    _SERIALISATION_ERRORS: tuple[type[BaseException], ...] = (_LxmlSerialisationError,)
+except ImportError:  # pragma: no cover - openpyxl then writes through Python files (OSError)
+    _SERIALISATION_ERRORS = ()
+
+
+def _io_error(exc: BaseException) -> OSError | None:
+    """lxml reports a failed write (a full disk) as ``SerialisationError('IO_ENOSPC')``, not as
+    ``OSError``: the same failure, as the OS error it names (None: not a write failure)."""
+    name = str(exc).strip()
+    code = getattr(errno, name[3:], None) if name.startswith("IO_") else None
+    return OSError(code, os.strerror(code)) if code is not None else None
+
+
 # ---- the output folder ------------------------------------------------------------------------
 
 
@@ -201,6 +217,11 @@ class ReportSet:
             yield
         except OSError as exc:
             raise self.output_error(exc) from None
+        except _SERIALISATION_ERRORS as exc:
+            failure = _io_error(exc)
+            if failure is None:
+                raise
+            raise self.output_error(failure) from None
 
     def output_error(self, exc: OSError) -> OutputError:
         return OutputError(f"cannot write {self.what} into {self.out_dir}: {reason(exc)}")

@@ -18,7 +18,6 @@ import csv
 import dataclasses
 import datetime as dt
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -28,10 +27,10 @@ from openpyxl.formatting.rule import CellIsRule
 from openpyxl.utils import get_column_letter
 
 from core.digest import text_fingerprint
-from core.errors import OutputError, Opus2IopsError
+from core.errors import Opus2IopsError
 from reconcile.model import CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, STATS_COLUMNS, Discrepancy, ReconResult
 from reports import xlsx
-from reports.publish import SETS, ReportSet, reason
+from reports.publish import SETS, ReportSet
 from reports.safe import mask_credentials, neutralise
 
 #: Report key -> file name. ``summary.json`` is renamed into place last: it is the index.
@@ -119,10 +118,8 @@ class ReconciliationReports:
     @contextlib.contextmanager
     def _output_errors(self):
         """A file that cannot be written is ``OutputError``: one line, the folder and the reason."""
-        try:
+        with self._staging.errors():
             yield
-        except OSError as exc:
-            raise OutputError(f"cannot write the reports into {self.out_dir}: {reason(exc)}") from None
 
     def add(self, discrepancies: Iterable[Discrepancy], stop: Callable[[], bool] | None = None) -> None:
         """Each row to the CSV and to its entity+category table (created as groups appear).
@@ -172,7 +169,7 @@ class ReconciliationReports:
                 _summary_sheet(self._summary_ws, result, counts, group_sheets, sheets_listed)
                 xlsx.order_sheets(wb, [xlsx.SUMMARY_TITLE] + [title for title, _, _ in sheets_listed])
                 with staging.create(FILE_NAMES["workbook"], binary=True) as out:
-                    wb.save(out)
+                    xlsx.save(wb, out)
                 with staging.create(FILE_NAMES["summary"]) as out:
                     json.dump(_summary_document(result, counts), out, indent=2, ensure_ascii=False)
                     out.write("\n")

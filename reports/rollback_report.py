@@ -127,7 +127,7 @@ def _write_workbook(wb, out, result: "RollbackResult") -> None:
     sheets = {name: table.close(always=isinstance(name, str)) for name, table in tables.items()}
     _summary_sheet(summary, result, sheets)
     xlsx.order_sheets(wb, [xlsx.SUMMARY_TITLE] + [t for titles in sheets.values() for t, _ in titles])
-    wb.save(out)
+    xlsx.save(wb, out)
 
 
 def _write_json(out, result: "RollbackResult") -> None:

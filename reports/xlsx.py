@@ -14,7 +14,7 @@ cannot hold, Excel's cell-length limit) and is written as a string cell, never a
 from __future__ import annotations
 
 import datetime as dt
-import os
+import io
 import re
 from typing import Any, Iterable, Sequence
 
@@ -388,6 +388,46 @@ class TableWriter:
         return [tuple(s) for s in self.sheets]
 
 
+def save(wb: Workbook, out) -> None:
+    """Save ``wb`` into the open binary file ``out``.
+
+    The zip archive is built in memory (compressed, a few MB for the largest reports) and then
+    written out in one go: a write that fails (a full disk) is then a plain ``OSError`` from
+    ``out``, after openpyxl has finished with every sheet's temporary file, instead of an archive
+    left half-written whose clean-up fails again when it is collected."""
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    out.write(buffer.getbuffer())
+
+
+class _NullSink(io.RawIOBase):
+    """A seekable binary sink that keeps nothing (a zip archive written into it is discarded)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._position = self._size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        n = len(memoryview(data))
+        self._position += n
+        self._size = max(self._size, self._position)
+        return n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = base + offset
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+
 def discard_spools(wb: Workbook) -> None:
     """Delete the temporary files write-only sheets stream to, after a failed write.
 
@@ -402,8 +442,9 @@ def discard_spools(wb: Workbook) -> None:
     if any(ws.closed for ws in wb.worksheets):  # save() closes each sheet as it copies it
         return
     try:
-        with open(os.devnull, "wb") as sink:
-            wb.save(sink)
+        # Not a file that is closed after a failure: openpyxl's zip archive, abandoned half-way,
+        # still closes itself on that sink when it is collected (it would print a warning).
+        wb.save(_NullSink())
     except Exception:  # e.g. a sheet left half-written by the failure: nothing more to remove
         for ws in wb.worksheets:
             try:
