@@ -17,6 +17,7 @@ from sqlalchemy import Boolean, Column, Date, Index, Integer, MetaData, Numeric,
 from sqlalchemy import Text as _PortableText
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import TypeDecorator
 
 from core.db import quote_reserved_words, resolve_tables
@@ -91,11 +92,19 @@ def _stored_instant(value: str | dt.datetime | None) -> dt.datetime | None:
     return as_utc(value)
 
 
-#: Unbounded text, on every engine: every ``Text`` column of the tables below is this type.
-#: SQLAlchemy's Text is MariaDB's TEXT, which holds 65,535 *bytes* (a 22,000-character MO in
-#: the euro sign's 3 bytes): LONGTEXT holds 4 GB there, as text does on PostgreSQL and SQLite.
-#: (What one statement may carry is the server's ``max_allowed_packet``, 16 MB by default.)
-Text = _PortableText().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+class Text(_PortableText):
+    """Unbounded text, on every engine: every ``Text`` column of the tables below.
+
+    SQLAlchemy's Text is MariaDB's TEXT, which holds 65,535 *bytes* (a 22,000-character MO in
+    the euro sign's 3 bytes); there this one is LONGTEXT (4 GB), as text is unbounded on
+    PostgreSQL and SQLite. (What one statement may carry is the server's ``max_allowed_packet``,
+    16 MB by default.)"""
+
+
+@compiles(Text, "mysql")
+@compiles(Text, "mariadb")
+def _longtext(_type, _compiler, **_kw) -> str:
+    return "LONGTEXT"
 
 
 def uuid_col(name: str, *args, **kw) -> Column:
@@ -503,23 +512,30 @@ def check_target_schema(engine: Engine) -> None:
             )
 
 
-def check_no_foreign_records(engine: Engine) -> None:
-    """Refuse a target whose iOPS tables hold records while no migration of ours is recorded.
+#: The column of each iOPS table that names the OPUS record a row came from (NULL in a record
+#: entered in iOPS itself).
+_OPUS_REFERENCE = {"person": "legacy_nominal_id", "crime": "legacy_ref", "intelligence_report": "legacy_ref"}
 
-    Such a store was filled by another tool (a vendor's migration, ``simulate``): our
-    deterministic ids may collide with its rows, and a rollback could not tell its records
-    from ours."""
+
+def check_no_foreign_records(engine: Engine) -> None:
+    """Refuse a target holding migrated OPUS records while no migration of ours is recorded.
+
+    Records entered in iOPS itself (no OPUS reference) are welcome: they stay, and a rollback
+    leaves them. Records that name an OPUS record while ``mig_run`` records no run were
+    written by another tool (a vendor's migration, ``simulate``): our deterministic ids collide
+    with its rows, and a rollback could not tell its records from ours."""
     inspector = sa.inspect(engine)
     existing = set(inspector.get_table_names())
     with engine.connect() as conn:
         if mig_run.name in existing and conn.execute(sa.select(mig_run.c.run_id).limit(1)).first():
             return
-        for name in TARGET_TABLES:
+        for name, column in _OPUS_REFERENCE.items():
             table = target_metadata.tables[name]
-            if name in existing and conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first():
+            if name in existing and conn.execute(
+                    sa.select(sa.literal(1)).select_from(table).where(table.c[column].is_not(None)).limit(1)).first():
                 raise ForeignSchemaError(
-                    f"the target already holds {name} records that no migration of this tool wrote "
-                    "(no run in mig_run): migrate into an empty iOPS store"
+                    f"the target already holds migrated OPUS {name} records that no migration of this tool "
+                    "wrote (none in mig_run): migrate into an iOPS store no other migration has filled"
                 )
 
 
@@ -547,7 +563,6 @@ _MYSQL_TEXT_CHARACTERS = {mysql.TINYTEXT: 255 // 4, mysql.TEXT: 65_535 // 4, mys
 def _holds(column_type, dialect) -> tuple[str, object]:
     """What a column type holds on this engine: (kind, detail). Text: its capacity in
     characters (None: unbounded); an instant: its DDL (a zone or none is not interchangeable)."""
-    column_type = column_type.dialect_impl(dialect) if column_type._variant_mapping else column_type  # noqa: SLF001
     affinity = column_type._type_affinity  # noqa: SLF001
     if affinity is not None and issubclass(affinity, sa.String):
         if type(column_type) in _MYSQL_TEXT_CHARACTERS:

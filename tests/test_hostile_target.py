@@ -222,7 +222,7 @@ def test_a_store_another_tool_filled_is_refused_before_anything_is_created(backe
         copy_rows(ours, foreign, schema.target_metadata.tables[name])
 
     res = run_cli("migrate", "--legacy", small_legacy, "--target", foreign, "--quiet")
-    assert_one_line_error(res, "already holds", "no migration of this tool")
+    assert_one_line_error(res, "already holds migrated OPUS", "no migration of this tool")
     assert table_names(foreign) == set(schema.TARGET_TABLES)  # no mig_ table was made
 
 
