@@ -487,7 +487,7 @@ def _bind_processor(column_type, dialect, shared: dict):
     updated_at), and converting one costs more than the insert of the value itself. Columns
     with the same processor share one memo (``shared``), so the instant is converted once.
     """
-    process = column_type._cached_bind_processor(dialect)  # noqa: SLF001
+    process = column_type.dialect_impl(dialect).bind_processor(dialect)
     if process is None or not isinstance(getattr(column_type, "impl", column_type), sa.DateTime):
         return process
     kind = (type(column_type), repr(column_type))  # equal repr, equal conversion (UTCDateTime())

@@ -563,19 +563,17 @@ _MYSQL_TEXT_CHARACTERS = {mysql.TINYTEXT: 255 // 4, mysql.TEXT: 65_535 // 4, mys
 def _holds(column_type, dialect) -> tuple[str, object]:
     """What a column type holds on this engine: (kind, detail). Text: its capacity in
     characters (None: unbounded); an instant: its DDL (a zone or none is not interchangeable)."""
-    affinity = column_type._type_affinity  # noqa: SLF001
-    if affinity is not None and issubclass(affinity, sa.String):
+    if isinstance(column_type, sa.String):
         if type(column_type) in _MYSQL_TEXT_CHARACTERS:
             return "text", _MYSQL_TEXT_CHARACTERS[type(column_type)]
-        if issubclass(affinity, sa.Text):
+        if isinstance(column_type, sa.Text):
             return "text", None
         return "text", getattr(column_type, "length", None)
     if isinstance(column_type, TypeDecorator):
         column_type = column_type.impl
-        affinity = column_type._type_affinity  # noqa: SLF001
     for kind, base in (("boolean", sa.Boolean), ("instant", sa.DateTime), ("date", sa.Date),
                        ("integer", sa.Integer), ("number", sa.Numeric)):
-        if affinity is not None and issubclass(affinity, base):
+        if isinstance(column_type, base):
             return kind, (_ddl(column_type, dialect) if kind == "instant" else None)
     return type(column_type).__name__.lower(), None
 
