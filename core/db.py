@@ -8,6 +8,7 @@ tool speaks SQLAlchemy Core and never asks which dialect it is on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import operator
 import os
@@ -91,6 +92,7 @@ def open_legacy(url: str) -> Engine:
     if u.get_backend_name() == "sqlite" and not _sqlite_file(u).is_file():
         raise UsageError(f"legacy store not found: {u.database} (run `generate --legacy {mask_url(u)}` first?)")
     engine = _read_only_engine(u)
+    _read_undecodable_text(engine)
     check_connection(engine, "legacy")
     return engine
 
@@ -164,6 +166,88 @@ def _read_only_engine(u: URL) -> Engine:
             cur.execute("SET SESSION TRANSACTION READ ONLY")
 
     return engine
+
+
+# --- legacy text that is not UTF-8 ----------------------------------------------------------
+# A legacy store can hold text whose bytes are not UTF-8: SQLite stores whatever it is given
+# (``CAST(x || X'FF' AS TEXT)``), a PostgreSQL SQL_ASCII database checks nothing, and a BLOB or
+# a MariaDB VARBINARY column hands back bytes. The drivers' own decoding raises in the middle of
+# a stream, with the value in the message, and every resumed run would meet the same row. So
+# every reader of the legacy store gets such text decoded with ``surrogateescape``: each byte
+# that is not UTF-8 becomes a lone surrogate (U+DC80..U+DCFF), which no decoded text can hold, so
+# the value is told apart without doubt (``mappings/storable.py`` rejects its record as
+# INVALID_ENCODING) and encodes back to exactly the stored bytes (``legacy_key_bound``).
+# Bytes (BLOB, VARBINARY) stay bytes: the mapping decodes them by the same rule.
+
+#: Stored text bytes -> str; bytes that are not UTF-8 become lone surrogates. C code throughout.
+decode_legacy_text = functools.partial(str, encoding="utf-8", errors="surrogateescape")
+
+
+def _read_undecodable_text(engine: Engine) -> None:
+    """Make the legacy engine's connections hand over undecodable text instead of raising."""
+    backend = engine.dialect.name
+    if backend == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _sqlite_text(dbapi_conn, _record):
+            dbapi_conn.text_factory = decode_legacy_text
+
+    elif backend == "postgresql":
+        # Only a SQL_ASCII database can hold such bytes (UTF8 and the other server encodings
+        # validate every value on input). There psycopg returns every text as bytes — even the
+        # server version SQLAlchemy reads on first connect — so text loaders go in first.
+        @event.listens_for(engine, "connect", insert=True)
+        def _postgresql_text(dbapi_conn, _record):
+            if dbapi_conn.info.parameter_status("server_encoding") == "SQL_ASCII":
+                for name in ("text", "varchar", "bpchar", "name"):
+                    dbapi_conn.adapters.register_loader(name, _SqlAsciiTextLoader)
+    # MariaDB checks text on input into every character set that has invalid byte sequences
+    # (utf8mb4 refuses 0xFF even from a binary client); latin1 decodes any byte. What is not
+    # text comes from VARBINARY/BLOB columns as bytes.
+
+
+def _sql_ascii_loader():
+    from psycopg.adapt import Loader
+
+    class SqlAsciiTextLoader(Loader):
+        def load(self, data) -> str:
+            return decode_legacy_text(bytes(data))
+
+    return SqlAsciiTextLoader
+
+
+try:
+    _SqlAsciiTextLoader = _sql_ascii_loader()
+except ModuleNotFoundError:  # psycopg not installed: no PostgreSQL store can be opened anyway
+    _SqlAsciiTextLoader = None
+
+
+def checkpoint_key(value):
+    """A legacy key value as JSON can hold it and ``legacy_key_bound`` takes it back: bytes (a
+    BLOB or VARBINARY key) as ``{"bytes": hex}``; text with lone surrogates is JSON already."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"bytes": bytes(value).hex()}
+    return value
+
+
+def legacy_key_bound(dialect, value):
+    """``value`` (a legacy key as read, or its ``checkpoint_key``) as a bound that compares
+    with the stored key as the key itself does: bytes as a binary value, undecodable text as
+    its stored bytes made text again in SQL — never the escaped text, which sorts elsewhere."""
+    if isinstance(value, dict) and set(value) == {"bytes"}:
+        value = bytes.fromhex(value["bytes"])
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return sa.literal(bytes(value), sa.LargeBinary)
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = sa.literal(value.encode("utf-8", "surrogateescape"), sa.LargeBinary)
+            if dialect.name == "sqlite":
+                return sa.cast(raw, sa.Text)
+            if dialect.name == "postgresql":
+                return sa.func.convert_from(raw, "SQL_ASCII")
+            return raw
+    return value
 
 
 def check_connection(engine: Engine, role: str) -> None:
