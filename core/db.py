@@ -12,6 +12,7 @@ import functools
 import logging
 import operator
 import os
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -265,8 +266,49 @@ def store_errors(engine: Engine | None, role: str) -> Iterator[None]:
         if not _store_failure(exc):
             raise
         where = mask_url(getattr(engine, "display_url", engine.url)) if engine is not None else role
-        reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+        reason = _driver_reason(exc, engine)
         raise StoreUnavailable(f"{role} store {where}: {reason}") from None
+
+
+# A quoted span of a driver message (to its end if the quote is never closed: SQLite cuts a
+# value at its first line break); an apostrophe inside a word ("Can't") opens none.
+_QUOTED = re.compile(r"""(?<!\w)(['"])(.*?)(?:\1(?!\w)|\Z)""", re.S)
+
+
+def _driver_reason(exc: sa.exc.DBAPIError, engine: Engine | None) -> str:
+    """The first line of the driver's message, with every quoted span that is not a name of the
+    store (its file, database, user or host, or a table or column of the schemas) shown as '…'.
+
+    Data errors quote row values — SQLite's "Could not decode to UTF-8 column 'X' with text
+    '…'", MariaDB's "Incorrect … value: '…'" (which pymysql raises as OperationalError) — and
+    no value of a record, intelligence text least of all, may reach a console or a log.
+    """
+    names = _store_names(engine)
+
+    def shown(m) -> str:
+        quote, inner = m.group(1), m.group(2)
+        return m.group(0) if inner.lower() in names else f"{quote}…{quote}"
+
+    orig = exc.orig if exc.orig is not None else exc
+    args = getattr(orig, "args", ())
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        # pymysql: (code, message), whose str() quotes the whole message once more.
+        message = f'({args[0]}, "{_QUOTED.sub(shown, args[1].strip())}")'
+    else:
+        message = _QUOTED.sub(shown, str(orig).strip())
+    return (message.splitlines() or [""])[0]
+
+
+def _store_names(engine: Engine | None) -> set[str]:
+    from core import schema
+
+    names = {""}
+    for url in {getattr(engine, "display_url", None), getattr(engine, "url", None)} - {None}:
+        names |= {str(part).lower() for part in (url.database, url.username, url.host, url.port) if part}
+    for metadata in (schema.legacy_metadata, schema.target_metadata):
+        for table in metadata.tables.values():
+            names |= {table.name.lower(), *(c.name.lower() for c in table.columns)}
+    return names
 
 
 def _store_failure(exc: sa.exc.DBAPIError) -> bool:

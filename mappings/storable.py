@@ -57,11 +57,9 @@ def map_storable(rows, ctx, map_batch: Callable[[list, object], list[Mapped]]) -
 def escaped(value) -> str | None:
     """A legacy value as text that any store and console can hold: bytes that are not UTF-8 (as
     bytes, or as the lone surrogates ``core/db.py`` reads them as) shown as ``\\xff``."""
+    value = text(value)  # bytes: escaped there
     if value is None:
         return None
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).decode("utf-8", "backslashreplace")
-    value = text(value)
     if value.isascii() or not _SURROGATE(value):
         return value
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -364,3 +364,38 @@ def _target_column(url: str, table: str, column: str) -> list:
         rows = conn.execute(sa.select(schema.target_metadata.tables[table].c[column])).all()
     engine.dispose()
     return rows
+
+
+# --- driver messages never carry a record's value ----------------------------------------
+
+
+def test_a_driver_error_quoting_intelligence_text_prints_none_of_it(tmp_path):
+    """SQLite's decode error quotes the value up to its first line break: reading an iOPS store
+    whose intelligence text is not UTF-8 (a rollback reads every before-image) used to print it."""
+    legacy = _resume_store(f"sqlite:///{tmp_path / 'opus.db'}")
+    target_db = tmp_path / "iops.db"
+    migrate(legacy, f"sqlite:///{target_db}")
+    secret = "SUBJECT SEEN DEALING NEAR PICCADILLY GARDENS"
+    with sqlite3.connect(target_db) as conn:
+        assert conn.execute("UPDATE intelligence_report SET intel_text = CAST(intel_text || X'FF' AS TEXT) "
+                            "WHERE intel_text = ?", (secret,)).rowcount == 3
+    res = CliRunner().invoke(app, ["rollback", "1", "--target", f"sqlite:///{target_db}"])
+    assert res.exit_code == 2, res.output
+    line, = res.output.strip().splitlines()
+    assert "target store" in line and "column 'intel_text'" in line and "'…'" in line
+    assert "SUBJECT SEEN" not in res.output
+
+
+def test_mariadb_data_error_raised_as_operational_error_prints_no_value(make_store):
+    """pymysql raises MariaDB's unmapped data errors (1292 'Truncated incorrect … value: <value>')
+    as OperationalError, which store_errors reports: the value must not be in the message."""
+    from core.errors import StoreUnavailable
+
+    url = make_store("mysql", "legacy")
+    make_legacy(url, intel=[{"intel_no": "IN/000001/18", "int_text": "INFORMATION RECEIVED THAT X"}])
+    engine = sa.create_engine(url)
+    with pytest.raises(StoreUnavailable) as caught, db.store_errors(engine, "legacy"), engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE INTEL SET OFFICER = 'A' WHERE INT_TEXT > 0 AND GRID_E = CAST(INT_TEXT AS DECIMAL)")
+    engine.dispose()
+    message = str(caught.value)
+    assert "1292" in message and "'…'" in message and "INFORMATION" not in message
