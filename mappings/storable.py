@@ -78,6 +78,8 @@ def _readable(rows: list[Mapping]) -> tuple[list[Mapping], dict[int, str]]:
     readable = rows
     undecodable: dict[int, str] = {}
     for i, row in enumerate(rows):
+        if not _needs_reading(row):
+            continue
         fixed = None
         for name, value in row.items():
             kind = type(value)
@@ -104,6 +106,19 @@ def _readable(rows: list[Mapping]) -> tuple[list[Mapping], dict[int, str]]:
                 readable = list(rows)
             readable[i] = fixed
     return readable, undecodable
+
+
+def _needs_reading(row: Mapping) -> bool:
+    """Whether the row holds bytes or undecodable text (the fast test, run on every row)."""
+    for value in row.values():
+        kind = type(value)
+        if kind is str:
+            if value.isascii() or not _SURROGATE(value):
+                continue
+            return True
+        if kind is bytes or kind is bytearray or kind is memoryview:
+            return True
+    return False
 
 
 def reject_unstorable(rows: Iterable[Mapping], results: list[Mapped],
