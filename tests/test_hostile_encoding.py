@@ -240,6 +240,26 @@ def test_resume_from_every_undecodable_key_gives_the_uninterrupted_run(tmp_path)
         ("crime_person", "CR/000003/18:70001:\\XFF")}  # the link whose crime and person are matched
 
 
+def test_reconcile_workers_cut_key_ranges_at_undecodable_keys_as_one_process_does(tmp_path):
+    """Batches of one record: every key, undecodable ones included, bounds a range a worker
+    reads back from the legacy store (``keyed.legacy_range``)."""
+    from reconcile.run import ReconcileOptions, reconcile
+
+    legacy_db = tmp_path / "opus.db"
+    legacy = _resume_store(f"sqlite:///{legacy_db}")
+    _spoil_keys_sqlite(legacy_db)
+    target = f"sqlite:///{tmp_path / 'iops.db'}"
+    migrate(legacy, target)
+    reports = {}
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        result = reconcile(legacy, target, out, ReconcileOptions(workers=workers, batch_size=1, parallel_min_rows=0))
+        assert result.exit_code == 0
+        reports[workers] = (out / "discrepancies.csv").read_text(encoding="utf-8")
+    assert reports[2] == reports[1]
+    assert reports[1].count("INVALID_ENCODING") == 4
+
+
 # --- PostgreSQL: a SQL_ASCII database holds any byte -------------------------------------------
 
 
