@@ -8,6 +8,7 @@ tool speaks SQLAlchemy Core and never asks which dialect it is on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import operator
 import os
@@ -148,6 +149,7 @@ def open_legacy(url: str) -> Engine:
     if u.get_backend_name() == "sqlite" and not _sqlite_file(u).is_file():
         raise UsageError(f"legacy store not found: {u.database} (run `generate --legacy {mask_url(u)}` first?)")
     engine = _read_only_engine(u)
+    _read_undecodable_text(engine)
     check_connection(engine, "legacy")
     return engine
 
@@ -289,6 +291,88 @@ def _wal_store_in_read_only_folder(path: Path) -> bool:
     return True
 
 
+# --- legacy text that is not UTF-8 ----------------------------------------------------------
+# A legacy store can hold text whose bytes are not UTF-8: SQLite stores whatever it is given
+# (``CAST(x || X'FF' AS TEXT)``), a PostgreSQL SQL_ASCII database checks nothing, and a BLOB or
+# a MariaDB VARBINARY column hands back bytes. The drivers' own decoding raises in the middle of
+# a stream, with the value in the message, and every resumed run would meet the same row. So
+# every reader of the legacy store gets such text decoded with ``surrogateescape``: each byte
+# that is not UTF-8 becomes a lone surrogate (U+DC80..U+DCFF), which no decoded text can hold, so
+# the value is told apart without doubt (``mappings/storable.py`` rejects its record as
+# INVALID_ENCODING) and encodes back to exactly the stored bytes (``legacy_key_bound``).
+# Bytes (BLOB, VARBINARY) stay bytes: the mapping decodes them by the same rule.
+
+#: Stored text bytes -> str; bytes that are not UTF-8 become lone surrogates. C code throughout.
+decode_legacy_text = functools.partial(str, encoding="utf-8", errors="surrogateescape")
+
+
+def _read_undecodable_text(engine: Engine) -> None:
+    """Make the legacy engine's connections hand over undecodable text instead of raising."""
+    backend = engine.dialect.name
+    if backend == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _sqlite_text(dbapi_conn, _record):
+            dbapi_conn.text_factory = decode_legacy_text
+
+    elif backend == "postgresql":
+        # Only a SQL_ASCII database can hold such bytes (UTF8 and the other server encodings
+        # validate every value on input). There psycopg returns every text as bytes — even the
+        # server version SQLAlchemy reads on first connect — so text loaders go in first.
+        @event.listens_for(engine, "connect", insert=True)
+        def _postgresql_text(dbapi_conn, _record):
+            if dbapi_conn.info.parameter_status("server_encoding") == "SQL_ASCII":
+                for name in ("text", "varchar", "bpchar", "name"):
+                    dbapi_conn.adapters.register_loader(name, _SqlAsciiTextLoader)
+    # MariaDB checks text on input into every character set that has invalid byte sequences
+    # (utf8mb4 refuses 0xFF even from a binary client); latin1 decodes any byte. What is not
+    # text comes from VARBINARY/BLOB columns as bytes.
+
+
+def _sql_ascii_loader():
+    from psycopg.adapt import Loader
+
+    class SqlAsciiTextLoader(Loader):
+        def load(self, data) -> str:
+            return decode_legacy_text(bytes(data))
+
+    return SqlAsciiTextLoader
+
+
+try:
+    _SqlAsciiTextLoader = _sql_ascii_loader()
+except ModuleNotFoundError:  # psycopg not installed: no PostgreSQL store can be opened anyway
+    _SqlAsciiTextLoader = None
+
+
+def checkpoint_key(value):
+    """A legacy key value as JSON can hold it and ``legacy_key_bound`` takes it back: bytes (a
+    BLOB or VARBINARY key) as ``{"bytes": hex}``; text with lone surrogates is JSON already."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"bytes": bytes(value).hex()}
+    return value
+
+
+def legacy_key_bound(dialect, value):
+    """``value`` (a legacy key as read, or its ``checkpoint_key``) as a bound that compares
+    with the stored key as the key itself does: bytes as a binary value, undecodable text as
+    its stored bytes made text again in SQL — never the escaped text, which sorts elsewhere."""
+    if isinstance(value, dict) and set(value) == {"bytes"}:
+        value = bytes.fromhex(value["bytes"])
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return sa.literal(bytes(value), sa.LargeBinary)
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = sa.literal(value.encode("utf-8", "surrogateescape"), sa.LargeBinary)
+            if dialect.name == "sqlite":
+                return sa.cast(raw, sa.Text)
+            if dialect.name == "postgresql":
+                return sa.func.convert_from(raw, "SQL_ASCII")
+            return raw
+    return value
+
+
 def check_connection(engine: Engine, role: str) -> None:
     """Connect once: an unreachable store is ``StoreUnavailable``; an option the driver refuses
     only when connecting (psycopg: ``?connect_timeout=abc``; PyMySQL: an unknown keyword) is a
@@ -402,8 +486,49 @@ def store_errors(engine: Engine | None, role: str) -> Iterator[None]:
             raise
         url = getattr(engine, "display_url", engine.url) if engine is not None else None
         where = mask_url(url) if url is not None else role
-        reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+        reason = _driver_reason(exc, engine)
         raise StoreUnavailable(f"{role} store {where}: {_scrubbed(reason, url)}") from None
+
+
+# A quoted span of a driver message (to its end if the quote is never closed: SQLite cuts a
+# value at its first line break); an apostrophe inside a word ("Can't") opens none.
+_QUOTED = re.compile(r"""(?<!\w)(['"])(.*?)(?:\1(?!\w)|\Z)""", re.S)
+
+
+def _driver_reason(exc: sa.exc.DBAPIError, engine: Engine | None) -> str:
+    """The first line of the driver's message, with every quoted span that is not a name of the
+    store (its file, database, user or host, or a table or column of the schemas) shown as '…'.
+
+    Data errors quote row values — SQLite's "Could not decode to UTF-8 column 'X' with text
+    '…'", MariaDB's "Incorrect … value: '…'" (which pymysql raises as OperationalError) — and
+    no value of a record, intelligence text least of all, may reach a console or a log.
+    """
+    names = _store_names(engine)
+
+    def shown(m) -> str:
+        quote, inner = m.group(1), m.group(2)
+        return m.group(0) if inner.lower() in names else f"{quote}…{quote}"
+
+    orig = exc.orig if exc.orig is not None else exc
+    args = getattr(orig, "args", ())
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        # pymysql: (code, message), whose str() quotes the whole message once more.
+        message = f'({args[0]}, "{_QUOTED.sub(shown, args[1].strip())}")'
+    else:
+        message = _QUOTED.sub(shown, str(orig).strip())
+    return (message.splitlines() or [""])[0]
+
+
+def _store_names(engine: Engine | None) -> set[str]:
+    from core import schema
+
+    names = {""}
+    for url in {getattr(engine, "display_url", None), getattr(engine, "url", None)} - {None}:
+        names |= {str(part).lower() for part in (url.database, url.username, url.host, url.port) if part}
+    for metadata in (schema.legacy_metadata, schema.target_metadata):
+        for table in metadata.tables.values():
+            names |= {table.name.lower(), *(c.name.lower() for c in table.columns)}
+    return names
 
 
 def _store_failure(exc: sa.exc.DBAPIError) -> bool:

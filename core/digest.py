@@ -135,4 +135,8 @@ def text_fingerprint(text: str | None) -> str | None:
     """What reports show instead of sensitive text: a SHA-256 prefix and the length."""
     if text is None:
         return None
-    return f"sha256:{hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]} len={len(text)}"
+    if isinstance(text, (bytes, bytearray, memoryview)):  # a BLOB, or VARBINARY on MariaDB
+        text = bytes(text).decode("utf-8", "surrogateescape")
+    # surrogateescape: text read with bytes that are not UTF-8 (core/db.py) is fingerprinted
+    # as the bytes stored; for any other text it changes nothing.
+    return f"sha256:{hashlib.sha256(text.encode('utf-8', 'surrogateescape')).hexdigest()[:12]} len={len(text)}"

@@ -31,29 +31,25 @@ from mappings.intel import map_intel_row
 from mappings.link import map_link
 from mappings.outcome import Issue, Mapped, MappingContext
 from mappings.person import map_person
-from mappings.storable import reject_unstorable
+from mappings.storable import map_storable
 
 
 # The batch functions everyone uses (engine, reconciler, simulator): the rules of each
-# entity module, then the storability rule of ``storable.py``.
+# entity module between the readability and storability rules of ``storable.py``.
 def map_persons(rows, ctx: MappingContext) -> list[Mapped]:
-    rows = rows if isinstance(rows, list) else list(rows)
-    return reject_unstorable(rows, _person.map_persons(rows, ctx))
+    return map_storable(rows, ctx, _person.map_persons)
 
 
 def map_crimes(rows, ctx: MappingContext) -> list[Mapped]:
-    rows = rows if isinstance(rows, list) else list(rows)
-    return reject_unstorable(rows, _crime.map_crimes(rows, ctx))
+    return map_storable(rows, ctx, _crime.map_crimes)
 
 
 def map_links(rows, ctx: MappingContext) -> list[Mapped]:
-    rows = rows if isinstance(rows, list) else list(rows)
-    return reject_unstorable(rows, _link.map_links(rows, ctx))
+    return map_storable(rows, ctx, _link.map_links)
 
 
 def map_intel(rows, ctx: MappingContext) -> list[Mapped]:
-    rows = rows if isinstance(rows, list) else list(rows)
-    return reject_unstorable(rows, _intel.map_intel(rows, ctx))
+    return map_storable(rows, ctx, _intel.map_intel)
 
 
 __all__ = [

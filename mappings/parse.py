@@ -62,14 +62,15 @@ def text(value: Any) -> str | None:
     """Any legacy value as ``str`` (None stays None). Never raises.
 
     Drivers hand us str, but SQLite's type affinity lets an INTEGER column hold text and a
-    VARCHAR column hold numbers, and some drivers return bytes: accept them all.
+    VARCHAR column hold numbers, and some drivers return bytes: accept them all. Bytes that
+    are not UTF-8 are shown escaped (``\\xff``), as ``mappings.storable`` rejects them.
     """
     if value is None or type(value) is str:
         return value
     if isinstance(value, str):
         return str.__str__(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).decode("utf-8", errors="replace")
+        return bytes(value).decode("utf-8", errors="backslashreplace")
     try:
         return str(value)
     except Exception:  # a hostile __str__; nothing in a real row, but stay total

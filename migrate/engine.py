@@ -28,13 +28,15 @@ from sqlalchemy.engine import Engine
 
 from core import __version__, schema
 from core.cyclic_gc import manual_cyclic_gc
-from core.db import bulk_insert, mask_url, open_legacy, open_target, refuse_same_store, store_errors, stream
+from core.db import (bulk_insert, checkpoint_key, legacy_key_bound, mask_url, open_legacy, open_target,
+                     refuse_same_store, store_errors, stream)
 from core.digest import canonical_row, record_digests, row_digest, text_fingerprint
 from core.errors import ForeignSchemaError, RunNotFound, UsageError
 from core.progress import bar
 from mappings import map_crimes, map_intel, map_links, map_persons
 from mappings.outcome import Mapped, MappingContext
 from mappings.reference import Reference, load_reference
+from mappings.storable import escaped
 from migrate import lock
 from migrate.accepted import AcceptedKeys
 
@@ -424,7 +426,9 @@ class _Runner:
         key_expr = keys[0] if len(keys) == 1 else sa.tuple_(*keys)
 
         def bound(values):
-            return values[0] if len(keys) == 1 else sa.tuple_(*[sa.literal(v) for v in values])
+            values = [legacy_key_bound(self.legacy.dialect, v) for v in values]
+            return values[0] if len(keys) == 1 else sa.tuple_(*[v if isinstance(v, sa.ColumnElement)
+                                                               else sa.literal(v) for v in values])
 
         if after is not None:
             stmt = stmt.where(key_expr > bound(after))
@@ -520,7 +524,7 @@ class _Runner:
             for batch in self._batches(spec, after):
                 batch_no += 1
                 mapped = spec.map_batch(batch, ctx)
-                last_key = [batch[-1][k] for k in spec.key_columns]
+                last_key = [checkpoint_key(batch[-1][k]) for k in spec.key_columns]
                 batch_counts = counts.pending()  # becomes ``counts`` only once the batch is committed
                 with self.target.begin() as conn:
                     existing = self._xref_in(conn, spec, mapped)
@@ -704,6 +708,8 @@ def _reject_row(run_id: int, spec: EntitySpec, m: Mapped, raw: dict) -> dict:
 
 
 def _raw_json(raw: dict) -> str:
-    """The legacy row as JSON, with intelligence text replaced by its fingerprint."""
-    safe = {k: (text_fingerprint(v) if k == "int_text" and v is not None else v) for k, v in raw.items()}
+    """The legacy row as JSON, with intelligence text replaced by its fingerprint (and bytes
+    that are not UTF-8 escaped: ``mappings.storable.escaped``)."""
+    safe = {k: (text_fingerprint(v) if k == "int_text" and v is not None else
+                escaped(v) if isinstance(v, (str, bytes)) else v) for k, v in raw.items()}
     return json.dumps(safe, ensure_ascii=False, default=str)

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.db import connect, store_errors, stream
+from core.db import connect, legacy_key_bound, store_errors, stream
 from core.keyset import KeySet as IntSet  # (the name kept until keyed.py is split: core.keyset.KeySet)
 from core.refs import decode_ref, encode_crime_ref, encode_intel_ref
 from core.progress import bar
@@ -509,9 +509,9 @@ def legacy_range(conn, table: sa.Table, key_column: str, key_range: KeyRange) ->
     lower, upper = key_range
     stmt = sa.select(table).order_by(column)
     if lower is not None:
-        stmt = stmt.where(column >= lower)
+        stmt = stmt.where(column >= legacy_key_bound(conn.dialect, lower))
     if upper is not None:
-        stmt = stmt.where(column < upper)
+        stmt = stmt.where(column < legacy_key_bound(conn.dialect, upper))
     result = conn.execute(stmt)
     names = list(result.keys())
     return [dict(zip(names, row)) for row in result.all()]

@@ -85,7 +85,7 @@ REJECT_CODES = {
 }
 # Our own codes (mappings/storable.py): values no target engine can store.
 for _codes in REJECT_CODES.values():
-    _codes |= {"INVALID_CHARACTER", "VALUE_TOO_LONG"}
+    _codes |= {"INVALID_CHARACTER", "VALUE_TOO_LONG", "INVALID_ENCODING"}
 WARN_CODES = {
     "crime": {"INVALID_COMMITTED_DATE", "COMMITTED_RANGE", "UNKNOWN_DIVISION", "UNKNOWN_DISPOSAL",
               "FINALISED_NO_OUTCOME", "INVALID_POSTCODE", "INVALID_GRID"},
