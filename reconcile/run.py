@@ -7,13 +7,11 @@ opened read-only (SQLite ``mode=ro``; read-only sessions on PostgreSQL and Maria
 write would fail in the database itself.
 
 Steps: persons (keyed); crimes (keyed, with the crime statistics); unkeyed crimes
-(similarity); links of matched crimes; intelligence (keyed); then the reports. Every finding
-goes to a sorted on-disk spool; the four exports are written by ``reports.reconciliation``
-under temporary names and published together at the end — if a store is lost mid-run,
-``StoreUnavailable`` (exit 2) is raised and no report is published, so nothing partial is
-ever presented as complete. Once the crime passes are done their findings are final (and
-sort first), so a thread writes them into the reports while the later passes run: on two
-cores that work no longer waits for the end (measured in ``bench/bench_reconcile.py``).
+(similarity); links of matched crimes; intelligence (keyed). The result is data
+(``reconcile.model.ReconResult``): its findings are a re-iterable stream in report order
+(sorted on disk, ``reconcile/spool.py``); ``main.py`` hands it to ``reports/`` to be written.
+If a store is lost mid-run, ``StoreUnavailable`` (exit 2) is raised and there is no result,
+so nothing partial is ever presented as complete.
 
 Decisions on points ``reconciliation.md`` leaves open (an auditor's reading):
 
@@ -63,10 +61,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import __version__, schema
-from core.beside import Beside
 from core.cyclic_gc import manual_cyclic_gc
 from core.db import mask_url, open_legacy, parse_url, store_errors
-from core.errors import ForeignSchemaError, OutputError, StoreUnavailable, UsageError
+from core.errors import ForeignSchemaError, StoreUnavailable, UsageError
 from mappings.outcome import MappingContext
 from mappings.reference import Reference, load_reference
 from reconcile import keyed
@@ -92,12 +89,11 @@ class ReconcileOptions:
     #: about a second each, more than they save on a small store.
     parallel_min_rows: int = 50_000
     reference: Reference | None = None  # code tables (default: mappings/*.csv)
-    write_reports: bool = True  # False: return the result only (benchmarks, library use)
     #: Called after each legacy batch with (entity, records done): progress displays, and tests
     #: that cut a store off at a known point.
     on_batch: Callable[[str, int], None] | None = None
     #: When given, filled with {phase: (wall seconds, CPU seconds)} for person, crime,
-    #: intelligence and reports (benchmarks).
+    #: crime_person and intelligence (benchmarks).
     timings: dict | None = None
 
     def validate(self) -> None:
@@ -132,17 +128,13 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
-def reconcile(legacy_url: str, target_url: str, out_dir: str | os.PathLike | None,
-              options: ReconcileOptions | None = None) -> ReconResult:
-    """Reconcile the OPUS store at ``legacy_url`` with the iOPS store at ``target_url`` and
-    write the four reports into ``out_dir``. Returns the result (``result.exit_code``)."""
+def reconcile(legacy_url: str, target_url: str, options: ReconcileOptions | None = None) -> ReconResult:
+    """Reconcile the OPUS store at ``legacy_url`` with the iOPS store at ``target_url``.
+
+    Returns the result (``result.exit_code``); writes no file — ``reports.reconciliation``
+    renders it. ``result.discrepancies`` is re-iterable, in report order."""
     options = options or ReconcileOptions()
     options.validate()
-    out_path = Path(out_dir) if out_dir is not None else None
-    if options.write_reports:
-        if out_path is None:
-            raise UsageError("--out is required: the folder for the reconciliation reports")
-        _check_out_dir(out_path)
     reference = options.reference or load_reference()
     started = _now()
 
@@ -153,16 +145,6 @@ def reconcile(legacy_url: str, target_url: str, out_dir: str | os.PathLike | Non
         legacy.dispose()
         raise
     spool = DiscrepancySpool()
-    early: _EarlyReports | None = None
-
-    def crimes_done() -> None:
-        nonlocal early
-        if options.write_reports:
-            from reports.reconciliation import ReconciliationReports
-
-            # The crime statistics are complete too (keyed pass and scan): written after the rows.
-            early = _EarlyReports(ReconciliationReports(out_path), spool.seal(("crime",)), rec.stats.rows())
-
     try:
         legacy_tables = schema.legacy_tables(legacy)
         target_tables = target_iops_tables(target)
@@ -180,81 +162,32 @@ def reconcile(legacy_url: str, target_url: str, out_dir: str | os.PathLike | Non
                                workers=workers)
         # Cyclic GC by hand between passes (see core.cyclic_gc): automatic, it was 40% of the CPU.
         with manual_cyclic_gc() as between_passes:
-            _run_passes(rec, target, target_tables, options.timings, between_passes, crimes_done)
+            _run_passes(rec, target, target_tables, options.timings, between_passes)
         spool.close()
-        result = ReconResult(
-            legacy_url=mask_url(legacy_url),
-            target_url=mask_url(target_url),
-            started_at=started,
-            finished_at=_now(),
-            tool_version=__version__,
-            mapping_digest=reference.digest,
-            thresholds={"auto": options.auto_threshold, "review": options.review_threshold,
-                        "fail": options.fail_threshold},
-            totals=totals,
-            discrepancies=spool,
-            stats=rec.stats.rows(),
-        )
     except BaseException:
-        if early is not None:
-            early.abandon()
         spool.discard()
         raise
     finally:
         legacy.dispose()
         target.dispose()
-    if early is not None:  # writing reports: crimes_done started them
-        with _timed(options.timings, "reports"):
-            reports = early.join(options.timings)
-            try:
-                reports.add(spool.unsealed())
-            except BaseException:
-                reports.discard()
-                raise
-            reports.finish(result)  # sets result.report_paths and result.out_dir
-    return result
-
-
-class _EarlyReports:
-    """The crime rows and statistics written into the reports by a thread while the later
-    passes run.
-
-    The thread only reads the sealed spool file and writes the reports' temporary files; this
-    thread goes on with the passes (it mostly waits for the worker processes, and so lends
-    the thread the interpreter). Its error, if any, is raised again by ``join``.
-    """
-
-    def __init__(self, reports, sealed: Path, stats: list) -> None:
-        self.reports = reports
-
-        def write(stopped: Callable[[], bool]) -> None:
-            reports.add(DiscrepancySpool.read_file(sealed), stop=stopped)
-            if not stopped():
-                reports.add_stats(stats)
-
-        self._thread = Beside("reports: crime rows", write).start()
-
-    def join(self, timings: dict | None = None):
-        """The reports, once the crime rows and statistics are written (or the thread's error)."""
-        try:
-            self._thread.join()
-        except BaseException:
-            self.reports.discard()
-            raise
-        finally:
-            if timings is not None:
-                timings["  crime rows + statistics, early"] = self._thread.seconds
-        return self.reports
-
-    def abandon(self) -> None:
-        """The reconciliation failed: stop the thread and remove what it wrote."""
-        self._thread.stop()
-        self.reports.discard()
+    return ReconResult(
+        legacy_url=mask_url(legacy_url),
+        target_url=mask_url(target_url),
+        started_at=started,
+        finished_at=_now(),
+        tool_version=__version__,
+        mapping_digest=reference.digest,
+        thresholds={"auto": options.auto_threshold, "review": options.review_threshold,
+                    "fail": options.fail_threshold},
+        totals=totals,
+        discrepancies=spool,
+        stats=rec.stats.rows(),
+    )
 
 
 def _run_passes(rec: keyed.Reconciler, target: Engine, target_tables: dict, timings: dict | None,
-                collect: Callable[[], None], crimes_done: Callable[[], None] = lambda: None) -> None:
-    """The passes, in order; ``crimes_done`` is called once every crime finding is made."""
+                collect: Callable[[], None]) -> None:
+    """The passes, in order."""
     # Persons first: links and intelligence subjects depend on which persons are migrated.
     with _timed(timings, "person", collect):
         census = rec.keyed_pass(keyed.PERSON)
@@ -271,7 +204,6 @@ def _run_passes(rec: keyed.Reconciler, target: Engine, target_tables: dict, timi
             unkeyed = rec.scan_target(keyed.CRIME, census)
         with _timed(timings, "  crime unkeyed (similarity)", _no_collect):
             rec.resolve_unkeyed(keyed.CRIME, unkeyed, census.similar)
-    crimes_done()
 
     with _timed(timings, "crime_person", collect):
         rec.link_pass()
@@ -373,12 +305,3 @@ def target_iops_tables(engine: Engine) -> dict[str, sa.Table]:
                 )
             tables[name] = table if actual[name] == name else table.to_metadata(md, name=actual[name])
     return tables
-
-
-def _check_out_dir(out_dir: Path) -> None:
-    """Fail before hours of work, not after, when the reports could not be written."""
-    probe = out_dir if out_dir.exists() else next((p for p in out_dir.parents if p.exists()), None)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"--out {out_dir} exists and is not a folder")
-    if probe is None or not os.access(probe, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write the reports into {out_dir}: permission denied")

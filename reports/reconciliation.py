@@ -88,6 +88,17 @@ def write_reconciliation_reports(result: ReconResult, out_dir: Path) -> dict[str
     return reports.finish(result)
 
 
+def check_out_dir(out_dir: Path) -> None:
+    """Fail before hours of reconciliation, not after, when the reports could not be written
+    into ``out_dir`` (``OutputError``)."""
+    out_dir = Path(out_dir)
+    probe = out_dir if out_dir.exists() else next((p for p in out_dir.parents if p.exists()), None)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"--out {out_dir} exists and is not a folder")
+    if probe is None or not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write the reports into {out_dir}: permission denied")
+
+
 class ReconciliationReports:
     """The four exports written in steps: ``add`` discrepancy rows (in the spool's order; may
     be called again with the rows that follow), then ``finish`` with the result. Until

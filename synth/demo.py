@@ -114,8 +114,10 @@ def _simulate(legacy: str, target: str, seed: int, truth: str):
 
 def _reconcile(legacy: str, target: str, out: Path):
     from reconcile.run import ReconcileOptions, reconcile
+    from reports.reconciliation import write_reconciliation_reports
 
     _quiet()
-    result = reconcile(legacy, target, out, ReconcileOptions())
+    result = reconcile(legacy, target, ReconcileOptions())
+    write_reconciliation_reports(result, out)
     # The discrepancy stream stays on disk (the reports hold it); only the totals travel back.
     return dataclasses.replace(result, discrepancies=[])
