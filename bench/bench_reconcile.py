@@ -310,7 +310,8 @@ def _compared_selects(legacy_url: str, target_url: str):
     joined to their locations, persons, links."""
     from core import schema
     from core.db import open_legacy
-    from reconcile.run import open_target_read_only, target_iops_tables
+    from core.db import open_target_read_only
+    from reconcile.stores import target_iops_tables
     import sqlalchemy as sa
 
     legacy = open_legacy(legacy_url)
@@ -382,7 +383,7 @@ def phase_datacompy(legacy_url: str, target_url: str) -> dict:
 
     legacy, target, _ = _compared_selects(legacy_url, target_url)
     from core import schema
-    from reconcile.run import target_iops_tables
+    from reconcile.stores import target_iops_tables
 
     lt = schema.legacy_tables(legacy)
     tt = target_iops_tables(target)

@@ -182,21 +182,10 @@ def _reporting(work: Callable[[], object], out) -> None:
 @contextlib.contextmanager
 def _stores(plan: EvaluationWorkers):
     """The two stores, read-only, and their tables: (legacy, target, target tables, legacy tables)."""
-    from core import schema
-    from core.db import open_legacy, store_errors
-    from reconcile.run import open_target_read_only, target_iops_tables
+    from reconcile.stores import open_stores
 
-    legacy = open_legacy(plan.legacy_url)
-    try:
-        target = open_target_read_only(plan.target_url)
-        try:
-            with store_errors(legacy, "legacy"):
-                legacy_tables = schema.legacy_tables(legacy)
-            yield legacy, target, target_iops_tables(target), legacy_tables
-        finally:
-            target.dispose()
-    finally:
-        legacy.dispose()
+    with open_stores(plan.legacy_url, plan.target_url) as stores:
+        yield stores.legacy, stores.target, stores.target_tables, stores.legacy_tables
 
 
 def _send_all(out, results: Iterable) -> None:

@@ -54,26 +54,22 @@ import os
 import resource
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core import __version__, schema
+from core import __version__
 from core.cyclic_gc import manual_cyclic_gc
-from core.db import mask_url, open_legacy, parse_url, store_errors
-from core.errors import ForeignSchemaError, StoreUnavailable, UsageError
+from core.db import mask_url, store_errors
+from core.errors import UsageError
 from mappings.outcome import MappingContext
 from mappings.reference import Reference, load_reference
 from reconcile import keyed
 from reconcile.parallel import EvaluationWorkers
 from reconcile.model import ENTITIES, EntityTotals, ReconResult
 from reconcile.spool import DiscrepancySpool
-
-#: iOPS tables the reconciler reads (never the tool's own mig_ tables).
-IOPS_TABLES = schema.TARGET_TABLES
-
+from reconcile.stores import open_stores
 
 @dataclass(frozen=True)
 class ReconcileOptions:
@@ -138,38 +134,28 @@ def reconcile(legacy_url: str, target_url: str, options: ReconcileOptions | None
     reference = options.reference or load_reference()
     started = _now()
 
-    legacy = open_legacy(legacy_url)
-    try:
-        target = open_target_read_only(target_url)
-    except BaseException:
-        legacy.dispose()
-        raise
     spool = DiscrepancySpool()
     try:
-        legacy_tables = schema.legacy_tables(legacy)
-        target_tables = target_iops_tables(target)
-        totals = {entity: EntityTotals(entity) for entity in ENTITIES}
-        sink = keyed.FindingSink(spool, totals)
-        ctx = MappingContext(reference=reference, run_started=started)
-        workers = None
-        count = options.workers if options.workers is not None else default_workers()
-        if count > 1:
-            workers = EvaluationWorkers(count, legacy_url, target_url, reference, started,
-                                        options.batch_size, options.parallel_min_rows)
-        rec = keyed.Reconciler(legacy, target, legacy_tables, target_tables, ctx, sink,
-                               batch_size=options.batch_size, auto_threshold=options.auto_threshold,
-                               review_threshold=options.review_threshold, on_batch=options.on_batch,
-                               workers=workers)
-        # Cyclic GC by hand between passes (see core.cyclic_gc): automatic, it was 40% of the CPU.
-        with manual_cyclic_gc() as between_passes:
-            _run_passes(rec, target, target_tables, options.timings, between_passes)
+        with open_stores(legacy_url, target_url) as stores:
+            totals = {entity: EntityTotals(entity) for entity in ENTITIES}
+            sink = keyed.FindingSink(spool, totals)
+            ctx = MappingContext(reference=reference, run_started=started)
+            workers = None
+            count = options.workers if options.workers is not None else default_workers()
+            if count > 1:
+                workers = EvaluationWorkers(count, legacy_url, target_url, reference, started,
+                                            options.batch_size, options.parallel_min_rows)
+            rec = keyed.Reconciler(stores.legacy, stores.target, stores.legacy_tables, stores.target_tables, ctx,
+                                   sink, batch_size=options.batch_size, auto_threshold=options.auto_threshold,
+                                   review_threshold=options.review_threshold, on_batch=options.on_batch,
+                                   workers=workers)
+            # Cyclic GC by hand between passes (see core.cyclic_gc): automatic, it was 40% of the CPU.
+            with manual_cyclic_gc() as between_passes:
+                _run_passes(rec, stores.target, stores.target_tables, options.timings, between_passes)
         spool.close()
     except BaseException:
         spool.discard()
         raise
-    finally:
-        legacy.dispose()
-        target.dispose()
     return ReconResult(
         legacy_url=mask_url(legacy_url),
         target_url=mask_url(target_url),
@@ -256,52 +242,3 @@ def _no_collect() -> None:
 def _cpu_seconds() -> float:
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return time.process_time() + children.ru_utime + children.ru_stime
-
-
-# ------------------------------------------------------------------------------ the stores
-
-
-def open_target_read_only(url: str) -> Engine:
-    """The iOPS store, opened so that it cannot be written.
-
-    ``core.db.open_legacy`` already opens any supported store read-only (SQLite ``mode=ro``,
-    read-only sessions on the servers); it is reused here, with the target's own messages —
-    and a SQLite file that does not exist is an error, never silently created empty.
-    """
-    u = parse_url(url)
-    if u.get_backend_name() == "sqlite":
-        path = u.database or ""
-        if not path or path == ":memory:":
-            raise UsageError("the target store must be a SQLite file, not an in-memory database")
-        if not Path(path).is_file():
-            raise UsageError(f"target store not found: {path} (check --target)")
-    try:
-        return open_legacy(url)
-    except StoreUnavailable as exc:
-        raise StoreUnavailable(str(exc).replace("legacy store", "target store", 1)) from None
-    except UsageError as exc:
-        raise UsageError(str(exc).replace("legacy store", "target store")) from None
-
-
-def target_iops_tables(engine: Engine) -> dict[str, sa.Table]:
-    """The five iOPS tables of this store (resolved to their real names); error if absent."""
-    with store_errors(engine, "target"):
-        inspector = sa.inspect(engine)
-        actual = {name.lower(): name for name in inspector.get_table_names()}
-        missing = [name for name in IOPS_TABLES if name not in actual]
-        if missing:
-            raise ForeignSchemaError(
-                f"the target store has no {', '.join(missing)} table(s): is this an iOPS store?"
-            )
-        md = sa.MetaData()
-        tables = {}
-        for name in IOPS_TABLES:
-            table = schema.target_metadata.tables[name]
-            have = {c["name"].lower() for c in inspector.get_columns(actual[name])}
-            lacking = [c.name for c in table.columns if c.name not in have]
-            if lacking:
-                raise ForeignSchemaError(
-                    f"target table {name!r} lacks column(s) {', '.join(lacking)} of iops-target.md"
-                )
-            tables[name] = table if actual[name] == name else table.to_metadata(md, name=actual[name])
-    return tables
