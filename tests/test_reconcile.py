@@ -557,8 +557,8 @@ def test_reports_are_written_sorted_and_counted(stores, tmp_path):
     assert "***" in json.dumps(summary) or "password" not in json.dumps(summary)
 
 
-def test_spool_sorts_across_runs_and_rereads():
-    spool = DiscrepancySpool(run_rows=3)
+def test_spool_sorts_across_runs_and_rereads(tmp_path):
+    spool = DiscrepancySpool(tmp_path, run_rows=3)
     refs = ["70010", "9", "CR/000002/18", "CR/000001/18", "100"]
     for i, ref in enumerate(refs):
         entity = "person" if ref[0].isdigit() else "crime"
@@ -574,9 +574,9 @@ def test_spool_sorts_across_runs_and_rereads():
     # Person NOM_IDs in numeric order; entities in the model's order.
     assert [d.legacy_ref for d in first if d.entity == "person" and d.category == "MISSING"] == ["9", "100", "70010"]
     assert first[-1].entity == "crime_person"
-    folder = spool._dir
+    assert list(tmp_path.iterdir())  # its files are in the folder given
     spool.discard()
-    assert not folder.exists()
+    assert not list(tmp_path.iterdir())
 
 
 def test_reconciler_never_writes_to_either_store(stores):
