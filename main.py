@@ -193,11 +193,16 @@ def reconcile(
 
     def work() -> int:
         from reconcile.run import ReconcileOptions, reconcile as run_reconcile
+        from reports.publish import check_output_folder
+        from reports.reconciliation import write_reconciliation_reports
         from reports.text_reconcile import render_reconciliation
 
         options = ReconcileOptions(auto_threshold=auto_threshold, review_threshold=review_threshold,
                                    fail_threshold=fail_threshold, workers=workers)
-        result = run_reconcile(legacy, target, out, options)
+        options.validate()
+        check_output_folder(out)  # before the work, not after it
+        result = run_reconcile(legacy, target, options)
+        write_reconciliation_reports(result, out)
         typer.echo(render_reconciliation(result))
         return result.exit_code
 

@@ -83,7 +83,8 @@ def _compared_selects(legacy_url: str, target_url: str):
     joined to their locations, persons, links."""
     from core import schema
     from core.db import open_legacy
-    from reconcile.run import open_target_read_only, target_iops_tables
+    from core.db import open_target_read_only
+    from reconcile.stores import target_iops_tables
     import sqlalchemy as sa
 
     legacy = open_legacy(legacy_url)
@@ -127,6 +128,7 @@ def phase_read(legacy_url: str, target_url: str, typed: str) -> dict:
 def phase_reconcile(legacy_url: str, target_url: str, out: str, batch_size: str, workers: str) -> dict:
     from core.progress import set_quiet
     from reconcile.run import ReconcileOptions, reconcile
+    from reports.reconciliation import write_reconciliation_reports
 
     set_quiet(True)
     timings: dict = {}
@@ -135,8 +137,11 @@ def phase_reconcile(legacy_url: str, target_url: str, out: str, batch_size: str,
 
     count = default_workers() if workers == "auto" else int(workers)
     with TreePeak() as tree:
-        result = reconcile(legacy_url, target_url, Path(out), ReconcileOptions(
+        result = reconcile(legacy_url, target_url, ReconcileOptions(
             batch_size=int(batch_size), timings=timings, workers=count))
+        wall, cpu = time.perf_counter(), time.process_time()
+        write_reconciliation_reports(result, Path(out))
+        timings["reports"] = (time.perf_counter() - wall, time.process_time() - cpu)
     totals = {e: {"legacy_total": t.legacy_total + t.legacy_excluded, "new_total": t.new_total,
                   "categories": t.categories, "missing_explained": t.missing_explained,
                   "matched_auto": t.matched_auto} for e, t in result.totals.items()}
@@ -151,7 +156,7 @@ def phase_datacompy(legacy_url: str, target_url: str) -> dict:
 
     legacy, target, _ = _compared_selects(legacy_url, target_url)
     from core import schema
-    from reconcile.run import target_iops_tables
+    from reconcile.stores import target_iops_tables
 
     lt = schema.legacy_tables(legacy)
     tt = target_iops_tables(target)

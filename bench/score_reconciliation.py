@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     set_quiet(args.quiet)
 
     from reconcile.run import ReconcileOptions, reconcile
+    from reports.reconciliation import write_reconciliation_reports
     from synth.generate import generate
     from synth.simulate import simulate
 
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         peak_mb["simulate"] = peak()
 
         t = time.perf_counter()
-        recon = reconcile(legacy, target, out, ReconcileOptions())
+        recon = reconcile(legacy, target, ReconcileOptions())
+        write_reconciliation_reports(recon, out)
         timings["reconcile"] = time.perf_counter() - t
         peak_mb["reconcile"] = peak()
 

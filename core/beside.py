@@ -1,8 +1,7 @@
 """Work done by a thread beside the main one, whose error is the main one's to raise.
 
 The reconciler's main thread mostly waits for its worker processes; a thread can meanwhile
-write the reports (``reconcile.run``) or read the new store's keys (``reconcile.census``). Both
-need the same three things, kept here: the thread's error raised again where the run can
+read the new store's keys (``reconcile.census``). That needs three things, kept here: the thread's error raised again where the run can
 report it (an error in a thread would otherwise only be printed), a way to ask the work to
 stop when the run fails, and the thread's own wall and CPU seconds for the timings.
 """

@@ -154,6 +154,23 @@ def open_legacy(url: str) -> Engine:
     return engine
 
 
+def open_target_read_only(url: str) -> Engine:
+    """The iOPS store opened so that it cannot be written (the reconciler; see
+    ``_read_only_engine``). A SQLite file that does not exist is an error, never silently
+    created empty (``open_target(read_only=True)`` gives None for it instead)."""
+    u = parse_url(url)
+    if u.get_backend_name() == "sqlite":
+        path = u.database or ""
+        if not path or path == ":memory:":
+            raise UsageError("the target store must be a SQLite file, not an in-memory database")
+        if not Path(path).is_file():
+            raise UsageError(f"target store not found: {path} (check --target)")
+    engine = _read_only_engine(u)
+    _read_undecodable_text(engine)  # a bad byte in iOPS is a difference to report, not a crash
+    check_connection(engine, "target")
+    return engine
+
+
 def open_target(url: str, *, read_only: bool = False) -> Engine | None:
     """An engine on the iOPS store.
 

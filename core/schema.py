@@ -433,7 +433,7 @@ MIG_TABLES = tuple(name for name in target_metadata.tables if name.startswith("m
 
 #: Nullable columns of the tool's own tables that later versions added: a target made by an
 #: older version lacks them, and is still ours — the next writing run adds them.
-ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"mig_run": ("legacy_fingerprint",)}
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"mig_run": ("legacy_fingerprint",), "mig_lock": ("pid_started",)}
 
 
 def create_target_schema(engine: Engine) -> None:
@@ -447,10 +447,12 @@ def create_target_schema(engine: Engine) -> None:
     _add_missing_columns(engine)
 
 
-def _add_missing_columns(engine: Engine) -> None:
+def _add_missing_columns(engine: Engine, tables: tuple[str, ...] | None = None) -> None:
     inspector = sa.inspect(engine)
     preparer = engine.dialect.identifier_preparer
     for name, columns in ADDED_COLUMNS.items():
+        if tables is not None and name not in tables:
+            continue
         have = {c["name"].lower() for c in inspector.get_columns(name)}
         table = target_metadata.tables[name]
         for column in (table.c[c] for c in columns if c not in have):
@@ -482,6 +484,12 @@ def create_lock_table(engine: Engine) -> None:
         mig_lock.create(engine, checkfirst=True)
     except sa.exc.DBAPIError:
         if not sa.inspect(engine).has_table(mig_lock.name):
+            raise
+    try:  # a lock table made by an older version: the lock itself needs its newer columns
+        _add_missing_columns(engine, (mig_lock.name,))
+    except sa.exc.DBAPIError:  # another first run added it at the same moment
+        have = {c["name"].lower() for c in sa.inspect(engine).get_columns(mig_lock.name)}
+        if not set(ADDED_COLUMNS[mig_lock.name]) <= have:
             raise
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Iterable, MutableMapping
 
-from mappings.parse import INVALID, UNKNOWN, _Sentinel, parse_int, text
+from mappings.parse import INVALID, UNKNOWN, Sentinel, parse_int, text
 
 EASTING_MAX = 700_000
 NORTHING_MAX = 1_300_000
@@ -38,7 +38,7 @@ def transformer():
     return Transformer.from_pipeline(PIPELINE)
 
 
-def grid_pair(easting: Any, northing: Any) -> tuple[int, int] | _Sentinel:
+def grid_pair(easting: Any, northing: Any) -> tuple[int, int] | Sentinel:
     """``GRID_E``/``GRID_N`` as a pair (mapping.md, location.easting/northing).
 
     * either NULL/blank or 0 → ``UNKNOWN`` (both NULL, no warning);
@@ -69,7 +69,7 @@ def grid_fault(easting: Any, northing: Any) -> tuple[str, str | None]:
     return "GRID_N", text(northing)
 
 
-def _coordinate(value: Any) -> int | _Sentinel:
+def _coordinate(value: Any) -> int | Sentinel:
     if type(value) is int:
         return value
     if value is None:

@@ -50,6 +50,8 @@ class _Sentinel:
 UNKNOWN = _Sentinel("UNKNOWN")
 #: The legacy field holds something that is not an accepted form (or an impossible date).
 INVALID = _Sentinel("INVALID")
+#: The type of UNKNOWN and INVALID, for the annotations of other parsing modules.
+Sentinel = _Sentinel
 
 #: UK civil time. Module-level: one ZoneInfo for the whole process.
 LONDON = ZoneInfo("Europe/London")

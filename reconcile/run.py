@@ -7,13 +7,11 @@ opened read-only (SQLite ``mode=ro``; read-only sessions on PostgreSQL and Maria
 write would fail in the database itself.
 
 Steps: persons (keyed); crimes (keyed, with the crime statistics); unkeyed crimes
-(similarity); links of matched crimes; intelligence (keyed); then the reports. Every finding
-goes to a sorted on-disk spool; the four exports are written by ``reports.reconciliation``
-under temporary names and published together at the end — if a store is lost mid-run,
-``StoreUnavailable`` (exit 2) is raised and no report is published, so nothing partial is
-ever presented as complete. Once the crime passes are done their findings are final (and
-sort first), so a thread writes them into the reports while the later passes run: on two
-cores that work no longer waits for the end (measured in ``bench/bench_reconcile.py``).
+(similarity); links of matched crimes; intelligence (keyed). The result is data
+(``reconcile.model.ReconResult``): its findings are a re-iterable stream in report order
+(sorted on disk, ``reconcile/spool.py``); ``main.py`` hands it to ``reports/`` to be written.
+If a store is lost mid-run, ``StoreUnavailable`` (exit 2) is raised and there is no result,
+so nothing partial is ever presented as complete.
 
 Decisions on points ``reconciliation.md`` leaves open (an auditor's reading):
 
@@ -56,28 +54,22 @@ import os
 import resource
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core import __version__, schema
-from core.beside import Beside
+from core import __version__
 from core.cyclic_gc import manual_cyclic_gc
-from core.db import mask_url, open_legacy, parse_url, refuse_same_store, store_errors
-from core.errors import ForeignSchemaError, OutputError, StoreUnavailable, UsageError
+from core.db import mask_url, store_errors
+from core.errors import UsageError
 from mappings.outcome import MappingContext
 from mappings.reference import Reference, load_reference
 from reconcile import keyed
 from reconcile.parallel import EvaluationWorkers
 from reconcile.model import ENTITIES, EntityTotals, ReconResult
 from reconcile.spool import DiscrepancySpool
-from reports.publish import check_output_folder
-
-#: iOPS tables the reconciler reads (never the tool's own mig_ tables).
-IOPS_TABLES = schema.TARGET_TABLES
-
+from reconcile.stores import open_stores
 
 @dataclass(frozen=True)
 class ReconcileOptions:
@@ -93,12 +85,11 @@ class ReconcileOptions:
     #: about a second each, more than they save on a small store.
     parallel_min_rows: int = 50_000
     reference: Reference | None = None  # code tables (default: mappings/*.csv)
-    write_reports: bool = True  # False: return the result only (benchmarks, library use)
     #: Called after each legacy batch with (entity, records done): progress displays, and tests
     #: that cut a store off at a known point.
     on_batch: Callable[[str, int], None] | None = None
     #: When given, filled with {phase: (wall seconds, CPU seconds)} for person, crime,
-    #: intelligence and reports (benchmarks).
+    #: crime_person and intelligence (benchmarks).
     timings: dict | None = None
 
     def validate(self) -> None:
@@ -133,130 +124,56 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
-def reconcile(legacy_url: str, target_url: str, out_dir: str | os.PathLike | None,
-              options: ReconcileOptions | None = None) -> ReconResult:
-    """Reconcile the OPUS store at ``legacy_url`` with the iOPS store at ``target_url`` and
-    write the four reports into ``out_dir``. Returns the result (``result.exit_code``)."""
+def reconcile(legacy_url: str, target_url: str, options: ReconcileOptions | None = None) -> ReconResult:
+    """Reconcile the OPUS store at ``legacy_url`` with the iOPS store at ``target_url``.
+
+    Returns the result (``result.exit_code``); writes no file — ``reports.reconciliation``
+    renders it. ``result.discrepancies`` is re-iterable, in report order."""
     options = options or ReconcileOptions()
     options.validate()
-    out_path = Path(out_dir) if out_dir is not None else None
-    if options.write_reports:
-        if out_path is None:
-            raise UsageError("--out is required: the folder for the reconciliation reports")
-        check_output_folder(out_path)  # before hours of work, not after
     reference = options.reference or load_reference()
     started = _now()
 
-    legacy = open_legacy(legacy_url)
-    try:
-        refuse_same_store(legacy, target_url)  # comparing a store with itself proves nothing
-        target = open_target_read_only(target_url)
-    except BaseException:
-        legacy.dispose()
-        raise
     spool = DiscrepancySpool()
-    early: _EarlyReports | None = None
-
-    def crimes_done() -> None:
-        nonlocal early
-        if options.write_reports:
-            from reports.reconciliation import ReconciliationReports
-
-            # The crime statistics are complete too (keyed pass and scan): written after the rows.
-            early = _EarlyReports(ReconciliationReports(out_path), spool.seal(("crime",)), rec.stats.rows())
-
     try:
-        legacy_tables = schema.legacy_tables(legacy)
-        target_tables = target_iops_tables(target)
-        totals = {entity: EntityTotals(entity) for entity in ENTITIES}
-        sink = keyed.FindingSink(spool, totals)
-        ctx = MappingContext(reference=reference, run_started=started)
-        workers = None
-        count = options.workers if options.workers is not None else default_workers()
-        if count > 1:
-            workers = EvaluationWorkers(count, legacy_url, target_url, reference, started,
-                                        options.batch_size, options.parallel_min_rows)
-        rec = keyed.Reconciler(legacy, target, legacy_tables, target_tables, ctx, sink,
-                               batch_size=options.batch_size, auto_threshold=options.auto_threshold,
-                               review_threshold=options.review_threshold, on_batch=options.on_batch,
-                               workers=workers)
-        # Cyclic GC by hand between passes (see core.cyclic_gc): automatic, it was 40% of the CPU.
-        with manual_cyclic_gc() as between_passes:
-            _run_passes(rec, target, target_tables, options.timings, between_passes, crimes_done)
+        with open_stores(legacy_url, target_url) as stores:
+            totals = {entity: EntityTotals(entity) for entity in ENTITIES}
+            sink = keyed.FindingSink(spool, totals)
+            ctx = MappingContext(reference=reference, run_started=started)
+            workers = None
+            count = options.workers if options.workers is not None else default_workers()
+            if count > 1:
+                workers = EvaluationWorkers(count, legacy_url, target_url, reference, started,
+                                            options.batch_size, options.parallel_min_rows)
+            rec = keyed.Reconciler(stores.legacy, stores.target, stores.legacy_tables, stores.target_tables, ctx,
+                                   sink, batch_size=options.batch_size, auto_threshold=options.auto_threshold,
+                                   review_threshold=options.review_threshold, on_batch=options.on_batch,
+                                   workers=workers)
+            # Cyclic GC by hand between passes (see core.cyclic_gc): automatic, it was 40% of the CPU.
+            with manual_cyclic_gc() as between_passes:
+                _run_passes(rec, stores.target, stores.target_tables, options.timings, between_passes)
         spool.close()
-        result = ReconResult(
-            legacy_url=mask_url(legacy_url),
-            target_url=mask_url(target_url),
-            started_at=started,
-            finished_at=_now(),
-            tool_version=__version__,
-            mapping_digest=reference.digest,
-            thresholds={"auto": options.auto_threshold, "review": options.review_threshold,
-                        "fail": options.fail_threshold},
-            totals=totals,
-            discrepancies=spool,
-            stats=rec.stats.rows(),
-        )
     except BaseException:
-        if early is not None:
-            early.abandon()
         spool.discard()
         raise
-    finally:
-        legacy.dispose()
-        target.dispose()
-    if early is not None:  # writing reports: crimes_done started them
-        with _timed(options.timings, "reports"):
-            reports = early.join(options.timings)
-            try:
-                reports.add(spool.unsealed())
-            except BaseException:
-                reports.discard()
-                raise
-            reports.finish(result)  # sets result.report_paths and result.out_dir
-    return result
-
-
-class _EarlyReports:
-    """The crime rows and statistics written into the reports by a thread while the later
-    passes run.
-
-    The thread only reads the sealed spool file and writes the reports' temporary files; this
-    thread goes on with the passes (it mostly waits for the worker processes, and so lends
-    the thread the interpreter). Its error, if any, is raised again by ``join``.
-    """
-
-    def __init__(self, reports, sealed: Path, stats: list) -> None:
-        self.reports = reports
-
-        def write(stopped: Callable[[], bool]) -> None:
-            reports.add(DiscrepancySpool.read_file(sealed), stop=stopped)
-            if not stopped():
-                reports.add_stats(stats)
-
-        self._thread = Beside("reports: crime rows", write).start()
-
-    def join(self, timings: dict | None = None):
-        """The reports, once the crime rows and statistics are written (or the thread's error)."""
-        try:
-            self._thread.join()
-        except BaseException:
-            self.reports.discard()
-            raise
-        finally:
-            if timings is not None:
-                timings["  crime rows + statistics, early"] = self._thread.seconds
-        return self.reports
-
-    def abandon(self) -> None:
-        """The reconciliation failed: stop the thread and remove what it wrote."""
-        self._thread.stop()
-        self.reports.discard()
+    return ReconResult(
+        legacy_url=mask_url(legacy_url),
+        target_url=mask_url(target_url),
+        started_at=started,
+        finished_at=_now(),
+        tool_version=__version__,
+        mapping_digest=reference.digest,
+        thresholds={"auto": options.auto_threshold, "review": options.review_threshold,
+                    "fail": options.fail_threshold},
+        totals=totals,
+        discrepancies=spool,
+        stats=rec.stats.rows(),
+    )
 
 
 def _run_passes(rec: keyed.Reconciler, target: Engine, target_tables: dict, timings: dict | None,
-                collect: Callable[[], None], crimes_done: Callable[[], None] = lambda: None) -> None:
-    """The passes, in order; ``crimes_done`` is called once every crime finding is made."""
+                collect: Callable[[], None]) -> None:
+    """The passes, in order."""
     # Persons first: links and intelligence subjects depend on which persons are migrated.
     with _timed(timings, "person", collect):
         census = rec.keyed_pass(keyed.PERSON)
@@ -273,7 +190,6 @@ def _run_passes(rec: keyed.Reconciler, target: Engine, target_tables: dict, timi
             unkeyed = rec.scan_target(keyed.CRIME, census)
         with _timed(timings, "  crime unkeyed (similarity)", _no_collect):
             rec.resolve_unkeyed(keyed.CRIME, unkeyed, census.similar)
-    crimes_done()
 
     with _timed(timings, "crime_person", collect):
         rec.link_pass()
@@ -326,52 +242,3 @@ def _no_collect() -> None:
 def _cpu_seconds() -> float:
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return time.process_time() + children.ru_utime + children.ru_stime
-
-
-# ------------------------------------------------------------------------------ the stores
-
-
-def open_target_read_only(url: str) -> Engine:
-    """The iOPS store, opened so that it cannot be written.
-
-    ``core.db.open_legacy`` already opens any supported store read-only (SQLite ``mode=ro``,
-    read-only sessions on the servers); it is reused here, with the target's own messages —
-    and a SQLite file that does not exist is an error, never silently created empty.
-    """
-    u = parse_url(url)
-    if u.get_backend_name() == "sqlite":
-        path = u.database or ""
-        if not path or path == ":memory:":
-            raise UsageError("the target store must be a SQLite file, not an in-memory database")
-        if not Path(path).is_file():
-            raise UsageError(f"target store not found: {path} (check --target)")
-    try:
-        return open_legacy(url)
-    except StoreUnavailable as exc:
-        raise StoreUnavailable(str(exc).replace("legacy store", "target store", 1)) from None
-    except UsageError as exc:
-        raise UsageError(str(exc).replace("legacy store", "target store")) from None
-
-
-def target_iops_tables(engine: Engine) -> dict[str, sa.Table]:
-    """The five iOPS tables of this store (resolved to their real names); error if absent."""
-    with store_errors(engine, "target"):
-        inspector = sa.inspect(engine)
-        actual = {name.lower(): name for name in inspector.get_table_names()}
-        missing = [name for name in IOPS_TABLES if name not in actual]
-        if missing:
-            raise ForeignSchemaError(
-                f"the target store has no {', '.join(missing)} table(s): is this an iOPS store?"
-            )
-        md = sa.MetaData()
-        tables = {}
-        for name in IOPS_TABLES:
-            table = schema.target_metadata.tables[name]
-            have = {c["name"].lower() for c in inspector.get_columns(actual[name])}
-            lacking = [c.name for c in table.columns if c.name not in have]
-            if lacking:
-                raise ForeignSchemaError(
-                    f"target table {name!r} lacks column(s) {', '.join(lacking)} of iops-target.md"
-                )
-            tables[name] = table if actual[name] == name else table.to_metadata(md, name=actual[name])
-    return tables

@@ -7,12 +7,6 @@ one file sorted by entity, category and legacy reference (the order of ``reconci
 ``ENTITIES`` and ``CATEGORIES``; references that are whole numbers — person ``NOM_ID`` — in
 numeric order). Iterating the spool reads that file again each time.
 
-``seal(entities)`` declares the rows of the first entities (in that order) complete before the
-others are: they are merged at once into their own file, which a report writer may read while
-the reconciler goes on adding rows of the later entities (a row of a sealed entity added
-afterwards is refused — it would be missing from what was already read). Iterating the closed
-spool yields the sealed rows, then the rest: the same order as without sealing.
-
 The files live in a private temporary folder (mode 0700) removed when the spool is
 garbage-collected or ``discard()`` is called. A process killed outright (SIGKILL, out of
 memory) removes nothing, so the folder is named with the process id (``o2i-spool-<pid>-…``)
@@ -23,7 +17,6 @@ intelligence text (the reconciler puts fingerprints in the rows before they get 
 from __future__ import annotations
 
 import heapq
-import itertools
 import json
 import os
 import shutil
@@ -110,16 +103,12 @@ class DiscrepancySpool:
         self._runs: list[Path] = []
         self._merged: Path | None = None
         self._count = 0
-        self._sealed: list[Path] = []  # merged files of sealed entities, in order
-        self._sealed_entities: set[str] = set()
 
     # --- writing ---------------------------------------------------------------------
 
     def add(self, d: Discrepancy) -> None:
         if self._merged is not None:
             raise RuntimeError("spool is closed")
-        if d.entity in self._sealed_entities:
-            raise RuntimeError(f"a {d.entity} discrepancy added after its entity was sealed")
         self._buffer.append(d)
         self._count += 1
         if len(self._buffer) >= self._run_rows:
@@ -140,32 +129,6 @@ class DiscrepancySpool:
                 fh.write("\n")
         self._runs.append(path)
         self._buffer = []
-
-    def seal(self, entities: Iterable[str]) -> Path:
-        """The rows of ``entities`` are complete: merge them into their own file now and return
-        it (read it with ``read_file``). ``entities`` must be the next ones in ``ENTITIES``
-        order, so that every row added later sorts after them."""
-        if self._merged is not None:
-            raise RuntimeError("spool is closed")
-        entities = tuple(entities)
-        start = len(self._sealed_entities)
-        if entities != ENTITIES[start:start + len(entities)]:
-            raise ValueError(f"seal the entities in order: next are {ENTITIES[start:]}, not {entities}")
-        self._sealed_entities.update(entities)
-        self._flush()
-        sealed = self._dir / f"sealed-{len(self._sealed):02d}.jsonl"
-        rest = self._dir / f"rest-{len(self._sealed):02d}.jsonl"
-        with sealed.open("w", encoding="utf-8", newline="\n") as out, \
-                rest.open("w", encoding="utf-8", newline="\n") as later:
-            for d in heapq.merge(*(self.read_file(path) for path in self._runs), key=sort_key):
-                target = out if d.entity in self._sealed_entities else later
-                target.write(_encode(d))
-                target.write("\n")
-        for path in self._runs:
-            path.unlink()
-        self._runs = [rest]  # sorted: one run
-        self._sealed.append(sealed)
-        return sealed
 
     def close(self) -> "DiscrepancySpool":
         """Sort and merge everything written so far; the spool becomes read-only."""
@@ -193,17 +156,13 @@ class DiscrepancySpool:
 
     @staticmethod
     def read_file(path: Path) -> Iterator[Discrepancy]:
-        """The rows of one of the spool's files (e.g. the one ``seal`` returned), in order."""
+        """The rows of one of the spool's files, in order."""
         with path.open(encoding="utf-8", newline="\n") as fh:
             for line in fh:
                 yield _decode(line)
 
     def __iter__(self) -> Iterator[Discrepancy]:
-        """Every row, in order: the sealed ones, then the rest."""
-        return itertools.chain(*(self.read_file(path) for path in self._sealed), self.unsealed())
-
-    def unsealed(self) -> Iterator[Discrepancy]:
-        """The rows of the entities not sealed, in order (all of them if none was)."""
+        """Every row, in order."""
         if self._merged is None:
             raise RuntimeError("close() the spool before reading it")
         return self.read_file(self._merged)

@@ -12,14 +12,13 @@ are the mapping's rejects, each with its reason); the vendor's should not.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import OutputError
+from core.pool import Pool
 
 
 @dataclass
@@ -82,13 +81,13 @@ def demo(out_dir: Path, crimes: int = 20_000, seed: int = 2019) -> DemoResult:
     generate(stores["legacy"], crimes=crimes, seed=seed)
     # Two cores: the tool's migration and the vendor simulation are independent, and so are
     # the two reconciliations; each pair runs side by side in worker processes.
-    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with Pool(2, what="demo") as pool:
         own_run = pool.submit(_migrate, stores["legacy"], stores["own"])
         vendor_run = pool.submit(_simulate, stores["legacy"], stores["vendor"], seed, stores["truth"])
-        migration, simulation = own_run.result(), vendor_run.result()
+        migration, simulation = pool.result(own_run), pool.result(vendor_run)
         own_check = pool.submit(_reconcile, stores["legacy"], stores["own"], out_dir / "reconcile-own")
         vendor_check = pool.submit(_reconcile, stores["legacy"], stores["vendor"], out_dir / "reconcile-vendor")
-        own, vendor = own_check.result(), vendor_check.result()
+        own, vendor = pool.result(own_check), pool.result(vendor_check)
     return DemoResult(out_dir, crimes, time.perf_counter() - started, migration, simulation, own, vendor, stores)
 
 
@@ -114,8 +113,10 @@ def _simulate(legacy: str, target: str, seed: int, truth: str):
 
 def _reconcile(legacy: str, target: str, out: Path):
     from reconcile.run import ReconcileOptions, reconcile
+    from reports.reconciliation import write_reconciliation_reports
 
     _quiet()
-    result = reconcile(legacy, target, out, ReconcileOptions())
+    result = reconcile(legacy, target, ReconcileOptions())
+    write_reconciliation_reports(result, out)
     # The discrepancy stream stays on disk (the reports hold it); only the totals travel back.
     return dataclasses.replace(result, discrepancies=[])

@@ -38,7 +38,7 @@ from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
-from core.errors import UsageError
+from core.errors import Opus2IopsError, UsageError
 from synth import names, texts
 
 # The row maker runs in a child process for large stores and needs none of SQLAlchemy, the
@@ -362,41 +362,34 @@ def _batches(inputs: "MakerInputs", seed: int, crimes: int, lax_lengths: bool, b
     if not pipeline:
         yield from StoreMaker(inputs, seed, crimes, lax_lengths=lax_lengths).batches(batch)
         return
-    import multiprocessing
-    import queue
+    from core.pool import Pool
 
-    ctx = multiprocessing.get_context("spawn")
-    channel = ctx.Queue(maxsize=2)  # at most two batches in flight: memory stays flat
-    maker = ctx.Process(target=_make_batches, args=(channel, inputs, seed, crimes, lax_lengths, batch), daemon=True,
-                        name="opus-generate-maker")
-    maker.start()
-    try:
-        while True:
-            try:
-                item = channel.get(timeout=5)
-            except queue.Empty:
-                if not maker.is_alive():
-                    raise RuntimeError(f"the row maker process died (exit code {maker.exitcode})") from None
-                continue
-            if item is None:
-                break
-            if isinstance(item, str):
-                raise RuntimeError(f"the row maker process failed: {item}")
-            yield item
-    finally:
-        if maker.is_alive():
-            maker.terminate()
-        maker.join()
+    # One process makes the batches (one random stream: each batch follows from the one before),
+    # two tasks ahead of this one's writing at most: memory stays flat. One worker takes its
+    # tasks in order, so task n returns batch n.
+    with Pool(1, _start_maker, (inputs, seed, crimes, lax_lengths, batch), what="row maker") as pool:
+        try:
+            for chunk in pool.in_order(_next_batch, itertools.count(), ahead=2):
+                if chunk is None:
+                    break
+                yield chunk
+        except (KeyboardInterrupt, Opus2IopsError):
+            raise
+        except Exception as exc:
+            raise RuntimeError(f"the row maker process failed: {type(exc).__name__}: {exc}") from None
 
 
-def _make_batches(channel, inputs: "MakerInputs", seed: int, crimes: int, lax_lengths: bool, batch: int) -> None:
-    """Child process: make every batch and hand it over; None at the end, a message on failure."""
-    try:
-        for chunk in StoreMaker(inputs, seed, crimes, lax_lengths=lax_lengths).batches(batch):
-            channel.put(chunk)
-        channel.put(None)
-    except BaseException as exc:  # the parent turns this into its own error
-        channel.put(f"{type(exc).__name__}: {exc}")
+_maker: dict = {}
+
+
+def _start_maker(inputs: "MakerInputs", seed: int, crimes: int, lax_lengths: bool, batch: int) -> None:
+    """In the row maker process: the stream of batches, taken one task at a time."""
+    _maker["batches"] = StoreMaker(inputs, seed, crimes, lax_lengths=lax_lengths).batches(batch)
+
+
+def _next_batch(_n: int) -> dict | None:
+    """The next batch, None once there is none."""
+    return next(_maker["batches"], None)
 
 
 @dataclass(frozen=True)

@@ -369,15 +369,14 @@ def profile_store(legacy_url: str, *, workers: int | None = None, rejects: bool 
     if workers is None:
         workers = 2 if counts["crime"] >= 100_000 else 1
     if workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from core.pool import Pool
 
         # CRIME here, the other tables in one more process (spawn: a clean interpreter, whatever
         # the caller has open); the two halves take about the same time.
-        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with Pool(1, what="profile") as pool:
             others = pool.submit(_run_passes, legacy_url, ("nominal", "crime_nom", "intel"))
             total = _run_passes(legacy_url, ("crime",))
-            total.merge(others.result())
+            total.merge(pool.result(others))
     else:
         total = _run_passes(legacy_url, ("crime", "nominal", "crime_nom", "intel"))
     quirks = {name: total.quirks.get(name, 0) for name in QUIRKS}

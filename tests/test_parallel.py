@@ -1,12 +1,9 @@
-"""The worker-process plumbing of the reconciler (``reconcile/parallel.py``): a failure in a
-worker reaches the main process as the error it was, and a worker that dies without a word
-is an error (exit 2), never a silently shorter result; the key ranges workers read their
-batches by hold every legacy row once. That the reports are the same with
+"""The reconciler's worker processes (``reconcile/parallel.py``; the pool itself is tested in
+test_pool.py): a store a worker cannot use is the worker's StoreUnavailable; the key ranges
+workers read their batches by hold every legacy row once. That the reports are the same with
 and without workers is tested in test_reconcile.py and test_simulate.py, on every engine."""
 
 from __future__ import annotations
-
-import os
 
 import pytest
 import sqlalchemy as sa
@@ -16,47 +13,18 @@ from reconcile import parallel
 from reconcile.run import MAX_AUTO_WORKERS, default_workers
 
 
-def _lose_the_store() -> None:
-    raise StoreUnavailable("lost the connection to the target store (check it is running)")
+def test_a_lost_store_in_a_worker_is_store_unavailable(tmp_path):
+    """A worker whose store cannot be opened: the reconciliation fails with the worker's own
+    one-line StoreUnavailable (exit 2), not a traceback or a shorter result."""
+    from mappings.reference import load_reference
+    import datetime as dt
 
-
-def _failing_worker(index, out, inbox) -> None:
-    parallel._reporting(_lose_the_store, out)
-
-
-def _dying_worker(index, out, inbox) -> None:
-    os._exit(3)  # as if killed: no report, no exception
-
-
-def _echo_worker(index, out, inbox) -> None:
-    def work() -> None:
-        while (item := inbox.get()) is not None:
-            out.put((parallel._BATCH, (index, item)))
-
-    parallel._reporting(work, out)
-
-
-def test_a_worker_error_is_raised_in_the_main_process_as_it_was():
-    with pytest.raises(StoreUnavailable, match="target store"):
-        with parallel._Workers(2, _failing_worker, ()) as workers:
-            workers.take(1)
-
-
-def test_a_worker_that_dies_silently_is_an_error():
-    with pytest.raises(parallel.WorkerFailed, match="exit code 3") as caught:
-        with parallel._Workers(1, _dying_worker, ()) as workers:
-            workers.take(0)
-    assert caught.value.exit_code == 2
-
-
-def test_workers_take_their_own_inbox_and_stop_when_told():
-    with parallel._Workers(3, _echo_worker, ()) as workers:
-        for n in range(6):
-            workers.send(n % 3, n)
-        got = [workers.take(n % 3) for n in range(6)]
-        processes = workers.processes
-    assert got == [(parallel._BATCH, (n % 3, n)) for n in range(6)]
-    assert all(p.exitcode == 0 for p in processes)  # each ended on its own after the last batch
+    plan = parallel.EvaluationWorkers(2, f"sqlite:///{tmp_path / 'opus.db'}", f"sqlite:///{tmp_path / 'iops.db'}",
+                                      load_reference(), dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc), 10)
+    (tmp_path / "opus.db").write_bytes(b"this is not a database" * 100)
+    (tmp_path / "iops.db").write_bytes(b"")
+    with pytest.raises(StoreUnavailable, match="legacy store"):
+        list(plan.evaluated_batches("crime", [(None, None)]))
 
 
 def test_default_workers_is_between_one_and_the_cap():

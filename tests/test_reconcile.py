@@ -27,6 +27,7 @@ from migrate.engine import migrate
 from reconcile.model import CATEGORIES, ENTITIES, Discrepancy
 from reconcile.run import ReconcileOptions, reconcile
 from reconcile.spool import DiscrepancySpool
+from reports.reconciliation import write_reconciliation_reports
 from tests.opus_fixture import connection_killer, make_legacy
 
 UTC = dt.timezone.utc
@@ -79,7 +80,14 @@ def stores(tmp_path):
 
 
 def run(legacy: str, target: str, **options):
-    return reconcile(legacy, target, None, ReconcileOptions(write_reports=False, batch_size=2, **options))
+    return reconcile(legacy, target, ReconcileOptions(batch_size=2, **options))
+
+
+def reconcile_into(out: Path, legacy: str, target: str, options: ReconcileOptions | None = None):
+    """Reconcile, then write the reports into ``out`` (as ``main.py reconcile`` does)."""
+    result = reconcile(legacy, target, options)
+    write_reconciliation_reports(result, out)
+    return result
 
 
 def rows(result, entity=None, category=None) -> list[Discrepancy]:
@@ -232,7 +240,7 @@ def test_intelligence_text_differences_show_fingerprints_only(stores, tmp_path):
     execute(target, ir.update().where(ir.c.legacy_ref == "IN/000001/18").values(
         intel_text=altered_text, subject_person_id=other))
     out = tmp_path / "out"
-    result = reconcile(legacy, target, out, ReconcileOptions())
+    result = reconcile_into(out, legacy, target, ReconcileOptions())
     altered = {d.field: d for d in rows(result, "intelligence", "ALTERED")}
     assert set(altered) == {"intel_text", "subject_person_id"}
     d = altered["intel_text"]
@@ -536,7 +544,7 @@ def test_reports_are_written_sorted_and_counted(stores, tmp_path):
     legacy, target = stores
     execute(target, schema.crime.update().where(crime_where("CR/000001/18")).values(status="OPEN"))
     out = tmp_path / "out"
-    result = reconcile(legacy, target, out, ReconcileOptions())
+    result = reconcile_into(out, legacy, target, ReconcileOptions())
     assert {p.name for p in out.iterdir()} == {"discrepancies.csv", "crime_stats.csv", "summary.json",
                                                "reconciliation.xlsx"}
     assert result.out_dir == out and len(result.report_paths) == 4
@@ -549,29 +557,8 @@ def test_reports_are_written_sorted_and_counted(stores, tmp_path):
     assert "***" in json.dumps(summary) or "password" not in json.dumps(summary)
 
 
-def test_spool_sealed_entities_read_early_then_the_rest_in_the_same_order():
-    rows = [Discrepancy(entity, category, f"CR/{i:06d}/18", f"N{i}")
-            for i in range(12) for entity in ("person", "crime", "intelligence", "crime_person")
-            for category in ("MISSING", "ALTERED")]
-    plain = DiscrepancySpool(run_rows=5)
-    plain.extend(rows)
-    sealed = DiscrepancySpool(run_rows=5)
-    sealed.extend(d for d in rows if d.entity in ("person", "crime"))
-    early = list(DiscrepancySpool.read_file(sealed.seal(("crime",))))
-    assert early and {d.entity for d in early} == {"crime"}
-    with pytest.raises(RuntimeError, match="crime discrepancy added after"):
-        sealed.add(Discrepancy("crime", "MISSING", "CR/000099/18"))
-    with pytest.raises(ValueError, match="in order"):
-        sealed.seal(("person",))  # intelligence sorts before person: it is not complete yet
-    sealed.extend(d for d in rows if d.entity in ("intelligence", "crime_person"))
-    plain.close()
-    sealed.close()
-    assert early + list(sealed.unsealed()) == list(sealed) == list(plain)
-    assert len(sealed) == len(plain) == len(rows)
-
-
-def test_spool_sorts_across_runs_and_rereads():
-    spool = DiscrepancySpool(run_rows=3)
+def test_spool_sorts_across_runs_and_rereads(tmp_path):
+    spool = DiscrepancySpool(tmp_path, run_rows=3)
     refs = ["70010", "9", "CR/000002/18", "CR/000001/18", "100"]
     for i, ref in enumerate(refs):
         entity = "person" if ref[0].isdigit() else "crime"
@@ -587,9 +574,9 @@ def test_spool_sorts_across_runs_and_rereads():
     # Person NOM_IDs in numeric order; entities in the model's order.
     assert [d.legacy_ref for d in first if d.entity == "person" and d.category == "MISSING"] == ["9", "100", "70010"]
     assert first[-1].entity == "crime_person"
-    folder = spool._dir
+    assert list(tmp_path.iterdir())  # its files are in the folder given
     spool.discard()
-    assert not folder.exists()
+    assert not list(tmp_path.iterdir())
 
 
 def test_reconciler_never_writes_to_either_store(stores):
@@ -603,12 +590,12 @@ def test_reconciler_never_writes_to_either_store(stores):
 def test_usage_errors(stores, tmp_path):
     legacy, target = stores
     with pytest.raises(UsageError, match="target store not found"):
-        reconcile(legacy, f"sqlite:///{tmp_path / 'nope.db'}", tmp_path / "out")
+        reconcile(legacy, f"sqlite:///{tmp_path / 'nope.db'}")
     assert not (tmp_path / "nope.db").exists()  # never created
     with pytest.raises(UsageError, match="thresholds"):
-        reconcile(legacy, target, tmp_path / "out", ReconcileOptions(auto_threshold=60, review_threshold=70))
+        reconcile(legacy, target, ReconcileOptions(auto_threshold=60, review_threshold=70))
     with pytest.raises(Exception, match="iOPS store"):
-        reconcile(legacy, legacy, tmp_path / "out")  # the OPUS store is no iOPS store
+        reconcile(legacy, legacy)  # the OPUS store is no iOPS store
 
 
 def test_cli_exit_codes(stores, tmp_path):
@@ -630,10 +617,9 @@ def test_cli_exit_codes(stores, tmp_path):
     assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
 
 
-def test_disk_error_while_the_crime_rows_are_written_early_is_output_error_and_no_report(stores, tmp_path,
-                                                                                         monkeypatch):
-    """The crime rows go into the reports on a thread during the later passes: its failure is
-    raised by the reconciliation (exit 2) and nothing is left in the folder."""
+def test_disk_error_while_the_rows_are_written_is_output_error_and_no_report(stores, tmp_path, monkeypatch):
+    """A disk that fills while the discrepancy rows are written: OutputError (exit 2) and
+    nothing is left in the folder."""
     from core.errors import OutputError
     import reports.reconciliation as rr
 
@@ -649,11 +635,11 @@ def test_disk_error_while_the_crime_rows_are_written_early_is_output_error_and_n
     monkeypatch.setattr(rr, "csv_row", disk_full)
     out = tmp_path / "out"
     with pytest.raises(OutputError, match="No space left"):
-        reconcile(legacy, target, out, ReconcileOptions(batch_size=2))
+        reconcile_into(out, legacy, target, ReconcileOptions(batch_size=2))
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_failure_after_the_early_reports_started_leaves_no_report(stores, tmp_path):
+def test_failure_in_a_later_pass_leaves_no_report(stores, tmp_path):
     legacy, target = stores
 
     def fail_in_intelligence(entity: str, done: int) -> None:
@@ -662,7 +648,7 @@ def test_failure_after_the_early_reports_started_leaves_no_report(stores, tmp_pa
 
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="interrupted"):
-        reconcile(legacy, target, out, ReconcileOptions(batch_size=2, on_batch=fail_in_intelligence))
+        reconcile_into(out, legacy, target, ReconcileOptions(batch_size=2, on_batch=fail_in_intelligence))
     assert not out.exists() or not any(out.iterdir())
 
 
@@ -684,7 +670,7 @@ def test_target_lost_mid_run_is_store_unavailable_and_no_report(tmp_path, make_s
                 kill(database)
 
         with pytest.raises(StoreUnavailable, match="target store"):
-            reconcile(legacy, target, out, ReconcileOptions(batch_size=2, on_batch=cut_off))
+            reconcile_into(out, legacy, target, ReconcileOptions(batch_size=2, on_batch=cut_off))
     assert not out.exists() or not any(out.iterdir())
 
 
@@ -703,7 +689,7 @@ def test_legacy_lost_mid_run_is_store_unavailable_and_no_report(tmp_path, make_s
                 kill(database)
 
         with pytest.raises(StoreUnavailable, match="legacy store mysql"):
-            reconcile(legacy, target, out, ReconcileOptions(batch_size=2, on_batch=cut_off))
+            reconcile_into(out, legacy, target, ReconcileOptions(batch_size=2, on_batch=cut_off))
     assert not out.exists() or not any(out.iterdir())
 
 
@@ -719,7 +705,7 @@ def test_generated_store_migrated_by_the_engine_reconciles_clean(pair, make_stor
     generate(legacy, crimes=2000, seed=11)
     migration = migrate(legacy, target, batch_size=500)
     assert migration.state == "complete"
-    result = reconcile(legacy, target, None, ReconcileOptions(write_reports=False, batch_size=700))
+    result = reconcile(legacy, target, ReconcileOptions(batch_size=700))
     assert result.counted_failures == 0 and result.exit_code == 0, [d for d in unexplained(result)][:5]
     missing = rows(result, category="MISSING")
     assert missing and all(d.detail for d in missing)  # every MISSING is a reject, with its reason
@@ -816,9 +802,9 @@ def test_worker_processes_on_mariadb_legacy_and_postgresql_target(make_store):
     target = make_store("postgresql", "recon_workers_target")
     generate(legacy, crimes=1_200, seed=23)
     simulate(legacy, target, seed=9)
-    options = dict(write_reports=False, batch_size=150)
-    serial = reconcile(legacy, target, None, ReconcileOptions(workers=1, **options))
-    shared = reconcile(legacy, target, None, ReconcileOptions(workers=2, parallel_min_rows=0, **options))
+    options = dict(batch_size=150)
+    serial = reconcile(legacy, target, ReconcileOptions(workers=1, **options))
+    shared = reconcile(legacy, target, ReconcileOptions(workers=2, parallel_min_rows=0, **options))
     assert list(shared.discrepancies) == list(serial.discrepancies)
     assert {d.category for d in serial.discrepancies} >= {"MISSING", "ALTERED", "DUPLICATE", "PROBABLE_MATCH"}
     assert shared.totals == serial.totals and shared.stats == serial.stats

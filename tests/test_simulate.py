@@ -493,9 +493,10 @@ def test_reconciler_finds_what_the_simulator_injected(world, tmp_path):
     recall 1.000; PROBABLE_MATCH AUTO precision >= 0.995 and AUTO+REVIEW recall >= 0.97; the
     crime statistics equal to the truth's."""
     from reconcile.run import ReconcileOptions, reconcile
+    from reports.reconciliation import write_reconciliation_reports
 
     out = tmp_path / "recon"
-    reconcile(world.legacy, world.vendor, out, ReconcileOptions())
+    write_reconciliation_reports(reconcile(world.legacy, world.vendor, ReconcileOptions()), out)
     s = score(world.truth, out / "discrepancies.csv", out / "crime_stats.csv")
     assert shortfalls(s) == [], json.dumps(s, indent=1, default=str)
 
@@ -505,10 +506,12 @@ def test_worker_processes_write_the_same_reports(world, tmp_path):
     several, round-robin) write the same discrepancies and statistics, byte for byte, as one
     process — on a store with every defect class."""
     from reconcile.run import ReconcileOptions, reconcile
+    from reports.reconciliation import write_reconciliation_reports
 
-    serial = reconcile(world.legacy, world.vendor, tmp_path / "one", ReconcileOptions(workers=1, batch_size=700))
-    shared = reconcile(world.legacy, world.vendor, tmp_path / "three",
-                       ReconcileOptions(workers=3, batch_size=700, parallel_min_rows=0))
+    serial = reconcile(world.legacy, world.vendor, ReconcileOptions(workers=1, batch_size=700))
+    shared = reconcile(world.legacy, world.vendor, ReconcileOptions(workers=3, batch_size=700, parallel_min_rows=0))
+    write_reconciliation_reports(serial, tmp_path / "one")
+    write_reconciliation_reports(shared, tmp_path / "three")
     for name in ("discrepancies.csv", "crime_stats.csv"):
         assert (tmp_path / "three" / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
     assert shared.totals == serial.totals and serial.discrepancy_count > 1000
