@@ -244,6 +244,7 @@ def test_reconcile_workers_cut_key_ranges_at_undecodable_keys_as_one_process_doe
     """Batches of one record: every key, undecodable ones included, bounds a range a worker
     reads back from the legacy store (``keyed.legacy_range``)."""
     from reconcile.run import ReconcileOptions, reconcile
+    from reports.reconciliation import write_reconciliation_reports
 
     legacy_db = tmp_path / "opus.db"
     legacy = _resume_store(f"sqlite:///{legacy_db}")
@@ -253,8 +254,9 @@ def test_reconcile_workers_cut_key_ranges_at_undecodable_keys_as_one_process_doe
     reports = {}
     for workers in (1, 2):
         out = tmp_path / f"out{workers}"
-        result = reconcile(legacy, target, out, ReconcileOptions(workers=workers, batch_size=1, parallel_min_rows=0))
+        result = reconcile(legacy, target, ReconcileOptions(workers=workers, batch_size=1, parallel_min_rows=0))
         assert result.exit_code == 0
+        write_reconciliation_reports(result, out)
         reports[workers] = (out / "discrepancies.csv").read_text(encoding="utf-8")
     assert reports[2] == reports[1]
     assert reports[1].count("INVALID_ENCODING") == 4
