@@ -1,0 +1,61 @@
+"""Reading a legacy table in key order, a batch at a time: the one reader of OPUS rows.
+
+The migration (with resume), the reconciler (its single-process path and each worker's key
+range) and the simulator read legacy rows the same way: ``SELECT * ... ORDER BY key``, streamed
+from the server, as lists of dicts keyed by lower-case column names (what the mapping reads).
+Key bounds are given as read (or as a checkpoint holds them) and bound through
+``core.db.legacy_key_bound``, so a key with undecodable bytes compares as the stored key does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from core.db import legacy_key_bound, store_errors, stream
+
+
+def select_in_key_order(table: sa.Table, key_columns: Sequence[str], dialect, *,
+                        start: Sequence[Any] | None = None, after: Sequence[Any] | None = None,
+                        upto: Sequence[Any] | None = None, below: Sequence[Any] | None = None):
+    """``SELECT * FROM table ORDER BY keys`` with optional bounds on the key (tuple-compared when
+    the key has several columns): ``>= start``, ``> after``, ``<= upto``, ``< below``."""
+    keys = [table.c[name] for name in key_columns]
+    stmt = sa.select(table).order_by(*keys)
+    key_expr = keys[0] if len(keys) == 1 else sa.tuple_(*keys)
+
+    def bound(values):
+        values = [legacy_key_bound(dialect, v) for v in values]
+        if len(keys) == 1:
+            return values[0]
+        return sa.tuple_(*[v if isinstance(v, sa.ColumnElement) else sa.literal(v) for v in values])
+
+    if start is not None:
+        stmt = stmt.where(key_expr >= bound(start))
+    if after is not None:
+        stmt = stmt.where(key_expr > bound(after))
+    if upto is not None:
+        stmt = stmt.where(key_expr <= bound(upto))
+    if below is not None:
+        stmt = stmt.where(key_expr < bound(below))
+    return stmt
+
+
+def legacy_batches(legacy: Engine, table: sa.Table, key_columns: Sequence[str], batch_size: int, *,
+                   after: Sequence[Any] | None = None, upto: Sequence[Any] | None = None,
+                   every_batch: Callable[[int], None] | None = None) -> Iterator[list[dict]]:
+    """The rows of ``table`` in key order, ``batch_size`` at a time, as dicts; one snapshot.
+
+    ``every_batch(n)`` is called after the n-th batch has been handed out (e.g. to collect
+    garbage by hand every so many batches). Legacy errors are ``StoreUnavailable``."""
+    stmt = select_in_key_order(table, key_columns, legacy.dialect, after=after, upto=upto)
+    with store_errors(legacy, "legacy"), legacy.connect() as conn:
+        result = stream(conn, stmt)
+        names = list(result.keys())
+        for n, partition in enumerate(result.partitions(batch_size), 1):
+            # zip over plain rows: cheaper than building dicts from RowMappings.
+            yield [dict(zip(names, row)) for row in partition]
+            if every_batch is not None:
+                every_batch(n)
