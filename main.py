@@ -193,7 +193,7 @@ def reconcile(
 
     def work() -> int:
         from reconcile.run import ReconcileOptions, reconcile as run_reconcile
-        from reports.publish import check_output_folder
+        from core.publish import check_output_folder
         from reports.reconciliation import write_reconciliation_reports
         from reports.text_reconcile import render_reconciliation
 

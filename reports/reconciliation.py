@@ -4,7 +4,7 @@
 store. The discrepancies are streamed once — each row goes to ``discrepancies.csv`` and to
 the workbook as it arrives — so a million rows need no more memory than ten.
 
-All four files are one result: they are staged and published together by ``reports.publish``
+All four files are one result: they are staged and published together by ``core.publish``
 (a reader, even after a ``kill -9``, finds the old set or the new set, never a mix; a failure
 leaves the old set as it was and nothing half-written). They are created readable by the owner
 only (0600): they hold personal data.
@@ -30,7 +30,7 @@ from core.digest import text_fingerprint
 from core.errors import Opus2IopsError
 from reconcile.model import CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, STATS_COLUMNS, Discrepancy, ReconResult
 from reports import xlsx
-from reports.publish import SETS, ReportSet
+from core.publish import SETS, ReportSet
 from reports.safe import mask_credentials, neutralise
 
 #: Report key -> file name. ``summary.json`` is renamed into place last: it is the index.

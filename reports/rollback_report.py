@@ -4,7 +4,7 @@
 store. The result's records (every planned row, conflict and notice) are streamed once into
 write-only sheets and once into the JSON's arrays, so a run of a million rows never sits in
 memory. The Summary comes first (links to every other sheet; the JSON's ``summary`` object
-first); both files are published together (``reports.publish``), mode 0600. On any failure
+first); both files are published together (``core.publish``), mode 0600. On any failure
 nothing half-written is left behind.
 
 Workbook: Summary · Conflicts · Notices · Restore <table> · Delete <table> (a sheet per table
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.schema import TARGET_TABLES
 from reports import xlsx
-from reports.publish import ReportSet
+from core.publish import ReportSet
 from reports.safe import mask_credentials
 
 if TYPE_CHECKING:  # types only
@@ -68,7 +68,7 @@ MODE_TITLE = {
 def write_rollback_report(result: "RollbackResult", out_dir: Path) -> list[Path]:
     """Write ``rollback.json`` and ``rollback.xlsx`` for ``result`` into ``out_dir``; returns
     [json, xlsx] (also recorded in ``result.report_files``). Both are published together
-    (``reports.publish``: a reader finds the old pair or the new pair, never one of each), mode
+    (``core.publish``: a reader finds the old pair or the new pair, never one of each), mode
     0600. Raises ``OutputError`` when the folder cannot be created or written: nothing is
     published then, and nothing half-written is left behind."""
     report_set = ReportSet(Path(out_dir), "rollback", what="the rollback report")

@@ -81,7 +81,7 @@ from mappings.outcome import Mapped, MappingContext
 from mappings.parse import LONDON, code, local_date, parse_nom_id, to_utc_second, trim
 from mappings.reference import Reference, load_reference
 from migrate.accepted import AcceptedKeys
-from reports.publish import check_output_folder
+from core.publish import check_output_folder
 from synth.truth import NEW_IN_IOPS, TruthWriter
 
 UTC = dt.timezone.utc

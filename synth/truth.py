@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from core.errors import UsageError
-from reports.publish import write_file_atomically
+from core.publish import write_file_atomically
 
 FORMAT = "opus2iops-truth/1"
 

@@ -26,7 +26,7 @@ import pytest
 
 from core.errors import OutputError
 from reports import publish
-from reports.publish import SETS, ReportSet, check_output_folder, remove_leftovers
+from core.publish import SETS, ReportSet, check_output_folder, remove_leftovers
 from reports.safe import neutralise
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +47,7 @@ def _child(code: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
 PUBLISH_AND_DIE = """
 import os, signal, sys
 from pathlib import Path
-from reports.publish import ReportSet
+from core.publish import ReportSet
 out, marker, kill_at = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 steps = []
 def on_step(label):
@@ -245,7 +245,7 @@ def test_kill_at_random_moments_of_writing_the_reconciliation_reports(tmp_path):
 STAGE_AND_WAIT = """
 import sys
 from pathlib import Path
-from reports.publish import ReportSet
+from core.publish import ReportSet
 rs = ReportSet(Path(sys.argv[1]), "reconciliation")
 with rs.create("discrepancies.csv") as f:
     f.write("half")
