@@ -589,11 +589,11 @@ def test_run_information_has_real_datetimes(workbook):
     assert info["Threshold: review"] == 70
 
 
-def test_row_limit_splits_onto_numbered_sheets(tmp_path, monkeypatch):
-    monkeypatch.setattr(xlsx, "MAX_SHEET_ROWS", 10)  # 9 data rows per sheet
+def test_row_limit_splits_onto_numbered_sheets(tmp_path):
     rows = [Discrepancy("crime", "MISSING", f"CR/{i:06d}/19", detail="NOT_MIGRATED") for i in range(25)]
     rows += [Discrepancy("person", "MISSING", str(70000 + i)) for i in range(9)]
-    paths = write_reconciliation_reports(make_result(rows, stats=[]), tmp_path / "split")
+    paths = write_reconciliation_reports(make_result(rows, stats=[]), tmp_path / "split",
+                                         max_sheet_rows=10)  # 9 data rows per sheet
     wb = openpyxl.load_workbook(paths["workbook"])
     assert data_sheets(wb) == ["crime MISSING", "crime MISSING (2)", "crime MISSING (3)", "person MISSING"]
     assert [wb[t].max_row - 1 for t in data_sheets(wb)] == [9, 9, 7, 9]
