@@ -28,6 +28,7 @@ from core.errors import OutputError
 from reports import publish
 from reports.publish import SETS, ReportSet, check_output_folder, remove_leftovers
 from reports.safe import neutralise
+from tests.conftest import need_capability
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = SETS["reconciliation"]
@@ -351,8 +352,7 @@ def _mount_tmpfs(folder: Path, options: str) -> None:
     folder.mkdir()
     res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True,
                          text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (root only): {res.stderr.strip()}")
+    need_capability(None if res.returncode == 0 else f"cannot mount a tmpfs here (root only): {res.stderr.strip()}")
 
 
 @pytest.fixture
