@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 
 from core.errors import OutputError
-from reports import publish
 from reports.publish import SETS, ReportSet, check_output_folder, remove_leftovers
 from reports.safe import neutralise
 from tests.conftest import need_capability
@@ -266,7 +265,9 @@ def test_a_live_runs_staging_is_kept_a_dead_ones_removed(tmp_path):
         _publish(out, "new")  # another run meanwhile: publishes, and leaves the live run alone
         assert staging.is_dir() and (staging / "discrepancies.csv").read_text() == "half"
         # Another machine's (a shared folder): never judged dead from here.
-        foreign = tmp_path / staging.name.replace(publish._host(), "elsewhere")
+        parts = staging.name.split("~")  # …~host~pid~start~token: the owner, written into the name
+        parts[-4] = "elsewhere"
+        foreign = tmp_path / "~".join(parts)
         foreign.mkdir()
     finally:
         child.kill()
