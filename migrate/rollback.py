@@ -23,7 +23,7 @@ deletes, repairs ``mig_xref`` and marks the run ``rolled_back``, holding the tar
 (on PostgreSQL and MariaDB) row locks on everything it checked — so a conflict that appears
 between a dry run and the execution still refuses the rollback, and nothing is half done.
 
-Everything streams: the ledger is read in windows of ``PAGE`` ledger ids; deletes are
+Everything streams: the ledger is read in windows of ``page`` ledger ids; deletes are
 set-based (``DELETE … WHERE key IN (SELECT row_key FROM mig_ledger …)``) and restores are
 ``executemany`` per page, so a run of a million rows costs what a page costs in memory.
 Every query is written so that its plan cannot go quadratic on tables never analysed (a
@@ -55,11 +55,13 @@ from core.errors import ForeignSchemaError, RollbackConflicts, RunInProgress, Ru
 from migrate import lock
 from migrate.runs import RunInfo, load_run
 
-#: Ledger rows looked at per round trip (and keys per IN list).
+#: Ledger rows looked at per round trip (and keys per IN list): ``rollback(page=)``'s default.
 PAGE = 2000
 #: Conflicts (and notices) kept in the result's lists for the console; ``RollbackRecords`` holds all.
+#: ``rollback(kept_in_memory=)``'s default.
 KEPT_IN_MEMORY = 1000
 #: Bytes of records kept in memory before ``RollbackRecords`` moves them to an anonymous file.
+#: ``rollback(records_in_memory=)``'s default.
 RECORDS_IN_MEMORY = 4 << 20
 #: Subsets of differing columns tried when naming the fields edited since the run.
 MAX_PROOF_COLUMNS = 10
@@ -171,15 +173,15 @@ class RollbackRecords:
     lazily as the dataclasses above — a run of a million rows never sits in memory.
 
     Each kind is kept in its own temporary file that has no name (``SpooledTemporaryFile``:
-    in memory up to ``RECORDS_IN_MEMORY`` bytes, then an unlinked file readable by this
+    in memory up to ``in_memory`` bytes, then an unlinked file readable by this
     process only), so nothing holding personal data is left behind by a crash. ``close()``
     releases them (``RollbackResult`` is a context manager that does it).
     """
 
     KINDS = ("conflicts", "notices", "restore", "delete")
 
-    def __init__(self) -> None:
-        self._files = {kind: tempfile.SpooledTemporaryFile(max_size=RECORDS_IN_MEMORY, prefix="opus2iops-rollback-")
+    def __init__(self, in_memory: int = RECORDS_IN_MEMORY) -> None:
+        self._files = {kind: tempfile.SpooledTemporaryFile(max_size=in_memory, prefix="opus2iops-rollback-")
                        for kind in self.KINDS}
         self._ends = dict.fromkeys(self.KINDS, 0)
 
@@ -222,7 +224,7 @@ class RollbackRecords:
 class RollbackResult:
     """What undoing a run does (or would do), for ``reports`` to render.
 
-    The counts and the first ``KEPT_IN_MEMORY`` conflicts and notices are plain fields;
+    The counts and the first ``kept_in_memory`` conflicts and notices are plain fields;
     ``records`` streams every planned row, conflict and notice. Close the result (or use it
     as a context manager) when done with the records.
     """
@@ -234,7 +236,7 @@ class RollbackResult:
     finished_at: dt.datetime | None = None
     tables: dict[str, TablePlan] = field(default_factory=dict)
     conflict_counts: dict[str, int] = field(default_factory=dict)  # by kind
-    conflicts: list[Conflict] = field(default_factory=list)  # the first KEPT_IN_MEMORY
+    conflicts: list[Conflict] = field(default_factory=list)  # the first kept_in_memory
     notice_count: int = 0
     notices: list[Conflict] = field(default_factory=list)
     runs_to_undo_first: list[int] = field(default_factory=list)  # later runs, newest first
@@ -271,13 +273,20 @@ class RollbackResult:
 # ------------------------------------------------------------------------------ entry point
 
 
-def rollback(target_url: str, run_id: int, *, execute: bool = False) -> RollbackResult:
+def rollback(target_url: str, run_id: int, *, execute: bool = False, page: int = PAGE,
+             kept_in_memory: int = KEPT_IN_MEMORY, records_in_memory: int = RECORDS_IN_MEMORY) -> RollbackResult:
     """Dry-run (default) or execute the rollback of ``run_id`` in the target at ``target_url``.
 
     A dry run never writes to the target. With ``execute`` and conflicts, nothing is changed
     and the result's mode is ``refused`` (exit code 1), with every conflict in its records.
     Writes no file: ``reports.rollback_report.write_rollback_report`` renders the result.
+    Limits (the defaults suit any run; smaller ones change the cost, never the result):
+    ``page`` ledger ids or rows per query, ``kept_in_memory`` conflicts and notices in the
+    result's lists, ``records_in_memory`` bytes of records before they move to a file.
     """
+    if min(page, kept_in_memory, records_in_memory) < 1:
+        raise ValueError("rollback limits must be positive")
+    limits = (page, kept_in_memory, records_in_memory)
     masked = mask_url(target_url)
     probe = open_target(target_url, read_only=True)  # never creates a store that is not there
     if probe is None:
@@ -299,15 +308,20 @@ def rollback(target_url: str, run_id: int, *, execute: bool = False) -> Rollback
     try:
         with store_errors(engine, "target"):
             if not execute:
-                return _dry_run(engine, run, masked, started)
+                return _dry_run(engine, run, masked, started, limits)
             with lock.target_lock(engine, "rollback", run_id):
-                return _execute(engine, run, masked, started)
+                return _execute(engine, run, masked, started, limits)
     finally:
         engine.dispose()
 
 
-def _dry_run(engine: Engine, run: RunInfo, masked: str, started: dt.datetime) -> RollbackResult:
-    analysis = _Analysis(run.id)
+def _new_analysis(run_id: int, limits: tuple[int, int, int]) -> "_Analysis":
+    page, kept, in_memory = limits
+    return _Analysis(run_id, page=page, kept=kept, records=RollbackRecords(in_memory))
+
+
+def _dry_run(engine: Engine, run: RunInfo, masked: str, started: dt.datetime, limits) -> RollbackResult:
+    analysis = _new_analysis(run.id, limits)
     try:
         with engine.connect() as conn:
             _analyse(conn, run, analysis, lock_rows=False)
@@ -318,8 +332,8 @@ def _dry_run(engine: Engine, run: RunInfo, masked: str, started: dt.datetime) ->
     return analysis.result(run, "dry_run", masked, started)
 
 
-def _execute(engine: Engine, run: RunInfo, masked: str, started: dt.datetime) -> RollbackResult:
-    analysis = _Analysis(run.id)
+def _execute(engine: Engine, run: RunInfo, masked: str, started: dt.datetime, limits) -> RollbackResult:
+    analysis = _new_analysis(run.id, limits)
     try:
         with engine.connect() as conn:
             transaction = conn.begin()
@@ -382,6 +396,8 @@ class _Later:
 @dataclass
 class _Analysis:
     run_id: int
+    page: int = PAGE  # rows per query
+    kept: int = KEPT_IN_MEMORY  # conflicts and notices kept in the lists
     tables: dict[str, TablePlan] = field(default_factory=lambda: {t: TablePlan() for t in schema.TARGET_TABLES})
     conflict_counts: Counter = field(default_factory=Counter)
     conflicts: list[Conflict] = field(default_factory=list)
@@ -396,13 +412,13 @@ class _Analysis:
     def conflict(self, c: Conflict) -> None:
         self.conflict_counts[c.kind] += 1
         self.tables[c.table].conflicts += 1
-        if len(self.conflicts) < KEPT_IN_MEMORY:
+        if len(self.conflicts) < self.kept:
             self.conflicts.append(c)
         self.records.add("conflicts", c)
 
     def notice(self, c: Conflict) -> None:
         self.notice_count += 1
-        if len(self.notices) < KEPT_IN_MEMORY:
+        if len(self.notices) < self.kept:
             self.notices.append(c)
         self.records.add("notices", c)
 
@@ -430,7 +446,7 @@ def _analyse(conn: Connection, run: RunInfo, analysis: _Analysis, *, lock_rows: 
     ``analysis``."""
     runs = _run_states(conn)
     later = sorted(r for r, (state, _) in runs.items() if r > run.id and state != "rolled_back")
-    for page in _ledger_pages(conn, run.id):
+    for page in _ledger_pages(conn, run.id, analysis.page):
         for table_name, entries in _by_table(page).items():
             keys = [e.row_key for e in entries]
             current = _current_rows(conn, table_name, keys, lock_rows=lock_rows)
@@ -573,7 +589,7 @@ def _find_dependents(conn: Connection, analysis: _Analysis, run_id: int, runs: d
             total = conn.execute(sa.select(sa.func.count()).select_from(child).where(refers)).scalar_one()
             if total == analysis.accounted[(child_name, column)]:
                 continue
-            for chunk in _pages_of(conn, sa.select(child).where(refers), child_name):
+            for chunk in _pages_of(conn, sa.select(child).where(refers), child_name, analysis.page):
                 keys = [_row_key(child_name, r) for r in chunk]
                 history = _ledger_history(conn, child_name, keys)
                 for row, key in zip(chunk, keys):
@@ -616,7 +632,7 @@ def _dependent(run_id: int, table: str, key: str, row: dict, column: str, parent
 
 def _apply(conn: Connection, run: RunInfo, analysis: _Analysis) -> XrefRepair:
     """Restore, then delete (children first), then repair mig_xref — in the caller's transaction."""
-    _restore_updated_rows(conn, run.id)
+    _restore_updated_rows(conn, run.id, analysis.page)
     with _foreign_key_indexes(conn):
         for table_name in reversed(schema.TARGET_TABLES):
             table = schema.target_metadata.tables[table_name]
@@ -629,7 +645,7 @@ def _apply(conn: Connection, run: RunInfo, analysis: _Analysis) -> XrefRepair:
                     f"run {run.id} was NOT rolled back: {table_name} changed while rolling back "
                     f"({deleted:,} rows to delete instead of {expected:,}); run the dry run again"
                 )
-    return _repair_xref(conn, run.id)
+    return _repair_xref(conn, run.id, analysis.page)
 
 
 @contextlib.contextmanager
@@ -669,9 +685,9 @@ def _foreign_key_indexes(conn: Connection) -> Iterator[None]:
         index.drop(conn)
 
 
-def _restore_updated_rows(conn: Connection, run_id: int) -> None:
+def _restore_updated_rows(conn: Connection, run_id: int, size: int) -> None:
     """Put every row the run updated back as its before-image, one executemany per page and table."""
-    for page in _ledger_pages(conn, run_id, action="update"):
+    for page in _ledger_pages(conn, run_id, size, action="update"):
         for table_name, entries in _by_table(page).items():
             table = schema.target_metadata.tables[table_name]
             keys = schema.TARGET_KEYS[table_name]
@@ -685,7 +701,7 @@ def _restore_updated_rows(conn: Connection, run_id: int) -> None:
             conn.execute(statement, params)
 
 
-def _repair_xref(conn: Connection, run_id: int) -> XrefRepair:
+def _repair_xref(conn: Connection, run_id: int, size: int) -> XrefRepair:
     """Make mig_xref say again what the migration last wrote before this run.
 
     * Records the run created: their entries are deleted (a later run inserts them afresh).
@@ -713,7 +729,7 @@ def _repair_xref(conn: Connection, run_id: int) -> XrefRepair:
             query = sa.select(x.c.legacy_key, x.c.target_id).where(x.c.run_id == run_id, x.c.entity == entity)
             if last is not None:
                 query = query.where(x.c.legacy_key > last)
-            page = conn.execute(query.order_by(x.c.legacy_key).limit(PAGE)).all()
+            page = conn.execute(query.order_by(x.c.legacy_key).limit(size)).all()
             if not page:
                 break
             last = page[-1].legacy_key
@@ -752,8 +768,8 @@ def _previous_xref(conn, entity: str, main: str, page, run_id: int, runs: dict, 
 # ------------------------------------------------------------------------------ queries
 
 
-def _ledger_pages(conn: Connection, run_id: int, action: str | None = None) -> Iterator[list[_LedgerEntry]]:
-    """The run's ledger in windows of ``PAGE`` consecutive ledger ids (no open cursor).
+def _ledger_pages(conn: Connection, run_id: int, size: int, action: str | None = None) -> Iterator[list[_LedgerEntry]]:
+    """The run's ledger in windows of ``size`` consecutive ledger ids (no open cursor).
 
     Each window is a primary-key range and nothing else in the WHERE clause: a plan no engine
     can get wrong, even on tables never analysed. (``run_id = ? AND ledger_id > ? ORDER BY
@@ -765,11 +781,11 @@ def _ledger_pages(conn: Connection, run_id: int, action: str | None = None) -> I
                                .where(ledger.c.run_id == run_id)).one()
     if first is None:
         return
-    for start in range(first, last + 1, PAGE):
+    for start in range(first, last + 1, size):
         rows = conn.execute(
             sa.select(ledger.c.ledger_id, ledger.c.run_id, ledger.c.table_name, ledger.c.row_key,
                       ledger.c.legacy_key, ledger.c.action, ledger.c.digest, ledger.c.before_image)
-            .where(ledger.c.ledger_id >= start, ledger.c.ledger_id < start + PAGE)
+            .where(ledger.c.ledger_id >= start, ledger.c.ledger_id < start + size)
             .order_by(ledger.c.ledger_id)).all()
         page = [_LedgerEntry(r.ledger_id, r.table_name, r.row_key, r.legacy_key, r.action, r.digest,
                              json.loads(r.before_image) if r.before_image else None)
@@ -858,8 +874,8 @@ def _ledger_keys(run_id: int, table_name: str, action: str):
                                              ledger.c.action == action)
 
 
-def _pages_of(conn: Connection, query, table_name: str) -> Iterator[list[dict]]:
-    """A query over a target table, in pages of ``PAGE`` rows (keyset on the primary key)."""
+def _pages_of(conn: Connection, query, table_name: str, size: int) -> Iterator[list[dict]]:
+    """A query over a target table, in pages of ``size`` rows (keyset on the primary key)."""
     table = schema.target_metadata.tables[table_name]
     key_cols = [table.c[k] for k in schema.TARGET_KEYS[table_name]]
     key = key_cols[0] if len(key_cols) == 1 else sa.tuple_(*key_cols)
@@ -869,7 +885,7 @@ def _pages_of(conn: Connection, query, table_name: str) -> Iterator[list[dict]]:
         if last is not None:
             bound = last[0] if len(key_cols) == 1 else sa.tuple_(*[sa.literal(v) for v in last])
             q = q.where(key > bound)
-        rows = [dict(r) for r in conn.execute(q.order_by(*key_cols).limit(PAGE)).mappings()]
+        rows = [dict(r) for r in conn.execute(q.order_by(*key_cols).limit(size)).mappings()]
         if not rows:
             return
         last = [rows[-1][c.name] for c in key_cols]

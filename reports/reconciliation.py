@@ -72,15 +72,18 @@ class ReportInconsistent(Opus2IopsError):
     """The result contradicts itself (totals vs rows): publishing it would mislead an auditor."""
 
 
-def write_reconciliation_reports(result: ReconResult, out_dir: Path) -> dict[str, Path]:
+def write_reconciliation_reports(result: ReconResult, out_dir: Path, *,
+                                 max_sheet_rows: int = xlsx.MAX_SHEET_ROWS) -> dict[str, Path]:
     """Write the four exports together into ``out_dir``; return their paths by key.
 
     Keys: ``discrepancies``, ``crime_stats``, ``summary``, ``workbook``. Also records them
     in ``result.out_dir`` and ``result.report_paths``. Raises ``OutputError`` when the folder
     cannot be created or written, and ``ReportInconsistent`` when the counts in
     ``result.totals`` differ from the discrepancy rows (nothing is published then).
+    ``max_sheet_rows``: rows per workbook sheet, header included (Excel's limit by default; a
+    longer table continues on numbered sheets).
     """
-    reports = ReconciliationReports(out_dir)
+    reports = ReconciliationReports(out_dir, max_sheet_rows=max_sheet_rows)
     try:
         reports.add(result.discrepancies)
     except BaseException:
@@ -93,10 +96,12 @@ class ReconciliationReports:
     """The four exports written in steps: ``add`` discrepancy rows (in the spool's order; may
     be called again with the rows that follow), then ``finish`` with the result. Until
     ``finish`` publishes them the files exist only under temporary names; ``discard`` removes
-    them. The reconciler adds the crime rows while its later passes still run."""
+    them. The reconciler adds the crime rows while its later passes still run.
+    ``max_sheet_rows``: as for :func:`write_reconciliation_reports`."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, *, max_sheet_rows: int = xlsx.MAX_SHEET_ROWS) -> None:
         self.out_dir = Path(out_dir)
+        self._max_sheet_rows = max_sheet_rows
         self._staging = ReportSet(self.out_dir, "reconciliation", what="the reports")
         self._csv_file = None
         self._wb = xlsx.new_workbook()
@@ -140,14 +145,14 @@ class ReconciliationReports:
                 if table is None:
                     table = tables[group] = xlsx.TableWriter(
                         self._wb, f"{d.entity} {d.category}", DISCREPANCY_COLUMNS, self._taken,
-                        column_styles={score_col: {"number_format": "0.0"}})
+                        column_styles={score_col: {"number_format": "0.0"}}, max_sheet_rows=self._max_sheet_rows)
                 table.append(values, _ALTERED_STYLES if d.category == "ALTERED" else None)
 
     def add_stats(self, stats: list) -> None:
         """Write the crime statistics (``crime_stats.csv`` and their two sheets) now, before
         ``finish``; ``finish`` checks that the result's statistics are these."""
         with self._output_errors(), self._staging.create(FILE_NAMES["crime_stats"]) as out:
-            self._stats = (list(stats), *_write_stats(stats, out, self._wb))
+            self._stats = (list(stats), *_write_stats(stats, out, self._wb, self._max_sheet_rows))
 
     def finish(self, result: ReconResult) -> dict[str, Path]:
         """Write the rest, check it against ``result`` and publish the four files together."""
@@ -273,13 +278,13 @@ def _delta_rules(ws, column_letter: str, last_row: int) -> None:
                                                     fill=xlsx.POSITIVE_FILL, font=xlsx.POSITIVE_FONT))
 
 
-def _write_stats(stats: Iterable, out, wb):
+def _write_stats(stats: Iterable, out, wb, max_sheet_rows: int):
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(STATS_COLUMNS)
     month_col = STATS_COLUMNS.index("month")
     table = xlsx.TableWriter(wb, STATS_SHEET, STATS_COLUMNS, set(),
                              column_styles={month_col: {"number_format": xlsx.MONTH_FORMAT, "alignment": xlsx.LEFT}},
-                             fixed_widths={month_col: 10})
+                             fixed_widths={month_col: 10}, max_sheet_rows=max_sheet_rows)
     monthly: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0, 0])
     for stat in stats:
         row = stat.as_row()

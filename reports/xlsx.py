@@ -27,7 +27,7 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 
 from reports.safe import neutralise
 
-#: Rows per sheet, header included (Excel's hard limit). Tests lower it to prove the split.
+#: Rows per sheet, header included (Excel's hard limit); the default of ``TableWriter(max_sheet_rows=)``.
 MAX_SHEET_ROWS = 1_048_576
 #: Characters a sheet name may have.
 MAX_TITLE = 31
@@ -276,12 +276,14 @@ class TableWriter:
     Each sheet gets the header, frozen below it, an auto-filter over the data, column widths
     fitted to the first rows, and a link back to the Summary beside the header. Rows are raw
     values; ``column_styles`` (per column index) and the ``styles`` of one row (per column
-    index) are keyword arguments of :func:`cell`.
+    index) are keyword arguments of :func:`cell`. ``max_sheet_rows``: rows per sheet, header
+    included (Excel's limit unless a smaller one is given).
     """
 
     def __init__(self, wb: Workbook, base: str, header: Sequence[str], taken: set[str], *,
                  column_styles: dict[int, dict] | None = None,
-                 fixed_widths: dict[int, float] | None = None, link_back: bool = True):
+                 fixed_widths: dict[int, float] | None = None, link_back: bool = True,
+                 max_sheet_rows: int = MAX_SHEET_ROWS):
         self.wb = wb
         self.base = base
         self.header = list(header)
@@ -289,9 +291,9 @@ class TableWriter:
         self.column_styles = column_styles or {}
         self.fixed_widths = fixed_widths or {}
         self.link_back = link_back
-        self.limit = MAX_SHEET_ROWS  # read now, so a test can lower the module constant
-        if self.limit < 2:
-            raise ValueError("a sheet must hold a header and at least one row")
+        self.limit = max_sheet_rows
+        if not 2 <= self.limit <= MAX_SHEET_ROWS:
+            raise ValueError(f"a sheet holds a header and 1 to {MAX_SHEET_ROWS - 1} rows")
         self.sheets: list[list] = []  # [title, data rows], in order
         self.rows = 0
         self._widths: list[float] | None = None

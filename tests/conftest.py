@@ -2,7 +2,9 @@
 
 Server tests create and drop their own uniquely named databases. When a server is down the
 test is skipped — except when ``OPUS2IOPS_REQUIRE_SERVERS=1`` (set by ``.ci/run``), where it
-fails: CI must prove the tool on every engine, not quietly skip one.
+fails: CI must prove the tool on every engine, not quietly skip one. A test that needs a
+capability of the machine (root, a tmpfs mount) says so through ``need_capability``: skipped on
+a developer's machine without it, a failure in CI (``OPUS2IOPS_REQUIRE_SERVERS=1`` or ``CI=true``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from core import db
 
 BACKENDS = ("sqlite", "postgresql", "mysql")
 REQUIRE_SERVERS = os.environ.get("OPUS2IOPS_REQUIRE_SERVERS") == "1"
+#: In CI every test must run: a missing capability is a failure there, not a skip.
+REQUIRE_CAPABILITIES = REQUIRE_SERVERS or os.environ.get("CI", "").lower() == "true"
 
 _server_state: dict[str, str | None] = {}
 
@@ -43,6 +47,14 @@ def need_server(backend: str) -> None:
     if problem:
         if REQUIRE_SERVERS:
             pytest.fail(f"{problem} (OPUS2IOPS_REQUIRE_SERVERS=1: server tests must run)")
+        pytest.skip(problem)
+
+
+def need_capability(problem: str | None) -> None:
+    """Skip the test for a missing machine capability (``problem`` says which), fail it in CI."""
+    if problem:
+        if REQUIRE_CAPABILITIES:
+            pytest.fail(f"{problem} (CI: every test must run)")
         pytest.skip(problem)
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from core import db
 from tests.conftest import need_server
 from tests.opus_fixture import make_legacy
-from tests.test_security import _all_output_text, run_every_command
+from tests.test_security import all_output_text, run_every_command
 from tests.test_user_errors import assert_user_error, run_cli
 
 MARK = "S3cr3t"
@@ -204,7 +204,7 @@ def test_no_output_of_a_full_run_holds_a_credential(tmp_path, make_store, mysql_
     run_every_command(run, legacy, target, vendor, tmp_path, batch_size=2)
     assert any("***" in out for out in console)  # the URLs are shown, masked
 
-    outputs = _all_output_text([tmp_path / "own", tmp_path / "vendor", tmp_path / "rollback"], console)
+    outputs = all_output_text([tmp_path / "own", tmp_path / "vendor", tmp_path / "rollback"], console)
     assert_masked(outputs)
     assert_masked((tmp_path / "truth.json").read_text(encoding="utf-8"))
     summary = json.loads((tmp_path / "own" / "summary.json").read_text(encoding="utf-8"))

@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core import digest
 from core.digest import canonical, row_digest
 
 UTC = dt.timezone.utc
@@ -27,18 +26,16 @@ def test_same_instant_in_any_zone_has_one_text(zone):
 
 
 def test_zoned_value_after_a_cached_utc_value_is_still_converted():
-    digest._DATETIME_TEXT.clear()
-    utc = dt.datetime(2019, 7, 1, 9, 15, tzinfo=UTC)
-    assert canonical(utc) == "2019-07-01T09:15:00Z"  # now cached
-    assert canonical(utc.astimezone(LONDON)) == "2019-07-01T09:15:00Z"
+    utc = dt.datetime(2031, 7, 1, 9, 15, tzinfo=UTC)  # an instant no other test uses
+    assert canonical(utc) == "2031-07-01T09:15:00Z"  # now cached (equal to the zoned value, same hash)
+    assert canonical(utc.astimezone(LONDON)) == "2031-07-01T09:15:00Z"
 
 
 def test_fraction_of_a_second_is_dropped_and_never_served_from_the_cache():
-    digest._DATETIME_TEXT.clear()
-    whole = dt.datetime(2019, 7, 1, 9, 15, 7, tzinfo=UTC)
-    assert canonical(whole) == "2019-07-01T09:15:07Z"
-    assert canonical(whole.replace(microsecond=999_999)) == "2019-07-01T09:15:07Z"
-    assert canonical(whole.replace(microsecond=1).astimezone(LONDON)) == "2019-07-01T09:15:07Z"
+    whole = dt.datetime(2032, 7, 1, 9, 15, 7, tzinfo=UTC)  # an instant no other test uses
+    assert canonical(whole) == "2032-07-01T09:15:07Z"
+    assert canonical(whole.replace(microsecond=999_999)) == "2032-07-01T09:15:07Z"
+    assert canonical(whole.replace(microsecond=1).astimezone(LONDON)) == "2032-07-01T09:15:07Z"
 
 
 def test_naive_datetime_is_refused():
@@ -46,13 +43,22 @@ def test_naive_datetime_is_refused():
         canonical(dt.datetime(2019, 7, 1, 9, 15))
 
 
-def test_cache_is_bounded():
-    digest._DATETIME_TEXT.clear()
+def test_memory_stays_flat_over_many_distinct_instants():
+    """canonical() remembers recent instants: a million distinct ones must not stay in memory."""
+    import tracemalloc
+
     start = dt.datetime(2000, 1, 1, tzinfo=UTC)
-    for minute in range(20_000):
+    for minute in range(20_000):  # whatever the cache holds by now, it is full
         value = start + dt.timedelta(minutes=minute)
         assert canonical(value) == value.strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert len(digest._DATETIME_TEXT) <= 8192
+    tracemalloc.start()
+    try:
+        for minute in range(20_000, 70_000):
+            canonical(start + dt.timedelta(minutes=minute))
+        kept, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert kept < 3 << 20  # a full cache is ~1.5 MB; 50,000 instants kept would be ~9 MB
 
 
 @pytest.mark.parametrize("value, text", [

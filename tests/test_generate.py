@@ -253,12 +253,17 @@ def test_a_failed_run_leaves_no_half_store(tmp_path, monkeypatch):
     assert gen.generate(url, crimes=100, seed=1).counts["crime"] == 100
 
 
-def test_a_failing_row_maker_process_is_reported_not_hung():
+def test_a_failing_row_maker_process_is_reported_not_hung(tmp_path, monkeypatch):
     good = gen.maker_inputs()
     broken = gen.MakerInputs(districts=(), places=good.places, div_district=good.div_district,
                              opus_codes=good.opus_codes)
+    monkeypatch.setattr(gen, "maker_inputs", lambda: broken)  # the row maker process fails on them
+    url = f"sqlite:///{tmp_path / 'opus.db'}"
     with pytest.raises(RuntimeError, match="row maker process failed: KeyError"):
-        list(gen._batches(broken, seed=1, crimes=100, lax_lengths=True, batch=50, pipeline=True))
+        gen.generate(url, crimes=100, seed=1, pipeline=True)
+    engine = sa.create_engine(url)
+    assert not set(sa.inspect(engine).get_table_names()) & set(LEGACY_TABLES)  # and no half store
+    engine.dispose()
 
 
 # ---------------------------------------------------------------------------- servers

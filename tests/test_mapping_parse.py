@@ -291,7 +291,8 @@ def test_ids_are_uuid5_under_the_project_namespace_and_deterministic():
     assert ids.location_id("crime", "CR/004512/19") == str(uuid.uuid5(ids.NAMESPACE, "location:crime:CR/004512/19"))
     assert ids.location_id("intelligence", "X") == str(uuid.uuid5(ids.NAMESPACE, "location:intelligence:X"))
     for name in ["", "ü" * 40, "x" * 1000, *map(str, range(300))]:
-        assert ids._id(name) == str(uuid.uuid5(ids.NAMESPACE, name))
+        assert ids.crime_id(name) == str(uuid.uuid5(ids.NAMESPACE, "crime:" + name))
+        assert ids.intel_id(name) == str(uuid.uuid5(ids.NAMESPACE, "intelligence:" + name))
     # the namespace is fixed for the life of the project: a change re-keys every target row
     assert ids.crime_id("CR/004512/19") == "94eaf83c-c99a-59ce-81f8-502361de175e"
 

@@ -20,7 +20,6 @@ import openpyxl
 import pytest
 from hypothesis import given, strategies as st
 
-import reports.reconciliation as recon_reports
 from core.digest import text_fingerprint
 from core.errors import OutputError
 from reconcile.model import (CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, STATS_COLUMNS, Discrepancy,
@@ -207,23 +206,33 @@ def _boom(*args, **kwargs):
     raise RuntimeError("simulated failure while writing")
 
 
-@pytest.mark.parametrize("where", ["workbook-save", "summary-sheet", "stats", "json"])
+def _failing_after(rows, n: int):
+    """The rows, but the source fails after ``n`` of them (a spool or a query that breaks)."""
+    yield from list(rows)[:n]
+    _boom()
+
+
+@pytest.mark.parametrize("where", ["discrepancies", "stats", "workbook-save", "json"])
 def test_failure_mid_write_publishes_nothing_and_keeps_the_previous_set(tmp_path, monkeypatch, where):
     out_dir = tmp_path / "reports"
     write_reconciliation_reports(make_result(), out_dir)
     before = {name: (out_dir / name).read_bytes() for name in FILE_NAMES.values()}
 
-    targets = {
-        "workbook-save": (openpyxl.Workbook, "save"),
-        "summary-sheet": (recon_reports, "_summary_sheet"),
-        "stats": (recon_reports, "_write_stats"),
-        "json": (recon_reports, "_summary_document"),
-    }
-    monkeypatch.setattr(*targets[where], _boom)
+    # In the order written: the rows, the statistics, the workbook, the summary JSON last.
+    result = make_result()
+    if where == "discrepancies":
+        result.discrepancies = _failing_after(tricky_discrepancies(), 3)
+    elif where == "stats":
+        result.stats = _failing_after(tricky_stats(), 1)
+    elif where == "workbook-save":
+        monkeypatch.setattr(openpyxl.Workbook, "save", _boom)
+    else:
+        monkeypatch.setattr(json, "dump", _boom)
     with pytest.raises(RuntimeError, match="simulated"):
-        write_reconciliation_reports(make_result(), out_dir)
+        write_reconciliation_reports(result, out_dir)
     # The earlier complete set is untouched, and no temporary file is left behind.
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(FILE_NAMES.values())
+    assert [p.name for p in tmp_path.iterdir()] == ["reports"]  # no staging folder beside it
     assert {name: (out_dir / name).read_bytes() for name in FILE_NAMES.values()} == before
 
 
@@ -233,6 +242,7 @@ def test_failure_mid_write_in_a_fresh_folder_leaves_no_report(tmp_path, monkeypa
     with pytest.raises(RuntimeError):
         write_reconciliation_reports(make_result(), out_dir)
     assert list(out_dir.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["fresh"]  # no staging folder beside it
 
 
 def test_disk_error_becomes_output_error_and_cleans_up(tmp_path, monkeypatch):
@@ -244,6 +254,7 @@ def test_disk_error_becomes_output_error_and_cleans_up(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match="No space left on device"):
         write_reconciliation_reports(make_result(), out_dir)
     assert list(out_dir.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["full"]  # no staging folder beside it
 
 
 def test_totals_that_disagree_with_rows_are_refused(tmp_path):
@@ -589,11 +600,11 @@ def test_run_information_has_real_datetimes(workbook):
     assert info["Threshold: review"] == 70
 
 
-def test_row_limit_splits_onto_numbered_sheets(tmp_path, monkeypatch):
-    monkeypatch.setattr(xlsx, "MAX_SHEET_ROWS", 10)  # 9 data rows per sheet
+def test_row_limit_splits_onto_numbered_sheets(tmp_path):
     rows = [Discrepancy("crime", "MISSING", f"CR/{i:06d}/19", detail="NOT_MIGRATED") for i in range(25)]
     rows += [Discrepancy("person", "MISSING", str(70000 + i)) for i in range(9)]
-    paths = write_reconciliation_reports(make_result(rows, stats=[]), tmp_path / "split")
+    paths = write_reconciliation_reports(make_result(rows, stats=[]), tmp_path / "split",
+                                         max_sheet_rows=10)  # 9 data rows per sheet
     wb = openpyxl.load_workbook(paths["workbook"])
     assert data_sheets(wb) == ["crime MISSING", "crime MISSING (2)", "crime MISSING (3)", "person MISSING"]
     assert [wb[t].max_row - 1 for t in data_sheets(wb)] == [9, 9, 7, 9]

@@ -141,9 +141,9 @@ def run_twice(legacy: str, target: str, *, later_second: bool = False) -> tuple[
     return first.run_id, second.run_id, after_first, snapshot(target, ALL_TABLES)
 
 
-def rollback(target: str, run_id: int, *, execute: bool = False, out_dir: Path):
+def rollback(target: str, run_id: int, *, execute: bool = False, out_dir: Path, **limits):
     """The rollback as the command line does it: the library's result, its report written into ``out_dir``."""
-    with rb.rollback(target, run_id, execute=execute) as result:
+    with rb.rollback(target, run_id, execute=execute, **limits) as result:
         if result.mode != "already_rolled_back":
             write_rollback_report(result, out_dir)
     return result
@@ -204,13 +204,11 @@ def test_rollback_restores_the_target_exactly(backend, make_store, legacy, tmp_p
     assert rerun.counts["crime"].written == 8 and rerun.balanced
 
 
-def test_rollback_of_a_later_run_returns_to_the_state_after_the_earlier_one(backend, make_store, legacy, tmp_path,
-                                                                          monkeypatch):
-    monkeypatch.setattr(rb, "PAGE", 3)  # many pages, many IN lists, keyset paging
+def test_rollback_of_a_later_run_returns_to_the_state_after_the_earlier_one(backend, make_store, legacy, tmp_path):
     target = make_store(backend, "target")
     run1, run2, after_first, after_second = run_twice(legacy, target, later_second=True)
 
-    dry = rollback(target, run2, out_dir=tmp_path / "dry")
+    dry = rollback(target, run2, out_dir=tmp_path / "dry", page=3)  # many pages, many IN lists, keyset paging
     assert dry.exit_code == 0, dry.conflicts
     # Run 2 updated two persons, a crime and its location, two intel entries; inserted a crime,
     # its location, a link, and the location intel 2 gained.
@@ -219,7 +217,7 @@ def test_rollback_of_a_later_run_returns_to_the_state_after_the_earlier_one(back
     assert (dry.tables["crime"].delete, dry.tables["location"].delete, dry.tables["crime_person"].delete) == (1, 2, 1)
     assert snapshot(target, ALL_TABLES) == after_second  # the dry run wrote nothing
 
-    done = rollback(target, run2, execute=True, out_dir=tmp_path / "exec")
+    done = rollback(target, run2, execute=True, out_dir=tmp_path / "exec", page=3)
     assert done.exit_code == 0
     assert done.xref.restored == 2 + 1 + 2 and done.xref.deleted == 2 and done.xref.recheck == 0
     # Every iOPS table as after run 1 — before-images restored — and mig_xref too: the previous
@@ -622,12 +620,12 @@ def test_the_migration_package_writes_no_report_and_imports_nothing_from_reports
     assert list(cwd.iterdir()) == []  # no ./rollback-report/, no spool
 
 
-def test_records_stream_every_row_beyond_what_the_result_keeps_in_memory(make_store, legacy, tmp_path, monkeypatch):
-    monkeypatch.setattr(rb, "KEPT_IN_MEMORY", 2)  # the lists keep two; the records keep all
-    monkeypatch.setattr(rb, "RECORDS_IN_MEMORY", 64)  # and move to their anonymous file at once
+def test_records_stream_every_row_beyond_what_the_result_keeps_in_memory(make_store, legacy, tmp_path):
+    # The lists keep two; the records keep all, and move to their anonymous file at once.
+    limits = {"kept_in_memory": 2, "records_in_memory": 64}
     target = make_store("sqlite", "target")
     run1, run2, _, _ = run_twice(legacy, target)
-    with rb.rollback(target, run1) as dry:
+    with rb.rollback(target, run1, **limits) as dry:
         conflicts, deletes = list(dry.records.conflicts()), list(dry.records.deletes())
         assert len(dry.conflicts) == 2 and len(conflicts) == dry.conflict_count == 7
         assert conflicts[:2] == dry.conflicts and all(isinstance(c, rb.Conflict) for c in conflicts)
@@ -640,6 +638,6 @@ def test_records_stream_every_row_beyond_what_the_result_keeps_in_memory(make_st
     doc = json.loads(paths[0].read_text(encoding="utf-8"))
     assert len(doc["conflicts"]) == 7 and doc["conflicts"][6] == conflicts[6].to_json()
     assert doc["delete"] == [{"table": p.table, "row_key": p.row_key, "legacy_key": p.legacy_key} for p in deletes]
-    with rb.rollback(target, run2) as dry2:
+    with rb.rollback(target, run2, **limits) as dry2:
         restores = list(dry2.records.restores())
         assert len(restores) == dry2.restore_count > 0 and all(p.action == "restore" for p in restores)

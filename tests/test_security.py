@@ -37,7 +37,7 @@ def _intel_texts(legacy_db: Path) -> list[str]:
     return sorted({t.strip()[:60] for t in texts if len(t.strip()) >= 60})
 
 
-def _all_output_text(folders: list[Path], console: list[str]) -> str:
+def all_output_text(folders: list[Path], console: list[str]) -> str:
     parts = list(console)
     for folder in folders:
         for path in sorted(folder.rglob("*")):
@@ -90,7 +90,7 @@ def test_full_run_leaks_no_intelligence_text_or_password_and_never_writes_legacy
     run_every_command(run, legacy, target, vendor, tmp_path, batch_size=300)
     assert _sha(legacy_db) == before, "a command wrote to the legacy store"
 
-    outputs = _all_output_text([tmp_path / "own", tmp_path / "vendor", tmp_path / "rollback"], console)
+    outputs = all_output_text([tmp_path / "own", tmp_path / "vendor", tmp_path / "rollback"], console)
     truth = (tmp_path / "truth.json").read_text(encoding="utf-8")
     assert (tmp_path / "vendor" / "reconciliation.xlsx").exists() and (tmp_path / "rollback").exists()
     texts = _intel_texts(legacy_db)

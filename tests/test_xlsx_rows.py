@@ -103,29 +103,42 @@ def test_column_styles_apply_to_every_row_and_a_row_style_adds_to_them():
 
 
 @pytest.mark.parametrize("rows", [1, 3])
-def test_a_table_continued_on_numbered_sheets_keeps_its_rows_in_order(monkeypatch, rows):
-    monkeypatch.setattr(xlsx, "MAX_SHEET_ROWS", 3)  # a header and two rows a sheet
+def test_a_table_continued_on_numbered_sheets_keeps_its_rows_in_order(rows):
     wb = xlsx.new_workbook()
-    table = xlsx.TableWriter(wb, "big", ["n", "text"], set())
+    table = xlsx.TableWriter(wb, "big", ["n", "text"], set(), max_sheet_rows=3)  # a header and two rows a sheet
     for n in range(rows * 2 + 1):
         table.append([n, f"row {n}" + ("\nsecond line" if n == 2 else "")])
     sheets = table.close()
     assert [title for title, _ in sheets] == ["big"] + [f"big ({k})" for k in range(2, len(sheets) + 1)]
+    assert [n for _, n in sheets] == [2] * rows + [1]  # full sheets, then the rest
     book = _saved(wb)
     read = [row for title, _ in sheets for row in book[title].iter_rows(min_row=2, max_col=2, values_only=True)]
     assert read == [(n, f"row {n}" + ("\nsecond line" if n == 2 else "")) for n in range(rows * 2 + 1)]
     assert all(book[title].freeze_panes == "A2" for title, _ in sheets)
 
 
-def test_styles_built_afresh_for_every_row_do_not_grow_the_cache():
+def test_styles_built_afresh_for_every_row_are_not_kept_by_the_writer():
+    """Memory stays flat whatever the caller does: the style dicts of written rows are let go."""
+    import gc
+    import weakref
+
+    class Style(dict):  # a dict that can be watched by a weak reference
+        pass
+
+    count = xlsx.WIDTH_SAMPLE_ROWS + 1000
     wb = xlsx.new_workbook()
     table = xlsx.TableWriter(wb, "fresh", ["n", "value"], set(), column_styles={0: {"number_format": "0"}})
-    for n in range(xlsx.WIDTH_SAMPLE_ROWS + 300):
-        table.append([n, f"v{n}"], {1: {"fill": xlsx.DIFFERS_FILL}})  # a new dict every row
-    assert len(table._merged_styles) <= xlsx._CACHED  # our own cache: bounded whatever the caller does
+    watched = []
+    for n in range(count):
+        styles = Style({1: {"fill": xlsx.DIFFERS_FILL}})  # a new dict every row
+        watched.append(weakref.ref(styles))
+        table.append([n, f"v{n}"], styles)
+    del styles
+    gc.collect()
+    assert sum(ref() is not None for ref in watched) <= 100  # a small cache, not one per row
     (title, rows), = table.close()
     sheet = _saved(wb)[title]
-    assert rows == xlsx.WIDTH_SAMPLE_ROWS + 300
+    assert rows == count
     assert sheet.cell(row=rows + 1, column=2).fill.fgColor.rgb.endswith("F8CBAD")
 
 
