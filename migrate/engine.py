@@ -33,6 +33,7 @@ from core.db import (bulk_insert, checkpoint_key, legacy_key_bound, mask_url, op
 from core.digest import canonical_row, record_digests, row_digest, text_fingerprint
 from core.errors import ForeignSchemaError, RunNotFound, UsageError
 from core.progress import bar
+from core.schema import utc_now
 from mappings import map_crimes, map_intel, map_links, map_persons
 from mappings.outcome import Mapped, MappingContext
 from mappings.reference import Reference, load_reference
@@ -132,10 +133,6 @@ class MigrationResult:
 
 
 # ------------------------------------------------------------------------------ the run
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
 def migrate(
@@ -294,7 +291,7 @@ class _Runner:
     # --- public entry points ---------------------------------------------------------
 
     def run_dry(self, legacy_url: str, target_url: str, max_rejects: int | None) -> MigrationResult:
-        started = _now()
+        started = utc_now()
         ctx = self._context(started)
         has_xref = self.target is not None and sa.inspect(self.target).has_table("mig_xref")
         counts = self.counts
@@ -309,7 +306,7 @@ class _Runner:
                     counts[spec.name].settle(batch_counts)
                     progress.update(len(batch))
         return MigrationResult(None, True, False, "dry_run", mask_url(legacy_url), mask_url(target_url),
-                               started, _now(), counts, max_rejects)
+                               started, utc_now(), counts, max_rejects)
 
     def run(self, legacy_url: str, target_url: str, resume: int | None, max_rejects: int | None) -> MigrationResult:
         with store_errors(self.target, "target"):
@@ -345,14 +342,14 @@ class _Runner:
             raise
         self._set_state(run_id, state, counts)
         return MigrationResult(run_id, False, resume is not None, state, mask_url(legacy_url), mask_url(target_url),
-                               started, _now(), counts, max_rejects)
+                               started, utc_now(), counts, max_rejects)
 
     # --- run bookkeeping ------------------------------------------------------------
 
     def _start_or_resume(self, legacy_url: str, resume: int | None):
         fingerprint = legacy_fingerprint(self.legacy, self.tables)
         if resume is None:
-            started = _now()
+            started = utc_now()
             with self.target.begin() as conn:
                 run_id = conn.execute(schema.mig_run.insert().values(
                     state="running", started_at=started, heartbeat_at=started, legacy_url=mask_url(legacy_url),
@@ -381,7 +378,7 @@ class _Runner:
                     f"run {resume} read another legacy store (fingerprint {run.legacy_fingerprint[:12]}, this one "
                     f"{fingerprint[:12]}): resume it with the store it started on, or start a new run")
             conn.execute(schema.mig_run.update().where(schema.mig_run.c.run_id == resume)
-                         .values(state="running", pid=os.getpid(), host=lock.HOST, heartbeat_at=_now()))
+                         .values(state="running", pid=os.getpid(), host=lock.HOST, heartbeat_at=utc_now()))
             conn.execute(schema.mig_lock.update().values(run_id=resume))
             rows = conn.execute(sa.select(schema.mig_checkpoint).where(schema.mig_checkpoint.c.run_id == resume))
             checkpoints = {
@@ -397,7 +394,7 @@ class _Runner:
         if counts is not None:
             values["counts"] = json.dumps({k: v.to_json() for k, v in counts.items()})
         if state == "complete":
-            values["finished_at"] = _now()
+            values["finished_at"] = utc_now()
         try:
             with self.target.begin() as conn:
                 conn.execute(schema.mig_run.update().where(schema.mig_run.c.run_id == run_id).values(**values))
@@ -627,7 +624,7 @@ class _Runner:
         run_counts = {k: (counts if k == spec.name else v).to_json() for k, v in self.counts.items()}
         run = schema.mig_run
         conn.execute(run.update().where(run.c.run_id == run_id).values(
-            heartbeat_at=_now(), counts=json.dumps(run_counts)))
+            heartbeat_at=utc_now(), counts=json.dumps(run_counts)))
 
 
 @dataclass

@@ -120,8 +120,7 @@ def default_workers() -> int:
     return max(1, min(cores, MAX_AUTO_WORKERS))
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+from core.schema import utc_now as _now  # noqa: E402  (the one clock: aware UTC, whole seconds)
 
 
 def reconcile(legacy_url: str, target_url: str, options: ReconcileOptions | None = None) -> ReconResult:

@@ -458,7 +458,7 @@ def simulate(
         if truth_path.is_dir():
             raise OutputError(f"cannot write the truth file {truth_path}: it is a folder")
     reference = reference or load_reference()
-    started_at = dt.datetime.now(UTC).replace(microsecond=0)
+    started_at = schema.utc_now()
     clock = time.perf_counter()
     legacy = open_legacy(legacy_url)
     try:
@@ -484,7 +484,7 @@ def simulate(
             truth.write(truth_path, header, sim.stats.rows())
         return SimulationResult(
             seed=seed, rates=rates, legacy_url=mask_url(legacy_url), target_url=mask_url(target_url),
-            truth_path=truth_path, started_at=started_at, finished_at=dt.datetime.now(UTC).replace(microsecond=0),
+            truth_path=truth_path, started_at=started_at, finished_at=schema.utc_now(),
             seconds=time.perf_counter() - clock, rows_written=dict(sim.rows_written), defects=defects,
             truth_rows=dict(truth.categories), lost_days=lost_days,
         )
