@@ -40,6 +40,12 @@ def as_utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(_UTC)
 
 
+def utc_now() -> dt.datetime:
+    """Now, as the tool records it (run, lock, heartbeat and report instants): aware UTC,
+    whole seconds."""
+    return dt.datetime.now(_UTC).replace(microsecond=0)
+
+
 class UTCDateTime(TypeDecorator):
     """An instant, always returned as an aware UTC datetime.
 

@@ -21,6 +21,8 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from core.schema import as_utc
+
 __all__ = [
     "UNKNOWN", "INVALID", "LONDON", "UTC",
     "text", "trim", "collapse", "is_blank", "code", "upper_or_none", "is_deleted",
@@ -392,9 +394,7 @@ def parse_last_upd(value: Any) -> dt.datetime | _Sentinel:
 
 def to_utc_second(value: dt.datetime) -> dt.datetime:
     """An aware instant as UTC with microsecond 0 (naive input is taken as UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).replace(microsecond=0)
+    return as_utc(value).replace(microsecond=0)
 
 
 def local_date(instant: dt.datetime) -> dt.date:

@@ -21,43 +21,26 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import __version__, schema
 from core.cyclic_gc import manual_cyclic_gc
-from core.db import (bulk_insert, checkpoint_key, legacy_key_bound, mask_url, open_legacy, open_target,
-                     refuse_same_store, store_errors, stream)
+from core.batches import legacy_batches
+from core.db import (bulk_insert, checkpoint_key, mask_url, open_legacy, open_target, refuse_same_store,
+                     store_errors)
 from core.digest import canonical_row, record_digests, row_digest, text_fingerprint
 from core.errors import ForeignSchemaError, RunNotFound, UsageError
 from core.progress import bar
-from mappings import map_crimes, map_intel, map_links, map_persons
+from core.schema import utc_now
+from mappings.entities import ENTITIES, Entity, first_key_wins
 from mappings.outcome import Mapped, MappingContext
 from mappings.reference import Reference, load_reference
 from mappings.storable import escaped
 from migrate import lock
 from migrate.accepted import AcceptedKeys
-
-# ------------------------------------------------------------------------------ entities
-
-
-@dataclass(frozen=True)
-class EntitySpec:
-    name: str  # entity name used in counts, xref, rejects: person | crime | crime_person | intelligence
-    legacy_table: str  # lower-case legacy table name
-    key_columns: tuple[str, ...]  # legacy ordering / resume key
-    map_batch: Callable[[Sequence, MappingContext], list[Mapped]]
-
-
-ENTITIES: tuple[EntitySpec, ...] = (
-    EntitySpec("person", "nominal", ("nom_id",), map_persons),
-    EntitySpec("crime", "crime", ("crime_no",), map_crimes),
-    EntitySpec("crime_person", "crime_nom", ("crime_no", "nom_id", "role"), map_links),
-    EntitySpec("intelligence", "intel", ("intel_no",), map_intel),
-)
-
 
 # ------------------------------------------------------------------------------ results
 
@@ -132,10 +115,6 @@ class MigrationResult:
 
 
 # ------------------------------------------------------------------------------ the run
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
 def migrate(
@@ -294,7 +273,7 @@ class _Runner:
     # --- public entry points ---------------------------------------------------------
 
     def run_dry(self, legacy_url: str, target_url: str, max_rejects: int | None) -> MigrationResult:
-        started = _now()
+        started = utc_now()
         ctx = self._context(started)
         has_xref = self.target is not None and sa.inspect(self.target).has_table("mig_xref")
         counts = self.counts
@@ -309,7 +288,7 @@ class _Runner:
                     counts[spec.name].settle(batch_counts)
                     progress.update(len(batch))
         return MigrationResult(None, True, False, "dry_run", mask_url(legacy_url), mask_url(target_url),
-                               started, _now(), counts, max_rejects)
+                               started, utc_now(), counts, max_rejects)
 
     def run(self, legacy_url: str, target_url: str, resume: int | None, max_rejects: int | None) -> MigrationResult:
         with store_errors(self.target, "target"):
@@ -345,14 +324,14 @@ class _Runner:
             raise
         self._set_state(run_id, state, counts)
         return MigrationResult(run_id, False, resume is not None, state, mask_url(legacy_url), mask_url(target_url),
-                               started, _now(), counts, max_rejects)
+                               started, utc_now(), counts, max_rejects)
 
     # --- run bookkeeping ------------------------------------------------------------
 
     def _start_or_resume(self, legacy_url: str, resume: int | None):
         fingerprint = legacy_fingerprint(self.legacy, self.tables)
         if resume is None:
-            started = _now()
+            started = utc_now()
             with self.target.begin() as conn:
                 run_id = conn.execute(schema.mig_run.insert().values(
                     state="running", started_at=started, heartbeat_at=started, legacy_url=mask_url(legacy_url),
@@ -381,7 +360,7 @@ class _Runner:
                     f"run {resume} read another legacy store (fingerprint {run.legacy_fingerprint[:12]}, this one "
                     f"{fingerprint[:12]}): resume it with the store it started on, or start a new run")
             conn.execute(schema.mig_run.update().where(schema.mig_run.c.run_id == resume)
-                         .values(state="running", pid=os.getpid(), host=lock.HOST, heartbeat_at=_now()))
+                         .values(state="running", pid=os.getpid(), host=lock.HOST, heartbeat_at=utc_now()))
             conn.execute(schema.mig_lock.update().values(run_id=resume))
             rows = conn.execute(sa.select(schema.mig_checkpoint).where(schema.mig_checkpoint.c.run_id == resume))
             checkpoints = {
@@ -397,7 +376,7 @@ class _Runner:
         if counts is not None:
             values["counts"] = json.dumps({k: v.to_json() for k, v in counts.items()})
         if state == "complete":
-            values["finished_at"] = _now()
+            values["finished_at"] = utc_now()
         try:
             with self.target.begin() as conn:
                 conn.execute(schema.mig_run.update().where(schema.mig_run.c.run_id == run_id).values(**values))
@@ -415,51 +394,32 @@ class _Runner:
             crime_migrated=self.accepted.has_crime,
         )
 
-    def _key_columns(self, spec: EntitySpec) -> list[sa.Column]:
-        table = self.tables[spec.legacy_table]
-        return [table.c[name] for name in spec.key_columns]
-
-    def _select(self, spec: EntitySpec, after: list | None, upto: list | None = None):
-        table = self.tables[spec.legacy_table]
-        keys = self._key_columns(spec)
-        stmt = sa.select(table).order_by(*keys)
-        key_expr = keys[0] if len(keys) == 1 else sa.tuple_(*keys)
-
-        def bound(values):
-            values = [legacy_key_bound(self.legacy.dialect, v) for v in values]
-            return values[0] if len(keys) == 1 else sa.tuple_(*[v if isinstance(v, sa.ColumnElement)
-                                                               else sa.literal(v) for v in values])
-
-        if after is not None:
-            stmt = stmt.where(key_expr > bound(after))
-        if upto is not None:
-            stmt = stmt.where(key_expr <= bound(upto))
-        return stmt
-
-    def _batches(self, spec: EntitySpec, after: list | None, upto: list | None = None) -> Iterable[list]:
-        """Stream the legacy table in key order, ``batch_size`` rows at a time (as dicts)."""
-        with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
-            result = stream(conn, self._select(spec, after, upto))
-            names = list(result.keys())
-            for n, partition in enumerate(result.partitions(self.batch_size), 1):
-                # zip over plain rows: ~40% cheaper than building dicts from RowMappings.
-                yield [dict(zip(names, row)) for row in partition]
-                if n % _COLLECT_EVERY_BATCHES == 0:
-                    self.collect_garbage()
+    def _batches(self, spec: Entity, after: list | None, upto: list | None = None) -> Iterable[list]:
+        """The legacy table in key order, ``batch_size`` rows at a time (``core.batches``), with
+        a manual cyclic collection every ``_COLLECT_EVERY_BATCHES`` batches and at the end."""
+        yield from legacy_batches(self.legacy, self.tables[spec.legacy_table], spec.key_columns, self.batch_size,
+                                  after=after, upto=upto, every_batch=self._every_batch)
         self.collect_garbage()
 
-    def _legacy_count(self, spec: EntitySpec) -> int:
+    def _every_batch(self, n: int) -> None:
+        if n % _COLLECT_EVERY_BATCHES == 0:
+            self.collect_garbage()
+
+    def _legacy_count(self, spec: Entity) -> int:
         table = self.tables[spec.legacy_table]
         with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
 
-    def _rebuild_accepted(self, spec: EntitySpec, ctx: MappingContext, upto: list) -> None:
-        if spec.name not in ("person", "crime", "intelligence"):
+    def _rebuild_accepted(self, spec: Entity, ctx: MappingContext, upto: list) -> None:
+        """The keys the run accepted up to its checkpoint, as ``_plan`` accepted them."""
+        if not spec.unique_key:
             return
+        accepted = self.accepted
         for batch in self._batches(spec, after=None, upto=upto):
             for m in spec.map_batch(batch, ctx):
+                first_key_wins(spec, m, accepted.has(spec.name, m.legacy_key))
                 if m.accepted:
-                    self.accepted.add(spec.name, m.legacy_key)
+                    accepted.add(spec.name, m.legacy_key)
 
     # --- classifying ------------------------------------------------------------------
 
@@ -474,7 +434,7 @@ class _Runner:
         counts.updated += len(plan.updates)
         counts.rows_written += sum(len(m.rows) for m, _ in plan.inserts + plan.updates)
 
-    def _plan(self, spec: EntitySpec, batch: list[dict], mapped: list[Mapped], counts: EntityCounts,
+    def _plan(self, spec: Entity, batch: list[dict], mapped: list[Mapped], counts: EntityCounts,
               existing: dict) -> "_Plan":
         """Decide per record: excluded, rejected, insert, update or unchanged; count it."""
         plan = _Plan()
@@ -484,10 +444,8 @@ class _Runner:
             if m.excluded:
                 counts.excluded += 1
                 continue
-            if m.reject is None and spec.name != "crime_person" and self.accepted.has(spec.name, m.legacy_key):
-                # Two legacy keys that are equal once trimmed: the first wins, the second is
-                # rejected rather than silently merged into it.
-                m.reject = _duplicate_key(m)
+            if spec.unique_key and m.reject is None:
+                first_key_wins(spec, m, self.accepted.has(spec.name, m.legacy_key))
             if m.reject is not None:
                 counts.rejected += 1
                 counts.rejected_by[m.reject.code] = counts.rejected_by.get(m.reject.code, 0) + 1
@@ -515,7 +473,7 @@ class _Runner:
 
     # --- writing ------------------------------------------------------------------------
 
-    def _migrate_entity(self, run_id: int, spec: EntitySpec, ctx: MappingContext, counts: EntityCounts,
+    def _migrate_entity(self, run_id: int, spec: Entity, ctx: MappingContext, counts: EntityCounts,
                         after: list | None, cp: dict | None) -> None:
         batch_no = cp["batches"] if cp else 0
         total = self._legacy_count(spec)
@@ -540,7 +498,7 @@ class _Runner:
             with self.target.begin() as conn:
                 self._checkpoint(conn, run_id, spec, None, batch_no, counts, done=True)
 
-    def _xref_in(self, conn, spec: EntitySpec, mapped: list[Mapped]) -> dict:
+    def _xref_in(self, conn, spec: Entity, mapped: list[Mapped]) -> dict:
         keys = list({m.legacy_key for m in mapped if m.accepted})
         if not keys:
             return {}
@@ -549,7 +507,7 @@ class _Runner:
                             .where(x.c.entity == spec.name, x.c.legacy_key.in_(keys)))
         return {r.legacy_key: (r.target_id, r.digest) for r in rows}
 
-    def _write(self, conn, run_id: int, batch_no: int, spec: EntitySpec, plan: "_Plan",
+    def _write(self, conn, run_id: int, batch_no: int, spec: Entity, plan: "_Plan",
                counts: EntityCounts) -> None:
         ledger: list[dict] = []
         warnings: list[dict] = []
@@ -613,7 +571,7 @@ class _Runner:
         bulk_insert(conn, schema.mig_warning, warnings)
         bulk_insert(conn, schema.mig_reject, [_reject_row(run_id, spec, m, raw) for m, raw in plan.rejects])
 
-    def _checkpoint(self, conn, run_id: int, spec: EntitySpec, last_key: list | None, batches: int,
+    def _checkpoint(self, conn, run_id: int, spec: Entity, last_key: list | None, batches: int,
                     counts: EntityCounts, done: bool) -> None:
         cp = schema.mig_checkpoint
         values = {"batches": batches, "done": done, "counts": json.dumps(counts.to_json())}
@@ -627,7 +585,7 @@ class _Runner:
         run_counts = {k: (counts if k == spec.name else v).to_json() for k, v in self.counts.items()}
         run = schema.mig_run
         conn.execute(run.update().where(run.c.run_id == run_id).values(
-            heartbeat_at=_now(), counts=json.dumps(run_counts)))
+            heartbeat_at=utc_now(), counts=json.dumps(run_counts)))
 
 
 @dataclass
@@ -651,12 +609,6 @@ def _os_user() -> str:
 def _digests(m: Mapped, run_started: dt.datetime | None) -> tuple[str, dict[str, str]]:
     """The record's digest and its rows' digests (``core.digest.record_digests``, shared with rollback)."""
     return record_digests(m.rows, run_started)
-
-
-def _duplicate_key(m: Mapped):
-    from mappings.outcome import Issue
-
-    return Issue("DUPLICATE_KEY", None, m.legacy_key)
 
 
 def _row_key(table_name: str, row: dict) -> str:
@@ -702,7 +654,7 @@ def _clip(value: str | None, limit: int = 2000) -> str | None:
     return None if value is None else str(value)[:limit].replace("\x00", "\\x00")
 
 
-def _reject_row(run_id: int, spec: EntitySpec, m: Mapped, raw: dict) -> dict:
+def _reject_row(run_id: int, spec: Entity, m: Mapped, raw: dict) -> dict:
     return {"run_id": run_id, "entity": spec.name, "legacy_key": m.legacy_key[:40], "reason": m.reject.code,
             "field": m.reject.field, "value": _clip(m.reject.value), "raw_row": _raw_json(raw)}
 

@@ -23,14 +23,10 @@ from sqlalchemy.engine import Engine
 
 from core.db import store_errors
 from core.errors import RunInProgress
-from core.schema import mig_lock
+from core.schema import mig_lock, utc_now
 
 STALE_AFTER = dt.timedelta(minutes=10)
 HOST = socket.gethostname()[:120]
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
 def process_start(pid: int) -> str | None:
@@ -67,7 +63,7 @@ def _holder_gone(row) -> bool:
         if not _process_alive(row.pid):
             return True
         return row.pid_started is not None and process_start(row.pid) not in (None, row.pid_started)
-    return _now() - row.heartbeat_at > STALE_AFTER
+    return utc_now() - row.heartbeat_at > STALE_AFTER
 
 
 def holder(engine: Engine):
@@ -80,7 +76,7 @@ def holder(engine: Engine):
 def target_lock(engine: Engine, purpose: str, run_id: int | None = None) -> Iterator[None]:
     """Hold the target for the duration of the block, or raise ``RunInProgress``."""
     row = {"lock_id": 1, "run_id": run_id, "purpose": purpose, "host": HOST, "pid": os.getpid(),
-           "pid_started": process_start(os.getpid()), "acquired_at": _now(), "heartbeat_at": _now()}
+           "pid_started": process_start(os.getpid()), "acquired_at": utc_now(), "heartbeat_at": utc_now()}
     with store_errors(engine, "target"):
         _acquire(engine, row)
     try:
@@ -131,7 +127,7 @@ def _release(engine: Engine) -> None:
 def heartbeat(conn: sa.Connection) -> None:
     """Refresh the lock inside a batch transaction, so a live run never looks stale."""
     conn.execute(mig_lock.update().where(mig_lock.c.pid == os.getpid(), mig_lock.c.host == HOST)
-                 .values(heartbeat_at=_now()))
+                 .values(heartbeat_at=utc_now()))
 
 
 def is_held_by_live_process(engine: Engine, run_id: int) -> bool:

@@ -296,9 +296,9 @@ def rollback(target_url: str, run_id: int, *, execute: bool = False, page: int =
             run = load_run(probe, run_id)
     finally:
         probe.dispose()
-    started = _now()
+    started = schema.utc_now()
     if run.state == "rolled_back":
-        return RollbackResult(run, "already_rolled_back", masked, started, _now())
+        return RollbackResult(run, "already_rolled_back", masked, started, schema.utc_now())
     if run.state == "running":
         raise RunInProgress(
             f"run {run_id} is still running (pid {run.pid} on {run.host}): wait for it to finish, "
@@ -346,13 +346,13 @@ def _execute(engine: Engine, run: RunInfo, masked: str, started: dt.datetime, li
                 if state == "rolled_back":  # rolled back by someone else since we looked
                     transaction.rollback()
                     analysis.records.close()
-                    return RollbackResult(run, "already_rolled_back", masked, started, _now())
+                    return RollbackResult(run, "already_rolled_back", masked, started, schema.utc_now())
                 _analyse(conn, run, analysis, lock_rows=True)
                 if analysis.conflict_counts:
                     transaction.rollback()  # nothing done
                 else:
                     xref = _apply(conn, run, analysis)
-                    rolled_back_at = _now()
+                    rolled_back_at = schema.utc_now()
                     conn.execute(schema.mig_run.update().where(schema.mig_run.c.run_id == run.id)
                                  .values(state="rolled_back", rolled_back_at=rolled_back_at))
                     transaction.commit()
@@ -432,7 +432,7 @@ class _Analysis:
 
     def result(self, run: RunInfo, mode: str, masked: str, started: dt.datetime) -> RollbackResult:
         return RollbackResult(
-            run=run, mode=mode, target=masked, started_at=started, finished_at=_now(),
+            run=run, mode=mode, target=masked, started_at=started, finished_at=schema.utc_now(),
             tables=self.tables,
             conflict_counts={k: self.conflict_counts[k] for k in CONFLICT_KINDS if self.conflict_counts[k]},
             conflicts=self.conflicts, notice_count=self.notice_count, notices=self.notices,
@@ -935,7 +935,7 @@ def from_canonical(type_, text: str | None):
     if text is None:
         return None
     if isinstance(type_, schema.UTCDateTime) or isinstance(type_, sa.DateTime):
-        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+        return schema.as_utc(dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
     if isinstance(type_, sa.Date):
         return dt.date.fromisoformat(text)
     if isinstance(type_, sa.Boolean):
@@ -951,7 +951,3 @@ def from_canonical(type_, text: str | None):
 
 def _kinds_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{n:,} {kind}" for kind, n in counts.items())
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)

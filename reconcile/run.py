@@ -48,7 +48,6 @@ Decisions on points ``reconciliation.md`` leaves open (an auditor's reading):
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import gc
 import os
 import resource
@@ -63,6 +62,7 @@ from core import __version__
 from core.cyclic_gc import manual_cyclic_gc
 from core.db import mask_url, store_errors
 from core.errors import UsageError
+from core.schema import utc_now as _now
 from mappings.outcome import MappingContext
 from mappings.reference import Reference, load_reference
 from reconcile import keyed
@@ -118,10 +118,6 @@ def default_workers() -> int:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return max(1, min(cores, MAX_AUTO_WORKERS))
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
 def reconcile(legacy_url: str, target_url: str, options: ReconcileOptions | None = None) -> ReconResult:

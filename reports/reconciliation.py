@@ -28,6 +28,7 @@ from openpyxl.utils import get_column_letter
 
 from core.digest import text_fingerprint
 from core.errors import Opus2IopsError
+from core.schema import as_utc
 from reconcile.model import CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, STATS_COLUMNS, Discrepancy, ReconResult
 from reports import xlsx
 from core.publish import SETS, ReportSet
@@ -339,22 +340,16 @@ def _monthly_sheet(wb, monthly: dict[str, list[int]]) -> list[tuple[str, int]]:
 
 
 # ---- run information ----------------------------------------------------------------------
-def _utc(moment: dt.datetime) -> dt.datetime:
-    if moment.tzinfo is None:  # the model promises aware UTC; a naive one is taken as UTC
-        return moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc)
-
-
 def iso_utc(moment: dt.datetime | None) -> str | None:
     if moment is None:
         return None
-    return _utc(moment).isoformat().replace("+00:00", "Z")
+    return as_utc(moment).isoformat().replace("+00:00", "Z")
 
 
 def _duration(result: ReconResult) -> float | None:
     if result.started_at is None or result.finished_at is None:
         return None
-    return round((_utc(result.finished_at) - _utc(result.started_at)).total_seconds(), 3)
+    return round((as_utc(result.finished_at) - as_utc(result.started_at)).total_seconds(), 3)
 
 
 def _thresholds_text(thresholds: dict) -> str:
@@ -410,7 +405,7 @@ def _run_information_sheet(wb, result: ReconResult) -> str:
 
 
 def naive(moment: dt.datetime | None) -> dt.datetime | None:
-    return None if moment is None else xlsx.naive_utc(_utc(moment))
+    return None if moment is None else xlsx.naive_utc(as_utc(moment))
 
 
 NOTES = (

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from core import db
 from core.schema import legacy_tables
+from mappings.entities import CRIME, ENTITIES
 from mappings.parse import (INVALID, MIDNIGHT_END, UNKNOWN, normalise_pnc, normalise_postcode, parse_date,
                             parse_last_upd, parse_legacy_ref, parse_time)
 from mappings.reference import Reference, load_reference
@@ -133,7 +134,10 @@ QUIRKS: dict[str, str] = {
     "intel.deleted": "logically deleted (DEL_FLAG 'Y')",
 }
 
-TABLE_ORDER = ("offence_code", "division", "crime", "nominal", "crime_nom", "intel")
+#: Every entity's legacy table (``mappings.entities``), crimes first: one profiling pass each.
+ENTITY_TABLES: tuple[str, ...] = (CRIME.legacy_table, *(e.legacy_table for e in ENTITIES if e is not CRIME))
+#: The tables a profile counts, in the order it shows them: the code tables, then the entities'.
+TABLE_ORDER = ("offence_code", "division", *ENTITY_TABLES)
 
 
 @dataclass
@@ -374,11 +378,11 @@ def profile_store(legacy_url: str, *, workers: int | None = None, rejects: bool 
         # CRIME here, the other tables in one more process (spawn: a clean interpreter, whatever
         # the caller has open); the two halves take about the same time.
         with Pool(1, what="profile") as pool:
-            others = pool.submit(_run_passes, legacy_url, ("nominal", "crime_nom", "intel"))
-            total = _run_passes(legacy_url, ("crime",))
+            others = pool.submit(_run_passes, legacy_url, ENTITY_TABLES[1:])
+            total = _run_passes(legacy_url, ENTITY_TABLES[:1])
             total.merge(pool.result(others))
     else:
-        total = _run_passes(legacy_url, ("crime", "nominal", "crime_nom", "intel"))
+        total = _run_passes(legacy_url, ENTITY_TABLES)
     quirks = {name: total.quirks.get(name, 0) for name in QUIRKS}
     dists = {name: dict(sorted(c.items(), key=lambda kv: (-kv[1], str(kv[0])))) for name, c in total.dist.items()}
     predicted = predict_rejects(legacy_url) if rejects else None

@@ -35,7 +35,9 @@ re-keyed crimes           lost, then typed again by hand in iOPS with no legacy_
 new iOPS crimes           entered after go-live, nothing to do with OPUS → ``NEW_IN_IOPS`` (truth only)
 persons                   lost → ``MISSING``; family name misspelt, date of birth day/month
                           swapped → ``ALTERED``
-mapping rejects           not migrated by the vendor either → ``MISSING`` with detail = reason
+mapping rejects           not migrated by the vendor either → ``MISSING`` with detail = reason; so is
+                          the second of two keys equal once trimmed when both are accepted
+                          (``DUPLICATE_KEY``, ``mappings.entities.first_key_wins``)
 ========================  =====================================================================
 
 Interactions, decided so the truth stays exact:
@@ -71,10 +73,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import schema
+from core.batches import legacy_batches
 from core.db import mask_url, open_legacy, open_target, refuse_same_store, store_errors, stream
 from core.errors import OutputError, UsageError
 from core.progress import bar
-from mappings import ids, map_crimes, map_intel, map_links, map_persons
+from mappings import ids
+from mappings.entities import CRIME, INTELLIGENCE, LINK, PERSON, Entity, first_key_wins
 from mappings.geo import to_lat_lon
 from mappings.link import ROLES
 from mappings.outcome import Mapped, MappingContext
@@ -210,7 +214,6 @@ CAUSE_LABELS = {
     "NAME_MISSPELT": "family name misspelt",
     "DOB_DAY_MONTH_SWAPPED": "date of birth day/month swapped",
     "LINK_LOST": "link lost",
-    "LEGACY_DUPLICATE_KEY": "legacy key repeated after trim (second not migrated, not a defect)",
 }
 
 # ------------------------------------------------------------------------------ result
@@ -458,7 +461,7 @@ def simulate(
         if truth_path.is_dir():
             raise OutputError(f"cannot write the truth file {truth_path}: it is a folder")
     reference = reference or load_reference()
-    started_at = dt.datetime.now(UTC).replace(microsecond=0)
+    started_at = schema.utc_now()
     clock = time.perf_counter()
     legacy = open_legacy(legacy_url)
     try:
@@ -484,7 +487,7 @@ def simulate(
             truth.write(truth_path, header, sim.stats.rows())
         return SimulationResult(
             seed=seed, rates=rates, legacy_url=mask_url(legacy_url), target_url=mask_url(target_url),
-            truth_path=truth_path, started_at=started_at, finished_at=dt.datetime.now(UTC).replace(microsecond=0),
+            truth_path=truth_path, started_at=started_at, finished_at=schema.utc_now(),
             seconds=time.perf_counter() - clock, rows_written=dict(sim.rows_written), defects=defects,
             truth_rows=dict(truth.categories), lost_days=lost_days,
         )
@@ -570,10 +573,10 @@ class _Simulator:
                     self.taken_new_numbers.add(int(ref[3:9]))
 
     def _persons(self) -> None:
-        for batch, mapped in self._mapped("nominal", ("nom_id",), map_persons, "person"):
+        for batch, mapped in self._mapped(PERSON):
             rows: dict[str, list] = defaultdict(list)
             for m in mapped:
-                person = self._accept("person", m)
+                person = self._accept(PERSON, m)
                 if person is None:
                     continue
                 person = dict(person["person"])
@@ -608,12 +611,12 @@ class _Simulator:
 
     def _crimes(self) -> None:
         deleted_pending: list[Mapped] = []
-        for batch, mapped in self._mapped("crime", ("crime_no",), map_crimes, "crime"):
-            deleted_pending += self._deleted_candidates("crime", batch, mapped, map_crimes,
+        for batch, mapped in self._mapped(CRIME):
+            deleted_pending += self._deleted_candidates("crime", batch, mapped, CRIME.map_batch,
                                                        self.rates.crime_deleted_migrated)
             rows: dict[str, list] = defaultdict(list)
             for raw, m in zip(batch, mapped):
-                accepted = self._accept("crime", m)
+                accepted = self._accept(CRIME, m)
                 if accepted is None:
                     continue
                 self._crime(m.legacy_key, code(raw.get("off_code")), accepted["crime"], accepted["location"], rows)
@@ -817,7 +820,7 @@ class _Simulator:
 
     def _links(self) -> None:
         seen_irregular: set[str] = set()
-        for batch, mapped in self._mapped("crime_nom", ("crime_no", "nom_id", "role"), map_links, "crime_person"):
+        for batch, mapped in self._mapped(LINK):
             rows: dict[str, list] = defaultdict(list)
             irregular: list[tuple[str, dict]] = []
             for raw, m in zip(batch, mapped):
@@ -878,12 +881,12 @@ class _Simulator:
 
     def _intelligence(self) -> None:
         deleted_pending: list[Mapped] = []
-        for batch, mapped in self._mapped("intel", ("intel_no",), map_intel, "intelligence"):
-            deleted_pending += self._deleted_candidates("intelligence", batch, mapped, map_intel,
+        for batch, mapped in self._mapped(INTELLIGENCE):
+            deleted_pending += self._deleted_candidates("intelligence", batch, mapped, INTELLIGENCE.map_batch,
                                                        self.rates.intel_deleted_migrated)
             rows: dict[str, list] = defaultdict(list)
             for raw, m in zip(batch, mapped):
-                accepted = self._accept("intelligence", m)
+                accepted = self._accept(INTELLIGENCE, m)
                 if accepted is None:
                     continue
                 key = m.legacy_key
@@ -929,35 +932,32 @@ class _Simulator:
 
     # --- shared steps ---------------------------------------------------------------------
 
-    def _mapped(self, legacy_table: str, key_columns: tuple[str, ...], map_batch, entity: str
-                ) -> Iterator[tuple[list[dict], list[Mapped]]]:
-        """Stream a legacy table in key order, in batches, each with its mapping."""
-        table = self.tables[legacy_table]
+    def _mapped(self, entity: Entity) -> Iterator[tuple[list[dict], list[Mapped]]]:
+        """Stream the entity's legacy table in key order, in batches (``core.batches``, as the
+        migration reads it), each with its mapping."""
+        table = self.tables[entity.legacy_table]
         with self.legacy.connect() as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-        with bar(f"{entity:<13} (simulate)", total=total, unit="rec") as progress, self.legacy.connect() as conn:
-            result = stream(conn, sa.select(table).order_by(*[table.c[k] for k in key_columns]))
-            columns = list(result.keys())
-            for partition in result.partitions(self.batch_size):
-                batch = [dict(zip(columns, row)) for row in partition]  # ~2x cheaper than RowMapping → dict
-                yield batch, map_batch(batch, self.ctx)
+        with bar(f"{entity.name:<13} (simulate)", total=total, unit="rec") as progress:
+            for batch in legacy_batches(self.legacy, table, entity.key_columns, self.batch_size):
+                yield batch, entity.map_batch(batch, self.ctx)
                 progress.update(len(batch))
 
-    def _accept(self, entity: str, m: Mapped) -> dict | None:
-        """The mapped rows of an accepted record (recorded as accepted), else None; a mapping
-        reject becomes a MISSING truth row with its reason."""
+    def _accept(self, entity: Entity, m: Mapped) -> dict | None:
+        """The mapped rows of an accepted record (recorded as accepted), else None. A reject —
+        the mapping's, or ``DUPLICATE_KEY`` by the migration's first-key-wins rule (the first
+        *accepted* record of a trimmed key owns it) — is not migrated by the vendor either: a
+        MISSING truth row with its reason, as the reconciler lists it."""
         if m.excluded:
             return None
+        name = entity.name
+        first_key_wins(entity, m, self.accepted.has(name, m.legacy_key))
         if m.reject is not None:
-            self.rejected_live.add(entity, m.legacy_key)
-            self.truth.add(entity, "MISSING", m.legacy_key, detail=m.reject.code, cause="REJECTED")
-            self.counts[entity]["REJECTED"] += 1
+            self.rejected_live.add(name, m.legacy_key)
+            self.truth.add(name, "MISSING", m.legacy_key, detail=m.reject.code, cause="REJECTED")
+            self.counts[name]["REJECTED"] += 1
             return None
-        if self.accepted.has(entity, m.legacy_key):
-            # Two legacy keys equal once trimmed: like the migration engine, the first wins.
-            self.counts[entity]["LEGACY_DUPLICATE_KEY"] += 1
-            return None
-        self.accepted.add(entity, m.legacy_key)
+        self.accepted.add(name, m.legacy_key)
         return m.rows
 
     def _draw(self, entity: str, key: str, candidates: list[tuple[str, float]]) -> str | None:

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from core import schema
 from core.digest import row_digest
 from main import app
-from migrate.engine import ENTITIES, migrate
+from mappings.entities import ENTITIES
+from migrate.engine import migrate
 from tests.opus_fixture import make_legacy, update_legacy, table_digests
 
 IOPS_TABLES = schema.TARGET_TABLES
