@@ -733,13 +733,11 @@ def test_worker_processes_give_the_same_result(stores):
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "mysql"])
-def test_keys_read_beside_the_pass_find_each_unexpected_record_once(stores, make_store, monkeypatch, backend):
+def test_keys_read_beside_the_pass_find_each_unexpected_record_once(stores, make_store, backend):
     """The census (reconcile/census.py) of a store whose keys a collation folds: on MariaDB
     'CR/99999/18 ' equals 'CR/99999/18', so asking for one returns both — each is still
     reported once, under its own key, even when they are asked for in different chunks; a
     key of spaces is no key (the record is new in iOPS, not UNEXPECTED)."""
-    import reconcile.keyed as keyed
-
     legacy, sqlite_target = stores
     target = sqlite_target if backend == "sqlite" else make_store("mysql", "recon_census")
     if backend != "sqlite":
@@ -748,8 +746,7 @@ def test_keys_read_beside_the_pass_find_each_unexpected_record_once(stores, make
     copy_crime(target, "CR/000001/18", "CRI-2018-900001", 0, legacy_ref="CR/99999/18")
     copy_crime(target, "CR/000001/18", "CRI-2018-900002", 0, legacy_ref="CR/99999/18 ")
     copy_crime(target, "CR/000001/18", "CRI-2018-900003", 0, legacy_ref="   ")
-    monkeypatch.setattr(keyed, "LOOKUP_CHUNK", 1)
-    result = run(legacy, target)
+    result = run(legacy, target, lookup_chunk=1)  # each key asked for on its own
     unexpected = sorted((d.legacy_ref, d.new_ref, d.detail) for d in rows(result, "crime", "UNEXPECTED"))
     assert unexpected == [("CR/99999/18", "CRI-2018-900001", "NOT_IN_OPUS"),
                           ("CR/99999/18 ", "CRI-2018-900002", "NOT_IN_OPUS")]
