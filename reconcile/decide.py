@@ -37,7 +37,8 @@ from core.db import connect, store_errors
 from core.progress import bar
 from core.refs import decode_ref
 from mappings import map_persons
-from mappings.outcome import Issue, MappingContext
+from mappings.entities import first_key_wins
+from mappings.outcome import Issue, Mapped, MappingContext
 from reconcile import similarity
 from reconcile.census import Census, CensusReader
 from reconcile.evaluate import (LOOKUP_CHUNK, BatchEvaluator, Candidate, LinkEvaluator, Outcome, _intel_record,
@@ -80,6 +81,9 @@ class Reconciler:
         self.ctx = mapping_context(ctx.reference, ctx.run_started, persons, crimes)
         self.stats = CrimeStats()
         self.candidates: dict[str, dict[str, Candidate]] = {"crime": {}, "intelligence": {}}  # entity -> key -> …
+        #: entity -> encoded key -> outcome of a rejected record whose key the new store holds, kept
+        #: until an accepted record with that key takes the new records or the pass ends (few).
+        self._held: dict[str, dict] = {name: {} for name in SPECS}
         self.padded_links: dict[str, list[dict]] = {}  # trimmed CRIME_NO -> CRIME_NOM rows typed padded
         self.auto_pairs: dict[str, tuple[str, str]] = {}  # legacy crime key -> (crime_id, crime_ref) of AUTO pairs
         #: Entities whose new store holds unkeyed records: only then are candidates kept in memory.
@@ -111,6 +115,7 @@ class Reconciler:
                 done += len(outcomes)
                 if self.on_batch is not None:
                     self.on_batch(spec.name, done)
+            yield from self._release_held(spec, totals)
         return census.result()
 
     def _census_reader(self, spec: EntitySpec) -> CensusReader:
@@ -137,9 +142,11 @@ class Reconciler:
     def _apply(self, spec: EntitySpec, outcomes: list[Outcome], keys: EntityKeys,
                totals: EntityTotals) -> Findings:
         """The order-dependent half of a keyed batch (see BatchEvaluator): runs in key order."""
-        encode, claim = keys.encode, keys.claim
+        encode = keys.encode
+        entity = spec.entity
         is_crime = spec is CRIME
         add_cell = self.stats.add_cell
+        held = self._held[spec.name]
         excluded = live = 0
         for o in outcomes:
             key = o.key
@@ -150,14 +157,32 @@ class Reconciler:
                 continue
             live += 1
             reject = o.reject
-            if not claim(encoded, reject is None):
-                # Two legacy keys equal once trimmed: the first (in key order) owns the key and
-                # its new records (already fetched and compared); the second is not migrated
-                # (the engine rejects it DUPLICATE_KEY) and is listed as such. (Should the first
-                # be rejected and the second not, the engine migrates the second: the first then
-                # shows as LEGACY_REJECTED — a person must look at that pair either way.)
-                yield self._missing(spec.name, key, reject or Issue("DUPLICATE_KEY", spec.key_column.upper(), key))
-                continue
+            taken = encoded in keys.accepted
+            if reject is None:
+                # Two legacy keys equal once trimmed: the first record the mapping accepts owns
+                # the key and its new records, a later accepted one is DUPLICATE_KEY — as the
+                # migration decides (mappings.entities.first_key_wins).
+                reject = first_key_wins(entity, Mapped(spec.name, key), taken).reject
+                if reject is not None:
+                    yield self._missing(spec.name, key, reject)
+                    continue
+                keys.accepted.add(encoded)
+                earlier = held.pop(encoded, None)
+                if earlier is not None:
+                    # A rejected record before it held the key's new records: they are this
+                    # one's (what the migration wrote); the rejected one is not migrated.
+                    yield self._missing(spec.name, earlier.key, earlier.reject)
+            else:
+                # A rejected record owns nothing: the key's new records are an earlier record's,
+                # or (held until the pass ends) those of an accepted record that may follow.
+                seen = taken or encoded in keys.rejected
+                keys.rejected.add(encoded)
+                if seen:
+                    yield self._missing(spec.name, key, reject)
+                    continue
+                if o.found:
+                    held[encoded] = o
+                    continue
             if is_crime:
                 if o.legacy_cell is not None:
                     add_cell(True, o.legacy_cell)
@@ -166,8 +191,8 @@ class Reconciler:
             if o.found:
                 totals.matched_keyed += 1
                 yield from o.findings
-            elif reject is not None:
-                yield self._missing(spec.name, key, reject)
+            elif o.reject is not None:
+                yield self._missing(spec.name, key, o.reject)
             else:
                 keys.unmatched.add(encoded)
                 candidate = o.candidate
@@ -179,6 +204,18 @@ class Reconciler:
                     yield self._missing(spec.name, key)
         totals.legacy_excluded += excluded
         totals.legacy_total += live
+
+    def _release_held(self, spec: EntitySpec, totals: EntityTotals) -> Findings:
+        """At the end of a keyed pass: the rejected records whose new records no accepted record
+        with their key took — the new store holds records the mapping rejects (LEGACY_REJECTED)."""
+        held = self._held[spec.name]
+        for o in held.values():
+            if spec is CRIME:
+                for cell in o.new_cells:
+                    self.stats.add_cell(False, cell)
+            totals.matched_keyed += 1
+            yield from o.findings
+        held.clear()
 
     @staticmethod
     def _missing(entity: str, key: str, reject: Issue | None = None) -> Discrepancy:

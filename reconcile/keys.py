@@ -31,18 +31,6 @@ class EntityKeys:
         self.excluded: set = set()
         self.unmatched: set = set()
 
-    def claim(self, k, accepted: bool) -> bool:
-        """Record a live record by its encoded key, accepted by the mapping or not; False (and
-        nothing recorded) if a live record with this key was met before."""
-        if k in self.rejected:
-            return False
-        if accepted:
-            return self.accepted.add(k)
-        if k in self.accepted:
-            return False
-        self.rejected.add(k)
-        return True
-
     def is_live(self, key) -> bool:
         k = self.encode(key)
         return k in self.accepted or k in self.rejected

@@ -32,8 +32,11 @@ Decisions on points ``reconciliation.md`` leaves open (an auditor's reading):
   empty, ``detail`` = ``LEGACY_REJECTED:<code>``, ``legacy_value`` = the offending legacy
   value (``OFF_CODE=XYZ``); surplus copies are ``DUPLICATE``. ``MISSING`` rows of rejected
   records carry the same ``FIELD=value`` in ``legacy_value``.
-* Two live legacy records whose keys are equal once trimmed: the first in key order is the
-  record (as the migration decides); the second is ``MISSING`` with detail ``DUPLICATE_KEY``.
+* Two live legacy records whose keys are equal once trimmed: the first the mapping *accepts*,
+  in key order, is the record (as the migration decides: ``mappings.entities.first_key_wins``);
+  a later accepted one is ``MISSING`` with detail ``DUPLICATE_KEY``. A rejected record owns
+  nothing: it is ``MISSING`` with its own reason, and the new records carrying the key are the
+  accepted record's (``LEGACY_REJECTED`` only when no accepted record has that key).
 * ``crime_person`` rows carry in ``new_ref`` the ``crime_ref`` of the new record concerned
   (for a missing link, the smallest reference among the records carrying the crime; for an
   unexpected link, the smallest among the records that carry that link).

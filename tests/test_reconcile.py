@@ -404,6 +404,28 @@ def test_legacy_keys_equal_once_trimmed(tmp_path):
     assert result.counted_failures == 0 and result.totals["crime"].matched_keyed == 1
 
 
+@pytest.mark.parametrize("migrated", [True, False])
+def test_a_rejected_record_owns_no_key_the_next_accepted_one_is_the_record(tmp_path, migrated):
+    """mappings.entities.first_key_wins, as the migration writes it: ' CR/000001/18' sorts first
+    but the mapping rejects it, so 'CR/000001/18' is the record. The rejected one is MISSING
+    with its own reason; the accepted one is compared with the new record (found: matched;
+    not found: MISSING, unexplained) — never DUPLICATE_KEY, never LEGACY_REJECTED."""
+    crimes = [{"crime_no": " CR/000001/18", "status": "Q"}, {"crime_no": "CR/000001/18"}]
+    legacy = make_legacy(f"sqlite:///{tmp_path / 'opus.db'}", crimes=crimes)
+    target = f"sqlite:///{tmp_path / 'iops.db'}"
+    # What the migration writes: the accepted record alone (migrated from a store holding it alone).
+    accepted_only = make_legacy(f"sqlite:///{tmp_path / 'accepted.db'}", crimes=crimes[1:] if migrated else [])
+    migrate(accepted_only, target)
+    result = run(legacy, target)
+    found = [(d.category, d.legacy_ref, d.detail) for d in rows(result, "crime")]
+    expected = [("MISSING", "CR/000001/18", "INVALID_STATUS")]
+    if not migrated:
+        expected.insert(0, ("MISSING", "CR/000001/18", None))
+    assert sorted(found, key=str) == sorted(expected, key=str)
+    assert result.totals["crime"].matched_keyed == (1 if migrated else 0)
+    assert result.totals["crime"].missing_explained == 1
+
+
 # ------------------------------------------------------------------------------ links
 
 
