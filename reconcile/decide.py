@@ -101,13 +101,14 @@ class Reconciler:
 
     def keyed_pass(self, spec: EntitySpec) -> Iterator[Discrepancy]:
         """Every legacy record of ``spec`` against its keyed counterparts: yields the findings;
-        returns (``census = yield from ...``) the census of the new store's keys, read once the
-        pass is over (``reconcile.census``)."""
+        returns (``census = yield from ...``) the census
+        of the new store's keys, read beside the pass (``reconcile.census``)."""
         totals = self.totals[spec.name]
         keys = self.keys[spec.name]
         total = self._count(self.legacy, "legacy", self.lt[spec.legacy_table])
         done = 0
-        with bar(f"reconcile {spec.name:<12}", total=total, unit="rec") as progress:
+        with self._census_reader(spec) as census, \
+                bar(f"reconcile {spec.name:<12}", total=total, unit="rec") as progress:
             for outcomes in self._evaluated_batches(spec, total):
                 yield from self._apply(spec, outcomes, keys, totals)
                 progress.update(len(outcomes))
@@ -115,7 +116,7 @@ class Reconciler:
                 if self.on_batch is not None:
                     self.on_batch(spec.name, done)
             yield from self._release_held(spec, totals)
-        return self._census_reader(spec).read()
+        return census.result()
 
     def _census_reader(self, spec: EntitySpec) -> CensusReader:
         main = self.tt[spec.target_table]
@@ -288,7 +289,7 @@ class Reconciler:
     # ------------------------------------------------------------------ target scans
 
     def scan_target(self, spec: EntitySpec, census: Census) -> Iterator[Discrepancy]:
-        """The new records the keyed pass could not see, from the census read after it:
+        """The new records the keyed pass could not see, from the census read beside it:
         count the table, report UNEXPECTED the records whose key no live legacy record holds
         (fetched by key: normally few), and return the unkeyed records as (id, new ref). Yields the findings.
 

@@ -219,9 +219,9 @@ def _run_passes(rec: decide.Reconciler, target: Engine, target_tables: dict, tim
 
 
 def _census_timing(timings: dict | None, entity: str, census) -> None:
-    """The census's time (within its keyed pass's): listed, not added."""
+    """The census thread's own time (within its keyed pass's): listed, not added."""
     if timings is not None:
-        timings[f"  {entity} iOPS keys (census)"] = census.seconds
+        timings[f"  {entity} iOPS keys, read beside"] = census.seconds
 
 
 def _entities_with_unkeyed_records(target: Engine, target_tables: dict) -> set[str]:

@@ -755,7 +755,7 @@ def test_worker_processes_give_the_same_result(stores):
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "mysql"])
-def test_the_census_finds_each_unexpected_record_once(stores, make_store, backend):
+def test_keys_read_beside_the_pass_find_each_unexpected_record_once(stores, make_store, backend):
     """The census (reconcile/census.py) of a store whose keys a collation folds: on MariaDB
     'CR/99999/18 ' equals 'CR/99999/18', so asking for one returns both — each is still
     reported once, under its own key, even when they are asked for in different chunks; a
@@ -786,6 +786,31 @@ def test_a_person_key_that_is_no_number_is_unexpected(stores):
                                                        legacy_nominal_id="70001x")))
     unexpected = {(d.legacy_ref, d.detail) for d in rows(run(legacy, target), "person", "UNEXPECTED")}
     assert unexpected == {("70001x", "NOT_IN_OPUS")}
+
+
+def test_an_error_in_the_census_thread_is_raised_and_a_failed_pass_stops_it(stores, monkeypatch):
+    import threading
+
+    import reconcile.census as census
+
+    legacy, target = stores
+    copy_crime(target, "CR/000001/18", "CRI-2018-900003", 0, legacy_ref=None)  # an unkeyed crime: prepared beside
+
+    def lost(self, conn, blanks):
+        raise StoreUnavailable("target store sqlite: connection lost")
+
+    with monkeypatch.context() as m:
+        m.setattr(census.CensusReader, "_unkeyed", lost)
+        with pytest.raises(StoreUnavailable, match="connection lost"):
+            run(legacy, target)
+
+    def fail_in_crime(entity: str, done: int) -> None:
+        if entity == "crime":
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run(legacy, target, on_batch=fail_in_crime)
+    assert not [t for t in threading.enumerate() if t.name.startswith("census")]
 
 
 def test_worker_processes_on_mariadb_legacy_and_postgresql_target(make_store):
