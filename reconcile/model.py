@@ -46,6 +46,12 @@ class Discrepancy:
     def as_row(self) -> tuple:
         return tuple(getattr(self, name) for name in DISCREPANCY_COLUMNS)
 
+    @property
+    def explained(self) -> bool:
+        """A MISSING record or link the mapping itself rejects: its reason is in ``detail``.
+        Known (the migration reports it too), so not counted as an unexplained failure."""
+        return self.category == "MISSING" and self.detail is not None
+
 
 @dataclass(frozen=True)
 class StatRow:
@@ -70,6 +76,9 @@ class StatRow:
 
 @dataclass
 class EntityTotals:
+    """The counts of one entity in the summary. The reconciler sets the totals of records; the
+    categories are counted from the findings as they are spooled (``count``)."""
+
     entity: str
     legacy_total: int = 0  # live legacy records (DEL_FLAG <> 'Y')
     legacy_excluded: int = 0  # logically deleted in OPUS: never MISSING
@@ -81,6 +90,12 @@ class EntityTotals:
     #: the migration, listed here too — but not counted as unexplained failures.
     missing_explained: int = 0
     categories: dict[str, int] = field(default_factory=lambda: {c: 0 for c in CATEGORIES})
+
+    def count(self, d: Discrepancy) -> None:
+        """Count one finding of this entity."""
+        self.categories[d.category] += 1
+        if d.explained:
+            self.missing_explained += 1
 
 
 @dataclass

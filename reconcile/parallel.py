@@ -1,14 +1,14 @@
 """Keyed passes and the link pass evaluated by worker processes (``ReconcileOptions.workers`` > 1).
 
 The expensive half of a batch — map it, look it up in the new store, compare — is pure
-(``keyed.BatchEvaluator``, ``keyed.LinkEvaluator``), so ``n`` worker processes share it, while
-this process applies the outcomes in key order (``Reconciler._apply``,
+(``reconcile.evaluate``: ``BatchEvaluator``, ``LinkEvaluator``), so ``n`` worker processes share it, while
+this process takes the outcomes in key order (``reconcile.decide.Reconciler``,
 emitting the link pass's findings in batch order): the findings are the same as a serial
 run's, batch for batch.
 
 * Keyed passes: this process streams the legacy table's keys alone and cuts them into key
-  ranges of a batch each (``keyed.key_ranges``), handed to whichever worker is free; it reads
-  the rows of its range (``keyed.legacy_range``) and evaluates them. The ranges
+  ranges of a batch each (``evaluate.key_ranges``), handed to whichever worker is free; it reads
+  the rows of its range (``evaluate.legacy_range``) and evaluates them. The ranges
   cover every key exactly once, compared by the database itself, so no record is evaluated
   twice or skipped — whatever the collation, even if the store is written meanwhile.
 * Link pass: this process decides which crimes are matched (it holds the key sets) and
@@ -64,10 +64,10 @@ class EvaluationWorkers:
     def worth_it(self, rows: int) -> bool:
         return rows >= self.min_rows
 
-    def evaluated_batches(self, entity: str, ranges: Iterable, persons=None) -> Iterator[list[tuple]]:
+    def evaluated_batches(self, entity: str, ranges: Iterable, persons=None) -> Iterator[list]:
         """Outcome lists of the legacy batches of ``entity`` (keyed pass) given as key
-        ``ranges`` (``keyed.key_ranges``), in their order. ``persons``: the reconciler's person
-        keys (``keyed.EntityKeys``; intelligence subjects are mapped against them), sent to
+        ``ranges`` (``evaluate.key_ranges``), in their order. ``persons``: the reconciler's person
+        keys (``reconcile.keys.EntityKeys``; intelligence subjects are mapped against them), sent to
         each worker once."""
         with Pool(self.count, _start_keyed, (self, entity, persons), "reconciliation worker") as pool:
             yield from pool.in_order(_evaluate_range, ranges)
@@ -75,7 +75,7 @@ class EvaluationWorkers:
     def evaluated_links(self, key_batches: Iterable[list[str]], *, persons, crimes, padded_links: dict,
                         auto_pairs: dict) -> Iterator[tuple]:
         """``LinkEvaluator.evaluate`` of each batch of crime keys, in the order given;
-        ``persons``/``crimes``: the reconciler's key sets (``keyed.EntityKeys``)."""
+        ``persons``/``crimes``: the reconciler's key sets (``reconcile.keys.EntityKeys``)."""
         args = (self, persons, crimes, padded_links, auto_pairs)
         with Pool(self.count, _start_links, args, "reconciliation worker") as pool:
             yield from pool.in_order(_evaluate_links, key_batches)
@@ -115,34 +115,35 @@ def _collected(result):
 
 
 def _start_keyed(plan: EvaluationWorkers, entity: str, persons) -> None:
-    from reconcile import keyed
+    from reconcile import evaluate
+    from reconcile.specs import SPECS
 
     _open(plan)
     stores = _worker["stores"]
-    spec = {s.name: s for s in (keyed.PERSON, keyed.CRIME, keyed.INTEL)}[entity]
-    ctx = keyed.mapping_context(plan.reference, plan.run_started, persons)
+    spec = SPECS[entity]
+    ctx = evaluate.mapping_context(plan.reference, plan.run_started, persons)
     _worker.update(spec=spec, table=stores.legacy_tables[spec.legacy_table],
-                   evaluator=keyed.BatchEvaluator(stores.target, stores.target_tables, ctx))
+                   evaluator=evaluate.BatchEvaluator(stores.target, stores.target_tables, ctx))
 
 
-def _evaluate_range(key_range) -> list[tuple]:
+def _evaluate_range(key_range) -> list:
     from core.db import store_errors
-    from reconcile import keyed
+    from reconcile import evaluate
 
     spec, stores = _worker["spec"], _worker["stores"]
     with store_errors(stores.legacy, "legacy"):
-        batch = keyed.legacy_range(_worker["lconn"], _worker["table"], spec.key_column, key_range)
+        batch = evaluate.legacy_range(_worker["lconn"], _worker["table"], spec.key_column, key_range)
     return _collected(_worker["evaluator"].evaluate(spec, batch, _worker["tconn"]))
 
 
 def _start_links(plan: EvaluationWorkers, persons, crimes, padded_links: dict, auto_pairs: dict) -> None:
-    from reconcile import keyed
+    from reconcile import evaluate
 
     _open(plan)
     s = _worker["stores"]
-    ctx = keyed.mapping_context(plan.reference, plan.run_started, persons, crimes)
-    _worker["links"] = keyed.LinkEvaluator(s.legacy, s.target, s.legacy_tables, s.target_tables, ctx, persons,
-                                           padded_links, auto_pairs)
+    ctx = evaluate.mapping_context(plan.reference, plan.run_started, persons, crimes)
+    _worker["links"] = evaluate.LinkEvaluator(s.legacy, s.target, s.legacy_tables, s.target_tables, ctx, persons,
+                                              padded_links, auto_pairs)
 
 
 def _evaluate_links(keys: list[str]) -> tuple:

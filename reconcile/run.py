@@ -32,8 +32,11 @@ Decisions on points ``reconciliation.md`` leaves open (an auditor's reading):
   empty, ``detail`` = ``LEGACY_REJECTED:<code>``, ``legacy_value`` = the offending legacy
   value (``OFF_CODE=XYZ``); surplus copies are ``DUPLICATE``. ``MISSING`` rows of rejected
   records carry the same ``FIELD=value`` in ``legacy_value``.
-* Two live legacy records whose keys are equal once trimmed: the first in key order is the
-  record (as the migration decides); the second is ``MISSING`` with detail ``DUPLICATE_KEY``.
+* Two live legacy records whose keys are equal once trimmed: the first the mapping *accepts*,
+  in key order, is the record (as the migration decides: ``mappings.entities.first_key_wins``);
+  a later accepted one is ``MISSING`` with detail ``DUPLICATE_KEY``. A rejected record owns
+  nothing: it is ``MISSING`` with its own reason, and the new records carrying the key are the
+  accepted record's (``LEGACY_REJECTED`` only when no accepted record has that key).
 * ``crime_person`` rows carry in ``new_ref`` the ``crime_ref`` of the new record concerned
   (for a missing link, the smallest reference among the records carrying the crime; for an
   unexpected link, the smallest among the records that carry that link).
@@ -53,7 +56,7 @@ import os
 import resource
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -65,9 +68,10 @@ from core.errors import UsageError
 from core.schema import utc_now as _now
 from mappings.outcome import MappingContext
 from mappings.reference import Reference, load_reference
-from reconcile import keyed
+from reconcile import decide
+from reconcile.specs import CRIME, INTEL, PERSON
 from reconcile.parallel import EvaluationWorkers
-from reconcile.model import ENTITIES, EntityTotals, ReconResult
+from reconcile.model import ENTITIES, Discrepancy, EntityTotals, ReconResult
 from reconcile.spool import DiscrepancySpool
 from reconcile.stores import open_stores
 
@@ -84,6 +88,9 @@ class ReconcileOptions:
     #: Passes over fewer legacy rows than this run in this process: starting workers costs
     #: about a second each, more than they save on a small store.
     parallel_min_rows: int = 50_000
+    #: Keys or ids per ``IN (...)`` when the reconciler looks records up by id or by a list of
+    #: keys outside the keyed batches (unexpected records, duplicates, unkeyed records).
+    lookup_chunk: int = 1000
     reference: Reference | None = None  # code tables (default: mappings/*.csv)
     #: Called after each legacy batch with (entity, records done): progress displays, and tests
     #: that cut a store off at a known point.
@@ -102,6 +109,8 @@ class ReconcileOptions:
             raise UsageError("--fail-threshold must be 0 or more")
         if self.batch_size < 1:
             raise UsageError("batch size must be at least 1")
+        if self.lookup_chunk < 1:
+            raise UsageError("lookup chunk must be at least 1")
         if self.workers is not None and self.workers < 1:
             raise UsageError("--workers must be at least 1")
 
@@ -134,20 +143,20 @@ def reconcile(legacy_url: str, target_url: str, options: ReconcileOptions | None
     try:
         with open_stores(legacy_url, target_url) as stores:
             totals = {entity: EntityTotals(entity) for entity in ENTITIES}
-            sink = keyed.FindingSink(spool, totals)
             ctx = MappingContext(reference=reference, run_started=started)
             workers = None
             count = options.workers if options.workers is not None else default_workers()
             if count > 1:
                 workers = EvaluationWorkers(count, legacy_url, target_url, reference, started,
                                             options.batch_size, options.parallel_min_rows)
-            rec = keyed.Reconciler(stores.legacy, stores.target, stores.legacy_tables, stores.target_tables, ctx,
-                                   sink, batch_size=options.batch_size, auto_threshold=options.auto_threshold,
-                                   review_threshold=options.review_threshold, on_batch=options.on_batch,
-                                   workers=workers)
+            rec = decide.Reconciler(stores.legacy, stores.target, stores.legacy_tables, stores.target_tables, ctx,
+                                    totals, batch_size=options.batch_size, auto_threshold=options.auto_threshold,
+                                    review_threshold=options.review_threshold, on_batch=options.on_batch,
+                                    workers=workers, lookup_chunk=options.lookup_chunk)
             # Cyclic GC by hand between passes (see core.cyclic_gc): automatic, it was 40% of the CPU.
             with manual_cyclic_gc() as between_passes:
-                _run_passes(rec, stores.target, stores.target_tables, options.timings, between_passes)
+                findings = _run_passes(rec, stores.target, stores.target_tables, options.timings, between_passes)
+                spool.extend(_counted(findings, totals))
         spool.close()
     except BaseException:
         spool.discard()
@@ -167,34 +176,42 @@ def reconcile(legacy_url: str, target_url: str, options: ReconcileOptions | None
     )
 
 
-def _run_passes(rec: keyed.Reconciler, target: Engine, target_tables: dict, timings: dict | None,
-                collect: Callable[[], None]) -> None:
-    """The passes, in order."""
+def _counted(findings: Iterable[Discrepancy], totals: dict[str, EntityTotals]) -> Iterator[Discrepancy]:
+    """The findings, each counted in its entity's totals on its way to the spool."""
+    for d in findings:
+        totals[d.entity].count(d)
+        yield d
+
+
+def _run_passes(rec: decide.Reconciler, target: Engine, target_tables: dict, timings: dict | None,
+                collect: Callable[[], None]) -> Iterator[Discrepancy]:
+    """The passes, in order: their findings, as a stream."""
     # Persons first: links and intelligence subjects depend on which persons are migrated.
     with _timed(timings, "person", collect):
-        census = rec.keyed_pass(keyed.PERSON)
+        census = yield from rec.keyed_pass(PERSON)
         _census_timing(timings, "person", census)
-        rec.findings.totals["person"].new_in_iops += len(rec.scan_target(keyed.PERSON, census))
+        rec.totals["person"].new_in_iops += len((yield from rec.scan_target(PERSON, census)))
 
     with _timed(timings, "crime", collect):
         rec.collect_similarity = _entities_with_unkeyed_records(target, target_tables)
         rec.load_padded_links()
         with _timed(timings, "  crime keyed", _no_collect):
-            census = rec.keyed_pass(keyed.CRIME)
+            census = yield from rec.keyed_pass(CRIME)
         _census_timing(timings, "crime", census)
         with _timed(timings, "  crime scan of iOPS", _no_collect):
-            unkeyed = rec.scan_target(keyed.CRIME, census)
+            unkeyed = yield from rec.scan_target(CRIME, census)
         with _timed(timings, "  crime unkeyed (similarity)", _no_collect):
-            rec.resolve_unkeyed(keyed.CRIME, unkeyed, census.similar)
+            yield from rec.resolve_unkeyed(CRIME, unkeyed, census.similar)
 
     with _timed(timings, "crime_person", collect):
-        rec.link_pass()
+        yield from rec.link_pass()
         rec.count_links()
 
     with _timed(timings, "intelligence", collect):
-        census = rec.keyed_pass(keyed.INTEL)
+        census = yield from rec.keyed_pass(INTEL)
         _census_timing(timings, "intelligence", census)
-        rec.resolve_unkeyed(keyed.INTEL, rec.scan_target(keyed.INTEL, census), census.similar)
+        unkeyed = yield from rec.scan_target(INTEL, census)
+        yield from rec.resolve_unkeyed(INTEL, unkeyed, census.similar)
 
 
 def _census_timing(timings: dict | None, entity: str, census) -> None:

@@ -242,7 +242,7 @@ def test_resume_from_every_undecodable_key_gives_the_uninterrupted_run(tmp_path)
 
 def test_reconcile_workers_cut_key_ranges_at_undecodable_keys_as_one_process_does(tmp_path):
     """Batches of one record: every key, undecodable ones included, bounds a range a worker
-    reads back from the legacy store (``keyed.legacy_range``)."""
+    reads back from the legacy store (``reconcile.evaluate.legacy_range``)."""
     from reconcile.run import ReconcileOptions, reconcile
     from reports.reconciliation import write_reconciliation_reports
 

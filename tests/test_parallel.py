@@ -37,7 +37,8 @@ def test_key_ranges_hold_every_legacy_row_exactly_once_in_key_order(backend, mak
     must give every row once, in the order one stream of the table gives them — padded and
     odd keys included — and a row added after the ranges were cut must still land in one."""
     from core import schema
-    from reconcile.keyed import key_ranges, legacy_batches, legacy_range
+    from core.batches import legacy_batches
+    from reconcile.evaluate import key_ranges, legacy_range
 
     url = make_store(backend, "ranges")
     engine = sa.create_engine(url)
@@ -50,7 +51,7 @@ def test_key_ranges_hold_every_legacy_row_exactly_once_in_key_order(backend, mak
             keys += ["CR/0001/19 ", "CR/0001/19  "]
         with engine.begin() as conn:
             conn.execute(table.insert(), [{"crime_no": k, "status": "O"} for k in keys])
-        one_stream = [row["crime_no"] for batch in legacy_batches(engine, table, "crime_no", batch_size)
+        one_stream = [row["crime_no"] for batch in legacy_batches(engine, table, ("crime_no",), batch_size)
                       for row in batch]
         assert sorted(one_stream) == sorted(keys)
         ranges = list(key_ranges(engine, table, "crime_no", batch_size))

@@ -404,6 +404,28 @@ def test_legacy_keys_equal_once_trimmed(tmp_path):
     assert result.counted_failures == 0 and result.totals["crime"].matched_keyed == 1
 
 
+@pytest.mark.parametrize("migrated", [True, False])
+def test_a_rejected_record_owns_no_key_the_next_accepted_one_is_the_record(tmp_path, migrated):
+    """mappings.entities.first_key_wins, as the migration writes it: ' CR/000001/18' sorts first
+    but the mapping rejects it, so 'CR/000001/18' is the record. The rejected one is MISSING
+    with its own reason; the accepted one is compared with the new record (found: matched;
+    not found: MISSING, unexplained) — never DUPLICATE_KEY, never LEGACY_REJECTED."""
+    crimes = [{"crime_no": " CR/000001/18", "status": "Q"}, {"crime_no": "CR/000001/18"}]
+    legacy = make_legacy(f"sqlite:///{tmp_path / 'opus.db'}", crimes=crimes)
+    target = f"sqlite:///{tmp_path / 'iops.db'}"
+    # What the migration writes: the accepted record alone (migrated from a store holding it alone).
+    accepted_only = make_legacy(f"sqlite:///{tmp_path / 'accepted.db'}", crimes=crimes[1:] if migrated else [])
+    migrate(accepted_only, target)
+    result = run(legacy, target)
+    found = [(d.category, d.legacy_ref, d.detail) for d in rows(result, "crime")]
+    expected = [("MISSING", "CR/000001/18", "INVALID_STATUS")]
+    if not migrated:
+        expected.insert(0, ("MISSING", "CR/000001/18", None))
+    assert sorted(found, key=str) == sorted(expected, key=str)
+    assert result.totals["crime"].matched_keyed == (1 if migrated else 0)
+    assert result.totals["crime"].missing_explained == 1
+
+
 # ------------------------------------------------------------------------------ links
 
 
@@ -733,13 +755,11 @@ def test_worker_processes_give_the_same_result(stores):
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "mysql"])
-def test_keys_read_beside_the_pass_find_each_unexpected_record_once(stores, make_store, monkeypatch, backend):
+def test_keys_read_beside_the_pass_find_each_unexpected_record_once(stores, make_store, backend):
     """The census (reconcile/census.py) of a store whose keys a collation folds: on MariaDB
     'CR/99999/18 ' equals 'CR/99999/18', so asking for one returns both — each is still
     reported once, under its own key, even when they are asked for in different chunks; a
     key of spaces is no key (the record is new in iOPS, not UNEXPECTED)."""
-    import reconcile.keyed as keyed
-
     legacy, sqlite_target = stores
     target = sqlite_target if backend == "sqlite" else make_store("mysql", "recon_census")
     if backend != "sqlite":
@@ -748,8 +768,7 @@ def test_keys_read_beside_the_pass_find_each_unexpected_record_once(stores, make
     copy_crime(target, "CR/000001/18", "CRI-2018-900001", 0, legacy_ref="CR/99999/18")
     copy_crime(target, "CR/000001/18", "CRI-2018-900002", 0, legacy_ref="CR/99999/18 ")
     copy_crime(target, "CR/000001/18", "CRI-2018-900003", 0, legacy_ref="   ")
-    monkeypatch.setattr(keyed, "LOOKUP_CHUNK", 1)
-    result = run(legacy, target)
+    result = run(legacy, target, lookup_chunk=1)  # each key asked for on its own
     unexpected = sorted((d.legacy_ref, d.new_ref, d.detail) for d in rows(result, "crime", "UNEXPECTED"))
     assert unexpected == [("CR/99999/18", "CRI-2018-900001", "NOT_IN_OPUS"),
                           ("CR/99999/18 ", "CRI-2018-900002", "NOT_IN_OPUS")]
