@@ -31,6 +31,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from core.schema import as_utc
 from core.digest import canonical, text_fingerprint
 
 EXACT = "exact"
@@ -131,9 +132,8 @@ def _misencoded(expected: str, actual: str) -> bool:
 
 
 def _minute(value: dt.datetime) -> dt.datetime:
-    if value.tzinfo is None:  # a naive instant from a foreign store is taken as UTC
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc).replace(second=0, microsecond=0)
+    # as_utc: a naive instant from a foreign store is taken as UTC
+    return as_utc(value).replace(second=0, microsecond=0)
 
 
 def _instant_detail(expected: Any, actual: Any) -> tuple[bool, str | None]:
@@ -182,7 +182,7 @@ def _as_bool(value: Any):
 
 def _aware(value: Any) -> Any:
     if isinstance(value, dt.datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
+        return as_utc(value)
     return value
 
 

@@ -35,6 +35,8 @@ from typing import Iterable, Sequence
 
 from rapidfuzz import fuzz
 
+from core.schema import as_utc
+
 AUTO = "AUTO"
 REVIEW = "REVIEW"
 
@@ -93,7 +95,7 @@ def make_record(ref: str, *, recorded_at: dt.datetime | None, offence_code=None,
     minute = None
     if recorded_at is not None:
         if recorded_at.tzinfo is None:
-            recorded_at = recorded_at.replace(tzinfo=dt.timezone.utc)
+            recorded_at = as_utc(recorded_at)
         minute = int(recorded_at.timestamp() // 60)
     try:
         e = int(easting) if easting is not None else None

@@ -17,6 +17,7 @@ import datetime as dt
 from collections import Counter
 from functools import lru_cache
 
+from core.schema import as_utc
 from reconcile.model import StatRow
 
 LONDON_ZONE = "Europe/London"
@@ -34,7 +35,7 @@ def _london():
 def local_month(instant: dt.datetime) -> str:
     """``YYYY-MM`` of an instant in UK civil time (a naive instant is taken as UTC)."""
     if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=dt.timezone.utc)
+        instant = as_utc(instant)
     # UK offsets are whole hours, so the UTC hour decides the local month: cache per hour.
     hour = int(instant.timestamp() // 3600)
     month = _MONTH_OF_HOUR.get(hour)
