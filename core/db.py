@@ -166,7 +166,6 @@ def open_target_read_only(url: str) -> Engine:
         if not Path(path).is_file():
             raise UsageError(f"target store not found: {path} (check --target)")
     engine = _read_only_engine(u)
-    _read_undecodable_text(engine)  # a bad byte in iOPS is a difference to report, not a crash
     check_connection(engine, "target")
     return engine
 
