@@ -61,6 +61,15 @@ def update_legacy(url: str, table: str, key: dict, **values) -> None:
     engine.dispose()
 
 
+def table_names(url: str) -> set[str]:
+    """The names of the tables a store has."""
+    engine = sa.create_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
 def table_digests(url: str, tables=schema.TARGET_TABLES) -> dict[str, str | None]:
     """Order-independent digest of every row of each table (absent table → None)."""
     engine = sa.create_engine(url)

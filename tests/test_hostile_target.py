@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from core import schema
 from main import app
 from migrate.engine import migrate
-from tests.opus_fixture import make_legacy, update_legacy
+from tests.opus_fixture import make_legacy, table_names, update_legacy
 
 # 12 characters each: what VARCHAR(12) holds on every engine (characters, not bytes).
 KEYS_OF_12 = ("ÄÖÜÄÖÜÄÖÜÄÖÜ", "€€€€€€€€€€€€", "😀😀😀😀😀😀😀😀😀😀😀😀", "CR/00Ω001/18", "CR/000001/1é")
@@ -185,14 +185,6 @@ def small_legacy(tmp_path):
                        nominals=[{"nom_id": 1}, {"nom_id": 2}],
                        links=[{"crime_no": "CR/000001/18", "nom_id": 1, "role": "V"}],
                        intel=[{"intel_no": "IN/000001/18", "subj_nom_id": 1}])
-
-
-def table_names(url: str) -> set[str]:
-    engine = sa.create_engine(url)
-    try:
-        return set(sa.inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
 
 
 def copy_rows(source: str, target: str, table: sa.Table, where=None) -> int:

@@ -26,6 +26,7 @@ from core.errors import UsageError
 from mappings.parse import LONDON
 from synth.simulate import DefectRates, simulate
 from synth.truth import load_truth, score, shortfalls
+from tests.opus_fixture import table_names
 
 CRIMES = 10_000
 SMALL = 1_000
@@ -217,14 +218,6 @@ def _truth_keys(truth) -> set[tuple]:
     return out
 
 
-def _table_names(url: str) -> set[str]:
-    engine = sa.create_engine(url)
-    try:
-        return set(sa.inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-
-
 # ------------------------------------------------------------------------------ the truth
 
 
@@ -311,7 +304,7 @@ def test_rekeyed_and_new_crimes_are_unkeyed_iops_records(world):
 
 
 def test_target_has_only_the_five_iops_tables(world):
-    tables = _table_names(world.vendor)
+    tables = table_names(world.vendor)
     assert not [t for t in tables if t.startswith("mig_")]
     assert tables == set(schema.TARGET_TABLES)
 
@@ -408,7 +401,7 @@ def test_mariadb_legacy_to_postgresql_target(make_store, tmp_path):
     generate(legacy, crimes=1_500, seed=23)
     result = simulate(legacy, target, seed=9, truth_path=tmp_path / "truth.json")
     truth = load_truth(tmp_path / "truth.json")
-    assert not [t for t in _table_names(target) if t.startswith("mig_")]
+    assert not [t for t in table_names(target) if t.startswith("mig_")]
     engine = sa.create_engine(target)
     with engine.connect() as conn:
         for name in schema.TARGET_TABLES:

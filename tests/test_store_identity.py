@@ -29,17 +29,9 @@ from sqlalchemy.engine import make_url
 
 from core import db, schema
 from migrate.engine import migrate
-from tests.opus_fixture import make_legacy, table_digests, update_legacy
+from tests.opus_fixture import make_legacy, table_digests, table_names, update_legacy
 from tests.test_user_errors import assert_user_error as assert_refused
 from tests.test_user_errors import run_cli
-
-
-def table_names(url: str) -> set[str]:
-    engine = sa.create_engine(url)
-    try:
-        return set(sa.inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
 
 
 def small_legacy(url: str, rec_date: str = "15/06/2018", crimes: int = 3) -> str:
