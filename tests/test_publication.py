@@ -349,20 +349,24 @@ def test_rollback_onto_a_full_disk_is_one_line_and_keeps_the_old_set(stores, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rollback"]
 
 
-def _mount_tmpfs(folder: Path, options: str) -> None:
+@contextlib.contextmanager
+def _tmpfs(folder: Path, options: str):
+    """``folder`` as a tmpfs of its own for the ``with`` block, unmounted afterwards."""
     folder.mkdir()
     res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True,
                          text=True)
     need_capability(None if res.returncode == 0 else f"cannot mount a tmpfs here (root only): {res.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
 
 
 @pytest.fixture
 def small_disk(tmp_path):
     """A 512 KiB file system of its own (tmpfs), unmounted afterwards."""
-    folder = tmp_path / "disk"
-    _mount_tmpfs(folder, "size=512k,mode=0700")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=True)
+    with _tmpfs(tmp_path / "disk", "size=512k,mode=0700") as folder:
+        yield folder
 
 
 def test_reconcile_onto_a_disk_that_is_really_full(stores, small_disk):
@@ -399,10 +403,8 @@ def test_a_file_in_the_way_is_named_as_such(tmp_path):
 @pytest.fixture
 def read_only_folder(tmp_path):
     """A folder nobody may write, not even root: a read-only mount (tmpfs), removed afterwards."""
-    folder = tmp_path / "ro"
-    _mount_tmpfs(folder, "ro,size=64k")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=True)
+    with _tmpfs(tmp_path / "ro", "ro,size=64k") as folder:
+        yield folder
 
 
 def test_simulate_into_an_unwritable_folder_fails_before_touching_the_target(stores, tmp_path, read_only_folder):
