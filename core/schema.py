@@ -418,6 +418,23 @@ mig_warning = Table(
     Column("value", Text),
 )
 
+mig_conflict = Table(
+    "mig_conflict", target_metadata,
+    # A record a delta run did not simply write (cutover.md): changed on both sides, or deleted
+    # in OPUS while iOPS still holds it. Field names only, never values: the run's conflicts.csv
+    # and the rollback report are written from here.
+    Column("conflict_id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=False, index=True),
+    Column("entity", String(20), nullable=False),
+    Column("legacy_key", Text, nullable=False),
+    Column("target_table", String(30), nullable=False),
+    Column("target_id", String(120), nullable=False),
+    Column("kind", String(20), nullable=False),  # CHANGED_BOTH | DELETED_IN_OPUS
+    Column("opus_fields", Text),  # target columns the OPUS change would alter, ';'-separated
+    Column("iops_fields", Text),  # target columns edited in iOPS since the tool wrote them
+    Column("resolution", String(20), nullable=False),  # KEPT_IOPS (a deletion in OPUS too: nothing is deleted) | OVERWRITTEN | STOPPED
+)
+
 mig_lock = Table(
     "mig_lock", target_metadata,
     # At most one row: the migration or rollback that holds this target. A primary-key insert
