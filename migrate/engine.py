@@ -51,16 +51,22 @@ class EntityCounts:
     written: int = 0
     updated: int = 0
     unchanged: int = 0
+    conflicted: int = 0  # changed in OPUS and edited in iOPS (cutover.md); resolved per --on-conflict
     excluded: int = 0
     rejected: int = 0
     rejected_by: dict[str, int] = field(default_factory=dict)
     warnings_by: dict[str, int] = field(default_factory=dict)
     rows_written: int = 0  # target rows (a crime and its location are two)
+    # Beside the invariant: live records the tool migrated that OPUS has since deleted (flagged
+    # or vanished). A vanished row is not read, so it cannot be one of the terms above.
+    deleted_in_opus: int = 0
+    overwritten: int = 0  # of ``conflicted``: iOPS edits overwritten by --on-conflict take-opus
 
     @property
     def balanced(self) -> bool:
         """The invariant: every record read is accounted for exactly once."""
-        return self.read == self.written + self.updated + self.unchanged + self.excluded + self.rejected
+        return self.read == (self.written + self.updated + self.unchanged + self.conflicted + self.excluded
+                             + self.rejected)
 
     def pending(self) -> "EntityCounts":
         """A copy to count one batch into; ``settle`` makes it these counts once the batch is done.
@@ -108,13 +114,26 @@ class MigrationResult:
         return self.max_rejects is not None and self.total_rejected > self.max_rejects
 
     @property
+    def total_conflicted(self) -> int:
+        return sum(c.conflicted for c in self.counts.values())
+
+    @property
+    def total_deleted_in_opus(self) -> int:
+        return sum(c.deleted_in_opus for c in self.counts.values())
+
+    @property
     def exit_code(self) -> int:
-        if not self.balanced or self.too_many_rejects:
+        """1 on findings (cutover.md): an unbalanced run, rejects above --max-rejects, conflicts,
+        records deleted in OPUS that iOPS still holds."""
+        if not self.balanced or self.too_many_rejects or self.total_conflicted or self.total_deleted_in_opus:
             return 1
         return 0
 
 
 # ------------------------------------------------------------------------------ the run
+
+#: What a delta run does with a record changed in OPUS and edited in iOPS (cutover.md).
+ON_CONFLICT = ("keep-iops", "take-opus", "stop")
 
 
 def migrate(
@@ -127,6 +146,8 @@ def migrate(
     max_rejects: int | None = None,
     reference: Reference | None = None,
     stop_after_batches: int | None = None,
+    on_conflict: str = "keep-iops",
+    workers: int = 1,
 ) -> MigrationResult:
     """Migrate the OPUS store at ``legacy_url`` into the iOPS store at ``target_url``.
 
@@ -136,6 +157,10 @@ def migrate(
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise UsageError(f"--batch-size must be between 1 and {MAX_BATCH_SIZE:,} (default 2,000): one batch is "
                          "one transaction, held in memory whole")
+    if on_conflict not in ON_CONFLICT:
+        raise UsageError(f"--on-conflict must be one of {', '.join(ON_CONFLICT)}")
+    if not 1 <= workers <= 32:
+        raise UsageError("--workers must be between 1 and 32")
     if dry_run and resume is not None:
         raise UsageError("--dry-run and --resume cannot be combined: a dry run has nothing to resume")
     reference = reference or load_reference()
