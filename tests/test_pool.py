@@ -4,10 +4,9 @@ error raised in the caller as it was, a worker that dies is ``WorkerFailed`` (ex
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
-
-import multiprocessing
 
 import pytest
 
