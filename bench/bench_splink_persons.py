@@ -70,10 +70,6 @@ from synth.truth import load_truth, person_kind_table, score  # noqa: E402
 DISTRIBUTIONS = ("splink", "duckdb", "pyarrow", "sqlglot")
 #: unique_id of the right-hand records start here (Splink may put either table on its left).
 RIGHT_IDS = 100_000_000
-COLUMNS = ("unique_id", "side", "ref", "source_system", "surname", "surname_norm", "surname_first", "surname_last",
-           "surname_soundex", "surname_initial", "forename", "forename_canon", "forename_norm", "forename_soundex",
-           "forename_initial", "dob", "dob_swapped", "dob_year", "dob_md", "sex", "pnc")
-
 
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
