@@ -52,7 +52,7 @@ def _expected(value):
     if isinstance(value, str):
         return xlsx.text_value(value) or None  # an empty string reads back as an empty cell
     if isinstance(value, dt.datetime):
-        return xlsx.naive_utc(value)
+        return xlsx.uk_local(value)  # every time in the workbooks is UK local time
     if isinstance(value, float) and value != value:
         return None  # NaN has no spreadsheet number: it reads back as an empty cell
     return value
