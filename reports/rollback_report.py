@@ -310,8 +310,8 @@ def _verdict_text(result: "RollbackResult") -> str:
 
 def _record(doc: dict) -> str | None:
     """The row as a person names it (crime CR/…, person NOM_ID n (NAME)) when the analysis
-    names it; else its legacy key."""
-    return doc.get("record") or doc.get("legacy_key")
+    names it; else its legacy key; else its table and key."""
+    return doc.get("record") or doc.get("legacy_key") or f"{doc['table']} {doc['row_key']}"
 
 
 def _conflict_values(c: dict) -> list:
