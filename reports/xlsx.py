@@ -564,6 +564,15 @@ class FormSheet:
         self.row = 0
         set_widths(ws, self.widths)
         print_layout(ws, title_rows=title_rows)
+        # A block written by other code straight into the sheet (``ws.append``) is counted too:
+        # a write-only sheet does not say how many rows it has, and every height and merge
+        # after that block depends on the count.
+        self._ws_append = ws.append
+        ws.append = self._counted_append
+
+    def _counted_append(self, row) -> None:
+        self.row += 1
+        self._ws_append(row)
 
     def c(self, value: Any, **style) -> Any:
         return cell(self.ws, value, **style)
@@ -580,15 +589,15 @@ class FormSheet:
                span: tuple[int, int] | None = None, lines: int | None = None) -> int:
         """Append one row; ``span``: (first, last) columns merged from the first (1-based);
         ``lines``: the row's height in lines of text. Returns the row's number."""
-        self.row += 1
+        number = self.row + 1
         if lines and lines > 1:
             height = max(height or 0, LINE_HEIGHT * lines)
         if height:
-            self.ws.row_dimensions[self.row].height = height
-        self.ws.append(list(cells))
+            self.ws.row_dimensions[number].height = height
+        self.ws.append(list(cells))  # counted by _counted_append
         if span is not None and span[1] > span[0]:
-            self.ws.merged_cells.add(f"{get_column_letter(span[0])}{self.row}:{get_column_letter(span[1])}{self.row}")
-        return self.row
+            self.ws.merged_cells.add(f"{get_column_letter(span[0])}{number}:{get_column_letter(span[1])}{number}")
+        return number
 
     def text(self, text: str, *, column: int = 1, last: int | None = None, lead: Sequence[Any] = (),
              **style) -> int:
