@@ -123,7 +123,7 @@ COLUMN_LABELS = {
     "place": "Place",
 }
 #: Widths that keep a sheet printable on A4 landscape at a readable size: long values wrap.
-COLUMN_WIDTHS = {"explanation": 34, "place": 28, "offence": 26, "recorded_local": 18, "legacy_value": 22,
+COLUMN_WIDTHS = {"explanation": 38, "place": 28, "offence": 26, "recorded_local": 18, "legacy_value": 22,
                  "expected_value": 22, "new_value": 22, "field": 18, "detail": 14}
 WRAPPED = frozenset({"explanation", "place", "offence", "legacy_value", "expected_value", "new_value"})
 #: The columns an auditor works a row with; Status and Owner are drop-down lists.
@@ -143,7 +143,7 @@ FALLBACK_EXPLANATIONS = {
     "ENCODING": "the characters differ: the text was decoded with the wrong character set",
     "UNICODE_FORM": "the same text in another Unicode form (accents composed differently)",
     ("MISSING", None): "lost in iOPS – no reason known",
-    ("ALTERED", None): "the value differs from what the mapping gives",
+    ("ALTERED", None): "differs from what the mapping gives",
     ("DUPLICATE", None): "a second iOPS record carries the same OPUS key",
     ("UNEXPECTED", None): "no live OPUS record has this key",
 }
@@ -1001,11 +1001,11 @@ def _summary_sheet(ws, result: ReconResult, counts, group_sheets, sheets_listed,
     # Every sheet, linked.
     f.append([c("Sheets in this workbook", font=xlsx.SECTION_FONT)])
     head = xlsx.header_row(ws, ["Sheet", "Rows"], [1])
-    row = f.append(head + [c("What it holds", font=xlsx.HEADER_FONT, fill=xlsx.HEADER_FILL)],
-                   span=(3, width))
+    f.append(head + [c("What it holds", font=xlsx.HEADER_FONT, fill=xlsx.HEADER_FILL, alignment=xlsx.INDENT)],
+             span=(3, width))
     for title, rows, meaning in sheets_listed:
-        f.append([c(title, link=title), c(rows) if rows is not None else None, c(meaning)], span=(3, width),
-                 lines=f.lines(meaning, 3, width))
+        f.append([c(title, link=title), c(rows) if rows is not None else None,
+                  c(meaning, alignment=xlsx.WRAP_INDENT)], span=(3, width), lines=f.lines(meaning, 3, width))
     f.blank()
 
     f.append([c("How to read and work the sheets", font=xlsx.SECTION_FONT)])

@@ -252,11 +252,12 @@ def _summary_sheet(ws, result: "RollbackResult", sheets: dict[str, list[tuple[st
 
     f.append([c("Conflicts by kind", font=xlsx.SECTION_FONT)])
     f.append(xlsx.header_row(ws, ["Kind", "Count"], [1])
-             + [c("What it means", font=xlsx.HEADER_FONT, fill=xlsx.HEADER_FILL)], span=(3, width))
+             + [c("What it means", font=xlsx.HEADER_FONT, fill=xlsx.HEADER_FILL, alignment=xlsx.INDENT)],
+             span=(3, width))
     for kind, meaning in KIND_MEANING.items():
         n = result.notice_count if kind == "ALREADY_DELETED" else result.conflict_counts.get(kind, 0)
         link = first[NOTICE_SHEET] if kind == "ALREADY_DELETED" else first[CONFLICT_SHEET]
-        f.append([label(kind), c(n, link=link) if n and link else c(n), c(meaning, alignment=xlsx.WRAP_TOP)],
+        f.append([label(kind), c(n, link=link) if n and link else c(n), c(meaning, alignment=xlsx.WRAP_INDENT)],
                  span=(3, width), lines=f.lines(meaning, 3, width))
     f.blank()
 
@@ -269,12 +270,13 @@ def _summary_sheet(ws, result: "RollbackResult", sheets: dict[str, list[tuple[st
 
     f.append([c("Sheets in this workbook", font=xlsx.SECTION_FONT)])
     f.append(xlsx.header_row(ws, ["Sheet", "Rows"], [1])
-             + [c("What it holds", font=xlsx.HEADER_FONT, fill=xlsx.HEADER_FILL)], span=(3, width))
+             + [c("What it holds", font=xlsx.HEADER_FONT, fill=xlsx.HEADER_FILL, alignment=xlsx.INDENT)],
+             span=(3, width))
     for name, titles in sheets.items():
         kind, table = (name, None) if isinstance(name, str) else name
         for title, rows in titles:
             meaning = SHEET_MEANING[kind].format(table=table)
-            f.append([c(title, link=title), c(rows), c(meaning, alignment=xlsx.WRAP_TOP)], span=(3, width),
+            f.append([c(title, link=title), c(rows), c(meaning, alignment=xlsx.WRAP_INDENT)], span=(3, width),
                      lines=f.lines(meaning, 3, width))
     f.blank()
     f.append([c("How to resolve conflicts", font=xlsx.SECTION_FONT)])

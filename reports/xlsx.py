@@ -64,6 +64,7 @@ POSITIVE_FONT = Font(name=FONT_NAME, color="9C5700")
 TOTAL_BORDER = Border(top=Side(style="thin"))
 WRAP = Alignment(wrap_text=True, vertical="top")
 WRAP_MIDDLE = Alignment(wrap_text=True, vertical="center")
+WRAP_INDENT = Alignment(wrap_text=True, vertical="top", indent=1)
 NOTE_FONT = Font(name=FONT_NAME, italic=True, color="595959")
 CENTRE = Alignment(horizontal="center", vertical="center")
 LEFT = Alignment(horizontal="left")
@@ -333,11 +334,19 @@ def line_count(values: Sequence[Any]) -> int:
     return 1 + max(v.count("\n") for v in texts)
 
 
-def multiline_styles(values: Sequence[Any], styles: dict[int, dict] | None) -> dict[int, dict]:
+def wrapped_lines(text: str, width: float) -> int:
+    """Lines ``text`` takes in a wrapped cell ``width`` wide (an estimate: Calibri 11, average letters)."""
+    per_line = max(1, int(width * CHARS_PER_UNIT) - 1)
+    return sum(max(1, -(-len(part) // per_line)) for part in text.split("\n"))
+
+
+def multiline_styles(values: Sequence[Any], styles: dict[int, dict] | None,
+                     wrapped: Iterable[int] = ()) -> dict[int, dict]:
     """A row with multi-line text: that text wraps, and the whole row reads from the top."""
     merged = {i: dict(s) for i, s in (styles or {}).items()}
+    wrapped = set(wrapped)
     for i, v in enumerate(values):
-        alignment = WRAP_TOP if isinstance(v, str) and "\n" in v else TOP
+        alignment = WRAP_TOP if isinstance(v, str) and ("\n" in v or i in wrapped) else TOP
         merged.setdefault(i, {})["alignment"] = alignment
     return merged
 
@@ -387,6 +396,7 @@ class TableWriter:
         self._widths: list[float] | None = None
         self._numeric: set[int] = set()
         self._pending: list[tuple] = []  # rows seen before the widths are fixed
+        self._wrap_widths: dict[int, float] = {}
         self._ws = None
         self._merged_styles: dict[tuple, tuple] = {}
         self._rows_here = 0
@@ -406,6 +416,10 @@ class TableWriter:
         for index, width in self.fixed_widths.items():
             widths[index] = width
         self._widths = widths
+        # Columns whose text wraps: a row's height must be known before it is streamed, and
+        # neither Excel nor LibreOffice reliably grows a row for wrapped text on opening.
+        self._wrap_widths = {i: widths[i] for i, style in self.column_styles.items()
+                             if i < len(widths) and style and getattr(style.get("alignment"), "wrap_text", False)}
         pending, self._pending = self._pending, []
         for values, styles in pending:
             self._write(values, styles)
@@ -415,8 +429,11 @@ class TableWriter:
             self._new_sheet()
         ws = self._ws
         lines = line_count(values)
+        for i, width in self._wrap_widths.items():
+            if i < len(values) and type(values[i]) is str and len(values[i]) >= width - 1:
+                lines = max(lines, wrapped_lines(values[i], width))
         if lines > 1:
-            styles = multiline_styles(values, styles)
+            styles = multiline_styles(values, styles, self._wrap_widths)
         cell_styles = self._cell_styles(len(values), styles)
         row = [cell(ws, v, **style) if is_styled(v, style) else cell(ws, v) for v, style in zip(values, cell_styles)]
         row_index = self._rows_here + 2
