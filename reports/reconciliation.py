@@ -222,7 +222,8 @@ class _Group:
         if self.category == "MISSING" and d.explained:
             if self.deferred is None:
                 self.deferred = self.reports._staging.scratch(f"{self.entity}-missing-explained.jsonl")
-            self.deferred.write(json.dumps(dataclasses.asdict(d), ensure_ascii=False, default=str) + "\n")
+            # ASCII: a lone surrogate (bytes that were not text) survives the round trip as an escape.
+            self.deferred.write(json.dumps(dataclasses.asdict(d), default=str) + "\n")
             return
         self._put(d)
 
