@@ -663,19 +663,21 @@ def _signoff_sheet(ws, result: ReconResult) -> None:
     f.blank()
     verdict = "FAIL" if result.failed else "PASS"
     f.append([c("Result of the tool", font=xlsx.LABEL_FONT),
-              c(verdict, font=xlsx.LABEL_FONT, fill=xlsx.FAIL_FILL if result.failed else xlsx.PASS_FILL),
+              c(verdict, font=xlsx.VERDICT_FONT, fill=xlsx.FAIL_FILL if result.failed else xlsx.PASS_FILL,
+                alignment=xlsx.CENTRE),
               c(f"{result.counted_failures:,} unexplained discrepancies; failure threshold "
                 f"{result.thresholds.get('fail', 0):g}")])
-    f.append([c("Reconciliation run", font=xlsx.LABEL_FONT), c(xlsx.uk_local(as_utc(result.started_at))
-                                                               if result.started_at else None),
+    f.append([c("Reconciliation run", font=xlsx.LABEL_FONT), c(local(result.started_at), alignment=xlsx.LEFT),
               c("UK time; the stores and the tool's version are on Run information")])
     f.append([c("Report files", font=xlsx.LABEL_FONT),
               c("summary.json holds the SHA-256 of every other report file: check them before signing")])
     f.blank()
     head = f.append(xlsx.header_row(ws, ["Role", "Name", "Date", "Decision", "Comment"]))
+    box = xlsx.BOX
     for role in SIGNOFF_ROLES:
-        f.append([c(role, font=xlsx.LABEL_FONT), None, c(None, number_format=xlsx.DATE_FORMAT), None, None],
-                 height=30)
+        f.append([c(role, font=xlsx.LABEL_FONT, border=box, alignment=xlsx.MIDDLE), c(None, border=box),
+                  c(None, number_format=xlsx.DATE_FORMAT, border=box, alignment=xlsx.LEFT), c(None, border=box),
+                  c(None, border=box)], height=30)
     first, last = head + 1, head + len(SIGNOFF_ROLES)
     xlsx.list_validation(ws, DECISIONS, f"D{first}:D{last}")
     dates = xlsx.DataValidation(type="date", operator="greaterThan", formula1="36526", allow_blank=True,
@@ -687,7 +689,7 @@ def _signoff_sheet(ws, result: ReconResult) -> None:
     row = f.append(xlsx.header_row(ws, ["", "Name", "Role"]))
     assert row + 1 == SIGNOFF_TEAM_ROW, row  # the drop-downs of the other sheets point here
     for n in range(1, TEAM_ROWS + 1):
-        f.append([c(f"Team member {n}"), None, None])
+        f.append([c(f"Team member {n}"), c(None, border=box), c(None, border=box)])
 
 
 # ---- run information ----------------------------------------------------------------------
