@@ -705,25 +705,9 @@ def _duration(result: ReconResult) -> float | None:
     return round((as_utc(result.finished_at) - as_utc(result.started_at)).total_seconds(), 3)
 
 
-def _thresholds_text(thresholds: dict) -> str:
-    parts = []
-    if "auto" in thresholds:
-        parts.append(f"AUTO at score ≥ {thresholds['auto']:g}")
-    if "review" in thresholds:
-        parts.append(f"REVIEW at score ≥ {thresholds['review']:g}")
-    if "fail" in thresholds:
-        parts.append(f"FAIL above {thresholds['fail']:g} discrepancies")
-    parts += [f"{k} = {v:g}" for k, v in thresholds.items() if k not in ("auto", "review", "fail")]
-    return "; ".join(parts)
-
-
 def local(moment: dt.datetime | None) -> dt.datetime | None:
     """An instant as the naive UK civil time Excel shows (a naive instant is taken as UTC)."""
     return None if moment is None else xlsx.uk_local(as_utc(moment))
-
-
-def naive(moment: dt.datetime | None) -> dt.datetime | None:
-    return None if moment is None else xlsx.naive_utc(as_utc(moment))
 
 
 def _run_information_sheet(wb, result: ReconResult) -> str:
@@ -833,9 +817,6 @@ COUNT_ROWS = (
     ("unaccounted", "Live in OPUS, neither found nor missing"),
     ("counted", "Counted against the failure threshold"),
 )
-#: After the categories: MISSING records the mapping itself rejects (known, not failures), and
-#: what is left to count against the failure threshold.
-EXPLAINED_HEADERS = ("MISSING explained", "Counted")
 
 
 def explained_missing(totals) -> int:
