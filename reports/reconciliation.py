@@ -988,7 +988,7 @@ def _summary_sheet(ws, result: ReconResult, counts, group_sheets, sheets_listed,
     f.append(head + [c("What it holds", font=xlsx.HEADER_FONT, fill=xlsx.HEADER_FILL, alignment=xlsx.INDENT)],
              span=(3, width))
     for title, rows, meaning in sheets_listed:
-        f.append([c(title, link=title), c(rows) if rows is not None else None,
+        f.append([c(title, link=title, alignment=xlsx.TOP), c(rows, alignment=xlsx.TOP) if rows is not None else None,
                   c(meaning, alignment=xlsx.WRAP_INDENT)], span=(3, width), lines=f.lines(meaning, 3, width))
     f.blank()
 

@@ -257,7 +257,9 @@ def _summary_sheet(ws, result: "RollbackResult", sheets: dict[str, list[tuple[st
     for kind, meaning in KIND_MEANING.items():
         n = result.notice_count if kind == "ALREADY_DELETED" else result.conflict_counts.get(kind, 0)
         link = first[NOTICE_SHEET] if kind == "ALREADY_DELETED" else first[CONFLICT_SHEET]
-        f.append([label(kind), c(n, link=link) if n and link else c(n), c(meaning, alignment=xlsx.WRAP_INDENT)],
+        f.append([c(kind, font=xlsx.LABEL_FONT, alignment=xlsx.TOP),
+                  c(n, link=link, alignment=xlsx.TOP) if n and link else c(n, alignment=xlsx.TOP),
+                  c(meaning, alignment=xlsx.WRAP_INDENT)],
                  span=(3, width), lines=f.lines(meaning, 3, width))
     f.blank()
 
@@ -276,7 +278,8 @@ def _summary_sheet(ws, result: "RollbackResult", sheets: dict[str, list[tuple[st
         kind, table = (name, None) if isinstance(name, str) else name
         for title, rows in titles:
             meaning = SHEET_MEANING[kind].format(table=table)
-            f.append([c(title, link=title), c(rows), c(meaning, alignment=xlsx.WRAP_INDENT)], span=(3, width),
+            f.append([c(title, link=title, alignment=xlsx.TOP), c(rows, alignment=xlsx.TOP),
+                      c(meaning, alignment=xlsx.WRAP_INDENT)], span=(3, width),
                      lines=f.lines(meaning, 3, width))
     f.blank()
     f.append([c("How to resolve conflicts", font=xlsx.SECTION_FONT)])
