@@ -232,7 +232,7 @@ def rollback(
     run_id: int = typer.Argument(..., metavar="RUN_ID", help="The run to undo (see `runs`)."),
     target: str = TargetOpt,
     execute: bool = typer.Option(False, "--execute", help="Really undo it, in one transaction; refused while conflicts exist."),
-    out: Path = typer.Option(Path("rollback-report"), "--out", metavar="DIR", help="Folder for the report (rollback.json and rollback.xlsx)."),
+    out: Optional[Path] = typer.Option(None, "--out", metavar="DIR", help="Folder for the report (rollback.json and rollback.xlsx); default: a new folder per run and time, rollback-run<RUN_ID>-<UTC time>."),
     quiet: bool = QuietOpt,
 ) -> None:
     """Dry run (default): what undoing RUN_ID would delete or restore, and every conflict with later work."""
@@ -240,12 +240,12 @@ def rollback(
 
     def work() -> int:
         from migrate.rollback import rollback as run_rollback
-        from reports.rollback_report import write_rollback_report
+        from reports.rollback_report import default_folder, write_rollback_report
         from reports.text_runs import render_rollback
 
         with run_rollback(target, run_id, execute=execute) as result:
             if result.mode != "already_rolled_back":  # nothing analysed: no report
-                write_rollback_report(result, out)
+                write_rollback_report(result, out if out is not None else default_folder(run_id))
         typer.echo(render_rollback(result))
         return result.exit_code
 

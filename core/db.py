@@ -84,6 +84,22 @@ def mask_url(url: str | URL) -> str:
     return mask_secrets(url)
 
 
+def recorded_url(url: str | URL) -> str:
+    """The URL as it is recorded for later (``mig_run.legacy_url``), masked: a relative SQLite
+    path made absolute, so that ``runs`` and a rollback report name the file whatever folder
+    they are run from (``sqlite:///opus.db`` -> ``sqlite:////work/demo/opus.db``). Anything
+    else, or a URL that cannot be parsed, is masked as it is."""
+    try:
+        u = url if isinstance(url, URL) else make_url(url)
+    except Exception:
+        return mask_url(url)
+    path = u.database or ""
+    if u.get_backend_name() == "sqlite" and path and path != ":memory:" and not path.startswith("file:") \
+            and not os.path.isabs(path):
+        u = u.set(database=os.path.abspath(path))
+    return mask_url(u)
+
+
 def _secrets_of(url: URL | None) -> list[str]:
     """The credential values a URL holds (password, secret query values), longest first."""
     if url is None:

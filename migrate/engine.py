@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 from core import __version__, schema
 from core.cyclic_gc import manual_cyclic_gc
 from core.batches import legacy_batches
-from core.db import (bulk_insert, checkpoint_key, mask_url, open_legacy, open_target, refuse_same_store,
+from core.db import (bulk_insert, checkpoint_key, mask_url, open_legacy, recorded_url, open_target, refuse_same_store,
                      store_errors)
 from core.digest import canonical_row, record_digests, row_digest, text_fingerprint
 from core.errors import ForeignSchemaError, RunNotFound, UsageError
@@ -359,7 +359,7 @@ class _Runner:
             started = utc_now()
             with self.target.begin() as conn:
                 run_id = conn.execute(schema.mig_run.insert().values(
-                    state="running", started_at=started, heartbeat_at=started, legacy_url=mask_url(legacy_url),
+                    state="running", started_at=started, heartbeat_at=started, legacy_url=recorded_url(legacy_url),
                     legacy_fingerprint=fingerprint,
                     host=lock.HOST, os_user=_os_user(), pid=os.getpid(), tool_version=__version__,
                     mapping_digest=self.reference.digest, batch_size=self.batch_size, counts="{}",

@@ -44,6 +44,7 @@ from reconcile.census import Census, CensusReader
 from reconcile.evaluate import (LOOKUP_CHUNK, BatchEvaluator, Candidate, LinkEvaluator, Outcome, _intel_record,
                                 _issue_text, _prefix, expected_links, key_ranges, keys_in, mapping_context)
 from reconcile.keys import EntityKeys
+from reconcile.sample import MatchedSample
 from reconcile.model import Discrepancy, EntityTotals
 from reconcile.specs import CRIME, DECODE, INTEL, LOOKED_UP, SPECS, EntitySpec
 from reconcile.stats import CrimeStats
@@ -63,7 +64,7 @@ class Reconciler:
     def __init__(self, legacy: Engine, target: Engine, legacy_tables: dict, target_tables: dict,
                  ctx: MappingContext, totals: dict[str, EntityTotals], *, batch_size: int, auto_threshold: float,
                  review_threshold: float, on_batch: Callable[[str, int], None] | None = None,
-                 workers=None, lookup_chunk: int = LOOKUP_CHUNK) -> None:
+                 workers=None, lookup_chunk: int = LOOKUP_CHUNK, sample: MatchedSample | None = None) -> None:
         self.lookup_chunk = lookup_chunk  # ids or keys per IN (...) of a look-up
         self.legacy = legacy
         #: reconcile.parallel.EvaluationWorkers, or None: keyed batches are evaluated here.
@@ -89,6 +90,7 @@ class Reconciler:
         #: Entities whose new store holds unkeyed records: only then are candidates kept in memory.
         self.collect_similarity: set[str] = set()
         self.evaluator = BatchEvaluator(target, target_tables, self.ctx, lookup_chunk)
+        self.sample = sample if sample is not None else MatchedSample()  # matched records to check by hand
 
     # ------------------------------------------------------------------ reading helpers
 
@@ -190,6 +192,7 @@ class Reconciler:
                     add_cell(False, cell)
             if o.found:
                 totals.matched_keyed += 1
+                self.sample.offer(spec.name, key)
                 yield from o.findings
             elif o.reject is not None:
                 yield self._missing(spec.name, key, o.reject)
@@ -362,6 +365,7 @@ class Reconciler:
                               pair.score, pair.band)
             if pair.band == similarity.AUTO:
                 auto.add(pair.legacy_ref)
+                self.sample.offer(spec.name, pair.legacy_ref, pair.new_ref, "AUTO")
                 keys.unmatched.discard(keys.encode(pair.legacy_ref))
                 if spec is CRIME:
                     self.auto_pairs[pair.legacy_ref] = (by_ref[pair.new_ref], pair.new_ref)

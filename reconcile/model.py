@@ -111,6 +111,9 @@ class ReconResult:
     #: Re-iterable (a list, or a spool read back from disk), ordered by entity, category, legacy_ref.
     discrepancies: Iterable[Discrepancy]
     stats: list[StatRow]
+    #: Matched records picked at random (seeded) for a manual check: reconcile.sample.SampledRecord.
+    sample: list = field(default_factory=list)
+    sample_seed: int | None = None
     out_dir: object = None  # Path of the reports once written
     report_paths: dict[str, object] = field(default_factory=dict)
 

@@ -68,7 +68,7 @@ from core.errors import UsageError
 from core.schema import utc_now as _now
 from mappings.outcome import MappingContext
 from mappings.reference import Reference, load_reference
-from reconcile import decide
+from reconcile import decide, sample
 from reconcile.specs import CRIME, INTEL, PERSON
 from reconcile.parallel import EvaluationWorkers
 from reconcile.model import ENTITIES, Discrepancy, EntityTotals, ReconResult
@@ -95,6 +95,10 @@ class ReconcileOptions:
     #: Called after each legacy batch with (entity, records done): progress displays, and tests
     #: that cut a store off at a known point.
     on_batch: Callable[[str, int], None] | None = None
+    #: Matched records sampled per entity for a manual check, and the sample's seed
+    #: (``reconcile/sample.py``: the same seed, the same sample, whatever the workers).
+    sample_size: int = sample.DEFAULT_SIZE
+    sample_seed: int = sample.DEFAULT_SEED
     #: When given, filled with {phase: (wall seconds, CPU seconds)} for person, crime,
     #: crime_person and intelligence (benchmarks).
     timings: dict | None = None
@@ -152,11 +156,13 @@ def reconcile(legacy_url: str, target_url: str, options: ReconcileOptions | None
             rec = decide.Reconciler(stores.legacy, stores.target, stores.legacy_tables, stores.target_tables, ctx,
                                     totals, batch_size=options.batch_size, auto_threshold=options.auto_threshold,
                                     review_threshold=options.review_threshold, on_batch=options.on_batch,
-                                    workers=workers, lookup_chunk=options.lookup_chunk)
+                                    workers=workers, lookup_chunk=options.lookup_chunk,
+                                    sample=sample.MatchedSample(options.sample_seed, options.sample_size))
             # Cyclic GC by hand between passes (see core.cyclic_gc): automatic, it was 40% of the CPU.
             with manual_cyclic_gc() as between_passes:
                 findings = _run_passes(rec, stores.target, stores.target_tables, options.timings, between_passes)
                 spool.extend(_counted(findings, totals))
+            sampled = sample.describe(rec.sample, stores.target, stores.target_tables)
         spool.close()
     except BaseException:
         spool.discard()
@@ -173,6 +179,8 @@ def reconcile(legacy_url: str, target_url: str, options: ReconcileOptions | None
         totals=totals,
         discrepancies=spool,
         stats=rec.stats.rows(),
+        sample=sampled,
+        sample_seed=options.sample_seed,
     )
 
 

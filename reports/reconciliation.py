@@ -7,7 +7,15 @@ the workbook as it arrives — so a million rows need no more memory than ten.
 All four files are one result: they are staged and published together by ``core.publish``
 (a reader, even after a ``kill -9``, finds the old set or the new set, never a mix; a failure
 leaves the old set as it was and nothing half-written). They are created readable by the owner
-only (0600): they hold personal data.
+only (0600): they hold personal data. ``summary.json``, written last, carries the SHA-256 of
+every other file of the set, computed from the bytes staged.
+
+The workbook is the auditors' working paper (reconciliation.md): Summary (verdict, one sentence
+per finding, every record accounted for, every sheet linked) · Sign-off · one sheet per entity
+and category (MISSING rows with no known reason first; times as real values in UK time; the
+explanation beside the code; Status / Owner / Comment to work the rows) · Field tally · Sample
+to check · the crime statistics · Run information. Every sheet prints landscape, one page wide,
+marked OFFICIAL-SENSITIVE, "Page X of Y".
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import contextlib
 import csv
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -29,6 +38,7 @@ from openpyxl.utils import get_column_letter
 from core.digest import text_fingerprint
 from core.errors import Opus2IopsError
 from core.schema import as_utc
+from mappings.explanations import explain
 from reconcile.model import CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, STATS_COLUMNS, Discrepancy, ReconResult
 from reports import xlsx
 from core.publish import SETS, ReportSet
@@ -43,10 +53,15 @@ FILE_NAMES = {
 }
 FILE_MODE = 0o600
 assert tuple(FILE_NAMES.values()) == SETS["reconciliation"]  # the index (summary.json) last
+#: Excel reads a CSV as UTF-8 only when it starts with a byte-order mark (else ``ZOË`` is garbled).
+BOM = "\ufeff"
 
 STATS_SHEET = "Crime statistics"
 MONTHLY_SHEET = "Monthly totals"
 RUN_SHEET = "Run information"
+SIGNOFF_SHEET = "Sign-off"
+TALLY_SHEET = "Field tally"
+SAMPLE_SHEET = "Sample to check"
 
 #: Fields whose values are sensitive text: only ever shown as a fingerprint (reconciliation.md).
 SENSITIVE_FIELDS = frozenset({"intel_text"})
@@ -55,18 +70,105 @@ _FINGERPRINT = re.compile(r"sha256:[0-9a-f]{12} len=\d+")
 _SENSITIVE_PREFIX = re.compile(r"\s*(?:INT_TEXT|intel_text)\s*=", re.IGNORECASE)
 
 CATEGORY_MEANING = {
-    "MISSING": "live in OPUS, no counterpart in iOPS (detail: the tool's reject reason when known)",
-    "ALTERED": "counterpart found, but a field differs from what the mapping says (one row per field)",
-    "DUPLICATE": "a surplus iOPS record carrying the same legacy key as another",
-    "UNEXPECTED": "iOPS record whose legacy key matches no live OPUS record",
-    "PROBABLE_MATCH": "unkeyed iOPS record paired by similarity (AUTO counts as present; REVIEW needs a person)",
+    "MISSING": "live in OPUS, not in iOPS (with the mapping's reason when it rejects the record)",
+    "ALTERED": "in iOPS, but a field differs from what the mapping gives (one row per field)",
+    "DUPLICATE": "a surplus iOPS record carrying the same OPUS key as another",
+    "UNEXPECTED": "iOPS record whose OPUS key matches no live OPUS record",
+    "PROBABLE_MATCH": "iOPS record without an OPUS key, paired by similarity (AUTO counts as present; "
+                      "REVIEW needs a person)",
+}
+#: Singular and plural of what an entity's records are, for sentences.
+NOUNS = {
+    "crime": ("crime", "crimes"),
+    "intelligence": ("intelligence report", "intelligence reports"),
+    "person": ("person", "people"),
+    "crime_person": ("link between a crime and a person", "links between crimes and people"),
 }
 
-_COL = {name: i for i, name in enumerate(DISCREPANCY_COLUMNS)}
-_ALTERED_STYLES = {
-    _COL["expected_value"]: {"fill": xlsx.EXPECTED_FILL},
-    _COL["new_value"]: {"fill": xlsx.DIFFERS_FILL},
+# ---- the discrepancy sheets ---------------------------------------------------------------
+#: Columns of a discrepancy sheet, per category: names of ``Discrepancy`` fields (entity and
+#: category are the sheet's). ``explanation`` is the row's own, else the explanation of its
+#: ``detail`` (mappings/explanations.csv); ``recorded_local``, ``offence``, ``district``,
+#: ``place`` are shown when the rows carry them. Other fields the rows carry follow.
+SHEET_COLUMNS = {
+    "MISSING": ("legacy_ref", "recorded_local", "offence", "district", "place", "explanation", "detail",
+                "legacy_value", "new_ref"),
+    "ALTERED": ("legacy_ref", "new_ref", "field", "legacy_value", "expected_value", "new_value", "explanation",
+                "detail", "recorded_local", "offence", "district", "place"),
+    "DUPLICATE": ("legacy_ref", "new_ref", "explanation", "detail", "recorded_local", "offence", "district",
+                  "place", "legacy_value"),
+    "UNEXPECTED": ("legacy_ref", "new_ref", "explanation", "detail", "recorded_local", "offence", "district",
+                   "place", "legacy_value"),
+    "PROBABLE_MATCH": ("legacy_ref", "new_ref", "score", "explanation", "detail", "recorded_local", "offence",
+                       "district", "place"),
 }
+_KNOWN = frozenset(n for cols in SHEET_COLUMNS.values() for n in cols) | {"entity", "category"}
+#: Columns shown only when a sheet's rows fill them (no empty column on every sheet).
+_OPTIONAL = frozenset({"recorded_local", "offence", "district", "place", "legacy_value", "new_ref"})
+#: Values that are a field's values: an empty one is shown as "(empty)", a time as a real time.
+VALUE_COLUMNS = frozenset({"legacy_value", "expected_value", "new_value"})
+COLUMN_LABELS = {
+    "legacy_ref": "OPUS reference",
+    "new_ref": "iOPS reference",
+    "field": "Field",
+    "legacy_value": "OPUS value",
+    "expected_value": "Expected (mapping)",
+    "new_value": "iOPS value",
+    "score": "Score",
+    "detail": "Detail (code)",
+    "explanation": "Explanation",
+    "recorded_local": "Recorded (UK time)",
+    "offence": "Offence",
+    "district": "District",
+    "place": "Place",
+}
+#: Widths that keep a sheet printable on A4 landscape at a readable size: long values wrap.
+COLUMN_WIDTHS = {"explanation": 38, "place": 28, "offence": 26, "recorded_local": 18, "legacy_value": 22,
+                 "expected_value": 22, "new_value": 22, "field": 18, "detail": 14}
+WRAPPED = frozenset({"explanation", "place", "offence", "legacy_value", "expected_value", "new_value"})
+#: The columns an auditor works a row with; Status and Owner are drop-down lists.
+WORK_COLUMNS = ("Status", "Owner", "Comment")
+STATUS_CHOICES = ("To review", "Explained", "To fix in iOPS", "Fixed", "Accepted", "Not a difference")
+STATUS_START = STATUS_CHOICES[0]
+#: Where the Sign-off sheet lists the team whose names the Owner drop-downs offer.
+TEAM_ROWS = 10
+
+#: Explanations of the codes the reconciler gives that are not mapping codes, and of a row
+#: that carries none (used when mappings/explanations.csv does not know the code).
+FALLBACK_EXPLANATIONS = {
+    "AUTO": "paired by similarity with a high score: counted as present in iOPS",
+    "REVIEW": "paired by similarity: a person must decide whether it is the same record",
+    "NOT_IN_OPUS": "no OPUS record has this key",
+    "DELETED_IN_OPUS": "marked deleted in OPUS, yet in iOPS",
+    "ENCODING": "the characters differ: the text was decoded with the wrong character set",
+    "UNICODE_FORM": "the same text in another Unicode form (accents composed differently)",
+    ("MISSING", None): "lost in iOPS – no reason known",
+    ("ALTERED", None): "differs from what the mapping gives",
+    ("DUPLICATE", None): "a second iOPS record carries the same OPUS key",
+    ("UNEXPECTED", None): "no live OPUS record has this key",
+}
+
+
+def explanation_of(d: Discrepancy) -> str:
+    """The row's own explanation, else that of its ``detail`` code, else its category's."""
+    own = getattr(d, "explanation", None)
+    if own:
+        return own
+    code = d.detail
+    if not code:
+        if d.category == "MISSING":
+            return explain("MISSING_NO_REASON") or FALLBACK_EXPLANATIONS[("MISSING", None)]
+        return FALLBACK_EXPLANATIONS.get((d.category, None), "")
+    if code.startswith("LEGACY_REJECTED:"):
+        return "in iOPS although the mapping rejects it: " + _explain_code(code.split(":", 1)[1])
+    return _explain_code(code)
+
+
+def _explain_code(code: str) -> str:
+    text = explain(code)
+    if text == code:
+        text = FALLBACK_EXPLANATIONS.get(code, code)
+    return text
 
 
 class ReportInconsistent(Opus2IopsError):
@@ -93,6 +195,106 @@ def write_reconciliation_reports(result: ReconResult, out_dir: Path, *,
     return reports.finish(result)
 
 
+class _Group:
+    """The sheet(s) of one entity × category, fed row by row.
+
+    Its columns are decided once the first rows are seen (a column no row fills is left out);
+    MISSING rows the mapping explains are held in a scratch file and follow the unexplained
+    ones, so the rows that need a person come first."""
+
+    def __init__(self, reports: "ReconciliationReports", entity: str, category: str) -> None:
+        self.reports = reports
+        self.entity, self.category = entity, category
+        self.table: xlsx.TableWriter | None = None
+        self.pending: list[Discrepancy] = []
+        self.columns: list[str] = []
+        self.deferred = None  # scratch file of explained MISSING rows (JSON lines)
+        self.rows = 0
+        self.records = 0  # distinct OPUS references (rows come sorted by reference)
+        self._last_ref: object = object()
+
+    def add(self, d: Discrepancy) -> None:
+        self.rows += 1
+        ref = d.legacy_ref if d.legacy_ref is not None else ("new", d.new_ref)
+        if ref != self._last_ref:
+            self.records += 1
+            self._last_ref = ref
+        if self.category == "MISSING" and d.explained:
+            if self.deferred is None:
+                self.deferred = self.reports._staging.scratch(f"{self.entity}-missing-explained.jsonl")
+            # ASCII: a lone surrogate (bytes that were not text) survives the round trip as an escape.
+            self.deferred.write(json.dumps(dataclasses.asdict(d), default=str) + "\n")
+            return
+        self._put(d)
+
+    def _put(self, d: Discrepancy) -> None:
+        if self.table is None:
+            self.pending.append(d)
+            if len(self.pending) >= xlsx.WIDTH_SAMPLE_ROWS:
+                self._open()
+            return
+        self.table.append(self._values(d), self._styles)
+
+    def _open(self) -> None:
+        base = SHEET_COLUMNS.get(self.category, tuple(n for n in DISCREPANCY_COLUMNS if n not in ("entity", "category")))
+        extra = [n for n in DISCREPANCY_COLUMNS if n not in _KNOWN]
+        extra += [f.name for f in dataclasses.fields(Discrepancy) if f.name not in _KNOWN and f.name not in extra]
+        filled = lambda name: any(getattr(d, name, None) not in (None, "") for d in self.pending)  # noqa: E731
+        self.columns = [n for n in base if n not in _OPTIONAL or filled(n)] + [n for n in extra if filled(n)]
+        header = [COLUMN_LABELS.get(n, n.replace("_", " ").capitalize()) for n in self.columns] + list(WORK_COLUMNS)
+        index = {n: i for i, n in enumerate(self.columns)}
+        column_styles = {i: {"alignment": xlsx.WRAP_TOP} for n, i in index.items() if n in WRAPPED}
+        if "detail" in index:
+            column_styles[index["detail"]] = {"alignment": xlsx.WRAP_TOP}
+        if "score" in index:
+            column_styles[index["score"]] = {"number_format": "0.0"}
+        self._styles = None
+        if self.category == "ALTERED":
+            self._styles = {index[n]: {"fill": fill} for n, fill in
+                            (("expected_value", xlsx.EXPECTED_FILL), ("new_value", xlsx.DIFFERS_FILL)) if n in index}
+        widths = {i: COLUMN_WIDTHS[n] for n, i in index.items() if n in COLUMN_WIDTHS}
+        first_work = len(self.columns)
+        widths.update({first_work: 12, first_work + 1: 14, first_work + 2: 24})
+        owners = f"'{SIGNOFF_SHEET}'!$B${self.reports.team_first_row}:$B${self.reports.team_first_row + TEAM_ROWS - 1}"
+        self.table = xlsx.TableWriter(
+            self.reports._wb, f"{self.entity} {self.category}", header, self.reports._taken,
+            column_styles=column_styles, fixed_widths=widths, max_sheet_rows=self.reports._max_sheet_rows,
+            validations=((first_work, STATUS_CHOICES, True), (first_work + 1, owners, False)))
+        pending, self.pending = self.pending, []
+        for d in pending:
+            self.table.append(self._values(d), self._styles)
+
+    def _values(self, d: Discrepancy) -> list:
+        altered = self.category == "ALTERED"
+        values = []
+        for name in self.columns:
+            if name == "explanation":
+                value = explanation_of(d)
+            else:
+                value = getattr(d, name, None)
+                if name in VALUE_COLUMNS or name == "recorded_local":
+                    value = xlsx.as_excel_time(value)
+                    if value is None and altered and name in VALUE_COLUMNS:
+                        value = xlsx.EMPTY
+                elif isinstance(value, str) and name.endswith(("_at", "_local", "_time")):
+                    value = xlsx.as_excel_time(value)
+            values.append(value)
+        values.append(STATUS_START)
+        values += [None, None]
+        return values
+
+    def close(self) -> list[tuple[str, int]]:
+        if self.deferred is not None:
+            self.deferred.seek(0)
+            for line in self.deferred:
+                self._put(Discrepancy(**json.loads(line)))
+            self.deferred.close()
+            self.deferred = None
+        if self.table is None:
+            self._open()
+        return self.table.close()
+
+
 class ReconciliationReports:
     """The four exports written in steps: ``add`` discrepancy rows (in the spool's order; may
     be called again with the rows that follow), then ``finish`` with the result. Until
@@ -108,13 +310,20 @@ class ReconciliationReports:
         self._wb = xlsx.new_workbook()
         self._summary_ws = self._wb.create_sheet(xlsx.SUMMARY_TITLE)
         self._summary_ws.sheet_view.tabSelected = True  # the sheet the workbook opens on
-        self._taken = {xlsx.SUMMARY_TITLE, STATS_SHEET, MONTHLY_SHEET, RUN_SHEET}
-        self._tables: dict[tuple[str, str], xlsx.TableWriter] = {}
+        self._signoff_ws = self._wb.create_sheet(SIGNOFF_SHEET)
+        self.team_first_row = SIGNOFF_TEAM_ROW
+        self._taken = {xlsx.SUMMARY_TITLE, STATS_SHEET, MONTHLY_SHEET, RUN_SHEET, SIGNOFF_SHEET, TALLY_SHEET,
+                       SAMPLE_SHEET}
+        self._groups: dict[tuple[str, str], _Group] = {}
         self._counts: collections.Counter = collections.Counter()
+        #: (entity, field) -> [differing, lost, gained] of the ALTERED rows
+        self._tally: dict[tuple[str, str], list[int]] = collections.defaultdict(lambda: [0, 0, 0])
+        self._bands: collections.Counter = collections.Counter()  # (entity, AUTO|REVIEW) of PROBABLE_MATCH
         self._stats: tuple | None = None  # (the rows, their sheets, the monthly sheet) once written
         try:
             with self._output_errors():
                 self._csv_file = self._staging.create(FILE_NAMES["discrepancies"])
+                self._csv_file.write(BOM)
                 self._csv = csv.writer(self._csv_file, lineterminator="\r\n")
                 self._csv.writerow(DISCREPANCY_COLUMNS)
         except BaseException:
@@ -128,31 +337,32 @@ class ReconciliationReports:
             yield
 
     def add(self, discrepancies: Iterable[Discrepancy], stop: Callable[[], bool] | None = None) -> None:
-        """Each row to the CSV and to its entity+category table (created as groups appear).
+        """Each row to the CSV and to its entity+category sheet (created as groups appear).
         ``stop``: asked every thousand rows; True abandons the writing (the reports will be
         discarded)."""
-        score_col = _COL["score"]
-        tables, counts = self._tables, self._counts
+        groups, counts, tally = self._groups, self._counts, self._tally
         with self._output_errors():
             for n, d in enumerate(discrepancies):
                 if stop is not None and n % 1000 == 0 and stop():
                     return
                 d = guard_sensitive(d)
-                values = d.as_row()
-                self._csv.writerow(csv_row(values))
+                self._csv.writerow(csv_row(d.as_row()))
                 group = (d.entity, d.category)
                 counts[group] += 1
-                table = tables.get(group)
+                if d.category == "ALTERED":
+                    tally[(d.entity, d.field or WHOLE_RECORD)][_tally_kind(d)] += 1
+                elif d.category == "PROBABLE_MATCH":
+                    self._bands[(d.entity, d.detail)] += 1
+                table = groups.get(group)
                 if table is None:
-                    table = tables[group] = xlsx.TableWriter(
-                        self._wb, f"{d.entity} {d.category}", DISCREPANCY_COLUMNS, self._taken,
-                        column_styles={score_col: {"number_format": "0.0"}}, max_sheet_rows=self._max_sheet_rows)
-                table.append(values, _ALTERED_STYLES if d.category == "ALTERED" else None)
+                    table = groups[group] = _Group(self, d.entity, d.category)
+                table.add(d)
 
     def add_stats(self, stats: list) -> None:
         """Write the crime statistics (``crime_stats.csv`` and their two sheets) now, before
         ``finish``; ``finish`` checks that the result's statistics are these."""
         with self._output_errors(), self._staging.create(FILE_NAMES["crime_stats"]) as out:
+            out.write(BOM)
             self._stats = (list(stats), *_write_stats(stats, out, self._wb, self._max_sheet_rows))
 
     def finish(self, result: ReconResult) -> dict[str, Path]:
@@ -161,8 +371,9 @@ class ReconciliationReports:
         try:
             with self._output_errors():
                 self._csv_file.close()
-                tables = self._tables
-                group_sheets = {group: tables[group].close() for group in sorted(tables, key=lambda g: _group_key(*g))}
+                groups = self._groups
+                group_sheets = {group: groups[group].close() for group in sorted(groups, key=lambda g: _group_key(*g))}
+                records = {group: g.records for group, g in groups.items()}
                 _check_counts(result, counts)
                 if self._stats is None:
                     self.add_stats(result.stats)
@@ -170,14 +381,21 @@ class ReconciliationReports:
                 if list(result.stats) != written:
                     raise ReportInconsistent("reports not written: the crime statistics changed after they were "
                                              "written into the reports")
+                tally_sheet = _tally_sheet(wb, result, self._tally, group_sheets)
+                sample_sheet = _sample_sheet(wb, result, self.team_first_row)
                 run_info_sheet = _run_information_sheet(wb, result)
-                sheets_listed = _sheet_index(group_sheets, stats_sheets, monthly, run_info_sheet)
-                _summary_sheet(self._summary_ws, result, counts, group_sheets, sheets_listed)
+                sheets_listed = _sheet_index(group_sheets, stats_sheets, monthly, run_info_sheet,
+                                             tally_sheet=tally_sheet, sample_sheet=sample_sheet)
+                _signoff_sheet(self._signoff_ws, result)
+                view = SummaryView(result, counts, records, self._bands, group_sheets)
+                _summary_sheet(self._summary_ws, result, counts, group_sheets, sheets_listed, view=view)
                 xlsx.order_sheets(wb, [xlsx.SUMMARY_TITLE] + [title for title, _, _ in sheets_listed])
                 with staging.create(FILE_NAMES["workbook"], binary=True) as out:
                     xlsx.save(wb, out)
+                checksums = _checksums(staging)
                 with staging.create(FILE_NAMES["summary"]) as out:
-                    json.dump(_summary_document(result, counts), out, indent=2, ensure_ascii=False)
+                    json.dump(_summary_document(result, counts, records=records, checksums=checksums), out,
+                              indent=2, ensure_ascii=False)
                     out.write("\n")
                 published = staging.publish()
                 paths = {key: published[name] for key, name in FILE_NAMES.items()}
@@ -193,10 +411,30 @@ class ReconciliationReports:
         if self._csv_file is not None:
             with contextlib.suppress(OSError):
                 self._csv_file.close()
+        for group in self._groups.values():
+            if group.deferred is not None:
+                with contextlib.suppress(OSError):
+                    group.deferred.close()
         self._staging.discard()
         # Cleaning up after a failure must not hide the failure (a full disk) behind its own.
         with contextlib.suppress(Exception):
             xlsx.discard_spools(self._wb)
+
+
+def _checksums(staging: ReportSet) -> dict[str, str]:
+    """SHA-256 of every staged file of the set but the index, from the bytes on disk."""
+    sums = {}
+    index = FILE_NAMES["summary"]
+    for name in staging.names:
+        path = staging.staging / name
+        if name == index or not path.exists():
+            continue
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        sums[name] = digest.hexdigest()
+    return sums
 
 
 # ---- discrepancies ------------------------------------------------------------------------
@@ -339,6 +577,121 @@ def _monthly_sheet(wb, monthly: dict[str, list[int]]) -> list[tuple[str, int]]:
     return sheets
 
 
+# ---- field tally --------------------------------------------------------------------------
+#: The ALTERED rows of a record the mapping rejects but iOPS holds: no one field.
+WHOLE_RECORD = "(whole record)"
+TALLY_COLUMNS = ("Entity", "Field", "Records differing", "Value lost in iOPS", "Value gained in iOPS",
+                 "Value differs", "Result", "Rows are on")
+
+
+def _tally_kind(d: Discrepancy) -> int:
+    """0 differing (both sides hold a value), 1 lost (iOPS empty where a value is expected),
+    2 gained (iOPS holds a value where the mapping gives none)."""
+    if d.expected_value not in (None, "") and d.new_value in (None, ""):
+        return 1
+    if d.expected_value in (None, "") and d.new_value not in (None, ""):
+        return 2
+    return 0
+
+
+def _compared_fields() -> dict[str, list[str]]:
+    """entity -> the fields the reconciler compares (reconcile.specs), in their order."""
+    from reconcile.specs import SPECS
+
+    return {name: [rule.name for rule in spec.rules] for name, spec in SPECS.items()}
+
+
+def _tally_sheet(wb, result: ReconResult, tally: dict, group_sheets) -> str:
+    """Per entity × compared field: how many records differ, and how (datacompy's "columns with
+    unequal values", DVT's per-column status) — every field, also those that agree."""
+    fields = _compared_fields()
+    seen = collections.defaultdict(list)
+    for entity, field in tally:
+        if field not in fields.get(entity, ()):
+            seen[entity].append(field)
+    table = xlsx.TableWriter(wb, TALLY_SHEET, TALLY_COLUMNS, set(), fixed_widths={1: 28, 7: 22})
+    entities = sorted(set(fields) | {e for e, _ in tally}, key=lambda e: _group_key(e, "ALTERED"))
+    for entity in entities:
+        altered = group_sheets.get((entity, "ALTERED"))
+        link = altered[0][0] if altered else None
+        for field in fields.get(entity, []) + sorted(seen.get(entity, [])):
+            differing, lost, gained = tally.get((entity, field), (0, 0, 0))
+            total = differing + lost + gained
+            result_text = "differs" if total else "all equal"
+            styles = {6: {"font": xlsx.NEGATIVE_FONT, "fill": xlsx.NEGATIVE_FILL}} if total else None
+            if total and link:
+                styles = {**styles, 7: {"link": link}}
+            table.append([entity, field, total, lost, gained, differing, result_text,
+                          link if total and link else None], styles)
+    return table.close(always=True)[0][0]
+
+
+# ---- the sample of matched records --------------------------------------------------------
+SAMPLE_COLUMNS = ("No.", "Entity", "OPUS reference", "iOPS reference", "Matched by", "Recorded / born (UK)",
+                  "What", "Where", "Check result", "Checked by", "Date checked", "Comment")
+CHECK_CHOICES = ("Agrees", "Differs", "Not found in iOPS", "Not found in OPUS")
+
+
+def _sample_sheet(wb, result: ReconResult, team_row: int) -> str:
+    owners = f"'{SIGNOFF_SHEET}'!$B${team_row}:$B${team_row + TEAM_ROWS - 1}"
+    table = xlsx.TableWriter(wb, SAMPLE_SHEET, SAMPLE_COLUMNS, set(),
+                             fixed_widths={5: 19, 6: 30, 7: 34, 8: 16, 9: 16, 10: 14, 11: 40},
+                             column_styles={6: {"alignment": xlsx.WRAP_TOP}, 7: {"alignment": xlsx.WRAP_TOP}},
+                             validations=((8, CHECK_CHOICES, True), (9, owners, False)))
+    for n, record in enumerate(getattr(result, "sample", None) or [], 1):
+        how = "similarity (AUTO)" if record.how == "AUTO" else "OPUS key"
+        table.append([n, record.entity, record.legacy_ref, record.new_ref, how, record.when, record.what,
+                      record.where, None, None, None, None],
+                     {10: {"number_format": xlsx.DATE_FORMAT}})
+    return table.close(always=True)[0][0]
+
+
+# ---- sign-off -----------------------------------------------------------------------------
+SIGNOFF_ROLES = ("Prepared by", "Reviewed by", "Approved by")
+DECISIONS = ("Accepted", "Accepted with exceptions", "Not accepted", "Returned for more work")
+#: The Sign-off sheet's first team row (the Owner drop-downs list these cells).
+SIGNOFF_TEAM_ROW = 15
+
+
+def _signoff_sheet(ws, result: ReconResult) -> None:
+    f = xlsx.FormSheet(ws, [24, 30, 16, 28, 56])
+    c = f.c
+    f.append([c("Sign-off", font=xlsx.TITLE_FONT), None, None, None, xlsx.back_link(ws)], height=24)
+    f.text("Each person signs for their part of this working paper: their name, the date and their decision "
+           "(a drop-down list). The names listed under Team are offered by the Owner and Checked by drop-downs "
+           "of the other sheets.")
+    f.blank()
+    verdict = "FAIL" if result.failed else "PASS"
+    f.append([c("Result of the tool", font=xlsx.LABEL_FONT),
+              c(verdict, font=xlsx.VERDICT_FONT, fill=xlsx.FAIL_FILL if result.failed else xlsx.PASS_FILL,
+                alignment=xlsx.CENTRE),
+              c(f"{result.counted_failures:,} unexplained discrepancies; failure threshold "
+                f"{result.thresholds.get('fail', 0):g}")])
+    f.append([c("Reconciliation run", font=xlsx.LABEL_FONT), c(local(result.started_at), alignment=xlsx.LEFT),
+              c("UK time; the stores and the tool's version are on Run information")])
+    f.append([c("Report files", font=xlsx.LABEL_FONT),
+              c("summary.json holds the SHA-256 of every other report file: check them before signing")])
+    f.blank()
+    head = f.append(xlsx.header_row(ws, ["Role", "Name", "Date", "Decision", "Comment"]))
+    box = xlsx.BOX
+    for role in SIGNOFF_ROLES:
+        f.append([c(role, font=xlsx.LABEL_FONT, border=box, alignment=xlsx.MIDDLE), c(None, border=box),
+                  c(None, number_format=xlsx.DATE_FORMAT, border=box, alignment=xlsx.LEFT), c(None, border=box),
+                  c(None, border=box)], height=30)
+    first, last = head + 1, head + len(SIGNOFF_ROLES)
+    xlsx.list_validation(ws, DECISIONS, f"D{first}:D{last}")
+    dates = xlsx.DataValidation(type="date", operator="greaterThan", formula1="36526", allow_blank=True,
+                                showErrorMessage=True, errorTitle="Not a date", error="Type a date, e.g. 04/12/2026")
+    dates.add(f"C{first}:C{last}")
+    ws.data_validations.append(dates)
+    f.blank()
+    f.append([c("Team", font=xlsx.SECTION_FONT)])
+    row = f.append(xlsx.header_row(ws, ["", "Name", "Role"]))
+    assert row + 1 == SIGNOFF_TEAM_ROW, row  # the drop-downs of the other sheets point here
+    for n in range(1, TEAM_ROWS + 1):
+        f.append([c(f"Team member {n}"), c(None, border=box), c(None, border=box)])
+
+
 # ---- run information ----------------------------------------------------------------------
 def iso_utc(moment: dt.datetime | None) -> str | None:
     if moment is None:
@@ -352,28 +705,20 @@ def _duration(result: ReconResult) -> float | None:
     return round((as_utc(result.finished_at) - as_utc(result.started_at)).total_seconds(), 3)
 
 
-def _thresholds_text(thresholds: dict) -> str:
-    parts = []
-    if "auto" in thresholds:
-        parts.append(f"AUTO at score ≥ {thresholds['auto']:g}")
-    if "review" in thresholds:
-        parts.append(f"REVIEW at score ≥ {thresholds['review']:g}")
-    if "fail" in thresholds:
-        parts.append(f"FAIL above {thresholds['fail']:g} discrepancies")
-    parts += [f"{k} = {v:g}" for k, v in thresholds.items() if k not in ("auto", "review", "fail")]
-    return "; ".join(parts)
+def local(moment: dt.datetime | None) -> dt.datetime | None:
+    """An instant as the naive UK civil time Excel shows (a naive instant is taken as UTC)."""
+    return None if moment is None else xlsx.uk_local(as_utc(moment))
 
 
 def _run_information_sheet(wb, result: ReconResult) -> str:
     ws = wb.create_sheet(RUN_SHEET)
-    xlsx.set_widths(ws, [36, 90, 4, 12])
-    xlsx.print_layout(ws, title_rows=None)
-    c = lambda v, **kw: xlsx.cell(ws, v, **kw)  # noqa: E731
+    f = xlsx.FormSheet(ws, [38, 96])
+    c = f.c
     rows: list[tuple[str, Any]] = [
         ("Legacy store (OPUS)", mask_credentials(result.legacy_url)),
         ("New store (iOPS)", mask_credentials(result.target_url)),
-        ("Started (UTC)", naive(result.started_at)),
-        ("Finished (UTC)", naive(result.finished_at)),
+        ("Started (UK time)", local(result.started_at)),
+        ("Finished (UK time)", local(result.finished_at)),
         ("Duration (seconds)", _duration(result)),
         ("Tool version", f"opus2iops {result.tool_version}"),
         ("Mapping digest (code tables used)", result.mapping_digest),
@@ -383,33 +728,26 @@ def _run_information_sheet(wb, result: ReconResult) -> str:
         ("Discrepancy rows", result.discrepancy_count),
         ("Counted against the failure threshold", result.counted_failures),
         ("Overall result", "FAIL" if result.failed else "PASS"),
+        ("Seed of the sample to check", getattr(result, "sample_seed", None)),
     ]
     rows += [(f"Report file ({key})", name) for key, name in FILE_NAMES.items()]
-
-    # Heights before rows: write-only rows go to disk as they are appended.
-    ws.row_dimensions[1].height = 24
-    first_note = 3 + len(rows) + 2
-    for offset, note in enumerate(NOTES):
-        ws.row_dimensions[first_note + offset].height = xlsx.LINE_HEIGHT * (1 + len(note) // 110)
-
-    ws.append([c("Run information", font=xlsx.TITLE_FONT), None, None, xlsx.back_link(ws)])
-    ws.append([])
+    f.append([c("Run information", font=xlsx.TITLE_FONT), xlsx.back_link(ws)], height=24)
+    f.blank()
     for label_text, value in rows:
-        ws.append([c(label_text, font=xlsx.LABEL_FONT),
-                   c(value, alignment=xlsx.LEFT) if value is not None else None])
-    ws.append([])
-    ws.append([c("Notes", font=xlsx.SECTION_FONT)])
+        f.append([c(label_text, font=xlsx.LABEL_FONT),
+                  c(value, alignment=xlsx.LEFT) if value is not None else None])
+    f.blank()
+    f.append([c("Notes", font=xlsx.SECTION_FONT)])
     for note in NOTES:
-        ws.append([None, c(note, alignment=xlsx.WRAP)])
+        f.text(note, column=2)
     return RUN_SHEET
 
 
-def naive(moment: dt.datetime | None) -> dt.datetime | None:
-    return None if moment is None else xlsx.naive_utc(as_utc(moment))
-
-
 NOTES = (
-    "Times are UTC. Months in the crime statistics are months of recorded_at in UK local time (mapping.md).",
+    "Times are UK local time (GMT in winter, BST in summer), as a clock in Greater Manchester showed them; "
+    "discrepancies.csv keeps the stores' own form (UTC instants end in Z). Months in the crime statistics are "
+    "months of recorded_at in UK local time (mapping.md).",
+    "(empty) in a value column: the field holds no value on that side.",
     "Intelligence text never appears in these reports: an intel_text difference shows a SHA-256 prefix "
     "and the length of each side.",
     "A value starting with ' was text that a spreadsheet would otherwise run as a formula "
@@ -419,16 +757,22 @@ NOTES = (
     "Passwords in store addresses are masked as ***.",
     "discrepancies.csv holds every row; a table longer than Excel's 1,048,576 rows continues on "
     "sheets numbered (2), (3), …",
+    "summary.json holds the SHA-256 of every other report file, computed from the bytes written.",
 )
 
 
 # ---- the Summary sheet --------------------------------------------------------------------
-def _sheet_index(group_sheets, stats_sheets, monthly_sheets, run_info_sheet):
+def _sheet_index(group_sheets, stats_sheets, monthly_sheets, run_info_sheet, *, tally_sheet=None,
+                 sample_sheet=None):
     """Every sheet after the Summary, in workbook order: (title, data rows or None, what it holds)."""
-    listed = []
+    listed = [(SIGNOFF_SHEET, None, "prepared, reviewed, approved: name, date, decision; the team")]
     for (entity, category), sheets in group_sheets.items():
         for title, rows in sheets:
             listed.append((title, rows, f"{entity}: {CATEGORY_MEANING.get(category, category)}"))
+    if tally_sheet:
+        listed.append((tally_sheet, None, "per entity and field: records differing, values lost, gained"))
+    if sample_sheet:
+        listed.append((sample_sheet, None, "matched records picked at random (seeded) to compare by hand"))
     for title, rows in stats_sheets:
         listed.append((title, rows, "crimes per month × district × offence group, OPUS vs iOPS"))
     for title, rows in monthly_sheets:
@@ -455,9 +799,24 @@ TOTAL_FIELDS = (
     ("matched_auto", "Matched (AUTO)"),
     ("new_in_iops", "New in iOPS"),
 )
-#: After the categories: MISSING records the mapping itself rejects (known, not failures), and
-#: what is left to count against the failure threshold.
-EXPLAINED_HEADERS = ("MISSING explained", "Counted")
+#: The rows of the Summary's table of counts: (attribute or category, what it means in plain words).
+COUNT_ROWS = (
+    ("legacy_total", "Live in OPUS (not marked deleted)"),
+    ("legacy_excluded", "Marked deleted in OPUS (never expected in iOPS)"),
+    ("new_total", "Records in iOPS"),
+    ("matched_keyed", "Found in iOPS by their OPUS key"),
+    ("matched_auto", "Found by similarity (AUTO pairs)"),
+    ("MISSING", "Missing from iOPS"),
+    ("missing_explained", "… of them not migrated by the mapping's rules (reason given)"),
+    ("ALTERED:records", "Records with a field that differs"),
+    ("ALTERED", "… fields that differ (one row each)"),
+    ("DUPLICATE", "Surplus iOPS copies of a record"),
+    ("UNEXPECTED", "In iOPS with an OPUS key no live OPUS record has"),
+    ("PROBABLE_MATCH", "Paired by similarity (AUTO or REVIEW)"),
+    ("new_in_iops", "New in iOPS: no OPUS counterpart (not a discrepancy)"),
+    ("unaccounted", "Live in OPUS, neither found nor missing"),
+    ("counted", "Counted against the failure threshold"),
+)
 
 
 def explained_missing(totals) -> int:
@@ -472,101 +831,202 @@ def counted(totals, per_category: dict[str, int]) -> int:
 NOT_COUNTED = "PROBABLE_MATCH pairs and MISSING records the mapping itself rejects (reason in detail) are not counted"
 
 
-def _summary_sheet(ws, result: ReconResult, counts, group_sheets, sheets_listed) -> None:
-    categories = _categories_in_order(result, counts)
-    header = (["Entity"] + [name for _, name in TOTAL_FIELDS] + categories + ["Discrepancies"]
-              + list(EXPLAINED_HEADERS))
-    xlsx.set_widths(ws, [30, 24] + [max(15, len(name) + 3) for name in header[2:]])
-    xlsx.print_layout(ws, title_rows=None)
-    c = lambda v, **kw: xlsx.cell(ws, v, **kw)  # noqa: E731
+def _plural(n: int, entity: str) -> str:
+    one, many = NOUNS.get(entity, (entity + " record", entity + " records"))
+    return f"{n:,} {one if n == 1 else many}"
+
+
+class SummaryView:
+    """What the Summary says, in sentences and counts, from the result and the rows written."""
+
+    def __init__(self, result: ReconResult, counts, records, bands, group_sheets) -> None:
+        self.result, self.counts, self.records, self.bands = result, counts, records, bands
+        self.group_sheets = group_sheets
+
+    def sheet(self, entity: str, category: str) -> str | None:
+        sheets = self.group_sheets.get((entity, category))
+        return sheets[0][0] if sheets else None
+
+    def value(self, entity: str, name: str) -> int:
+        totals = self.result.totals.get(entity)
+        per_category = {c: self.counts.get((entity, c), 0) for c in _categories_in_order(self.result, self.counts)}
+        if name in per_category:
+            return per_category[name]
+        if name == "ALTERED:records":
+            return self.records.get((entity, "ALTERED"), 0)
+        if name == "counted":
+            return counted(totals, per_category)
+        if name == "missing_explained":
+            return explained_missing(totals)
+        if name == "unaccounted":
+            found = self.value(entity, "matched_keyed") + self.value(entity, "matched_auto")
+            return self.value(entity, "legacy_total") - found - per_category.get("MISSING", 0)
+        return getattr(totals, name, 0) if totals else 0
+
+    def findings(self) -> list[tuple[str | None, str]]:
+        """(sheet to link, sentence), one per finding, most important first."""
+        out = []
+        for entity in _entities_in_order(self.result, self.counts):
+            missing = self.counts.get((entity, "MISSING"), 0)
+            if missing:
+                explained = self.value(entity, "missing_explained")
+                lost = missing - explained
+                parts = []
+                if lost:
+                    parts.append(f"{lost:,} with no reason known (lost)")
+                if explained:
+                    parts.append(f"{explained:,} not migrated by the mapping's rules, each with its reason")
+                out.append((self.sheet(entity, "MISSING"),
+                            f"{_plural(missing, entity)} in OPUS {'is' if missing == 1 else 'are'} missing from "
+                            f"iOPS: " + "; ".join(parts) + "."))
+            rows = self.counts.get((entity, "ALTERED"), 0)
+            if rows:
+                n = self.records.get((entity, "ALTERED"), rows)
+                out.append((self.sheet(entity, "ALTERED"),
+                            f"{_plural(n, entity)} {'differs' if n == 1 else 'differ'} in iOPS from what the "
+                            f"mapping gives, in {rows:,} field{'s' if rows != 1 else ''} (one row per field; "
+                            f"the Field tally counts them by field)."))
+            n = self.counts.get((entity, "DUPLICATE"), 0)
+            if n:
+                out.append((self.sheet(entity, "DUPLICATE"),
+                            f"{_plural(n, entity)} in iOPS {'is a surplus copy' if n == 1 else 'are surplus copies'}"
+                            f" of a record: another carries the same OPUS key."))
+            n = self.counts.get((entity, "UNEXPECTED"), 0)
+            if n:
+                out.append((self.sheet(entity, "UNEXPECTED"),
+                            f"{_plural(n, entity)} in iOPS {'carries' if n == 1 else 'carry'} an OPUS key that no "
+                            f"live OPUS record has (deleted in OPUS, or unknown)."))
+            n = self.counts.get((entity, "PROBABLE_MATCH"), 0)
+            if n:
+                auto, review = self.bands.get((entity, "AUTO"), 0), self.bands.get((entity, "REVIEW"), 0)
+                out.append((self.sheet(entity, "PROBABLE_MATCH"),
+                            f"{_plural(n, entity)} in iOPS without an OPUS key {'was' if n == 1 else 'were'} "
+                            f"paired with OPUS records by similarity: {auto:,} counted as present (AUTO), "
+                            f"{review:,} for a person to decide (REVIEW)."))
+            new = self.value(entity, "new_in_iops")
+            if new:
+                out.append((None, f"{_plural(new, entity)} in iOPS {'has' if new == 1 else 'have'} no OPUS "
+                                  f"counterpart: new work in iOPS, not a discrepancy."))
+        return out
+
+
+def _verdict_sentence(result: ReconResult) -> str:
+    n, allowed = result.counted_failures, result.thresholds.get("fail", 0)
+    if result.failed:
+        return (f"{n:,} unexplained discrepanc{'y' if n == 1 else 'ies'}, more than the {allowed:g} allowed: "
+                f"records were lost or changed on the way into iOPS. Each is listed below and on its sheet.")
+    if n:
+        return (f"{n:,} unexplained discrepanc{'y' if n == 1 else 'ies'}, within the {allowed:g} allowed. "
+                f"Each is listed below and on its sheet.")
+    return ("No unexplained discrepancy: every live OPUS record is in iOPS as the mapping says, or was not "
+            "migrated for a reason the mapping gives (listed).")
+
+
+SUMMARY_WIDTHS = [50, 16, 16, 16, 16, 16, 16]
+
+
+def _summary_sheet(ws, result: ReconResult, counts, group_sheets, sheets_listed, *, view: SummaryView | None = None) -> None:
+    view = view or SummaryView(result, counts, collections.Counter(), collections.Counter(), group_sheets)
+    f = xlsx.FormSheet(ws, SUMMARY_WIDTHS)
+    c = f.c
     label = lambda text: c(text, font=xlsx.LABEL_FONT)  # noqa: E731
     failed = result.failed
+    width = len(SUMMARY_WIDTHS)
 
-    # Row heights before the rows: write-only rows go to disk as they are appended.
-    ws.row_dimensions[1].height = 24
-    ws.row_dimensions[4].height = 36
-    ws.append([c("Reconciliation of OPUS with iOPS", font=xlsx.TITLE_FONT)])
-    ws.append([c("Every live OPUS record compared with the iOPS store, record by record and in the "
-                 "crime statistics. Blue underlined text links to the sheet it names.")])
-    ws.append([])
-    ws.append([c("Overall result", font=xlsx.LABEL_FONT, alignment=xlsx.MIDDLE),
-               c("FAIL" if failed else "PASS", font=xlsx.RESULT_FONT,
-                 fill=xlsx.FAIL_FILL if failed else xlsx.PASS_FILL, alignment=xlsx.CENTRE),
-               c(f"  {result.counted_failures} discrepancies counted against a failure threshold of "
-                 f"{result.thresholds.get('fail', 0):g} ({NOT_COUNTED})", alignment=xlsx.MIDDLE)])
-    ws.append([])
-    for text, value in (
-        ("Legacy store (OPUS)", mask_credentials(result.legacy_url)),
-        ("New store (iOPS)", mask_credentials(result.target_url)),
-        ("Started (UTC)", naive(result.started_at)),
-        ("Finished (UTC)", naive(result.finished_at)),
-        ("Tool version", f"opus2iops {result.tool_version}"),
-        ("Mapping digest", result.mapping_digest),
-        ("Thresholds", _thresholds_text(result.thresholds)),
+    f.append([c("Reconciliation of OPUS with iOPS", font=xlsx.TITLE_FONT)], height=24, span=(1, width))
+    start, end = local(result.started_at), local(result.finished_at)
+    when = f"{start:%d %b %Y %H:%M}" if start else "?"
+    f.text(f"Every live OPUS record compared with the iOPS store, record by record and in the crime statistics, "
+           f"on {when} (UK time), by opus2iops {result.tool_version}. OPUS: {mask_credentials(result.legacy_url)}. "
+           f"iOPS: {mask_credentials(result.target_url)}. Blue underlined text links to the sheet it names.")
+    f.blank()
+    sentence = _verdict_sentence(result)
+    row = f.append([c("Overall result", font=xlsx.SECTION_FONT, alignment=xlsx.MIDDLE),
+                    c("FAIL" if failed else "PASS", font=xlsx.RESULT_FONT,
+                      fill=xlsx.FAIL_FILL if failed else xlsx.PASS_FILL, alignment=xlsx.CENTRE), None,
+                    c(sentence, alignment=xlsx.WRAP_MIDDLE)],
+                   lines=max(3, f.lines(sentence, 4, width)))
+    ws.merged_cells.add(f"B{row}:C{row}")
+    ws.merged_cells.add(f"D{row}:{get_column_letter(width)}{row}")
+    f.text(f"{result.counted_failures:,} discrepancies counted against a failure threshold of "
+           f"{result.thresholds.get('fail', 0):g}. Not counted: {NOT_COUNTED.split(' are not counted')[0]}.",
+           column=2, font=xlsx.NOTE_FONT)
+    f.blank()
+
+    f.append([c("What was found", font=xlsx.SECTION_FONT)])
+    findings = view.findings()
+    if not findings:
+        f.text("Nothing: no record is missing, altered, duplicated or unexpected.", column=2)
+    for link, text in findings:
+        f.text(text, column=2, lead=[c(link + " ▸", link=link, alignment=xlsx.TOP) if link else None])
+    f.blank()
+
+    # Every record accounted for: rows of plain words, a column per entity.
+    entities = _entities_in_order(result, counts)
+    f.append([c("Every record accounted for", font=xlsx.SECTION_FONT)])
+    f.append(xlsx.header_row(ws, [""] + entities + ["All"], range(1, len(entities) + 2)))
+    for name, words in COUNT_ROWS:
+        values = [view.value(e, name) for e in entities]
+        cells = [label(words) if not words.startswith("…") else c(words, alignment=xlsx.INDENT)]
+        category = name.split(":")[0]
+        for e, v in zip(entities, values):
+            link = view.sheet(e, category) if category in CATEGORIES and v else None
+            bad = name == "unaccounted" and v
+            cells.append(c(v, link=link, font=xlsx.NEGATIVE_FONT if bad else None))
+        cells.append(c(sum(values), font=xlsx.LABEL_FONT))
+        f.append(cells)
+    f.text("Live in OPUS = found by key + found by similarity + missing; a record found has its fields "
+           "compared. Numbers link to the sheet listing the rows.", column=1, font=xlsx.NOTE_FONT)
+    f.blank()
+
+    _crime_statistics_block(f, result)
+    f.blank()
+
+    # Every sheet, linked.
+    f.append([c("Sheets in this workbook", font=xlsx.SECTION_FONT)])
+    head = xlsx.header_row(ws, ["Sheet", "Rows"], [1])
+    f.append(head + [c("What it holds", font=xlsx.HEADER_FONT, fill=xlsx.HEADER_FILL, alignment=xlsx.INDENT)],
+             span=(3, width))
+    for title, rows, meaning in sheets_listed:
+        f.append([c(title, link=title, alignment=xlsx.TOP), c(rows, alignment=xlsx.TOP) if rows is not None else None,
+                  c(meaning, alignment=xlsx.WRAP_INDENT)], span=(3, width), lines=f.lines(meaning, 3, width))
+    f.blank()
+
+    f.append([c("How to read and work the sheets", font=xlsx.SECTION_FONT)])
+    for sample_cell, text in (
+        (c("Expected (mapping)", fill=xlsx.EXPECTED_FILL), "ALTERED rows: what the mapping says the field should hold"),
+        (c("iOPS value", fill=xlsx.DIFFERS_FILL), "ALTERED rows: what iOPS holds instead"),
+        (c(xlsx.EMPTY), "the field holds no value on that side"),
+        (c("-12", fill=xlsx.NEGATIVE_FILL, font=xlsx.NEGATIVE_FONT), "delta: fewer crimes in iOPS than in OPUS"),
+        (c("+3", fill=xlsx.POSITIVE_FILL, font=xlsx.POSITIVE_FONT), "delta: more crimes in iOPS than in OPUS"),
+        (c("Status, Owner"), "drop-down lists on every discrepancy sheet: the state of each row and who works it "
+                             "(names from the Sign-off sheet's team)"),
+        (c("Times"), "real dates and times in UK local time (GMT or BST), e.g. 31 Mar 2019 02:30"),
+        (c("'=…"), "text that began with = + - @, tab or CR: the leading ' stops a spreadsheet running it as a "
+                   "formula"),
     ):
-        ws.append([label(text), c(value, alignment=xlsx.LEFT) if isinstance(value, dt.datetime) else c(value)])
-    ws.append([c(RUN_SHEET, link=RUN_SHEET)])
-    ws.append([])
+        f.text(text, column=2, lead=[sample_cell])
 
-    # Totals by entity × category; a count links to the sheet that lists its rows.
-    ws.append([c("Totals by entity and category", font=xlsx.SECTION_FONT)])
-    ws.append(xlsx.header_row(ws, header, range(1, len(header))))
-    sums = [0] * (len(header) - 1)
-    for entity in _entities_in_order(result, counts):
-        totals = result.totals.get(entity)
-        values = [getattr(totals, attr, 0) if totals else 0 for attr, _ in TOTAL_FIELDS]
-        cat_counts = [counts.get((entity, category), 0) for category in categories]
-        per_category = dict(zip(categories, cat_counts))
-        tail = [sum(cat_counts), explained_missing(totals), counted(totals, per_category)]
-        values += cat_counts + tail
-        sums = [a + b for a, b in zip(sums, values)]
-        row = [label(entity)] + [c(v) for v in values[: len(TOTAL_FIELDS)]]
-        for category, n in zip(categories, cat_counts):
-            sheets = group_sheets.get((entity, category))
-            row.append(c(n, link=sheets[0][0]) if n and sheets else c(n))
-        row += [c(tail[0], font=xlsx.LABEL_FONT), c(tail[1]), c(tail[2], font=xlsx.LABEL_FONT)]
-        ws.append(row)
-    ws.append([c("All entities", font=xlsx.LABEL_FONT, border=xlsx.TOTAL_BORDER)]
-              + [c(v, font=xlsx.LABEL_FONT, border=xlsx.TOTAL_BORDER) for v in sums])
-    ws.append([])
 
-    # Crime statistics at a glance.
+def _crime_statistics_block(f: "xlsx.FormSheet", result: ReconResult) -> None:
+    """The crime statistics at a glance (the statistics' own block replaces this one)."""
+    ws, c = f.ws, f.c
     legacy = sum(s.legacy_count for s in result.stats)
     new = sum(s.new_count for s in result.stats)
     differing = sum(1 for s in result.stats if s.delta)
     months = {s.month for s in result.stats if s.delta}
-    ws.append([c("Crime statistics (Home Office return)", font=xlsx.SECTION_FONT)])
-    ws.append(xlsx.header_row(ws, ["", "OPUS", "iOPS", "Delta", "Cells differing", "Months differing"], range(1, 6)))
-    ws.append([label("Crimes counted"), c(legacy), c(new),
-               c(new - legacy, font=xlsx.NEGATIVE_FONT if new < legacy else None),
-               c(differing), c(len(months))])
-    ws.append([c(STATS_SHEET, link=STATS_SHEET), c(MONTHLY_SHEET, link=MONTHLY_SHEET)])
-    ws.append([])
-
-    # Every sheet, linked.
-    ws.append([c("Sheets in this workbook", font=xlsx.SECTION_FONT)])
-    head = xlsx.header_row(ws, ["Sheet", "Rows"], [1])
-    ws.append(head + [c("What it holds", font=xlsx.HEADER_FONT, fill=xlsx.HEADER_FILL, alignment=xlsx.INDENT)])
-    for title, rows, meaning in sheets_listed:
-        ws.append([c(title, link=title), c(rows) if rows is not None else None,
-                   c(meaning, alignment=xlsx.INDENT)])
-    ws.append([])
-
-    ws.append([c("How to read the colours", font=xlsx.SECTION_FONT)])
-    ws.append([c("expected_value", fill=xlsx.EXPECTED_FILL),
-               c("ALTERED rows: what the mapping says the field should hold")])
-    ws.append([c("new_value", fill=xlsx.DIFFERS_FILL), c("ALTERED rows: what iOPS holds instead")])
-    ws.append([c("-12", fill=xlsx.NEGATIVE_FILL, font=xlsx.NEGATIVE_FONT),
-               c("delta: fewer crimes in iOPS than in OPUS")])
-    ws.append([c("+3", fill=xlsx.POSITIVE_FILL, font=xlsx.POSITIVE_FONT),
-               c("delta: more crimes in iOPS than in OPUS")])
-    ws.append([c("'=…"), c("text that began with = + - @, tab or CR: the leading ' stops a spreadsheet "
-                          "running it as a formula")])
+    f.append([c("Crime statistics (Home Office return)", font=xlsx.SECTION_FONT)])
+    f.append(xlsx.header_row(ws, ["", "OPUS", "iOPS", "Delta", "Cells differing", "Months differing"], range(1, 6)))
+    f.append([c("Crimes counted", font=xlsx.LABEL_FONT), c(legacy), c(new),
+              c(new - legacy, font=xlsx.NEGATIVE_FONT if new < legacy else None),
+              c(differing), c(len(months))])
+    f.append([c(STATS_SHEET, link=STATS_SHEET), c(MONTHLY_SHEET, link=MONTHLY_SHEET)])
 
 
 # ---- summary.json -------------------------------------------------------------------------
-def _summary_document(result: ReconResult, counts) -> dict[str, Any]:
+def _summary_document(result: ReconResult, counts, *, records=None, checksums=None) -> dict[str, Any]:
     categories = _categories_in_order(result, counts)
+    records = records or {}
     entities = {}
     for entity in _entities_in_order(result, counts):
         totals = result.totals.get(entity)
@@ -574,6 +1034,7 @@ def _summary_document(result: ReconResult, counts) -> dict[str, Any]:
         entities[entity] = {
             **{attr: (getattr(totals, attr, 0) if totals else 0) for attr, _ in TOTAL_FIELDS},
             "categories": per_category,
+            "records_affected": {category: records.get((entity, category), 0) for category in categories},
             "discrepancies": sum(per_category.values()),
             "missing_explained": explained_missing(totals),
             "counted_failures": counted(totals, per_category),
@@ -602,5 +1063,8 @@ def _summary_document(result: ReconResult, counts) -> dict[str, Any]:
         "mapping_digest": result.mapping_digest,
         "legacy_url": mask_credentials(result.legacy_url),
         "target_url": mask_credentials(result.target_url),
+        "sample": {"seed": getattr(result, "sample_seed", None), "records": len(getattr(result, "sample", None) or [])},
         "files": dict(FILE_NAMES),
+        #: SHA-256 of every other file of the set, from the bytes written (hex).
+        "sha256": dict(checksums or {}),
     }

@@ -22,6 +22,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from openpyxl.utils import get_column_letter
+
 from core.schema import TARGET_TABLES
 from reports import xlsx
 from core.publish import ReportSet
@@ -38,12 +40,18 @@ JSON_NAME = "rollback.json"
 XLSX_NAME = "rollback.xlsx"
 
 CONFLICT_SHEET, NOTICE_SHEET, RESTORE_SHEET, DELETE_SHEET = "Conflicts", "Notices", "Restore", "Delete"
-CONFLICT_COLUMNS = ("kind", "table", "row_key", "legacy_key", "run_action", "later_runs", "refers_to",
+CONFLICT_COLUMNS = ("kind", "record", "table", "row_key", "legacy_key", "run_action", "later_runs", "refers_to",
                     "written_by_run", "fields", "fields_proven", "detail")
 # One Delete and one Restore sheet per table: fewer cells per row (a run of 100,000 crimes
 # deletes half a million rows, and cells are what a workbook costs), a link per table.
-RESTORE_COLUMNS = ("row_key", "legacy_key", "fields_restored", "changes (now -> restored)")
-DELETE_COLUMNS = ("row_key", "legacy_key")
+RESTORE_COLUMNS = ("record", "row_key", "legacy_key", "fields_restored", "changes (now -> restored)")
+DELETE_COLUMNS = ("record", "row_key", "legacy_key")
+#: Column widths of the conflict sheets (by column name): long text wraps, the sheet prints
+#: landscape one page wide at a readable size.
+CONFLICT_WIDTHS = {"kind": 16, "record": 30, "table": 14, "row_key": 20, "legacy_key": 14, "run_action": 10,
+                   "later_runs": 10, "refers_to": 24, "written_by_run": 10, "fields": 44, "fields_proven": 8,
+                   "detail": 50}
+_WRAPPED_CONFLICT = {CONFLICT_COLUMNS.index(n) for n in ("record", "refers_to", "fields", "detail")}
 
 KIND_MEANING = {
     "CHANGED_SINCE": "a row the run wrote has been edited since: undoing the run would destroy the edit",
@@ -63,6 +71,13 @@ MODE_TITLE = {
     "refused": "Rollback refused",
     "executed": "Rollback executed",
 }
+
+
+def default_folder(run_id: int, now: dt.datetime | None = None) -> Path:
+    """Where ``rollback`` writes its report when not told: a folder of its own per run and per
+    moment (``rollback-run3-20261204T183000Z``), so a report never replaces an earlier one."""
+    moment = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+    return Path(f"rollback-run{run_id}-{moment:%Y%m%dT%H%M%SZ}")
 
 
 def write_rollback_report(result: "RollbackResult", out_dir: Path) -> list[Path]:
@@ -104,13 +119,18 @@ def _write_workbook(wb, out, result: "RollbackResult") -> None:
     summary = wb.create_sheet(xlsx.SUMMARY_TITLE)
     summary.sheet_view.tabSelected = True
     taken = {xlsx.SUMMARY_TITLE}
+    widths = {i: CONFLICT_WIDTHS[n] for i, n in enumerate(CONFLICT_COLUMNS)}
+    wrapped = {i: {"alignment": xlsx.WRAP_TOP} for i in _WRAPPED_CONFLICT}
     tables = {
-        CONFLICT_SHEET: xlsx.TableWriter(wb, CONFLICT_SHEET, CONFLICT_COLUMNS, taken, fixed_widths={8: 50, 10: 80}),
-        NOTICE_SHEET: xlsx.TableWriter(wb, NOTICE_SHEET, CONFLICT_COLUMNS, taken, fixed_widths={8: 30, 10: 60}),
+        name: xlsx.TableWriter(wb, name, CONFLICT_COLUMNS, taken, fixed_widths=widths, column_styles=wrapped)
+        for name in (CONFLICT_SHEET, NOTICE_SHEET)
     }
-    for kind, columns, widths in ((RESTORE_SHEET, RESTORE_COLUMNS, {3: 80}), (DELETE_SHEET, DELETE_COLUMNS, {})):
+    for kind, columns, widths in ((RESTORE_SHEET, RESTORE_COLUMNS, {0: 34, 3: 30, 4: 70}),
+                                  (DELETE_SHEET, DELETE_COLUMNS, {0: 40})):
+        styles = {0: {"alignment": xlsx.WRAP_TOP}, len(columns) - 1: {"alignment": xlsx.WRAP_TOP}}
         for table in TABLES:
-            tables[(kind, table)] = xlsx.TableWriter(wb, f"{kind} {table}", columns, taken, fixed_widths=widths)
+            tables[(kind, table)] = xlsx.TableWriter(wb, f"{kind} {table}", columns, taken, fixed_widths=widths,
+                                                     column_styles=styles)
     for doc in _documents(result, "conflicts"):
         tables[CONFLICT_SHEET].append(_conflict_values(doc))
     for doc in _documents(result, "notices"):
@@ -118,10 +138,10 @@ def _write_workbook(wb, out, result: "RollbackResult") -> None:
     for doc in _documents(result, "restore"):
         fields = doc["fields"]
         tables[(RESTORE_SHEET, doc["table"])].append(
-            [doc["row_key"], doc["legacy_key"], ", ".join(f["field"] for f in fields),
+            [_record(doc), doc["row_key"], doc["legacy_key"], ", ".join(f["field"] for f in fields),
              _changes_text(fields, "current", "restored", "->")])
     for doc in _documents(result, "delete"):
-        tables[(DELETE_SHEET, doc["table"])].append([doc["row_key"], doc["legacy_key"]])
+        tables[(DELETE_SHEET, doc["table"])].append([_record(doc), doc["row_key"], doc["legacy_key"]])
     # Conflicts and Notices always have a sheet (an empty one says "none"); per-table
     # Delete and Restore sheets only when the table has such rows.
     sheets = {name: table.close(always=isinstance(name, str)) for name, table in tables.items()}
@@ -172,80 +192,97 @@ def rollback_document(result: "RollbackResult") -> dict[str, Any]:
 # ---- the Summary sheet --------------------------------------------------------------------
 
 
+SUMMARY_WIDTHS = [30, 20, 16, 18, 16, 64]
+
+
 def _summary_sheet(ws, result: "RollbackResult", sheets: dict[str, list[tuple[str, int]]]) -> None:
     run = result.run
-    xlsx.set_widths(ws, [30, 16, 16, 18, 16, 70])
-    c = lambda v, **kw: xlsx.cell(ws, v, **kw)  # noqa: E731
+    f = xlsx.FormSheet(ws, SUMMARY_WIDTHS)
+    c = f.c
     label = lambda text: c(text, font=xlsx.LABEL_FONT)  # noqa: E731
+    width = len(SUMMARY_WIDTHS)
     failed = result.conflict_count > 0
     first = {name: (titles[0][0] if titles else None) for name, titles in sheets.items()}
     first.update({name: None for name in [(kind, t) for kind in (DELETE_SHEET, RESTORE_SHEET) for t in TABLES]
                   if name not in first})
 
-    ws.row_dimensions[1].height = 24
-    ws.row_dimensions[4].height = 36
-    ws.append([c(f"{MODE_TITLE.get(result.mode, 'Rollback')} of migration run {run.id}", font=xlsx.TITLE_FONT)])
-    ws.append([c("What undoing the run would delete and restore, and every conflict with work done in iOPS "
-                 "since the run. Blue underlined text links to the sheet it names.")])
-    ws.append([])
-    verdict = _verdict(result)
-    ws.append([c("Result", font=xlsx.LABEL_FONT, alignment=xlsx.MIDDLE),
-               c(verdict, font=xlsx.RESULT_FONT, fill=xlsx.FAIL_FILL if failed else xlsx.PASS_FILL,
-                 alignment=xlsx.CENTRE),
-               c("  " + _verdict_text(result), alignment=xlsx.MIDDLE)])
-    ws.append([])
+    f.append([c(f"{MODE_TITLE.get(result.mode, 'Rollback')} of migration run {run.id}", font=xlsx.TITLE_FONT)],
+             height=24, span=(1, width))
+    f.text("What undoing the run would delete and restore, and every conflict with work done in iOPS since the "
+           "run. Times are UK local time. Blue underlined text links to the sheet it names.")
+    f.blank()
+    verdict, sentence = _verdict(result), _verdict_text(result)
+    row = f.append([c("Result", font=xlsx.SECTION_FONT, alignment=xlsx.MIDDLE),
+                    c(verdict, font=xlsx.RESULT_FONT, fill=xlsx.FAIL_FILL if failed else xlsx.PASS_FILL,
+                      alignment=xlsx.CENTRE), None,
+                    c(sentence, alignment=xlsx.WRAP_MIDDLE)], lines=max(3, f.lines(sentence, 4, width)))
+    ws.merged_cells.add(f"B{row}:C{row}")  # the banner: wide enough for "12,345 CONFLICTS"
+    ws.merged_cells.add(f"D{row}:{get_column_letter(width)}{row}")
+    f.blank()
     for text, value in (
         ("Run", run.id),
         ("Run state", run.state),
-        ("Run started (UTC)", xlsx.naive_utc(run.started_at)),
-        ("Run finished (UTC)", xlsx.naive_utc(run.finished_at)),
+        ("Run started (UK time)", run.started_at),
+        ("Run finished (UK time)", run.finished_at),
         ("Legacy store of the run", mask_credentials(run.legacy_store)),
         ("Target (iOPS)", mask_credentials(result.target)),
         ("Run by", f"{run.os_user or '?'} on {run.host or '?'}"),
-        ("Report made (UTC)", xlsx.naive_utc(result.finished_at)),
+        ("Report made (UK time)", result.finished_at),
     ):
-        ws.append([label(text), c(value, alignment=xlsx.LEFT) if value is not None else None])
+        cells = [label(text), c(value, alignment=xlsx.LEFT) if value is not None else None]
+        if isinstance(value, str) and len(value) > SUMMARY_WIDTHS[1]:
+            f.append(cells, span=(2, width))  # a long store address: across the sheet, not cut
+        else:
+            f.append(cells)
     if result.runs_to_undo_first:
-        ws.append([label("Runs to undo first"), c(", ".join(str(r) for r in result.runs_to_undo_first))])
-    ws.append([])
+        f.append([label("Runs to undo first"), c(", ".join(str(r) for r in result.runs_to_undo_first))])
+    f.blank()
 
-    ws.append([c("Per table", font=xlsx.SECTION_FONT)])
-    ws.append(xlsx.header_row(ws, ["Table", "Delete", "Restore", "Already deleted", "Conflicts"], range(1, 5)))
+    f.append([c("Per table", font=xlsx.SECTION_FONT)])
+    f.append(xlsx.header_row(ws, ["Table", "Delete", "Restore", "Already deleted", "Conflicts"], range(1, 5)))
     totals = [0, 0, 0, 0]
     for name, plan in result.tables.items():
         values = [plan.delete, plan.restore, plan.already_deleted, plan.conflicts]
         totals = [a + b for a, b in zip(totals, values)]
         links = [first[(DELETE_SHEET, name)], first[(RESTORE_SHEET, name)], first[NOTICE_SHEET], first[CONFLICT_SHEET]]
-        ws.append([label(name)] + [c(v, link=link) if v and link else c(v) for v, link in zip(values, links)])
-    ws.append([c("All tables", font=xlsx.LABEL_FONT, border=xlsx.TOTAL_BORDER)]
-              + [c(v, font=xlsx.LABEL_FONT, border=xlsx.TOTAL_BORDER) for v in totals])
-    ws.append([])
+        f.append([label(name)] + [c(v, link=link) if v and link else c(v) for v, link in zip(values, links)])
+    f.append([c("All tables", font=xlsx.LABEL_FONT, border=xlsx.TOTAL_BORDER)]
+             + [c(v, font=xlsx.LABEL_FONT, border=xlsx.TOTAL_BORDER) for v in totals])
+    f.blank()
 
-    ws.append([c("Conflicts by kind", font=xlsx.SECTION_FONT)])
-    ws.append(xlsx.header_row(ws, ["Kind", "Count"], [1]))
+    f.append([c("Conflicts by kind", font=xlsx.SECTION_FONT)])
+    f.append(xlsx.header_row(ws, ["Kind", "Count"], [1])
+             + [c("What it means", font=xlsx.HEADER_FONT, fill=xlsx.HEADER_FILL, alignment=xlsx.INDENT)],
+             span=(3, width))
     for kind, meaning in KIND_MEANING.items():
         n = result.notice_count if kind == "ALREADY_DELETED" else result.conflict_counts.get(kind, 0)
         link = first[NOTICE_SHEET] if kind == "ALREADY_DELETED" else first[CONFLICT_SHEET]
-        ws.append([label(kind), c(n, link=link) if n and link else c(n), None, None, None, c(meaning)])
-    ws.append([])
+        f.append([c(kind, font=xlsx.LABEL_FONT, alignment=xlsx.TOP),
+                  c(n, link=link, alignment=xlsx.TOP) if n and link else c(n, alignment=xlsx.TOP),
+                  c(meaning, alignment=xlsx.WRAP_INDENT)],
+                 span=(3, width), lines=f.lines(meaning, 3, width))
+    f.blank()
 
     if result.xref is not None:
-        ws.append([c("Cross-reference (mig_xref) repaired", font=xlsx.SECTION_FONT)])
-        ws.append([label("Entries deleted"), c(result.xref.deleted)])
-        ws.append([label("Entries restored"), c(result.xref.restored)])
-        ws.append([label("Entries to re-check"), c(result.xref.recheck)])
-        ws.append([])
+        f.append([c("Cross-reference (mig_xref) repaired", font=xlsx.SECTION_FONT)])
+        f.append([label("Entries deleted"), c(result.xref.deleted)])
+        f.append([label("Entries restored"), c(result.xref.restored)])
+        f.append([label("Entries to re-check"), c(result.xref.recheck)])
+        f.blank()
 
-    ws.append([c("Sheets in this workbook", font=xlsx.SECTION_FONT)])
-    ws.append(xlsx.header_row(ws, ["Sheet", "Rows"], [1]) + [None, None, None,
-                                                             c("What it holds", font=xlsx.HEADER_FONT,
-                                                               fill=xlsx.HEADER_FILL)])
+    f.append([c("Sheets in this workbook", font=xlsx.SECTION_FONT)])
+    f.append(xlsx.header_row(ws, ["Sheet", "Rows"], [1])
+             + [c("What it holds", font=xlsx.HEADER_FONT, fill=xlsx.HEADER_FILL, alignment=xlsx.INDENT)],
+             span=(3, width))
     for name, titles in sheets.items():
         kind, table = (name, None) if isinstance(name, str) else name
         for title, rows in titles:
-            ws.append([c(title, link=title), c(rows), None, None, None, c(SHEET_MEANING[kind].format(table=table))])
-    ws.append([])
-    ws.append([c("How to resolve conflicts", font=xlsx.SECTION_FONT)])
+            meaning = SHEET_MEANING[kind].format(table=table)
+            f.append([c(title, link=title, alignment=xlsx.TOP), c(rows, alignment=xlsx.TOP),
+                      c(meaning, alignment=xlsx.WRAP_INDENT)], span=(3, width),
+                     lines=f.lines(meaning, 3, width))
+    f.blank()
+    f.append([c("How to resolve conflicts", font=xlsx.SECTION_FONT)])
     for text in (
         "LATER_RUN: roll back the later runs first, newest first (rollback N --execute for each).",
         "DEPENDENT_ROW written by a later run: roll that run back first. Entered in iOPS: re-point or "
@@ -254,7 +291,7 @@ def _summary_sheet(ws, result: "RollbackResult", sheets: dict[str, list[tuple[st
         "DELETED_SINCE: a restored row would come back; re-create it or keep the run.",
         "Then run the dry run again: rollback --execute refuses while any conflict remains.",
     ):
-        ws.append([c("•"), c(text)])
+        f.text(text, column=2, lead=[c("•", alignment=xlsx.TOP)])
 
 
 def _verdict(result: "RollbackResult") -> str:
@@ -276,6 +313,12 @@ def _verdict_text(result: "RollbackResult") -> str:
 # ---- values -------------------------------------------------------------------------------
 
 
+def _record(doc: dict) -> str | None:
+    """The row as a person names it (crime CR/…, person NOM_ID n (NAME)) when the analysis
+    names it; else its legacy key; else its table and key."""
+    return doc.get("record") or doc.get("legacy_key") or f"{doc['table']} {doc['row_key']}"
+
+
 def _conflict_values(c: dict) -> list:
     """A conflict (as spooled: ``Conflict.to_json()``) as a row of the Conflicts sheet."""
     if c["kind"] == "DEPENDENT_ROW":
@@ -283,9 +326,9 @@ def _conflict_values(c: dict) -> list:
     else:
         changes = _changes_text(c["fields"], "current", "other",
                                 "| written:" if c["kind"] == "CHANGED_SINCE" else "| before:")
-    return [c["kind"], c["table"], c["row_key"], c["legacy_key"], c["run_action"],
-            ", ".join(str(r) for r in c["later_runs"]) or None, c["refers_to"], c["written_by_run"],
-            changes, "yes" if c["fields_proven"] else None, c["detail"]]
+    return [c["kind"], _record(c), c["table"], c["row_key"], c["legacy_key"], c["run_action"],
+            ", ".join(str(r) for r in c["later_runs"]) or None, c.get("refers_to_record") or c["refers_to"],
+            c["written_by_run"], changes, "yes" if c["fields_proven"] else None, c["detail"]]
 
 
 def _changes_text(fields: list[dict], now: str, other: str, arrow: str) -> str | None:

@@ -75,8 +75,11 @@ def render_rollback(result: RollbackResult) -> str:
             lines.append(f"  {c.kind:<14}{c.table} {c.row_key}" + (f" ({c.legacy_key})" if c.legacy_key else ""))
             lines.append(f"  {'':<14}{c.detail}")
             for f in c.fields[:6]:
-                lines.append(f"  {'':<14}  {f.field}: {_value(f.current)} (was written/restored as {_value(f.other)})"
-                             if c.kind != "DEPENDENT_ROW" else f"  {'':<14}  {f.field} = {_value(f.current)}")
+                if c.kind == "DEPENDENT_ROW":
+                    lines.append(f"  {'':<14}  {f.field} = {_value(f.current)}")
+                    continue
+                now, other, where = _pair(f.current, f.other)
+                lines.append(f"  {'':<14}  {f.field}: {now} (was written/restored as {other}){where}")
         if result.conflict_count > CONSOLE_CONFLICTS:
             lines.append(f"  ... and {result.conflict_count - CONSOLE_CONFLICTS:,} more in the report")
         if result.runs_to_undo_first:
@@ -103,10 +106,33 @@ def render_rollback(result: RollbackResult) -> str:
     return "\n".join(lines)
 
 
+#: Characters of a value printed on the console (the report files hold every value whole).
+VALUE_CHARS = 60
+
+
 def _value(text: str | None) -> str:
     if text is None:
         return "NULL"
-    return repr(text if len(text) <= 60 else text[:57] + "...")
+    return repr(text if len(text) <= VALUE_CHARS else text[:VALUE_CHARS - 3] + "...")
+
+
+def _pair(now: str | None, other: str | None) -> tuple[str, str, str]:
+    """Two values of one field, each cut to the same window around where they first differ —
+    two long values that differ late would otherwise print the same — and where that is."""
+    if now is None or other is None or (len(now) <= VALUE_CHARS and len(other) <= VALUE_CHARS):
+        return _value(now), _value(other), ""
+    same = 0
+    for a, b in zip(now, other):
+        if a != b:
+            break
+        same += 1
+    start = max(0, same - 20)
+
+    def window(text: str) -> str:
+        piece = text[start:start + VALUE_CHARS]
+        return ("..." if start else "") + piece + ("..." if start + VALUE_CHARS < len(text) else "")
+
+    return repr(window(now)), repr(window(other)), f"; they differ from character {same + 1}"
 
 
 def _when(moment: dt.datetime | None) -> str:

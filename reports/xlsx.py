@@ -23,7 +23,9 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.hyperlink import Hyperlink
+from zoneinfo import ZoneInfo
 
 from reports.safe import neutralise
 
@@ -60,14 +62,27 @@ NEGATIVE_FONT = Font(name=FONT_NAME, color="9C0006")
 POSITIVE_FILL = PatternFill("solid", fgColor="FFEB9C")
 POSITIVE_FONT = Font(name=FONT_NAME, color="9C5700")
 TOTAL_BORDER = Border(top=Side(style="thin"))
+#: A box to write in (sign-off fields): visible on paper.
+BOX = Border(left=Side(style="thin"), right=Side(style="thin"), top=Side(style="thin"), bottom=Side(style="thin"))
+VERDICT_FONT = Font(name=FONT_NAME, bold=True, color="FFFFFF")
 WRAP = Alignment(wrap_text=True, vertical="top")
+WRAP_MIDDLE = Alignment(wrap_text=True, vertical="center")
+WRAP_INDENT = Alignment(wrap_text=True, vertical="top", indent=1)
+NOTE_FONT = Font(name=FONT_NAME, italic=True, color="595959")
 CENTRE = Alignment(horizontal="center", vertical="center")
 LEFT = Alignment(horizontal="left")
 MIDDLE = Alignment(vertical="center")
 INDENT = Alignment(indent=1)
 
-DATETIME_FORMAT = 'yyyy-mm-dd hh:mm:ss "UTC"'
+#: Every time in the workbooks is UK civil time (GMT or BST, as a UK reader's clock showed it):
+#: the day-month-year order a UK reader expects, the month by name so 03/04 cannot be misread.
+DATETIME_FORMAT = "dd mmm yyyy hh:mm"
+DATE_FORMAT = "dd mmm yyyy"
 MONTH_FORMAT = "yyyy-mm"
+LONDON = ZoneInfo("Europe/London")
+#: The protective marking of every page printed (Government Security Classifications).
+MARKING = "OFFICIAL-SENSITIVE"
+EMPTY = "(empty)"
 
 _TITLE_FORBIDDEN = re.compile(r"[\\/?*\[\]:]")
 _ESCAPE = {chr(i): f"\\x{i:02x}" for i in range(32)}
@@ -98,10 +113,43 @@ def text_value(value: str) -> str:
 
 
 def naive_utc(moment: dt.datetime | None) -> dt.datetime | None:
-    """Excel has no time zones: an aware datetime as naive UTC (labelled UTC by its format)."""
+    """Excel has no time zones: an aware datetime as naive UTC."""
     if moment is None or moment.tzinfo is None:
         return moment
     return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def uk_local(moment: dt.datetime | None) -> dt.datetime | None:
+    """Excel has no time zones: an aware datetime as the naive UK civil time it was
+    (``Europe/London``: GMT in winter, BST in summer). A naive one is taken as already local."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(LONDON).replace(tzinfo=None)
+
+
+#: An instant written as text with its zone (``2019-03-31T00:30:00Z``, ``…+01:00``), a UK local
+#: time (``2019-03-31 01:30``) or a date (``1985-03-02``): the forms the reconciler's values take.
+_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})")
+_LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2})?")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def as_excel_time(value: Any) -> Any:
+    """A time or date written as text, as the real Excel value a UK reader reads: an instant
+    with a zone in UK local time, a local time as it is, a date as a date. Other values as
+    they are (a value the reconciler wrote in another form stays text: nothing is guessed)."""
+    if not isinstance(value, str) or not 10 <= len(value) <= 32 or not value[:4].isdigit():
+        return value
+    try:
+        if _INSTANT.fullmatch(value):
+            return uk_local(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+        if _LOCAL.fullmatch(value):
+            return dt.datetime.fromisoformat(value)
+        if _DATE.fullmatch(value):
+            return dt.date.fromisoformat(value)
+    except ValueError:  # 2019-02-30: not a real date, shown as the text it is
+        pass
+    return value
 
 
 def cell(ws, value: Any, *, font: Font | None = None, fill: PatternFill | None = None,
@@ -115,8 +163,10 @@ def cell(ws, value: Any, *, font: Font | None = None, fill: PatternFill | None =
     if isinstance(value, str):
         value = text_value(value)
     elif isinstance(value, dt.datetime):
-        value = naive_utc(value)
+        value = uk_local(value)
         number_format = number_format or DATETIME_FORMAT
+    elif isinstance(value, dt.date):
+        number_format = number_format or DATE_FORMAT
     if link and font is None:
         font = LINK_FONT
     styled = bool(font or fill or number_format or alignment or border)
@@ -163,14 +213,52 @@ def back_link(ws) -> Any:
 
 
 def print_layout(ws, *, title_rows: str | None = "1:1") -> None:
-    """Printable as an auditor would print it: landscape, one page wide, header on every page."""
+    """Printable as an auditor files it: landscape A4, one page wide, the header row on every
+    page, marked OFFICIAL-SENSITIVE at the top and bottom of each page, the sheet's name, the
+    file's name and "Page X of Y"."""
     ws.page_setup.orientation = "landscape"
     ws.page_setup.paperSize = "9"  # A4
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
     ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.page_margins.left = ws.page_margins.right = 0.5
+    ws.page_margins.top = ws.page_margins.bottom = 0.75
+    ws.page_margins.header = ws.page_margins.footer = 0.3
+    ws.print_options.horizontalCentered = False
+    header, footer = ws.oddHeader, ws.oddFooter
+    header.center.text = MARKING
+    header.center.size = 10
+    header.center.font = "Calibri,Bold"
+    header.right.text = "&A"  # the sheet's name
+    header.right.size = 8
+    footer.center.text = MARKING
+    footer.center.size = 10
+    footer.center.font = "Calibri,Bold"
+    footer.right.text = "Page &P of &N"
+    footer.right.size = 8
+    footer.left.text = "&F"  # the file's name
+    footer.left.size = 8
     if title_rows:
         ws.print_title_rows = title_rows
+
+
+# ---- drop-down lists ------------------------------------------------------------------------
+def list_validation(ws, choices: Sequence[str] | str, cells: str, *, strict: bool = True,
+                    prompt: str | None = None) -> DataValidation:
+    """A drop-down list over ``cells`` (``"K2:K1048576"``): ``choices`` are the values offered, or a
+    reference to cells holding them (``"'Sign-off'!$B$30:$B$39"``). ``strict``: other values are
+    refused; else they are allowed (a name not on the list)."""
+    formula = choices if isinstance(choices, str) else '"' + ",".join(choices) + '"'
+    dv = DataValidation(type="list", formula1=formula, allow_blank=True, showDropDown=False,
+                        showErrorMessage=strict, showInputMessage=bool(prompt))
+    if strict:
+        dv.errorTitle = "Not on the list"
+        dv.error = "Pick a value from the drop-down list."
+    if prompt:
+        dv.prompt = prompt
+    dv.add(cells)
+    ws.data_validations.append(dv)
+    return dv
 
 
 # ---- sheet names --------------------------------------------------------------------------
@@ -199,9 +287,9 @@ def display_width(value: Any) -> int:
     if value is None:
         return 0
     if isinstance(value, dt.datetime):
-        return 23
+        return 17  # DATETIME_FORMAT
     if isinstance(value, dt.date):
-        return 10
+        return 11  # DATE_FORMAT
     if isinstance(value, float):
         return len(f"{value:.1f}")
     return max((len(line) for line in str(value).splitlines()), default=0)
@@ -249,11 +337,19 @@ def line_count(values: Sequence[Any]) -> int:
     return 1 + max(v.count("\n") for v in texts)
 
 
-def multiline_styles(values: Sequence[Any], styles: dict[int, dict] | None) -> dict[int, dict]:
+def wrapped_lines(text: str, width: float) -> int:
+    """Lines ``text`` takes in a wrapped cell ``width`` wide (an estimate: Calibri 11, average letters)."""
+    per_line = max(1, int(width * CHARS_PER_UNIT) - 1)
+    return sum(max(1, -(-len(part) // per_line)) for part in text.split("\n"))
+
+
+def multiline_styles(values: Sequence[Any], styles: dict[int, dict] | None,
+                     wrapped: Iterable[int] = ()) -> dict[int, dict]:
     """A row with multi-line text: that text wraps, and the whole row reads from the top."""
     merged = {i: dict(s) for i, s in (styles or {}).items()}
+    wrapped = set(wrapped)
     for i, v in enumerate(values):
-        alignment = WRAP_TOP if isinstance(v, str) and "\n" in v else TOP
+        alignment = WRAP_TOP if isinstance(v, str) and ("\n" in v or i in wrapped) else TOP
         merged.setdefault(i, {})["alignment"] = alignment
     return merged
 
@@ -277,13 +373,17 @@ class TableWriter:
     fitted to the first rows, and a link back to the Summary beside the header. Rows are raw
     values; ``column_styles`` (per column index) and the ``styles`` of one row (per column
     index) are keyword arguments of :func:`cell`. ``max_sheet_rows``: rows per sheet, header
-    included (Excel's limit unless a smaller one is given).
+    included (Excel's limit unless a smaller one is given). ``validations``: drop-down lists
+    put on every sheet of the table, as (column index, choices, strict) of
+    :func:`list_validation`.
     """
 
     def __init__(self, wb: Workbook, base: str, header: Sequence[str], taken: set[str], *,
                  column_styles: dict[int, dict] | None = None,
                  fixed_widths: dict[int, float] | None = None, link_back: bool = True,
-                 max_sheet_rows: int = MAX_SHEET_ROWS):
+                 max_sheet_rows: int = MAX_SHEET_ROWS,
+                 validations: Sequence[tuple[int, Sequence[str] | str, bool]] = ()):
+        self.validations = tuple(validations)
         self.wb = wb
         self.base = base
         self.header = list(header)
@@ -299,6 +399,7 @@ class TableWriter:
         self._widths: list[float] | None = None
         self._numeric: set[int] = set()
         self._pending: list[tuple] = []  # rows seen before the widths are fixed
+        self._wrap_widths: dict[int, float] = {}
         self._ws = None
         self._merged_styles: dict[tuple, tuple] = {}
         self._rows_here = 0
@@ -318,6 +419,10 @@ class TableWriter:
         for index, width in self.fixed_widths.items():
             widths[index] = width
         self._widths = widths
+        # Columns whose text wraps: a row's height must be known before it is streamed, and
+        # neither Excel nor LibreOffice reliably grows a row for wrapped text on opening.
+        self._wrap_widths = {i: widths[i] for i, style in self.column_styles.items()
+                             if i < len(widths) and style and getattr(style.get("alignment"), "wrap_text", False)}
         pending, self._pending = self._pending, []
         for values, styles in pending:
             self._write(values, styles)
@@ -327,8 +432,11 @@ class TableWriter:
             self._new_sheet()
         ws = self._ws
         lines = line_count(values)
+        for i, width in self._wrap_widths.items():
+            if i < len(values) and type(values[i]) is str and len(values[i]) >= width - 1:
+                lines = max(lines, wrapped_lines(values[i], width))
         if lines > 1:
-            styles = multiline_styles(values, styles)
+            styles = multiline_styles(values, styles, self._wrap_widths)
         cell_styles = self._cell_styles(len(values), styles)
         row = [cell(ws, v, **style) if is_styled(v, style) else cell(ws, v) for v, style in zip(values, cell_styles)]
         row_index = self._rows_here + 2
@@ -370,6 +478,9 @@ class TableWriter:
             head += [None, back_link(ws)]
         ws.freeze_panes = "A2"
         print_layout(ws)
+        for index, choices, strict in self.validations:
+            letter = get_column_letter(index + 1)
+            list_validation(ws, choices, f"{letter}2:{letter}{self.limit}", strict=strict)
         ws.append(head)
         self._ws = ws
         self._rows_here = 0
@@ -379,6 +490,7 @@ class TableWriter:
         if self._ws is not None:
             last = get_column_letter(len(self.header))
             self._ws.auto_filter.ref = f"A1:{last}{self._rows_here + 1}"
+            self._ws.print_area = f"A1:{last}{self._rows_here + 1}"  # the table, not the link beside it
 
     def close(self, *, always: bool = False) -> list[tuple[str, int]]:
         """Finish the table: [(sheet title, data rows)]. ``always``: a header-only sheet when empty."""
@@ -454,3 +566,67 @@ def discard_spools(wb: Workbook) -> None:
                     ws.close()  # ends the sheet's XML stream, which would complain when collected
             except Exception:
                 pass
+
+
+# ---- small sheets laid out as forms -------------------------------------------------------
+#: Characters of 11-point text per unit of column width (Excel's unit is one '0' of the font).
+CHARS_PER_UNIT = 1.0
+
+
+class FormSheet:
+    """A small sheet written row by row as a form (Summary, Sign-off, Run information): it knows
+    its row number, so a row can span columns (merged, wrapped) and be given the height its text
+    needs — Excel and LibreOffice fit the height of a wrapped cell, never of a merged one."""
+
+    def __init__(self, ws, widths: Sequence[float], *, title_rows: str | None = None) -> None:
+        self.ws = ws
+        self.widths = list(widths)
+        self.row = 0
+        set_widths(ws, self.widths)
+        print_layout(ws, title_rows=title_rows)
+        # A block written by other code straight into the sheet (``ws.append``) is counted too:
+        # a write-only sheet does not say how many rows it has, and every height and merge
+        # after that block depends on the count.
+        self._ws_append = ws.append
+        ws.append = self._counted_append
+
+    def _counted_append(self, row) -> None:
+        self.row += 1
+        self._ws_append(row)
+
+    def c(self, value: Any, **style) -> Any:
+        return cell(self.ws, value, **style)
+
+    def lines(self, text: str, first: int, last: int) -> int:
+        """Lines ``text`` takes wrapped over columns ``first``..``last`` (1-based)."""
+        width = sum(self.widths[first - 1:last]) * CHARS_PER_UNIT
+        count = 0
+        for part in str(text).split("\n"):
+            count += max(1, -(-int(len(part) * 1.05) // max(1, int(width - 2))))
+        return count
+
+    def append(self, cells: Sequence[Any] = (), *, height: float | None = None,
+               span: tuple[int, int] | None = None, lines: int | None = None) -> int:
+        """Append one row; ``span``: (first, last) columns merged from the first (1-based);
+        ``lines``: the row's height in lines of text. Returns the row's number."""
+        number = self.row + 1
+        if lines and lines > 1:
+            height = max(height or 0, LINE_HEIGHT * lines)
+        if height:
+            self.ws.row_dimensions[number].height = height
+        self.ws.append(list(cells))  # counted by _counted_append
+        if span is not None and span[1] > span[0]:
+            self.ws.merged_cells.add(f"{get_column_letter(span[0])}{number}:{get_column_letter(span[1])}{number}")
+        return number
+
+    def text(self, text: str, *, column: int = 1, last: int | None = None, lead: Sequence[Any] = (),
+             **style) -> int:
+        """A paragraph over columns ``column``..``last`` (default: to the last column), wrapped,
+        with ``lead`` cells before it."""
+        last = last or len(self.widths)
+        style.setdefault("alignment", WRAP_TOP)
+        cells = list(lead) + [None] * (column - 1 - len(lead)) + [self.c(text, **style)]
+        return self.append(cells, span=(column, last), lines=self.lines(text, column, last))
+
+    def blank(self) -> int:
+        return self.append([])

@@ -223,7 +223,7 @@ def _cell(value: str | None) -> str | None:
 
 def _read_discrepancies(path: Path) -> Iterator[dict]:
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             for row in csv.DictReader(fh):
                 yield {k: _cell(v) for k, v in row.items()}
     except FileNotFoundError:
@@ -401,7 +401,7 @@ def compare_stats(expected_rows: Iterable[dict], crime_stats_csv: Path, examples
     actual: dict[tuple, tuple] = {}
     bad_delta = 0
     try:
-        with Path(crime_stats_csv).open(newline="", encoding="utf-8") as fh:
+        with Path(crime_stats_csv).open(newline="", encoding="utf-8-sig") as fh:
             for row in csv.DictReader(fh):
                 key = (row["month"], row["district_code"], row["offence_group"])
                 counts = tuple(int(row[c] or 0) for c in _STAT_COUNTS)

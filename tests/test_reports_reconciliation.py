@@ -16,8 +16,11 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
+import hashlib
+
 import openpyxl
 import pytest
+from openpyxl.utils import get_column_letter
 from hypothesis import given, strategies as st
 
 from core.digest import text_fingerprint
@@ -26,7 +29,7 @@ from reconcile.model import (CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, STATS_CO
                              EntityTotals, ReconResult, StatRow)
 from reports import xlsx
 from reports.reconciliation import (
-    FILE_NAMES, ReconciliationReports, ReportInconsistent, format_score, write_reconciliation_reports,
+    COLUMN_LABELS, FILE_NAMES, ReconciliationReports, ReportInconsistent, format_score, write_reconciliation_reports,
 )
 from reports.safe import mask_credentials, needs_neutralising, neutralise, show_invisible
 from reports.text_reconcile import render_demo, render_reconciliation, render_simulation
@@ -137,7 +140,7 @@ def expected_csv_row(d: Discrepancy) -> list[str]:
 
 
 def read_csv(path: Path) -> list[list[str]]:
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="") as f:  # the byte-order mark Excel needs
         return list(csv.reader(f))
 
 
@@ -146,9 +149,28 @@ def group_of(title: str) -> tuple[str, str]:
     return entity, category
 
 
+OTHER_SHEETS = ("Summary", "Sign-off", "Field tally", "Sample to check", "Crime statistics", "Monthly totals",
+                "Run information")
+
+
 def data_sheets(wb) -> list[str]:
-    return [t for t in wb.sheetnames if t.split(" (")[0] not in
-            ("Summary", "Crime statistics", "Monthly totals", "Run information")]
+    return [t for t in wb.sheetnames if t.split(" (")[0] not in OTHER_SHEETS]
+
+
+_FIELD_OF_LABEL = {label: name for name, label in COLUMN_LABELS.items()}
+
+
+def header(ws) -> dict[str, int]:
+    """A sheet's header: CSV column name (or the label itself) -> column number."""
+    return {_FIELD_OF_LABEL.get(c.value, c.value): c.column for c in ws[1]
+            if c.value is not None and c.hyperlink is None}  # not the link back to the Summary
+
+
+def sheet_dicts(ws) -> list[dict]:
+    """A discrepancy sheet's rows as {CSV column name: value}."""
+    cols = header(ws)
+    return [{name: row[i - 1] for name, i in cols.items()}
+            for row in ws.iter_rows(min_row=2, max_col=max(cols.values()), values_only=True)]
 
 
 @pytest.fixture
@@ -275,8 +297,13 @@ def test_written_in_steps_equals_written_at_once(tmp_path):
     reports.add_stats(result.stats)
     reports.add(d for d in rows if d.entity != "crime")
     reports.finish(result)
-    for name in ("discrepancies.csv", "crime_stats.csv", "summary.json"):
+    for name in ("discrepancies.csv", "crime_stats.csv"):
         assert (tmp_path / "steps" / name).read_bytes() == (tmp_path / "once" / name).read_bytes(), name
+    # The same but for the workbook's checksum (a workbook records when it was saved).
+    docs = [json.loads((tmp_path / d / "summary.json").read_text()) for d in ("steps", "once")]
+    for doc in docs:
+        doc["sha256"].pop("reconciliation.xlsx")
+    assert docs[0] == docs[1]
     once, steps = (openpyxl.load_workbook(tmp_path / d / "reconciliation.xlsx") for d in ("once", "steps"))
     assert steps.sheetnames == once.sheetnames
     for title in once.sheetnames:
@@ -297,8 +324,9 @@ def test_statistics_that_changed_after_they_were_written_are_refused(tmp_path):
 def test_discrepancies_csv_is_rfc4180_and_equals_the_rows(written):
     _, paths = written
     raw = paths["discrepancies"].read_bytes()
-    raw.decode("utf-8")  # UTF-8 throughout
-    assert raw.startswith(b"entity,category,") and raw.endswith(b"\r\n")
+    raw.decode("utf-8")  # UTF-8 throughout, with the byte-order mark Excel needs to read it so
+    assert raw.startswith(b"\xef\xbb\xbfentity,category,") and raw.endswith(b"\r\n")
+    assert paths["crime_stats"].read_bytes().startswith(b"\xef\xbb\xbfmonth,")
     rows = read_csv(paths["discrepancies"])
     assert rows[0] == list(DISCREPANCY_COLUMNS)
     assert rows[1:] == [expected_csv_row(d) for d in tricky_discrepancies()]
@@ -363,7 +391,7 @@ def test_pass_result(tmp_path):
     assert json.loads(paths["summary"].read_text())["result"] == "PASS"
     assert read_csv(paths["discrepancies"]) == [list(DISCREPANCY_COLUMNS)]
     wb = openpyxl.load_workbook(paths["workbook"])
-    assert wb.sheetnames == ["Summary", "Crime statistics", "Monthly totals", "Run information"]
+    assert wb.sheetnames == list(OTHER_SHEETS)
     assert "PASS" in [c.value for row in wb["Summary"].iter_rows() for c in row]
 
 
@@ -419,48 +447,218 @@ def workbook(written):
 def test_sheet_order_summary_first(workbook):
     _, _, wb = workbook
     assert wb.sheetnames == [
-        "Summary",
+        "Summary", "Sign-off",
         "crime MISSING", "crime ALTERED", "crime DUPLICATE", "crime UNEXPECTED", "crime PROBABLE_MATCH",
         "intelligence MISSING", "intelligence ALTERED",
         "person MISSING", "person ALTERED", "person UNEXPECTED",
         "crime_person MISSING", "crime_person UNEXPECTED",
-        "Crime statistics", "Monthly totals", "Run information",
+        "Field tally", "Sample to check", "Crime statistics", "Monthly totals", "Run information",
     ]
     assert wb.active.title == "Summary"
     assert all(len(t) <= 31 for t in wb.sheetnames)
 
 
+def _as_csv_text(name: str, value) -> str:
+    """A workbook cell's value as discrepancies.csv writes it."""
+    if value is None or (value == xlsx.EMPTY and name in ("legacy_value", "expected_value", "new_value")):
+        return ""
+    if name == "score":
+        return format_score(value)
+    if isinstance(value, dt.datetime):  # UK local time, from an instant written in UTC
+        return value.replace(tzinfo=xlsx.LONDON).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value
+
+
 def test_discrepancy_sheets_match_the_csv(workbook):
+    """Every CSV row is on its entity × category sheet (MISSING rows with no reason first), with
+    the explanation beside the code, the work columns, and only the columns that apply."""
     _, paths, wb = workbook
-    csv_rows = read_csv(paths["discrepancies"])[1:]
-    per_group = Counter((r[0], r[1]) for r in csv_rows)
+    with open(paths["discrepancies"], encoding="utf-8-sig", newline="") as f:
+        csv_rows = list(csv.DictReader(f))
+    per_group = Counter((r["entity"], r["category"]) for r in csv_rows)
     seen = Counter()
     for title in data_sheets(wb):
         ws = wb[title]
-        assert [c.value for c in ws[1]][: len(DISCREPANCY_COLUMNS)] == list(DISCREPANCY_COLUMNS)
+        entity, category = group_of(title)
+        cols = header(ws)
+        names = list(cols)
+        assert names[0] == "legacy_ref" and names[-3:] == ["Status", "Owner", "Comment"]
+        assert names.index("explanation") + 1 == names.index("detail")  # the explanation beside the code
+        assert "entity" not in names and "category" not in names  # the sheet's title says them
+        if category == "MISSING":
+            assert not {"expected_value", "new_value", "field", "score"} & set(names)
         assert ws.freeze_panes == "A2"
-        assert ws.auto_filter.ref == f"A1:J{ws.max_row}"
-        rows = list(ws.iter_rows(min_row=2, max_col=len(DISCREPANCY_COLUMNS), values_only=True))
-        seen[group_of(title)] += len(rows)
-        # XML reads a carriage return back as a line feed; the workbook writes it so.
-        expected = [[v.replace("\r\n", "\n").replace("\r", "\n") for v in r]
-                    for r in csv_rows if (r[0], r[1]) == group_of(title)]
-        as_text = [["" if v is None else format_score(v) if i == 8 else v for i, v in enumerate(row)] for row in rows]
-        assert as_text == expected
-        for letter in "ABCDEFGHIJ":  # readable widths, set for every column
+        assert ws.auto_filter.ref == f"A1:{get_column_letter(len(names))}{ws.max_row}"
+        rows = sheet_dicts(ws)
+        seen[(entity, category)] += len(rows)
+        expected = [r for r in csv_rows if (r["entity"], r["category"]) == (entity, category)]
+        if category == "MISSING":  # no reason known first: those rows need a person
+            expected.sort(key=lambda r: r["detail"] != "")
+        for row, want in zip(rows, expected, strict=True):
+            for name in names[:-3]:
+                if name == "explanation":
+                    assert row[name], (title, row)
+                    continue
+                assert _as_csv_text(name, row[name]) == want[name].replace("\r\n", "\n").replace("\r", "\n"), \
+                    (title, name, row)
+            assert row["Status"] == "To review" and row["Owner"] is None
+        for letter in (get_column_letter(i) for i in cols.values()):  # readable widths, set for every column
             assert 8 <= ws.column_dimensions[letter].width <= 60
     assert seen == per_group
+
+
+def test_explanations_in_plain_words(workbook):
+    _, _, wb = workbook
+    missing = {r["legacy_ref"]: r for r in sheet_dicts(wb["crime MISSING"])}
+    assert missing["CR/000101/19"]["explanation"].startswith("not migrated: the record's reference")
+    altered = {r["legacy_ref"]: r for r in sheet_dicts(wb["crime ALTERED"])}
+    assert altered["CR/000205/19"]["explanation"] == "time is 1 hour(s) late in iOPS"
+    assert altered["CR/000204/19"]["explanation"].startswith("text cut short")
+    assert altered["CR/000204/19"]["new_value"] == xlsx.EMPTY  # a lost value is shown, not a blank cell
+    lost = {r["legacy_ref"]: r for r in sheet_dicts(wb["person MISSING"])}
+    assert lost["70031"]["explanation"]
+    pairs = {r["legacy_ref"]: r for r in sheet_dicts(wb["crime PROBABLE_MATCH"])}
+    assert "counted as present" in pairs["CR/000401/19"]["explanation"]
+    assert "person must decide" in pairs["CR/000403/19"]["explanation"]
+
+
+def test_missing_with_no_reason_comes_first(tmp_path):
+    rows = [Discrepancy("crime", "MISSING", "CR/000001/19", detail="UNMAPPED_OFFENCE"),
+            Discrepancy("crime", "MISSING", "CR/000002/19"),
+            Discrepancy("crime", "MISSING", "CR/000003/19", detail="BAD_REFERENCE"),
+            Discrepancy("crime", "MISSING", "CR/000004/19")]
+    result = make_result(rows, stats=[])
+    result.totals["crime"].missing_explained = 2
+    paths = write_reconciliation_reports(result, tmp_path / "m")
+    refs = [r["legacy_ref"] for r in sheet_dicts(openpyxl.load_workbook(paths["workbook"])["crime MISSING"])]
+    assert refs == ["CR/000002/19", "CR/000004/19", "CR/000001/19", "CR/000003/19"]
+    assert [r[2] for r in read_csv(paths["discrepancies"])[1:]] == [d.legacy_ref for d in rows]  # the CSV as found
+
+
+def test_times_are_real_values_in_uk_local_time(workbook):
+    _, _, wb = workbook
+    ws = wb["crime ALTERED"]
+    cols = header(ws)
+    row = next(r for r in ws.iter_rows(min_row=2) if r[cols["legacy_ref"] - 1].value == "CR/000205/19")
+    expected, new = row[cols["expected_value"] - 1], row[cols["new_value"] - 1]
+    # 2019-03-31T00:30Z is 00:30 GMT; 01:30Z is 02:30 BST (the clocks went forward at 01:00 UTC).
+    assert expected.value == dt.datetime(2019, 3, 31, 0, 30) and new.value == dt.datetime(2019, 3, 31, 2, 30)
+    assert expected.is_date and expected.number_format == xlsx.DATETIME_FORMAT == "dd mmm yyyy hh:mm"
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("2019-07-01T11:05:00Z", dt.datetime(2019, 7, 1, 12, 5)),
+    ("2019-01-01T11:05:00+00:00", dt.datetime(2019, 1, 1, 11, 5)),
+    ("2019-07-01 12:05", dt.datetime(2019, 7, 1, 12, 5)),  # already UK local
+    ("1985-03-02", dt.date(1985, 3, 2)),
+    ("2019-02-30", "2019-02-30"),  # not a real date: text as it is
+    ("REC_TIME=1105", "REC_TIME=1105"),
+    ("12345", "12345"),
+])
+def test_as_excel_time(text, expected):
+    assert xlsx.as_excel_time(text) == expected
 
 
 def test_altered_values_are_marked(workbook):
     _, _, wb = workbook
     ws = wb["crime ALTERED"]
-    for row in ws.iter_rows(min_row=2, max_col=10):
-        expected_cell, new_cell, legacy_cell = row[6], row[7], row[5]
+    cols = header(ws)
+    for row in ws.iter_rows(min_row=2):
+        expected_cell, new_cell = row[cols["expected_value"] - 1], row[cols["new_value"] - 1]
         assert expected_cell.fill.fgColor.rgb.endswith(xlsx.EXPECTED_FILL.fgColor.rgb[-6:])
-        assert new_cell.fill.fgColor.rgb.endswith(xlsx.DIFFERS_FILL.fgColor.rgb[-6:])  # even when empty
-        assert legacy_cell.fill.fill_type is None
-    assert wb["crime MISSING"]["H2"].fill.fill_type is None
+        assert new_cell.fill.fgColor.rgb.endswith(xlsx.DIFFERS_FILL.fgColor.rgb[-6:])
+        assert row[cols["legacy_value"] - 1].fill.fill_type is None
+    assert all(c.fill.fill_type is None for c in wb["crime MISSING"][2])
+
+
+def test_status_and_owner_drop_downs_on_every_discrepancy_sheet(workbook):
+    _, _, wb = workbook
+    team = wb["Sign-off"]
+    for title in data_sheets(wb):
+        ws = wb[title]
+        cols = header(ws)
+        lists = {str(dv.sqref): dv for dv in ws.data_validations.dataValidation}
+        status = lists[f"{get_column_letter(cols['Status'])}2:{get_column_letter(cols['Status'])}1048576"]
+        assert status.type == "list" and status.showErrorMessage
+        assert status.formula1.strip('"').split(",")[0] == "To review"
+        owner = lists[f"{get_column_letter(cols['Owner'])}2:{get_column_letter(cols['Owner'])}1048576"]
+        assert owner.type == "list" and not owner.showErrorMessage  # a name not on the list is allowed
+        sheet, cells = owner.formula1.rsplit("!", 1)
+        first, last = (int(part.split("$")[-1]) for part in cells.split(":"))
+        assert sheet == "'Sign-off'" and team[f"A{first}"].value == "Team member 1" and last - first == 9
+
+
+def test_sign_off_sheet(workbook):
+    _, _, wb = workbook
+    ws = wb["Sign-off"]
+    rows = [[c.value for c in row] for row in ws.iter_rows()]
+    head = next(i for i, r in enumerate(rows, 1) if r[:4] == ["Role", "Name", "Date", "Decision"])
+    assert [rows[head + k][0] for k in range(3)] == ["Prepared by", "Reviewed by", "Approved by"]
+    lists = {str(dv.sqref): dv for dv in ws.data_validations.dataValidation}
+    decision = lists[f"D{head + 1}:D{head + 3}"]
+    assert decision.type == "list" and "Accepted" in decision.formula1 and "Not accepted" in decision.formula1
+    assert lists[f"C{head + 1}:C{head + 3}"].type == "date"
+
+
+def test_field_tally(workbook):
+    _, paths, wb = workbook
+    rows = {(r[0], r[1]): r for r in wb["Field tally"].iter_rows(min_row=2, max_col=7, values_only=True)}
+    # every compared field is listed, also those that agree
+    from reconcile.specs import SPECS
+    for entity, spec in SPECS.items():
+        for rule in spec.rules:
+            assert (entity, rule.name) in rows
+    assert rows[("crime", "recorded_at")][6] == "differs" and rows[("crime", "status")][6] == "all equal"
+    # mo_text lost (expected a value, iOPS none), phone differing: counted from the CSV's ALTERED rows
+    altered = [r for r in read_csv(paths["discrepancies"])[1:] if r[1] == "ALTERED"]
+    for (entity, field), (_, _, total, lost, gained, differing, _) in rows.items():
+        mine = [r for r in altered if (r[0], r[4]) == (entity, field)]
+        assert total == len(mine) == lost + gained + differing
+        assert lost == sum(1 for r in mine if r[6] and not r[7])
+    assert rows[("crime", "mo_text")][3] == 1
+
+
+def test_sample_sheet(tmp_path):
+    from reconcile.sample import SampledRecord
+
+    result = make_result()
+    result.sample = [SampledRecord("crime", "CR/000009/19", "CR/000009/19", "key",
+                                   dt.datetime(2019, 7, 1, 11, 5, tzinfo=UTC), "Burglary - residential", "1 High St"),
+                     SampledRecord("person", "70001", "6f1c…", "key", dt.date(1980, 2, 1), "SMITH, John", None)]
+    result.sample_seed = 11
+    paths = write_reconciliation_reports(result, tmp_path / "s")
+    ws = openpyxl.load_workbook(paths["workbook"])["Sample to check"]
+    rows = list(ws.iter_rows(min_row=2, max_col=8, values_only=True))
+    assert rows[0] == (1, "crime", "CR/000009/19", "CR/000009/19", "OPUS key", dt.datetime(2019, 7, 1, 12, 5),
+                       "Burglary - residential", "1 High St")
+    assert rows[1][5] == dt.datetime(1980, 2, 1)  # a date of birth
+    assert [dv.formula1 for dv in ws.data_validations.dataValidation][0].startswith('"Agrees,Differs')
+    assert json.loads(paths["summary"].read_text())["sample"] == {"seed": 11, "records": 2}
+
+
+def test_every_sheet_is_marked_and_printable(workbook):
+    _, _, wb = workbook
+    for ws in wb.worksheets:
+        assert ws.oddHeader.center.text == "OFFICIAL-SENSITIVE", ws.title
+        assert ws.oddFooter.center.text == "OFFICIAL-SENSITIVE", ws.title
+        assert ws.oddFooter.right.text == "Page &P of &N", ws.title
+        assert ws.page_setup.orientation == "landscape" and ws.page_setup.fitToWidth == 1, ws.title
+        assert ws.page_setup.fitToHeight == 0 and ws.sheet_properties.pageSetUpPr.fitToPage, ws.title
+        if ws.title not in ("Summary", "Sign-off", "Run information"):  # tables: header frozen, on every page
+            assert ws.freeze_panes == "A2" and ws.print_title_rows == "$1:$1", ws.title
+            assert ws.auto_filter.ref, ws.title
+
+
+def test_summary_is_readable_in_print(workbook):
+    """Few columns (landscape A4 at about 100%, not 5-6 pt), sentences wrapped over merged cells."""
+    _, _, wb = workbook
+    ws = wb["Summary"]
+    widths = [ws.column_dimensions[get_column_letter(i)].width for i in range(1, ws.max_column + 1)]
+    assert ws.max_column <= 7 and sum(widths) <= 150
+    texts = [c.value for row in ws.iter_rows() for c in row if isinstance(c.value, str)]
+    assert any(t.startswith("3 crimes in OPUS are missing from iOPS: 2 with no reason known") for t in texts)
+    assert any("1 for a person to decide (REVIEW)" in t for t in texts)
+    assert len(ws.merged_cells.ranges) > 10
 
 
 def test_no_formula_anywhere_and_injection_neutralised(workbook):
@@ -477,7 +675,8 @@ def test_no_formula_anywhere_and_injection_neutralised(workbook):
         assert "'" + text.replace("\r", "\n") in texts
     assert "-2.500000" in texts and "-1" in texts
     assert "#DIV/0!" in texts  # an error-code look-alike stays text
-    assert wb["person MISSING"]["J2"].data_type == "s"
+    ws = wb["person MISSING"]
+    assert ws.cell(row=2, column=header(ws)["detail"]).data_type == "s"
 
 
 def test_summary_links_to_every_sheet(workbook):
@@ -495,14 +694,15 @@ def test_summary_links_to_every_sheet(workbook):
 
 
 def _summary_table(ws):
+    """The Summary's "Every record accounted for": {row label: {entity: count}}."""
     rows = [[c.value for c in row] for row in ws.iter_rows()]
-    start = next(i for i, r in enumerate(rows) if r[0] == "Entity")
-    header = rows[start]
+    start = next(i for i, r in enumerate(rows) if r[0] == "Every record accounted for") + 1
+    entities = [v for v in rows[start][1:] if v]
     table = {}
     for r in rows[start + 1:]:
-        if r[0] == "All entities":
+        if not isinstance(r[1], int):
             break
-        table[r[0]] = dict(zip(header[1:], r[1:]))
+        table[r[0]] = dict(zip(entities, r[1:]))
     return table
 
 
@@ -511,20 +711,33 @@ def test_summary_totals_equal_summary_json_and_csv(workbook):
     doc = json.loads(paths["summary"].read_text())
     ws = wb["Summary"]
     table = _summary_table(ws)
-    assert list(table) == list(ENTITIES)
     csv_counts = Counter((r[0], r[1]) for r in read_csv(paths["discrepancies"])[1:])
-    for entity, cols in table.items():
-        for category in CATEGORIES:
-            assert cols[category] == doc["entities"][entity]["categories"][category] == csv_counts[(entity, category)]
-        assert cols["Legacy live"] == result.totals[entity].legacy_total
-        assert cols["New total"] == result.totals[entity].new_total
-        assert cols["Discrepancies"] == doc["entities"][entity]["discrepancies"]
-        assert cols["MISSING explained"] == doc["entities"][entity]["missing_explained"]
-        assert cols["Counted"] == doc["entities"][entity]["counted_failures"]
-    assert sum(cols["Counted"] for cols in table.values()) == result.counted_failures
+    for entity in ENTITIES:
+        e = doc["entities"][entity]
+        assert table["Missing from iOPS"][entity] == e["categories"]["MISSING"] == csv_counts[(entity, "MISSING")]
+        assert table["… fields that differ (one row each)"][entity] == csv_counts[(entity, "ALTERED")]
+        assert table["Surplus iOPS copies of a record"][entity] == csv_counts[(entity, "DUPLICATE")]
+        assert table["In iOPS with an OPUS key no live OPUS record has"][entity] == csv_counts[(entity, "UNEXPECTED")]
+        assert table["Paired by similarity (AUTO or REVIEW)"][entity] == csv_counts[(entity, "PROBABLE_MATCH")]
+        assert table["Records with a field that differs"][entity] == e["records_affected"]["ALTERED"] == len(
+            {r[2] for r in read_csv(paths["discrepancies"])[1:] if (r[0], r[1]) == (entity, "ALTERED")})
+        assert table["Live in OPUS (not marked deleted)"][entity] == result.totals[entity].legacy_total
+        assert table["Records in iOPS"][entity] == result.totals[entity].new_total
+        assert table["… of them not migrated by the mapping's rules (reason given)"][entity] == e["missing_explained"]
+        assert table["Counted against the failure threshold"][entity] == e["counted_failures"]
+    counted = table["Counted against the failure threshold"]
+    assert sum(counted[e] for e in ENTITIES) == counted["All"] == result.counted_failures
     values = [c.value for row in ws.iter_rows() for c in row]
     assert "FAIL" in values
-    assert "mysql+pymysql://root@127.0.0.1:3306/opus" in values
+    assert any("mysql+pymysql://root@127.0.0.1:3306/opus" in str(v) for v in values)
+
+
+def test_summary_json_checksums_match_the_files(written):
+    _, paths = written
+    doc = json.loads(paths["summary"].read_text())
+    assert set(doc["sha256"]) == {"discrepancies.csv", "crime_stats.csv", "reconciliation.xlsx"}
+    for name, digest in doc["sha256"].items():
+        assert hashlib.sha256((paths["summary"].parent / name).read_bytes()).hexdigest() == digest, name
 
 
 def test_crime_statistics_sheet_and_chart(workbook):
@@ -592,8 +805,8 @@ def test_run_information_has_real_datetimes(workbook):
     result, _, wb = workbook
     ws = wb["Run information"]
     info = {row[0].value: row[1].value for row in ws.iter_rows(min_row=3) if row[0].value}
-    assert info["Started (UTC)"] == dt.datetime(2024, 5, 1, 9, 0, 5)
-    assert info["Finished (UTC)"] == dt.datetime(2024, 5, 1, 9, 2, 13)
+    assert info["Started (UK time)"] == dt.datetime(2024, 5, 1, 10, 0, 5)  # 09:00:05Z in BST
+    assert info["Finished (UK time)"] == dt.datetime(2024, 5, 1, 10, 2, 13)
     assert info["Tool version"] == "opus2iops 0.1.0"
     assert info["Mapping digest (code tables used)"] == "sha256:0123456789abcdef"
     assert info["New store (iOPS)"] == "postgresql+psycopg://auditor:***@db.example/iops"
@@ -608,10 +821,9 @@ def test_row_limit_splits_onto_numbered_sheets(tmp_path):
     wb = openpyxl.load_workbook(paths["workbook"])
     assert data_sheets(wb) == ["crime MISSING", "crime MISSING (2)", "crime MISSING (3)", "person MISSING"]
     assert [wb[t].max_row - 1 for t in data_sheets(wb)] == [9, 9, 7, 9]
-    refs = [r[0] for t in data_sheets(wb)[:3] for r in wb[t].iter_rows(min_row=2, max_col=3, values_only=True)]
-    assert refs == ["crime"] * 25
     assert [r[2] for r in read_csv(paths["discrepancies"])[1:26]] == [
-        v for t in data_sheets(wb)[:3] for (v,) in wb[t].iter_rows(min_row=2, min_col=3, max_col=3, values_only=True)]
+        v for t in data_sheets(wb)[:3] for (v,) in wb[t].iter_rows(min_row=2, max_col=1, values_only=True)]
+    assert all(wb[t].data_validations.dataValidation for t in data_sheets(wb))  # drop-downs on every part
     links = {c.hyperlink.location for row in wb["Summary"].iter_rows() for c in row if c.hyperlink}
     assert {"'crime MISSING (2)'!A1", "'crime MISSING (3)'!A1"} <= links
     assert len(read_csv(paths["discrepancies"])) == 1 + 34  # the CSV always holds everything
@@ -628,9 +840,10 @@ def test_awkward_text_in_the_workbook(tmp_path):
     # The CSV holds it all; a control character is shown by its code there too (reports/safe.py).
     assert csv_rows[1][5] == long_text and csv_rows[2][5] == "bell\\x07here"
     ws = openpyxl.load_workbook(paths["workbook"])["crime ALTERED"]
-    assert len(ws["F2"].value) <= xlsx.MAX_CELL_CHARS and "the CSV holds the whole value" in ws["F2"].value
-    assert ws["F3"].value == "bell\\x07here"
-    assert ws["G3"].value == "a\nb\nc" and ws["G3"].alignment.wrap_text
+    legacy, expected = (get_column_letter(header(ws)[n]) for n in ("legacy_value", "expected_value"))
+    assert len(ws[f"{legacy}2"].value) <= xlsx.MAX_CELL_CHARS and "the CSV holds the whole value" in ws[f"{legacy}2"].value
+    assert ws[f"{legacy}3"].value == "bell\\x07here"
+    assert ws[f"{expected}3"].value == "a\nb\nc" and ws[f"{expected}3"].alignment.wrap_text
     assert ws.row_dimensions[3].height == 3 * xlsx.LINE_HEIGHT
 
 

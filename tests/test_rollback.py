@@ -495,10 +495,10 @@ def test_report_files_are_private_complete_and_hold_no_intelligence_text(make_st
     assert {"'Conflicts'!A1", "'Delete crime'!A1", "'Delete intelligence_report'!A1"} <= links
     delete_crime = wb["Delete crime"]
     assert delete_crime.max_row == 1 + 8 and delete_crime.freeze_panes == "A2"
-    assert delete_crime["A1"].value == "row_key" and delete_crime["D1"].hyperlink.location == "'Summary'!A1"
+    assert delete_crime["A1"].value == "record" and delete_crime["E1"].hyperlink.location == "'Summary'!A1"
     conflicts = wb["Conflicts"]
-    assert conflicts.freeze_panes == "A2" and conflicts.auto_filter.ref == "A1:K8"
-    assert conflicts.column_dimensions["K"].width >= 40
+    assert conflicts.freeze_panes == "A2" and conflicts.auto_filter.ref == "A1:L8"
+    assert conflicts["L1"].value == "detail" and conflicts.column_dimensions["L"].width >= 40
 
     # Run 2 changed intel 1's text: the later-run conflict names the field, shows no text.
     rollback(target, run2, out_dir=out)

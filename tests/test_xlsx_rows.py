@@ -52,7 +52,7 @@ def _expected(value):
     if isinstance(value, str):
         return xlsx.text_value(value) or None  # an empty string reads back as an empty cell
     if isinstance(value, dt.datetime):
-        return xlsx.naive_utc(value)
+        return xlsx.uk_local(value)  # every time in the workbooks is UK local time
     if isinstance(value, float) and value != value:
         return None  # NaN has no spreadsheet number: it reads back as an empty cell
     return value
@@ -154,3 +154,19 @@ def test_a_failed_workbook_leaves_no_sheet_file_behind(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir())  # the sheet streams into a file there
     xlsx.discard_spools(wb)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_form_sheet_counts_rows_other_code_appends_so_merges_stay_on_their_rows():
+    wb = xlsx.new_workbook()
+    ws = wb.create_sheet("Form")
+    form = xlsx.FormSheet(ws, [20, 20, 20])
+    form.text("first paragraph, long enough " * 4)
+    ws.append(["a block written straight into the sheet"])  # e.g. another module's block
+    ws.append(["and its second row"])
+    row = form.text("after the block " * 6)
+    assert row == 4
+    book = _saved(wb)["Form"]
+    assert {str(r) for r in book.merged_cells.ranges} == {"A1:C1", "A4:C4"}
+    assert book["A4"].value.startswith("after the block") and book["A4"].alignment.wrap_text
+    assert book.row_dimensions[4].height == 2 * xlsx.LINE_HEIGHT
+    assert book.oddHeader.center.text == xlsx.MARKING and book.page_setup.orientation == "landscape"
