@@ -51,6 +51,7 @@ Decisions on points ``reconciliation.md`` leaves open (an auditor's reading):
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import gc
 import os
 import resource
@@ -73,6 +74,7 @@ from reconcile.specs import CRIME, INTEL, PERSON
 from reconcile.parallel import EvaluationWorkers
 from reconcile.model import ENTITIES, Discrepancy, EntityTotals, ReconResult
 from reconcile.spool import DiscrepancySpool
+from reconcile.stats import CrimeCells, default_go_live, latest_date
 from reconcile.stores import open_stores
 
 @dataclass(frozen=True)
@@ -98,6 +100,9 @@ class ReconcileOptions:
     #: When given, filled with {phase: (wall seconds, CPU seconds)} for person, crime,
     #: crime_person and intelligence (benchmarks).
     timings: dict | None = None
+    #: Go-live, a UK local date: crimes recorded from that day on are new work in iOPS, counted
+    #: apart in the crime statistics (mapping.md). None: the day after the latest REC_DATE in OPUS.
+    go_live: dt.date | None = None
 
     def validate(self) -> None:
         if not 0 <= self.review_threshold <= self.auto_threshold <= 100:
@@ -113,6 +118,8 @@ class ReconcileOptions:
             raise UsageError("lookup chunk must be at least 1")
         if self.workers is not None and self.workers < 1:
             raise UsageError("--workers must be at least 1")
+        if self.go_live is not None and (type(self.go_live) is not dt.date):
+            raise UsageError("--go-live must be a date, YYYY-MM-DD")
 
 
 #: The most worker processes chosen automatically: beyond that this process, which applies
@@ -144,20 +151,25 @@ def reconcile(legacy_url: str, target_url: str, options: ReconcileOptions | None
         with open_stores(legacy_url, target_url) as stores:
             totals = {entity: EntityTotals(entity) for entity in ENTITIES}
             ctx = MappingContext(reference=reference, run_started=started)
+            go_live = options.go_live
+            if go_live is None:
+                go_live = default_go_live(_latest_rec_date(stores.legacy, stores.legacy_tables["crime"]))
             workers = None
             count = options.workers if options.workers is not None else default_workers()
             if count > 1:
                 workers = EvaluationWorkers(count, legacy_url, target_url, reference, started,
-                                            options.batch_size, options.parallel_min_rows)
+                                            options.batch_size, options.parallel_min_rows, go_live)
             rec = decide.Reconciler(stores.legacy, stores.target, stores.legacy_tables, stores.target_tables, ctx,
                                     totals, batch_size=options.batch_size, auto_threshold=options.auto_threshold,
                                     review_threshold=options.review_threshold, on_batch=options.on_batch,
-                                    workers=workers, lookup_chunk=options.lookup_chunk)
+                                    workers=workers, lookup_chunk=options.lookup_chunk,
+                                    cells=CrimeCells(reference, go_live))
             # Cyclic GC by hand between passes (see core.cyclic_gc): automatic, it was 40% of the CPU.
             with manual_cyclic_gc() as between_passes:
                 findings = _run_passes(rec, stores.target, stores.target_tables, options.timings, between_passes)
                 spool.extend(_counted(findings, totals))
         spool.close()
+        statistics = rec.stats.result()
     except BaseException:
         spool.discard()
         raise
@@ -172,8 +184,18 @@ def reconcile(legacy_url: str, target_url: str, options: ReconcileOptions | None
                     "fail": options.fail_threshold},
         totals=totals,
         discrepancies=spool,
-        stats=rec.stats.rows(),
+        stats=list(statistics.rows),
+        statistics=statistics,
     )
+
+
+def _latest_rec_date(legacy: Engine, crime: sa.Table) -> dt.date | None:
+    """The latest REC_DATE in OPUS (every row, as the store holds it). REC_DATE is text in several
+    forms, so the database cannot take the maximum: it sends its distinct values (a few thousand
+    for decades of records), parsed here as the mapping parses them."""
+    stmt = sa.select(crime.c.rec_date).distinct()
+    with store_errors(legacy, "legacy"), legacy.connect() as conn:
+        return latest_date(value for (value,) in conn.execute(stmt))
 
 
 def _counted(findings: Iterable[Discrepancy], totals: dict[str, EntityTotals]) -> Iterator[Discrepancy]:
