@@ -85,11 +85,15 @@ class GreaterManchester:
     whole county (its bounding box would take in the corners between districts)."""
 
     _STEP = 100  # cells per degree
+    #: Slack at the edges, in metres: a place on a district's edge, its latitude/longitude rounded
+    #: to 6 decimals (~0.1 m) and transformed back, may land a hair outside the extent.
+    TOLERANCE = 5.0
 
     def __init__(self, districts) -> None:
         rows = [d for d in districts if str(d.get("lad_code", "")).startswith("E08")] or list(districts)
-        self.rectangles = tuple((float(d["easting_min"]), float(d["easting_max"]),
-                                 float(d["northing_min"]), float(d["northing_max"])) for d in rows)
+        slack = self.TOLERANCE
+        self.rectangles = tuple((float(d["easting_min"]) - slack, float(d["easting_max"]) + slack,
+                                 float(d["northing_min"]) - slack, float(d["northing_max"]) + slack) for d in rows)
         self._cells: dict[tuple[int, int], bool] = {}
 
     def _grid(self, lats, lons):

@@ -66,6 +66,9 @@ def draw_crime_map(statistics, district_names: dict[str, str], districts=(), *, 
     import numpy as np
 
     plt = _pyplot()
+    from matplotlib import patheffects
+
+    halo = patheffects.withStroke(linewidth=3, foreground="white", alpha=0.8)  # names readable over points
     points = statistics.points
     area = GreaterManchester(districts) if districts else None
 
@@ -76,11 +79,11 @@ def draw_crime_map(statistics, district_names: dict[str, str], districts=(), *, 
         code_arr = np.asarray(codes)
         for i, code in enumerate(sorted(set(codes))):
             mask = code_arr == code
-            ax.scatter(e_all[mask], n_all[mask], s=0.6, color=_DISTRICT_COLOURS[i % len(_DISTRICT_COLOURS)],
-                       alpha=0.35, linewidths=0, rasterized=True, zorder=1)
+            ax.scatter(e_all[mask], n_all[mask], s=1.5, color=_DISTRICT_COLOURS[i % len(_DISTRICT_COLOURS)],
+                       alpha=0.45, linewidths=0, rasterized=True, zorder=1)
             ax.text(float(np.median(e_all[mask])), float(np.median(n_all[mask])),
-                    district_names.get(code, code), ha="center", va="center", fontsize=10, color="#37474f",
-                    alpha=0.85, zorder=2, fontweight="bold")
+                    district_names.get(code, code), ha="center", va="center", fontsize=12, color="#263238",
+                    zorder=6, fontweight="bold", path_effects=[halo])
 
         handles = []
 
@@ -92,9 +95,9 @@ def draw_crime_map(statistics, district_names: dict[str, str], districts=(), *, 
                 xs, ys = [], []
             return ax.scatter(xs, ys, zorder=5, **style)
 
-        handles.append(plot(points.missing, s=22, color=MISSING_COLOUR, edgecolors="white", linewidths=0.4,
+        handles.append(plot(points.missing, s=12, color=MISSING_COLOUR, edgecolors="white", linewidths=0.4,
                             label=f"lost in iOPS, no reason known: {len(points.missing):,} (where OPUS has them)"))
-        handles.append(plot(points.not_migrated, s=26, marker="^", color=NOT_MIGRATED_COLOUR, edgecolors="white",
+        handles.append(plot(points.not_migrated, s=14, marker="^", color=NOT_MIGRATED_COLOUR, edgecolors="white",
                             linewidths=0.4,
                             label=f"not migrated (rejected by the mapping): {len(points.not_migrated):,}"))
 
@@ -112,7 +115,7 @@ def draw_crime_map(statistics, district_names: dict[str, str], districts=(), *, 
         # Outside the area: drawn where OPUS has them, else where the coordinates would be swapped back.
         swapped_back = to_grid([p[3] for p in outside], [p[2] for p in outside])
         shown = [(e, n) if e is not None else back for (e, n, _, _), back in zip(outside, swapped_back)]
-        handles.append(plot(shown, s=34, marker="D", facecolors="none", edgecolors=OUTSIDE_COLOUR, linewidths=1.1,
+        handles.append(plot(shown, s=20, marker="D", facecolors="none", edgecolors=OUTSIDE_COLOUR, linewidths=0.9,
                             label=f"placed outside Greater Manchester by iOPS (e.g. latitude/longitude swapped): "
                                   f"{len(outside):,}, shown where they belong"))
 

@@ -537,26 +537,7 @@ def test_rekeyed_intelligence_report_is_an_auto_probable_match(stores):
 # ------------------------------------------------------------------------------ statistics
 
 
-def test_crime_statistics(tmp_path):
-    legacy = make_legacy(f"sqlite:///{tmp_path / 'opus.db'}", crimes=[
-        {"crime_no": "CR/000001/19", "rec_date": "01/04/2019", "rec_time": "0030"},  # 31 March 23:30 UTC
-        {"crime_no": "CR/000002/19", "rec_date": "01/04/2019", "div": " "},  # district UNKNOWN
-        {"crime_no": "CR/000003/19", "rec_date": "01/04/2019", "status": "X"},  # cancelled: not counted
-        {"crime_no": "CR/000004/19", "rec_date": "01/04/2019", "status": "T"},  # transferred: not counted
-        {"crime_no": "CR/000005/19", "rec_date": "02/04/2019", "grid_e": 0},  # no location
-        {"crime_no": "CR/000006/19", "rec_date": "02/04/2019", "del_flag": "Y"},  # deleted: not counted
-        {"crime_no": "CR/000007/19", "rec_date": "02/04/2019", "off_code": "NOPE"},  # rejected: not counted
-    ])
-    target = f"sqlite:///{tmp_path / 'iops.db'}"
-    migrate(legacy, target)
-    execute(target, schema.location.update().where(location_where("CR/000001/19")).values(latitude=None))
-    result = run(legacy, target)
-    stats = [r.as_row() for r in result.stats]
-    group = target_row(target, schema.crime, crime_where("CR/000001/19"))["offence_group"]
-    assert stats == [
-        ("2019-04", "E08000003", group, 2, 2, 0, 1, 2),
-        ("2019-04", "UNKNOWN", group, 1, 1, 0, 0, 0),
-    ]
+# The crime statistics: tests/test_crime_statistics.py.
 
 
 # ------------------------------------------------------------------------------ reports, spool, CLI
@@ -568,8 +549,8 @@ def test_reports_are_written_sorted_and_counted(stores, tmp_path):
     out = tmp_path / "out"
     result = reconcile_into(out, legacy, target, ReconcileOptions())
     assert {p.name for p in out.iterdir()} == {"discrepancies.csv", "crime_stats.csv", "summary.json",
-                                               "reconciliation.xlsx"}
-    assert result.out_dir == out and len(result.report_paths) == 4
+                                               "reconciliation.xlsx", "crime_map.png"}
+    assert result.out_dir == out and len(result.report_paths) == 5
     with (out / "discrepancies.csv").open(newline="", encoding="utf-8") as fh:
         body = list(csv.DictReader(fh))
     order = [(ENTITIES.index(r["entity"]), CATEGORIES.index(r["category"]), r["legacy_ref"]) for r in body]
