@@ -13,9 +13,10 @@ import datetime as dt
 import io
 from typing import Iterable
 
-from openpyxl.chart import BarChart, LineChart, Reference
-from openpyxl.chart.label import DataLabelList
-from openpyxl.chart.marker import Marker
+from openpyxl.chart import BarChart, Reference
+from openpyxl.chart.legend import LegendEntry
+from openpyxl.chart.series import SeriesLabel
+from openpyxl.styles import Alignment
 from openpyxl.drawing.image import Image
 from openpyxl.formatting.rule import CellIsRule
 from openpyxl.utils import get_column_letter
@@ -73,6 +74,8 @@ def _delta_rules(ws, column_letter: str, first_row: int, last_row: int) -> None:
 
 
 _MONTH_STYLE = {"number_format": xlsx.MONTH_FORMAT, "alignment": xlsx.LEFT}
+_COUNT = "#,##0"  # counts with thousands separators
+_HEADER_WRAP = Alignment(wrap_text=True, vertical="top", horizontal="center")
 _MONTH_COL = STATS_COLUMNS.index("month")
 
 
@@ -127,7 +130,7 @@ def _totals_values(t: StatTotals) -> list[int]:
 
 def _district_sheet(wb, statistics: CrimeStatistics) -> str:
     ws = wb.create_sheet(DISTRICT_SHEET)
-    xlsx.set_widths(ws, [14, 20] + [16] * (len(DISTRICT_COLUMNS) - 2) + [4, 12])
+    xlsx.set_widths(ws, [14, 20] + [21] * (len(DISTRICT_COLUMNS) - 2) + [4, 12])
     xlsx.print_layout(ws, title_rows=None)
     c = lambda v, **kw: xlsx.cell(ws, v, **kw)  # noqa: E731
     ws.append([c("Crime statistics by district", font=xlsx.TITLE_FONT)] + [None] * (len(DISTRICT_COLUMNS))
@@ -147,12 +150,13 @@ def _district_sheet(wb, statistics: CrimeStatistics) -> str:
         row += 3
         first = row + 1
         for code, name, totals in blocks:
-            ws.append([c(code), c(name)] + [c(v) for v in _totals_values(totals)])
+            ws.append([c(code), c(name)] + [c(v, number_format=_COUNT) for v in _totals_values(totals)])
             row += 1
         whole = statistics.after if after else statistics.before
         ws.append([c("All districts", font=xlsx.LABEL_FONT, border=xlsx.TOTAL_BORDER),
                    c(None, border=xlsx.TOTAL_BORDER)]
-                  + [c(v, font=xlsx.LABEL_FONT, border=xlsx.TOTAL_BORDER) for v in _totals_values(whole)])
+                  + [c(v, font=xlsx.LABEL_FONT, border=xlsx.TOTAL_BORDER, number_format=_COUNT)
+                     for v in _totals_values(whole)])
         row += 1
         for column in (6, 7):
             _delta_rules(ws, get_column_letter(column + 1), first, row)
@@ -164,6 +168,8 @@ MONTHLY_COLUMNS = ("month", "OPUS (force figure)", "not migrated", "expected in 
                    "delta up to go-live (iOPS − OPUS)", "iOPS after go-live", "OPUS after go-live",
                    "delta after go-live (iOPS − OPUS)", "OPUS no location", "iOPS no location",
                    "iOPS outside area", "go-live")
+#: Two more columns draw go-live on the chart: a bar up and one down at the go-live month.
+MARKER_COLUMNS = ("chart: go-live line (up)", "chart: go-live line (down)")
 
 
 def monthly_rows(statistics: CrimeStatistics) -> list[tuple]:
@@ -188,71 +194,63 @@ def monthly_rows(statistics: CrimeStatistics) -> list[tuple]:
 def _monthly_sheet(wb, statistics: CrimeStatistics) -> str:
     rows = monthly_rows(statistics)
     ws = wb.create_sheet(MONTHLY_SHEET)
-    widths = [10] + [14] * (len(MONTHLY_COLUMNS) - 1)
-    xlsx.set_widths(ws, widths + [4, 12])
+    header = MONTHLY_COLUMNS + MARKER_COLUMNS
+    xlsx.set_widths(ws, [10] + [13] * (len(header) - 1) + [4, 12])
     ws.freeze_panes = "A2"
     xlsx.print_layout(ws)
-    ws.append(xlsx.header_row(ws, MONTHLY_COLUMNS, range(1, len(MONTHLY_COLUMNS) - 1))
-              + [None, xlsx.back_link(ws)])
-    # The go-live marker column: 0 at the go-live month (a marker on the chart's zero line), else empty.
-    marker_col = len(MONTHLY_COLUMNS) + 3
-    ws.column_dimensions[get_column_letter(marker_col)].hidden = True
+    ws.row_dimensions[1].height = 48  # the headers wrap onto three lines
+    head = [xlsx.cell(ws, name, font=xlsx.HEADER_FONT, fill=xlsx.HEADER_FILL, alignment=_HEADER_WRAP)
+            for name in header]
+    ws.append(head + [None, xlsx.back_link(ws)])
+    # The go-live line: bars as high and as deep as the largest delta, at the go-live month only.
+    top = max([abs(v) for r in rows for v in (r[5], r[8]) if v] or [1])
     for values in rows:
         month = month_start(values[0])
         cells = [xlsx.cell(ws, month, **_MONTH_STYLE) if month else xlsx.cell(ws, values[0])]
-        cells += [xlsx.cell(ws, v) for v in values[1:]]
-        cells += [None, None, 0 if values[-1] else None]
+        cells += [xlsx.cell(ws, v, number_format=_COUNT) if isinstance(v, int) else xlsx.cell(ws, v)
+                  for v in values[1:]]
+        cells += [top, -top] if values[-1] else [None, None]
         ws.append(cells)
     last = len(rows) + 1
     for column in (6, 9):
         _delta_rules(ws, get_column_letter(column), 2, last)
-    ws.auto_filter.ref = f"A1:{get_column_letter(len(MONTHLY_COLUMNS))}{last}"
+    ws.auto_filter.ref = f"A1:{get_column_letter(len(header))}{last}"
     if rows:
-        ws.add_chart(_delta_chart(ws, statistics, len(rows), marker_col), f"A{last + 3}")
+        ws.add_chart(_delta_chart(ws, statistics, len(rows), len(MONTHLY_COLUMNS) + 1), f"A{last + 3}")
     return MONTHLY_SHEET
 
 
 def _delta_chart(ws, statistics: CrimeStatistics, count: int, marker_col: int):
-    """Bars of the monthly delta (iOPS − OPUS): red up to go-live (losses show below zero), grey
-    after it (new work in iOPS); a triangle on the zero line marks go-live."""
+    """Bars of the monthly delta (iOPS − OPUS): red up to go-live (losses below zero), grey after
+    it (new work in iOPS, above zero); a thin dark bar up and down at the go-live month marks it."""
     bars = BarChart()
     bars.type = "col"
     bars.grouping = "clustered"
-    bars.overlap = 100
-    go_live = f", go-live {statistics.go_live:%d %B %Y} (▲)" if statistics.go_live else ""
+    bars.overlap = 100  # one bar per month: the series never share a month, but go-live's marker
+    bars.gapWidth = 40
+    go_live = f" — go-live {statistics.go_live:%d %B %Y}" if statistics.go_live else ""
     bars.title = f"Monthly delta, iOPS − OPUS{go_live}"
-    bars.y_axis.title = "crimes (iOPS − OPUS)"
+    bars.y_axis.title = "iOPS − OPUS (crimes)"
     bars.x_axis.title = "month recorded (UK local)"
     bars.x_axis.number_format = xlsx.MONTH_FORMAT
     bars.x_axis.delete = False  # openpyxl 3.1 marks axes deleted by default: no labels in Excel
     bars.y_axis.delete = False
     bars.x_axis.tickLblPos = "low"  # month labels below the bars, also below negative ones
+    bars.y_axis.majorGridlines = None
     bars.height, bars.width = 10, 26
-    for column, colour in ((6, "C62828"), (9, "90A4AE")):
+    columns = [(6, "C62828"), (9, "90A4AE")]
+    if statistics.go_live:
+        columns += [(marker_col, "1A237E"), (marker_col + 1, "1A237E")]
+    for column, colour in columns:
         bars.add_data(Reference(ws, min_col=column, min_row=1, max_row=count + 1), titles_from_data=True)
         series = bars.series[-1]
         series.graphicalProperties.solidFill = colour
         series.graphicalProperties.line.solidFill = colour
-    categories = Reference(ws, min_col=1, min_row=2, max_row=count + 1)
-    bars.set_categories(categories)
     if statistics.go_live:
-        marker = LineChart()
-        marker.add_data(Reference(ws, min_col=marker_col, min_row=2, max_row=count + 1), titles_from_data=False)
-        series = marker.series[0]
-        series.tx = None
-        from openpyxl.chart.series import SeriesLabel
-
-        series.tx = SeriesLabel(v=f"go-live {statistics.go_live:%Y-%m-%d}")
-        series.marker = Marker(symbol="triangle", size=12)
-        series.marker.graphicalProperties = None
-        series.graphicalProperties.line.noFill = True
-        series.smooth = False
-        series.dLbls = DataLabelList()
-        series.dLbls.showSerName = True
-        series.dLbls.showVal = False
-        series.dLbls.position = "t"
-        marker.set_categories(categories)
-        bars += marker
+        bars.series[2].tx = SeriesLabel(v=f"go-live {statistics.go_live:%d %B %Y}")
+        # One legend entry for the go-live line, not two.
+        bars.legend.legendEntry = [LegendEntry(idx=3, delete=True)]
+    bars.set_categories(Reference(ws, min_col=1, min_row=2, max_row=count + 1))
     bars.legend.position = "b"
     return bars
 
@@ -260,12 +258,13 @@ def _delta_chart(ws, statistics: CrimeStatistics, count: int, marker_col: int):
 # ---- the map ---------------------------------------------------------------------------------
 def _map_sheet(wb, png: bytes) -> str:
     ws = wb.create_sheet(MAP_SHEET)
+    xlsx.set_widths(ws, [60, 10, 12])
     xlsx.print_layout(ws, title_rows=None)
-    ws.append([xlsx.cell(ws, "Missing and mislocated crimes", font=xlsx.TITLE_FONT), None, None, None,
-               xlsx.back_link(ws)])
+    ws.append([xlsx.cell(ws, "Missing and mislocated crimes", font=xlsx.TITLE_FONT), None, xlsx.back_link(ws)])
     ws.append([xlsx.cell(ws, f"The same picture is {MAP_FILE} beside this workbook.")])
     image = Image(io.BytesIO(png))
-    image.width, image.height = image.width * 0.8, image.height * 0.8
+    # Scaled to one landscape A4 page with the two lines above it.
+    image.width, image.height = image.width * 0.52, image.height * 0.52
     ws.add_image(image, "A4")
     return MAP_SHEET
 
@@ -304,20 +303,20 @@ def write_statistics_summary(ws, row: int | None, result) -> int | None:
     delta), apart from it the crimes recorded after go-live, then the crimes a public crime map
     cannot place (old vs new), and links to the statistics sheets."""
     statistics = statistics_of(result)
-    c = lambda v, **kw: xlsx.cell(ws, v, **kw)  # noqa: E731
+    c = lambda v, **kw: xlsx.cell(ws, v, **({"number_format": _COUNT} if type(v) is int else {}) | kw)  # noqa: E731
     label = lambda text: c(text, font=xlsx.LABEL_FONT)  # noqa: E731
     signed = lambda n: c(n, font=xlsx.NEGATIVE_FONT if n < 0 else (xlsx.POSITIVE_FONT if n > 0 else None))  # noqa: E731
     before, after = statistics.before, statistics.after
     go_live = statistics.go_live
     lines = []
     lines.append([c("Crime statistics (Home Office return)", font=xlsx.SECTION_FONT)])
-    lines.append([c(_sentence(before, after, go_live))])
+    lines += [[c(sentence)] for sentence in _sentences(before, after, go_live)]
     lines.append(xlsx.header_row(ws, SUMMARY_COLUMNS, range(1, len(SUMMARY_COLUMNS))))
     when = f" (before {go_live:%d %b %Y})" if go_live else ""
     lines.append([label(f"Up to go-live{when}"), c(before.legacy), c(before.not_migrated), c(before.expected),
                   c(before.new), signed(before.delta), signed(before.delta_expected)])
     when = f" (from {go_live:%d %b %Y})" if go_live else ""
-    lines.append([label(f"After go-live{when}: apart"), c(after.legacy), c(after.not_migrated),
+    lines.append([label(f"After go-live{when}"), c(after.legacy), c(after.not_migrated),
                   c(after.expected), c(after.new), c(after.delta), c(after.delta_expected)])
     lines.append([])
     lines.append(xlsx.header_row(ws, ["Crimes a public map cannot place", "OPUS", "iOPS", "iOPS: no location",
@@ -338,21 +337,22 @@ def _titles(ws) -> set[str]:
     return set(parent.sheetnames) if parent is not None else set()
 
 
-def _sentence(before: StatTotals, after: StatTotals, go_live) -> str:
-    """One plain sentence an auditor reads first."""
-    when = f"up to go-live ({go_live:%d %B %Y})" if go_live else "in the migrated period"
+def _sentences(before: StatTotals, after: StatTotals, go_live) -> list[str]:
+    """Plain sentences an auditor reads first (one per row: they fit the Summary's width)."""
+    when = f"Up to go-live ({go_live:%d %B %Y})" if go_live else "In the migrated period"
     if before.delta == 0:
-        head = f"{when.capitalize()} iOPS holds the {before.legacy:,} crimes OPUS counts."
+        sentences = [f"{when} iOPS holds as many crimes as OPUS counts ({before.legacy:,})."]
     else:
-        head = (f"{when.capitalize()} iOPS holds {abs(before.delta):,} {'fewer' if before.delta < 0 else 'more'} "
-                f"crimes than OPUS counts ({before.new:,} against {before.legacy:,}): {before.not_migrated:,} "
-                f"not migrated by the mapping, {(-before.delta_expected):,} lost beyond that"
-                if before.delta_expected <= 0 else
-                f"{when.capitalize()} iOPS holds {abs(before.delta):,} {'fewer' if before.delta < 0 else 'more'} "
-                f"crimes than OPUS counts ({before.new:,} against {before.legacy:,}).")
-        if not head.endswith("."):
-            head += "."
+        sentences = [f"{when} iOPS holds {abs(before.delta):,} {'fewer' if before.delta < 0 else 'more'} crimes "
+                     f"than OPUS counts ({before.new:,} against {before.legacy:,})."]
+    if before.not_migrated or before.delta_expected:
+        beyond = before.delta_expected
+        rest = ("no other is missing" if beyond == 0 else
+                f"{-beyond:,} more are missing beyond those" if beyond < 0 else
+                f"iOPS holds {beyond:,} more than expected")
+        sentences.append(f"The mapping rejects {before.not_migrated:,} of the crimes OPUS counts (not migrated); "
+                         f"{rest}.")
     if after.new or after.legacy:
-        head += (f" After go-live iOPS recorded {after.new:,} new crimes; they are reported apart, not netted "
-                 f"against the shortfall.")
-    return head
+        sentences.append(f"After go-live iOPS recorded {after.new:,} new crimes: reported apart, never netted "
+                         f"against the shortfall.")
+    return sentences

@@ -191,6 +191,7 @@ def test_the_statistics_count_every_live_crime_and_keep_new_work_apart(world, tm
     assert wb[MAP_SHEET]._images  # the picture is in the workbook
     summary_text = " ".join(str(v) for r in wb["Summary"].iter_rows(values_only=True) for v in r if v)
     assert "After go-live iOPS recorded 1 new crimes" in summary_text
+    assert "The mapping rejects 2 of the crimes OPUS counts (not migrated); 1 more are missing" in summary_text
 
 
 def test_go_live_given_moves_the_split(world, tmp_path):
