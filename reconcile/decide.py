@@ -24,6 +24,7 @@ statistics.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from collections import defaultdict
@@ -91,6 +92,12 @@ class Reconciler:
         #: Entities whose new store holds unkeyed records: only then are candidates kept in memory.
         self.collect_similarity: set[str] = set()
         self.evaluator = BatchEvaluator(target, target_tables, self.ctx, lookup_chunk, self.cells)
+
+    def set_go_live(self, go_live) -> None:
+        """Go-live for the crime statistics, here and in the worker processes of later passes."""
+        self.cells.set_go_live(go_live)
+        if self.workers is not None:
+            self.workers = dataclasses.replace(self.workers, go_live=go_live)
 
     # ------------------------------------------------------------------ reading helpers
 

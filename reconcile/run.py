@@ -63,6 +63,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import __version__
+from core.beside import Beside
 from core.cyclic_gc import manual_cyclic_gc
 from core.db import mask_url, store_errors
 from core.errors import UsageError
@@ -148,12 +149,17 @@ def reconcile(legacy_url: str, target_url: str, options: ReconcileOptions | None
 
     spool = DiscrepancySpool()
     try:
-        with open_stores(legacy_url, target_url) as stores:
+        with open_stores(legacy_url, target_url) as stores, contextlib.ExitStack() as stack:
             totals = {entity: EntityTotals(entity) for entity in ENTITIES}
             ctx = MappingContext(reference=reference, run_started=started)
             go_live = options.go_live
             if go_live is None:
-                go_live = default_go_live(_latest_rec_date(stores.legacy, stores.legacy_tables["crime"]))
+                # Read beside the person pass (the crime pass is the first to need it).
+                crime_table = stores.legacy_tables["crime"]
+                default = Beside("go-live: latest REC_DATE",
+                                 lambda stopped: default_go_live(_latest_rec_date(stores.legacy, crime_table)))
+                stack.callback(default.stop)  # an error before the crime pass: stop it, drop its result
+                default.start()
             workers = None
             count = options.workers if options.workers is not None else default_workers()
             if count > 1:
@@ -166,7 +172,9 @@ def reconcile(legacy_url: str, target_url: str, options: ReconcileOptions | None
                                     cells=CrimeCells(reference, go_live))
             # Cyclic GC by hand between passes (see core.cyclic_gc): automatic, it was 40% of the CPU.
             with manual_cyclic_gc() as between_passes:
-                findings = _run_passes(rec, stores.target, stores.target_tables, options.timings, between_passes)
+                before_crimes = (lambda: rec.set_go_live(default.join())) if go_live is None else (lambda: None)
+                findings = _run_passes(rec, stores.target, stores.target_tables, options.timings, between_passes,
+                                       before_crimes)
                 spool.extend(_counted(findings, totals))
         spool.close()
         statistics = rec.stats.result()
@@ -206,14 +214,17 @@ def _counted(findings: Iterable[Discrepancy], totals: dict[str, EntityTotals]) -
 
 
 def _run_passes(rec: decide.Reconciler, target: Engine, target_tables: dict, timings: dict | None,
-                collect: Callable[[], None]) -> Iterator[Discrepancy]:
-    """The passes, in order: their findings, as a stream."""
+                collect: Callable[[], None], before_crimes: Callable[[], None] = lambda: None
+                ) -> Iterator[Discrepancy]:
+    """The passes, in order: their findings, as a stream. ``before_crimes``: called before the
+    crime pass (go-live, read beside the person pass, is known by then)."""
     # Persons first: links and intelligence subjects depend on which persons are migrated.
     with _timed(timings, "person", collect):
         census = yield from rec.keyed_pass(PERSON)
         _census_timing(timings, "person", census)
         rec.totals["person"].new_in_iops += len((yield from rec.scan_target(PERSON, census)))
 
+    before_crimes()
     with _timed(timings, "crime", collect):
         rec.collect_similarity = _entities_with_unkeyed_records(target, target_tables)
         rec.load_padded_links()

@@ -94,7 +94,7 @@ class GreaterManchester:
         slack = self.TOLERANCE
         self.rectangles = tuple((float(d["easting_min"]) - slack, float(d["easting_max"]) + slack,
                                  float(d["northing_min"]) - slack, float(d["northing_max"]) + slack) for d in rows)
-        self._cells: dict[tuple[int, int], bool] = {}
+        self._cells: dict[int, bool] = {}
 
     def _grid(self, lats, lons):
         eastings, northings = transformer().transform(lons, lats, direction="INVERSE")
@@ -107,19 +107,22 @@ class GreaterManchester:
         return None
 
     def contains(self, latitude: float, longitude: float) -> bool:
-        if not (-90.0 <= latitude <= 90.0 and -180.0 <= longitude <= 180.0):
-            return False
-        key = (math.floor(latitude * self._STEP), math.floor(longitude * self._STEP))
+        # Called for every crime in iOPS: one integer key (both shifted positive, so int() floors).
+        key = int((latitude + 90.0) * 100.0) * 100_000 + int((longitude + 180.0) * 100.0)
         whole = self._cells.get(key)
         if whole is None:
-            whole = self._cells[key] = self._cell_inside(*key)
+            whole = self._cells[key] = self._cell_inside(key)
         if whole:
             return True
+        if not (-90.0 <= latitude <= 90.0 and -180.0 <= longitude <= 180.0):
+            return False
         (e,), (n,) = self._grid([latitude], [longitude])
         return math.isfinite(e) and math.isfinite(n) and self._rectangle_of(e, n) is not None
 
-    def _cell_inside(self, lat_i: int, lon_i: int) -> bool:
-        lat0, lon0, step = lat_i / self._STEP, lon_i / self._STEP, 1 / self._STEP
+    def _cell_inside(self, key: int) -> bool:
+        lat_i, lon_i = divmod(key, 100_000)
+        step = 1 / self._STEP
+        lat0, lon0 = lat_i / self._STEP - 90.0, lon_i / self._STEP - 180.0
         if not (45 < lat0 < 65 and -10 < lon0 < 5):  # nowhere near: no transformation needed
             return False
         lats = [lat0, lat0, lat0 + step, lat0 + step]
@@ -160,14 +163,19 @@ class CrimeCells:
 
     def __init__(self, reference, go_live: dt.date | None) -> None:
         self.reference = reference
+        self.set_go_live(go_live)
+        self._groups: dict[tuple[str | None, dt.date | None], str] = {}
+        self._counted: dict = {}
+        self.area = GreaterManchester(reference.districts)
+        self._inside_cells = self.area._cells
+
+    def set_go_live(self, go_live: dt.date | None) -> None:
+        """Go-live (before any crime is placed: the default is read beside the person pass)."""
         self.go_live = go_live
         self._go_live_hour = (int(local_midnight_utc(go_live).timestamp() // 3600)
                               if go_live is not None else None)
         self._hours: dict[int, tuple[str, bool]] = {}
         self._days: dict[dt.date, tuple[str, bool]] = {}
-        self._groups: dict[tuple[str | None, dt.date | None], str] = {}
-        self._counted: dict = {}
-        self.area = GreaterManchester(reference.districts)
 
     # -- months
 
@@ -209,6 +217,9 @@ class CrimeCells:
                 offence_group if offence_group not in (None, "") else UNKNOWN, after)
         if latitude is None or longitude is None:
             return cell, NO_LOCATION
+        # GreaterManchester.contains, its common case inlined: a cell known to be inside.
+        if self._inside_cells.get(int((latitude + 90.0) * 100.0) * 100_000 + int((longitude + 180.0) * 100.0)):
+            return cell, LOCATED
         return cell, LOCATED if self.area.contains(latitude, longitude) else OUTSIDE_AREA
 
     # -- OPUS side
@@ -218,17 +229,18 @@ class CrimeCells:
         None when OPUS has it cancelled or transferred. ``new_positions``: the (latitude,
         longitude) of the iOPS records carrying its key (None or empty: none does)."""
         if m.reject is None:
-            crime, location = m.rows["crime"], m.rows.get("location") or {}
+            rows = m.rows
+            crime = rows["crime"]
             if crime["status"] in NOT_COUNTED:
                 return None
             month, after = self.month_of(crime["recorded_at"])
-            district = crime.get("district_code") or UNKNOWN_DISTRICT
-            cell = (month, district, crime.get("offence_group") or UNKNOWN, after)
+            cell = (month, crime["district_code"] or UNKNOWN_DISTRICT, crime["offence_group"] or UNKNOWN, after)
+            location = rows.get("location") or {}
             lat, lon = location.get("latitude"), location.get("longitude")
             placed = NO_LOCATION if lat is None or lon is None else LOCATED
-            grid = (location.get("easting"), location.get("northing"))
-            point = self._point(grid, lat, lon, new_positions)
-            return cell, placed, point
+            if new_positions and new_positions[0] == (lat, lon):
+                return cell, placed, None  # iOPS has it where OPUS has it (nearly every crime)
+            return cell, placed, self._point(location, lat, lon, new_positions)
         if code(raw.get("status")) in NOT_COUNTED_CODES:
             return None
         day = self._legacy_day(raw)
@@ -269,7 +281,8 @@ class CrimeCells:
                 self._groups[key] = group
         return group
 
-    def _point(self, grid, lat, lon, new_positions) -> tuple | None:
+    def _point(self, location: dict, lat, lon, new_positions) -> tuple | None:
+        grid = (location.get("easting"), location.get("northing"))
         if not new_positions:
             return ("at", *grid) if grid[0] is not None and grid[1] is not None else None
         moved = None
