@@ -30,6 +30,8 @@ ATTRIBUTION = ("Contains OS data © Crown copyright and database right 2025. Con
 #: Faint district colours (the base must not compete with the crimes drawn on it).
 _DISTRICT_COLOURS = ("#8dd3c7", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69", "#fccde5",
                      "#bc80bd", "#ccebc5", "#ffed6f")
+PAD = 1500  # metres around the postcodes
+_PIXEL = 70  # metres per pixel of the base picture
 MISSING_COLOUR, NOT_MIGRATED_COLOUR, MOVED_COLOUR, OUTSIDE_COLOUR = "#c62828", "#ef6c00", "#6a1b9a", "#1565c0"
 
 
@@ -73,6 +75,7 @@ def draw_crime_map(statistics, district_names: dict[str, str], districts=(), *, 
 
     plt = _pyplot()
     from matplotlib import patheffects
+    from matplotlib.colors import to_rgba
 
     halo = patheffects.withStroke(linewidth=3, foreground="white", alpha=0.8)  # names readable over points
     points = statistics.points
@@ -83,13 +86,25 @@ def draw_crime_map(statistics, district_names: dict[str, str], districts=(), *, 
         eastings, northings, codes = _postcodes()
         e_all, n_all = np.asarray(eastings, dtype=float), np.asarray(northings, dtype=float)
         code_arr = np.asarray(codes)
+        if len(e_all):
+            # The base as one picture: each postcode a pixel (of ~70 m) in its district's colour —
+            # one image for matplotlib to draw, not 71,643 markers.
+            e0, n0 = e_all.min() - PAD, n_all.min() - PAD
+            width = int((e_all.max() + PAD - e0) // _PIXEL) + 1
+            height = int((n_all.max() + PAD - n0) // _PIXEL) + 1
+            base = np.zeros((height, width, 4), dtype=np.uint8)  # bytes: matplotlib converts no floats
+            ix = ((e_all - e0) // _PIXEL).astype(int)
+            iy = ((n_all - n0) // _PIXEL).astype(int)
         for i, code in enumerate(sorted(set(codes))):
             mask = code_arr == code
-            ax.scatter(e_all[mask], n_all[mask], s=1.5, color=_DISTRICT_COLOURS[i % len(_DISTRICT_COLOURS)],
-                       alpha=0.45, linewidths=0, rasterized=True, zorder=1)
+            base[iy[mask], ix[mask]] = [round(255 * v) for v in to_rgba(_DISTRICT_COLOURS[i % len(_DISTRICT_COLOURS)],
+                                                                         0.55)]
             ax.text(float(np.median(e_all[mask])), float(np.median(n_all[mask])),
                     district_names.get(code, code), ha="center", va="center", fontsize=12, color="#263238",
                     zorder=6, fontweight="bold", path_effects=[halo])
+        if len(e_all):
+            ax.imshow(base, origin="lower", extent=(e0, e0 + width * _PIXEL, n0, n0 + height * _PIXEL),
+                      interpolation="nearest", zorder=1)
 
         handles = []
 
@@ -126,9 +141,8 @@ def draw_crime_map(statistics, district_names: dict[str, str], districts=(), *, 
                                   f"{len(outside):,}, shown where they belong"))
 
         if len(e_all):
-            pad = 1500
-            ax.set_xlim(e_all.min() - pad, e_all.max() + pad)
-            ax.set_ylim(n_all.min() - pad, n_all.max() + pad)
+            ax.set_xlim(e_all.min() - PAD, e_all.max() + PAD)
+            ax.set_ylim(n_all.min() - PAD, n_all.max() + PAD)
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
