@@ -107,15 +107,15 @@ class GreaterManchester:
         return None
 
     def contains(self, latitude: float, longitude: float) -> bool:
-        # Called for every crime in iOPS: one integer key (both shifted positive, so int() floors).
+        if not (-90.0 <= latitude <= 90.0 and -180.0 <= longitude <= 180.0):  # also NaN
+            return False
+        # One integer key per cell (both shifted positive, so int() floors).
         key = int((latitude + 90.0) * 100.0) * 100_000 + int((longitude + 180.0) * 100.0)
         whole = self._cells.get(key)
         if whole is None:
             whole = self._cells[key] = self._cell_inside(key)
         if whole:
             return True
-        if not (-90.0 <= latitude <= 90.0 and -180.0 <= longitude <= 180.0):
-            return False
         (e,), (n,) = self._grid([latitude], [longitude])
         return math.isfinite(e) and math.isfinite(n) and self._rectangle_of(e, n) is not None
 
@@ -217,9 +217,18 @@ class CrimeCells:
                 offence_group if offence_group not in (None, "") else UNKNOWN, after)
         if latitude is None or longitude is None:
             return cell, NO_LOCATION
-        # GreaterManchester.contains, its common case inlined: a cell known to be inside.
-        if self._inside_cells.get(int((latitude + 90.0) * 100.0) * 100_000 + int((longitude + 180.0) * 100.0)):
-            return cell, LOCATED
+        if type(latitude) is not float or type(longitude) is not float:
+            # A store that holds something else (text, a decimal): a number, else no place at all.
+            try:
+                latitude, longitude = float(latitude), float(longitude)
+            except (TypeError, ValueError):
+                return cell, NO_LOCATION
+        try:
+            # GreaterManchester.contains, its common case inlined: a cell known to be inside.
+            if self._inside_cells.get(int((latitude + 90.0) * 100.0) * 100_000 + int((longitude + 180.0) * 100.0)):
+                return cell, LOCATED
+        except (ValueError, OverflowError):  # NaN or infinite: nowhere on a map
+            return cell, OUTSIDE_AREA
         return cell, LOCATED if self.area.contains(latitude, longitude) else OUTSIDE_AREA
 
     # -- OPUS side
@@ -287,7 +296,11 @@ class CrimeCells:
             return ("at", *grid) if grid[0] is not None and grid[1] is not None else None
         moved = None
         for new_lat, new_lon in new_positions:
-            if new_lat is None or new_lon is None:
+            try:
+                new_lat, new_lon = float(new_lat), float(new_lon)
+            except (TypeError, ValueError):  # none, or not a number: no place to show
+                continue
+            if not (math.isfinite(new_lat) and math.isfinite(new_lon)):
                 continue
             outside = not self.area.contains(new_lat, new_lon)
             if not outside and lat is not None and lon is not None and \
