@@ -186,6 +186,7 @@ def reconcile(
     review_threshold: float = typer.Option(70.0, "--review-threshold", min=0, max=100, metavar="SCORE", help="Similarity score (at most --auto-threshold) at or above which a pair is listed for a person to decide (REVIEW)."),
     fail_threshold: int = typer.Option(0, "--fail-threshold", min=0, metavar="N", help="Exit 1 when there are more than N discrepancies."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, max=MAX_WORKERS, metavar="N", help=f"Processes that share the mapping and comparison, at most {MAX_WORKERS} (default: one per CPU core, at most 4; stores under 50,000 records use one). The result is the same whatever the number."),
+    go_live: Optional[str] = typer.Option(None, "--go-live", metavar="YYYY-MM-DD", help="Go-live day (UK local date): crimes recorded from then on are new work in iOPS, counted apart in the crime statistics. Default: the day after the latest REC_DATE in OPUS."),
     quiet: bool = QuietOpt,
 ) -> None:
     """Compare the OPUS store with an iOPS store (whoever filled it) and write the auditors' reports."""
@@ -197,8 +198,11 @@ def reconcile(
         from reports.reconciliation import write_reconciliation_reports
         from reports.text_reconcile import render_reconciliation
 
+        from reconcile.stats import parse_go_live
+
         options = ReconcileOptions(auto_threshold=auto_threshold, review_threshold=review_threshold,
-                                   fail_threshold=fail_threshold, workers=workers)
+                                   fail_threshold=fail_threshold, workers=workers,
+                                   go_live=parse_go_live(go_live) if go_live is not None else None)
         options.validate()
         check_output_folder(out)  # before the work, not after it
         result = run_reconcile(legacy, target, options)

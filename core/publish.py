@@ -60,7 +60,7 @@ FOLDER_MODE = 0o700
 
 #: Every set of files the tool publishes, by kind, in publication order: the last is the index.
 SETS: dict[str, tuple[str, ...]] = {
-    "reconciliation": ("discrepancies.csv", "crime_stats.csv", "reconciliation.xlsx", "summary.json"),
+    "reconciliation": ("discrepancies.csv", "crime_stats.csv", "crime_map.png", "reconciliation.xlsx", "summary.json"),
     "rollback": ("rollback.xlsx", "rollback.json"),
     "migration": ("rejects.csv", "warnings.csv", "conflicts.csv", "run.json"),
 }

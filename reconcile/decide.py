@@ -24,6 +24,7 @@ statistics.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from collections import defaultdict
@@ -47,7 +48,7 @@ from reconcile.keys import EntityKeys
 from reconcile.sample import MatchedSample
 from reconcile.model import Discrepancy, EntityTotals
 from reconcile.specs import CRIME, DECODE, INTEL, LOOKED_UP, SPECS, EntitySpec
-from reconcile.stats import CrimeStats
+from reconcile.stats import CrimeCells, CrimeStats
 
 #: Findings as the passes yield them (``Reconciler`` methods are generators of these).
 Findings = Iterator[Discrepancy]
@@ -64,7 +65,8 @@ class Reconciler:
     def __init__(self, legacy: Engine, target: Engine, legacy_tables: dict, target_tables: dict,
                  ctx: MappingContext, totals: dict[str, EntityTotals], *, batch_size: int, auto_threshold: float,
                  review_threshold: float, on_batch: Callable[[str, int], None] | None = None,
-                 workers=None, lookup_chunk: int = LOOKUP_CHUNK, sample: MatchedSample | None = None) -> None:
+                 workers=None, lookup_chunk: int = LOOKUP_CHUNK, sample: MatchedSample | None = None,
+                 cells: CrimeCells | None = None) -> None:
         self.lookup_chunk = lookup_chunk  # ids or keys per IN (...) of a look-up
         self.legacy = legacy
         #: reconcile.parallel.EvaluationWorkers, or None: keyed batches are evaluated here.
@@ -80,7 +82,9 @@ class Reconciler:
         self.keys = {name: EntityKeys(spec.encode_key) for name, spec in SPECS.items()}
         persons, crimes = self.keys["person"], self.keys["crime"]
         self.ctx = mapping_context(ctx.reference, ctx.run_started, persons, crimes)
-        self.stats = CrimeStats()
+        #: How crimes are placed in the statistics (code tables, go-live); workers build the same.
+        self.cells = cells if cells is not None else CrimeCells(ctx.reference, None)
+        self.stats = CrimeStats(self.cells)
         self.candidates: dict[str, dict[str, Candidate]] = {"crime": {}, "intelligence": {}}  # entity -> key -> …
         #: entity -> encoded key -> outcome of a rejected record whose key the new store holds, kept
         #: until an accepted record with that key takes the new records or the pass ends (few).
@@ -89,8 +93,14 @@ class Reconciler:
         self.auto_pairs: dict[str, tuple[str, str]] = {}  # legacy crime key -> (crime_id, crime_ref) of AUTO pairs
         #: Entities whose new store holds unkeyed records: only then are candidates kept in memory.
         self.collect_similarity: set[str] = set()
-        self.evaluator = BatchEvaluator(target, target_tables, self.ctx, lookup_chunk)
         self.sample = sample if sample is not None else MatchedSample()  # matched records to check by hand
+        self.evaluator = BatchEvaluator(target, target_tables, self.ctx, lookup_chunk, self.cells)
+
+    def set_go_live(self, go_live) -> None:
+        """Go-live for the crime statistics, here and in the worker processes of later passes."""
+        self.cells.set_go_live(go_live)
+        if self.workers is not None:
+            self.workers = dataclasses.replace(self.workers, go_live=go_live)
 
     # ------------------------------------------------------------------ reading helpers
 
@@ -147,7 +157,8 @@ class Reconciler:
         encode = keys.encode
         entity = spec.entity
         is_crime = spec is CRIME
-        add_cell = self.stats.add_cell
+        stats = self.stats
+        add_legacy, add_new = stats.add_legacy, stats.add_new
         held = self._held[spec.name]
         excluded = live = 0
         for o in outcomes:
@@ -166,6 +177,8 @@ class Reconciler:
                 # migration decides (mappings.entities.first_key_wins).
                 reject = first_key_wins(entity, Mapped(spec.name, key), taken).reject
                 if reject is not None:
+                    if is_crime and o.legacy_cell is not None:
+                        add_legacy(key, o.legacy_cell, False)
                     yield self._missing(spec.name, key, reject)
                     continue
                 keys.accepted.add(encoded)
@@ -179,6 +192,8 @@ class Reconciler:
                 # or (held until the pass ends) those of an accepted record that may follow.
                 seen = taken or encoded in keys.rejected
                 keys.rejected.add(encoded)
+                if is_crime and o.legacy_cell is not None:
+                    add_legacy(key, o.legacy_cell, False)  # counted by OPUS, not migrated
                 if seen:
                     yield self._missing(spec.name, key, reject)
                     continue
@@ -186,10 +201,10 @@ class Reconciler:
                     held[encoded] = o
                     continue
             if is_crime:
-                if o.legacy_cell is not None:
-                    add_cell(True, o.legacy_cell)
+                if reject is None and o.legacy_cell is not None:
+                    add_legacy(key, o.legacy_cell, True)
                 for cell in o.new_cells:  # every crime row in the store is counted once: here, or in the scan
-                    add_cell(False, cell)
+                    add_new(cell)
             if o.found:
                 totals.matched_keyed += 1
                 self.sample.offer(spec.name, key)
@@ -204,6 +219,8 @@ class Reconciler:
                 else:
                     # No unkeyed record of this entity in the new store (or a person, which is
                     # never similarity-matched): nothing could pair with it, so it is missing now.
+                    if is_crime:
+                        stats.missing(key)
                     yield self._missing(spec.name, key)
         totals.legacy_excluded += excluded
         totals.legacy_total += live
@@ -215,7 +232,7 @@ class Reconciler:
         for o in held.values():
             if spec is CRIME:
                 for cell in o.new_cells:
-                    self.stats.add_cell(False, cell)
+                    self.stats.add_new(cell)
             totals.matched_keyed += 1
             yield from o.findings
         held.clear()
@@ -335,8 +352,7 @@ class Reconciler:
                                   location.c.latitude, location.c.longitude)
                         .select_from(joined).where(crime.c.crime_id.in_(crime_ids[start:start + self.lookup_chunk])))
                 for row in conn.execute(stmt):
-                    self.stats.add("new", recorded_at=row[0], district_code=row[1], offence_group=row[2],
-                                   status=row[3], latitude=row[4], longitude=row[5])
+                    self.stats.count_new(*row)
 
     # ------------------------------------------------------------------ unkeyed records
 
@@ -372,6 +388,8 @@ class Reconciler:
         totals.matched_auto += len(auto)
         totals.new_in_iops += len(unkeyed) - len(pairs)
         for key in candidates:
+            if spec is CRIME:
+                (self.stats.found if key in auto else self.stats.missing)(key)
             if key not in auto:
                 yield Discrepancy(spec.name, "MISSING", key)
         candidates.clear()

@@ -38,7 +38,7 @@ from reconcile.keys import EntityKeys
 from reconcile.model import Discrepancy
 from reconcile.specs import (CRIME, DISTRICT, GROUP, INTEL, INTEL_RULES, LATITUDE, LONGITUDE, PERSON, RECORDED,
                              STATUS, EntitySpec, expected_values)
-from reconcile.stats import cell_of, mapped_cell
+from reconcile.stats import CrimeCells
 
 #: Target rows fetched per ``IN (...)`` when looking records up by id.
 LOOKUP_CHUNK = 1000
@@ -91,8 +91,8 @@ class Outcome(NamedTuple):
     key: str  # the trimmed legacy key (Mapped.legacy_key)
     excluded: bool  # logically deleted in OPUS: nothing else is set
     reject: Issue | None  # the mapping's reason not to migrate the record
-    legacy_cell: Any  # crime: the statistics cell of the mapped record (None if rejected)
-    new_cells: tuple  # crime: the cells of the new records carrying the key
+    legacy_cell: Any  # crime: its statistics entry (reconcile.stats.CrimeCells.legacy_entry; None: not counted)
+    new_cells: tuple  # crime: the entries of the new records carrying the key
     found: int  # new records carrying the key
     findings: tuple[Discrepancy, ...]  # ALTERED/DUPLICATE rows of those records
     candidate: "Candidate | None"  # accepted, nothing carries the key: what unkeyed matching needs
@@ -130,7 +130,13 @@ class BatchEvaluator(_TargetReader):
 
     Reads the new store only (one keyed look-up per batch); holds no state between batches
     beyond its compiled statements, so any process can evaluate any batch.
+    ``cells``: how crimes are placed in the statistics (code tables and go-live).
     """
+
+    def __init__(self, target: Engine, target_tables: dict, ctx: MappingContext,
+                 lookup_chunk: int = LOOKUP_CHUNK, cells: CrimeCells | None = None) -> None:
+        super().__init__(target, target_tables, ctx, lookup_chunk)
+        self.cells = cells if cells is not None else CrimeCells(ctx.reference, None)
 
     def evaluate(self, spec: EntitySpec, batch: list[dict], tconn) -> list[Outcome]:
         mapped = spec.map_batch(batch, self.ctx)
@@ -141,6 +147,7 @@ class BatchEvaluator(_TargetReader):
         if spec is INTEL:
             self._resolve_subjects(tconn, found, batch, mapped)
         is_crime = spec is CRIME
+        cells_of = self.cells
         # Equal statistics cells as one object: a batch of outcomes then pickles each distinct
         # cell once (measured at 100k crimes: pickled and unpickled in 4.2 µs a crime instead of 10.1).
         cells: dict = {}
@@ -153,10 +160,11 @@ class BatchEvaluator(_TargetReader):
             records = found.get(lookup) if lookup is not None else None
             legacy_cell, new_cells = None, ()
             if is_crime:
-                if m.reject is None:
-                    legacy_cell = same_cell(mapped_cell(m.rows["crime"], m.rows.get("location")))
+                # Rejected or not, a live crime counts on the OPUS side (mapping.md, Crime statistics).
+                legacy_cell = same_cell(cells_of.legacy_entry(
+                    raw, m, [(rec.values[LATITUDE], rec.values[LONGITUDE]) for rec in records] if records else None))
                 if records:
-                    new_cells = tuple(same_cell(cell) for rec in records if (cell := cell_of(
+                    new_cells = tuple(same_cell(cell) for rec in records if (cell := cells_of.new_entry(
                         rec.values[RECORDED], rec.values[DISTRICT], rec.values[GROUP], rec.values[STATUS],
                         rec.values[LATITUDE], rec.values[LONGITUDE])) is not None)
             findings, candidate = (), None

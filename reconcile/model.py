@@ -20,7 +20,8 @@ DISCREPANCY_COLUMNS = (
 #: Column order of crime_stats.csv.
 STATS_COLUMNS = (
     "month", "district_code", "offence_group", "legacy_count", "new_count", "delta",
-    "legacy_no_location", "new_no_location",
+    "legacy_no_location", "new_no_location", "district_name", "legacy_not_migrated", "expected_count",
+    "delta_expected", "new_outside_area", "after_go_live",
 )
 
 
@@ -55,23 +56,38 @@ class Discrepancy:
 
 @dataclass(frozen=True)
 class StatRow:
-    """One row of crime_stats.csv: month (UK local, YYYY-MM) × district × offence group."""
+    """One row of crime_stats.csv: month (UK local, YYYY-MM or UNKNOWN) × district × offence
+    group, before or after go-live (``reconcile/stats.py``)."""
 
     month: str
-    district_code: str  # 'UNKNOWN' when NULL
-    offence_group: str
-    legacy_count: int
+    district_code: str  # 'UNKNOWN' when NULL or unknown
+    offence_group: str  # 'UNMAPPED': a legacy crime whose offence code is not in the crosswalk
+    legacy_count: int  # the force's own OPUS figure: every live crime not cancelled/transferred
     new_count: int
     legacy_no_location: int
     new_no_location: int
+    district_name: str = ""
+    legacy_not_migrated: int = 0  # of legacy_count, those the mapping rejects
+    new_outside_area: int = 0  # of new_count, those placed outside Greater Manchester
+    after_go_live: bool = False
 
     @property
     def delta(self) -> int:
         return self.new_count - self.legacy_count
 
+    @property
+    def expected_count(self) -> int:
+        return self.legacy_count - self.legacy_not_migrated
+
+    @property
+    def delta_expected(self) -> int:
+        return self.new_count - self.expected_count
+
     def as_row(self) -> tuple:
         return (self.month, self.district_code, self.offence_group, self.legacy_count,
-                self.new_count, self.delta, self.legacy_no_location, self.new_no_location)
+                self.new_count, self.delta, self.legacy_no_location, self.new_no_location,
+                self.district_name, self.legacy_not_migrated, self.expected_count, self.delta_expected,
+                self.new_outside_area, "Y" if self.after_go_live else "N")
 
 
 @dataclass
@@ -114,6 +130,9 @@ class ReconResult:
     #: Matched records picked at random (seeded) for a manual check: reconcile.sample.SampledRecord.
     sample: list = field(default_factory=list)
     sample_seed: int | None = None
+    #: The crime statistics as data (reconcile.stats.CrimeStatistics: go-live, totals up to and
+    #: after it, per district, per month, map points); ``stats`` is its rows.
+    statistics: object = None
     out_dir: object = None  # Path of the reports once written
     report_paths: dict[str, object] = field(default_factory=dict)
 

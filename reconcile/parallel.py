@@ -60,6 +60,7 @@ class EvaluationWorkers:
     batch_size: int
     #: Passes over fewer legacy rows run in the main process (ReconcileOptions.parallel_min_rows).
     min_rows: int = 0
+    go_live: dt.date | None = None  # for the crime statistics (reconcile.stats.CrimeCells)
 
     def worth_it(self, rows: int) -> bool:
         return rows >= self.min_rows
@@ -117,13 +118,15 @@ def _collected(result):
 def _start_keyed(plan: EvaluationWorkers, entity: str, persons) -> None:
     from reconcile import evaluate
     from reconcile.specs import SPECS
+    from reconcile.stats import CrimeCells
 
     _open(plan)
     stores = _worker["stores"]
     spec = SPECS[entity]
     ctx = evaluate.mapping_context(plan.reference, plan.run_started, persons)
+    cells = CrimeCells(plan.reference, plan.go_live)
     _worker.update(spec=spec, table=stores.legacy_tables[spec.legacy_table],
-                   evaluator=evaluate.BatchEvaluator(stores.target, stores.target_tables, ctx))
+                   evaluator=evaluate.BatchEvaluator(stores.target, stores.target_tables, ctx, cells=cells))
 
 
 def _evaluate_range(key_range) -> list:

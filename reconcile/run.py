@@ -51,6 +51,7 @@ Decisions on points ``reconciliation.md`` leaves open (an auditor's reading):
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import gc
 import os
 import resource
@@ -62,6 +63,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import __version__
+from core.beside import Beside
 from core.cyclic_gc import manual_cyclic_gc
 from core.db import mask_url, store_errors
 from core.errors import UsageError
@@ -73,6 +75,7 @@ from reconcile.specs import CRIME, INTEL, PERSON
 from reconcile.parallel import EvaluationWorkers
 from reconcile.model import ENTITIES, Discrepancy, EntityTotals, ReconResult
 from reconcile.spool import DiscrepancySpool
+from reconcile.stats import CrimeCells, default_go_live, latest_date
 from reconcile.stores import open_stores
 
 @dataclass(frozen=True)
@@ -102,6 +105,9 @@ class ReconcileOptions:
     #: When given, filled with {phase: (wall seconds, CPU seconds)} for person, crime,
     #: crime_person and intelligence (benchmarks).
     timings: dict | None = None
+    #: Go-live, a UK local date: crimes recorded from that day on are new work in iOPS, counted
+    #: apart in the crime statistics (mapping.md). None: the day after the latest REC_DATE in OPUS.
+    go_live: dt.date | None = None
 
     def validate(self) -> None:
         if not 0 <= self.review_threshold <= self.auto_threshold <= 100:
@@ -117,6 +123,8 @@ class ReconcileOptions:
             raise UsageError("lookup chunk must be at least 1")
         if self.workers is not None and self.workers < 1:
             raise UsageError("--workers must be at least 1")
+        if self.go_live is not None and (type(self.go_live) is not dt.date):
+            raise UsageError("--go-live must be a date, YYYY-MM-DD")
 
 
 #: The most worker processes chosen automatically: beyond that this process, which applies
@@ -145,25 +153,37 @@ def reconcile(legacy_url: str, target_url: str, options: ReconcileOptions | None
 
     spool = DiscrepancySpool()
     try:
-        with open_stores(legacy_url, target_url) as stores:
+        with open_stores(legacy_url, target_url) as stores, contextlib.ExitStack() as stack:
             totals = {entity: EntityTotals(entity) for entity in ENTITIES}
             ctx = MappingContext(reference=reference, run_started=started)
+            go_live = options.go_live
+            if go_live is None:
+                # Read beside the person pass (the crime pass is the first to need it).
+                crime_table = stores.legacy_tables["crime"]
+                default = Beside("go-live: latest REC_DATE",
+                                 lambda stopped: default_go_live(_latest_rec_date(stores.legacy, crime_table)))
+                stack.callback(default.stop)  # an error before the crime pass: stop it, drop its result
+                default.start()
             workers = None
             count = options.workers if options.workers is not None else default_workers()
             if count > 1:
                 workers = EvaluationWorkers(count, legacy_url, target_url, reference, started,
-                                            options.batch_size, options.parallel_min_rows)
+                                            options.batch_size, options.parallel_min_rows, go_live)
             rec = decide.Reconciler(stores.legacy, stores.target, stores.legacy_tables, stores.target_tables, ctx,
                                     totals, batch_size=options.batch_size, auto_threshold=options.auto_threshold,
                                     review_threshold=options.review_threshold, on_batch=options.on_batch,
                                     workers=workers, lookup_chunk=options.lookup_chunk,
-                                    sample=sample.MatchedSample(options.sample_seed, options.sample_size))
+                                    sample=sample.MatchedSample(options.sample_seed, options.sample_size),
+                                    cells=CrimeCells(reference, go_live))
             # Cyclic GC by hand between passes (see core.cyclic_gc): automatic, it was 40% of the CPU.
             with manual_cyclic_gc() as between_passes:
-                findings = _run_passes(rec, stores.target, stores.target_tables, options.timings, between_passes)
+                before_crimes = (lambda: rec.set_go_live(default.join())) if go_live is None else (lambda: None)
+                findings = _run_passes(rec, stores.target, stores.target_tables, options.timings, between_passes,
+                                       before_crimes)
                 spool.extend(_counted(findings, totals))
             sampled = sample.describe(rec.sample, stores.target, stores.target_tables)
         spool.close()
+        statistics = rec.stats.result()
     except BaseException:
         spool.discard()
         raise
@@ -178,10 +198,20 @@ def reconcile(legacy_url: str, target_url: str, options: ReconcileOptions | None
                     "fail": options.fail_threshold},
         totals=totals,
         discrepancies=spool,
-        stats=rec.stats.rows(),
+        stats=list(statistics.rows),
+        statistics=statistics,
         sample=sampled,
         sample_seed=options.sample_seed,
     )
+
+
+def _latest_rec_date(legacy: Engine, crime: sa.Table) -> dt.date | None:
+    """The latest REC_DATE in OPUS (every row, as the store holds it). REC_DATE is text in several
+    forms, so the database cannot take the maximum: it sends its distinct values (a few thousand
+    for decades of records), parsed here as the mapping parses them."""
+    stmt = sa.select(crime.c.rec_date).distinct()
+    with store_errors(legacy, "legacy"), legacy.connect() as conn:
+        return latest_date(value for (value,) in conn.execute(stmt))
 
 
 def _counted(findings: Iterable[Discrepancy], totals: dict[str, EntityTotals]) -> Iterator[Discrepancy]:
@@ -192,14 +222,17 @@ def _counted(findings: Iterable[Discrepancy], totals: dict[str, EntityTotals]) -
 
 
 def _run_passes(rec: decide.Reconciler, target: Engine, target_tables: dict, timings: dict | None,
-                collect: Callable[[], None]) -> Iterator[Discrepancy]:
-    """The passes, in order: their findings, as a stream."""
+                collect: Callable[[], None], before_crimes: Callable[[], None] = lambda: None
+                ) -> Iterator[Discrepancy]:
+    """The passes, in order: their findings, as a stream. ``before_crimes``: called before the
+    crime pass (go-live, read beside the person pass, is known by then)."""
     # Persons first: links and intelligence subjects depend on which persons are migrated.
     with _timed(timings, "person", collect):
         census = yield from rec.keyed_pass(PERSON)
         _census_timing(timings, "person", census)
         rec.totals["person"].new_in_iops += len((yield from rec.scan_target(PERSON, census)))
 
+    before_crimes()
     with _timed(timings, "crime", collect):
         rec.collect_similarity = _entities_with_unkeyed_records(target, target_tables)
         rec.load_padded_links()

@@ -31,9 +31,6 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from openpyxl.chart import LineChart, Reference
-from openpyxl.formatting.rule import CellIsRule
-from openpyxl.utils import get_column_letter
 
 from core.digest import text_fingerprint
 from core.errors import Opus2IopsError
@@ -41,6 +38,7 @@ from core.schema import as_utc
 from mappings.explanations import explain
 from reconcile.model import CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, STATS_COLUMNS, Discrepancy, ReconResult
 from reports import xlsx
+from reports import statistics as stats_report
 from core.publish import SETS, ReportSet
 from reports.safe import mask_credentials, neutralise
 
@@ -48,6 +46,7 @@ from reports.safe import mask_credentials, neutralise
 FILE_NAMES = {
     "discrepancies": "discrepancies.csv",
     "crime_stats": "crime_stats.csv",
+    "map": "crime_map.png",
     "workbook": "reconciliation.xlsx",
     "summary": "summary.json",
 }
@@ -56,8 +55,8 @@ assert tuple(FILE_NAMES.values()) == SETS["reconciliation"]  # the index (summar
 #: Excel reads a CSV as UTF-8 only when it starts with a byte-order mark (else ``ZOË`` is garbled).
 BOM = "\ufeff"
 
-STATS_SHEET = "Crime statistics"
-MONTHLY_SHEET = "Monthly totals"
+STATS_SHEET = stats_report.STATS_SHEET
+MONTHLY_SHEET = stats_report.MONTHLY_SHEET
 RUN_SHEET = "Run information"
 SIGNOFF_SHEET = "Sign-off"
 TALLY_SHEET = "Field tally"
@@ -312,14 +311,14 @@ class ReconciliationReports:
         self._summary_ws.sheet_view.tabSelected = True  # the sheet the workbook opens on
         self._signoff_ws = self._wb.create_sheet(SIGNOFF_SHEET)
         self.team_first_row = SIGNOFF_TEAM_ROW
-        self._taken = {xlsx.SUMMARY_TITLE, STATS_SHEET, MONTHLY_SHEET, RUN_SHEET, SIGNOFF_SHEET, TALLY_SHEET,
-                       SAMPLE_SHEET}
+        self._taken = {xlsx.SUMMARY_TITLE, RUN_SHEET, SIGNOFF_SHEET, TALLY_SHEET, SAMPLE_SHEET,
+                       *stats_report.SHEETS}
         self._groups: dict[tuple[str, str], _Group] = {}
         self._counts: collections.Counter = collections.Counter()
         #: (entity, field) -> [differing, lost, gained] of the ALTERED rows
         self._tally: dict[tuple[str, str], list[int]] = collections.defaultdict(lambda: [0, 0, 0])
         self._bands: collections.Counter = collections.Counter()  # (entity, AUTO|REVIEW) of PROBABLE_MATCH
-        self._stats: tuple | None = None  # (the rows, their sheets, the monthly sheet) once written
+        self._stats: tuple | None = None  # (the rows, the statistics sheets listed) once written
         try:
             with self._output_errors():
                 self._csv_file = self._staging.create(FILE_NAMES["discrepancies"])
@@ -358,12 +357,19 @@ class ReconciliationReports:
                     table = groups[group] = _Group(self, d.entity, d.category)
                 table.add(d)
 
-    def add_stats(self, stats: list) -> None:
-        """Write the crime statistics (``crime_stats.csv`` and their two sheets) now, before
-        ``finish``; ``finish`` checks that the result's statistics are these."""
-        with self._output_errors(), self._staging.create(FILE_NAMES["crime_stats"]) as out:
-            out.write(BOM)
-            self._stats = (list(stats), *_write_stats(stats, out, self._wb, self._max_sheet_rows))
+    def add_stats(self, stats) -> None:
+        """Write the crime statistics (``crime_stats.csv``, the map picture and their sheets) now,
+        before ``finish``; ``finish`` checks that the result's statistics are these. ``stats``:
+        a ``reconcile.stats.CrimeStatistics`` or its rows."""
+        if not isinstance(stats, stats_report.CrimeStatistics):
+            stats = stats_report.CrimeStatistics(go_live=None, rows=tuple(stats))
+        with self._output_errors():
+            png = stats_report.map_picture(stats)
+            with self._staging.create(FILE_NAMES["map"], binary=True) as out:
+                out.write(png)
+            with self._staging.create(FILE_NAMES["crime_stats"]) as out:
+                listed = stats_report.write_stats(stats, out, self._wb, self._max_sheet_rows, png)
+            self._stats = (list(stats.rows), listed)
 
     def finish(self, result: ReconResult) -> dict[str, Path]:
         """Write the rest, check it against ``result`` and publish the four files together."""
@@ -376,15 +382,15 @@ class ReconciliationReports:
                 records = {group: g.records for group, g in groups.items()}
                 _check_counts(result, counts)
                 if self._stats is None:
-                    self.add_stats(result.stats)
-                written, stats_sheets, monthly = self._stats
+                    self.add_stats(stats_report.statistics_of(result))
+                written, stats_sheets = self._stats
                 if list(result.stats) != written:
                     raise ReportInconsistent("reports not written: the crime statistics changed after they were "
                                              "written into the reports")
                 tally_sheet = _tally_sheet(wb, result, self._tally, group_sheets)
                 sample_sheet = _sample_sheet(wb, result, self.team_first_row)
                 run_info_sheet = _run_information_sheet(wb, result)
-                sheets_listed = _sheet_index(group_sheets, stats_sheets, monthly, run_info_sheet,
+                sheets_listed = _sheet_index(group_sheets, stats_sheets, run_info_sheet,
                                              tally_sheet=tally_sheet, sample_sheet=sample_sheet)
                 _signoff_sheet(self._signoff_ws, result)
                 view = SummaryView(result, counts, records, self._bands, group_sheets)
@@ -496,85 +502,8 @@ def _check_counts(result: ReconResult, counts: collections.Counter) -> None:
             + "; ".join(wrong[:5]) + (" …" if len(wrong) > 5 else "") + ")")
 
 
-# ---- crime statistics ---------------------------------------------------------------------
-def month_start(month: str) -> dt.datetime | None:
-    """'2019-04' -> 2019-04-01 00:00 (a real date for Excel); None when not a month."""
-    try:
-        year, mon = month.split("-")
-        return dt.datetime(int(year), int(mon), 1)
-    except (ValueError, AttributeError):
-        return None
-
-
-def _delta_rules(ws, column_letter: str, last_row: int) -> None:
-    """Red for fewer crimes in iOPS than in OPUS, amber for more: both are differences."""
-    if last_row < 2:
-        return
-    cells = f"{column_letter}2:{column_letter}{last_row}"
-    ws.conditional_formatting.add(cells, CellIsRule(operator="lessThan", formula=["0"],
-                                                    fill=xlsx.NEGATIVE_FILL, font=xlsx.NEGATIVE_FONT))
-    ws.conditional_formatting.add(cells, CellIsRule(operator="greaterThan", formula=["0"],
-                                                    fill=xlsx.POSITIVE_FILL, font=xlsx.POSITIVE_FONT))
-
-
-def _write_stats(stats: Iterable, out, wb, max_sheet_rows: int):
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(STATS_COLUMNS)
-    month_col = STATS_COLUMNS.index("month")
-    table = xlsx.TableWriter(wb, STATS_SHEET, STATS_COLUMNS, set(),
-                             column_styles={month_col: {"number_format": xlsx.MONTH_FORMAT, "alignment": xlsx.LEFT}},
-                             fixed_widths={month_col: 10}, max_sheet_rows=max_sheet_rows)
-    monthly: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0, 0])
-    for stat in stats:
-        row = stat.as_row()
-        writer.writerow([neutralise(v) if isinstance(v, str) else v for v in row])
-        month = month_start(stat.month)
-        table.append((month if month else stat.month,) + tuple(row[1:]))
-        sums = monthly[stat.month]
-        sums[0] += stat.legacy_count
-        sums[1] += stat.new_count
-        sums[2] += stat.legacy_no_location
-        sums[3] += stat.new_no_location
-    stats_sheets = table.close(always=True)
-    delta_letter = get_column_letter(STATS_COLUMNS.index("delta") + 1)
-    for title, rows in stats_sheets:
-        _delta_rules(wb[title], delta_letter, rows + 1)
-    return stats_sheets, _monthly_sheet(wb, monthly)
-
-
-MONTHLY_COLUMNS = ("month", "legacy (OPUS)", "new (iOPS)", "delta", "legacy no location", "new no location")
-
-
-def _monthly_sheet(wb, monthly: dict[str, list[int]]) -> list[tuple[str, int]]:
-    """Crimes per month over all districts and groups, and the chart of OPUS vs iOPS."""
-    table = xlsx.TableWriter(wb, MONTHLY_SHEET, MONTHLY_COLUMNS, set(),
-                             column_styles={0: {"number_format": xlsx.MONTH_FORMAT, "alignment": xlsx.LEFT}},
-                             fixed_widths={0: 10})
-    for month in sorted(monthly):
-        legacy, new, legacy_nl, new_nl = monthly[month]
-        table.append((month_start(month) or month, legacy, new, new - legacy, legacy_nl, new_nl))
-    sheets = table.close(always=True)
-    title, rows = sheets[0]
-    ws = wb[title]
-    _delta_rules(ws, "D", rows + 1)
-    if rows:
-        chart = LineChart()
-        chart.title = "Crimes recorded per month: OPUS vs iOPS"
-        chart.y_axis.title = "crimes"
-        chart.y_axis.scaling.min = 0  # counts from zero: a cut axis would make small gaps look dramatic
-        chart.x_axis.title = "month"
-        chart.x_axis.number_format = xlsx.MONTH_FORMAT
-        # openpyxl 3.1 marks axes deleted by default: Excel would draw no labels.
-        chart.x_axis.delete = False
-        chart.y_axis.delete = False
-        chart.height, chart.width = 9, 22
-        chart.add_data(Reference(ws, min_col=2, max_col=3, min_row=1, max_row=rows + 1), titles_from_data=True)
-        chart.set_categories(Reference(ws, min_col=1, min_row=2, max_row=rows + 1))
-        for series in chart.series:
-            series.smooth = False  # counts per month: straight segments, no invented curve
-        chart.legend.position = "b"
-        ws.add_chart(chart, "J2")
-    return sheets
+# ---- crime statistics: reports/statistics.py ------------------------------------------------
+month_start = stats_report.month_start
 
 
 # ---- field tally --------------------------------------------------------------------------
@@ -762,8 +691,7 @@ NOTES = (
 
 
 # ---- the Summary sheet --------------------------------------------------------------------
-def _sheet_index(group_sheets, stats_sheets, monthly_sheets, run_info_sheet, *, tally_sheet=None,
-                 sample_sheet=None):
+def _sheet_index(group_sheets, stats_sheets, run_info_sheet, *, tally_sheet=None, sample_sheet=None):
     """Every sheet after the Summary, in workbook order: (title, data rows or None, what it holds)."""
     listed = [(SIGNOFF_SHEET, None, "prepared, reviewed, approved: name, date, decision; the team")]
     for (entity, category), sheets in group_sheets.items():
@@ -773,10 +701,7 @@ def _sheet_index(group_sheets, stats_sheets, monthly_sheets, run_info_sheet, *, 
         listed.append((tally_sheet, None, "per entity and field: records differing, values lost, gained"))
     if sample_sheet:
         listed.append((sample_sheet, None, "matched records picked at random (seeded) to compare by hand"))
-    for title, rows in stats_sheets:
-        listed.append((title, rows, "crimes per month × district × offence group, OPUS vs iOPS"))
-    for title, rows in monthly_sheets:
-        listed.append((title, rows, "crimes per month over all districts, with the chart"))
+    listed += stats_sheets  # (title, rows, what it holds): reports/statistics.py
     listed.append((run_info_sheet, None, "stores, times, thresholds, tool version, mapping digest"))
     return listed
 
@@ -1009,18 +934,8 @@ def _summary_sheet(ws, result: ReconResult, counts, group_sheets, sheets_listed,
 
 
 def _crime_statistics_block(f: "xlsx.FormSheet", result: ReconResult) -> None:
-    """The crime statistics at a glance (the statistics' own block replaces this one)."""
-    ws, c = f.ws, f.c
-    legacy = sum(s.legacy_count for s in result.stats)
-    new = sum(s.new_count for s in result.stats)
-    differing = sum(1 for s in result.stats if s.delta)
-    months = {s.month for s in result.stats if s.delta}
-    f.append([c("Crime statistics (Home Office return)", font=xlsx.SECTION_FONT)])
-    f.append(xlsx.header_row(ws, ["", "OPUS", "iOPS", "Delta", "Cells differing", "Months differing"], range(1, 6)))
-    f.append([c("Crimes counted", font=xlsx.LABEL_FONT), c(legacy), c(new),
-              c(new - legacy, font=xlsx.NEGATIVE_FONT if new < legacy else None),
-              c(differing), c(len(months))])
-    f.append([c(STATS_SHEET, link=STATS_SHEET), c(MONTHLY_SHEET, link=MONTHLY_SHEET)])
+    """The crime statistics at a glance: the statistics' own block (reports/statistics.py)."""
+    stats_report.write_statistics_summary(f.ws, None, result)
 
 
 # ---- summary.json -------------------------------------------------------------------------
@@ -1041,6 +956,7 @@ def _summary_document(result: ReconResult, counts, *, records=None, checksums=No
         }
     legacy = sum(s.legacy_count for s in result.stats)
     new = sum(s.new_count for s in result.stats)
+    statistics = stats_report.statistics_of(result)
     return {
         "result": "FAIL" if result.failed else "PASS",
         "exit_code": result.exit_code,
@@ -1054,6 +970,7 @@ def _summary_document(result: ReconResult, counts, *, records=None, checksums=No
             "new_count": new,
             "delta": new - legacy,
             "rows_differing": sum(1 for s in result.stats if s.delta),
+            **stats_report.summary_figures(statistics),
         },
         "thresholds": dict(result.thresholds),
         "started_at": iso_utc(result.started_at),

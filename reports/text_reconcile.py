@@ -67,11 +67,20 @@ def render_reconciliation(result: ReconResult) -> str:
         lines.append("  " + "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))))
 
     if result.stats:
-        legacy = sum(s.legacy_count for s in result.stats)
-        new = sum(s.new_count for s in result.stats)
-        differing = sum(1 for s in result.stats if s.delta)
-        lines += ["", f"Crime statistics: OPUS {legacy:,} crimes, iOPS {new:,} (delta {new - legacy:+,}); "
-                      f"{differing:,} of {len(result.stats):,} month × district × group cells differ"]
+        from reports.statistics import statistics_of
+
+        statistics = statistics_of(result)
+        before, after = statistics.before, statistics.after
+        when = f" up to go-live ({statistics.go_live:%Y-%m-%d})" if statistics.go_live else ""
+        lines += ["", f"Crime statistics{when}: OPUS {before.legacy:,}, not migrated {before.not_migrated:,}, "
+                      f"expected {before.expected:,}, iOPS {before.new:,} (delta {before.delta:+,}, "
+                      f"{before.delta_expected:+,} against expected); {before.cells_differing:,} of "
+                      f"{before.cells:,} month × district × group cells differ"]
+        if after.cells:
+            lines.append(f"  after go-live, apart: {after.new:,} crimes new in iOPS")
+        lines.append(f"  a public crime map cannot place: OPUS {statistics.all.legacy_no_location:,}, "
+                     f"iOPS {statistics.all.new_unplaceable:,} ({statistics.all.new_outside_area:,} outside "
+                     f"Greater Manchester)")
 
     lines.append("")
     if result.report_paths:

@@ -370,10 +370,29 @@ def altered_fields(expected: dict[str, dict], actual: dict[str, dict]) -> Iterat
 
 
 class _CrimeStats:
-    """The month × district × offence group counts of mapping.md, both sides, as crime_stats.csv."""
+    """The month × district × offence group counts of mapping.md, both sides, as crime_stats.csv.
+    The OPUS side counts the crimes the mapping rejects too (mapping.md: the force's own figure),
+    in the cell the reconciler derives for them (``reconcile.stats.CrimeCells``)."""
 
-    def __init__(self) -> None:
-        self.cells: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    def __init__(self, reference: Reference) -> None:
+        from reconcile.stats import CrimeCells
+
+        # [legacy, new, legacy no location, new no location, not migrated, not migrated no location]
+        self.cells: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
+        self._derive = CrimeCells(reference, None).legacy_entry
+
+    def rejected(self, raw: dict, m: Mapped) -> None:
+        """A live legacy crime the mapping rejects: counted by OPUS, not migrated."""
+        entry = self._derive(raw, m, None)
+        if entry is None:  # cancelled or transferred
+            return
+        (month, district, group, _), no_location, _ = entry
+        counts = self.cells[(month, district, group)]
+        counts[0] += 1
+        counts[4] += 1
+        if no_location:
+            counts[2] += 1
+            counts[5] += 1
 
     @staticmethod
     def _cell(crime: dict) -> tuple[str, str, str] | None:
@@ -400,7 +419,8 @@ class _CrimeStats:
     def rows(self) -> list[dict]:
         return [
             {"month": m, "district_code": d, "offence_group": g, "legacy_count": c[0], "new_count": c[1],
-             "delta": c[1] - c[0], "legacy_no_location": c[2], "new_no_location": c[3]}
+             "delta": c[1] - c[0], "legacy_no_location": c[2], "new_no_location": c[3],
+             "legacy_not_migrated": c[4], "legacy_not_migrated_no_location": c[5]}
             for (m, d, g), c in sorted(self.cells.items())
         ]
 
@@ -584,7 +604,7 @@ class _Simulator:
 
         self.counts: dict[str, Counter] = defaultdict(Counter)
         self.rows_written: Counter = Counter()
-        self.stats = _CrimeStats()
+        self.stats = _CrimeStats(reference)
 
     # --- passes -------------------------------------------------------------------------
 
@@ -739,6 +759,8 @@ class _Simulator:
             for raw, m in zip(batch, mapped):
                 accepted = self._accept(CRIME, m)
                 if accepted is None:
+                    if not m.excluded:
+                        self.stats.rejected(raw, m)
                     continue
                 self._crime(m.legacy_key, code(raw.get("off_code")), accepted["crime"], accepted["location"], rows)
             self._write(rows)

@@ -81,7 +81,7 @@ PERSON_TARGETS = {(c, m): v for c in PERSON_CATEGORIES
 
 STATS_FIELDS = ("month", "district_code", "offence_group", "legacy_count", "new_count", "delta",
                 "legacy_no_location", "new_no_location")
-_STAT_COUNTS = ("legacy_count", "new_count", "legacy_no_location", "new_no_location")
+_STAT_COUNTS = ("legacy_count", "new_count", "legacy_no_location", "new_no_location", "legacy_not_migrated")
 
 
 @dataclass(frozen=True)
@@ -396,21 +396,22 @@ def _person_scores(truth_pairs: dict[tuple[str, str], list[str]], auto: set, rev
 
 def compare_stats(expected_rows: Iterable[dict], crime_stats_csv: Path, examples: int = 5) -> dict:
     """Row-by-row comparison of crime_stats.csv with the expected statistics."""
-    expected = {(r["month"], r["district_code"], r["offence_group"]): tuple(int(r[c]) for c in _STAT_COUNTS)
+    expected = {(r["month"], r["district_code"], r["offence_group"]): tuple(int(r.get(c, 0)) for c in _STAT_COUNTS)
                 for r in expected_rows}
     actual: dict[tuple, tuple] = {}
     bad_delta = 0
     try:
+        # utf-8-sig: crime_stats.csv starts with a byte-order mark (for Excel)
         with Path(crime_stats_csv).open(newline="", encoding="utf-8-sig") as fh:
             for row in csv.DictReader(fh):
                 key = (row["month"], row["district_code"], row["offence_group"])
                 counts = tuple(int(row[c] or 0) for c in _STAT_COUNTS)
-                actual[key] = tuple(a + b for a, b in zip(actual.get(key, (0, 0, 0, 0)), counts))
+                actual[key] = tuple(a + b for a, b in zip(actual.get(key, (0,) * len(_STAT_COUNTS)), counts))
                 if int(row["delta"] or 0) != counts[1] - counts[0]:
                     bad_delta += 1
     except FileNotFoundError:
         return {"equal": False, "error": f"not found: {crime_stats_csv}", "mismatches": None, "examples": []}
-    zero = (0, 0, 0, 0)
+    zero = (0,) * len(_STAT_COUNTS)
     wrong = sorted(k for k in expected.keys() | actual.keys() if expected.get(k, zero) != actual.get(k, zero))
     return {
         "equal": not wrong and not bad_delta,

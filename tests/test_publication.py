@@ -173,8 +173,11 @@ from pathlib import Path
 from test_publication import marked_result
 from reports.reconciliation import write_reconciliation_reports
 out, first = Path(sys.argv[1]), int(sys.argv[2])
+# One set before the kills can come: the first also imports and sets up the map's drawing
+# (matplotlib, about a second), longer than the longest wait before a kill.
+write_reconciliation_reports(marked_result(first), out)
 print("ready", flush=True)
-n = first
+n = first + 1
 while True:
     write_reconciliation_reports(marked_result(n), out)
     print(n, flush=True)

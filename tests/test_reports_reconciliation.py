@@ -28,6 +28,7 @@ from core.errors import OutputError
 from reconcile.model import (CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, STATS_COLUMNS, Discrepancy,
                              EntityTotals, ReconResult, StatRow)
 from reports import xlsx
+from reports.statistics import SHEETS as STATISTICS_SHEETS
 from reports.reconciliation import (
     COLUMN_LABELS, FILE_NAMES, ReconciliationReports, ReportInconsistent, format_score, write_reconciliation_reports,
 )
@@ -149,8 +150,7 @@ def group_of(title: str) -> tuple[str, str]:
     return entity, category
 
 
-OTHER_SHEETS = ("Summary", "Sign-off", "Field tally", "Sample to check", "Crime statistics", "Monthly totals",
-                "Run information")
+OTHER_SHEETS = ("Summary", "Sign-off", "Field tally", "Sample to check", *STATISTICS_SHEETS, "Run information")
 
 
 def data_sheets(wb) -> list[str]:
@@ -349,14 +349,17 @@ def test_csv_neutralises_formulas_but_not_negative_numbers(written):
 
 def test_crime_stats_csv(written):
     _, paths = written
+    assert paths["crime_stats"].read_bytes().startswith("\ufeff".encode())  # Excel reads it as UTF-8
     rows = read_csv(paths["crime_stats"])
-    assert rows[0] == list(STATS_COLUMNS)
+    assert rows[0] == ["\ufeff" + STATS_COLUMNS[0], *STATS_COLUMNS[1:]]
     stats = tricky_stats()
     assert len(rows) == len(stats) + 1
     for row, s in zip(rows[1:], stats):
         assert row[0] == s.month and row[1] == s.district_code
         assert row[2] == neutralise(s.offence_group)
-        assert [int(v) for v in row[3:]] == [s.legacy_count, s.new_count, s.delta, s.legacy_no_location, s.new_no_location]
+        assert [int(v) for v in row[3:8]] == [s.legacy_count, s.new_count, s.delta, s.legacy_no_location,
+                                              s.new_no_location]
+        assert [int(v) for v in row[9:13]] == [0, s.legacy_count, s.delta, 0] and row[13] == "N"
     assert any(int(r[5]) < 0 for r in rows[1:]) and any(int(r[5]) > 0 for r in rows[1:])
 
 
@@ -452,7 +455,7 @@ def test_sheet_order_summary_first(workbook):
         "intelligence MISSING", "intelligence ALTERED",
         "person MISSING", "person ALTERED", "person UNEXPECTED",
         "crime_person MISSING", "crime_person UNEXPECTED",
-        "Field tally", "Sample to check", "Crime statistics", "Monthly totals", "Run information",
+        "Field tally", "Sample to check", *STATISTICS_SHEETS, "Run information",
     ]
     assert wb.active.title == "Summary"
     assert all(len(t) <= 31 for t in wb.sheetnames)
@@ -688,7 +691,7 @@ def test_summary_links_to_every_sheet(workbook):
                 assert c.hyperlink.location and not c.hyperlink.target  # inside the workbook
                 targets.add(c.hyperlink.location.rsplit("!", 1)[0].strip("'").replace("''", "'"))
     assert targets == set(wb.sheetnames) - {"Summary"}
-    for title in data_sheets(wb) + ["Crime statistics", "Monthly totals"]:  # and back
+    for title in data_sheets(wb) + list(STATISTICS_SHEETS):  # and back
         back = [c for c in wb[title][1] if c.hyperlink is not None]
         assert [c.hyperlink.location for c in back] == ["'Summary'!A1"], title
 
@@ -757,15 +760,16 @@ def test_crime_statistics_sheet_and_chart(workbook):
     assert any("F2" in str(cf.sqref) for cf in ws.conditional_formatting)
 
     monthly = wb["Monthly totals"]
-    months = list(monthly.iter_rows(min_row=2, max_col=4, values_only=True))
+    months = list(monthly.iter_rows(min_row=2, max_col=6, values_only=True))
     assert [m[0] for m in months] == [dt.datetime(2019, 1, 1), dt.datetime(2019, 2, 1), dt.datetime(2019, 3, 1)]
-    for month, legacy, new, delta in months:
+    for month, legacy, not_migrated, expected, new, delta in months:
         key = month.strftime("%Y-%m")
-        assert legacy == sum(s.legacy_count for s in stats if s.month == key)
+        assert legacy == expected == sum(s.legacy_count for s in stats if s.month == key) and not_migrated == 0
         assert new == sum(s.new_count for s in stats if s.month == key)
         assert delta == new - legacy
+    # The monthly delta as bars, up to go-live and after it (no go-live known here: no marker).
     assert xlsx_charts(paths["workbook"]) == {"Monthly totals": [
-        ("lineChart", ["'Monthly totals'!$B$2:$B$4", "'Monthly totals'!$C$2:$C$4"])]}
+        ("barChart", ["'Monthly totals'!$F$2:$F$4", "'Monthly totals'!$I$2:$I$4"])]}
 
 
 def xlsx_charts(path) -> dict[str, list[tuple[str, list[str]]]]:
