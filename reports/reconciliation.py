@@ -31,12 +31,13 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from openpyxl.utils import get_column_letter
 
 from core.digest import text_fingerprint
 from core.errors import Opus2IopsError
 from core.schema import as_utc
 from mappings.explanations import explain
-from reconcile.model import CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, STATS_COLUMNS, Discrepancy, ReconResult
+from reconcile.model import CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, Discrepancy, ReconResult
 from reports import xlsx
 from reports import statistics as stats_report
 from core.publish import SETS, ReportSet

@@ -351,7 +351,7 @@ def test_crime_stats_csv(written):
     _, paths = written
     assert paths["crime_stats"].read_bytes().startswith("\ufeff".encode())  # Excel reads it as UTF-8
     rows = read_csv(paths["crime_stats"])
-    assert rows[0] == ["\ufeff" + STATS_COLUMNS[0], *STATS_COLUMNS[1:]]
+    assert rows[0] == list(STATS_COLUMNS)  # read_csv reads the byte-order mark as such (utf-8-sig)
     stats = tricky_stats()
     assert len(rows) == len(stats) + 1
     for row, s in zip(rows[1:], stats):
@@ -647,7 +647,8 @@ def test_every_sheet_is_marked_and_printable(workbook):
         assert ws.oddFooter.right.text == "Page &P of &N", ws.title
         assert ws.page_setup.orientation == "landscape" and ws.page_setup.fitToWidth == 1, ws.title
         assert ws.page_setup.fitToHeight == 0 and ws.sheet_properties.pageSetUpPr.fitToPage, ws.title
-        if ws.title not in ("Summary", "Sign-off", "Run information"):  # tables: header frozen, on every page
+        if ws.title not in ("Summary", "Sign-off", "Run information", "Statistics by district", "Map"):
+            # tables: header frozen, on every page (the others are forms)
             assert ws.freeze_panes == "A2" and ws.print_title_rows == "$1:$1", ws.title
             assert ws.auto_filter.ref, ws.title
 
@@ -738,7 +739,7 @@ def test_summary_totals_equal_summary_json_and_csv(workbook):
 def test_summary_json_checksums_match_the_files(written):
     _, paths = written
     doc = json.loads(paths["summary"].read_text())
-    assert set(doc["sha256"]) == {"discrepancies.csv", "crime_stats.csv", "reconciliation.xlsx"}
+    assert set(doc["sha256"]) == {"discrepancies.csv", "crime_stats.csv", "reconciliation.xlsx", "crime_map.png"}
     for name, digest in doc["sha256"].items():
         assert hashlib.sha256((paths["summary"].parent / name).read_bytes()).hexdigest() == digest, name
 
