@@ -115,6 +115,7 @@ class ReconciliationReports:
         try:
             with self._output_errors():
                 self._csv_file = self._staging.create(FILE_NAMES["discrepancies"])
+                self._csv_file.write("\ufeff")  # the byte-order mark: Excel then reads UTF-8 (ZOË, not ZOÃ‹)
                 self._csv = csv.writer(self._csv_file, lineterminator="\r\n")
                 self._csv.writerow(DISCREPANCY_COLUMNS)
         except BaseException:

@@ -204,7 +204,7 @@ def _cell(value: str | None) -> str | None:
 
 def _read_discrepancies(path: Path) -> Iterator[dict]:
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: the reports' CSV has a BOM
             for row in csv.DictReader(fh):
                 yield {k: _cell(v) for k, v in row.items()}
     except FileNotFoundError:

@@ -201,7 +201,7 @@ def marked_result(marker: int):
 
 def _report_markers(out: Path) -> set[int]:
     """The run marker of each of the four files, read the way their readers read them."""
-    with open(out / "discrepancies.csv", newline="", encoding="utf-8") as f:
+    with open(out / "discrepancies.csv", newline="", encoding="utf-8-sig") as f:
         rows = list(csv.DictReader(f))
     with open(out / "crime_stats.csv", newline="", encoding="utf-8") as f:
         stats = list(csv.DictReader(f))

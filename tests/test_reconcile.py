@@ -570,7 +570,7 @@ def test_reports_are_written_sorted_and_counted(stores, tmp_path):
     assert {p.name for p in out.iterdir()} == {"discrepancies.csv", "crime_stats.csv", "summary.json",
                                                "reconciliation.xlsx"}
     assert result.out_dir == out and len(result.report_paths) == 4
-    with (out / "discrepancies.csv").open(newline="", encoding="utf-8") as fh:
+    with (out / "discrepancies.csv").open(newline="", encoding="utf-8-sig") as fh:
         body = list(csv.DictReader(fh))
     order = [(ENTITIES.index(r["entity"]), CATEGORIES.index(r["category"]), r["legacy_ref"]) for r in body]
     assert order == sorted(order) and len(body) == result.discrepancy_count == 4

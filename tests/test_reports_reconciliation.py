@@ -18,6 +18,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from openpyxl.utils import get_column_letter
 from hypothesis import given, strategies as st
 
 from core.digest import text_fingerprint
@@ -137,7 +138,7 @@ def expected_csv_row(d: Discrepancy) -> list[str]:
 
 
 def read_csv(path: Path) -> list[list[str]]:
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="") as f:
         return list(csv.reader(f))
 
 
@@ -298,7 +299,7 @@ def test_discrepancies_csv_is_rfc4180_and_equals_the_rows(written):
     _, paths = written
     raw = paths["discrepancies"].read_bytes()
     raw.decode("utf-8")  # UTF-8 throughout
-    assert raw.startswith(b"entity,category,") and raw.endswith(b"\r\n")
+    assert raw.startswith(b"\xef\xbb\xbfentity,category,") and raw.endswith(b"\r\n")  # BOM first (Excel)
     rows = read_csv(paths["discrepancies"])
     assert rows[0] == list(DISCREPANCY_COLUMNS)
     assert rows[1:] == [expected_csv_row(d) for d in tricky_discrepancies()]
@@ -439,7 +440,7 @@ def test_discrepancy_sheets_match_the_csv(workbook):
         ws = wb[title]
         assert [c.value for c in ws[1]][: len(DISCREPANCY_COLUMNS)] == list(DISCREPANCY_COLUMNS)
         assert ws.freeze_panes == "A2"
-        assert ws.auto_filter.ref == f"A1:J{ws.max_row}"
+        assert ws.auto_filter.ref == f"A1:{get_column_letter(len(DISCREPANCY_COLUMNS))}{ws.max_row}"
         rows = list(ws.iter_rows(min_row=2, max_col=len(DISCREPANCY_COLUMNS), values_only=True))
         seen[group_of(title)] += len(rows)
         # XML reads a carriage return back as a line feed; the workbook writes it so.
