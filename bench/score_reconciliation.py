@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core import db  # noqa: E402
 from core.progress import set_quiet  # noqa: E402
-from synth.truth import TARGETS, score, score_table, shortfalls  # noqa: E402
+from synth.truth import (TARGETS, explanation_shortfalls, explanation_table, score, score_explanations,  # noqa: E402
+                         score_table, shortfalls)
 
 
 def _store(backend: str, label: str, folder: Path, created: list) -> str:
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
         t = time.perf_counter()
         scores = score(truth_path, out / "discrepancies.csv", out / "crime_stats.csv")
+        explained = score_explanations(truth_path, out / "discrepancies.csv")
         timings["score"] = time.perf_counter() - t
 
         print(f"score_reconciliation: {args.crimes:,} crimes, legacy {args.legacy_backend}, "
@@ -103,11 +105,14 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("\n".join(score_table(scores)))
         print()
+        print("explanations against the truth, per injected defect kind:")
+        print("\n".join(explanation_table(explained)))
+        print()
         print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
               + f"; reconciler thresholds {recon.thresholds}")
         print("peak resident memory after each step (cumulative): "
               + ", ".join(f"{k} {v:,.0f} MB" for k, v in peak_mb.items()))
-        failures = shortfalls(scores)
+        failures = shortfalls(scores) + explanation_shortfalls(explained)
         targets = ", ".join(f"{c} {m} >= {v}" for (c, m), v in TARGETS.items() if c == "PROBABLE_MATCH")
         print(f"targets (keyed categories 1.000; {targets}; stats equal): "
               + ("ALL MET" if not failures else "MISSED:\n  " + "\n  ".join(failures)))
@@ -121,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             if scores["stats"]["examples"]:
                 print(f"  crime_stats differences e.g. {scores['stats']['examples'][:3]}")
         if args.json:
-            args.json.write_text(json.dumps({"crimes": args.crimes, "timings": timings, "scores": scores},
+            args.json.write_text(json.dumps({"crimes": args.crimes, "timings": timings, "scores": scores,
+                                             "explanations": explained},
                                             indent=1, default=str), encoding="utf-8")
         if args.keep or args.out:
             print(f"files kept in {folder}")
