@@ -37,8 +37,8 @@ _TIME_COLUMNS = {"crime": ("rec_date", "rec_time"), "intelligence": ("submit_dat
 _MAIN = {"crime": "crime", "intelligence": "intelligence_report"}
 _INSTANT = {"crime": "recorded_at", "intelligence": "submitted_at"}
 
-#: UK offsets are whole hours: (local text, local day) cached per UTC hour.
-_HOURS: dict[int, tuple[str, str]] = {}
+#: (UTC date ordinal, UTC hour) -> UK local day (``uk_day``).
+_HOURS: dict[tuple[int, int], str] = {}
 
 
 def uk_local(instant: dt.datetime | None) -> str | None:
@@ -52,22 +52,25 @@ def uk_local(instant: dt.datetime | None) -> str | None:
 
 def day_of(entity: str, m: Mapped) -> str | None:
     """The UK local day of a migrated crime's or report's recorded / submitted time."""
-    main = m.rows.get(_MAIN.get(entity, "")) if m.rows else None
-    return uk_day(main.get(_INSTANT[entity])) if main is not None else None
+    main = m.rows.get(_MAIN[entity]) if m.rows else None
+    return uk_day(main[_INSTANT[entity]]) if main is not None else None
 
 
 def uk_day(instant: dt.datetime | None) -> str | None:
-    """``YYYY-MM-DD``, the UK civil date of an instant; cached per UTC hour (cheap per record)."""
-    if instant is None or not isinstance(instant, dt.datetime):
+    """``YYYY-MM-DD``, the UK civil date of an instant. Runs for every record: cached by UTC
+    date and hour (UK offsets are whole hours, so they fix the local date), which costs two
+    attribute reads instead of a time-zone conversion."""
+    if type(instant) is not dt.datetime:
         return None
-    if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=dt.timezone.utc)
-    hour = int(instant.timestamp() // 3600)
-    day = _HOURS.get(hour)
+    if instant.tzinfo is not dt.timezone.utc:
+        instant = (instant.replace(tzinfo=dt.timezone.utc) if instant.tzinfo is None
+                   else instant.astimezone(dt.timezone.utc))
+    key = (instant.toordinal(), instant.hour)
+    day = _HOURS.get(key)
     if day is None:
         if len(_HOURS) > 200_000:
             _HOURS.clear()
-        day = _HOURS[hour] = instant.astimezone(LONDON).strftime("%Y-%m-%d")
+        day = _HOURS[key] = instant.astimezone(LONDON).strftime("%Y-%m-%d")
     return day
 
 

@@ -344,13 +344,24 @@ class Reconciler:
         wanted = set(unexpected)
         seen: set = set()
         not_fetched = [record_id for record_id, _ in census.unkeyed]
-        # A person is shown by name, not uuid: its names are fetched with it.
-        names = (main.c.family_name, main.c.given_names) if spec.name == "person" else (sa.null(), sa.null())
-        stmt = sa.select(main.c[spec.target_id], main.c[spec.new_ref], key_column, *names).where(keys_in(key_column))
+        # What a reader recognises the iOPS record by: a person's name (not its uuid); a crime's or
+        # report's time, offence, district and place (normally few records: fetched with them).
+        location = self.tt["location"]
+        null = sa.null()
+        if spec.name == "person":
+            shown, joined = (main.c.family_name, main.c.given_names, null, null, null, null, null), main
+        else:
+            joined = main.outerjoin(location, main.c.location_id == location.c.location_id)
+            shown = (null, null, main.c.recorded_at if spec is CRIME else main.c.submitted_at,
+                     main.c.offence_description if spec is CRIME else null, main.c.district_code,
+                     location.c.address, location.c.postcode)
+        stmt = (sa.select(main.c[spec.target_id], main.c[spec.new_ref], key_column, *shown)
+                .select_from(joined).where(keys_in(key_column)))
+        reference = self.ctx.reference
         with connect(self.target, "target") as conn, store_errors(self.target, "target"):
             for start in range(0, len(unexpected), self.lookup_chunk):
-                for target_id, new_ref, key, family, given in conn.execute(
-                        stmt, {"keys": unexpected[start:start + self.lookup_chunk]}):
+                for target_id, new_ref, key, family, given, moment, offence, district, address, postcode in \
+                        conn.execute(stmt, {"keys": unexpected[start:start + self.lookup_chunk]}):
                     # Exact keys only, each record once: MariaDB's PAD SPACE also returns
                     # 'CR/000001/19 ' for 'CR/000001/19', which may be asked for in another chunk.
                     if key not in wanted or target_id in seen:
@@ -361,8 +372,9 @@ class Reconciler:
                     yield Discrepancy(spec.name, "UNEXPECTED", str(key), str(new_ref), None, None, None, None, None,
                                       "DELETED_IN_OPUS" if deleted else "NOT_IN_OPUS",
                                       explain("DELETED_IN_OPUS_MIGRATED" if deleted else "NOT_IN_OPUS"),
-                                      person=describe.person_name(family, given, key) if spec.name == "person"
-                                      else None)
+                                      describe.uk_local(moment), offence, describe.district_name(reference, district),
+                                      describe.place_of(address, postcode),
+                                      describe.person_name(family, given, key) if spec.name == "person" else None)
         if spec is CRIME:
             self._count_new_stats(not_fetched)
         return census.unkeyed

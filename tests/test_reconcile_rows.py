@@ -256,6 +256,9 @@ def _damage(target: str) -> None:
     loc9.update(location_id=ids.location_id("crime", "copy"))
     crime9.update(crime_id=ids.crime_id("copy"), crime_ref="CRI-2018-000009D", location_id=loc9["location_id"],
                   created_at=crime9["created_at"] + dt.timedelta(minutes=5))
+    loc_x = dict(loc9, location_id=ids.location_id("crime", "unexpected"))
+    crime_x = dict(crime9, crime_id=ids.crime_id("unexpected"), crime_ref="CRI-2018-999999", legacy_ref="CR/999999/18",
+                   location_id=loc_x["location_id"])
     cp = schema.crime_person
     _execute(
         target,
@@ -274,6 +277,8 @@ def _damage(target: str) -> None:
         schema.crime.update().where(_crime("CR/000008/18")).values(outcome_code=None),
         schema.location.insert().values(**loc9),
         schema.crime.insert().values(**crime9),
+        schema.location.insert().values(**loc_x),
+        schema.crime.insert().values(**crime_x),  # a reference no OPUS record has
         schema.person.update().where(_person(70001)).values(date_of_birth=dt.date(1980, 11, 2)),
         schema.person.update().where(_person(70002)).values(family_name="PRAKER"),
         schema.intelligence_report.update().values(source_evaluation="B"),
@@ -350,6 +355,15 @@ def test_detectors_on_the_store(damaged):
     links = {r["legacy_ref"]: r for r in _by(rows, "crime_person", "MISSING")}
     assert links["CR/000001/18:70002:SUSPECT"]["explanation"] == "lost in iOPS – no reason known"
     assert links["CR/000004/18:70001:Z"]["detail"] == "INVALID_ROLE"
+
+
+def test_unexpected_rows_show_the_iops_record(damaged):
+    _, rows = damaged
+    [row] = _by(rows, "crime", "UNEXPECTED")
+    assert (row["legacy_ref"], row["detail"], row["explanation"]) == (
+        "CR/999999/18", "NOT_IN_OPUS", explain("NOT_IN_OPUS"))
+    assert (row["recorded_local"], row["district"], row["place"]) == (
+        "2018-06-15 14:30", "Manchester", "12 OXFORD ROAD, MANCHESTER") and row["offence"]
 
 
 def test_rows_name_the_person(damaged):
