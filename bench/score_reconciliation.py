@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core import db  # noqa: E402
 from core.progress import set_quiet  # noqa: E402
 from synth.truth import (TARGETS, explanation_shortfalls, explanation_table, score, score_explanations,  # noqa: E402
-                         score_table, shortfalls)
+                         score_lost_days, score_table, shortfalls)
 
 
 def _store(backend: str, label: str, folder: Path, created: list) -> str:
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         scores = score(truth_path, out / "discrepancies.csv", out / "crime_stats.csv")
         explained = score_explanations(truth_path, out / "discrepancies.csv")
+        days = score_lost_days(truth_path, out / "discrepancies.csv", recon.missing_by_day())
         timings["score"] = time.perf_counter() - t
 
         print(f"score_reconciliation: {args.crimes:,} crimes, legacy {args.legacy_backend}, "
@@ -107,12 +108,18 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("explanations against the truth, per injected defect kind:")
         print("\n".join(explanation_table(explained)))
+        print(f"whole days lost (>= {days['minimum']} crimes, none left): truth {len(days['expected'])}, "
+              f"reported {len(days['reported'])}, both {len(days['found'])}"
+              + (f"; not found {days['missed'][:5]}" if days["missed"] else "")
+              + (f"; not in the truth {days['extra'][:5]}" if days["extra"] else ""))
         print()
         print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
               + f"; reconciler thresholds {recon.thresholds}")
         print("peak resident memory after each step (cumulative): "
               + ", ".join(f"{k} {v:,.0f} MB" for k, v in peak_mb.items()))
         failures = shortfalls(scores) + explanation_shortfalls(explained)
+        if days["missed"] or days["extra"]:
+            failures.append(f"whole days lost: {len(days['missed'])} not found, {len(days['extra'])} not in the truth")
         targets = ", ".join(f"{c} {m} >= {v}" for (c, m), v in TARGETS.items() if c == "PROBABLE_MATCH")
         print(f"targets (keyed categories 1.000; {targets}; stats equal): "
               + ("ALL MET" if not failures else "MISSED:\n  " + "\n  ".join(failures)))

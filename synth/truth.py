@@ -499,3 +499,24 @@ def explanation_table(scores: dict) -> list[str]:
         lines.append(f"{cause:<36}{t['rows']:>8}{t['reported']:>9}{t['detail_right']:>10}{t['explanation_right']:>9}")
     lines.append(f"rows without an explanation: {scores['rows_without_explanation']} of {scores['rows']}")
     return lines
+
+
+def score_lost_days(truth: Truth | str | Path, discrepancies_csv: str | Path, reported_days, minimum: int | None = None
+                    ) -> dict:
+    """Whole days lost: the UK days on which the simulator lost every crime (``LOST_DAY``) and at
+    least ``minimum`` of them (``reconcile.model.MIN_LOST_DAY``), their dates read from the
+    MISSING rows' ``recorded_local``, against the reconciler's ``missing_by_day`` (crimes)."""
+    from reconcile.model import MIN_LOST_DAY
+
+    minimum = MIN_LOST_DAY if minimum is None else minimum
+    truth = truth if isinstance(truth, Truth) else load_truth(truth)
+    lost_refs = {d.legacy_ref for d in truth.defects if d.entity == "crime" and d.cause == "LOST_DAY"}
+    per_day: Counter = Counter()
+    for row in _read_discrepancies(Path(discrepancies_csv)):
+        if row.get("entity") == "crime" and row.get("category") == "MISSING" and row.get("legacy_ref") in lost_refs:
+            per_day[(row.get("recorded_local") or "")[:10]] += 1
+    expected = {day for day, n in per_day.items() if n >= minimum}
+    reported = {d.day for d in reported_days if d.entity == "crime"}
+    return {"minimum": minimum, "expected": sorted(expected), "reported": sorted(reported),
+            "found": sorted(expected & reported), "missed": sorted(expected - reported),
+            "extra": sorted(reported - expected)}

@@ -22,7 +22,7 @@ from mappings import ids
 from mappings.explanations import explain
 from mappings.reference import load_reference
 from migrate.engine import migrate
-from reconcile.compare import FieldDiff, diff_fields, explain_diffs
+from reconcile.compare import diff_fields, explain_diffs
 from reconcile.model import DISCREPANCY_COLUMNS
 from reconcile.run import ReconcileOptions, reconcile
 from reconcile.specs import CRIME_RULES, INTEL_RULES, PERSON_RULES
