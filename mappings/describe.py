@@ -37,8 +37,6 @@ _TIME_COLUMNS = {"crime": ("rec_date", "rec_time"), "intelligence": ("submit_dat
 _MAIN = {"crime": "crime", "intelligence": "intelligence_report"}
 _INSTANT = {"crime": "recorded_at", "intelligence": "submitted_at"}
 
-#: (UTC date ordinal, UTC hour) -> UK local day (``uk_day``).
-_HOURS: dict[tuple[int, int], str] = {}
 
 
 def uk_local(instant: dt.datetime | None) -> str | None:
@@ -50,6 +48,10 @@ def uk_local(instant: dt.datetime | None) -> str | None:
     return instant.astimezone(LONDON).strftime("%Y-%m-%d %H:%M")
 
 
+#: Per entity: (mapped row, instant column) of its recorded / submitted time.
+DAY_SOURCE = {"crime": ("crime", "recorded_at"), "intelligence": ("intelligence_report", "submitted_at")}
+
+
 def day_of(entity: str, m: Mapped) -> str | None:
     """The UK local day of a migrated crime's or report's recorded / submitted time."""
     main = m.rows.get(_MAIN[entity]) if m.rows else None
@@ -57,21 +59,27 @@ def day_of(entity: str, m: Mapped) -> str | None:
 
 
 def uk_day(instant: dt.datetime | None) -> str | None:
-    """``YYYY-MM-DD``, the UK civil date of an instant. Runs for every record: cached by UTC
-    date and hour (UK offsets are whole hours, so they fix the local date), which costs two
-    attribute reads instead of a time-zone conversion."""
+    """``YYYY-MM-DD``, the UK civil date of an instant. Runs for every record, so it is cached
+    by UTC date: UK time is UTC or an hour ahead, so only at 23:xx UTC can the UK date be the
+    next one (in summer time) — those hours are cached apart."""
     if type(instant) is not dt.datetime:
         return None
-    if instant.tzinfo is not dt.timezone.utc:
-        instant = (instant.replace(tzinfo=dt.timezone.utc) if instant.tzinfo is None
-                   else instant.astimezone(dt.timezone.utc))
-    key = (instant.toordinal(), instant.hour)
-    day = _HOURS.get(key)
+    if instant.tzinfo is not _UTC:
+        instant = instant.replace(tzinfo=_UTC) if instant.tzinfo is None else instant.astimezone(_UTC)
+    key = instant.toordinal()
+    if instant.hour == 23:
+        key = -key
+    day = _DAYS.get(key)
     if day is None:
-        if len(_HOURS) > 200_000:
-            _HOURS.clear()
-        day = _HOURS[key] = instant.astimezone(LONDON).strftime("%Y-%m-%d")
+        if len(_DAYS) > 100_000:
+            _DAYS.clear()
+        day = _DAYS[key] = instant.astimezone(LONDON).strftime("%Y-%m-%d")
     return day
+
+
+_UTC = dt.timezone.utc
+#: UTC date ordinal (negative: its 23:xx hour) -> UK local day (``uk_day``).
+_DAYS: dict[int, str] = {}
 
 
 def district_name(reference: Reference, district_code: str | None) -> str | None:
