@@ -18,6 +18,7 @@ from mappings.location import district_for
 from mappings.outcome import Mapped
 from mappings.parse import LONDON, code, collapse, normalise_postcode, parse_local_datetime, text
 from mappings.reference import Reference
+from mappings.storable import escaped
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def offence_text(reference: Reference, ho_code: str | None) -> str | None:
 
 def person_name(family: Any, given: Any, nom_id: Any = None) -> str | None:
     """``SMITH, John (NOM_ID 70031)`` — how a row names a person instead of a uuid."""
-    family, given = collapse(family), collapse(given)
+    family, given = escaped(collapse(family)), escaped(collapse(given))
     name = ", ".join(part for part in (family, given) if part)
     if nom_id is not None and nom_id != "":
         return f"{name} (NOM_ID {nom_id})" if name else f"NOM_ID {nom_id}"
@@ -122,8 +123,8 @@ def person_name(family: Any, given: Any, nom_id: Any = None) -> str | None:
 
 
 def place_of(address: Any, postcode: Any) -> str | None:
-    """Address, else postcode, else None."""
-    return collapse(address) or collapse(postcode) or None
+    """Address, else postcode, else None (bytes that are not text shown escaped, ``\\xff``)."""
+    return escaped(collapse(address) or collapse(postcode)) or None
 
 
 def context(entity: str, raw: Mapping, m: Mapped | None, reference: Reference) -> RecordContext:
@@ -158,7 +159,7 @@ def context(entity: str, raw: Mapping, m: Mapped | None, reference: Reference) -
         opus = code(raw.get("off_code"))
         ho = reference.ho_code_for(opus, day) if opus and day else None
         found = reference.ho_offences.get(ho) if ho else None
-        offence = found.description if found else (f"OPUS code {text(raw.get('off_code')).strip()}"
+        offence = found.description if found else (f"OPUS code {escaped(text(raw.get('off_code')).strip())}"
                                                     if opus else None)
     postcode = normalise_postcode(raw.get("pcode")) if entity == "crime" else None
     return RecordContext(

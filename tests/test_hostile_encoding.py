@@ -166,7 +166,7 @@ def test_undecodable_text_in_every_legacy_column_is_rejected_and_every_command_r
 
 
 def _missing_by_reason(out: Path, reason: str) -> set[tuple[str, str]]:
-    with open(out / "discrepancies.csv", encoding="utf-8", newline="") as f:
+    with open(out / "discrepancies.csv", encoding="utf-8-sig", newline="") as f:
         return {(r["entity"], r["legacy_ref"]) for r in csv.DictReader(f)
                 if r["category"] == "MISSING" and r["detail"] == reason}
 
