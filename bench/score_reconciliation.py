@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core import db  # noqa: E402
 from core.progress import set_quiet  # noqa: E402
-from synth.truth import PERSON_TARGETS, TARGETS, person_kind_table, score, score_table, shortfalls  # noqa: E402
+from synth.truth import (PERSON_TARGETS, TARGETS, explanation_shortfalls, explanation_table,  # noqa: E402
+                         person_kind_table, score, score_explanations, score_lost_days, score_table, shortfalls)
 
 
 def _store(backend: str, label: str, folder: Path, created: list) -> str:
@@ -104,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
         t = time.perf_counter()
         scores = score(truth_path, out / "discrepancies.csv", out / "crime_stats.csv")
+        explained = score_explanations(truth_path, out / "discrepancies.csv")
+        days = score_lost_days(truth_path, out / "discrepancies.csv", recon.missing_by_day())
         timings["score"] = time.perf_counter() - t
 
         print(f"score_reconciliation: {args.crimes:,} crimes, legacy {args.legacy_backend}, "
@@ -114,11 +117,20 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("\n".join(person_kind_table(scores)))
         print()
+        print("explanations against the truth, per injected defect kind:")
+        print("\n".join(explanation_table(explained)))
+        print(f"whole days lost (>= {days['minimum']} crimes, none left): truth {len(days['expected'])}, "
+              f"reported {len(days['reported'])}, both {len(days['found'])}"
+              + (f"; not found {days['missed'][:5]}" if days["missed"] else "")
+              + (f"; not in the truth {days['extra'][:5]}" if days["extra"] else ""))
+        print()
         print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
               + f"; reconciler thresholds {recon.thresholds}")
         print("peak resident memory after each step (cumulative): "
               + ", ".join(f"{k} {v:,.0f} MB" for k, v in peak_mb.items()))
-        failures = shortfalls(scores, persons=not args.no_person_targets)
+        failures = shortfalls(scores, persons=not args.no_person_targets) + explanation_shortfalls(explained)
+        if days["missed"] or days["extra"]:
+            failures.append(f"whole days lost: {len(days['missed'])} not found, {len(days['extra'])} not in the truth")
         targets = ", ".join(f"{c} {m} >= {v}" for (c, m), v in TARGETS.items() if c == "PROBABLE_MATCH")
         if not args.no_person_targets:
             targets += ", person " + ", ".join(f"{c} {m} >= {v}" for (c, m), v in PERSON_TARGETS.items())
@@ -137,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             if scores["stats"]["examples"]:
                 print(f"  crime_stats differences e.g. {scores['stats']['examples'][:3]}")
         if args.json:
-            args.json.write_text(json.dumps({"crimes": args.crimes, "timings": timings, "scores": scores},
+            args.json.write_text(json.dumps({"crimes": args.crimes, "timings": timings, "scores": scores,
+                                             "explanations": explained},
                                             indent=1, default=str), encoding="utf-8")
         if args.keep or args.out:
             print(f"files kept in {folder}")

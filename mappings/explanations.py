@@ -23,14 +23,21 @@ def table() -> dict[str, tuple[str, str]]:
         return {row["code"]: (row["kind"], row["explanation"]) for row in csv.DictReader(f)}
 
 
-def explain(code: str | None) -> str:
+def explain(code: str | None, **values) -> str:
     """The plain-English explanation of ``code``; ``""`` for no code, the code itself when the
-    table does not know it (a new code must never make a report fail)."""
+    table does not know it (a new code must never make a report fail). ``values`` fill the
+    ``{name}`` places of an explanation that has them (``OFFSET_BST``: ``what``)."""
     if not code:
         return ""
     known = table()
     if code in known:
-        return known[code][1]
+        text = known[code][1]
+        if values and "{" in text:
+            try:
+                return text.format(**values)
+            except (KeyError, IndexError, ValueError):
+                return text
+        return text
     offset = _OFFSET.match(code)
     if offset:
         n = int(offset.group(1))

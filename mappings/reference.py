@@ -70,6 +70,8 @@ class Reference:
     grading: dict[tuple[str, str], Grade]  # (dimension, legacy code) -> grade
     districts: tuple[dict, ...]  # gm_districts.csv rows (for the generator)
     places: tuple[dict, ...]  # gm_places.csv rows (for the generator)
+    #: HO outcome type -> its label (disposals.csv ho_outcome_label), for readers of reports.
+    outcome_labels: dict[int, str] = field(default_factory=dict)
     digest: str = field(default="")  # SHA-256 over the CSV bytes, in FILES order
 
     def ho_code_for(self, opus_code: str, day: dt.date) -> str | None:
@@ -163,6 +165,7 @@ def _load(directory: Path) -> Reference:
         crosswalk.setdefault(code, []).append(entry)
 
     disposals: dict[str, int] = {}
+    outcome_labels: dict[int, str] = {}
     for i, row in enumerate(_read(directory, "disposals.csv"), start=2):
         where = f"disposals.csv line {i}"
         try:
@@ -172,6 +175,9 @@ def _load(directory: Path) -> Reference:
         if not 1 <= outcome <= 22:
             raise ConfigError(f"{where}: ho_outcome {outcome} is outside 1-22")
         disposals[_need(row, "opus_disposal", where).upper()] = outcome
+        label = (row.get("ho_outcome_label") or "").strip()
+        if label:
+            outcome_labels.setdefault(outcome, label)
 
     divisions = {
         _need(row, "opus_div", f"divisions.csv line {i}").upper():
@@ -204,5 +210,6 @@ def _load(directory: Path) -> Reference:
         grading=grading,
         districts=tuple(_read(directory, "gm_districts.csv")),
         places=tuple(_read(directory, "gm_places.csv")),
+        outcome_labels=outcome_labels,
         digest=digest.hexdigest(),
     )

@@ -42,8 +42,10 @@ from mappings.entities import first_key_wins
 from mappings.outcome import Issue, Mapped, MappingContext
 from reconcile import similarity
 from reconcile.census import Census, CensusReader
+from mappings import describe
+from mappings.explanations import explain
 from reconcile.evaluate import (LOOKUP_CHUNK, BatchEvaluator, Candidate, LinkEvaluator, Outcome, _intel_record,
-                                _issue_text, _prefix, expected_links, key_ranges, keys_in, mapping_context)
+                                _issue_text, _prefix, _where, expected_links, key_ranges, keys_in, mapping_context)
 from reconcile.keys import EntityKeys
 from reconcile.sample import MatchedSample
 from reconcile.model import Discrepancy, EntityTotals
@@ -94,6 +96,9 @@ class Reconciler:
         #: Entities whose new store holds unkeyed records: only then are candidates kept in memory.
         self.collect_similarity: set[str] = set()
         self.sample = sample if sample is not None else MatchedSample()  # matched records to check by hand
+        #: entity -> new_ref -> RecordContext of the unkeyed new records (the new side of a pair).
+        self.new_context: dict[str, dict] = {}
+        self.links_read = 0  # CRIME_NOM rows read by the link pass (the rest: crimes not migrated)
         self.evaluator = BatchEvaluator(target, target_tables, self.ctx, lookup_chunk, self.cells)
 
     def set_go_live(self, go_live) -> None:
@@ -179,14 +184,16 @@ class Reconciler:
                 if reject is not None:
                     if is_crime and o.legacy_cell is not None:
                         add_legacy(key, o.legacy_cell, False)
-                    yield self._missing(spec.name, key, reject)
+                    yield self._missing(spec.name, key, reject, o.context)
                     continue
                 keys.accepted.add(encoded)
+                if o.day is not None:
+                    totals.live_by_day[o.day] += 1
                 earlier = held.pop(encoded, None)
                 if earlier is not None:
                     # A rejected record before it held the key's new records: they are this
                     # one's (what the migration wrote); the rejected one is not migrated.
-                    yield self._missing(spec.name, earlier.key, earlier.reject)
+                    yield self._missing(spec.name, earlier.key, earlier.reject, earlier.context)
             else:
                 # A rejected record owns nothing: the key's new records are an earlier record's,
                 # or (held until the pass ends) those of an accepted record that may follow.
@@ -195,7 +202,7 @@ class Reconciler:
                 if is_crime and o.legacy_cell is not None:
                     add_legacy(key, o.legacy_cell, False)  # counted by OPUS, not migrated
                 if seen:
-                    yield self._missing(spec.name, key, reject)
+                    yield self._missing(spec.name, key, reject, o.context)
                     continue
                 if o.found:
                     held[encoded] = o
@@ -210,7 +217,7 @@ class Reconciler:
                 self.sample.offer(spec.name, key)
                 yield from o.findings
             elif o.reject is not None:
-                yield self._missing(spec.name, key, o.reject)
+                yield self._missing(spec.name, key, o.reject, o.context)
             else:
                 keys.unmatched.add(encoded)
                 candidate = o.candidate
@@ -221,7 +228,7 @@ class Reconciler:
                     # never similarity-matched): nothing could pair with it, so it is missing now.
                     if is_crime:
                         stats.missing(key)
-                    yield self._missing(spec.name, key)
+                    yield self._missing(spec.name, key, None, o.context)
         totals.legacy_excluded += excluded
         totals.legacy_total += live
 
@@ -238,11 +245,15 @@ class Reconciler:
         held.clear()
 
     @staticmethod
-    def _missing(entity: str, key: str, reject: Issue | None = None) -> Discrepancy:
-        """MISSING: explained (with its reason) when the mapping rejects the record."""
+    def _missing(entity: str, key: str, reject: Issue | None = None, context=None) -> Discrepancy:
+        """MISSING: explained (with its reason) when the mapping rejects the record; with the
+        record's time, offence, district and place (``mappings.describe``)."""
+        where = _where(context)
         if reject is not None:
-            return Discrepancy(entity, "MISSING", key, None, None, _issue_text(reject), None, None, None, reject.code)
-        return Discrepancy(entity, "MISSING", key)
+            return Discrepancy(entity, "MISSING", key, None, None, _issue_text(reject), None, None, None, reject.code,
+                               explain(reject.code), *where)
+        return Discrepancy(entity, "MISSING", key, None, None, None, None, None, None, None,
+                           explain("MISSING_NO_REASON"), *where)
 
     # ------------------------------------------------------------------ links (crime_person)
 
@@ -266,9 +277,36 @@ class Reconciler:
         total = len(crimes.accepted) - len(crimes.unmatched)
         with bar("reconcile crime_person", total=total, unit="crime") as progress:
             totals = self.totals["crime_person"]
-            for matched, findings in self._evaluated_links(self._matched_crime_batches(progress), total):
+            for matched, findings, counts in self._evaluated_links(self._matched_crime_batches(progress), total):
                 totals.matched_keyed += matched
+                self.links_read += counts.read
+                totals.not_expected.update(counts.not_expected)
+                totals.not_compared.update(counts.not_compared)
                 yield from findings
+        self._count_links_of_missing_crimes()
+
+    def _count_links_of_missing_crimes(self) -> None:
+        """The legacy links of the crimes the mapping accepts but iOPS lacks (MISSING): not
+        compared. Few: only their rows are read (exact, trimmed CRIME_NO, as the link pass)."""
+        crimes = self.keys["crime"]
+        keys = sorted(DECODE["crime"](k) for k in crimes.unmatched)
+        if not keys:
+            return
+        table = self.lt["crime_nom"]
+        stmt = sa.select(table.c.crime_no, table.c.nom_id, table.c.role).where(keys_in(table.c.crime_no))
+        rows = set()
+        with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
+            for start in range(0, len(keys), self.lookup_chunk):
+                chunk = keys[start:start + self.lookup_chunk]
+                wanted = set(chunk)
+                for r in conn.execute(stmt, {"keys": chunk}):
+                    if isinstance(r[0], str) and r[0].strip() in wanted:
+                        rows.add(tuple(r))
+                for key in chunk:
+                    rows.update((r["crime_no"], r["nom_id"], r["role"]) for r in self.padded_links.get(key, ()))
+        self.links_read += len(rows)
+        if rows:
+            self.totals["crime_person"].not_compared["LINK_CRIME_MISSING"] += len(rows)
 
     def _matched_crime_batches(self, progress) -> Iterator[list[str]]:
         """The trimmed keys of the matched crimes, a batch at a time, taken from the key sets
@@ -326,19 +364,37 @@ class Reconciler:
         wanted = set(unexpected)
         seen: set = set()
         not_fetched = [record_id for record_id, _ in census.unkeyed]
-        stmt = sa.select(main.c[spec.target_id], main.c[spec.new_ref], key_column).where(keys_in(key_column))
+        # What a reader recognises the iOPS record by: a person's name (not its uuid); a crime's or
+        # report's time, offence, district and place (normally few records: fetched with them).
+        location = self.tt["location"]
+        null = sa.null()
+        if spec.name == "person":
+            shown, joined = (main.c.family_name, main.c.given_names, null, null, null, null, null), main
+        else:
+            joined = main.outerjoin(location, main.c.location_id == location.c.location_id)
+            shown = (null, null, main.c.recorded_at if spec is CRIME else main.c.submitted_at,
+                     main.c.offence_description if spec is CRIME else null, main.c.district_code,
+                     location.c.address, location.c.postcode)
+        stmt = (sa.select(main.c[spec.target_id], main.c[spec.new_ref], key_column, *shown)
+                .select_from(joined).where(keys_in(key_column)))
+        reference = self.ctx.reference
         with connect(self.target, "target") as conn, store_errors(self.target, "target"):
             for start in range(0, len(unexpected), self.lookup_chunk):
-                for target_id, new_ref, key in conn.execute(stmt, {"keys": unexpected[start:start + self.lookup_chunk]}):
+                for target_id, new_ref, key, family, given, moment, offence, district, address, postcode in \
+                        conn.execute(stmt, {"keys": unexpected[start:start + self.lookup_chunk]}):
                     # Exact keys only, each record once: MariaDB's PAD SPACE also returns
                     # 'CR/000001/19 ' for 'CR/000001/19', which may be asked for in another chunk.
                     if key not in wanted or target_id in seen:
                         continue
                     seen.add(target_id)
                     not_fetched.append(target_id)
-                    detail = "DELETED_IN_OPUS" if keys.is_excluded(key) else "NOT_IN_OPUS"
+                    deleted = keys.is_excluded(key)
                     yield Discrepancy(spec.name, "UNEXPECTED", str(key), str(new_ref), None, None, None, None, None,
-                                      detail)
+                                      "DELETED_IN_OPUS" if deleted else "NOT_IN_OPUS",
+                                      explain("DELETED_IN_OPUS_MIGRATED" if deleted else "NOT_IN_OPUS"),
+                                      describe.uk_local(moment), offence, describe.district_name(reference, district),
+                                      describe.place_of(address, postcode),
+                                      describe.person_name(family, given, key) if spec.name == "person" else None)
         if spec is CRIME:
             self._count_new_stats(not_fetched)
         return census.unkeyed
@@ -376,9 +432,18 @@ class Reconciler:
                 progress.update(len(new_records))
         keys = self.keys[spec.name]
         auto = set()
+        if pairs:
+            legacy_by_ref = {r.ref: r for r in legacy_records}
+            new_by_ref = {r.ref: r for r in new_records}
+        new_context = self.new_context.get(spec.name, {})
         for pair in pairs:
+            context = candidates[pair.legacy_ref].context if pair.legacy_ref in candidates else None
+            theirs = new_context.get(pair.new_ref) or describe.RecordContext()
+            differs = similarity.differing(legacy_by_ref[pair.legacy_ref], new_by_ref[pair.new_ref])
+            text = f"{explain(pair.band)} (score {pair.score:.1f}; differs: {', '.join(differs) or 'nothing compared'})"
             yield Discrepancy(spec.name, "PROBABLE_MATCH", pair.legacy_ref, pair.new_ref, None, None, None, None,
-                              pair.score, pair.band)
+                              pair.score, pair.band, text, *_where(context), theirs.recorded_local, theirs.offence,
+                              theirs.district, theirs.place, ", ".join(differs) or None)
             if pair.band == similarity.AUTO:
                 auto.add(pair.legacy_ref)
                 self.sample.offer(spec.name, pair.legacy_ref, pair.new_ref, "AUTO")
@@ -387,12 +452,13 @@ class Reconciler:
                     self.auto_pairs[pair.legacy_ref] = (by_ref[pair.new_ref], pair.new_ref)
         totals.matched_auto += len(auto)
         totals.new_in_iops += len(unkeyed) - len(pairs)
-        for key in candidates:
+        for key, candidate in candidates.items():
             if spec is CRIME:
                 (self.stats.found if key in auto else self.stats.missing)(key)
             if key not in auto:
-                yield Discrepancy(spec.name, "MISSING", key)
+                yield self._missing(spec.name, key, None, candidate.context)
         candidates.clear()
+        new_context.clear()
 
     def _candidate_records(self, spec: EntitySpec, candidates: dict[str, Candidate]) -> list[similarity.SimRecord]:
         """SimRecords of the candidates, with the mapped names of their people (a crime's
@@ -432,6 +498,7 @@ class Reconciler:
         crime, location = self.tt["crime"], self.tt["location"]
         cp, person = self.tt["crime_person"], self.tt["person"]
         records, by_ref = [], {}
+        contexts = self.new_context.setdefault("crime", {})
         with store_errors(self.target, "target"), self.target.connect() as conn:
             for start in range(0, len(unkeyed), self.lookup_chunk):
                 ids = [cid for cid, _ in unkeyed[start:start + self.lookup_chunk]]
@@ -443,11 +510,16 @@ class Reconciler:
                     people[cid].append((family, given))
                 stmt = (sa.select(crime.c.crime_id, crime.c.crime_ref, crime.c.recorded_at, crime.c.ho_offence_code,
                                   crime.c.offence_group, crime.c.mo_summary, location.c.postcode, location.c.address,
-                                  location.c.easting, location.c.northing)
+                                  location.c.easting, location.c.northing, crime.c.offence_description,
+                                  crime.c.district_code)
                         .select_from(crime.outerjoin(location, crime.c.location_id == location.c.location_id))
                         .where(crime.c.crime_id.in_(ids)))
                 for row in conn.execute(stmt):
                     by_ref[row.crime_ref] = row.crime_id
+                    contexts[row.crime_ref] = describe.RecordContext(
+                        recorded_local=describe.uk_local(row.recorded_at), offence=row.offence_description,
+                        district=describe.district_name(self.ctx.reference, row.district_code),
+                        place=describe.place_of(row.address, row.postcode))
                     records.append(similarity.make_record(
                         row.crime_ref, recorded_at=row.recorded_at, offence_code=row.ho_offence_code,
                         offence_group=row.offence_group, postcode=row.postcode, address=row.address,
@@ -461,6 +533,7 @@ class Reconciler:
         Their text is compared in memory only; nothing of it is kept or written."""
         ir, location, person = self.tt["intelligence_report"], self.tt["location"], self.tt["person"]
         records, by_ref = [], {}
+        contexts = self.new_context.setdefault("intelligence", {})
         joined = (ir.outerjoin(location, ir.c.location_id == location.c.location_id)
                   .outerjoin(person, ir.c.subject_person_id == person.c.person_id))
         with store_errors(self.target, "target"), self.target.connect() as conn:
@@ -471,6 +544,9 @@ class Reconciler:
                         .select_from(joined).where(ir.c.intel_id.in_(ids)))
                 for row in conn.execute(stmt).mappings():
                     by_ref[row["intel_ref"]] = row["intel_id"]
+                    contexts[row["intel_ref"]] = describe.RecordContext(
+                        recorded_local=describe.uk_local(row["submitted_at"]),
+                        district=describe.district_name(self.ctx.reference, row["district_code"]))
                     people = [(row["family_name"], row["given_names"])] if row["family_name"] else []
                     records.append(similarity.make_record(row["intel_ref"], people=people, **_intel_record(
                         row, {"easting": row["easting"], "northing": row["northing"]})))
@@ -480,6 +556,11 @@ class Reconciler:
     # ------------------------------------------------------------------ totals of links
 
     def count_links(self) -> None:
+        """Totals of links; the legacy links of crimes the mapping does not migrate (rejected,
+        deleted, absent) are the rest — never read: no crime to compare them with."""
         totals = self.totals["crime_person"]
         totals.legacy_total = self._count(self.legacy, "legacy", self.lt["crime_nom"])
         totals.new_total = self._count(self.target, "target", self.tt["crime_person"])
+        rest = totals.legacy_total - self.links_read
+        if rest:
+            totals.not_expected["LINK_CRIME_NOT_MIGRATED"] += rest

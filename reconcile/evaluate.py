@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
@@ -27,13 +27,14 @@ from sqlalchemy.engine import Engine
 
 from core.batches import read_range, select_in_key_order
 from core.db import store_errors, stream
-from mappings import map_links
+from mappings import describe, map_links
 from mappings.entities import encode_nominal
+from mappings.explanations import explain
 from mappings.ids import SKIPPED as NO_IDS
 from mappings.outcome import Issue, Mapped, MappingContext
 from mappings.parse import parse_nom_id
 from reconcile import similarity
-from reconcile.compare import diff_fields
+from reconcile.compare import diff_fields, explain_diffs
 from reconcile.keys import EntityKeys
 from reconcile.model import Discrepancy
 from reconcile.specs import (CRIME, DISTRICT, GROUP, INTEL, INTEL_RULES, LATITUDE, LONGITUDE, PERSON, RECORDED,
@@ -96,6 +97,10 @@ class Outcome(NamedTuple):
     found: int  # new records carrying the key
     findings: tuple[Discrepancy, ...]  # ALTERED/DUPLICATE rows of those records
     candidate: "Candidate | None"  # accepted, nothing carries the key: what unkeyed matching needs
+    #: A record that may be MISSING (rejected, or nothing carries its key): how a reader
+    #: recognises it (``mappings.describe.RecordContext``); None for the others.
+    context: Any = None
+    day: str | None = None  # accepted crime / report: UK local day recorded ("missing by day")
 
     def __reduce__(self):
         return (tuple.__new__, (Outcome, tuple(self)))
@@ -148,6 +153,10 @@ class BatchEvaluator(_TargetReader):
             self._resolve_subjects(tconn, found, batch, mapped)
         is_crime = spec is CRIME
         cells_of = self.cells
+        # The day each accepted crime / report was recorded ("missing by day"): per record, so lean.
+        day_row, day_column = describe.DAY_SOURCE.get(spec.name, (None, None))
+        uk_day = describe.uk_day
+        reference = self.ctx.reference
         # Equal statistics cells as one object: a batch of outcomes then pickles each distinct
         # cell once (measured at 100k crimes: pickled and unpickled in 4.2 µs a crime instead of 10.1).
         cells: dict = {}
@@ -157,6 +166,7 @@ class BatchEvaluator(_TargetReader):
             if m.excluded:
                 outcomes.append(Outcome(m.legacy_key, True, None, None, (), 0, (), None))
                 continue
+            day = uk_day(m.rows[day_row][day_column]) if day_row is not None and m.reject is None else None
             records = found.get(lookup) if lookup is not None else None
             legacy_cell, new_cells = None, ()
             if is_crime:
@@ -167,14 +177,18 @@ class BatchEvaluator(_TargetReader):
                     new_cells = tuple(same_cell(cell) for rec in records if (cell := cells_of.new_entry(
                         rec.values[RECORDED], rec.values[DISTRICT], rec.values[GROUP], rec.values[STATUS],
                         rec.values[LATITUDE], rec.values[LONGITUDE])) is not None)
-            findings, candidate = (), None
+            findings, candidate, context = (), None, None
             if records:
-                findings = (self._rejected_findings(spec, m, records) if m.reject is not None
+                findings = (self._rejected_findings(spec, raw, m, records) if m.reject is not None
                             else self._matched_findings(spec, raw, m, records))
-            elif m.reject is None and spec is not PERSON:
-                candidate = _candidate(spec, raw, m)
+            else:
+                context = describe.context(spec.name, raw, m, reference)
+                if m.reject is None and spec is not PERSON:
+                    candidate = _candidate(spec, raw, m, context)
+            if m.reject is not None and context is None:
+                context = describe.context(spec.name, raw, m, reference)  # MISSING if another owns the key
             outcomes.append(Outcome(m.legacy_key, False, m.reject, legacy_cell, new_cells,
-                             len(records) if records else 0, findings, candidate))
+                             len(records) if records else 0, findings, candidate, context, day))
         return outcomes
 
     # ------------------------------------------------------------------ target reads
@@ -263,22 +277,35 @@ class BatchEvaluator(_TargetReader):
     def _matched_findings(self, spec: EntitySpec, raw: dict, m: Mapped, records: list[TargetRecord]) -> tuple:
         """ALTERED rows of the counterpart (the record closest to the mapping) and DUPLICATE
         rows of every other new record carrying the key."""
-        counterpart, diffs = _counterpart(spec, m, records)
-        findings = [Discrepancy(spec.name, "ALTERED", m.legacy_key, str(counterpart.new_ref), diff.rule.name,
-                                diff.rule.legacy_value(raw), diff.rule.shown(diff.expected),
-                                diff.rule.shown(diff.actual), None, diff.detail) for diff in diffs]
-        findings += [Discrepancy(spec.name, "DUPLICATE", m.legacy_key, other.new_ref)
+        counterpart, diffs, expected = _counterpart(spec, m, records)
+        if not diffs and len(records) == 1:
+            return ()
+        ctx = describe.context(spec.name, raw, m, self.ctx.reference)
+        where = _where(ctx)
+        explained = explain_diffs(diffs, dict(zip((r.name for r in spec.rules), expected)), raw,
+                                  self.ctx.reference) if diffs else ()
+        findings = [Discrepancy(spec.name, "ALTERED", m.legacy_key, str(counterpart.new_ref), e.diff.rule.name,
+                                e.diff.rule.legacy_value(raw), e.diff.rule.shown(e.diff.expected),
+                                e.diff.rule.shown(e.diff.actual), None, e.detail, e.explanation, *where)
+                    for e in explained]
+        surplus = f"{explain('DUPLICATE_RECORD')} (the one compared is {counterpart.new_ref})"
+        findings += [Discrepancy(spec.name, "DUPLICATE", m.legacy_key, other.new_ref, None, None, None, None, None,
+                                 None, surplus, *where)
                      for other in records if other is not counterpart]
         return tuple(findings)
 
-    @staticmethod
-    def _rejected_findings(spec: EntitySpec, m: Mapped, records: list[TargetRecord]) -> tuple:
+    def _rejected_findings(self, spec: EntitySpec, raw: dict, m: Mapped, records: list[TargetRecord]) -> tuple:
         """The mapping rejects the record, yet the new store holds it: one ALTERED row (field
         empty) — the new store holds a record the mapping says cannot be migrated as is."""
         ordered = sorted(records, key=lambda r: (r.created_at or _NEVER, str(r.new_ref)))
+        where = _where(describe.context(spec.name, raw, m, self.ctx.reference))
+        why = explain(m.reject.code)
+        text = f"{explain('LEGACY_REJECTED')}: {why.split(': ', 1)[-1]}" if why else explain("LEGACY_REJECTED")
         first = Discrepancy(spec.name, "ALTERED", m.legacy_key, str(ordered[0].new_ref), None,
-                            _issue_text(m.reject), None, None, None, f"LEGACY_REJECTED:{m.reject.code}")
-        return (first, *(Discrepancy(spec.name, "DUPLICATE", m.legacy_key, str(other.new_ref))
+                            _issue_text(m.reject), None, None, None, f"LEGACY_REJECTED:{m.reject.code}", text, *where)
+        surplus = f"{explain('DUPLICATE_RECORD')} (the one compared is {ordered[0].new_ref})"
+        return (first, *(Discrepancy(spec.name, "DUPLICATE", m.legacy_key, str(other.new_ref), None, None, None,
+                                     None, None, None, surplus, *where)
                          for other in ordered[1:]))
 
 #: leaves that end open.
@@ -333,44 +360,77 @@ class LinkEvaluator(_TargetReader):
         self.padded_links = padded_links  # trimmed CRIME_NO -> CRIME_NOM rows typed padded
         self.auto_pairs = auto_pairs  # legacy crime key -> (crime_id, crime_ref) of AUTO pairs
 
-    def evaluate(self, lconn, tconn, keys: list[str]) -> tuple[int, list[Discrepancy]]:
-        """(links matched, findings) of these crimes, in their order."""
+    def evaluate(self, lconn, tconn, keys: list[str]) -> tuple[int, list[Discrepancy], "LinkCounts"]:
+        """(links matched, findings, where the other legacy links went) of these crimes, in
+        their order."""
         legacy = self.legacy_links(lconn, keys)
         carriers = self._target_links(tconn, keys)
         matched = 0
         findings: list[Discrepancy] = []
+        counts = LinkCounts()
         for key in keys:
-            expected, rejects = expected_links(legacy.get(key, []))
+            mapped = legacy.get(key, ())
+            counts.read += len(mapped)
+            expected, rejects = expected_links(mapped)
+            repeats = len(mapped) - len(expected) - len(rejects)  # DUPLICATE_LINK: migrated once
+            if repeats:
+                counts.not_expected["DUPLICATE_LINK"] += repeats
             refs, actual = carriers.get(key, ((), {}))
             matched += self._compare_link_sets(key, min(refs) if refs else None, expected, rejects, actual,
-                                               findings)
-        return matched, findings
+                                               findings, counts)
+        if findings:
+            self._name_people(lconn, findings)
+        return matched, findings, counts
+
+    def _name_people(self, lconn, findings: list[Discrepancy]) -> None:
+        """Each link row names its person (``SMITH, John (NOM_ID 70031)``), from OPUS."""
+        from mappings.describe import person_name
+
+        noms = sorted({n for d in findings if (n := parse_nom_id(d.legacy_ref.rsplit(":", 2)[1])) is not None})
+        table = self.lt["nominal"]
+        names: dict[int, str] = {}
+        stmt = self._statement("link names", lambda: sa.select(table.c.nom_id, table.c.surname, table.c.forenames)
+                               .where(keys_in(table.c.nom_id)))
+        for start in range(0, len(noms), self.lookup_chunk):
+            with store_errors(self.legacy, "legacy"):
+                for nom, surname, forenames in lconn.execute(stmt, {"keys": noms[start:start + self.lookup_chunk]}):
+                    names[nom] = person_name(surname, forenames, nom)
+        for i, d in enumerate(findings):
+            nom = parse_nom_id(d.legacy_ref.rsplit(":", 2)[1])
+            findings[i] = dataclasses.replace(d, person=names.get(nom) or (f"NOM_ID {nom}" if nom is not None else None))
 
     def _compare_link_sets(self, crime_key: str, new_ref: str | None, expected: frozenset, rejects: tuple,
-                           actual: dict[tuple, str], findings: list) -> int:
+                           actual: dict[tuple, str], findings: list, counts: "LinkCounts") -> int:
         """Links are compared only where both the crime and the person are matched; returns
-        how many matched, appends what differs to ``findings``."""
+        how many matched, appends what differs to ``findings`` and counts the links neither
+        matched nor reported in ``counts``."""
         is_matched = self.persons.is_matched
         missing = []
         matched = 0
         for link in expected:
-            if link in actual:
-                if is_matched(link[0]):
+            if is_matched(link[0]):
+                if link in actual:
                     matched += 1
-            elif is_matched(link[0]):
-                missing.append(link)
+                else:
+                    missing.append(link)
+            else:  # its person is missing in iOPS: the link cannot be compared
+                counts.not_compared["LINK_PERSON_MISSING"] += 1
         if len(actual) == matched and not missing and not rejects:
             return matched  # the usual crime: every link found, nothing else there
         extra = [link for link in actual if link not in expected and link[0] is not None and is_matched(link[0])]
         for nom, role in sorted(missing, key=_link_order):
-            findings.append(Discrepancy("crime_person", "MISSING", f"{crime_key}:{nom}:{role}", new_ref))
+            findings.append(Discrepancy("crime_person", "MISSING", f"{crime_key}:{nom}:{role}", new_ref, None, None,
+                                        None, None, None, None, explain("MISSING_NO_REASON")))
         for link_key, code, nom, issue in rejects:
             if is_matched(nom):
                 findings.append(Discrepancy("crime_person", "MISSING", link_key, new_ref, None, issue, None, None,
-                                            None, code))
+                                            None, code, explain(code)))
+            else:  # not reported: its person is not migrated (or not matched), so nothing to compare
+                counts.not_expected[code] += 1
         for nom, role in sorted(extra, key=_link_order):
             findings.append(Discrepancy("crime_person", "UNEXPECTED", f"{crime_key}:{nom}:{role}",
-                                        actual[(nom, role)]))
+                                        actual[(nom, role)], None, None, None, None, None, None,
+                                        explain("LINK_UNEXPECTED")))
         return matched
 
     def legacy_links(self, lconn, crime_keys: list[str]) -> dict[str, list[Mapped]]:
@@ -431,6 +491,17 @@ class LinkEvaluator(_TargetReader):
         return out
 
 
+@dataclass
+class LinkCounts:
+    """Where the legacy links of a batch of matched crimes went, beyond matched and reported:
+    rows read, and by reason (mappings/explanations.csv codes) those not expected and those
+    not compared (``reconcile.model.EntityTotals.not_expected`` / ``not_compared``)."""
+
+    read: int = 0
+    not_expected: Counter = dataclasses.field(default_factory=Counter)
+    not_compared: Counter = dataclasses.field(default_factory=Counter)
+
+
 def expected_links(mapped_links: list[Mapped]) -> tuple[frozenset, tuple]:
     """(expected {(nom_id, role)}, rejected [(link key, code, nom, issue)]) of one crime."""
     expected = set()
@@ -456,20 +527,29 @@ def lookup_key(spec: EntitySpec, m: Mapped):
 
 def _counterpart(spec: EntitySpec, m: Mapped, records: list[TargetRecord]):
     """The new record closest to the mapping: fewest differing fields, then earliest
-    created_at, then smallest new reference. Returns it with its differences."""
+    created_at, then smallest new reference. Returns it with its differences and the mapped
+    values compared (in rule order)."""
     expected = expected_values(spec, m)
     if len(records) == 1:  # the usual case: nothing to rank
-        return records[0], diff_fields(spec.rules, expected, records[0].values)
+        return records[0], diff_fields(spec.rules, expected, records[0].values), expected
     best = None
     for rec in records:
         diffs = diff_fields(spec.rules, expected, rec.values)
         rank = (len(diffs), rec.created_at or _NEVER, str(rec.new_ref))
         if best is None or rank < best[0]:
             best = (rank, rec, diffs)
-    return best[1], best[2]
+    return best[1], best[2], expected
 
 
-def _candidate(spec: EntitySpec, raw: dict, m: Mapped) -> "Candidate":
+def _where(ctx) -> tuple:
+    """A record context as the row's trailing columns: recorded_local, offence, district,
+    place, person (``reconcile.model.ROW_FIELDS`` after ``explanation``)."""
+    if ctx is None:
+        return (None, None, None, None, None)
+    return (ctx.recorded_local, ctx.offence, ctx.district, ctx.place, ctx.person)
+
+
+def _candidate(spec: EntitySpec, raw: dict, m: Mapped, context=None) -> "Candidate":
     """What unkeyed matching needs of an accepted legacy record with no keyed counterpart."""
     location = m.rows.get("location") or {}
     if spec is CRIME:
@@ -480,10 +560,11 @@ def _candidate(spec: EntitySpec, raw: dict, m: Mapped) -> "Candidate":
             "address": location.get("address"), "easting": location.get("easting"),
             "northing": location.get("northing"), "text": _prefix(crime.get("mo_summary")),
         }
-        return Candidate(m.legacy_key, record)
+        return Candidate(m.legacy_key, record, context=context)
     report = m.rows["intelligence_report"]
     subject = parse_nom_id(raw.get("subj_nom_id")) if report.get("subject_person_id") else None
-    return Candidate(m.legacy_key, _intel_record(report, location), (subject,) if subject is not None else ())
+    return Candidate(m.legacy_key, _intel_record(report, location), (subject,) if subject is not None else (),
+                     context)
 
 @dataclass
 class Candidate:
@@ -493,6 +574,7 @@ class Candidate:
     key: str
     record: dict  # the mapped values similarity compares
     nom_ids: tuple = ()  # NOM_IDs of its people (a crime's linked people, a report's subject)
+    context: Any = None  # mappings.describe.RecordContext: shown on its MISSING or PROBABLE_MATCH row
 def mapping_context(reference, run_started: dt.datetime, persons: EntityKeys | None = None,
                     crimes: EntityKeys | None = None) -> MappingContext:
     """How the reconciler maps: link and subject rules see which persons and crimes the

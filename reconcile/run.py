@@ -46,6 +46,29 @@ Decisions on points ``reconciliation.md`` leaves open (an auditor's reading):
   value with padding (``' CR/000001/19'``) does not, so it is ``UNEXPECTED`` and the legacy
   record ``MISSING`` — exactly what a keyed look-up by any other tool would find.
 * Names, addresses and free text: NULL and blank are the same absence.
+* Every row has an ``explanation`` (plain English, ``mappings/explanations.csv``) beside its
+  ``detail``; the detectors are in ``reconcile/compare.py`` ("explaining"): per record,
+  ``LATLON_SWAPPED`` (both rows), a wrong offence (``OFFENCE_CHANGED``, or
+  ``OFFENCE_EXPIRED_CODE`` when iOPS holds the code the OPUS code had before it expired by the
+  date recorded — every offence row says the same); per field ``TRUNCATED``, ``OFFSET_<n>H``
+  (said "BST not applied" when one hour late on a summer-time instant; both times in UK local
+  time), ``LOST`` / ``GAINED`` (empty on one side only), ``DAY_MONTH_SWAPPED`` (dates),
+  ``MISSPELT`` (names one slip apart), ``GRADING_UNCONVERTED`` (the 5x5x5 grade kept),
+  ``ENCODING``, ``UNICODE_FORM``; anything else has no detail and says what changed, with names
+  for districts and outcome codes. A difference with no detail is never hidden.
+* ``recorded_local``, ``offence``, ``district``, ``place`` come from ``mappings.describe``:
+  the mapped record, or for a record the mapping rejects the mapping's own parsers on the raw
+  row (an unmapped offence shows as ``OPUS code X``; an unreadable date leaves the time empty).
+  On ``UNEXPECTED`` rows they are the iOPS record's (no live OPUS record has them); on link
+  rows they are empty and ``person`` names the linked person.
+* "Missing by day" (``ReconResult.missing_by_day``): a UK local day on which at least
+  ``MIN_LOST_DAY`` (3) crimes (or intelligence reports) recorded that day are MISSING with no
+  reason known and none of that day's records the mapping accepts is in iOPS; rejected records
+  are not counted on either side (they were never expected).
+* Balances (``ReconResult.balances``): live in OPUS = matched (keyed + AUTO) + missing (no
+  reason) + not expected (MISSING rows the mapping rejects, by code; for links also orphans,
+  repeats and links of crimes not migrated, never read) + not compared (links whose crime or
+  person is missing in iOPS). Every CRIME_NOM row is in exactly one of them.
 """
 
 from __future__ import annotations

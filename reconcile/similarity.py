@@ -354,3 +354,25 @@ def _second(top: list[float], w: float) -> float:
     if len(top) < 2:
         return -math.inf
     return top[1] if top[0] == w else top[0]
+
+
+def differing(a: SimRecord, b: SimRecord) -> list[str]:
+    """The compared properties in which two records differ, in words: ``time`` (another
+    minute), ``offence`` (code), ``address``, ``postcode``, ``grid`` (easting/northing), ``people``
+    (names of linked people), ``text`` (the free text's beginning) — for a reader of a pair."""
+    out = []
+    if a.minute != b.minute:
+        out.append("time")
+    if a.offence_code != b.offence_code:
+        out.append("offence")
+    if a.address != b.address:
+        out.append("address")
+    if a.postcode != b.postcode:
+        out.append("postcode")
+    if (a.easting, a.northing) != (b.easting, b.northing):
+        out.append("grid")
+    if a.names != b.names:
+        out.append("people")
+    if a.text != b.text:
+        out.append("text")
+    return out

@@ -50,7 +50,7 @@ def sort_key(d: Discrepancy) -> tuple:
 
 
 def _encode(d: Discrepancy) -> str:
-    return json.dumps(d.as_row(), ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(d.as_tuple(), ensure_ascii=False, separators=(",", ":"))
 
 
 def _decode(line: str) -> Discrepancy:

@@ -791,7 +791,10 @@ class _Simulator:
         if cause == "OFFENCE_EXPIRED_CODE":
             self._set_offence(new_crime, expired)
         elif cause == "OFFENCE_CHANGED":
-            self._set_offence(new_crime, self._other_offence(crime["ho_offence_code"], rng))
+            # Never a code this OPUS code had before it expired: that is OFFENCE_EXPIRED_CODE, and
+            # the reconciler rightly names it so (a defect class must be told by its values).
+            self._set_offence(new_crime, self._other_offence(crime["ho_offence_code"], rng,
+                                                             self._expired_codes(opus_code, crime)))
         elif cause == "TIME_OFFSET_BST":
             # The vendor read UK local time as UTC: in summer the instant lands an hour late.
             new_crime["recorded_at"] = crime["recorded_at"] + dt.timedelta(hours=1)
@@ -1182,14 +1185,21 @@ class _Simulator:
         crime.update(ho_offence_code=offence.ho_code, offence_description=offence.description,
                      offence_group=offence.offence_group, police_uk_category=offence.police_uk_category)
 
-    def _other_offence(self, current: str, rng: random.Random) -> str:
-        """Another Home Office code: usually of the same offence group (a plausible mis-mapping)."""
+    def _other_offence(self, current: str, rng: random.Random, avoid: frozenset = frozenset()) -> str:
+        """Another Home Office code (none of ``avoid``): usually of the same offence group (a
+        plausible mis-mapping)."""
         offences = self.reference.ho_offences
         group = offences[current].offence_group
-        same = sorted(c for c, o in offences.items() if o.offence_group == group and c != current)
+        same = sorted(c for c, o in offences.items() if o.offence_group == group and c != current and c not in avoid)
         if same and rng.random() < 0.6:
             return rng.choice(same)
-        return rng.choice(sorted(c for c in offences if c != current))
+        return rng.choice(sorted(c for c in offences if c != current and c not in avoid))
+
+    def _expired_codes(self, opus_code: str | None, crime: dict) -> frozenset:
+        """Every Home Office code this crime's OPUS code had that expired before it was recorded."""
+        day = local_date(crime["recorded_at"])
+        return frozenset(row.ho_code for row in self.reference.crosswalk.get(opus_code or "", ())
+                         if row.valid_to is not None and row.valid_to < day)
 
     def _same_group_offence(self, crime: dict, rng: random.Random) -> str | None:
         """For a re-keyed crime: another code in force on that date, in the same offence group."""

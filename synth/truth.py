@@ -260,7 +260,7 @@ def score(truth: Truth | str | Path, discrepancies_csv: str | Path, crime_stats_
             key = _key(d.category, d.entity, d.legacy_ref, d.new_ref, d.field)
             expected[d.category].add(key)
             if d.category == "ALTERED":
-                expected_detail[key] = d.detail
+                expected_detail[key] = expected_detail_of(d)
         elif d.entity == "person" and d.category in person_pairs:
             person_pairs[d.category][(d.legacy_ref, d.new_ref)] = _kinds(d.cause)
             person_new[d.new_ref] = "rekeyed" if d.category == "PROBABLE_MATCH" else "re-entered"
@@ -463,7 +463,7 @@ def score_table(scores: dict) -> list[str]:
                      f"   AUTO precision {p['auto_precision']:.4f}, AUTO recall {p['auto_recall']:.4f}, "
                      f"AUTO+REVIEW recall {p['auto_review_recall']:.4f} ({p['auto_pairs']} AUTO, {p['review_pairs']} REVIEW)")
     a = scores["categories"]["ALTERED"]
-    lines.append(f"ALTERED detail (TRUNCATED / OFFSET_nH) mismatches: {a['detail_mismatches']}")
+    lines.append(f"ALTERED detail (the code expected of each injected defect) mismatches: {a['detail_mismatches']}")
     st = scores["stats"]
     verdict = "EQUAL" if st["equal"] else f"DIFFERENT ({st.get('mismatches')} rows, {st.get('bad_delta_rows', 0)} bad delta)"
     lines.append(f"crime_stats.csv vs expected: {verdict}")
@@ -493,3 +493,141 @@ def person_kind_table(scores: dict) -> list[str]:
                 lines.append(f"person {c} wrong {band.upper()} pairs, the new person really is: "
                              + ", ".join(f"{what} {n}" for what, n in sorted(wrong.items())))
     return lines
+# ------------------------------------------------------------------------------ explanations
+#
+# What the reconciler should *say* of each injected defect (issue 18), by the defect's cause:
+# the ``detail`` code of its rows and the explanation code whose text (mappings/explanations.csv)
+# its ``explanation`` must carry. Scored per cause over every truth row the reconciler reported.
+
+#: cause -> detail its rows carry (None: no detail). Causes not listed keep the truth's detail
+#: (a reject's code).
+EXPECTED_DETAIL: dict[str, str | None] = {
+    "OFFENCE_EXPIRED_CODE": "OFFENCE_EXPIRED_CODE",
+    "OFFENCE_CHANGED": "OFFENCE_CHANGED",
+    "TIME_OFFSET_BST": "OFFSET_1H",
+    "TEXT_TRUNCATED": "TRUNCATED",
+    "COORDS_LOST": "LOST",
+    "COORDS_SWAPPED": "LATLON_SWAPPED",
+    "OUTCOME_LOST": "LOST",
+    "GRADING_GARBLED": "GRADING_UNCONVERTED",
+    "NAME_MISSPELT": "MISSPELT",
+    "DOB_DAY_MONTH_SWAPPED": "DAY_MONTH_SWAPPED",
+    "LOST_SCATTERED": None, "LOST_DAY": None, "SUBJECT_LOST": None, "LOST": None, "LINK_LOST": None,
+    "DUPLICATED": None,
+    "DELETED_MIGRATED": "DELETED_IN_OPUS",
+}
+#: detail (or category, when there is no detail) -> the explanation code whose words the
+#: explanation must hold; any other detail is its own explanation code (reject codes, LOST, ...).
+_EXPLANATION_CODE = {
+    "OFFSET_1H": "OFFSET_BST",  # every injected offset is a BST instant stored as UTC
+    "DELETED_IN_OPUS": "DELETED_IN_OPUS_MIGRATED",
+    ("MISSING", None): "MISSING_NO_REASON",
+    ("DUPLICATE", None): "DUPLICATE_RECORD",
+}
+
+
+def expected_detail_of(d: TruthDefect) -> str | None:
+    """The detail the reconciler should give a truth row."""
+    cause = (d.cause or "").split(":", 1)[0]
+    return EXPECTED_DETAIL[cause] if cause in EXPECTED_DETAIL else d.detail
+
+
+def _explanation_words(code: str) -> str:
+    """The longest literal part of a code's explanation (the part without ``{places}``)."""
+    import re
+
+    from mappings.explanations import explain
+
+    return max(re.split(r"\{[^}]*\}", explain(code)), key=len).strip()
+
+
+def score_explanations(truth: Truth | str | Path, discrepancies_csv: str | Path, examples: int = 3) -> dict:
+    """Per injected defect kind (cause): truth rows, those reported, those whose ``detail``
+    is the one expected (``EXPECTED_DETAIL``) and those whose ``explanation`` holds the words
+    of the one table for it; and how many reported rows of any kind have no explanation."""
+    truth = truth if isinstance(truth, Truth) else load_truth(truth)
+    reported: dict[tuple, tuple] = {}
+    unexplained = rows = 0
+    for row in _read_discrepancies(Path(discrepancies_csv)):
+        rows += 1
+        if not row.get("explanation"):
+            unexplained += 1
+        category, entity = row.get("category"), row.get("entity")
+        if category == "PROBABLE_MATCH":
+            key = (category, row.get("legacy_ref"), row.get("new_ref"))
+        elif category in KEYED_CATEGORIES:
+            key = (category, *_key(category, entity, row.get("legacy_ref"), row.get("new_ref"), row.get("field")))
+        else:
+            continue
+        reported[key] = (row.get("detail"), row.get("explanation") or "")
+    per_cause: dict[str, dict] = {}
+    for d in truth.defects:
+        if d.category == "PROBABLE_MATCH":
+            key = (d.category, d.legacy_ref, d.new_ref)
+        elif d.category in KEYED_CATEGORIES:
+            key = (d.category, *_key(d.category, d.entity, d.legacy_ref, d.new_ref, d.field))
+        else:
+            continue
+        cause = f"{d.entity} {(d.cause or '?').split(':', 1)[0]}"
+        tally = per_cause.setdefault(cause, {"rows": 0, "reported": 0, "detail_right": 0, "explanation_right": 0,
+                                             "wrong_examples": []})
+        tally["rows"] += 1
+        if key not in reported:
+            continue
+        tally["reported"] += 1
+        detail, explanation = reported[key]
+        if d.category == "PROBABLE_MATCH":
+            want = detail if detail in ("AUTO", "REVIEW") else "AUTO"  # the band is scored elsewhere
+            detail_ok = detail in ("AUTO", "REVIEW")
+        else:
+            want = expected_detail_of(d)
+            detail_ok = (detail or None) == want
+        code = _EXPLANATION_CODE.get(want) or _EXPLANATION_CODE.get((d.category, want)) or want
+        words = _explanation_words(code) if code else ""
+        explanation_ok = bool(explanation) and bool(words) and words in explanation
+        tally["detail_right"] += detail_ok
+        tally["explanation_right"] += explanation_ok
+        if not (detail_ok and explanation_ok) and len(tally["wrong_examples"]) < examples:
+            tally["wrong_examples"].append([*key, want, detail, explanation])
+    return {"by_cause": dict(sorted(per_cause.items())), "rows": rows, "rows_without_explanation": unexplained}
+
+
+def explanation_shortfalls(scores: dict) -> list[str]:
+    """Each defect kind whose reported rows do not all carry the expected detail and explanation."""
+    out = []
+    for cause, t in scores["by_cause"].items():
+        if t["detail_right"] < t["reported"] or t["explanation_right"] < t["reported"]:
+            out.append(f"{cause}: detail right {t['detail_right']}/{t['reported']}, "
+                       f"explanation right {t['explanation_right']}/{t['reported']} e.g. {t['wrong_examples'][:1]}")
+    if scores["rows_without_explanation"]:
+        out.append(f"{scores['rows_without_explanation']} rows have no explanation")
+    return out
+
+
+def explanation_table(scores: dict) -> list[str]:
+    lines = [f"{'defect kind (entity cause)':<36}{'rows':>8}{'reported':>9}{'detail ok':>10}{'expl. ok':>9}"]
+    for cause, t in scores["by_cause"].items():
+        lines.append(f"{cause:<36}{t['rows']:>8}{t['reported']:>9}{t['detail_right']:>10}{t['explanation_right']:>9}")
+    lines.append(f"rows without an explanation: {scores['rows_without_explanation']} of {scores['rows']}")
+    return lines
+
+
+def score_lost_days(truth: Truth | str | Path, discrepancies_csv: str | Path, reported_days, minimum: int | None = None
+                    ) -> dict:
+    """Whole days lost: the UK days on which the simulator lost every crime (``LOST_DAY``) and at
+    least ``minimum`` of them (``reconcile.model.MIN_LOST_DAY``), their dates read from the
+    MISSING rows' ``recorded_local``, against the reconciler's ``missing_by_day`` (crimes)."""
+    from reconcile.model import MIN_LOST_DAY
+
+    minimum = MIN_LOST_DAY if minimum is None else minimum
+    truth = truth if isinstance(truth, Truth) else load_truth(truth)
+    lost_refs = {d.legacy_ref for d in truth.defects if d.entity == "crime" and d.cause == "LOST_DAY"}
+    per_day: Counter = Counter()
+    for row in _read_discrepancies(Path(discrepancies_csv)):
+        if row.get("entity") == "crime" and row.get("category") == "MISSING" and row.get("legacy_ref") in lost_refs:
+            per_day[(row.get("recorded_local") or "")[:10]] += 1
+    expected = {day for day, n in per_day.items() if n >= minimum}
+    reported = {d.day for d in reported_days if d.entity == "crime"}
+    return {"minimum": minimum, "expected": sorted(expected), "reported": sorted(reported),
+            "found": sorted(expected & reported), "missed": sorted(expected - reported),
+            "extra": sorted(reported - expected)}
