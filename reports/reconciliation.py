@@ -740,7 +740,12 @@ COUNT_ROWS = (
     ("UNEXPECTED", "In iOPS with an OPUS key no live OPUS record has"),
     ("PROBABLE_MATCH", "Paired by similarity (AUTO or REVIEW)"),
     ("new_in_iops", "New in iOPS: no OPUS counterpart (not a discrepancy)"),
-    ("unaccounted", "Live in OPUS, neither found nor missing"),
+    ("balance:matched", "Balance: live in OPUS and found in iOPS (by key or AUTO)"),
+    ("balance:missing", "… missing with no reason known"),
+    ("balance:not_expected", "… not expected in iOPS: the mapping rejects them (links: also orphans, repeats, "
+                             "links of crimes not migrated)"),
+    ("balance:not_compared", "… links not compared: their crime or person is missing from iOPS"),
+    ("unaccounted", "Live in OPUS, accounted for nowhere (must be 0)"),
     ("counted", "Counted against the failure threshold"),
 )
 
@@ -784,7 +789,15 @@ class SummaryView:
             return counted(totals, per_category)
         if name == "missing_explained":
             return explained_missing(totals)
+        balance = self.result.balances.get(entity) if self.result.totals else None
+        if name.startswith("balance:"):
+            if balance is None:
+                return 0
+            part = getattr(balance, name.split(":", 1)[1])
+            return sum(part.values()) if isinstance(part, dict) else part
         if name == "unaccounted":
+            if balance is not None:  # reconcile.model.Balance: links, orphans and repeats included
+                return balance.live - balance.accounted
             found = self.value(entity, "matched_keyed") + self.value(entity, "matched_auto")
             return self.value(entity, "legacy_total") - found - per_category.get("MISSING", 0)
         return getattr(totals, name, 0) if totals else 0
@@ -901,8 +914,14 @@ def _summary_sheet(ws, result: ReconResult, counts, group_sheets, sheets_listed,
             cells.append(c(v, link=link, font=xlsx.NEGATIVE_FONT if bad else None))
         cells.append(c(sum(values), font=xlsx.LABEL_FONT))
         f.append(cells)
-    f.text("Live in OPUS = found by key + found by similarity + missing; a record found has its fields "
-           "compared. Numbers link to the sheet listing the rows.", column=1, font=xlsx.NOTE_FONT)
+    f.text("Live in OPUS = found (by key or by similarity) + missing with no reason known + not expected + "
+           "not compared; a record found has its fields compared. Numbers link to the sheet listing the rows.",
+           column=1, font=xlsx.NOTE_FONT)
+    lost_days = result.missing_by_day() if hasattr(result, "missing_by_day") else []
+    if lost_days:
+        f.text("Missing by day — whole days on which every record recorded that day is missing, no reason known: "
+               + "; ".join(f"{d.entity} {d.day}: {d.missing:,}" for d in lost_days[:20])
+               + (f"; and {len(lost_days) - 20} more days" if len(lost_days) > 20 else "") + ".", column=1)
     f.blank()
 
     _crime_statistics_block(f, result)
