@@ -620,7 +620,7 @@ _MYSQL_TEXT_CHARACTERS = {mysql.TINYTEXT: 255 // 4, mysql.TEXT: 65_535 // 4, mys
 def _holds(column_type, dialect) -> tuple[str, object]:
     """What a column type holds on this engine: (kind, detail). Text: its capacity in
     characters (None: unbounded); an instant: its DDL (a zone or none is not interchangeable)."""
-    if isinstance(column_type, sa.LargeBinary):  # BLOB, BYTEA, MariaDB's BLOB types
+    if isinstance(column_type, sa.types._Binary):  # BLOB, BYTEA, MariaDB's TINYBLOB and BLOB
         return "binary", None
     if isinstance(column_type, sa.String):
         if type(column_type) in _MYSQL_TEXT_CHARACTERS:
