@@ -1,25 +1,45 @@
-"""The batch migration engine behind ``python main.py migrate``.
+"""The batch migration engine behind ``python main.py migrate``: bulk loads and delta runs.
 
 Per entity, in dependency order (persons, crimes + locations, links, intelligence +
-locations), the legacy table is streamed in key order. Each batch is mapped by the pure
-functions of ``mappings/``; then its target rows, ledger rows (digest of every row written,
-before-image of every row updated), cross-references, rejects, warnings and the checkpoint
-are written in ONE target transaction. A crash therefore loses at most the batch in flight,
-and ``--resume RUN_ID`` continues after the last committed key.
+locations), the legacy table is streamed in key order. Per batch, in ONE target transaction:
+the records are decided (cutover.md), then target rows, bookkeeping, rejects, warnings,
+conflicts and the checkpoint are written. A crash loses at most the batch in flight, and
+``--resume RUN_ID`` continues after the last committed key.
 
-Idempotency comes from ``mig_xref``: the digest of what the migration last wrote for each
-legacy record. Same digest → unchanged (nothing written, even if an officer has edited the
-row since); different → the legacy record changed, so the rows are updated and their
-before-images kept for rollback.
+The decision per record uses ``mig_xref`` (one row per record the tool wrote):
+
+* its *source* digest (raw legacy row, code tables, tool version, the accepted state of the
+  records it depends on) equals the record's now → unchanged in OPUS: nothing written, and
+  the record is not even mapped (``EntityCounts.mapped``), whatever iOPS did since;
+* otherwise the record is mapped and compared, row by row, with what the tool wrote
+  (``written``: a 16-byte digest and a fingerprint byte per column of each row) and with what
+  iOPS holds now: maps as before → unchanged; iOPS as the tool left it → updated (before-
+  images in ``mig_ledger``, the replaced xref row in ``mig_xref_before``); both changed →
+  a ``CHANGED_BOTH`` conflict in ``mig_conflict``, resolved per ``--on-conflict``;
+* flagged deleted (or gone) in OPUS while the tool migrated it → ``DELETED_IN_OPUS``,
+  reported, nothing deleted.
+
+The per-record work that needs no decision of the run so far — key, source digest, the batch's
+mig_xref key range, the mapping of what changed, the written images — is ``_examine``; with
+``workers`` > 1 worker processes do it for key ranges (independent units: URLs in, results
+out), and this process alone decides, writes and commits, batch by batch in key order.
+
+Inserted records get no ledger row: their target ids follow from their legacy keys
+(``migrate.records``) and ``mig_xref.first_run`` says which run inserted them — what rollback
+needs to delete them.
 """
 
 from __future__ import annotations
 
+import bisect
+from collections import deque
 import datetime as dt
 import getpass
 import hashlib
 import json
+import marshal
 import os
+from array import array
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -28,19 +48,28 @@ from sqlalchemy.engine import Engine
 
 from core import __version__, schema
 from core.cyclic_gc import manual_cyclic_gc
-from core.batches import legacy_batches
-from core.db import (bulk_insert, checkpoint_key, mask_url, open_legacy, recorded_url, open_target, refuse_same_store,
+from core.batches import RowBatch, legacy_row_batches
+from core.db import (bulk_insert, checkpoint_key, mask_url, open_legacy, open_target, recorded_url, refuse_same_store,
                      store_errors)
-from core.digest import canonical_row, record_digests, row_digest, text_fingerprint
+from core.digest import canonical_row, read_written, row_fingerprint, short_digest, text_fingerprint, written_image
 from core.errors import ForeignSchemaError, RunNotFound, UsageError
 from core.progress import bar
 from core.schema import utc_now
 from mappings.entities import ENTITIES, Entity, first_key_wins
+from mappings.link import ROLES, link_key
+from mappings.parse import code, parse_nom_id, trim
+from mappings.person import person_key
 from mappings.outcome import Mapped, MappingContext
 from mappings.reference import Reference, load_reference
 from mappings.storable import escaped
 from migrate import lock
+from migrate import records
 from migrate.accepted import AcceptedKeys
+from core.pool import Pool
+
+#: Keys per IN list (and xref keys per page).
+PAGE = 2000
+_WIDTH = records.WIDTH
 
 # ------------------------------------------------------------------------------ results
 
@@ -61,6 +90,9 @@ class EntityCounts:
     # or vanished). A vanished row is not read, so it cannot be one of the terms above.
     deleted_in_opus: int = 0
     overwritten: int = 0  # of ``conflicted``: iOPS edits overwritten by --on-conflict take-opus
+    # Records this run mapped: on a re-run, only those whose legacy row (or what it depends
+    # on) changed; an unchanged record is decided from mig_xref alone.
+    mapped: int = 0
 
     @property
     def balanced(self) -> bool:
@@ -100,6 +132,8 @@ class MigrationResult:
     finished_at: dt.datetime
     counts: dict[str, EntityCounts]
     max_rejects: int | None = None
+    #: --on-conflict stop: the conflicts of the batch the run stopped at (mig_conflict, STOPPED).
+    stopped_at_conflict: int = 0
 
     @property
     def balanced(self) -> bool:
@@ -125,7 +159,8 @@ class MigrationResult:
     def exit_code(self) -> int:
         """1 on findings (cutover.md): an unbalanced run, rejects above --max-rejects, conflicts,
         records deleted in OPUS that iOPS still holds."""
-        if not self.balanced or self.too_many_rejects or self.total_conflicted or self.total_deleted_in_opus:
+        if (not self.balanced or self.too_many_rejects or self.total_conflicted or self.total_deleted_in_opus
+                or self.stopped_at_conflict):
             return 1
         return 0
 
@@ -147,19 +182,22 @@ def migrate(
     reference: Reference | None = None,
     stop_after_batches: int | None = None,
     on_conflict: str = "keep-iops",
-    workers: int = 1,
+    workers: int | None = 1,
 ) -> MigrationResult:
     """Migrate the OPUS store at ``legacy_url`` into the iOPS store at ``target_url``.
 
     ``stop_after_batches`` exists for tests of interruption: the run stops (state
     ``interrupted``) after that many committed batches, as a crash would.
+
+    ``workers``: processes that examine and map key ranges beside the one writer (1: all in this
+    process; None: ``auto_workers``). The result is the same whatever the number.
     """
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise UsageError(f"--batch-size must be between 1 and {MAX_BATCH_SIZE:,} (default 2,000): one batch is "
                          "one transaction, held in memory whole")
     if on_conflict not in ON_CONFLICT:
         raise UsageError(f"--on-conflict must be one of {', '.join(ON_CONFLICT)}")
-    if not 1 <= workers <= 32:
+    if workers is not None and not 1 <= workers <= 32:
         raise UsageError("--workers must be between 1 and 32")
     if dry_run and resume is not None:
         raise UsageError("--dry-run and --resume cannot be combined: a dry run has nothing to resume")
@@ -174,9 +212,11 @@ def migrate(
         raise
     try:
         legacy_tables = schema.legacy_tables(legacy)
+        if workers is None:
+            workers = auto_workers(legacy, legacy_tables)
         with manual_cyclic_gc() as collect:
             runner = _Runner(legacy, target, legacy_tables, reference, batch_size, dry_run, stop_after_batches,
-                             collect)
+                             collect, on_conflict, workers)
             if dry_run:
                 return runner.run_dry(legacy_url, target_url, max_rejects)
             with store_errors(target, "target"):
@@ -202,6 +242,23 @@ def migrate(
         legacy.dispose()
         if target is not None:
             target.dispose()
+
+
+#: Stores with fewer legacy records than this are migrated in one process: starting workers (a
+#: fresh interpreter each, importing the tool) costs more than they save.
+WORKERS_FROM_RECORDS = 50_000
+
+
+def auto_workers(legacy: Engine, tables: dict) -> int:
+    """``workers=None``: two when the machine has two cores or more and the store is large enough
+    to repay starting them (``WORKERS_FROM_RECORDS``), else one. Two, not one per core: the
+    writer is the critical path, and two workers already keep it fed."""
+    if (os.cpu_count() or 1) < 2:
+        return 1
+    with store_errors(legacy, "legacy"), legacy.connect() as conn:
+        records = sum(conn.execute(sa.select(sa.func.count()).select_from(tables[e.legacy_table])).scalar_one()
+                      for e in ENTITIES)
+    return 2 if records >= WORKERS_FROM_RECORDS else 1
 
 
 # ------------------------------------------------------------------------------ which store
@@ -278,10 +335,20 @@ class _Interrupted(Exception):
     """Raised by ``stop_after_batches`` to simulate a crash between batches."""
 
 
+class _StoppedAtConflict(Exception):
+    """--on-conflict stop met a conflict: the batch is not written (its conflicts are)."""
+
+    def __init__(self, conflicts: list[dict]):
+        super().__init__(len(conflicts))
+        self.conflicts = conflicts
+
+
 class _Runner:
     def __init__(self, legacy: Engine, target: Engine, legacy_tables: dict, reference: Reference,
                  batch_size: int, dry_run: bool, stop_after_batches: int | None,
-                 collect_garbage: Callable[[], None] = lambda: None):
+                 collect_garbage: Callable[[], None] = lambda: None, on_conflict: str = "keep-iops",
+                 workers: int = 1):
+        self.workers = workers
         self.collect_garbage = collect_garbage  # see core.cyclic_gc: automatic collection is off
         self.legacy = legacy
         self.target = target
@@ -290,10 +357,31 @@ class _Runner:
         self.batch_size = batch_size
         self.dry_run = dry_run
         self.stop_after_batches = stop_after_batches
+        self.on_conflict = on_conflict
         self.batches_committed = 0
         self.accepted = AcceptedKeys()
         self.run_started: dt.datetime | None = None
         self.counts: dict[str, EntityCounts] = {}
+        self.stopped: list[dict] = []  # conflict rows of the batch --on-conflict stop stopped at
+        # What the source digest of every record starts from: a record read again is "unchanged
+        # in OPUS" only if it would be mapped with the same code tables by the same mapping.
+        self._salt = hashlib.blake2b(f"{__version__}\nsource 2\n{reference.digest}\n".encode(),
+                                     digest_size=16).digest()
+        # hash() of the legacy keys read of the current entity: this process's own string hash
+        # (64 bits, ~40 times cheaper than a blake2b), compared only within this process (_vanished).
+        self._seen = array("q")
+        self._start_entity()
+        self.pool = None  # worker processes (``workers`` > 1): see ``_examined``
+        self._recent_links: deque[set[str]] = deque()  # link keys inserted by batches examined in flight
+
+    def _start_entity(self) -> None:
+        self._seen = array("q")
+        # For ``_vanished``: mig_xref rows this run found for the entity's records read (each key
+        # once: for keyed entities first key wins) and rows it inserted; ``_scan`` when that
+        # tally cannot be exact (links, a flagged record found in mig_xref).
+        self._matched = 0
+        self._inserted_here = 0
+        self._scan = False
 
     # --- public entry points ---------------------------------------------------------
 
@@ -304,14 +392,24 @@ class _Runner:
         counts = self.counts
         for spec in ENTITIES:
             counts[spec.name] = EntityCounts()
+            self._start_entity()
             with bar(f"{spec.name:<13} (dry run)", total=self._legacy_count(spec), unit="rec") as progress:
                 for batch in self._batches(spec, after=None):
-                    mapped = spec.map_batch(batch, ctx)
                     # As in a real run, a batch counts only once it has been classified whole.
                     batch_counts = counts[spec.name].pending()
-                    self._count_dry(spec, batch, mapped, batch_counts, has_xref)
+                    if has_xref:
+                        with store_errors(self.target, "target"), self.target.connect() as conn:
+                            plan = self._plan(conn, spec, batch, ctx, batch_counts)
+                    else:
+                        plan = self._plan(None, spec, batch, ctx, batch_counts)
+                    batch_counts.written += len(plan.inserts)
+                    batch_counts.rows_written += sum(len(m.rows) for m in plan.inserts) + sum(
+                        len(u.mapped.rows) for u in plan.updates)
                     counts[spec.name].settle(batch_counts)
-                    progress.update(len(batch))
+                    progress.update(len(batch.rows))
+            if has_xref:
+                with store_errors(self.target, "target"), self.target.connect() as conn:
+                    counts[spec.name].deleted_in_opus += len(self._vanished(conn, spec, None))
         return MigrationResult(None, True, False, "dry_run", mask_url(legacy_url), mask_url(target_url),
                                started, utc_now(), counts, max_rejects)
 
@@ -319,18 +417,31 @@ class _Runner:
         with store_errors(self.target, "target"):
             run_id, started, checkpoints = self._start_or_resume(legacy_url, resume)
         ctx = self._context(started)
+        if self.workers > 1:
+            with Pool(self.workers, _worker_setup, (legacy_url, target_url, self.reference, self._salt, started),
+                      what="migration worker") as pool:
+                self.pool = pool
+                try:
+                    return self._run(run_id, started, checkpoints, ctx, legacy_url, target_url, resume, max_rejects)
+                finally:
+                    self.pool = None
+        return self._run(run_id, started, checkpoints, ctx, legacy_url, target_url, resume, max_rejects)
+
+    def _run(self, run_id, started, checkpoints, ctx, legacy_url, target_url, resume, max_rejects) -> MigrationResult:
         counts = self.counts
         state = "complete"
         try:
             for spec in ENTITIES:
                 cp = checkpoints.get(spec.name)
                 counts[spec.name] = EntityCounts.from_json(cp["counts"] if cp else None)
+                self._start_entity()
                 after = cp["last_key"] if cp else None
-                if cp and after is not None:
-                    # Resuming: the keys accepted before the checkpoint are needed by links and subjects.
-                    self._rebuild_accepted(spec, ctx, upto=after)
                 if cp and cp["done"]:
+                    self._rebuild(spec, ctx, upto=None)
                     continue
+                if cp and after is not None:
+                    # Resuming: the keys accepted (and read) before the checkpoint, as the run decided them.
+                    self._rebuild(spec, ctx, upto=after)
                 # Target errors only: legacy reads translate their own errors where they happen
                 # (_batches, _legacy_count). An inner legacy handler here would name the legacy
                 # store for a lost target connection.
@@ -338,6 +449,13 @@ class _Runner:
                     self._migrate_entity(run_id, spec, ctx, counts[spec.name], after, cp)
         except _Interrupted:
             state = "interrupted"
+        except _StoppedAtConflict as stop:
+            # Resumable: once the engineer has dealt with the record (or chosen another
+            # --on-conflict), --resume continues with the batch that stopped.
+            state = "interrupted"
+            self.stopped = stop.conflicts
+            with store_errors(self.target, "target"), self.target.begin() as conn:
+                bulk_insert(conn, schema.mig_conflict, [dict(c, run_id=run_id) for c in stop.conflicts])
         except KeyboardInterrupt:
             self._set_state(run_id, "interrupted", None)  # counts: see below
             raise RunInterrupted(run_id) from None
@@ -348,8 +466,10 @@ class _Runner:
             self._set_state(run_id, "interrupted", None)
             raise
         self._set_state(run_id, state, counts)
-        return MigrationResult(run_id, False, resume is not None, state, mask_url(legacy_url), mask_url(target_url),
-                               started, utc_now(), counts, max_rejects)
+        result = MigrationResult(run_id, False, resume is not None, state, mask_url(legacy_url),
+                                 mask_url(target_url), started, utc_now(), counts, max_rejects)
+        result.stopped_at_conflict = len(self.stopped)
+        return result
 
     # --- run bookkeeping ------------------------------------------------------------
 
@@ -419,11 +539,11 @@ class _Runner:
             crime_migrated=self.accepted.has_crime,
         )
 
-    def _batches(self, spec: Entity, after: list | None, upto: list | None = None) -> Iterable[list]:
-        """The legacy table in key order, ``batch_size`` rows at a time (``core.batches``), with
-        a manual cyclic collection every ``_COLLECT_EVERY_BATCHES`` batches and at the end."""
-        yield from legacy_batches(self.legacy, self.tables[spec.legacy_table], spec.key_columns, self.batch_size,
-                                  after=after, upto=upto, every_batch=self._every_batch)
+    def _batches(self, spec: Entity, after: list | None, upto: list | None = None) -> Iterable[RowBatch]:
+        """The legacy table in key order, ``batch_size`` rows at a time as tuples (``core.batches``),
+        with a manual cyclic collection every ``_COLLECT_EVERY_BATCHES`` batches and at the end."""
+        yield from legacy_row_batches(self.legacy, self.tables[spec.legacy_table], spec.key_columns,
+                                      self.batch_size, after=after, upto=upto, every_batch=self._every_batch)
         self.collect_garbage()
 
     def _every_batch(self, n: int) -> None:
@@ -435,66 +555,176 @@ class _Runner:
         with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
 
-    def _rebuild_accepted(self, spec: Entity, ctx: MappingContext, upto: list) -> None:
-        """The keys the run accepted up to its checkpoint, as ``_plan`` accepted them."""
-        if not spec.unique_key:
-            return
-        accepted = self.accepted
-        for batch in self._batches(spec, after=None, upto=upto):
-            for m in spec.map_batch(batch, ctx):
-                first_key_wins(spec, m, accepted.has(spec.name, m.legacy_key))
-                if m.accepted:
-                    accepted.add(spec.name, m.legacy_key)
+    def _rebuild(self, spec: Entity, ctx: MappingContext, upto: list | None) -> None:
+        """The keys the run accepted (and read) up to its checkpoint, as ``_plan`` decided them:
+        records this run wrote are unchanged against mig_xref now, so this maps only rejects."""
+        scratch = EntityCounts()
+        with store_errors(self.target, "target"), self.target.connect() as conn:
+            for batch in self._batches(spec, after=None, upto=upto):
+                self._plan(conn, spec, batch, ctx, scratch)
 
     # --- classifying ------------------------------------------------------------------
 
-    def _count_dry(self, spec, batch, mapped: list[Mapped], counts: EntityCounts, has_xref: bool) -> None:
-        """Dry run: count what a real run would do, reading the target but never writing it."""
-        existing = {}
-        if has_xref:
-            with store_errors(self.target, "target"), self.target.connect() as conn:
-                existing = self._xref_in(conn, spec, mapped)
-        plan = self._plan(spec, batch, mapped, counts, existing)
-        counts.written += len(plan.inserts)
-        counts.updated += len(plan.updates)
-        counts.rows_written += sum(len(m.rows) for m, _ in plan.inserts + plan.updates)
+    def _plan(self, conn, spec: Entity, batch: RowBatch, ctx: MappingContext, counts: EntityCounts) -> "_Plan":
+        """``_decide`` on the batch examined here (``_examine``)."""
+        return self._decide(conn, spec, self._examine_here(conn, spec, batch, ctx), counts)
 
-    def _plan(self, spec: Entity, batch: list[dict], mapped: list[Mapped], counts: EntityCounts,
-              existing: dict) -> "_Plan":
-        """Decide per record: excluded, rejected, insert, update or unchanged; count it."""
+    def _examine_here(self, conn, spec: Entity, batch: RowBatch, ctx: MappingContext) -> "_Examined":
+        accepted = self.accepted
+        return _examine(spec, batch, conn, self._salt, accepted, ctx, lambda key: accepted.has(spec.name, key))
+
+    def _decide(self, conn, spec: Entity, ex: "_Examined", counts: EntityCounts) -> "_Plan":
+        """Decide per record (cutover.md): unchanged, insert, update, conflict, excluded (and
+        deleted in OPUS), rejected; count it. A record ``_examine`` found unchanged by its source
+        digest is decided without having been mapped."""
         plan = _Plan()
+        name = spec.name
+        keyed = spec.unique_key
+        accepted = self.accepted
+        keys, sources, to_map, mapped = ex.keys, ex.sources, ex.to_map, ex.mapped
+        self._seen.extend(hash(key) for key in keys)
+        counts.mapped += len(mapped)
+        xref: dict[str, _Xref] = {}
+        if conn is not None and mapped:
+            # What the decision of a mapped record needs beyond the source digest; a key outside
+            # the range read (its mapping gives another key, or the engine orders keys otherwise)
+            # is looked up too, and a link another batch in flight may have inserted (workers).
+            recent = self._recent_links
+            xref = _xref_in(conn, name, {m.legacy_key for m, look in zip(mapped, ex.lookup) if look or (
+                recent and not m.reject and any(m.legacy_key in r for r in recent))})
+        by_index = dict(zip(to_map, mapped))
+        raws = dict(zip(to_map, ex.raws))
+        plan.images = {id(m): image for m, image in zip(mapped, ex.images)}
         seen_in_batch: set[str] = set()
-        for raw, m in zip(batch, mapped, strict=True):
+        changed = []
+        for i in range(len(keys)):
             counts.read += 1
+            m = by_index.get(i)
+            if m is None:  # unchanged in OPUS: whatever iOPS did since is normal life (cutover.md)
+                accepted.add(name, keys[i])
+                seen_in_batch.add(keys[i])
+                counts.unchanged += 1
+                self._matched += 1
+                continue
             if m.excluded:
                 counts.excluded += 1
+                x = xref.get(m.legacy_key)
+                self._scan = self._scan or x is not None
+                if x is not None and not (keyed and accepted.has(name, m.legacy_key)):
+                    plan.conflicts.append(_conflict_row(name, m.legacy_key, "DELETED_IN_OPUS", None, None, "KEPT_IOPS"))
+                    counts.deleted_in_opus += 1
                 continue
-            if spec.unique_key and m.reject is None:
-                first_key_wins(spec, m, self.accepted.has(spec.name, m.legacy_key))
+            if keyed and m.reject is None:
+                first_key_wins(spec, m, accepted.has(name, m.legacy_key))
             if m.reject is not None:
                 counts.rejected += 1
                 counts.rejected_by[m.reject.code] = counts.rejected_by.get(m.reject.code, 0) + 1
-                plan.rejects.append((m, raw))
+                plan.rejects.append((m, raws[i]))
                 continue
-            self.accepted.add(spec.name, m.legacy_key)
+            accepted.add(name, m.legacy_key)
             if m.legacy_key in seen_in_batch:
                 # Legacy links that normalise to the same (crime, person, role) are migrated once.
                 counts.unchanged += 1
                 continue
             seen_in_batch.add(m.legacy_key)
-            digest, row_digests = _digests(m, self.run_started)
-            previous = existing.get(m.legacy_key)
-            if previous is None:
-                plan.inserts.append((m, digest))
-                plan.row_digests[m.legacy_key] = row_digests
-            elif previous[1] == digest:
-                counts.unchanged += 1
-                continue
+            x = xref.get(m.legacy_key)
+            if x is None:
+                plan.inserts.append(m)
+                plan.sources[m.legacy_key] = sources[i]
+                self._count_warnings(m, counts)
             else:
-                plan.updates.append((m, digest))
-            for w in m.warnings:
-                counts.warnings_by[w.code] = counts.warnings_by.get(w.code, 0) + 1
+                changed.append((m, sources[i], x))
+                self._matched += 1
+        if changed:
+            self._decide_changed(conn, spec, changed, plan, counts)
         return plan
+
+    def _decide_changed(self, conn, spec: Entity, changed: list, plan: "_Plan", counts: EntityCounts) -> None:
+        """Records changed in OPUS (by their source digest) that the tool wrote before: compare
+        what the mapping gives now, and what iOPS holds now, with what the tool wrote."""
+        current = _current_records(conn, [m for m, _, _ in changed])
+        started = self.run_started
+        for m, source, x in changed:
+            written = read_written(x.written, schema.TARGET_TABLES, _WIDTH)
+            now = current[m.legacy_key]
+            iops_fields = []
+            for table_name, (digest, prints) in written.items():
+                row = now.get(table_name)
+                if row is None:
+                    iops_fields.append(f"{_qualified(spec, table_name, '*')}")  # the row is gone from iOPS
+                    continue
+                row_digest_now, prints_now = row_fingerprint(row)
+                if row_digest_now != digest:
+                    iops_fields += _fields_between(spec, table_name, prints_now, prints) or [
+                        _qualified(spec, table_name, "?")]
+            opus_fields = []
+            for table_name, row in m.rows.items():
+                previous = written.get(table_name)
+                if previous is None:
+                    opus_fields.append(_qualified(spec, table_name, "*"))  # a row the record gains
+                    continue
+                row = _keep_run_start(row, now.get(table_name), started)
+                digest, prints = row_fingerprint(row)
+                if digest != previous[0]:
+                    opus_fields += _fields_between(spec, table_name, prints, previous[1]) or [
+                        _qualified(spec, table_name, "?")]
+            if not opus_fields:
+                # The raw row changed but maps to what the tool wrote (e.g. other code tables
+                # that agree on this record): unchanged; remember the new source digest.
+                counts.unchanged += 1
+                # Links too: otherwise a new tool version (in every source digest) would leave
+                # every link mapped on every later run. Two legacy links that normalise to one
+                # key in different batches each refresh it, once per run (a mig_xref_before row each).
+                plan.refresh.append((m.legacy_key, source, x))
+                continue
+            if not iops_fields:
+                counts.updated += 1
+                plan.updates.append(_Update(m, source, x, now))
+                self._count_warnings(m, counts)
+                continue
+            counts.conflicted += 1
+            resolution = {"keep-iops": "KEPT_IOPS", "take-opus": "OVERWRITTEN", "stop": "STOPPED"}[self.on_conflict]
+            plan.conflicts.append(_conflict_row(spec.name, m.legacy_key, "CHANGED_BOTH", opus_fields, iops_fields,
+                                                resolution))
+            if resolution == "OVERWRITTEN":
+                counts.overwritten += 1
+                plan.updates.append(_Update(m, source, x, now))
+                self._count_warnings(m, counts)
+            elif resolution == "STOPPED":
+                plan.stop = True
+
+    @staticmethod
+    def _count_warnings(m: Mapped, counts: EntityCounts) -> None:
+        for w in m.warnings:
+            counts.warnings_by[w.code] = counts.warnings_by.get(w.code, 0) + 1
+
+    def _vanished(self, conn, spec: Entity, run_id: int | None) -> list[dict]:
+        """Records the tool migrated whose legacy row is gone (not read by this run): the xref
+        keys of the entity, streamed in pages, against the hashes of the keys read."""
+        seen = self._seen
+        self._seen = array("q")
+        x = schema.mig_xref
+        if spec.unique_key and not self._scan:
+            # Each xref row found once, or inserted by this run: if that is all of them, none vanished.
+            held = conn.execute(sa.select(sa.func.count()).select_from(x).where(x.c.entity == spec.name)).scalar_one()
+            if held == self._matched + self._inserted_here:
+                return []
+        seen_sorted = array("q", sorted(seen))
+        found = []
+        last = None
+        while True:
+            query = sa.select(x.c.legacy_key).where(x.c.entity == spec.name)
+            if last is not None:
+                query = query.where(x.c.legacy_key > last)
+            page = conn.execute(query.order_by(x.c.legacy_key).limit(PAGE)).scalars().all()
+            if not page:
+                return found
+            last = page[-1]
+            for key in page:
+                h = hash(key)
+                at = bisect.bisect_left(seen_sorted, h)
+                if at == len(seen_sorted) or seen_sorted[at] != h:
+                    found.append(_conflict_row(spec.name, key, "DELETED_IN_OPUS", None, None, "KEPT_IOPS"))
 
     # --- writing ------------------------------------------------------------------------
 
@@ -504,97 +734,142 @@ class _Runner:
         total = self._legacy_count(spec)
         with bar(f"{spec.name:<13}", total=total, unit="rec") as progress:
             progress.update(counts.read)
-            for batch in self._batches(spec, after):
+            for batch, examined in self._examined(spec, after, ctx):
                 batch_no += 1
-                mapped = spec.map_batch(batch, ctx)
-                last_key = [checkpoint_key(batch[-1][k]) for k in spec.key_columns]
                 batch_counts = counts.pending()  # becomes ``counts`` only once the batch is committed
                 with self.target.begin() as conn:
-                    existing = self._xref_in(conn, spec, mapped)
-                    plan = self._plan(spec, batch, mapped, batch_counts, existing)
+                    ex = examined(conn)
+                    plan = self._decide(conn, spec, ex, batch_counts)
+                    last_key = ex.last_key
+                    if plan.stop:
+                        raise _StoppedAtConflict([c for c in plan.conflicts if c["resolution"] == "STOPPED"])
                     self._write(conn, run_id, batch_no, spec, plan, batch_counts)
                     self._checkpoint(conn, run_id, spec, last_key, batch_no, batch_counts, done=False)
                     lock.heartbeat(conn)
                 counts.settle(batch_counts)
-                progress.update(len(batch))
+                progress.update(len(ex.keys))
                 self.batches_committed += 1
+                if self.pool is not None and not spec.unique_key:
+                    self._recent_links.append({m.legacy_key for m in plan.inserts})
                 if self.stop_after_batches is not None and self.batches_committed >= self.stop_after_batches:
                     raise _Interrupted()
             with self.target.begin() as conn:
+                vanished = self._vanished(conn, spec, run_id)
+                bulk_insert(conn, schema.mig_conflict, [dict(c, run_id=run_id) for c in vanished])
+                counts.deleted_in_opus += len(vanished)
                 self._checkpoint(conn, run_id, spec, None, batch_no, counts, done=True)
 
-    def _xref_in(self, conn, spec: Entity, mapped: list[Mapped]) -> dict:
-        keys = list({m.legacy_key for m in mapped if m.accepted})
-        if not keys:
-            return {}
-        x = schema.mig_xref
-        rows = conn.execute(sa.select(x.c.legacy_key, x.c.target_id, x.c.digest)
-                            .where(x.c.entity == spec.name, x.c.legacy_key.in_(keys)))
-        return {r.legacy_key: (r.target_id, r.digest) for r in rows}
+    def _examined(self, spec: Entity, after: list | None, ctx: MappingContext):
+        """(batch, examine(conn) -> _Examined) in key order: examined here, inside the batch's
+        transaction, or by the worker processes (key ranges, see ``_worker_examine``)."""
+        if self.pool is None:
+            for batch in self._batches(spec, after):
+                yield batch, (lambda conn, batch=batch: self._examine_here(conn, spec, batch, ctx))
+            return
+        table = self.tables[spec.legacy_table]
+        depends = {e: self.accepted.key_set(e) for e in {"crime_person": ("person", "crime"),
+                                                          "intelligence": ("person",)}.get(spec.name, ())}
+        self._recent_links = deque(maxlen=2 * self.pool.workers + 2)  # the in-order window, and one
 
-    def _write(self, conn, run_id: int, batch_no: int, spec: Entity, plan: "_Plan",
-               counts: EntityCounts) -> None:
+        def units():
+            start = after
+            for keys in legacy_row_batches(self.legacy, table, spec.key_columns, self.batch_size, after=after,
+                                           every_batch=self._every_batch, columns=spec.key_columns):
+                upto = list(keys.rows[-1])
+                yield spec.name, start, upto, depends
+                start = upto
+        accepted = self.accepted
+        for ex in self.pool.in_order(_worker_examine, units()):
+            def examined(conn, ex=ex):
+                # A record unchanged by its digest whose key the run accepted already (first key
+                # wins): only this process knows; the batch is examined again here.
+                if spec.unique_key and any(accepted.has(spec.name, ex.keys[i]) for i in _unmapped(ex)):
+                    batch = _read_range(self.legacy, table, spec, ex.after, ex.upto)
+                    again = self._examine_here(conn, spec, batch, ctx)
+                    again.last_key = again.last_key or ex.last_key
+                    return again
+                return ex
+            yield None, examined
+        self.collect_garbage()
+
+    def _write(self, conn, run_id: int, batch_no: int, spec: Entity, plan: "_Plan", counts: EntityCounts) -> None:
         ledger: list[dict] = []
         warnings: list[dict] = []
         xref_new: list[dict] = []
-        xref_changed: list[dict] = []
+        name = spec.name
 
-        # Inserts, parents first (a location before the crime that points at it).
+        # Inserts, parents first (a location before the crime that points at it). No ledger
+        # row: mig_xref names the record (first_run) and its rows' ids are deterministic.
         for table_name in schema.TARGET_TABLES:
-            pairs = [(m, m.rows[table_name]) for m, _ in plan.inserts if table_name in m.rows]
-            if pairs:
-                bulk_insert(conn, schema.target_metadata.tables[table_name], [row for _, row in pairs])
-                counts.rows_written += len(pairs)
-                ledger += [_ledger_row(run_id, batch_no, table_name, row, m.legacy_key, "insert", None,
-                                       plan.row_digests[m.legacy_key][table_name]) for m, row in pairs]
+            rows = [m.rows[table_name] for m in plan.inserts if table_name in m.rows]
+            if rows:
+                bulk_insert(conn, schema.target_metadata.tables[table_name], rows)
+                counts.rows_written += len(rows)
         counts.written += len(plan.inserts)
+        self._inserted_here += len(plan.inserts)
+        for m in plan.inserts:
+            xref_new.append({"entity": name, "legacy_key": m.legacy_key, "source": plan.sources[m.legacy_key],
+                             "written": plan.images.get(id(m)) or written_image(m.rows, schema.TARGET_TABLES),
+                             "first_run": run_id,
+                             "last_run": run_id})
 
-        # Updates: keep the before-image of every row, then overwrite it.
-        if plan.updates:
+        # Updates (and --on-conflict take-opus): keep the before-image of every row changed,
+        # and the xref row replaced, then overwrite.
+        xref_before = []
+        xref_changed = []
+        for u in plan.updates:
+            m = u.mapped
             for table_name in schema.TARGET_TABLES:
-                pairs = [(m, m.rows[table_name]) for m, _ in plan.updates if table_name in m.rows]
-                if not pairs:
+                row = m.rows.get(table_name)
+                if row is None:
                     continue
                 table = schema.target_metadata.tables[table_name]
-                before = _current_rows(conn, table_name, [r for _, r in pairs])
-                inserts_here = []
-                for m, row in pairs:
-                    key = _row_key(table_name, row)
-                    if key in before and row_digest(before[key]) == row_digest(row):
-                        continue  # this row of the record did not change (e.g. its location)
-                    if key in before:
-                        ledger.append(_ledger_row(run_id, batch_no, table_name, row, m.legacy_key, "update",
-                                                  before[key]))
-                        conn.execute(table.update().where(*_pk_clause(table_name, row)).values(**row))
-                    else:  # e.g. a crime that gained coordinates gains a location row
-                        inserts_here.append((m, row))
-                if inserts_here:
-                    conn.execute(table.insert(), [r for _, r in inserts_here])
-                    ledger += [_ledger_row(run_id, batch_no, table_name, r, m.legacy_key, "insert", None)
-                               for m, r in inserts_here]
-                counts.rows_written += len(pairs)
-            counts.updated += len(plan.updates)
-
-        for m, digest in plan.inserts:
-            xref_new.append({"entity": spec.name, "legacy_key": m.legacy_key, "target_id": _target_id(m),
-                             "digest": digest, "run_id": run_id})
-        for m, digest in plan.updates:
-            xref_changed.append({"b_entity": spec.name, "b_key": m.legacy_key, "digest": digest, "run_id": run_id,
-                                 "target_id": _target_id(m)})
-        for m, _ in plan.inserts + plan.updates:
-            warnings += [{"run_id": run_id, "entity": spec.name, "legacy_key": m.legacy_key, "reason": w.code,
+                before = u.current.get(table_name)
+                if before is not None and row_fingerprint(before)[0] == row_fingerprint(row)[0]:
+                    continue  # this row of the record did not change (e.g. its location)
+                if before is not None:
+                    ledger.append(_ledger_row(run_id, batch_no, table_name, row, m.legacy_key, "update", before))
+                    conn.execute(table.update().where(*_pk_clause(table_name, row)).values(**row))
+                else:  # e.g. an intelligence entry that gained coordinates gains a location row
+                    conn.execute(table.insert(), [row])
+                    ledger.append(_ledger_row(run_id, batch_no, table_name, row, m.legacy_key, "insert", None))
+                counts.rows_written += 1
+            xref_before.append(_xref_before(run_id, name, m.legacy_key, u.xref))
+            xref_changed.append({"b_key": m.legacy_key, "source": u.source,
+                                 "written": plan.images.get(id(m)) or written_image(m.rows, schema.TARGET_TABLES),
+                                 "last_run": run_id})
+        # A new source digest for a record that maps as before: bookkeeping only, but kept for
+        # rollback like any other xref change, so a rollback restores mig_xref exactly.
+        xref_refreshed = []
+        refresh = plan.refresh
+        if refresh and not spec.unique_key:
+            # Legacy links that normalise to one key, in different batches: the first refreshed it.
+            xb = schema.mig_xref_before
+            done = set(conn.execute(sa.select(xb.c.legacy_key).where(
+                xb.c.run_id == run_id, xb.c.entity == name,
+                xb.c.legacy_key.in_([key for key, _, _ in refresh]))).scalars())
+            refresh = [r for r in refresh if r[0] not in done]
+        for key, source, x in refresh:
+            xref_before.append(_xref_before(run_id, name, key, x))
+            xref_refreshed.append({"b_key": key, "source": source})
+        for m in plan.inserts + [u.mapped for u in plan.updates]:
+            warnings += [{"run_id": run_id, "entity": name, "legacy_key": m.legacy_key, "reason": w.code,
                           "field": w.field, "value": _clip(w.value)} for w in m.warnings]
 
         bulk_insert(conn, schema.mig_ledger, ledger)
         bulk_insert(conn, schema.mig_xref, xref_new)
+        bulk_insert(conn, schema.mig_xref_before, xref_before)
+        x = schema.mig_xref
+        where = (x.c.entity == name, x.c.legacy_key == sa.bindparam("b_key"))
         if xref_changed:
-            x = schema.mig_xref
-            conn.execute(x.update().where(x.c.entity == sa.bindparam("b_entity"),
-                                          x.c.legacy_key == sa.bindparam("b_key"))
-                         .values(digest=sa.bindparam("digest"), run_id=sa.bindparam("run_id"),
-                                 target_id=sa.bindparam("target_id")), xref_changed)
+            conn.execute(x.update().where(*where).values(source=sa.bindparam("source"),
+                                                         written=sa.bindparam("written"),
+                                                         last_run=sa.bindparam("last_run")), xref_changed)
+        if xref_refreshed:
+            conn.execute(x.update().where(*where).values(source=sa.bindparam("source")), xref_refreshed)
         bulk_insert(conn, schema.mig_warning, warnings)
         bulk_insert(conn, schema.mig_reject, [_reject_row(run_id, spec, m, raw) for m, raw in plan.rejects])
+        bulk_insert(conn, schema.mig_conflict, [dict(c, run_id=run_id) for c in plan.conflicts])
 
     def _checkpoint(self, conn, run_id: int, spec: Entity, last_key: list | None, batches: int,
                     counts: EntityCounts, done: bool) -> None:
@@ -614,11 +889,172 @@ class _Runner:
 
 
 @dataclass
+class _Xref:
+    source: bytes
+    written: bytes
+    first_run: int
+    last_run: int
+
+
+@dataclass
+class _Update:
+    mapped: Mapped
+    source: bytes
+    xref: _Xref  # what it replaces
+    current: dict[str, dict]  # the record's target rows now: table -> row
+
+
+@dataclass
 class _Plan:
-    inserts: list[tuple[Mapped, str]] = field(default_factory=list)
-    updates: list[tuple[Mapped, str]] = field(default_factory=list)
+    inserts: list[Mapped] = field(default_factory=list)
+    updates: list[_Update] = field(default_factory=list)
+    refresh: list[tuple[str, bytes, _Xref]] = field(default_factory=list)  # (key, new source, xref)
     rejects: list[tuple[Mapped, dict]] = field(default_factory=list)  # with the raw legacy row
-    row_digests: dict[str, dict[str, str]] = field(default_factory=dict)  # legacy key -> table -> digest
+    conflicts: list[dict] = field(default_factory=list)  # mig_conflict rows, without run_id
+    sources: dict[str, bytes] = field(default_factory=dict)  # legacy key -> source digest (inserts)
+    images: dict[int, bytes | None] = field(default_factory=dict)  # id(Mapped) -> its written image
+    stop: bool = False
+
+
+@dataclass
+class _Examined:
+    """A batch examined (``_examine``), in this process or a worker: what the writer decides from."""
+    keys: list[str]  # per record read, in key order: its legacy key as mapped (``_key_reader``)
+    sources: list[bytes]  # and its source digest
+    to_map: list[int]  # the records mapped (source digest not the one mig_xref holds, or a duplicate key)
+    mapped: list[Mapped]
+    raws: list[dict]  # the legacy rows of those, as dicts (a reject keeps its row)
+    lookup: list[bool]  # per mapped record: whether its mig_xref row must be looked up by key
+    last_key: list  # the checkpoint after this batch
+    # per mapped record: what mig_xref says the tool wrote, should it be written (core.digest.written_image)
+    images: list[bytes | None] = field(default_factory=list)
+    after: list | None = None  # the key range examined (workers): (after, upto]
+    upto: list | None = None
+
+
+def _examine(spec: Entity, batch: RowBatch, conn, salt: bytes, accepted: AcceptedKeys, ctx: MappingContext,
+             taken: Callable[[str], bool] | None) -> _Examined:
+    """The per-record work of a batch that needs no decision of the run so far: key, source digest,
+    the batch's key ranges of mig_xref (key and source only), and the mapping of the records
+    whose source digest is not the one mig_xref holds — the raw tuple is digested, and no dict
+    is made of a record found unchanged. ``taken(key)``: whether the run accepted the key
+    already (first key wins: such a record is mapped, to be rejected); a worker cannot know,
+    and the writer re-examines the batch itself when it finds one (``_Runner._examined``)."""
+    names, rows = batch
+    key_of = _key_reader(spec, names)
+    source_of = _source_reader(spec, names, salt, accepted)
+    keys = [key_of(row) for row in rows]
+    sources = [source_of(row) for row in rows]
+    known, covered = _xref_sources(conn, spec.name, keys) if conn is not None else ({}, None)
+    keyed = spec.unique_key
+    to_map = []
+    here: set[str] = set()  # keys of this batch so far (keyed entities): first key wins
+    for i, key in enumerate(keys):
+        if known.get(key) != sources[i] or (keyed and (key in here or (taken is not None and taken(key)))):
+            to_map.append(i)
+        if keyed:
+            here.add(key)
+    raws = [dict(zip(names, rows[i])) for i in to_map]
+    mapped = spec.map_batch(raws, ctx) if raws else []
+    lookup = [m.reject is None and (m.legacy_key in known or covered is None or not covered(m.legacy_key))
+              for m in mapped]
+    last_key = [checkpoint_key(rows[-1][names.index(k)]) for k in spec.key_columns] if rows else None
+    # The written image here too: ~6 µs a target row that, with workers, the writer does not spend.
+    images = [written_image(m.rows, schema.TARGET_TABLES) if m.reject is None and not m.excluded else None
+              for m in mapped]
+    return _Examined(keys, sources, to_map, mapped, raws, lookup, last_key, images)
+
+
+# ------------------------------------------------------------------------------ worker processes
+#
+# With ``workers`` > 1 a batch is a key range (after, upto] of the legacy table: an independent
+# unit of work. A worker opens the legacy store and the target (read-only) by URL, reads its
+# range, digests and maps what changed (``_examine``), and returns it; the one writer decides
+# and commits the batches in key order (``core.pool.Pool.in_order``). Nothing is shared but what
+# the task carries: the URLs, the code tables and run start (once per worker), the accepted
+# keys of the entities a link or subject depends on (with each task).
+
+_WORKER: dict = {}
+
+
+def _worker_setup(legacy_url: str, target_url: str, reference: Reference, salt: bytes, started: dt.datetime) -> None:
+    legacy = open_legacy(legacy_url)
+    _WORKER.update(legacy=legacy, tables=schema.legacy_tables(legacy), target=open_target(target_url, read_only=True),
+                   reference=reference, salt=salt, started=started)
+
+
+def _worker_examine(unit: tuple) -> _Examined:
+    entity, after, upto, depends = unit
+    spec = next(e for e in ENTITIES if e.name == entity)
+    accepted = AcceptedKeys()
+    for name, keys in depends.items():
+        accepted.install(name, keys)
+    ctx = MappingContext(reference=_WORKER["reference"], run_started=_WORKER["started"],
+                         person_migrated=accepted.has_person, crime_migrated=accepted.has_crime)
+    batch = _read_range(_WORKER["legacy"], _WORKER["tables"][spec.legacy_table], spec, after, upto)
+    target = _WORKER["target"]
+    with store_errors(target, "target"), target.connect() as conn:
+        ex = _examine(spec, batch, conn, _WORKER["salt"], accepted, ctx, None)
+    ex.after, ex.upto = after, upto
+    if ex.last_key is None:
+        ex.last_key = [checkpoint_key(v) for v in upto]
+    return ex
+
+
+def _unmapped(ex: _Examined) -> Iterable[int]:
+    mapped = set(ex.to_map)
+    return (i for i in range(len(ex.keys)) if i not in mapped)
+
+
+def _read_range(legacy: Engine, table: sa.Table, spec: Entity, after: list | None, upto: list) -> RowBatch:
+    """The legacy rows of the key range (after, upto], as one batch."""
+    names: list[str] = [c.name for c in table.columns]
+    rows: list[tuple] = []
+    for batch in legacy_row_batches(legacy, table, spec.key_columns, MAX_BATCH_SIZE, after=after, upto=upto):
+        names = batch.names
+        rows += batch.rows
+    return RowBatch(names, rows)
+
+
+def _source_reader(spec: Entity, names: list[str], salt: bytes, accepted: AcceptedKeys) -> Callable[[tuple], bytes]:
+    """The source digest of a raw legacy tuple: the row as read, what it was mapped with
+    (``salt``: the run's tool version and code tables, the blake2b key) and the accepted state of the records its mapping asks
+    about (a link's crime and person, a subject). One blake2b over ``marshal`` version 2
+    (no back-references, so the bytes depend on the values alone; type-faithful for
+    None/int/float/str/bytes — ``repr`` for the rare value marshal cannot take, e.g. a
+    server's Decimal or date): ~1.6 µs a crime row against ~3.7 µs for its ``repr``."""
+    blake2b = hashlib.blake2b
+    dumps = marshal.dumps
+
+    def encoded(row: tuple) -> bytes:
+        try:
+            return dumps(row, 2)
+        except ValueError:
+            return b"r" + repr(row).encode("utf-8", "surrogatepass")
+
+    if spec.name == "crime_person":
+        crime_at, nom_at = names.index("crime_no"), names.index("nom_id")
+        has_crime, has_person = accepted.has_crime, accepted.has_person
+
+        def source(row: tuple) -> bytes:
+            nom_id = parse_nom_id(row[nom_at])
+            return blake2b(encoded(row) + b"%d%d" % (has_crime(trim(row[crime_at]) or ""),
+                                                     nom_id is not None and has_person(nom_id)),
+                           key=salt, digest_size=16).digest()
+        return source
+    if spec.name == "intelligence":
+        subject_at = names.index("subj_nom_id")
+        has_person = accepted.has_person
+
+        def source(row: tuple) -> bytes:
+            nom_id = parse_nom_id(row[subject_at])
+            return blake2b(encoded(row) + b"%d" % (nom_id is not None and has_person(nom_id)),
+                           key=salt, digest_size=16).digest()
+        return source
+
+    def source(row: tuple) -> bytes:
+        return blake2b(encoded(row), key=salt, digest_size=16).digest()
+    return source
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -631,12 +1067,174 @@ def _os_user() -> str:
         return "unknown"
 
 
-def _digests(m: Mapped, run_started: dt.datetime | None) -> tuple[str, dict[str, str]]:
-    """The record's digest and its rows' digests (``core.digest.record_digests``, shared with rollback)."""
-    return record_digests(m.rows, run_started)
+def _key_reader(spec: Entity, names: list[str]) -> Callable[[tuple], str]:
+    """The record's trimmed legacy key as its mapping gives it (``Mapped.legacy_key``), from the
+    raw tuple, without mapping it. Only used to find its mig_xref row: a record whose key comes
+    out otherwise (undecodable bytes) simply has no row found, and is mapped."""
+    if spec.name == "person":
+        at = names.index("nom_id")
+        return lambda row: person_key(row[at])[1]
+    if spec.name == "crime_person":
+        crime_at, nom_at, role_at = names.index("crime_no"), names.index("nom_id"), names.index("role")
+
+        def link(row: tuple) -> str:
+            nom_id = parse_nom_id(row[nom_at])
+            role_code = code(row[role_at])
+            return link_key(trim(row[crime_at]) or "",
+                            str(nom_id) if nom_id is not None else trim(row[nom_at]) or "",
+                            ROLES.get(role_code) or role_code or "")
+        return link
+    at = names.index(spec.key_column)
+    return lambda row: trim(row[at]) or ""
 
 
-def _row_key(table_name: str, row: dict) -> str:
+def _xref_sources(conn, entity: str, keys: list[str]) -> tuple[dict[str, bytes], Callable[[str], bool] | None]:
+    """The source digests mig_xref holds for the batch's key range: ({legacy key: source},
+    ``covered(key)`` — whether a key absent from the answer is certainly not in mig_xref).
+
+    One range read in the index's order (mig_xref's primary key is (entity, legacy_key)) instead
+    of an IN list of the batch's keys: consecutive batches read consecutive stretches of the
+    index. The range is the batch's least and greatest key in Python's order — code point order,
+    which is SQLite's BINARY order for UTF-8 text; so on SQLite a key between them that is not
+    in the answer is not in mig_xref. A server may order keys otherwise (its collation): there
+    a key not found is looked up by value (``covered`` is None), and an answer grown past
+    ``_RANGE_SLACK`` times the batch (a collation that puts other keys in between) is cut off
+    — a record whose key was cut off is merely mapped, then looked up."""
+    # A longer key was never written (the column holds 40), nor one with undecodable bytes
+    # (escaped as surrogates: rejected INVALID_ENCODING), which no driver can bind as text.
+    usable = [k for k in keys if len(k) <= 40 and (k.isascii() or _utf8(k))]
+    if not usable:
+        return {}, (lambda key: True)
+    ranges = _ascending_runs(usable)
+    x = schema.mig_xref
+    found: dict[str, bytes] = {}
+    cut = False
+    for lo, hi, n in ranges:
+        limit = _RANGE_SLACK * n + 100
+        rows = conn.execute(sa.select(x.c.legacy_key, x.c.source)
+                            .where(x.c.entity == entity, x.c.legacy_key >= lo, x.c.legacy_key <= hi)
+                            .order_by(x.c.legacy_key).limit(limit)).all()
+        found.update((key, bytes(source)) for key, source in rows)
+        cut = cut or len(rows) >= limit
+    if conn.dialect.name != "sqlite" or cut:
+        return found, None
+
+    def covered(key: str) -> bool:
+        # Escaped bytes (surrogates) sort elsewhere as stored.
+        return any(lo <= key <= hi for lo, hi, _ in ranges) and (key.isascii() or _utf8(key))
+    return found, covered
+
+
+def _utf8(key: str) -> bool:
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _ascending_runs(keys: list[str], most: int = 4) -> list[tuple[str, str, int]]:
+    """The batch's keys (in legacy order) as (least, greatest, count) of each ascending run, when
+    there are at most ``most`` runs — NOM_IDs read in number order are two runs as text where
+    "99999" is followed by "100000"; else one range over all (e.g. links, whose keys are ordered
+    by crime first: a range from the least to the greatest holds only the batch's crimes)."""
+    runs = []
+    start = 0
+    for i in range(1, len(keys)):
+        if keys[i] < keys[i - 1]:
+            runs.append((start, i))
+            start = i
+            if len(runs) >= most:
+                return [(min(keys), max(keys), len(keys))]
+    runs.append((start, len(keys)))
+    return [(min(keys[a:b]), max(keys[a:b]), b - a) for a, b in runs]
+
+
+#: How many mig_xref rows per batch key a range read may return before it is cut off (see ``_xref_sources``).
+_RANGE_SLACK = 4
+
+
+def _xref_in(conn, entity: str, keys: set[str]) -> dict[str, "_Xref"]:
+    keys = [k for k in keys if len(k) <= 40]  # a longer key was never written (the column holds 40)
+    if not keys:
+        return {}
+    x = schema.mig_xref
+    out = {}
+    for start in range(0, len(keys), PAGE):
+        rows = conn.execute(sa.select(x.c.legacy_key, x.c.source, x.c.written, x.c.first_run, x.c.last_run)
+                            .where(x.c.entity == entity, x.c.legacy_key.in_(keys[start:start + PAGE])))
+        for r in rows:
+            out[r.legacy_key] = _Xref(bytes(r.source), bytes(r.written), r.first_run, r.last_run)
+    return out
+
+
+def _current_records(conn, mapped: list[Mapped]) -> dict[str, dict[str, dict]]:
+    """The target rows of these records now: {legacy key: {table: row}}."""
+    wanted: dict[str, dict[str, str]] = {}  # table -> row key -> legacy key
+    for m in mapped:
+        for table_name, key in records.target_keys(m.entity, m.legacy_key).items():
+            wanted.setdefault(table_name, {})[key] = m.legacy_key
+    out: dict[str, dict[str, dict]] = {m.legacy_key: {} for m in mapped}
+    for table_name, keys in wanted.items():
+        for key, row in _rows_by_key(conn, table_name, list(keys)).items():
+            out[keys[key]][table_name] = row
+    return out
+
+
+def _rows_by_key(conn, table_name: str, keys: list[str]) -> dict[str, dict]:
+    table = schema.target_metadata.tables[table_name]
+    names = schema.TARGET_KEYS[table_name]
+    out = {}
+    for start in range(0, len(keys), PAGE):
+        page = keys[start:start + PAGE]
+        if len(names) == 1:
+            where = table.c[names[0]].in_(page)
+        else:  # composite (links): the leading column, which the primary key indexes; filtered below
+            where = table.c[names[0]].in_(sorted({k.split("|", 1)[0] for k in page}))
+        wanted = set(page)
+        for r in conn.execute(sa.select(table).where(where)).mappings():
+            key = _row_key(table_name, r)
+            if key in wanted:
+                out[key] = dict(r)
+    return out
+
+
+def _keep_run_start(row: dict, now: dict | None, started: dt.datetime | None) -> dict:
+    """The mapped row, compared as the tool wrote it: a timestamp the mapping fell back to the
+    run's start for (a person without LAST_UPD) is not a change, so the stored one is kept."""
+    if now is None or started is None:
+        return row
+    stale = [c for c in ("created_at", "updated_at") if row.get(c) == started]
+    if not stale:
+        return row
+    return {**row, **{c: now.get(c) for c in stale}}
+
+
+def _qualified(spec: Entity, table_name: str, column: str) -> str:
+    return column if table_name == records.MAIN_TABLE[spec.name] else f"{table_name}.{column}"
+
+
+def _fields_between(spec: Entity, table_name: str, prints: bytes, other: bytes) -> list[str]:
+    """The columns whose fingerprint bytes differ (target column names; ``location.x`` for a
+    record's location)."""
+    return [_qualified(spec, table_name, name) for name, a, b in zip(records.COLUMNS[table_name], prints, other)
+            if a != b]
+
+
+def _conflict_row(entity: str, legacy_key: str, kind: str, opus_fields, iops_fields, resolution: str) -> dict:
+    """A mig_conflict row (without its run_id): field names only, never values."""
+    return {"entity": entity, "legacy_key": legacy_key, "target_table": records.MAIN_TABLE[entity],
+            "target_id": records.main_key(entity, legacy_key), "kind": kind,
+            "opus_fields": ";".join(opus_fields) if opus_fields else None,
+            "iops_fields": ";".join(iops_fields) if iops_fields else None, "resolution": resolution}
+
+
+def _xref_before(run_id: int, entity: str, legacy_key: str, x: "_Xref") -> dict:
+    return {"run_id": run_id, "entity": entity, "legacy_key": legacy_key, "source": x.source, "written": x.written,
+            "last_run": x.last_run}
+
+
+def _row_key(table_name: str, row) -> str:
     return "|".join(str(row[c]) for c in schema.TARGET_KEYS[table_name])
 
 
@@ -645,30 +1243,10 @@ def _pk_clause(table_name: str, row: dict):
     return [table.c[c] == row[c] for c in schema.TARGET_KEYS[table_name]]
 
 
-def _target_id(m: Mapped) -> str:
-    """The id of the record's main row (what xref points at)."""
-    for table_name in ("crime", "intelligence_report", "person", "crime_person"):
-        if table_name in m.rows:
-            return _row_key(table_name, m.rows[table_name])
-    raise AssertionError(f"mapped {m.entity} has no main row")
-
-
-def _current_rows(conn, table_name: str, rows: list[dict]) -> dict[str, dict]:
-    table = schema.target_metadata.tables[table_name]
-    keys = schema.TARGET_KEYS[table_name]
-    if len(keys) == 1:
-        ids = [r[keys[0]] for r in rows]
-        found = conn.execute(sa.select(table).where(table.c[keys[0]].in_(ids))).mappings()
-    else:
-        found = conn.execute(sa.select(table).where(sa.tuple_(*[table.c[k] for k in keys])
-                                                    .in_([tuple(r[k] for k in keys) for r in rows]))).mappings()
-    return {_row_key(table_name, r): dict(r) for r in found}
-
-
-def _ledger_row(run_id, batch_no, table_name, row, legacy_key, action, before, digest=None) -> dict:
+def _ledger_row(run_id, batch_no, table_name, row, legacy_key, action, before) -> dict:
     return {
         "run_id": run_id, "batch_no": batch_no, "table_name": table_name, "row_key": _row_key(table_name, row),
-        "legacy_key": legacy_key, "action": action, "digest": digest or row_digest(row),
+        "legacy_key": legacy_key, "action": action, "digest": short_digest(row),
         "before_image": json.dumps(canonical_row(before), ensure_ascii=False) if before is not None else None,
     }
 
