@@ -10,7 +10,7 @@ from migrate.findings import INVARIANT
 
 COLUMNS = ("read", "written", "updated", "unchanged", "conflicted", "excluded", "rejected")
 #: Counted beside the invariant (cutover.md), shown after it.
-BESIDE = (("deleted_in_opus", "del. in OPUS"), ("overwritten", "overwritten"))
+BESIDE = (("deleted_in_opus", "deleted in OPUS"), ("overwritten", "overwritten"))
 
 
 def render_migration(result: MigrationResult, files: dict[str, Path] | None = None) -> str:
@@ -26,14 +26,16 @@ def render_migration(result: MigrationResult, files: dict[str, Path] | None = No
     seconds = (result.finished_at - result.started_at).total_seconds()
     lines.append(f"elapsed {seconds:.0f} s")
     lines.append("")
-    header = (f"{'entity':<14}" + "".join(f"{c:>11}" for c in COLUMNS) + "  invariant"
-              + "".join(f"{title:>14}" for _, title in BESIDE))
+    # Each column as wide as its title (and a million), so that ten columns fit a wide terminal.
+    widths = {c: max(len(c), 9) + 1 for c in COLUMNS}
+    header = (f"{'entity':<13}" + "".join(f"{c:>{widths[c]}}" for c in COLUMNS) + "  invariant"
+              + "".join(f"{title:>{len(title) + 2}}" for _, title in BESIDE))
     lines.append(header)
     lines.append("-" * len(header))
     for entity, c in result.counts.items():
         ok = "ok" if c.balanced else "BROKEN"
-        lines.append(f"{entity:<14}" + "".join(f"{getattr(c, col):>11,}" for col in COLUMNS) + f"  {ok:<9}"
-                     + "".join(f"{getattr(c, attr, 0):>14,}" for attr, _ in BESIDE))
+        lines.append(f"{entity:<13}" + "".join(f"{getattr(c, col):>{widths[col]},}" for col in COLUMNS)
+                     + f"  {ok:<9}" + "".join(f"{getattr(c, attr, 0):>{len(title) + 2},}" for attr, title in BESIDE))
     lines.append(f"invariant: {INVARIANT}; beside it: deleted in OPUS (iOPS keeps them), overwritten "
                  "(of conflicted, by --on-conflict take-opus)")
     for title, attr in (("rejected by reason", "rejected_by"), ("warnings by reason", "warnings_by")):
