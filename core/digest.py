@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import hashlib
+import zlib
 from typing import Any, Iterable, Mapping
 
 
@@ -140,3 +141,66 @@ def text_fingerprint(text: str | None) -> str | None:
     # surrogateescape: text read with bytes that are not UTF-8 (core/db.py) is fingerprinted
     # as the bytes stored; for any other text it changes nothing.
     return f"sha256:{hashlib.sha256(text.encode('utf-8', 'surrogateescape')).hexdigest()[:12]} len={len(text)}"
+
+
+# ----------------------------------------------------------------- compact digests (mig_xref)
+
+_NUL = b"\x00"
+
+
+def row_fingerprint(row: Mapping[str, Any]) -> tuple[bytes, bytes]:
+    """(16-byte digest of the canonical row, one fingerprint byte per column), columns in
+    name order: what mig_xref keeps of each row the tool wrote. The digest decides whether a
+    row changed; the bytes only say *which* columns did (a change that leaves a column's byte
+    equal is still a change by the digest, merely not named)."""
+    names = sorted(row)
+    get = row.get
+    by_type = _BY_TYPE
+    parts = []
+    fingerprints = bytearray()
+    crc = zlib.crc32
+    for name in names:
+        value = get(name)
+        if value is None:
+            data = _NUL
+        else:
+            if type(value) is str:
+                text = value
+            else:
+                convert = by_type.get(type(value))
+                text = convert(value) if convert is not None else canonical(value)
+            data = text.encode("utf-8", "surrogatepass")
+        parts.append(data)
+        fingerprints.append(crc(data) & 0xFF)
+    return hashlib.blake2b(b"\x1e".join(parts), digest_size=16).digest(), bytes(fingerprints)
+
+
+def short_digest(row: Mapping[str, Any]) -> str:
+    """The 16-byte row digest as hex: what mig_ledger keeps of a row a run wrote."""
+    return row_fingerprint(row)[0].hex()
+
+
+def written_image(rows: Mapping[str, Mapping[str, Any]], tables: tuple[str, ...]) -> bytes:
+    """mig_xref.written: per row of the record, in ``tables`` order, the table's number, the
+    row's digest and its column fingerprints (``row_fingerprint``)."""
+    out = bytearray()
+    for number, name in enumerate(tables):
+        row = rows.get(name)
+        if row is not None:
+            digest, fingerprints = row_fingerprint(row)
+            out.append(number)
+            out += digest
+            out += fingerprints
+    return bytes(out)
+
+
+def read_written(blob: bytes, tables: tuple[str, ...], widths: Mapping[str, int]) -> dict[str, tuple[bytes, bytes]]:
+    """``written_image`` read back: {table: (digest, column fingerprints)}."""
+    out = {}
+    pos, end = 0, len(blob)
+    while pos < end:
+        name = tables[blob[pos]]
+        width = widths[name]
+        out[name] = (bytes(blob[pos + 1:pos + 17]), bytes(blob[pos + 17:pos + 17 + width]))
+        pos += 17 + width
+    return out

@@ -374,6 +374,9 @@ mig_checkpoint = Table(
 )
 mig_ledger = Table(
     "mig_ledger", target_metadata,
+    # Rows a run *updated* (with their before-image) and rows an update added (action insert,
+    # no image): what a rollback restores or deletes besides the records the run inserted,
+    # which mig_xref names (first_run) and whose ids are deterministic. No row per insert.
     Column("ledger_id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", Integer, nullable=False, index=True),
     Column("batch_no", Integer, nullable=False),
@@ -387,13 +390,30 @@ mig_ledger = Table(
 )
 mig_xref = Table(
     "mig_xref", target_metadata,
-    # What the migration last wrote for each legacy record: lets a re-run tell "legacy
-    # unchanged" (skip, even if an officer has since edited the row) from "legacy changed".
+    # One row per legacy record the migration wrote (cutover.md): what it read and what it
+    # wrote, so that a re-run decides per record without mapping an unchanged one.
     Column("entity", String(20), primary_key=True),
     Column("legacy_key", String(40), primary_key=True),
-    Column("target_id", String(120), nullable=False),
-    Column("digest", String(64), nullable=False),  # of the mapped record (all its rows)
-    Column("run_id", Integer, nullable=False, index=True),
+    # 16-byte digest of the raw legacy row, the code tables and tool version it was mapped
+    # with, and the accepted state of the records it depends on (a link's crime and person).
+    Column("source", sa.LargeBinary(16), nullable=False),
+    # What the tool wrote: per target row (TARGET_TABLES order) a table number, the row's
+    # 16-byte digest and one fingerprint byte per column (core.digest.written_image).
+    Column("written", sa.LargeBinary, nullable=False),
+    Column("first_run", Integer, nullable=False),  # the run that inserted the record
+    Column("last_run", Integer, nullable=False),  # the last run that wrote it (inserted or updated)
+    sqlite_with_rowid=False,  # the key is the table: no second copy of it in a rowid index
+)
+mig_xref_before = Table(
+    "mig_xref_before", target_metadata,
+    # The xref row a run replaced when it updated a record: a rollback puts it back.
+    Column("run_id", Integer, primary_key=True, autoincrement=False),
+    Column("entity", String(20), primary_key=True),
+    Column("legacy_key", String(40), primary_key=True),
+    Column("source", sa.LargeBinary(16), nullable=False),
+    Column("written", sa.LargeBinary, nullable=False),
+    Column("last_run", Integer, nullable=False),
+    sqlite_with_rowid=False,
 )
 mig_reject = Table(
     "mig_reject", target_metadata,
@@ -525,6 +545,12 @@ def check_target_schema(engine: Engine) -> None:
     while it is NOT NULL without a default."""
     inspector = sa.inspect(engine)
     existing = set(inspector.get_table_names())
+    if mig_xref.name in existing and "source" not in {c["name"].lower() for c in inspector.get_columns(mig_xref.name)}:
+        # Layout 1 (a ledger row per row written, a hex record digest per record) cannot tell
+        # an OPUS change from an iOPS edit; converting it would need the legacy rows it was read from.
+        raise ForeignSchemaError(
+            "this target's bookkeeping was written by an older opus2iops (before delta runs): roll its runs "
+            "back with that version and migrate again, or migrate into an empty iOPS store")
     for name, table in target_metadata.tables.items():
         if name not in existing:
             continue
@@ -594,6 +620,8 @@ _MYSQL_TEXT_CHARACTERS = {mysql.TINYTEXT: 255 // 4, mysql.TEXT: 65_535 // 4, mys
 def _holds(column_type, dialect) -> tuple[str, object]:
     """What a column type holds on this engine: (kind, detail). Text: its capacity in
     characters (None: unbounded); an instant: its DDL (a zone or none is not interchangeable)."""
+    if isinstance(column_type, sa.types._Binary):  # BLOB, BYTEA, MariaDB's TINYBLOB and BLOB
+        return "binary", None
     if isinstance(column_type, sa.String):
         if type(column_type) in _MYSQL_TEXT_CHARACTERS:
             return "text", _MYSQL_TEXT_CHARACTERS[type(column_type)]

@@ -15,11 +15,13 @@ before-images kept for rollback.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import getpass
 import hashlib
 import json
 import os
+from array import array
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -31,16 +33,24 @@ from core.cyclic_gc import manual_cyclic_gc
 from core.batches import legacy_batches
 from core.db import (bulk_insert, checkpoint_key, mask_url, open_legacy, open_target, refuse_same_store,
                      store_errors)
-from core.digest import canonical_row, record_digests, row_digest, text_fingerprint
+from core.digest import canonical_row, read_written, row_fingerprint, short_digest, text_fingerprint, written_image
 from core.errors import ForeignSchemaError, RunNotFound, UsageError
 from core.progress import bar
 from core.schema import utc_now
 from mappings.entities import ENTITIES, Entity, first_key_wins
+from mappings.link import ROLES, link_key
+from mappings.parse import code, parse_nom_id, trim
+from mappings.person import person_key
 from mappings.outcome import Mapped, MappingContext
 from mappings.reference import Reference, load_reference
 from mappings.storable import escaped
 from migrate import lock
+from migrate import records
 from migrate.accepted import AcceptedKeys
+
+#: Keys per IN list (and xref keys per page).
+PAGE = 2000
+_WIDTH = records.WIDTH
 
 # ------------------------------------------------------------------------------ results
 
@@ -61,6 +71,9 @@ class EntityCounts:
     # or vanished). A vanished row is not read, so it cannot be one of the terms above.
     deleted_in_opus: int = 0
     overwritten: int = 0  # of ``conflicted``: iOPS edits overwritten by --on-conflict take-opus
+    # Records this run mapped: on a re-run, only those whose legacy row (or what it depends
+    # on) changed; an unchanged record is decided from mig_xref alone.
+    mapped: int = 0
 
     @property
     def balanced(self) -> bool:
@@ -100,6 +113,8 @@ class MigrationResult:
     finished_at: dt.datetime
     counts: dict[str, EntityCounts]
     max_rejects: int | None = None
+    #: --on-conflict stop: the conflicts of the batch the run stopped at (mig_conflict, STOPPED).
+    stopped_at_conflict: int = 0
 
     @property
     def balanced(self) -> bool:
@@ -125,7 +140,8 @@ class MigrationResult:
     def exit_code(self) -> int:
         """1 on findings (cutover.md): an unbalanced run, rejects above --max-rejects, conflicts,
         records deleted in OPUS that iOPS still holds."""
-        if not self.balanced or self.too_many_rejects or self.total_conflicted or self.total_deleted_in_opus:
+        if (not self.balanced or self.too_many_rejects or self.total_conflicted or self.total_deleted_in_opus
+                or self.stopped_at_conflict):
             return 1
         return 0
 
@@ -176,7 +192,7 @@ def migrate(
         legacy_tables = schema.legacy_tables(legacy)
         with manual_cyclic_gc() as collect:
             runner = _Runner(legacy, target, legacy_tables, reference, batch_size, dry_run, stop_after_batches,
-                             collect)
+                             collect, on_conflict)
             if dry_run:
                 return runner.run_dry(legacy_url, target_url, max_rejects)
             with store_errors(target, "target"):
@@ -278,10 +294,18 @@ class _Interrupted(Exception):
     """Raised by ``stop_after_batches`` to simulate a crash between batches."""
 
 
+class _StoppedAtConflict(Exception):
+    """--on-conflict stop met a conflict: the batch is not written (its conflicts are)."""
+
+    def __init__(self, conflicts: list[dict]):
+        super().__init__(len(conflicts))
+        self.conflicts = conflicts
+
+
 class _Runner:
     def __init__(self, legacy: Engine, target: Engine, legacy_tables: dict, reference: Reference,
                  batch_size: int, dry_run: bool, stop_after_batches: int | None,
-                 collect_garbage: Callable[[], None] = lambda: None):
+                 collect_garbage: Callable[[], None] = lambda: None, on_conflict: str = "keep-iops"):
         self.collect_garbage = collect_garbage  # see core.cyclic_gc: automatic collection is off
         self.legacy = legacy
         self.target = target
@@ -290,10 +314,16 @@ class _Runner:
         self.batch_size = batch_size
         self.dry_run = dry_run
         self.stop_after_batches = stop_after_batches
+        self.on_conflict = on_conflict
         self.batches_committed = 0
         self.accepted = AcceptedKeys()
         self.run_started: dt.datetime | None = None
         self.counts: dict[str, EntityCounts] = {}
+        self.stopped: list[dict] = []  # conflict rows of the batch --on-conflict stop stopped at
+        # What the source digest of every record starts from: a record read again is "unchanged
+        # in OPUS" only if it would be mapped with the same code tables by the same mapping.
+        self._salt = hashlib.blake2b(f"{__version__}\n{reference.digest}\n".encode(), digest_size=16).digest()
+        self._seen = array("q")  # 64-bit hashes of the legacy keys read of the current entity
 
     # --- public entry points ---------------------------------------------------------
 
@@ -304,14 +334,24 @@ class _Runner:
         counts = self.counts
         for spec in ENTITIES:
             counts[spec.name] = EntityCounts()
+            self._seen = array("q")
             with bar(f"{spec.name:<13} (dry run)", total=self._legacy_count(spec), unit="rec") as progress:
                 for batch in self._batches(spec, after=None):
-                    mapped = spec.map_batch(batch, ctx)
                     # As in a real run, a batch counts only once it has been classified whole.
                     batch_counts = counts[spec.name].pending()
-                    self._count_dry(spec, batch, mapped, batch_counts, has_xref)
+                    if has_xref:
+                        with store_errors(self.target, "target"), self.target.connect() as conn:
+                            plan = self._plan(conn, spec, batch, ctx, batch_counts)
+                    else:
+                        plan = self._plan(None, spec, batch, ctx, batch_counts)
+                    batch_counts.written += len(plan.inserts)
+                    batch_counts.rows_written += sum(len(m.rows) for m in plan.inserts) + sum(
+                        len(u.mapped.rows) for u in plan.updates)
                     counts[spec.name].settle(batch_counts)
                     progress.update(len(batch))
+            if has_xref:
+                with store_errors(self.target, "target"), self.target.connect() as conn:
+                    counts[spec.name].deleted_in_opus += len(self._vanished(conn, spec, None))
         return MigrationResult(None, True, False, "dry_run", mask_url(legacy_url), mask_url(target_url),
                                started, utc_now(), counts, max_rejects)
 
@@ -325,12 +365,14 @@ class _Runner:
             for spec in ENTITIES:
                 cp = checkpoints.get(spec.name)
                 counts[spec.name] = EntityCounts.from_json(cp["counts"] if cp else None)
+                self._seen = array("q")
                 after = cp["last_key"] if cp else None
-                if cp and after is not None:
-                    # Resuming: the keys accepted before the checkpoint are needed by links and subjects.
-                    self._rebuild_accepted(spec, ctx, upto=after)
                 if cp and cp["done"]:
+                    self._rebuild(spec, ctx, upto=None)
                     continue
+                if cp and after is not None:
+                    # Resuming: the keys accepted (and read) before the checkpoint, as the run decided them.
+                    self._rebuild(spec, ctx, upto=after)
                 # Target errors only: legacy reads translate their own errors where they happen
                 # (_batches, _legacy_count). An inner legacy handler here would name the legacy
                 # store for a lost target connection.
@@ -338,6 +380,13 @@ class _Runner:
                     self._migrate_entity(run_id, spec, ctx, counts[spec.name], after, cp)
         except _Interrupted:
             state = "interrupted"
+        except _StoppedAtConflict as stop:
+            # Resumable: once the engineer has dealt with the record (or chosen another
+            # --on-conflict), --resume continues with the batch that stopped.
+            state = "interrupted"
+            self.stopped = stop.conflicts
+            with store_errors(self.target, "target"), self.target.begin() as conn:
+                bulk_insert(conn, schema.mig_conflict, [dict(c, run_id=run_id) for c in stop.conflicts])
         except KeyboardInterrupt:
             self._set_state(run_id, "interrupted", None)  # counts: see below
             raise RunInterrupted(run_id) from None
@@ -348,8 +397,10 @@ class _Runner:
             self._set_state(run_id, "interrupted", None)
             raise
         self._set_state(run_id, state, counts)
-        return MigrationResult(run_id, False, resume is not None, state, mask_url(legacy_url), mask_url(target_url),
-                               started, utc_now(), counts, max_rejects)
+        result = MigrationResult(run_id, False, resume is not None, state, mask_url(legacy_url),
+                                 mask_url(target_url), started, utc_now(), counts, max_rejects)
+        result.stopped_at_conflict = len(self.stopped)
+        return result
 
     # --- run bookkeeping ------------------------------------------------------------
 
@@ -435,66 +486,177 @@ class _Runner:
         with store_errors(self.legacy, "legacy"), self.legacy.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
 
-    def _rebuild_accepted(self, spec: Entity, ctx: MappingContext, upto: list) -> None:
-        """The keys the run accepted up to its checkpoint, as ``_plan`` accepted them."""
-        if not spec.unique_key:
-            return
-        accepted = self.accepted
-        for batch in self._batches(spec, after=None, upto=upto):
-            for m in spec.map_batch(batch, ctx):
-                first_key_wins(spec, m, accepted.has(spec.name, m.legacy_key))
-                if m.accepted:
-                    accepted.add(spec.name, m.legacy_key)
+    def _rebuild(self, spec: Entity, ctx: MappingContext, upto: list | None) -> None:
+        """The keys the run accepted (and read) up to its checkpoint, as ``_plan`` decided them:
+        records this run wrote are unchanged against mig_xref now, so this maps only rejects."""
+        scratch = EntityCounts()
+        with store_errors(self.target, "target"), self.target.connect() as conn:
+            for batch in self._batches(spec, after=None, upto=upto):
+                self._plan(conn, spec, batch, ctx, scratch)
 
     # --- classifying ------------------------------------------------------------------
 
-    def _count_dry(self, spec, batch, mapped: list[Mapped], counts: EntityCounts, has_xref: bool) -> None:
-        """Dry run: count what a real run would do, reading the target but never writing it."""
-        existing = {}
-        if has_xref:
-            with store_errors(self.target, "target"), self.target.connect() as conn:
-                existing = self._xref_in(conn, spec, mapped)
-        plan = self._plan(spec, batch, mapped, counts, existing)
-        counts.written += len(plan.inserts)
-        counts.updated += len(plan.updates)
-        counts.rows_written += sum(len(m.rows) for m, _ in plan.inserts + plan.updates)
-
-    def _plan(self, spec: Entity, batch: list[dict], mapped: list[Mapped], counts: EntityCounts,
-              existing: dict) -> "_Plan":
-        """Decide per record: excluded, rejected, insert, update or unchanged; count it."""
+    def _plan(self, conn, spec: Entity, batch: list[dict], ctx: MappingContext, counts: EntityCounts) -> "_Plan":
+        """Decide per record (cutover.md): unchanged, insert, update, conflict, excluded (and
+        deleted in OPUS), rejected; count it. A record whose source digest is the one mig_xref
+        holds is decided without mapping it."""
         plan = _Plan()
+        name = spec.name
+        keyed = spec.unique_key
+        accepted = self.accepted
+        keys = [_derived_key(spec, raw) for raw in batch]
+        sources = [self._source(spec, raw) for raw in batch]
+        xref = _xref_in(conn, name, set(keys)) if conn is not None else {}
+        seen = self._seen
+        to_map = []
+        for i, key in enumerate(keys):
+            seen.append(_key_hash(key))
+            x = xref.get(key)
+            # First key wins: a second record of a key already taken is mapped (to be rejected).
+            if x is None or x.source != sources[i] or (keyed and accepted.has(name, key)):
+                to_map.append(i)
+        mapped = spec.map_batch([batch[i] for i in to_map], ctx) if to_map else []
+        counts.mapped += len(mapped)
+        if conn is not None:
+            more = {m.legacy_key for m in mapped if m.legacy_key not in xref and not m.reject}
+            if more:
+                xref.update(_xref_in(conn, name, more))
+        by_index = dict(zip(to_map, mapped))
         seen_in_batch: set[str] = set()
-        for raw, m in zip(batch, mapped, strict=True):
+        changed = []
+        for i, raw in enumerate(batch):
             counts.read += 1
+            m = by_index.get(i)
+            if m is None:  # unchanged in OPUS: whatever iOPS did since is normal life (cutover.md)
+                accepted.add(name, keys[i])
+                seen_in_batch.add(keys[i])
+                counts.unchanged += 1
+                continue
             if m.excluded:
                 counts.excluded += 1
+                x = xref.get(m.legacy_key)
+                if x is not None and not (keyed and accepted.has(name, m.legacy_key)):
+                    plan.conflicts.append(_conflict_row(name, m.legacy_key, "DELETED_IN_OPUS", None, None, "KEPT_IOPS"))
+                    counts.deleted_in_opus += 1
                 continue
-            if spec.unique_key and m.reject is None:
-                first_key_wins(spec, m, self.accepted.has(spec.name, m.legacy_key))
+            if keyed and m.reject is None:
+                first_key_wins(spec, m, accepted.has(name, m.legacy_key))
             if m.reject is not None:
                 counts.rejected += 1
                 counts.rejected_by[m.reject.code] = counts.rejected_by.get(m.reject.code, 0) + 1
                 plan.rejects.append((m, raw))
                 continue
-            self.accepted.add(spec.name, m.legacy_key)
+            accepted.add(name, m.legacy_key)
             if m.legacy_key in seen_in_batch:
                 # Legacy links that normalise to the same (crime, person, role) are migrated once.
                 counts.unchanged += 1
                 continue
             seen_in_batch.add(m.legacy_key)
-            digest, row_digests = _digests(m, self.run_started)
-            previous = existing.get(m.legacy_key)
-            if previous is None:
-                plan.inserts.append((m, digest))
-                plan.row_digests[m.legacy_key] = row_digests
-            elif previous[1] == digest:
-                counts.unchanged += 1
-                continue
+            x = xref.get(m.legacy_key)
+            if x is None:
+                plan.inserts.append(m)
+                plan.sources[m.legacy_key] = sources[i]
+                self._count_warnings(m, counts)
             else:
-                plan.updates.append((m, digest))
-            for w in m.warnings:
-                counts.warnings_by[w.code] = counts.warnings_by.get(w.code, 0) + 1
+                changed.append((m, sources[i], x))
+        if changed:
+            self._decide_changed(conn, spec, changed, plan, counts)
         return plan
+
+    def _decide_changed(self, conn, spec: Entity, changed: list, plan: "_Plan", counts: EntityCounts) -> None:
+        """Records changed in OPUS (by their source digest) that the tool wrote before: compare
+        what the mapping gives now, and what iOPS holds now, with what the tool wrote."""
+        current = _current_records(conn, [m for m, _, _ in changed])
+        started = self.run_started
+        for m, source, x in changed:
+            written = read_written(x.written, schema.TARGET_TABLES, _WIDTH)
+            now = current[m.legacy_key]
+            iops_fields = []
+            for table_name, (digest, prints) in written.items():
+                row = now.get(table_name)
+                if row is None:
+                    iops_fields.append(f"{_qualified(spec, table_name, '*')}")  # the row is gone from iOPS
+                    continue
+                row_digest_now, prints_now = row_fingerprint(row)
+                if row_digest_now != digest:
+                    iops_fields += _fields_between(spec, table_name, prints_now, prints) or [
+                        _qualified(spec, table_name, "?")]
+            opus_fields = []
+            for table_name, row in m.rows.items():
+                previous = written.get(table_name)
+                if previous is None:
+                    opus_fields.append(_qualified(spec, table_name, "*"))  # a row the record gains
+                    continue
+                row = _keep_run_start(row, now.get(table_name), started)
+                digest, prints = row_fingerprint(row)
+                if digest != previous[0]:
+                    opus_fields += _fields_between(spec, table_name, prints, previous[1]) or [
+                        _qualified(spec, table_name, "?")]
+            if not opus_fields:
+                # The raw row changed but maps to what the tool wrote (e.g. other code tables
+                # that agree on this record): unchanged; remember the new source digest.
+                counts.unchanged += 1
+                if spec.unique_key:
+                    # Not links: legacy links that normalise to one key would each write theirs.
+                    plan.refresh.append((m.legacy_key, source, x))
+                continue
+            if not iops_fields:
+                counts.updated += 1
+                plan.updates.append(_Update(m, source, x, now))
+                self._count_warnings(m, counts)
+                continue
+            counts.conflicted += 1
+            resolution = {"keep-iops": "KEPT_IOPS", "take-opus": "OVERWRITTEN", "stop": "STOPPED"}[self.on_conflict]
+            plan.conflicts.append(_conflict_row(spec.name, m.legacy_key, "CHANGED_BOTH", opus_fields, iops_fields,
+                                                resolution))
+            if resolution == "OVERWRITTEN":
+                counts.overwritten += 1
+                plan.updates.append(_Update(m, source, x, now))
+                self._count_warnings(m, counts)
+            elif resolution == "STOPPED":
+                plan.stop = True
+
+    @staticmethod
+    def _count_warnings(m: Mapped, counts: EntityCounts) -> None:
+        for w in m.warnings:
+            counts.warnings_by[w.code] = counts.warnings_by.get(w.code, 0) + 1
+
+    def _source(self, spec: Entity, raw: dict) -> bytes:
+        """The record as read: its raw row, what it was mapped with (``_salt``) and the accepted
+        state of the records its mapping asks about (a link's crime and person, a subject)."""
+        h = hashlib.blake2b(self._salt, digest_size=16)
+        h.update(repr(tuple(raw.values())).encode("utf-8", "surrogatepass"))
+        if spec.name == "crime_person":
+            nom_id = parse_nom_id(raw.get("nom_id"))
+            h.update(b"%d%d" % (self.accepted.has_crime(trim(raw.get("crime_no")) or ""),
+                                nom_id is not None and self.accepted.has_person(nom_id)))
+        elif spec.name == "intelligence":
+            nom_id = parse_nom_id(raw.get("subj_nom_id"))
+            h.update(b"%d" % (nom_id is not None and self.accepted.has_person(nom_id)))
+        return h.digest()
+
+    def _vanished(self, conn, spec: Entity, run_id: int | None) -> list[dict]:
+        """Records the tool migrated whose legacy row is gone (not read by this run): the xref
+        keys of the entity, streamed in pages, against the hashes of the keys read."""
+        seen = self._seen
+        seen_sorted = array("q", sorted(seen))
+        self._seen = array("q")
+        found = []
+        x = schema.mig_xref
+        last = None
+        while True:
+            query = sa.select(x.c.legacy_key).where(x.c.entity == spec.name)
+            if last is not None:
+                query = query.where(x.c.legacy_key > last)
+            page = conn.execute(query.order_by(x.c.legacy_key).limit(PAGE)).scalars().all()
+            if not page:
+                return found
+            last = page[-1]
+            for key in page:
+                h = _key_hash(key)
+                at = bisect.bisect_left(seen_sorted, h)
+                if at == len(seen_sorted) or seen_sorted[at] != h:
+                    found.append(_conflict_row(spec.name, key, "DELETED_IN_OPUS", None, None, "KEPT_IOPS"))
 
     # --- writing ------------------------------------------------------------------------
 
@@ -506,12 +668,12 @@ class _Runner:
             progress.update(counts.read)
             for batch in self._batches(spec, after):
                 batch_no += 1
-                mapped = spec.map_batch(batch, ctx)
                 last_key = [checkpoint_key(batch[-1][k]) for k in spec.key_columns]
                 batch_counts = counts.pending()  # becomes ``counts`` only once the batch is committed
                 with self.target.begin() as conn:
-                    existing = self._xref_in(conn, spec, mapped)
-                    plan = self._plan(spec, batch, mapped, batch_counts, existing)
+                    plan = self._plan(conn, spec, batch, ctx, batch_counts)
+                    if plan.stop:
+                        raise _StoppedAtConflict([c for c in plan.conflicts if c["resolution"] == "STOPPED"])
                     self._write(conn, run_id, batch_no, spec, plan, batch_counts)
                     self._checkpoint(conn, run_id, spec, last_key, batch_no, batch_counts, done=False)
                     lock.heartbeat(conn)
@@ -521,80 +683,78 @@ class _Runner:
                 if self.stop_after_batches is not None and self.batches_committed >= self.stop_after_batches:
                     raise _Interrupted()
             with self.target.begin() as conn:
+                vanished = self._vanished(conn, spec, run_id)
+                bulk_insert(conn, schema.mig_conflict, [dict(c, run_id=run_id) for c in vanished])
+                counts.deleted_in_opus += len(vanished)
                 self._checkpoint(conn, run_id, spec, None, batch_no, counts, done=True)
 
-    def _xref_in(self, conn, spec: Entity, mapped: list[Mapped]) -> dict:
-        keys = list({m.legacy_key for m in mapped if m.accepted})
-        if not keys:
-            return {}
-        x = schema.mig_xref
-        rows = conn.execute(sa.select(x.c.legacy_key, x.c.target_id, x.c.digest)
-                            .where(x.c.entity == spec.name, x.c.legacy_key.in_(keys)))
-        return {r.legacy_key: (r.target_id, r.digest) for r in rows}
-
-    def _write(self, conn, run_id: int, batch_no: int, spec: Entity, plan: "_Plan",
-               counts: EntityCounts) -> None:
+    def _write(self, conn, run_id: int, batch_no: int, spec: Entity, plan: "_Plan", counts: EntityCounts) -> None:
         ledger: list[dict] = []
         warnings: list[dict] = []
         xref_new: list[dict] = []
-        xref_changed: list[dict] = []
+        name = spec.name
 
-        # Inserts, parents first (a location before the crime that points at it).
+        # Inserts, parents first (a location before the crime that points at it). No ledger
+        # row: mig_xref names the record (first_run) and its rows' ids are deterministic.
         for table_name in schema.TARGET_TABLES:
-            pairs = [(m, m.rows[table_name]) for m, _ in plan.inserts if table_name in m.rows]
-            if pairs:
-                bulk_insert(conn, schema.target_metadata.tables[table_name], [row for _, row in pairs])
-                counts.rows_written += len(pairs)
-                ledger += [_ledger_row(run_id, batch_no, table_name, row, m.legacy_key, "insert", None,
-                                       plan.row_digests[m.legacy_key][table_name]) for m, row in pairs]
+            rows = [m.rows[table_name] for m in plan.inserts if table_name in m.rows]
+            if rows:
+                bulk_insert(conn, schema.target_metadata.tables[table_name], rows)
+                counts.rows_written += len(rows)
         counts.written += len(plan.inserts)
+        for m in plan.inserts:
+            xref_new.append({"entity": name, "legacy_key": m.legacy_key, "source": plan.sources[m.legacy_key],
+                             "written": written_image(m.rows, schema.TARGET_TABLES), "first_run": run_id,
+                             "last_run": run_id})
 
-        # Updates: keep the before-image of every row, then overwrite it.
-        if plan.updates:
+        # Updates (and --on-conflict take-opus): keep the before-image of every row changed,
+        # and the xref row replaced, then overwrite.
+        xref_before = []
+        xref_changed = []
+        for u in plan.updates:
+            m = u.mapped
             for table_name in schema.TARGET_TABLES:
-                pairs = [(m, m.rows[table_name]) for m, _ in plan.updates if table_name in m.rows]
-                if not pairs:
+                row = m.rows.get(table_name)
+                if row is None:
                     continue
                 table = schema.target_metadata.tables[table_name]
-                before = _current_rows(conn, table_name, [r for _, r in pairs])
-                inserts_here = []
-                for m, row in pairs:
-                    key = _row_key(table_name, row)
-                    if key in before and row_digest(before[key]) == row_digest(row):
-                        continue  # this row of the record did not change (e.g. its location)
-                    if key in before:
-                        ledger.append(_ledger_row(run_id, batch_no, table_name, row, m.legacy_key, "update",
-                                                  before[key]))
-                        conn.execute(table.update().where(*_pk_clause(table_name, row)).values(**row))
-                    else:  # e.g. a crime that gained coordinates gains a location row
-                        inserts_here.append((m, row))
-                if inserts_here:
-                    conn.execute(table.insert(), [r for _, r in inserts_here])
-                    ledger += [_ledger_row(run_id, batch_no, table_name, r, m.legacy_key, "insert", None)
-                               for m, r in inserts_here]
-                counts.rows_written += len(pairs)
-            counts.updated += len(plan.updates)
-
-        for m, digest in plan.inserts:
-            xref_new.append({"entity": spec.name, "legacy_key": m.legacy_key, "target_id": _target_id(m),
-                             "digest": digest, "run_id": run_id})
-        for m, digest in plan.updates:
-            xref_changed.append({"b_entity": spec.name, "b_key": m.legacy_key, "digest": digest, "run_id": run_id,
-                                 "target_id": _target_id(m)})
-        for m, _ in plan.inserts + plan.updates:
-            warnings += [{"run_id": run_id, "entity": spec.name, "legacy_key": m.legacy_key, "reason": w.code,
+                before = u.current.get(table_name)
+                if before is not None and row_fingerprint(before)[0] == row_fingerprint(row)[0]:
+                    continue  # this row of the record did not change (e.g. its location)
+                if before is not None:
+                    ledger.append(_ledger_row(run_id, batch_no, table_name, row, m.legacy_key, "update", before))
+                    conn.execute(table.update().where(*_pk_clause(table_name, row)).values(**row))
+                else:  # e.g. an intelligence entry that gained coordinates gains a location row
+                    conn.execute(table.insert(), [row])
+                    ledger.append(_ledger_row(run_id, batch_no, table_name, row, m.legacy_key, "insert", None))
+                counts.rows_written += 1
+            xref_before.append(_xref_before(run_id, name, m.legacy_key, u.xref))
+            xref_changed.append({"b_key": m.legacy_key, "source": u.source,
+                                 "written": written_image(m.rows, schema.TARGET_TABLES), "last_run": run_id})
+        # A new source digest for a record that maps as before: bookkeeping only, but kept for
+        # rollback like any other xref change, so a rollback restores mig_xref exactly.
+        xref_refreshed = []
+        for key, source, x in plan.refresh:
+            xref_before.append(_xref_before(run_id, name, key, x))
+            xref_refreshed.append({"b_key": key, "source": source})
+        for m in plan.inserts + [u.mapped for u in plan.updates]:
+            warnings += [{"run_id": run_id, "entity": name, "legacy_key": m.legacy_key, "reason": w.code,
                           "field": w.field, "value": _clip(w.value)} for w in m.warnings]
 
         bulk_insert(conn, schema.mig_ledger, ledger)
         bulk_insert(conn, schema.mig_xref, xref_new)
+        bulk_insert(conn, schema.mig_xref_before, xref_before)
+        x = schema.mig_xref
+        where = (x.c.entity == name, x.c.legacy_key == sa.bindparam("b_key"))
         if xref_changed:
-            x = schema.mig_xref
-            conn.execute(x.update().where(x.c.entity == sa.bindparam("b_entity"),
-                                          x.c.legacy_key == sa.bindparam("b_key"))
-                         .values(digest=sa.bindparam("digest"), run_id=sa.bindparam("run_id"),
-                                 target_id=sa.bindparam("target_id")), xref_changed)
+            conn.execute(x.update().where(*where).values(source=sa.bindparam("source"),
+                                                         written=sa.bindparam("written"),
+                                                         last_run=sa.bindparam("last_run")), xref_changed)
+        if xref_refreshed:
+            conn.execute(x.update().where(*where).values(source=sa.bindparam("source")), xref_refreshed)
         bulk_insert(conn, schema.mig_warning, warnings)
         bulk_insert(conn, schema.mig_reject, [_reject_row(run_id, spec, m, raw) for m, raw in plan.rejects])
+        bulk_insert(conn, schema.mig_conflict, [dict(c, run_id=run_id) for c in plan.conflicts])
 
     def _checkpoint(self, conn, run_id: int, spec: Entity, last_key: list | None, batches: int,
                     counts: EntityCounts, done: bool) -> None:
@@ -614,11 +774,30 @@ class _Runner:
 
 
 @dataclass
+class _Xref:
+    source: bytes
+    written: bytes
+    first_run: int
+    last_run: int
+
+
+@dataclass
+class _Update:
+    mapped: Mapped
+    source: bytes
+    xref: _Xref  # what it replaces
+    current: dict[str, dict]  # the record's target rows now: table -> row
+
+
+@dataclass
 class _Plan:
-    inserts: list[tuple[Mapped, str]] = field(default_factory=list)
-    updates: list[tuple[Mapped, str]] = field(default_factory=list)
+    inserts: list[Mapped] = field(default_factory=list)
+    updates: list[_Update] = field(default_factory=list)
+    refresh: list[tuple[str, bytes, _Xref]] = field(default_factory=list)  # (key, new source, xref)
     rejects: list[tuple[Mapped, dict]] = field(default_factory=list)  # with the raw legacy row
-    row_digests: dict[str, dict[str, str]] = field(default_factory=dict)  # legacy key -> table -> digest
+    conflicts: list[dict] = field(default_factory=list)  # mig_conflict rows, without run_id
+    sources: dict[str, bytes] = field(default_factory=dict)  # legacy key -> source digest (inserts)
+    stop: bool = False
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -631,12 +810,108 @@ def _os_user() -> str:
         return "unknown"
 
 
-def _digests(m: Mapped, run_started: dt.datetime | None) -> tuple[str, dict[str, str]]:
-    """The record's digest and its rows' digests (``core.digest.record_digests``, shared with rollback)."""
-    return record_digests(m.rows, run_started)
+def _derived_key(spec: Entity, raw: dict) -> str:
+    """The record's trimmed legacy key as its mapping gives it (``Mapped.legacy_key``), without
+    mapping it. Only used to find its mig_xref row: a record whose key comes out otherwise
+    (undecodable bytes) simply has no row found, and is mapped."""
+    if spec.name == "person":
+        return person_key(raw.get("nom_id"))[1]
+    if spec.name == "crime_person":
+        nom_id = parse_nom_id(raw.get("nom_id"))
+        role_code = code(raw.get("role"))
+        return link_key(trim(raw.get("crime_no")) or "",
+                        str(nom_id) if nom_id is not None else trim(raw.get("nom_id")) or "",
+                        ROLES.get(role_code) or role_code or "")
+    return trim(raw.get(spec.key_column)) or ""
 
 
-def _row_key(table_name: str, row: dict) -> str:
+def _key_hash(key: str) -> int:
+    """A legacy key as a signed 64-bit number, for the compact set of keys read (``_vanished``)."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+                          "little", signed=True)
+
+
+def _xref_in(conn, entity: str, keys: set[str]) -> dict[str, "_Xref"]:
+    keys = [k for k in keys if len(k) <= 40]  # a longer key was never written (the column holds 40)
+    if not keys:
+        return {}
+    x = schema.mig_xref
+    out = {}
+    for start in range(0, len(keys), PAGE):
+        rows = conn.execute(sa.select(x.c.legacy_key, x.c.source, x.c.written, x.c.first_run, x.c.last_run)
+                            .where(x.c.entity == entity, x.c.legacy_key.in_(keys[start:start + PAGE])))
+        for r in rows:
+            out[r.legacy_key] = _Xref(bytes(r.source), bytes(r.written), r.first_run, r.last_run)
+    return out
+
+
+def _current_records(conn, mapped: list[Mapped]) -> dict[str, dict[str, dict]]:
+    """The target rows of these records now: {legacy key: {table: row}}."""
+    wanted: dict[str, dict[str, str]] = {}  # table -> row key -> legacy key
+    for m in mapped:
+        for table_name, key in records.target_keys(m.entity, m.legacy_key).items():
+            wanted.setdefault(table_name, {})[key] = m.legacy_key
+    out: dict[str, dict[str, dict]] = {m.legacy_key: {} for m in mapped}
+    for table_name, keys in wanted.items():
+        for key, row in _rows_by_key(conn, table_name, list(keys)).items():
+            out[keys[key]][table_name] = row
+    return out
+
+
+def _rows_by_key(conn, table_name: str, keys: list[str]) -> dict[str, dict]:
+    table = schema.target_metadata.tables[table_name]
+    names = schema.TARGET_KEYS[table_name]
+    out = {}
+    for start in range(0, len(keys), PAGE):
+        page = keys[start:start + PAGE]
+        if len(names) == 1:
+            where = table.c[names[0]].in_(page)
+        else:  # composite (links): the leading column, which the primary key indexes; filtered below
+            where = table.c[names[0]].in_(sorted({k.split("|", 1)[0] for k in page}))
+        wanted = set(page)
+        for r in conn.execute(sa.select(table).where(where)).mappings():
+            key = _row_key(table_name, r)
+            if key in wanted:
+                out[key] = dict(r)
+    return out
+
+
+def _keep_run_start(row: dict, now: dict | None, started: dt.datetime | None) -> dict:
+    """The mapped row, compared as the tool wrote it: a timestamp the mapping fell back to the
+    run's start for (a person without LAST_UPD) is not a change, so the stored one is kept."""
+    if now is None or started is None:
+        return row
+    stale = [c for c in ("created_at", "updated_at") if row.get(c) == started]
+    if not stale:
+        return row
+    return {**row, **{c: now.get(c) for c in stale}}
+
+
+def _qualified(spec: Entity, table_name: str, column: str) -> str:
+    return column if table_name == records.MAIN_TABLE[spec.name] else f"{table_name}.{column}"
+
+
+def _fields_between(spec: Entity, table_name: str, prints: bytes, other: bytes) -> list[str]:
+    """The columns whose fingerprint bytes differ (target column names; ``location.x`` for a
+    record's location)."""
+    return [_qualified(spec, table_name, name) for name, a, b in zip(records.COLUMNS[table_name], prints, other)
+            if a != b]
+
+
+def _conflict_row(entity: str, legacy_key: str, kind: str, opus_fields, iops_fields, resolution: str) -> dict:
+    """A mig_conflict row (without its run_id): field names only, never values."""
+    return {"entity": entity, "legacy_key": legacy_key, "target_table": records.MAIN_TABLE[entity],
+            "target_id": records.main_key(entity, legacy_key), "kind": kind,
+            "opus_fields": ";".join(opus_fields) if opus_fields else None,
+            "iops_fields": ";".join(iops_fields) if iops_fields else None, "resolution": resolution}
+
+
+def _xref_before(run_id: int, entity: str, legacy_key: str, x: "_Xref") -> dict:
+    return {"run_id": run_id, "entity": entity, "legacy_key": legacy_key, "source": x.source, "written": x.written,
+            "last_run": x.last_run}
+
+
+def _row_key(table_name: str, row) -> str:
     return "|".join(str(row[c]) for c in schema.TARGET_KEYS[table_name])
 
 
@@ -645,30 +920,10 @@ def _pk_clause(table_name: str, row: dict):
     return [table.c[c] == row[c] for c in schema.TARGET_KEYS[table_name]]
 
 
-def _target_id(m: Mapped) -> str:
-    """The id of the record's main row (what xref points at)."""
-    for table_name in ("crime", "intelligence_report", "person", "crime_person"):
-        if table_name in m.rows:
-            return _row_key(table_name, m.rows[table_name])
-    raise AssertionError(f"mapped {m.entity} has no main row")
-
-
-def _current_rows(conn, table_name: str, rows: list[dict]) -> dict[str, dict]:
-    table = schema.target_metadata.tables[table_name]
-    keys = schema.TARGET_KEYS[table_name]
-    if len(keys) == 1:
-        ids = [r[keys[0]] for r in rows]
-        found = conn.execute(sa.select(table).where(table.c[keys[0]].in_(ids))).mappings()
-    else:
-        found = conn.execute(sa.select(table).where(sa.tuple_(*[table.c[k] for k in keys])
-                                                    .in_([tuple(r[k] for k in keys) for r in rows]))).mappings()
-    return {_row_key(table_name, r): dict(r) for r in found}
-
-
-def _ledger_row(run_id, batch_no, table_name, row, legacy_key, action, before, digest=None) -> dict:
+def _ledger_row(run_id, batch_no, table_name, row, legacy_key, action, before) -> dict:
     return {
         "run_id": run_id, "batch_no": batch_no, "table_name": table_name, "row_key": _row_key(table_name, row),
-        "legacy_key": legacy_key, "action": action, "digest": digest or row_digest(row),
+        "legacy_key": legacy_key, "action": action, "digest": short_digest(row),
         "before_image": json.dumps(canonical_row(before), ensure_ascii=False) if before is not None else None,
     }
 

@@ -36,8 +36,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import bisect
+import hashlib
 import itertools
 import json
+from array import array
 import pickle
 import tempfile
 from collections import Counter
@@ -50,9 +53,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from core import schema
 from core.db import mask_url, open_target, store_errors
-from core.digest import canonical_row, record_digest, row_digest, text_fingerprint
+from core.digest import canonical_row, read_written, short_digest, text_fingerprint
 from core.errors import ForeignSchemaError, RollbackConflicts, RunInProgress, RunNotFound
 from migrate import lock
+from migrate import records as rec
 from migrate.runs import RunInfo, load_run
 
 #: Ledger rows looked at per round trip (and keys per IN list): ``rollback(page=)``'s default.
@@ -77,9 +81,6 @@ XREF_MAIN_TABLE = {
     "intelligence": "intelligence_report",
 }
 
-#: What a repaired xref entry holds when its previous digest cannot be known: it can never
-#: equal a SHA-256, so the next migration re-maps the record and treats it as changed.
-RECHECK_DIGEST = "rolled-back:recheck"
 
 CHANGED_SINCE = "CHANGED_SINCE"
 DELETED_SINCE = "DELETED_SINCE"
@@ -121,14 +122,20 @@ class Conflict:
     later_runs: tuple[int, ...] = ()
     refers_to: str | None = None  # DEPENDENT_ROW: "person <id>" the rollback would delete
     written_by_run: int | None = None  # DEPENDENT_ROW: the run that wrote it (None: not a migration)
+    #: The row as an engineer names it (``migrate.records.describe``): ``crime CR/000002/18``,
+    #: ``person NOM_ID 2 (JONES, ANNE)``, ``link CR/000001/18 - NOM_ID 1 - VICTIM``; for a row
+    #: entered in iOPS its own reference (``crime IOPS-2026-00001``).
+    record: str = ""
+    refers_to_record: str = ""  # DEPENDENT_ROW: the row it refers to, named the same way
 
     def to_json(self) -> dict:
         return {
             "kind": self.kind, "table": self.table, "row_key": self.row_key, "legacy_key": self.legacy_key,
-            "run_action": self.run_action, "detail": self.detail,
+            "record": self.record, "run_action": self.run_action, "detail": self.detail,
             "fields": [{"field": f.field, "current": f.current, "other": f.other} for f in self.fields],
             "fields_proven": self.fields_proven, "later_runs": list(self.later_runs),
-            "refers_to": self.refers_to, "written_by_run": self.written_by_run,
+            "refers_to": self.refers_to, "refers_to_record": self.refers_to_record,
+            "written_by_run": self.written_by_run,
         }
 
 
@@ -139,9 +146,10 @@ class PlannedRow:
     row_key: str
     legacy_key: str | None
     fields: tuple[FieldChange, ...] = ()  # restore: current -> restored value, for fields that differ
+    record: str = ""  # as Conflict.record
 
     def to_json(self) -> dict:
-        doc = {"table": self.table, "row_key": self.row_key, "legacy_key": self.legacy_key}
+        doc = {"table": self.table, "row_key": self.row_key, "legacy_key": self.legacy_key, "record": self.record}
         if self.action == "restore":
             doc["fields"] = [{"field": f.field, "current": f.current, "restored": f.other} for f in self.fields]
         return doc
@@ -376,13 +384,15 @@ def _execute(engine: Engine, run: RunInfo, masked: str, started: dt.datetime, li
 
 @dataclass
 class _LedgerEntry:
-    ledger_id: int
+    ledger_id: int | None  # None: a row of a record the run inserted (named by mig_xref, no ledger row)
     table: str
     row_key: str
     legacy_key: str | None
     action: str
     digest: str
     before: dict | None  # canonical before-image (update)
+    entity: str = ""
+    last_run: int | None = None  # a record the run inserted: the last run that wrote it (mig_xref)
 
 
 @dataclass
@@ -405,9 +415,11 @@ class _Analysis:
     notices: list[Conflict] = field(default_factory=list)
     later_runs: set[int] = field(default_factory=set)
     records: RollbackRecords = field(default_factory=RollbackRecords)
-    # Per (child table, FK column): rows the run wrote that refer to a row the run inserted and
-    # that the rollback itself takes care of (deletes them, or restores them to point elsewhere).
-    accounted: Counter = field(default_factory=Counter)
+    # Per table, 64-bit hashes of the row keys the run inserted (sorted once the ledger pass is
+    # done): what ``_find_dependents`` looks foreign keys up in, a few MB for a million rows.
+    inserted: dict[str, array] = field(default_factory=lambda: {t: array("q") for t in schema.TARGET_TABLES})
+    # Rows the run updated: {(table, row key): before-image}, for foreign keys they point elsewhere.
+    updated: dict[tuple[str, str], dict] = field(default_factory=dict)
 
     def conflict(self, c: Conflict) -> None:
         self.conflict_counts[c.kind] += 1
@@ -441,9 +453,9 @@ class _Analysis:
 
 
 def _analyse(conn: Connection, run: RunInfo, analysis: _Analysis, *, lock_rows: bool) -> None:
-    """One pass over the run's ledger (every row it wrote), then one query per foreign key
-    for rows that depend on rows the rollback would delete; everything found goes into
-    ``analysis``."""
+    """One pass over every row the run wrote (the records mig_xref says it inserted, and its
+    ledger of updates), then one pass per foreign key over the rows that may depend on rows
+    the rollback would delete; everything found goes into ``analysis``."""
     runs = _run_states(conn)
     later = sorted(r for r, (state, _) in runs.items() if r > run.id and state != "rolled_back")
     for page in _ledger_pages(conn, run.id, analysis.page):
@@ -452,36 +464,46 @@ def _analyse(conn: Connection, run: RunInfo, analysis: _Analysis, *, lock_rows: 
             current = _current_rows(conn, table_name, keys, lock_rows=lock_rows)
             later_by_key = _later_entries(conn, table_name, keys, set(later)) if later else {}
             for entry in entries:
-                _classify(analysis, run.id, entry, current.get(entry.row_key), later_by_key.get(entry.row_key, []))
-            _count_own_references(conn, analysis, run.id, table_name, entries, current)
-    _find_dependents(conn, analysis, run.id, runs)
+                history = later_by_key.get(entry.row_key, [])
+                if entry.ledger_id is None and history and history[0].action == "insert":
+                    continue  # a row a later run added to the record (its location): not this run's
+                _classify(analysis, run.id, entry, current.get(entry.row_key), history)
+                if entry.action == "insert":
+                    analysis.inserted[table_name].append(_hash(entry.row_key))
+                elif entry.before is not None:
+                    analysis.updated[(table_name, entry.row_key)] = entry.before
+    for table_name, hashes in analysis.inserted.items():
+        analysis.inserted[table_name] = array("q", sorted(hashes))
+    _find_dependents(conn, analysis, run.id)
 
 
-def _count_own_references(conn: Connection, analysis: _Analysis, run_id: int, table_name: str,
-                          entries: list[_LedgerEntry], current: dict[str, dict]) -> None:
-    """Count the rows of this page that refer to a row the run inserted and that the rollback
-    deletes or points elsewhere — what ``_find_dependents`` compares its totals with."""
-    for column, parent in FOREIGN_KEYS[table_name]:
-        handled = []
-        for e in entries:
-            row = current.get(e.row_key)
-            if row is None or row[column] is None:
-                continue
-            if e.action == "insert" or (e.before or {}).get(column) != row[column]:
-                handled.append(row[column])
-        if handled:
-            inserted = _inserted_by_run(conn, parent, sorted(set(handled)), run_id)
-            analysis.accounted[(table_name, column)] += sum(1 for value in handled if value in inserted)
+def _hash(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+                          "little", signed=True)
+
+
+def _holds(hashes: array, key) -> bool:
+    if key is None:
+        return False
+    h = _hash(str(key))
+    at = bisect.bisect_left(hashes, h)
+    return at < len(hashes) and hashes[at] == h
+
+
+def _record_name(e: "_LedgerEntry", current: dict | None) -> str:
+    entity = e.entity or rec.entity_of(e.table, e.legacy_key)
+    return rec.describe(entity, e.legacy_key, e.table, person=current if e.table == "person" else None)
 
 
 def _classify(analysis: _Analysis, run_id: int, e: _LedgerEntry, current: dict | None, later: list[_Later]) -> None:
-    """Decide what undoing this one ledger row means, and whether it conflicts with later work."""
+    """Decide what undoing this one row means, and whether it conflicts with later work."""
+    name = _record_name(e, current)
     if later:
         runs_after = tuple(sorted({x.run_id for x in later}))
         analysis.later_runs.update(runs_after)
         fields: tuple[FieldChange, ...] = ()
         first_update = next((x for x in later if x.before is not None), None)
-        if current is not None and first_update is not None and row_digest(current) == later[-1].digest:
+        if current is not None and first_update is not None and short_digest(current) == later[-1].digest:
             # The row is exactly what the later run(s) wrote: the before-image of the first of
             # them is what this run left, so the difference is exactly their change.
             fields = _diff(e.table, canonical_row(current), first_update.before)
@@ -489,27 +511,27 @@ def _classify(analysis: _Analysis, run_id: int, e: _LedgerEntry, current: dict |
         analysis.conflict(Conflict(
             LATER_RUN, e.table, e.row_key, e.legacy_key, e.action,
             f"run(s) {names} wrote this row after run {run_id}; runs are undone newest first: roll back "
-            f"run(s) {names} first", fields=fields, fields_proven=bool(fields), later_runs=runs_after))
+            f"run(s) {names} first", fields=fields, fields_proven=bool(fields), later_runs=runs_after, record=name))
     if current is None:
         if e.action == "update":
             analysis.conflict(Conflict(
                 DELETED_SINCE, e.table, e.row_key, e.legacy_key, e.action,
                 f"this row, updated by run {run_id}, has been deleted since; restoring its before-image "
-                "would bring back a row someone deleted"))
+                "would bring back a row someone deleted", record=name))
         else:
             analysis.tables[e.table].already_deleted += 1
             analysis.notice(Conflict(
                 ALREADY_DELETED, e.table, e.row_key, e.legacy_key, e.action,
-                f"this row, inserted by run {run_id}, has been deleted since: nothing to delete"))
+                f"this row, inserted by run {run_id}, has been deleted since: nothing to delete", record=name))
         return
     expected = later[-1].digest if later else e.digest
-    if row_digest(current) != expected:
-        analysis.conflict(_changed_since(run_id, e, canonical_row(current), later))
+    if short_digest(current) != expected:
+        analysis.conflict(dataclasses.replace(_changed_since(run_id, e, canonical_row(current), later), record=name))
     if e.action == "insert":
-        analysis.planned(PlannedRow("delete", e.table, e.row_key, e.legacy_key))
+        analysis.planned(PlannedRow("delete", e.table, e.row_key, e.legacy_key, record=name))
     else:
         analysis.planned(PlannedRow("restore", e.table, e.row_key, e.legacy_key,
-                                    _diff(e.table, canonical_row(current), e.before)))
+                                    _diff(e.table, canonical_row(current), e.before), record=name))
 
 
 def _changed_since(run_id: int, e: _LedgerEntry, canon: dict, later: list[_Later]) -> Conflict:
@@ -551,7 +573,7 @@ def _prove_edited_fields(canon: dict, before: dict, written_digest: str) -> list
             candidate = dict(canon)
             for c in subset:
                 candidate[c] = before.get(c)
-            if row_digest(candidate) == written_digest:
+            if short_digest(candidate) == written_digest:
                 return list(subset)
     return None
 
@@ -570,46 +592,105 @@ def _shown(table: str, column: str, value: str | None) -> str | None:
     return value
 
 
-def _find_dependents(conn: Connection, analysis: _Analysis, run_id: int, runs: dict) -> None:
+def _find_dependents(conn: Connection, analysis: _Analysis, run_id: int) -> None:
     """Rows the rollback leaves in place that refer to rows it deletes.
 
-    Per foreign key, one count: child rows referring to a row the run inserted (a semi-join
-    on a plain column, which every engine hashes or materialises). The ledger pass has
-    counted those the rollback deletes or points elsewhere itself; equal counts — the usual
-    case — mean no dependents. Only otherwise are the referring rows read, a page at a time,
-    and looked up in the ledger. Nothing here joins the ledger on an expression or through
-    NOT IN / NOT EXISTS: on freshly loaded tables without statistics those plans turn
-    quadratic (a nested loop on PostgreSQL, a run_id probe per row on SQLite).
+    Per child table, one keyset-paged pass over its primary key and foreign-key columns; each
+    foreign key is looked up in the sorted hashes of the rows the run inserted (no join with
+    the bookkeeping, so no plan can turn quadratic on tables never analysed, and no index on
+    the foreign-key columns is needed). A referring row the run inserted goes with it; one the
+    run updated from a before-image that pointed elsewhere is pointed away first.
     """
-    rolled_back = {r for r, (state, _) in runs.items() if state == "rolled_back"}
+    inserted = analysis.inserted
     for child_name in schema.TARGET_TABLES:
+        fks = [(column, parent) for column, parent in FOREIGN_KEYS[child_name] if len(inserted[parent])]
+        if not fks:
+            continue
         child = schema.target_metadata.tables[child_name]
-        for column, parent_name in FOREIGN_KEYS[child_name]:
-            refers = child.c[column].in_(_ledger_keys(run_id, parent_name, "insert"))
-            total = conn.execute(sa.select(sa.func.count()).select_from(child).where(refers)).scalar_one()
-            if total == analysis.accounted[(child_name, column)]:
-                continue
-            for chunk in _pages_of(conn, sa.select(child).where(refers), child_name, analysis.page):
-                keys = [_row_key(child_name, r) for r in chunk]
-                history = _ledger_history(conn, child_name, keys)
-                for row, key in zip(chunk, keys):
-                    entries = history.get(key, [])
-                    mine = [e for e in entries if e.run_id == run_id]
-                    if any(e.action == "insert" for e in mine):
+        extra = [c for c in ("legacy_ref", "source_system") if c in child.c]
+        columns = [child.c[k] for k in schema.TARGET_KEYS[child_name]] + [child.c[c] for c, _ in fks] + \
+            [child.c[c] for c in extra]
+        for chunk in _pages_of(conn, sa.select(*columns), child_name, analysis.page):
+            for row in chunk:
+                key = None
+                for column, parent in fks:
+                    value = row[column]
+                    if not _holds(inserted[parent], value):
+                        continue
+                    key = key or _row_key(child_name, row)
+                    if _holds(inserted[child_name], key):
                         continue  # the run inserted it: deleted together
-                    if any(e.action == "update" and e.before.get(column) != row[column] for e in mine):
+                    before = analysis.updated.get((child_name, key))
+                    if before is not None and before.get(column) != str(value):
                         continue  # restoring its before-image points it away from the deleted row first
-                    writer = max((e.run_id for e in entries if e.run_id not in rolled_back), default=None)
-                    analysis.conflict(_dependent(run_id, child_name, key, row, column, parent_name, writer))
+                    writer = _writer(conn, child_name, row)
+                    analysis.conflict(_dependent(conn, run_id, child_name, key, row, column, parent, writer))
 
 
-def _inserted_by_run(conn: Connection, table_name: str, keys: list[str], run_id: int) -> set[str]:
-    """Those of these row keys that the run inserted."""
-    return {key for key, entries in _ledger_history(conn, table_name, keys, with_images=False).items()
-            if any(e.run_id == run_id and e.action == "insert" for e in entries)}
+def _writer(conn: Connection, table: str, row: dict) -> int | None:
+    """The last migration run that wrote this row (mig_xref), or None (entered in iOPS)."""
+    legacy = _legacy_key_of(conn, table, row)
+    if legacy is None:
+        return None
+    entity = rec.entity_of(table, legacy)
+    x = schema.mig_xref
+    found = conn.execute(sa.select(x.c.last_run).where(x.c.entity == entity, x.c.legacy_key == legacy)).first()
+    if found is None:
+        return None
+    try:
+        if rec.target_keys(entity, legacy)[table] != _row_key(table, row):
+            return None  # a row that only names an OPUS record, not the row the tool wrote for it
+    except (ValueError, KeyError):
+        return None
+    return found.last_run
 
 
-def _dependent(run_id: int, table: str, key: str, row: dict, column: str, parent: str,
+def _legacy_key_of(conn: Connection, table: str, row: dict) -> str | None:
+    if table in ("crime", "intelligence_report"):
+        return row.get("legacy_ref")
+    if table == "crime_person":
+        crime = conn.execute(sa.select(schema.crime.c.legacy_ref).where(
+            schema.crime.c.crime_id == row["crime_id"])).scalar()
+        nominal = conn.execute(sa.select(schema.person.c.legacy_nominal_id).where(
+            schema.person.c.person_id == row["person_id"])).scalar()
+        if crime is None or nominal is None:
+            return None
+        return f"{crime}:{nominal}:{row['role']}"
+    return None
+
+
+def _describe_row(conn: Connection, table: str, key: str) -> str:
+    """A target row as an engineer names it: its OPUS record if the tool wrote it, else its iOPS reference."""
+    if table == "person":
+        p = conn.execute(sa.select(schema.person).where(schema.person.c.person_id == key)).mappings().first()
+        if p is None:
+            return f"person {key}"
+        if p["legacy_nominal_id"] is not None:
+            return rec.describe("person", str(p["legacy_nominal_id"]), "person", person=dict(p))
+        return f"person {p['family_name']}, {p['given_names'] or ''} (entered in iOPS)".replace(", ,", ",")
+    if table == "crime":
+        ref = conn.execute(sa.select(schema.crime.c.legacy_ref, schema.crime.c.crime_ref)
+                           .where(schema.crime.c.crime_id == key)).first()
+        return f"crime {ref.legacy_ref or ref.crime_ref}" if ref else f"crime {key}"
+    if table == "intelligence_report":
+        t = schema.intelligence_report
+        ref = conn.execute(sa.select(t.c.legacy_ref, t.c.intel_ref).where(t.c.intel_id == key)).first()
+        return f"intelligence {ref.legacy_ref or ref.intel_ref}" if ref else f"intelligence {key}"
+    if table == "location":
+        for owner, t, column in (("crime", schema.crime, "legacy_ref"), ("intelligence", schema.intelligence_report,
+                                                                          "legacy_ref")):
+            ref = conn.execute(sa.select(t.c[column]).where(t.c.location_id == key, t.c[column].is_not(None))
+                               .limit(1)).scalar()
+            if ref is not None and rec.target_keys(owner, ref).get("location") == key:
+                return rec.describe(owner, ref, "location")
+        return f"location {key}"
+    if table == "crime_person":
+        crime_id, person_id, role = key.split("|")
+        return f"link {_describe_row(conn, 'crime', crime_id)} - {_describe_row(conn, 'person', person_id)} - {role}"
+    return f"{table} {key}"
+
+
+def _dependent(conn: Connection, run_id: int, table: str, key: str, row: dict, column: str, parent: str,
                writer: int | None) -> Conflict:
     if writer is not None:
         origin = f"written by run {writer}"
@@ -623,7 +704,8 @@ def _dependent(run_id: int, table: str, key: str, row: dict, column: str, parent
         f"{table} {key} ({origin}) refers through {column} to {parent} {row[column]}, which run {run_id} "
         f"inserted and the rollback would delete; {advice}",
         fields=(FieldChange(column, row[column], None),), refers_to=f"{parent} {row[column]}",
-        written_by_run=writer,
+        written_by_run=writer, record=_describe_row(conn, table, key),
+        refers_to_record=_describe_row(conn, parent, row[column]),
     )
 
 
@@ -636,8 +718,17 @@ def _apply(conn: Connection, run: RunInfo, analysis: _Analysis) -> XrefRepair:
     with _foreign_key_indexes(conn):
         for table_name in reversed(schema.TARGET_TABLES):
             table = schema.target_metadata.tables[table_name]
-            deleted = conn.execute(table.delete().where(
-                _key_expr(table_name).in_(_ledger_keys(run.id, table_name, "insert")))).rowcount
+            names = schema.TARGET_KEYS[table_name]
+            deleted = 0
+            for page in _ledger_pages(conn, run.id, analysis.page, action="insert", table=table_name):
+                keys = [e.row_key for e in page]
+                if len(names) == 1:
+                    deleted += conn.execute(table.delete().where(table.c[names[0]].in_(keys))).rowcount
+                else:  # one statement per row: its primary key, which every engine indexes
+                    statement = table.delete().where(*[table.c[k] == sa.bindparam(f"key_{k}") for k in names])
+                    for key in keys:
+                        deleted += conn.execute(statement, {f"key_{k}": v for k, v in zip(names, key.split("|"))}
+                                                ).rowcount
             expected = analysis.tables[table_name].delete
             if deleted != expected:
                 # Row locks make this impossible on servers; it guards the reasoning, not the race.
@@ -645,7 +736,11 @@ def _apply(conn: Connection, run: RunInfo, analysis: _Analysis) -> XrefRepair:
                     f"run {run.id} was NOT rolled back: {table_name} changed while rolling back "
                     f"({deleted:,} rows to delete instead of {expected:,}); run the dry run again"
                 )
-    return _repair_xref(conn, run.id, analysis.page)
+    repair = _repair_xref(conn, run.id, analysis.page)
+    # The run's own bookkeeping goes with it: the target's is as before the run.
+    conn.execute(ledger.delete().where(ledger.c.run_id == run.id))
+    conn.execute(schema.mig_xref_before.delete().where(schema.mig_xref_before.c.run_id == run.id))
+    return repair
 
 
 @contextlib.contextmanager
@@ -702,80 +797,76 @@ def _restore_updated_rows(conn: Connection, run_id: int, size: int) -> None:
 
 
 def _repair_xref(conn: Connection, run_id: int, size: int) -> XrefRepair:
-    """Make mig_xref say again what the migration last wrote before this run.
-
-    * Records the run created: their entries are deleted (a later run inserts them afresh).
-    * Records the run updated: the previous xref digest is not in the ledger, but it is, by
-      the engine's definition, the record digest of the record's rows as the previous run
-      wrote them — which is what the target holds again once the before-images are restored.
-      So it is recomputed from the restored rows (with the engine's own function, and the
-      previous writer's start time for its RUN_START rule) and the previous run id put back.
-      If an officer had edited the rows between the previous run and this one, the digest
-      includes the edit and the next run treats the record as changed: an update with its
-      before-image kept — never a skipped change, never a duplicate insert.
-    * An entry whose rows cannot be found gets ``RECHECK_DIGEST``: the next run re-checks it.
-      (Deleting such an entry would make the next run *insert* a row that exists: a key clash.)
-    """
-    x = schema.mig_xref
+    """Make mig_xref say again what it said before this run: the entries of records the run
+    inserted go (a later run inserts them afresh); the entries it replaced (an update, a new
+    source digest) are put back from mig_xref_before, exactly."""
+    x, before = schema.mig_xref, schema.mig_xref_before
     repair = XrefRepair()
-    runs = _run_states(conn)
-    rolled_back = {r for r, (state, _) in runs.items() if state == "rolled_back"}
-    for entity, main in XREF_MAIN_TABLE.items():
-        repair.deleted += conn.execute(x.delete().where(
-            x.c.run_id == run_id, x.c.entity == entity,
-            x.c.target_id.in_(_ledger_keys(run_id, main, "insert")))).rowcount
-        last = None
-        while True:
-            query = sa.select(x.c.legacy_key, x.c.target_id).where(x.c.run_id == run_id, x.c.entity == entity)
-            if last is not None:
-                query = query.where(x.c.legacy_key > last)
-            page = conn.execute(query.order_by(x.c.legacy_key).limit(size)).all()
-            if not page:
-                break
-            last = page[-1].legacy_key
-            updates = _previous_xref(conn, entity, main, page, run_id, runs, rolled_back)
-            repair.restored += sum(1 for u in updates if u["b_digest"] != RECHECK_DIGEST)
-            repair.recheck += sum(1 for u in updates if u["b_digest"] == RECHECK_DIGEST)
-            conn.execute(x.update().where(x.c.entity == entity, x.c.legacy_key == sa.bindparam("b_key"))
-                         .values(digest=sa.bindparam("b_digest"), run_id=sa.bindparam("b_run")), updates)
-    return repair
-
-
-def _previous_xref(conn, entity: str, main: str, page, run_id: int, runs: dict, rolled_back: set[int]) -> list[dict]:
-    mains = _current_rows(conn, main, [p.target_id for p in page])
-    location_ids = sorted({r["location_id"] for r in mains.values() if r.get("location_id")})
-    locations = _current_rows(conn, "location", location_ids) if location_ids else {}
-    writers = _last_writers(conn, main, [p.target_id for p in page], rolled_back, before_run=run_id)
-    writers.update({("location", k): v for k, v in
-                    _last_writers(conn, "location", location_ids, rolled_back, before_run=run_id).items()})
-    updates = []
-    for p in page:
-        row = mains.get(p.target_id)
-        rows = {main: row}
-        loc_id = row.get("location_id") if row else None
-        if loc_id:
-            rows["location"] = locations.get(loc_id)
-        previous = [w for w in (writers.get(p.target_id), writers.get(("location", loc_id))) if w is not None]
-        if any(r is None for r in rows.values()) or not previous:
-            updates.append({"b_key": p.legacy_key, "b_digest": RECHECK_DIGEST, "b_run": run_id})
-            continue
-        writer = max(previous)
-        digest = record_digest(rows, runs[writer][1])  # the engine's own definition
-        updates.append({"b_key": p.legacy_key, "b_digest": digest, "b_run": writer})
-    return updates
+    repair.deleted = conn.execute(x.delete().where(x.c.first_run == run_id)).rowcount
+    last = None
+    while True:
+        query = sa.select(before.c.entity, before.c.legacy_key, before.c.source, before.c.written,
+                          before.c.last_run).where(before.c.run_id == run_id)
+        if last is not None:
+            query = query.where(sa.tuple_(before.c.entity, before.c.legacy_key) > sa.tuple_(*[sa.literal(v) for v in last]))
+        page = conn.execute(query.order_by(before.c.entity, before.c.legacy_key).limit(size)).all()
+        if not page:
+            return repair
+        last = (page[-1].entity, page[-1].legacy_key)
+        conn.execute(x.update().where(x.c.entity == sa.bindparam("b_entity"), x.c.legacy_key == sa.bindparam("b_key"))
+                     .values(source=sa.bindparam("b_source"), written=sa.bindparam("b_written"),
+                             last_run=sa.bindparam("b_last")),
+                     [{"b_entity": r.entity, "b_key": r.legacy_key, "b_source": r.source, "b_written": r.written,
+                       "b_last": r.last_run} for r in page])
+        repair.restored += len(page)
 
 
 # ------------------------------------------------------------------------------ queries
 
 
-def _ledger_pages(conn: Connection, run_id: int, size: int, action: str | None = None) -> Iterator[list[_LedgerEntry]]:
-    """The run's ledger in windows of ``size`` consecutive ledger ids (no open cursor).
+def _ledger_pages(conn: Connection, run_id: int, size: int, action: str | None = None,
+                  table: str | None = None) -> Iterator[list[_LedgerEntry]]:
+    """Every row the run wrote, in pages of about ``size``: first the rows of the records it
+    inserted (mig_xref ``first_run``; their keys follow from the legacy keys, their digests are
+    in ``written``), then its ledger (rows it updated, rows an update added). No open cursor:
+    each page is its own query (keyset on the xref key; a range of ledger ids)."""
+    if action in (None, "insert"):
+        yield from _inserted_pages(conn, run_id, size, table)
+    yield from _ledger_rows(conn, run_id, size, action, table)
+
+
+def _inserted_pages(conn: Connection, run_id: int, size: int, table: str | None) -> Iterator[list[_LedgerEntry]]:
+    x = schema.mig_xref
+    for entity, main in rec.MAIN_TABLE.items():
+        if table is not None and table not in (main, "location"):
+            continue
+        last = None
+        while True:
+            query = sa.select(x.c.legacy_key, x.c.written, x.c.last_run).where(x.c.entity == entity)
+            if last is not None:
+                query = query.where(x.c.legacy_key > last)
+            rows = conn.execute(query.where(x.c.first_run == run_id).order_by(x.c.legacy_key).limit(size)).all()
+            if not rows:
+                break
+            last = rows[-1].legacy_key
+            page = []
+            for r in rows:
+                keys = rec.target_keys(entity, r.legacy_key)
+                for table_name, (digest, _) in read_written(bytes(r.written), schema.TARGET_TABLES, rec.WIDTH).items():
+                    if table is None or table_name == table:
+                        page.append(_LedgerEntry(None, table_name, keys[table_name], r.legacy_key, "insert",
+                                                 digest.hex(), None, entity, r.last_run))
+            if page:
+                yield page
+
+
+def _ledger_rows(conn: Connection, run_id: int, size: int, action: str | None,
+                 table: str | None) -> Iterator[list[_LedgerEntry]]:
+    """The run's ledger in windows of ``size`` consecutive ledger ids.
 
     Each window is a primary-key range and nothing else in the WHERE clause: a plan no engine
-    can get wrong, even on tables never analysed. (``run_id = ? AND ledger_id > ? ORDER BY
-    ledger_id LIMIT ?`` makes PostgreSQL without statistics read and sort the whole run for
-    every page.) Rows of other runs in the range — a run resumed after another one — and of
-    the other action are dropped here.
+    can get wrong, even on tables never analysed. Rows of other runs in the range — a run
+    resumed after another one — and of the other action are dropped here.
     """
     first, last = conn.execute(sa.select(sa.func.min(ledger.c.ledger_id), sa.func.max(ledger.c.ledger_id))
                                .where(ledger.c.run_id == run_id)).one()
@@ -789,7 +880,8 @@ def _ledger_pages(conn: Connection, run_id: int, size: int, action: str | None =
             .order_by(ledger.c.ledger_id)).all()
         page = [_LedgerEntry(r.ledger_id, r.table_name, r.row_key, r.legacy_key, r.action, r.digest,
                              json.loads(r.before_image) if r.before_image else None)
-                for r in rows if r.run_id == run_id and (action is None or r.action == action)]
+                for r in rows if r.run_id == run_id and (action is None or r.action == action)
+                and (table is None or r.table_name == table)]
         if page:
             yield page
 
@@ -855,23 +947,6 @@ def _later_entries(conn: Connection, table_name: str, keys: list[str], later: se
         if mine:
             out[key] = mine
     return out
-
-
-def _last_writers(conn: Connection, table_name: str, keys: list[str], rolled_back: set[int],
-                  before_run: int) -> dict[str, int]:
-    """The latest run before ``before_run`` (and not rolled back) that wrote each row."""
-    out = {}
-    for key, entries in _ledger_history(conn, table_name, keys, with_images=False).items():
-        runs = [e.run_id for e in entries if e.run_id < before_run and e.run_id not in rolled_back]
-        if runs:
-            out[key] = max(runs)
-    return out
-
-
-def _ledger_keys(run_id: int, table_name: str, action: str):
-    """Subquery: the row keys of ``table_name`` the run wrote with ``action``."""
-    return sa.select(ledger.c.row_key).where(ledger.c.run_id == run_id, ledger.c.table_name == table_name,
-                                             ledger.c.action == action)
 
 
 def _pages_of(conn: Connection, query, table_name: str, size: int) -> Iterator[list[dict]]:

@@ -23,6 +23,8 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from core import schema
+from core.digest import read_written
+from migrate import records
 from core.errors import ForeignSchemaError
 from main import app
 from migrate.engine import migrate
@@ -51,7 +53,8 @@ def committed(legacy: str, target: str, run_id: int) -> dict[str, dict]:
                 sa.select(schema.mig_checkpoint).where(schema.mig_checkpoint.c.run_id == run_id))}
 
             def per_entity(table, *extra):
-                query = (sa.select(table.c.entity, *extra, sa.func.count()).where(table.c.run_id == run_id)
+                run_column = table.c.first_run if table is schema.mig_xref else table.c.run_id
+                query = (sa.select(table.c.entity, *extra, sa.func.count()).where(run_column == run_id)
                          .group_by(table.c.entity, *extra))
                 return conn.execute(query).all()
 
@@ -60,8 +63,12 @@ def committed(legacy: str, target: str, run_id: int) -> dict[str, dict]:
             warnings = collections.defaultdict(dict)
             for e, code, n in per_entity(schema.mig_warning, schema.mig_warning.c.reason):
                 warnings[e][code] = n
+            # Target rows the run wrote: those of the records it inserted (each named by its
+            # mig_xref row) and those its ledger holds (none in a first run).
             ledger = conn.execute(sa.select(sa.func.count()).select_from(schema.mig_ledger)
                                   .where(schema.mig_ledger.c.run_id == run_id)).scalar_one()
+            ledger += sum(len(read_written(bytes(w), schema.TARGET_TABLES, records.WIDTH)) for w in conn.execute(
+                sa.select(schema.mig_xref.c.written).where(schema.mig_xref.c.first_run == run_id)).scalars())
         with lg.connect() as conn:
             for entity, cp in checkpoints.items():
                 table, keys = ENTITY_KEYS[entity]

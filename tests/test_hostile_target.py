@@ -56,9 +56,10 @@ def rows(url: str, table: sa.Table) -> list[dict]:
 def bookkeeping_without_run_ids(url: str) -> dict:
     """What the runs left in the bookkeeping, comparable across targets and run splits."""
     out = {}
-    for table, drop in ((schema.mig_xref, {"run_id"}), (schema.mig_reject, {"run_id", "reject_id"}),
+    for table, drop in ((schema.mig_xref, {"first_run", "last_run"}), (schema.mig_reject, {"run_id", "reject_id"}),
                         (schema.mig_warning, {"run_id", "warning_id"})):
-        out[table.name] = sorted(json.dumps({k: v for k, v in r.items() if k not in drop}, sort_keys=True)
+        out[table.name] = sorted(json.dumps({k: bytes(v).hex() if isinstance(v, (bytes, memoryview)) else v
+                                             for k, v in r.items() if k not in drop}, sort_keys=True)
                                  for r in rows(url, table))
     return out
 

@@ -637,7 +637,7 @@ def test_records_stream_every_row_beyond_what_the_result_keeps_in_memory(make_st
         paths = write_rollback_report(dry, tmp_path / "report")
     doc = json.loads(paths[0].read_text(encoding="utf-8"))
     assert len(doc["conflicts"]) == 7 and doc["conflicts"][6] == conflicts[6].to_json()
-    assert doc["delete"] == [{"table": p.table, "row_key": p.row_key, "legacy_key": p.legacy_key} for p in deletes]
+    assert doc["delete"] == [{"table": p.table, "row_key": p.row_key, "legacy_key": p.legacy_key, "record": p.record} for p in deletes]
     with rb.rollback(target, run2, **limits) as dry2:
         restores = list(dry2.records.restores())
         assert len(restores) == dry2.restore_count > 0 and all(p.action == "restore" for p in restores)
