@@ -51,12 +51,20 @@ def render_migration(result: MigrationResult, files: dict[str, Path] | None = No
         lines.append("")
         if conflicted:
             kept = conflicted - overwritten
-            lines.append(f"conflicts: {conflicted:,} records changed in OPUS and edited in iOPS since the last run; "
+            lines.append(f"conflicts: {_records(conflicted)} changed in OPUS and edited in iOPS since the last run; "
                          f"iOPS edits kept {kept:,}, overwritten {overwritten:,}")
         if deleted:
-            lines.append(f"deleted in OPUS: {deleted:,} records the tool migrated are deleted in OPUS; "
+            lines.append(f"deleted in OPUS: {_records(deleted)} the tool migrated, deleted in OPUS since; "
                          "iOPS still holds them (nothing is deleted in iOPS)")
-    if not result.dry_run and result.state == "interrupted":
+    stopped = getattr(result, "stopped_at_conflict", 0)
+    if stopped:
+        lines.append("")
+        lines.append(f"stopped (--on-conflict stop) at {_records(stopped)} changed in OPUS and edited in iOPS: "
+                     "nothing of that batch was written (the conflicts are in mig_conflict, and conflicts.csv "
+                     "with --out)")
+        lines.append(f"decide, then continue with  migrate --resume {result.run_id} --on-conflict keep-iops  "
+                     "(or take-opus)")
+    elif not result.dry_run and result.state == "interrupted":
         lines.append("")
         lines.append(f"interrupted: continue with  migrate --resume {result.run_id}  (committed batches are kept)")
     if not result.balanced:
@@ -72,3 +80,7 @@ def render_migration(result: MigrationResult, files: dict[str, Path] | None = No
         lines.append(f"the records are in the target's mig_reject, mig_warning and mig_conflict tables "
                      f"(run_id = {result.run_id}); --out DIR writes them as rejects.csv, warnings.csv, conflicts.csv")
     return "\n".join(lines)
+
+
+def _records(n: int) -> str:
+    return f"{n:,} record" if n == 1 else f"{n:,} records"

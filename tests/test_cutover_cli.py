@@ -90,8 +90,8 @@ def test_keep_iops_reports_the_conflict_and_leaves_the_officers_work(cutover, tm
     assert c["deleted_in_opus"] == 1 and c["overwritten"] == 0 and doc["balanced"] is True
     assert doc["files"]["conflicts.csv"]["rows"] == len(read_rows(out / "conflicts.csv"))
     text = " ".join(res.output.split())
-    assert "conflicts: 1 records changed in OPUS and edited in iOPS" in text and "iOPS edits kept 1" in text
-    assert "deleted in OPUS: 1" in text
+    assert "conflicts: 1 record changed in OPUS and edited in iOPS" in text and "iOPS edits kept 1" in text
+    assert "deleted in OPUS: 1 record the tool migrated" in text
 
     after = crimes(target)
     assert (after["CR/000001/18"]["status"], after["CR/000001/18"]["mo_summary"]) == ("FINALISED", OFFICER)
@@ -125,9 +125,22 @@ def test_stop_writes_nothing_of_the_conflicting_batch(cutover, tmp_path):
     res = cli("migrate", "--legacy", legacy, "--target", target, "--out", str(out), "--on-conflict", "stop", "-q")
     assert res.exit_code == 1, res.output
     assert "Traceback" not in res.output
+    text = " ".join(res.output.split())
+    assert "stopped (--on-conflict stop) at 1 record changed in OPUS and edited in iOPS" in text
+    assert "migrate --resume 2 --on-conflict keep-iops" in text
     stopped = [r for r in read_rows(out / "conflicts.csv") if r["kind"] == "CHANGED_BOTH"]
     assert [(r["legacy_key"], r["resolution"]) for r in stopped] == [("CR/000001/18", "STOPPED")]
     after = crimes(target)
     assert after["CR/000002/18"]["mo_summary"] == before["CR/000002/18"]["mo_summary"]  # one batch: none of it
     assert "CR/000005/18" not in after
+    assert (after["CR/000001/18"]["status"], after["CR/000001/18"]["mo_summary"]) == ("FINALISED", OFFICER)
+    # The advice printed works: the stopped run, resumed with a decision, finishes the delta.
+    res = cli("migrate", "--legacy", legacy, "--target", target, "--out", str(out), "--resume", "2",
+              "--on-conflict", "keep-iops", "-q")
+    assert res.exit_code == 1, res.output  # the conflict and the deletion are still findings
+    doc = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert (doc["id"], doc["state"], doc["balanced"]) == (2, "complete", True)
+    assert [r["resolution"] for r in read_rows(out / "conflicts.csv") if r["kind"] == "CHANGED_BOTH"][-1] == "KEPT_IOPS"
+    after = crimes(target)
+    assert after["CR/000002/18"]["mo_summary"] == CORRECTED and "CR/000005/18" in after
     assert (after["CR/000001/18"]["status"], after["CR/000001/18"]["mo_summary"]) == ("FINALISED", OFFICER)
