@@ -40,7 +40,7 @@ def print_row(label: str, r: dict, crimes: int, rows_key: str, plain: dict | Non
 #: every row written and the cross-reference that makes re-runs idempotent — issue 3), in the
 #: order it writes them; mig_warning and mig_reject are a few thousand rows either way.
 WRITTEN_TABLES = ("person", "location", "crime", "crime_person", "intelligence_report",
-                  "mig_ledger", "mig_xref", "mig_warning", "mig_reject")
+                  "mig_ledger", "mig_xref", "mig_warning", "mig_reject")  # (write floor: not run by default)
 
 
 def phase_plain_copy(legacy: Path, dest: Path) -> dict:
@@ -95,6 +95,52 @@ def _copy(source: Path, dest: Path, create, tables) -> dict:
     return {"seconds": time.perf_counter() - t, "rows": rows, "peak_rss_mb": peak_rss_mb()}
 
 
+def phase_plain_read(legacy: Path) -> dict:
+    """Every row of the four migrated legacy tables read with sqlite3, nothing done with them."""
+    t = time.perf_counter()
+    src = sqlite3.connect(f"file:{legacy}?mode=ro", uri=True)
+    rows = 0
+    for table in ("NOMINAL", "CRIME", "CRIME_NOM", "INTEL"):
+        cur = src.execute(f"SELECT * FROM {table}")  # constant table names
+        while True:
+            chunk = cur.fetchmany(5000)
+            if not chunk:
+                break
+            rows += len(chunk)
+    src.close()
+    return {"seconds": time.perf_counter() - t, "rows": rows, "peak_rss_mb": peak_rss_mb()}
+
+
+def phase_change(legacy: Path, percent: float) -> dict:
+    """Change ``percent`` % of the crimes and nominals in OPUS (their MO / forenames), as a delta would."""
+    conn = sqlite3.connect(legacy)
+    every = max(1, round(100 / percent))
+    n = conn.execute("UPDATE CRIME SET MO_TEXT = COALESCE(MO_TEXT, '') || ' (corrected)' "
+                     "WHERE rowid % ? = 0", (every,)).rowcount
+    n += conn.execute("UPDATE NOMINAL SET FORENAMES = COALESCE(FORENAMES, '') || ' X' WHERE rowid % ? = 0",
+                      (every,)).rowcount
+    conn.commit()
+    conn.close()
+    return {"changed": n, "seconds": 0, "peak_rss_mb": peak_rss_mb()}
+
+
+def sizes(target: Path) -> dict:
+    """Bytes of the iOPS tables and of the mig_ tables (SQLite dbstat: pages of each table and its indexes)."""
+    conn = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
+    by_table = {}
+    for name, table, size in conn.execute("SELECT name, tbl_name, 0 FROM sqlite_master WHERE type IN ('table','index')"):
+        pass
+    for name, size in conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"):
+        owner = conn.execute("SELECT tbl_name FROM sqlite_master WHERE name = ?", (name,)).fetchone()
+        owner = owner[0] if owner else name
+        by_table[owner] = by_table.get(owner, 0) + size
+    conn.close()
+    mig = sum(v for k, v in by_table.items() if k.startswith("mig_"))
+    iops = sum(v for k, v in by_table.items() if k in ("person", "location", "crime", "crime_person",
+                                                          "intelligence_report"))
+    return {"mig": mig, "iops": iops, "by_table": by_table}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--crimes", type=int, default=1_000_000)
@@ -108,6 +154,8 @@ def main() -> None:
         "plain_copy": lambda a: phase_plain_copy(Path(a[0]), Path(a[1])),
         "write_floor": lambda a: phase_write_floor(Path(a[0]), Path(a[1])),
         "migrate": lambda a: phase_migrate(Path(a[0]), a[1], int(a[2])),
+        "plain_read": lambda a: phase_plain_read(Path(a[0])),
+        "change": lambda a: phase_change(Path(a[0]), float(a[1])),
     }):
         return
 
@@ -133,14 +181,32 @@ def main() -> None:
     print_row("migrate SQLite->SQLite", mig, crimes, "rows_written", copy)
     print(f"  invariant {'holds' if mig['balanced'] else 'BROKEN'}; legacy records {mig['legacy_records']:,}; "
           f"target rows written {mig['rows_written']:,}", flush=True)
-    floor_db = work / "write-floor.db"
-    floor_db.unlink(missing_ok=True)
-    floor = child("write_floor", [str(target), str(floor_db)])
-    print_row("write floor (sqlite3)", floor, crimes, "rows", copy)
-    print(f"  = a plain copy of the {floor['rows']:,} rows the migration wrote ({', '.join(WRITTEN_TABLES)}): "
-          f"no mapping, no digests", flush=True)
-    floor_db.unlink(missing_ok=True)
-
+    read = child("plain_read", [str(legacy)])
+    print_row("plain read (sqlite3)", read, crimes, "rows")
+    noop = child("migrate", [str(legacy), f"sqlite:///{target}", str(opts.batch_size)])
+    print_row("no-op re-run", noop, crimes, "rows_written", read)
+    print(f"  mapped {sum(c['mapped'] for c in noop['counts'].values()):,} records", flush=True)
+    work_copy = work / "opus-delta.db"
+    work_copy.write_bytes(legacy.read_bytes())
+    changed = child("change", [str(work_copy), "1"])
+    delta = child("migrate", [str(work_copy), f"sqlite:///{target}", str(opts.batch_size)])
+    work_copy.unlink()
+    print_row("delta, 1% changed", delta, crimes, "rows_written", read)
+    print(f"  changed {changed['changed']:,} legacy rows; updated "
+          f"{sum(c['updated'] for c in delta['counts'].values()):,}, mapped "
+          f"{sum(c['mapped'] for c in delta['counts'].values()):,}", flush=True)
+    size = sizes(target)
+    print(f"\n{'figure':<44}{'measured':>12}{'target':>10}")
+    for label, value, goal in (
+            ("first run / plain copy", mig["seconds"] / copy["seconds"], "<= 6x"),
+            ("no-op re-run / plain read", noop["seconds"] / read["seconds"], "<= 3x"),
+            ("delta 1% / plain read", delta["seconds"] / read["seconds"], "<= 4x"),
+            ("peak RSS MB (largest phase process)", max(mig["peak_rss_mb"], noop["peak_rss_mb"],
+                                                        delta["peak_rss_mb"]), "< 500"),
+            ("mig_ size / iOPS size", size["mig"] / size["iops"], "<= 0.5")):
+        print(f"{label:<44}{value:>12.2f}{goal:>10}")
+    print(f"  mig_ {size['mig'] / 1e6:,.1f} MB, iOPS {size['iops'] / 1e6:,.1f} MB: " + ", ".join(
+        f"{k} {v / 1e6:,.1f}" for k, v in sorted(size["by_table"].items()) if k.startswith("mig_")), flush=True)
     if opts.postgres:
         from core import db
 

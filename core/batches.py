@@ -9,12 +9,14 @@ Key bounds are given as read (or as a checkpoint holds them) and bound through
 
 from __future__ import annotations
 
+import contextlib
+
 from typing import Any, Callable, Iterator, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.db import legacy_key_bound, store_errors, stream
+from core.db import UndecodableText, driver_text_decoding, legacy_key_bound, store_errors, stream
 
 
 def select_in_key_order(table: sa.Table, key_columns: Sequence[str], dialect, *,
@@ -46,16 +48,50 @@ def select_in_key_order(table: sa.Table, key_columns: Sequence[str], dialect, *,
 def legacy_batches(legacy: Engine, table: sa.Table, key_columns: Sequence[str], batch_size: int, *,
                    after: Sequence[Any] | None = None, upto: Sequence[Any] | None = None,
                    every_batch: Callable[[int], None] | None = None) -> Iterator[list[dict]]:
-    """The rows of ``table`` in key order, ``batch_size`` at a time, as dicts; one snapshot.
+    """The rows of ``table`` in key order, ``batch_size`` at a time, as dicts.
 
+    One snapshot, except where a SQLite store holds text that is not UTF-8: the read then
+    continues after the last batch handed out with the escaping decoder
+    (``core.db.driver_text_decoding``), a second snapshot of the rows not yet read.
     ``every_batch(n)`` is called after the n-th batch has been handed out (e.g. to collect
     garbage by hand every so many batches). Legacy errors are ``StoreUnavailable``."""
+    n = 0
+    for fast in (True, False):
+        try:
+            for batch in _batches(legacy, table, key_columns, batch_size, after, upto, fast):
+                n += 1
+                yield batch
+                after = [batch[-1][name] for name in key_columns]
+                if every_batch is not None:
+                    every_batch(n)
+            return
+        except UndecodableText:
+            continue  # the batch that met it was not handed out: read it again, escaping
+
+
+def _batches(legacy: Engine, table: sa.Table, key_columns: Sequence[str], batch_size: int, after, upto,
+             fast: bool) -> Iterator[list[dict]]:
     stmt = select_in_key_order(table, key_columns, legacy.dialect, after=after, upto=upto)
     with store_errors(legacy, "legacy"), legacy.connect() as conn:
-        result = stream(conn, stmt)
-        names = list(result.keys())
-        for n, partition in enumerate(result.partitions(batch_size), 1):
-            # zip over plain rows: cheaper than building dicts from RowMappings.
-            yield [dict(zip(names, row)) for row in partition]
-            if every_batch is not None:
-                every_batch(n)
+        with (driver_text_decoding(conn) if fast else contextlib.nullcontext()):
+            result = stream(conn, stmt)
+            names = list(result.keys())
+            for partition in result.partitions(batch_size):
+                # zip over plain rows: cheaper than building dicts from RowMappings.
+                yield [dict(zip(names, row)) for row in partition]
+
+
+def read_range(conn: sa.Connection, stmt) -> list[dict]:
+    """All rows of a bounded SELECT as dicts: with the driver's text decoding, and once more
+    escaping when a SQLite value is not UTF-8 (``core.db.driver_text_decoding``)."""
+    try:
+        with driver_text_decoding(conn):
+            return _all(conn, stmt)
+    except UndecodableText:
+        return _all(conn, stmt)
+
+
+def _all(conn: sa.Connection, stmt) -> list[dict]:
+    result = conn.execute(stmt)
+    names = list(result.keys())
+    return [dict(zip(names, row)) for row in result.all()]

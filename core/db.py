@@ -344,6 +344,36 @@ def _read_undecodable_text(engine: Engine) -> None:
     # text comes from VARBINARY/BLOB columns as bytes.
 
 
+class UndecodableText(Exception):
+    """A read with the driver's own text decoding met bytes that are not UTF-8 (see below)."""
+
+
+def _is_undecodable(exc: BaseException) -> bool:
+    return isinstance(exc, sa.exc.OperationalError) and str(exc.orig).startswith("Could not decode to UTF-8")
+
+
+@contextlib.contextmanager
+def driver_text_decoding(conn: sa.Connection):
+    """Inside: a SQLite legacy connection decodes text with sqlite3's own C decoder, which costs
+    half of ``decode_legacy_text`` (a Python-level call per value), and a value that is not UTF-8
+    raises ``UndecodableText`` instead; the reader then reads again with ``surrogateescape``
+    (outside this block), so a hostile value still becomes an INVALID_ENCODING reject. Other
+    engines decode in their drivers already: a no-op there."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    dbapi_conn = conn.connection.dbapi_connection
+    dbapi_conn.text_factory = str
+    try:
+        yield
+    except sa.exc.OperationalError as exc:
+        if _is_undecodable(exc):
+            raise UndecodableText() from None
+        raise
+    finally:
+        dbapi_conn.text_factory = decode_legacy_text
+
+
 def _sql_ascii_loader():
     from psycopg.adapt import Loader
 

@@ -1,16 +1,27 @@
-"""The batch migration engine behind ``python main.py migrate``.
+"""The batch migration engine behind ``python main.py migrate``: bulk loads and delta runs.
 
 Per entity, in dependency order (persons, crimes + locations, links, intelligence +
-locations), the legacy table is streamed in key order. Each batch is mapped by the pure
-functions of ``mappings/``; then its target rows, ledger rows (digest of every row written,
-before-image of every row updated), cross-references, rejects, warnings and the checkpoint
-are written in ONE target transaction. A crash therefore loses at most the batch in flight,
-and ``--resume RUN_ID`` continues after the last committed key.
+locations), the legacy table is streamed in key order. Per batch, in ONE target transaction:
+the records are decided (cutover.md), then target rows, bookkeeping, rejects, warnings,
+conflicts and the checkpoint are written. A crash loses at most the batch in flight, and
+``--resume RUN_ID`` continues after the last committed key.
 
-Idempotency comes from ``mig_xref``: the digest of what the migration last wrote for each
-legacy record. Same digest → unchanged (nothing written, even if an officer has edited the
-row since); different → the legacy record changed, so the rows are updated and their
-before-images kept for rollback.
+The decision per record uses ``mig_xref`` (one row per record the tool wrote):
+
+* its *source* digest (raw legacy row, code tables, tool version, the accepted state of the
+  records it depends on) equals the record's now → unchanged in OPUS: nothing written, and
+  the record is not even mapped (``EntityCounts.mapped``), whatever iOPS did since;
+* otherwise the record is mapped and compared, row by row, with what the tool wrote
+  (``written``: a 16-byte digest and a fingerprint byte per column of each row) and with what
+  iOPS holds now: maps as before → unchanged; iOPS as the tool left it → updated (before-
+  images in ``mig_ledger``, the replaced xref row in ``mig_xref_before``); both changed →
+  a ``CHANGED_BOTH`` conflict in ``mig_conflict``, resolved per ``--on-conflict``;
+* flagged deleted (or gone) in OPUS while the tool migrated it → ``DELETED_IN_OPUS``,
+  reported, nothing deleted.
+
+Inserted records get no ledger row: their target ids follow from their legacy keys
+(``migrate.records``) and ``mig_xref.first_run`` says which run inserted them — what rollback
+needs to delete them.
 """
 
 from __future__ import annotations

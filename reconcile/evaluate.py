@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.batches import select_in_key_order
+from core.batches import read_range, select_in_key_order
 from core.db import store_errors, stream
 from mappings import map_links
 from mappings.entities import encode_nominal
@@ -305,9 +305,7 @@ def legacy_range(conn, table: sa.Table, key_column: str, key_range: KeyRange) ->
     lower, upper = key_range
     stmt = select_in_key_order(table, (key_column,), conn.dialect,
                                start=None if lower is None else (lower,), below=None if upper is None else (upper,))
-    result = conn.execute(stmt)
-    names = list(result.keys())
-    return [dict(zip(names, row)) for row in result.all()]
+    return read_range(conn, stmt)
 
 
 class LinkEvaluator(_TargetReader):

@@ -1,0 +1,205 @@
+"""Delta runs (cutover.md): every row of the decision table, with the invariant's counts, on
+every target engine; officers' work in iOPS survives re-runs; take-opus and stop; records
+deleted in OPUS are reported, never deleted; a delta run rolls back to the state before it."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from core import schema
+from mappings import ids
+from migrate import rollback as rb
+from migrate.engine import migrate
+from tests.opus_fixture import make_legacy, table_digests, update_legacy
+
+ALL_TABLES = tuple(schema.target_metadata.tables)
+OFFICER = {"status": "FINALISED", "mo_summary": "OFFICER ADDED: SUSPECT CHARGED AT CUSTODY SUITE"}
+
+
+def opus(url: str) -> str:
+    return make_legacy(
+        url,
+        crimes=[{"crime_no": f"CR/{i:06d}/18", "mo_text": f"ORIGINAL MO {i}", "status": "O"} for i in range(1, 7)],
+        nominals=[{"nom_id": i, "surname": f"SURNAME{i}"} for i in range(1, 4)],
+        links=[{"crime_no": "CR/000001/18", "nom_id": 1, "role": "V"},
+               {"crime_no": "CR/000002/18", "nom_id": 3, "role": "S"}],
+        intel=[{"intel_no": "IN/000001/18", "subj_nom_id": 2}],
+    )
+
+
+def sql(url: str, *statements) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(statement)
+    engine.dispose()
+
+
+def crime_row(url: str, crime_no: str) -> dict | None:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(schema.crime).where(schema.crime.c.crime_id == ids.crime_id(crime_no))).mappings().first()
+    engine.dispose()
+    return dict(row) if row else None
+
+
+def conflicts(url: str, run_id: int) -> dict[str, dict]:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(schema.mig_conflict).where(schema.mig_conflict.c.run_id == run_id)).mappings().all()
+    engine.dispose()
+    return {r["legacy_key"]: dict(r) for r in rows}
+
+
+def officer_edits(url: str, crime_no: str) -> None:
+    t = schema.crime
+    sql(url, t.update().where(t.c.crime_id == ids.crime_id(crime_no)).values(**OFFICER))
+
+
+def opus_changes(legacy: str) -> None:
+    """Between the bulk load and the delta: CR/3 and CR/4 corrected, CR/5 flagged deleted,
+    CR/6 removed, CR/7 new."""
+    update_legacy(legacy, "crime", {"crime_no": "CR/000003/18"}, mo_text="CORRECTED MO 3")
+    update_legacy(legacy, "crime", {"crime_no": "CR/000004/18"}, mo_text="CORRECTED MO 4")
+    update_legacy(legacy, "crime", {"crime_no": "CR/000005/18"}, del_flag="Y")
+    engine = sa.create_engine(legacy)
+    tables = schema.legacy_tables(engine)
+    with engine.begin() as conn:
+        conn.execute(tables["crime"].delete().where(tables["crime"].c.crime_no == "CR/000006/18"))
+        crime = {c.name: None for c in tables["crime"].columns}
+        crime.update(crime_no="CR/000007/18", off_code="TFMV", rec_date="01/07/2018", rec_time="1000", status="O",
+                     div="MC", grid_e=383000, grid_n=398000, last_upd="20180701100000")
+        conn.execute(tables["crime"].insert(), [crime])
+    engine.dispose()
+
+
+def test_every_row_of_the_decision_table_and_the_officers_work_survives(backend, make_store, tmp_path):
+    legacy = opus(f"sqlite:///{tmp_path / 'opus.db'}")
+    target = make_store(backend, "target")
+    first = migrate(legacy, target, batch_size=4)
+    assert first.exit_code == 0 and first.counts["crime"].written == 6
+    officer_edits(target, "CR/000002/18")  # OPUS unchanged, iOPS changed
+    officer_edits(target, "CR/000004/18")  # both changed
+    opus_changes(legacy)
+
+    for n in range(2):  # the officers' work survives every re-run, and the conflict is reported each time
+        delta = migrate(legacy, target, batch_size=4)
+        c = delta.counts["crime"]
+        assert (c.read, c.written, c.updated, c.unchanged, c.conflicted, c.excluded, c.rejected) == \
+            (6, 1 - n, 1 - n, 2 + 2 * n, 1, 1, 0), c
+        assert c.balanced and delta.balanced and c.deleted_in_opus == 2 and c.overwritten == 0
+        assert delta.exit_code == 1
+        assert crime_row(target, "CR/000003/18")["mo_summary"] == "CORRECTED MO 3"  # updated
+        for crime_no in ("CR/000002/18", "CR/000004/18"):
+            row = crime_row(target, crime_no)
+            assert {k: row[k] for k in OFFICER} == OFFICER, crime_no
+        assert crime_row(target, "CR/000005/18") is not None and crime_row(target, "CR/000006/18") is not None
+        found = conflicts(target, delta.run_id)
+        assert set(found) == {"CR/000004/18", "CR/000005/18", "CR/000006/18"}
+        both = found["CR/000004/18"]
+        assert (both["kind"], both["resolution"], both["target_table"], both["target_id"]) == \
+            ("CHANGED_BOTH", "KEPT_IOPS", "crime", ids.crime_id("CR/000004/18"))
+        assert "mo_summary" in both["opus_fields"].split(";")
+        assert set(both["iops_fields"].split(";")) == {"status", "mo_summary"}
+        assert {found[k]["kind"] for k in ("CR/000005/18", "CR/000006/18")} == {"DELETED_IN_OPUS"}
+        assert {found[k]["resolution"] for k in ("CR/000005/18", "CR/000006/18")} == {"KEPT_IOPS"}
+    # Nothing else was decided by mapping: only the changed, flagged and new crimes were mapped.
+    assert delta.counts["crime"].mapped == 2  # the conflict and the flagged one, on the last run
+    assert delta.counts["person"].mapped == 0 and delta.counts["crime_person"].mapped == 0
+
+
+def test_a_no_op_rerun_maps_no_record(backend, make_store, tmp_path):
+    legacy = opus(f"sqlite:///{tmp_path / 'opus.db'}")
+    target = make_store(backend, "target")
+    first = migrate(legacy, target, batch_size=2)
+    assert sum(c.mapped for c in first.counts.values()) == sum(c.read for c in first.counts.values())
+    before = table_digests(target, ALL_TABLES)
+    again = migrate(legacy, target, batch_size=3)
+    assert again.exit_code == 0 and again.balanced
+    assert all(c.mapped == 0 and c.written == c.updated == 0 and c.unchanged == c.read
+               for c in again.counts.values()), again.counts
+    after = table_digests(target, ALL_TABLES)
+    assert {t: after[t] for t in schema.TARGET_TABLES + ("mig_xref",)} == \
+        {t: before[t] for t in schema.TARGET_TABLES + ("mig_xref",)}
+
+
+def test_take_opus_overwrites_reports_it_and_rolls_back_to_the_officers_edit(backend, make_store, tmp_path):
+    legacy = opus(f"sqlite:///{tmp_path / 'opus.db'}")
+    target = make_store(backend, "target")
+    migrate(legacy, target, batch_size=4)
+    officer_edits(target, "CR/000004/18")
+    opus_changes(legacy)
+    before = table_digests(target, ALL_TABLES)
+
+    delta = migrate(legacy, target, batch_size=4, on_conflict="take-opus")
+    c = delta.counts["crime"]
+    assert (c.conflicted, c.overwritten, c.updated, c.written) == (1, 1, 1, 1) and c.balanced
+    assert delta.exit_code == 1
+    row = crime_row(target, "CR/000004/18")
+    assert row["mo_summary"] == "CORRECTED MO 4" and row["status"] != "FINALISED"
+    assert conflicts(target, delta.run_id)["CR/000004/18"]["resolution"] == "OVERWRITTEN"
+
+    # Rolling the delta back restores exactly the state before it: the officer's edit, the
+    # rows it updated, no trace of its inserts, and the bookkeeping (mig_xref) as it was.
+    with rb.rollback(target, delta.run_id) as dry:
+        assert dry.conflict_count == 0 and dry.restore_count == 2 and dry.tables["crime"].delete == 1
+        assert {p.record for p in dry.records.restores()} == {"crime CR/000003/18", "crime CR/000004/18"}
+    with rb.rollback(target, delta.run_id, execute=True) as done:
+        assert done.mode == "executed"
+    after = table_digests(target, ALL_TABLES)
+    keep = schema.TARGET_TABLES + ("mig_xref", "mig_xref_before", "mig_ledger")
+    assert {t: after[t] for t in keep} == {t: before[t] for t in keep}
+
+
+def test_rollback_dry_run_names_records_as_an_engineer_reads_them(make_store, tmp_path):
+    legacy = opus(f"sqlite:///{tmp_path / 'opus.db'}")
+    target = make_store("sqlite", "target")
+    first = migrate(legacy, target, batch_size=4)
+    officer_edits(target, "CR/000002/18")
+    t = schema.person
+    sql(target, t.update().where(t.c.person_id == ids.person_id(3)).values(ethnicity_code="IC9"))
+    with rb.rollback(target, first.run_id) as dry:
+        names = {c.record for c in dry.conflicts}
+        assert names == {"crime CR/000002/18", "person NOM_ID 3 (SURNAME3, JOHN)"}, names
+        assert all(c.to_json()["record"] for c in dry.conflicts)
+
+
+def test_stop_writes_nothing_of_the_conflicting_batch_and_resumes(backend, make_store, tmp_path):
+    legacy = opus(f"sqlite:///{tmp_path / 'opus.db'}")
+    target = make_store(backend, "target")
+    migrate(legacy, target, batch_size=10)
+    officer_edits(target, "CR/000004/18")
+    opus_changes(legacy)
+    stopped = migrate(legacy, target, batch_size=10, on_conflict="stop")  # all crimes in one batch
+    assert stopped.state == "interrupted" and stopped.exit_code == 1 and stopped.stopped_at_conflict == 1
+    assert crime_row(target, "CR/000003/18")["mo_summary"] == "ORIGINAL MO 3"  # same batch: not updated
+    assert crime_row(target, "CR/000007/18") is None  # nor inserted
+    assert {k: v["resolution"] for k, v in conflicts(target, stopped.run_id).items()} == {"CR/000004/18": "STOPPED"}
+    resumed = migrate(legacy, target, batch_size=10, resume=stopped.run_id)  # keep-iops now
+    assert resumed.state == "complete" and resumed.counts["crime"].updated == 1
+    assert crime_row(target, "CR/000003/18")["mo_summary"] == "CORRECTED MO 3"
+    assert crime_row(target, "CR/000004/18")["status"] == "FINALISED"
+
+
+def test_a_link_rejected_as_orphan_migrates_once_its_person_is_fixed(backend, make_store, tmp_path):
+    legacy = make_legacy(
+        f"sqlite:///{tmp_path / 'opus.db'}",
+        crimes=[{"crime_no": "CR/000001/18"}],
+        nominals=[{"nom_id": 1, "surname": "GOOD"}, {"nom_id": 2, "surname": None}],
+        links=[{"crime_no": "CR/000001/18", "nom_id": 2, "role": "V"}],
+        intel=[{"intel_no": "IN/000001/18", "subj_nom_id": 2}],
+    )
+    target = make_store(backend, "target")
+    first = migrate(legacy, target)
+    assert first.counts["person"].rejected == 1 and first.counts["crime_person"].rejected == 1
+    update_legacy(legacy, "nominal", {"nom_id": 2}, surname="FIXED")
+    second = migrate(legacy, target)
+    assert second.counts["person"].written == 1 and second.counts["crime_person"].written == 1
+    assert second.counts["intelligence"].updated == 1  # its subject is a migrated person now
+    engine = sa.create_engine(target)
+    with engine.connect() as conn:
+        subject = conn.execute(sa.select(schema.intelligence_report.c.subject_person_id)).scalar_one()
+    engine.dispose()
+    assert subject == ids.person_id(2)
+    third = migrate(legacy, target)
+    assert all(c.mapped == 0 for c in third.counts.values()) and third.exit_code == 0
