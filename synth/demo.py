@@ -175,7 +175,7 @@ class CutoverStory:
             f"   officers edit {len(self.edited)} crimes in iOPS (status FINALISED, mo_summary 'OFFICER ADDED: ...'); "
             f"OPUS corrects MO_TEXT on {len(self.both) + len(self.corrected)} ({len(self.both)} of the officers'), "
             f"flags {len(self.deleted)} deleted, records {len(self.added)} new",
-            f"   delta run {d.run_id}: crimes written {c.written:,}, updated {c.updated:,}, unchanged {c.unchanged:,}, "
+            f"   delta run {d.run_id} ({(d.finished_at - d.started_at).total_seconds():.0f} s): crimes written {c.written:,}, updated {c.updated:,}, unchanged {c.unchanged:,}, "
             f"conflicted {c.conflicted:,}, deleted in OPUS {c.deleted_in_opus:,}; "
             f"invariant {'holds' if d.balanced else 'BROKEN'}; exit {d.exit_code}",
             f"   conflicts.csv: {found}",
