@@ -151,22 +151,15 @@ def migrate(
                 raise UsageError("--out cannot be combined with --dry-run: a dry run keeps no record of its rejects "
                                  "and warnings (its counts are printed); drop --dry-run to get the files")
             check_output_folder(out, "the migration's files")  # before the work, not after it
-        try:
-            result = run_migration(legacy, target, batch_size=batch_size, dry_run=dry_run, resume=resume,
-                                   max_rejects=max_rejects, on_conflict=on_conflict.value, workers=workers)
-        except Opus2IopsError as exc:
-            # A run that ended on a finding (--on-conflict stop) still has files to show.
-            run_id = getattr(exc, "run_id", None)
-            if out is not None and run_id is not None:
-                _write_migration_files(target, run_id, out)
-                typer.echo(f"the run's files are in {out}", err=True)
-            raise
+        result = run_migration(legacy, target, batch_size=batch_size, dry_run=dry_run, resume=resume,
+                               max_rejects=max_rejects, on_conflict=on_conflict.value, workers=workers)
+        # Written for every run that recorded something: one --on-conflict stop stopped, too.
         files = (_write_migration_files(target, result.run_id, out)
                  if out is not None and result.run_id is not None else None)
         typer.echo(render_migration(result, files))
         if result.too_many_rejects:
             where = ("this dry run's summary above (a dry run writes no mig_reject)" if result.dry_run else
-                     f"the target's mig_reject table, run_id = {result.run_id}")
+                     str(files["rejects"]) if files else f"the target's mig_reject table, run_id = {result.run_id}")
             typer.echo(f"error: {result.total_rejected:,} records rejected, more than --max-rejects "
                        f"{result.max_rejects:,}: see {where}", err=True)
         return result.exit_code

@@ -141,6 +141,7 @@ def test_files_read_back_with_every_row_explained(legacy, make_store, backend, t
         assert any(line.split()[:3] == [entity, code, str(n)] and explain(code) in line
                    for line in res.output.splitlines()), (entity, code)
     assert f"files in {out}" in res.output
+    assert f"more than --max-rejects 0: see {out / 'rejects.csv'}" in res.output
 
 
 def test_a_rerun_writes_its_own_files(legacy, tmp_path):
