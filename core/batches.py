@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -45,6 +45,13 @@ def select_in_key_order(table: sa.Table, key_columns: Sequence[str], dialect, *,
     return stmt
 
 
+class RowBatch(NamedTuple):
+    """A batch as plain tuples: ``names`` (lower-case column names) and ``rows`` in key order."""
+
+    names: list[str]
+    rows: list[tuple]
+
+
 def legacy_batches(legacy: Engine, table: sa.Table, key_columns: Sequence[str], batch_size: int, *,
                    after: Sequence[Any] | None = None, upto: Sequence[Any] | None = None,
                    every_batch: Callable[[int], None] | None = None) -> Iterator[list[dict]]:
@@ -55,13 +62,26 @@ def legacy_batches(legacy: Engine, table: sa.Table, key_columns: Sequence[str], 
     (``core.db.driver_text_decoding``), a second snapshot of the rows not yet read.
     ``every_batch(n)`` is called after the n-th batch has been handed out (e.g. to collect
     garbage by hand every so many batches). Legacy errors are ``StoreUnavailable``."""
+    for batch in legacy_row_batches(legacy, table, key_columns, batch_size, after=after, upto=upto,
+                                    every_batch=every_batch):
+        names = batch.names
+        # zip over plain rows: cheaper than building dicts from RowMappings.
+        yield [dict(zip(names, row)) for row in batch.rows]
+
+
+def legacy_row_batches(legacy: Engine, table: sa.Table, key_columns: Sequence[str], batch_size: int, *,
+                       after: Sequence[Any] | None = None, upto: Sequence[Any] | None = None,
+                       every_batch: Callable[[int], None] | None = None) -> Iterator[RowBatch]:
+    """``legacy_batches`` as plain tuples (``RowBatch``): for a reader that looks at most rows
+    without mapping them (a delta run digests the raw row) and makes dicts only of the few it maps."""
     n = 0
     for fast in (True, False):
         try:
             for batch in _batches(legacy, table, key_columns, batch_size, after, upto, fast):
                 n += 1
                 yield batch
-                after = [batch[-1][name] for name in key_columns]
+                at = [batch.names.index(name) for name in key_columns]
+                after = [batch.rows[-1][i] for i in at]
                 if every_batch is not None:
                     every_batch(n)
             return
@@ -70,15 +90,16 @@ def legacy_batches(legacy: Engine, table: sa.Table, key_columns: Sequence[str], 
 
 
 def _batches(legacy: Engine, table: sa.Table, key_columns: Sequence[str], batch_size: int, after, upto,
-             fast: bool) -> Iterator[list[dict]]:
+             fast: bool) -> Iterator[RowBatch]:
     stmt = select_in_key_order(table, key_columns, legacy.dialect, after=after, upto=upto)
     with store_errors(legacy, "legacy"), legacy.connect() as conn:
         with (driver_text_decoding(conn) if fast else contextlib.nullcontext()):
             result = stream(conn, stmt)
             names = list(result.keys())
             for partition in result.partitions(batch_size):
-                # zip over plain rows: cheaper than building dicts from RowMappings.
-                yield [dict(zip(names, row)) for row in partition]
+                # The Row's own tuple (SQLAlchemy 2.0 keeps it as ``_data``): a copy per row costs
+                # ~1 µs at 20 columns, as much as digesting it.
+                yield RowBatch(names, [getattr(row, "_data", None) or tuple(row) for row in partition])
 
 
 def read_range(conn: sa.Connection, stmt) -> list[dict]:
