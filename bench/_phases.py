@@ -121,15 +121,18 @@ def phase_generate(legacy: Path, crimes: int) -> dict:
     return {"seconds": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb()}
 
 
-def phase_migrate(legacy: Path, target_url: str, batch_size: int) -> dict:
+def phase_migrate(legacy: Path, target_url: str, batch_size: int, workers: int = 1) -> dict:
     from core.progress import set_quiet
     from migrate.engine import migrate
 
     set_quiet(True)
     t = time.perf_counter()
-    result = migrate(f"sqlite:///{legacy}", target_url, batch_size=batch_size)
+    result = migrate(f"sqlite:///{legacy}", target_url, batch_size=batch_size, workers=workers)
     seconds = time.perf_counter() - t
     counts = {k: v.to_json() for k, v in result.counts.items()}
+    # Worker processes: each one's peak is at most the largest child's (ru_maxrss of the children waited for).
+    workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if workers > 1 else 0.0
     return {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "run_id": result.run_id, "balanced": result.balanced,
+            "peak_rss_all_mb": peak_rss_mb() + workers * workers_peak,
             "counts": counts, "rows_written": sum(c["rows_written"] for c in counts.values()),
             "legacy_records": sum(c["read"] for c in counts.values())}

@@ -21,11 +21,12 @@ from core.db import UndecodableText, driver_text_decoding, legacy_key_bound, sto
 
 def select_in_key_order(table: sa.Table, key_columns: Sequence[str], dialect, *,
                         start: Sequence[Any] | None = None, after: Sequence[Any] | None = None,
-                        upto: Sequence[Any] | None = None, below: Sequence[Any] | None = None):
-    """``SELECT * FROM table ORDER BY keys`` with optional bounds on the key (tuple-compared when
-    the key has several columns): ``>= start``, ``> after``, ``<= upto``, ``< below``."""
+                        upto: Sequence[Any] | None = None, below: Sequence[Any] | None = None,
+                        columns: Sequence[str] | None = None):
+    """``SELECT * FROM table ORDER BY keys`` (or only ``columns``) with optional bounds on the key
+    (tuple-compared when the key has several columns): ``>= start``, ``> after``, ``<= upto``, ``< below``."""
     keys = [table.c[name] for name in key_columns]
-    stmt = sa.select(table).order_by(*keys)
+    stmt = (sa.select(table) if columns is None else sa.select(*[table.c[name] for name in columns])).order_by(*keys)
     key_expr = keys[0] if len(keys) == 1 else sa.tuple_(*keys)
 
     def bound(values):
@@ -71,13 +72,16 @@ def legacy_batches(legacy: Engine, table: sa.Table, key_columns: Sequence[str], 
 
 def legacy_row_batches(legacy: Engine, table: sa.Table, key_columns: Sequence[str], batch_size: int, *,
                        after: Sequence[Any] | None = None, upto: Sequence[Any] | None = None,
-                       every_batch: Callable[[int], None] | None = None) -> Iterator[RowBatch]:
+                       every_batch: Callable[[int], None] | None = None,
+                       columns: Sequence[str] | None = None) -> Iterator[RowBatch]:
     """``legacy_batches`` as plain tuples (``RowBatch``): for a reader that looks at most rows
-    without mapping them (a delta run digests the raw row) and makes dicts only of the few it maps."""
+    without mapping them (a delta run digests the raw row) and makes dicts only of the few it maps.
+    ``columns``: only these (which must include the key columns), e.g. the keys alone to cut a
+    table into key ranges."""
     n = 0
     for fast in (True, False):
         try:
-            for batch in _batches(legacy, table, key_columns, batch_size, after, upto, fast):
+            for batch in _batches(legacy, table, key_columns, batch_size, after, upto, fast, columns):
                 n += 1
                 yield batch
                 at = [batch.names.index(name) for name in key_columns]
@@ -90,8 +94,8 @@ def legacy_row_batches(legacy: Engine, table: sa.Table, key_columns: Sequence[st
 
 
 def _batches(legacy: Engine, table: sa.Table, key_columns: Sequence[str], batch_size: int, after, upto,
-             fast: bool) -> Iterator[RowBatch]:
-    stmt = select_in_key_order(table, key_columns, legacy.dialect, after=after, upto=upto)
+             fast: bool, columns: Sequence[str] | None = None) -> Iterator[RowBatch]:
+    stmt = select_in_key_order(table, key_columns, legacy.dialect, after=after, upto=upto, columns=columns)
     with store_errors(legacy, "legacy"), legacy.connect() as conn:
         with (driver_text_decoding(conn) if fast else contextlib.nullcontext()):
             result = stream(conn, stmt)

@@ -45,5 +45,15 @@ class AcceptedKeys:
     def has_crime(self, crime_no: str) -> bool:
         return CRIME.encode_key(crime_no) in self._crimes
 
+    def key_set(self, entity: str) -> KeySet:
+        """The accepted keys of ``entity`` (to send to a worker process, or to ``install`` there)."""
+        return self._keys[entity]
+
+    def install(self, entity: str, keys: KeySet) -> None:
+        """``keys`` as the accepted keys of ``entity``: a worker is told what the run accepted so far."""
+        self._keys[entity] = keys
+        self._persons = self._keys[PERSON.name]
+        self._crimes = self._keys[CRIME.name]
+
     def count(self, entity: str) -> int:
         return len(self._keys[entity])
