@@ -291,3 +291,18 @@ def test_help_explains_the_cutover_options():
                   "stop ends the run at the first conflicting batch", "rejects.csv", "warnings.csv",
                   "conflicts.csv", "run.json", "--workers", "--on-conflict", "exit 1 on findings"):
         assert words in text, words
+
+
+def test_workers_write_the_same_files(legacy, tmp_path):
+    """--workers reaches the engine, and what the run writes for people does not depend on it."""
+    files = {}
+    for n in (1, 2):
+        target, out = f"sqlite:///{tmp_path / f'iops-{n}.db'}", tmp_path / f"files-{n}"
+        res = cli("migrate", "--legacy", legacy, "--target", target, "--out", str(out), "--workers", str(n),
+                  "--batch-size", "2", "-q")
+        assert res.exit_code == 0, res.output
+        doc = json.loads((out / "run.json").read_text(encoding="utf-8"))
+        files[n] = ({name: (out / name).read_bytes() for name in ("rejects.csv", "warnings.csv", "conflicts.csv")},
+                    doc["counts"], doc["files"])
+    assert files[1] == files[2]
+    assert files[1][2]["rejects.csv"]["rows"] > 0
