@@ -19,6 +19,11 @@ The decision per record uses ``mig_xref`` (one row per record the tool wrote):
 * flagged deleted (or gone) in OPUS while the tool migrated it → ``DELETED_IN_OPUS``,
   reported, nothing deleted.
 
+The per-record work that needs no decision of the run so far — key, source digest, the batch's
+mig_xref key range, the mapping of what changed, the written images — is ``_examine``; with
+``workers`` > 1 worker processes do it for key ranges (independent units: URLs in, results
+out), and this process alone decides, writes and commits, batch by batch in key order.
+
 Inserted records get no ledger row: their target ids follow from their legacy keys
 (``migrate.records``) and ``mig_xref.first_run`` says which run inserted them — what rollback
 needs to delete them.
@@ -177,19 +182,22 @@ def migrate(
     reference: Reference | None = None,
     stop_after_batches: int | None = None,
     on_conflict: str = "keep-iops",
-    workers: int = 1,
+    workers: int | None = 1,
 ) -> MigrationResult:
     """Migrate the OPUS store at ``legacy_url`` into the iOPS store at ``target_url``.
 
     ``stop_after_batches`` exists for tests of interruption: the run stops (state
     ``interrupted``) after that many committed batches, as a crash would.
+
+    ``workers``: processes that examine and map key ranges beside the one writer (1: all in this
+    process; None: ``auto_workers``). The result is the same whatever the number.
     """
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise UsageError(f"--batch-size must be between 1 and {MAX_BATCH_SIZE:,} (default 2,000): one batch is "
                          "one transaction, held in memory whole")
     if on_conflict not in ON_CONFLICT:
         raise UsageError(f"--on-conflict must be one of {', '.join(ON_CONFLICT)}")
-    if not 1 <= workers <= 32:
+    if workers is not None and not 1 <= workers <= 32:
         raise UsageError("--workers must be between 1 and 32")
     if dry_run and resume is not None:
         raise UsageError("--dry-run and --resume cannot be combined: a dry run has nothing to resume")
@@ -204,6 +212,8 @@ def migrate(
         raise
     try:
         legacy_tables = schema.legacy_tables(legacy)
+        if workers is None:
+            workers = auto_workers(legacy, legacy_tables)
         with manual_cyclic_gc() as collect:
             runner = _Runner(legacy, target, legacy_tables, reference, batch_size, dry_run, stop_after_batches,
                              collect, on_conflict, workers)
@@ -232,6 +242,23 @@ def migrate(
         legacy.dispose()
         if target is not None:
             target.dispose()
+
+
+#: Stores with fewer legacy records than this are migrated in one process: starting workers (a
+#: fresh interpreter each, importing the tool) costs more than they save.
+WORKERS_FROM_RECORDS = 50_000
+
+
+def auto_workers(legacy: Engine, tables: dict) -> int:
+    """``workers=None``: two when the machine has two cores or more and the store is large enough
+    to repay starting them (``WORKERS_FROM_RECORDS``), else one. Two, not one per core: the
+    writer is the critical path, and two workers already keep it fed."""
+    if (os.cpu_count() or 1) < 2:
+        return 1
+    with store_errors(legacy, "legacy"), legacy.connect() as conn:
+        records = sum(conn.execute(sa.select(sa.func.count()).select_from(tables[e.legacy_table])).scalar_one()
+                      for e in ENTITIES)
+    return 2 if records >= WORKERS_FROM_RECORDS else 1
 
 
 # ------------------------------------------------------------------------------ which store

@@ -311,3 +311,15 @@ def test_workers_interrupted_then_resumed_give_the_uninterrupted_result(backend,
     assert _comparable(a.counts) == _comparable(b.counts)
     for table in schema.TARGET_TABLES + ("mig_xref", "mig_reject", "mig_warning"):
         assert _rows(straight, table) == _rows(resumed, table), table
+
+
+def test_automatic_workers_are_one_for_a_small_store(tmp_path):
+    """workers=None: a store too small to repay starting worker processes is migrated in one."""
+    from migrate.engine import WORKERS_FROM_RECORDS, auto_workers
+
+    legacy = opus(f"sqlite:///{tmp_path / 'opus.db'}")
+    engine = sa.create_engine(legacy)
+    assert auto_workers(engine, schema.legacy_tables(engine)) == 1 < WORKERS_FROM_RECORDS
+    engine.dispose()
+    result = migrate(legacy, f"sqlite:///{tmp_path / 'iops.db'}", workers=None)
+    assert result.state == "complete" and result.counts["crime"].written == 6
