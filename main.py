@@ -134,7 +134,7 @@ def migrate(
     out: Optional[Path] = typer.Option(None, "--out", metavar="DIR", help="Folder for the run's rejects.csv, warnings.csv, conflicts.csv (one record a line, each explained) and run.json (the counts); published together, readable by you only."),
     on_conflict: OnConflict = typer.Option(OnConflict.keep_iops, "--on-conflict", metavar="MODE",
                                            help="A record changed in OPUS and edited in iOPS since the last run: keep-iops (the default) leaves the iOPS edit and reports the conflict; take-opus overwrites it with the OPUS change (before-image kept for rollback, reported OVERWRITTEN); stop ends the run at the first conflicting batch, nothing of it written. Every conflict exits 1."),
-    workers: int = typer.Option(1, "--workers", min=1, max=MAX_WORKERS, metavar="N", help=f"Processes that map and digest records beside the one that writes, at most {MAX_WORKERS}. The result is the same whatever the number."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, max=MAX_WORKERS, metavar="N", help=f"Processes that map and digest records beside the one that writes, at most {MAX_WORKERS} (default: two on a machine of two cores or more when the store holds at least 50,000 records, else one). The result is the same whatever the number."),
     quiet: bool = QuietOpt,
 ) -> None:
     """Migrate OPUS into iOPS per mapping.md, in resumable batches; a re-run is a delta (cutover.md) that never overwrites iOPS edits unless told to. Prints the run id and a summary per entity; exit 1 on findings (conflicts, deletions in OPUS, rejects above --max-rejects)."""
