@@ -7,6 +7,7 @@ errors are caught in ``_run``: a user error is one line saying what to fix, neve
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -114,29 +115,51 @@ def generate(
     _run(work)
 
 
+class OnConflict(StrEnum):
+    """What a delta run does with a record changed in OPUS *and* edited in iOPS (cutover.md)."""
+
+    keep_iops = "keep-iops"
+    take_opus = "take-opus"
+    stop = "stop"
+
+
 @app.command()
 def migrate(
     legacy: str = LegacyOpt,
     target: str = TargetOpt,
     batch_size: int = typer.Option(2000, "--batch-size", metavar="N", help="Legacy records per batch (one transaction each), 1 to 100,000."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Map and validate everything; write nothing to the target."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Map and validate everything; write nothing to the target (and no --out files: a dry run keeps no records)."),
     resume: Optional[int] = typer.Option(None, "--resume", metavar="RUN_ID", help="Continue an interrupted run after its last committed batch."),
     max_rejects: Optional[int] = typer.Option(None, "--max-rejects", min=0, metavar="N", help="Exit 1 when more than N records are rejected (default: rejects are reported, exit 0)."),
+    out: Optional[Path] = typer.Option(None, "--out", metavar="DIR", help="Folder for the run's rejects.csv, warnings.csv, conflicts.csv (one record a line, each explained) and run.json (the counts); published together, readable by you only."),
+    on_conflict: OnConflict = typer.Option(OnConflict.keep_iops, "--on-conflict", metavar="MODE",
+                                           help="A record changed in OPUS and edited in iOPS since the last run: keep-iops (the default) leaves the iOPS edit and reports the conflict; take-opus overwrites it with the OPUS change (before-image kept for rollback, reported OVERWRITTEN); stop ends the run at the first conflicting batch, nothing of it written. Every conflict exits 1."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, max=MAX_WORKERS, metavar="N", help=f"Processes that map and digest records beside the one that writes, at most {MAX_WORKERS} (default: two on a machine of two cores or more when the store holds at least 50,000 records, else one). The result is the same whatever the number."),
     quiet: bool = QuietOpt,
 ) -> None:
-    """Migrate OPUS into iOPS per mapping.md, in resumable batches; prints the run id and a summary per entity."""
+    """Migrate OPUS into iOPS per mapping.md, in resumable batches; a re-run is a delta (cutover.md) that never overwrites iOPS edits unless told to. Prints the run id and a summary per entity; exit 1 on findings (conflicts, deletions in OPUS, rejects above --max-rejects)."""
     set_quiet(quiet)
 
     def work() -> int:
+        from core.errors import UsageError
+        from core.publish import check_output_folder
         from migrate.engine import migrate as run_migration
         from reports.text_migration import render_migration
 
+        if out is not None:
+            if dry_run:
+                raise UsageError("--out cannot be combined with --dry-run: a dry run keeps no record of its rejects "
+                                 "and warnings (its counts are printed); drop --dry-run to get the files")
+            check_output_folder(out, "the migration's files")  # before the work, not after it
         result = run_migration(legacy, target, batch_size=batch_size, dry_run=dry_run, resume=resume,
-                               max_rejects=max_rejects)
-        typer.echo(render_migration(result))
+                               max_rejects=max_rejects, on_conflict=on_conflict.value, workers=workers)
+        # Written for every run that recorded something: one --on-conflict stop stopped, too.
+        files = (_write_migration_files(target, result.run_id, out)
+                 if out is not None and result.run_id is not None else None)
+        typer.echo(render_migration(result, files))
         if result.too_many_rejects:
             where = ("this dry run's summary above (a dry run writes no mig_reject)" if result.dry_run else
-                     f"the target's mig_reject table, run_id = {result.run_id}")
+                     str(files["rejects"]) if files else f"the target's mig_reject table, run_id = {result.run_id}")
             typer.echo(f"error: {result.total_rejected:,} records rejected, more than --max-rejects "
                        f"{result.max_rejects:,}: see {where}", err=True)
         return result.exit_code
@@ -151,6 +174,15 @@ def migrate(
         return f"interrupted: committed batches are kept; continue with `migrate --resume {run_id}` (see `runs`)"
 
     _run(work, interrupted)
+
+
+def _write_migration_files(target: str, run_id: int, out: Path) -> dict[str, Path]:
+    """The run's --out files, read back from the target's bookkeeping; their paths by key."""
+    from migrate.findings import run_findings
+    from reports.migration_files import write_migration_files
+
+    with run_findings(target, run_id) as findings:
+        return write_migration_files(findings, out)
 
 
 @app.command()
