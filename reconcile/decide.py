@@ -45,7 +45,7 @@ from reconcile.evaluate import (LOOKUP_CHUNK, BatchEvaluator, Candidate, LinkEva
                                 _issue_text, _prefix, expected_links, key_ranges, keys_in, mapping_context)
 from reconcile.keys import EntityKeys
 from reconcile.model import Discrepancy, EntityTotals
-from reconcile.specs import CRIME, DECODE, INTEL, LOOKED_UP, SPECS, EntitySpec
+from reconcile.specs import CRIME, DECODE, INTEL, LOOKED_UP, PERSON, SPECS, EntitySpec
 from reconcile.stats import CrimeStats
 
 #: Findings as the passes yield them (``Reconciler`` methods are generators of these).
@@ -88,6 +88,10 @@ class Reconciler:
         self.auto_pairs: dict[str, tuple[str, str]] = {}  # legacy crime key -> (crime_id, crime_ref) of AUTO pairs
         #: Entities whose new store holds unkeyed records: only then are candidates kept in memory.
         self.collect_similarity: set[str] = set()
+        #: The new store holds persons without a legacy id: unmatched nominals wait for
+        #: reconcile.persons (paired, or reported MISSING there) instead of being MISSING at once.
+        self.match_persons = False
+        self.person_auto: dict[str, int] = {}  # person_id -> NOM_ID of AUTO person pairs
         self.evaluator = BatchEvaluator(target, target_tables, self.ctx, lookup_chunk)
 
     # ------------------------------------------------------------------ reading helpers
@@ -198,6 +202,8 @@ class Reconciler:
                 candidate = o.candidate
                 if candidate is not None and spec.name in self.collect_similarity:
                     self.candidates[spec.name][key] = candidate
+                elif spec is PERSON and self.match_persons:
+                    pass  # kept in keys.unmatched for reconcile.persons
                 else:
                     # No unkeyed record of this entity in the new store (or a person, which is
                     # never similarity-matched): nothing could pair with it, so it is missing now.
@@ -275,7 +281,7 @@ class Reconciler:
         if self.workers is not None and self.workers.worth_it(rows):
             yield from self.workers.evaluated_links(
                 key_batches, persons=self.keys["person"], crimes=self.keys["crime"],
-                padded_links=self.padded_links, auto_pairs=self.auto_pairs)
+                padded_links=self.padded_links, auto_pairs=self.auto_pairs, person_auto=self.person_auto)
             return
         links = self.link_evaluator()
         with connect(self.legacy, "legacy") as lconn, connect(self.target, "target") as tconn:
@@ -284,7 +290,7 @@ class Reconciler:
 
     def link_evaluator(self) -> LinkEvaluator:
         return LinkEvaluator(self.legacy, self.target, self.lt, self.tt, self.ctx, self.keys["person"],
-                             self.padded_links, self.auto_pairs, self.lookup_chunk)
+                             self.padded_links, self.auto_pairs, self.lookup_chunk, self.person_auto)
 
     # ------------------------------------------------------------------ target scans
 

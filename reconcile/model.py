@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 ENTITIES = ("crime", "intelligence", "person", "crime_person")
-CATEGORIES = ("MISSING", "ALTERED", "DUPLICATE", "UNEXPECTED", "PROBABLE_MATCH")
+CATEGORIES = ("MISSING", "ALTERED", "DUPLICATE", "UNEXPECTED", "PROBABLE_MATCH", "PROBABLE_DUPLICATE")
 
 #: Column order of discrepancies.csv (reconciliation.md, Exports).
 DISCREPANCY_COLUMNS = (

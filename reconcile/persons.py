@@ -1,0 +1,896 @@
+"""Person matching: iOPS persons without a legacy id paired with legacy nominals
+(``reconciliation.md``, Matching 3 and 4; issue 20).
+
+Two findings come out of it:
+
+* ``PROBABLE_MATCH`` (entity ``person``): an unkeyed iOPS person probably *is* a live legacy
+  nominal left without a keyed counterpart (re-keyed by hand). ``AUTO`` counts the nominal as
+  present (its links are then compared through the pair); ``REVIEW`` leaves it ``MISSING``.
+* ``PROBABLE_DUPLICATE``: a person entered in iOPS (``source_system = 'IOPS'``, no legacy id)
+  is probably a nominal that *was* migrated (keyed): the person's history is split in two.
+  ``legacy_ref`` = the migrated nominal's NOM_ID, ``new_ref`` = the iOPS person's person_id.
+
+The method is Fellegi–Sunter record linkage, as Splink does it, in columns:
+
+1. **Blocking** (equality keys, so a million nominals never meet all pairs): the new side's
+   keys are indexed (they are few), the legacy side is *streamed* once and probes the index.
+   Keys: family-name sound (Soundex of the Mc/Mac-, hyphen- and accent-folded name) with the
+   exact date of birth; with the birth year and a given-name initial; with the given name
+   (forename variants folded: BILL, WM → WILLIAM) and the day and month; given name with the
+   exact date of birth; PNC id; PNC number without its year; family sound with given name
+   (no date); a legacy nominal linked to a crime or report the iOPS person is linked to. The
+   new side adds the keys of its names swapped and of its date with day and month swapped;
+   each part of a hyphenated family name keys too. A key matching more than ``block_cap``
+   legacy nominals is dropped (another key finds the pair, or nothing reasonable would).
+2. **Comparison levels** per field (``LEVELS``): family name exact / Mc-Mac, hyphen and space
+   folded (or one part of a double-barrelled name) / Jaro-Winkler >= 0.92 / same sound /
+   swapped with the given name / else; given names exact / same first name / forename variant
+   / Jaro-Winkler >= 0.92 / initial / else; date of birth exact / one digit typed wrong (or two
+   adjacent swapped) / day and month swapped / year only / else; sex; PNC id exact / one edit
+   / else; shared crimes and intelligence (the legacy nominal is linked in OPUS to a crime or
+   report that the iOPS person is linked to in iOPS). A field empty on either side is no
+   evidence (weight 0).
+3. **Weights**: ``m`` (the chance of each level among true pairs) by expectation-maximisation
+   on the blocked pairs; ``u`` (among non-matching pairs) from random legacy × new pairs; the
+   family name's exact level is term-frequency adjusted (``u`` = the name's share of the legacy
+   nominals: SMITH agreeing says less than LOMAX agreeing). A pair's match weight is the sum of
+   log2(m/u) over fields plus the prior log-odds of two random records matching (its
+   kind's, estimated by the same EM); the score is 100 × the match probability.
+4. **Bands and assignment**: one-to-one, greedily by descending weight; ``AUTO`` when the score
+   reaches ``auto_threshold`` and the pair is ``margin`` log2 units ahead of the runner-up of
+   either record; ``REVIEW`` from ``review_threshold``; below, no pair.
+
+Each pair carries its explanation (field → level → weight, like Splink's waterfall): the row's
+``field`` lists the fields that differ, ``legacy_value``/``new_value`` both sides' name, date
+of birth, sex and PNC id (``sides`` reads them back), ``expected_value`` the waterfall.
+
+Everything is held in columns (lists of interned strings, numpy arrays), never a dict per
+record: at a million nominals the legacy side is streamed and only the nominals that share a
+key with an iOPS person are kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import JaroWinkler, Levenshtein
+
+AUTO = "AUTO"
+REVIEW = "REVIEW"
+PROBABLE_MATCH = "PROBABLE_MATCH"
+PROBABLE_DUPLICATE = "PROBABLE_DUPLICATE"
+
+_VARIANTS_CSV = Path(__file__).resolve().parent.parent / "mappings" / "forename_variants.csv"
+
+#: Comparison levels per field, best first (level index = position). A field empty on
+#: either side has level -1: no evidence.
+LEVELS: dict[str, tuple[str, ...]] = {
+    "family_name": ("exact", "Mc/Mac, hyphen or spacing", "spelling (Jaro-Winkler)", "sounds alike",
+                    "swapped with given names", "different"),
+    "given_names": ("exact", "same first name", "forename variant", "spelling (Jaro-Winkler)", "initial",
+                    "different"),
+    "date_of_birth": ("exact", "one digit typed wrong", "day and month swapped", "same year only", "different"),
+    "sex": ("same", "different"),
+    "pnc_id": ("exact", "one character typed wrong", "different"),
+    "links": ("shares a crime or report", "no shared crime or report"),
+}
+FIELDS = tuple(LEVELS)
+F_FAMILY, F_GIVEN, F_DOB, F_SEX, F_PNC, F_LINKS = range(len(FIELDS))
+FAM_EXACT, FAM_FOLDED, FAM_JW, FAM_SOUND, FAM_SWAPPED, FAM_ELSE = range(6)
+GIV_EXACT, GIV_FIRST, GIV_VARIANT, GIV_JW, GIV_INITIAL, GIV_ELSE = range(6)
+DOB_EXACT, DOB_TYPO, DOB_SWAP, DOB_YEAR, DOB_ELSE = range(5)
+
+#: Starting m probabilities for EM (then estimated from the data).
+_M_START = {
+    "family_name": (0.86, 0.03, 0.05, 0.02, 0.01, 0.03),
+    "given_names": (0.78, 0.06, 0.06, 0.04, 0.02, 0.04),
+    "date_of_birth": (0.90, 0.03, 0.02, 0.01, 0.04),
+    "sex": (0.97, 0.03),
+    "pnc_id": (0.92, 0.05, 0.03),
+    "links": (0.9, 0.1),
+}
+JW_THRESHOLD = 0.92
+_M_FLOOR = 1e-4  # no level is impossible among true pairs
+EM_ITERATIONS = 25
+RANDOM_PAIRS = 400_000  # legacy × new pairs drawn for u
+LEGACY_SAMPLE = 20_000  # legacy nominals kept (a deterministic sample) to draw them from
+
+
+@dataclass(frozen=True)
+class PersonOptions:
+    """Thresholds of the person bands (score = 100 × match probability)."""
+
+    #: At or above (and ``margin`` ahead of the runner-up): the pair counts as the same person.
+    #: Set on the simulator's stores for an AUTO precision >= 0.995 (see bench/README.md).
+    auto_threshold: float = 90.0
+    #: At or above: listed for a person to decide.
+    review_threshold: float = 5.0
+    margin: float = 3.0  # log2 units (8 times as likely) over the runner-up of either record
+    block_cap: int = 250  # legacy nominals per blocking key, at most
+
+
+# ------------------------------------------------------------------------- normalising
+
+
+@lru_cache(maxsize=1)
+def forename_variants() -> dict[str, frozenset[str]]:
+    """variant -> the forenames it stands for (WM, BILL -> {WILLIAM}), read from
+    ``mappings/forename_variants.csv`` (FreeREG/FreeCEN rules, Apache-2.0), one step of
+    chaining followed (a variant of a variant)."""
+    table: dict[str, set[str]] = {}
+    with _VARIANTS_CSV.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            variant, forename = fold(row["variant"]), fold(row["forename"])
+            if variant and forename and variant != forename:
+                table.setdefault(variant, set()).add(forename)
+    return {v: frozenset(f | {g for x in f for g in table.get(x, ())}) for v, f in table.items()}
+
+
+@lru_cache(maxsize=200_000)
+def fold(value) -> str:
+    """Upper case, accents and apostrophes dropped, other non-letters as one space."""
+    if not value:
+        return ""
+    s = unicodedata.normalize("NFKD", str(value).upper())
+    out = []
+    for ch in s:
+        if unicodedata.combining(ch) or ch in "'’`":
+            continue
+        out.append(ch if ch.isalpha() else " ")
+    return " ".join("".join(out).split())
+
+
+@lru_cache(maxsize=200_000)
+def family_key(folded: str) -> str:
+    """The family name with Mc → Mac and without spaces or hyphens (MC DONALD = MACDONALD)."""
+    return "".join(("MAC" + t[2:]) if t.startswith("MC") else t for t in folded.split())
+
+
+_SOUNDEX = {c: d for d, letters in (("1", "BFPV"), ("2", "CGJKQSXZ"), ("3", "DT"), ("4", "L"), ("5", "MN"),
+                                      ("6", "R")) for c in letters}
+
+
+@lru_cache(maxsize=200_000)
+def soundex(name: str) -> str:
+    """American Soundex of an A–Z name (others letters dropped); '' for none."""
+    letters = [c for c in name if "A" <= c <= "Z"]
+    if not letters:
+        return ""
+    code = [letters[0]]
+    last = _SOUNDEX.get(letters[0], "")
+    for c in letters[1:]:
+        d = _SOUNDEX.get(c, "")
+        if d and d != last:
+            code.append(d)
+            if len(code) == 4:
+                break
+        if c not in "HW":  # H and W do not separate equal codes; vowels do
+            last = d
+    return "".join(code).ljust(4, "0")
+
+
+@lru_cache(maxsize=100_000)
+def canon(token: str) -> frozenset[str]:
+    """The forenames a given-name token may stand for (itself included)."""
+    return forename_variants().get(token, frozenset()) | {token}
+
+
+@lru_cache(maxsize=100_000)
+def _family_parts(folded: str) -> tuple[str, ...]:
+    """Sound codes of a family name and of each part of a double-barrelled one."""
+    codes = [soundex(family_key(folded))]
+    parts = folded.split()
+    if len(parts) > 1:
+        codes += [soundex(family_key(p)) for p in parts if len(p) > 2]
+    return tuple(dict.fromkeys(c for c in codes if c))
+
+
+@lru_cache(maxsize=100_000)
+def _given_parts(folded: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(forenames the first given name stands for, their initials)."""
+    first = folded.split(" ", 1)[0] if folded else ""
+    if not first:
+        return (), ()
+    names = tuple(sorted(canon(first)))
+    return names, tuple(sorted({n[0] for n in names}))
+
+
+def dob_int(value) -> int:
+    """A date as YYYYMMDD (0 = unknown)."""
+    if value is None:
+        return 0
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if isinstance(value, dt.date):
+        return value.year * 10000 + value.month * 100 + value.day
+    return 0
+
+
+SEX_CODES = {"MALE": 1, "FEMALE": 2}
+
+
+def _pnc(value) -> str:
+    return "".join(str(value).upper().split()) if value else ""
+
+
+# ------------------------------------------------------------------------- the two sides
+
+
+class _Strings:
+    """Interned strings: code ↔ text (0 = empty)."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {"": 0}
+        self.text: list[str] = [""]
+
+    def code(self, s: str) -> int:
+        c = self.codes.get(s)
+        if c is None:
+            c = self.codes[s] = len(self.text)
+            self.text.append(s)
+        return c
+
+
+@dataclass
+class Side:
+    """Person records as columns. ``ref``: NOM_ID (legacy) or person_id (new)."""
+
+    ref: list = field(default_factory=list)
+    family: list = field(default_factory=list)  # codes into the shared string table (folded)
+    given: list = field(default_factory=list)
+    dob: list = field(default_factory=list)  # YYYYMMDD, 0 unknown
+    sex: list = field(default_factory=list)  # 0 unknown, 1 male, 2 female
+    pnc: list = field(default_factory=list)  # codes
+    shown: list = field(default_factory=list)  # (family, given, dob, sex, pnc) as stored, for the row
+    flag: list = field(default_factory=list)  # legacy: keyed (migrated); new: entered in iOPS
+
+    def __len__(self) -> int:
+        return len(self.ref)
+
+
+@dataclass(frozen=True)
+class PersonPair:
+    """One pair found: the finding's kind, both records, score, band and explanation."""
+
+    category: str  # PROBABLE_MATCH | PROBABLE_DUPLICATE
+    legacy_ref: int  # NOM_ID
+    new_ref: str  # person_id
+    score: float  # 0–100, one decimal
+    band: str  # AUTO | REVIEW
+    weight: float  # match weight (log2 odds), prior included
+    levels: tuple[int, ...]  # per FIELDS, -1 = no evidence
+    weights: tuple[float, ...]  # per FIELDS
+    prior: float
+    legacy_shown: tuple
+    new_shown: tuple
+
+    @property
+    def differing(self) -> list[str]:
+        """Fields compared and not equal (an empty field is not compared)."""
+        return [f for f, level in zip(FIELDS, self.levels) if level > 0]
+
+    @property
+    def agreeing(self) -> list[str]:
+        return [f for f, level in zip(FIELDS, self.levels) if level == 0]
+
+    def explanation(self) -> str:
+        """Which fields made the match: field level weight, …, the prior, the total."""
+        parts = []
+        for f, level, w in zip(FIELDS, self.levels, self.weights):
+            label = "empty" if level < 0 else LEVELS[f][level]
+            parts.append(f"{f}: {label} {w:+.1f}")
+        parts.append(f"prior {self.prior:+.1f}")
+        return "; ".join(parts) + f" = {self.weight:+.1f}"
+
+
+SHOWN_FIELDS = ("family_name", "given_names", "date_of_birth", "sex", "pnc_id")
+
+
+def shown_text(shown: tuple) -> str:
+    """One side of a pair for the report: ``family_name=…; given_names=…; …``."""
+    return "; ".join(f"{name}={'' if v is None else v}" for name, v in zip(SHOWN_FIELDS, shown))
+
+
+def sides(text: str | None) -> dict[str, str]:
+    """The values ``shown_text`` wrote (for the workbook: both sides side by side)."""
+    out = {}
+    for part in (text or "").split("; "):
+        name, sep, value = part.partition("=")
+        if sep and name in SHOWN_FIELDS:
+            out[name] = value
+    return out
+
+
+# ------------------------------------------------------------------------- the matcher
+
+
+class PersonMatcher:
+    """Collects the new side (unkeyed iOPS persons), then streams the legacy side through the
+    blocking index; ``pairs()`` scores and bands. Pure: no database."""
+
+    def __init__(self, options: PersonOptions | None = None) -> None:
+        self.options = options or PersonOptions()
+        self.strings = _Strings()
+        self.new = Side()
+        self.legacy = Side()  # only the nominals that share a blocking key with a new person
+        self.sample = Side()  # a deterministic sample of all nominals (u from random pairs)
+        self.evidence: list[frozenset] = []  # per new person: NOM_IDs linked to its crimes/reports
+        self.family_count: dict[int, int] = {}  # family code -> legacy nominals with it (term frequency)
+        self.legacy_total = 0
+        self.keyed_total = 0
+        self._index: dict[int, list[int]] = {}  # blocking key hash -> new indices
+        self._hits: list[list[int]] = []  # per kept legacy record: the keys it shares
+        self._key_legacy: dict[int, int] = {}  # key hash -> legacy nominals sharing it
+        self._sample_every = 1
+
+    # --- the new side ------------------------------------------------------------------
+
+    def add_new(self, person_id: str, family, given, dob, sex, pnc, entered_in_iops: bool,
+                linked_nominals: Iterable[int] = ()) -> None:
+        f, g, d = fold(family), fold(given), dob_int(dob)
+        p = _pnc(pnc)
+        j = len(self.new)
+        self._append(self.new, person_id, f, g, d, sex, p, (family, given, dob, sex, pnc), entered_in_iops)
+        self.evidence.append(frozenset(linked_nominals))
+        keys = set(_keys(f, g, d, p))
+        keys.update(_keys(*_swapped(f, g), d, p))  # family and given names swapped
+        if d and (d % 100) <= 12 and (d % 100) != (d // 100) % 100:  # day and month swapped
+            keys.update(_keys(f, g, (d // 10000) * 10000 + (d % 100) * 100 + (d // 100) % 100, ""))
+        for nom in self.evidence[j]:
+            keys.add(hash(("ev", nom)))
+        for k in keys:
+            self._index.setdefault(k, []).append(j)
+
+    def _append(self, side: Side, ref, f: str, g: str, d: int, sex, p: str, shown: tuple, flag: bool) -> None:
+        side.ref.append(ref)
+        side.family.append(self.strings.code(f))
+        side.given.append(self.strings.code(g))
+        side.dob.append(d)
+        side.sex.append(SEX_CODES.get(sex, 0))
+        side.pnc.append(self.strings.code(p))
+        side.shown.append(shown)
+        side.flag.append(flag)
+
+    # --- the legacy side ---------------------------------------------------------------
+
+    def expect_legacy(self, total: int) -> None:
+        """How many nominals will be streamed (for the sample of random pairs)."""
+        self._sample_every = max(1, total // LEGACY_SAMPLE)
+
+    def add_legacy(self, nom_id: int, family, given, dob, sex, pnc, keyed: bool) -> None:
+        """One live nominal the mapping accepts (mapped values); ``keyed``: migrated and found
+        under its NOM_ID in iOPS."""
+        f, g, d = fold(family), fold(given), dob_int(dob)
+        p = _pnc(pnc)
+        self.legacy_total += 1
+        self.keyed_total += keyed
+        fc = self.strings.code(f)
+        self.family_count[fc] = self.family_count.get(fc, 0) + 1
+        shown = None
+        if self.legacy_total % self._sample_every == 0:
+            shown = (family, given, dob, sex, pnc)
+            self._append(self.sample, nom_id, f, g, d, sex, p, shown, keyed)
+        index = self._index
+        hits = [k for k in _keys(f, g, d, p) if k in index]
+        ev = hash(("ev", nom_id))
+        if ev in index:
+            hits.append(ev)
+        if not hits:
+            return
+        counts = self._key_legacy
+        for k in hits:
+            counts[k] = counts.get(k, 0) + 1
+        self._append(self.legacy, nom_id, f, g, d, sex, p, shown or (family, given, dob, sex, pnc), keyed)
+        self._hits.append(hits)
+
+    # --- pairs ---------------------------------------------------------------------------
+
+    def candidate_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(legacy index, new index) of every blocked pair, each once, eligible only:
+        an unkeyed nominal with any new person (a re-key), a keyed one with a person entered
+        in iOPS (a duplicate)."""
+        cap = self.options.block_cap
+        big = {k for k, n in self._key_legacy.items() if n > cap}
+        index = self._index
+        li: list[int] = []
+        nj: list[int] = []
+        for i, hits in enumerate(self._hits):
+            seen: set[int] = set()
+            for k in hits:
+                if k in big:
+                    continue
+                for j in index[k]:
+                    if j not in seen:
+                        seen.add(j)
+                        li.append(i)
+                        nj.append(j)
+        legacy_i = np.asarray(li, dtype=np.int64)
+        new_j = np.asarray(nj, dtype=np.int64)
+        if len(legacy_i):
+            keyed = np.asarray(self.legacy.flag, dtype=bool)[legacy_i]
+            entered = np.asarray(self.new.flag, dtype=bool)[new_j]
+            keep = ~keyed | entered
+            legacy_i, new_j = legacy_i[keep], new_j[keep]
+        return legacy_i, new_j
+
+    def pairs(self) -> list[PersonPair]:
+        """The pairs found, one-to-one, banded (above the review threshold only)."""
+        li, nj = self.candidate_pairs()
+        if not len(li):
+            return []
+        levels = _compare(self, self.legacy, li, nj, evidence=True)
+        tf = self._tf(li)
+        u = self._u_random()
+        m, kind_match = self._em(levels, u, li)
+        bf = np.zeros(len(li))
+        per_field = []
+        for f in range(len(FIELDS)):
+            lv = levels[f]
+            w = np.zeros(len(li))
+            ok = lv >= 0
+            w[ok] = np.log2(m[f][lv[ok]] / u[f][lv[ok]])
+            if f == F_FAMILY:
+                exact = lv == FAM_EXACT
+                w[exact] = np.log2(m[f][FAM_EXACT] / tf[exact])
+            per_field.append(w)
+            bf += w
+        keyed = np.asarray(self.legacy.flag, dtype=bool)[li]
+        prior = np.where(keyed, self._prior(kind_match[1], self.keyed_total, sum(self.new.flag)),
+                         self._prior(kind_match[0], self.legacy_total - self.keyed_total, len(self.new)))
+        weight = bf + prior
+        return self._assign(li, nj, weight, levels, per_field, prior, keyed)
+
+    def _prior(self, matches: float, legacy: int, new: int) -> float:
+        """log2 odds that a random pair of this kind matches (the EM's count of matches)."""
+        pairs = max(1, legacy) * max(1, new)
+        p = min(max(matches, 0.5) / pairs, 0.5)
+        return math.log2(p / (1 - p))
+
+    def _tf(self, li: np.ndarray) -> np.ndarray:
+        """Per pair, the share of legacy nominals with the legacy side's family name."""
+        total = max(1, self.legacy_total)
+        family = np.asarray(self.legacy.family, dtype=np.int64)[li]
+        uniq, inverse = np.unique(family, return_inverse=True)
+        share = np.array([max(self.family_count.get(int(c), 1), 1) / total for c in uniq])
+        return share[inverse]
+
+    def _u_random(self) -> list[np.ndarray]:
+        """u per field and level: the levels of random legacy × new pairs."""
+        n_s, n_n = len(self.sample), len(self.new)
+        if not n_s or not n_n:
+            return [np.full(len(LEVELS[f]), 1.0 / len(LEVELS[f])) for f in FIELDS]
+        rng = np.random.default_rng(20)
+        count = min(RANDOM_PAIRS, n_s * n_n)
+        li = rng.integers(0, n_s, count)
+        nj = rng.integers(0, n_n, count)
+        levels = _compare(self, self.sample, li, nj, evidence=False)
+        u = []
+        for f in FIELDS:
+            n_levels = len(LEVELS[f])
+            lv = levels[FIELDS.index(f)]
+            lv = lv[lv >= 0]
+            counts = np.bincount(lv, minlength=n_levels).astype(float)
+            # Never seen among random pairs: at most half a pair in the sample.
+            u.append(np.maximum(counts, 0.5) / max(1, counts.sum()))
+        # Links: random pairs share none (the evidence is not drawn for them): the chance a
+        # nominal is linked to a given iOPS person's crimes by chance, taken as 1 in the legacy total.
+        share = min(0.5, 1.0 / max(1, self.legacy_total))
+        u[F_LINKS] = np.array([share, 1 - share])
+        return u
+
+    def _em(self, levels: list[np.ndarray], u: list[np.ndarray], li: np.ndarray):
+        """m per field and level by EM over the blocked pairs, as Splink trains: ``u`` fixed
+        (random pairs), and in sessions that each leave out the fields their pairs were chosen
+        by — within pairs already agreeing on a field, agreeing again says nothing. Session 1:
+        pairs with the same date of birth train the names, sex, PNC id and links; session 2:
+        pairs with the same PNC id or a shared crime or report train the date of birth (pairs
+        with the same names would not: namesakes' dates of birth look like a match's typing
+        errors when the date is the only field left to tell them apart). A Dirichlet prior
+        (``_M_START``, worth ``_PRIOR_PAIRS`` pairs) keeps a small store's estimates sane.
+        Returns m, and the expected number of matches among the pairs with an unkeyed / a keyed
+        nominal (for the priors)."""
+        m = [np.array(_M_START[f], dtype=float) for f in FIELDS]
+        same_dob = levels[F_DOB] == DOB_EXACT
+        identified = (levels[F_PNC] == 0) | (levels[F_LINKS] == 0)
+        trained = _em_session(levels, same_dob, [F_FAMILY, F_GIVEN, F_SEX, F_PNC, F_LINKS], m, u)
+        for f in (F_FAMILY, F_GIVEN, F_SEX, F_PNC, F_LINKS):
+            m[f] = trained[f]
+        m[F_DOB] = _em_session(levels, identified, [F_DOB, F_FAMILY, F_GIVEN, F_SEX], m, u)[F_DOB]
+        # The expected matches over all the pairs, every field in, parameters fixed.
+        logit = _logit(levels, m, u, range(len(FIELDS)), np.full(len(li), 0.0))
+        lam = min(0.5, len(self.new) / max(1, len(li)))
+        for _ in range(EM_ITERATIONS):
+            p = 1.0 / (1.0 + np.exp2(-np.clip(logit + math.log2(lam / (1 - lam)), -60, 60)))
+            lam = float(np.clip(p.mean(), 1e-9, 0.5))
+        keyed = np.asarray(self.legacy.flag, dtype=bool)[li]
+        self.m = m
+        return m, (float(p[~keyed].sum()), float(p[keyed].sum()))
+
+    def _assign(self, li, nj, weight, levels, per_field, prior, keyed) -> list[PersonPair]:
+        opts = self.options
+        score = 100.0 / (1.0 + np.exp2(-np.clip(weight, -60, 60)))
+        # Best and second-best weight per record of either side, for the runner-up margin.
+        order = np.lexsort((nj, li, -weight))
+        best_l, best_n = _top2(li, weight), _top2(nj, weight)
+        used_l: set[int] = set()
+        used_n: set[int] = set()
+        out: list[PersonPair] = []
+        for k in order:
+            s = round(float(score[k]), 1)
+            if s < opts.review_threshold:
+                break
+            i, j = int(li[k]), int(nj[k])
+            if i in used_l or j in used_n:
+                continue
+            used_l.add(i)
+            used_n.add(j)
+            w = float(weight[k])
+            runner_up = max(_second(best_l.get(i), w), _second(best_n.get(j), w))
+            band = AUTO if s >= opts.auto_threshold and w - runner_up >= opts.margin else REVIEW
+            out.append(PersonPair(
+                PROBABLE_DUPLICATE if keyed[k] else PROBABLE_MATCH, self.legacy.ref[i], self.new.ref[j], s, band,
+                round(w, 2), tuple(int(levels[f][k]) for f in range(len(FIELDS))),
+                tuple(round(float(per_field[f][k]), 2) for f in range(len(FIELDS))), round(float(prior[k]), 2),
+                self.legacy.shown[i], self.new.shown[j]))
+        return out
+
+
+_PRIOR_PAIRS = 20.0
+
+
+def _logit(levels: list[np.ndarray], m, u, fields, start: np.ndarray) -> np.ndarray:
+    """``start`` + the sum over ``fields`` of log2(m/u) of each pair's level."""
+    logit = start.copy()
+    for f in fields:
+        lv = levels[f]
+        ok = lv >= 0
+        logit[ok] += np.log2(m[f][lv[ok]] / u[f][lv[ok]])
+    return logit
+
+
+def _em_session(levels: list[np.ndarray], subset: np.ndarray, fields: list[int], m_start, u) -> list[np.ndarray]:
+    """EM over the pairs in ``subset``: m of ``fields`` (u fixed), with a Dirichlet prior."""
+    m = [x.copy() for x in m_start]
+    rows = np.flatnonzero(subset)
+    if not len(rows):
+        return m
+    lv_s = [lv[rows] for lv in levels]
+    lam = 0.5
+    for _ in range(EM_ITERATIONS):
+        logit = _logit(lv_s, m, u, fields, np.full(len(rows), math.log2(lam / (1 - lam))))
+        p = 1.0 / (1.0 + np.exp2(-np.clip(logit, -60, 60)))
+        lam = float(np.clip(p.mean(), 1e-6, 1 - 1e-6))
+        for f in fields:
+            lv = lv_s[f]
+            ok = lv >= 0
+            k = len(m[f])
+            counts = np.bincount(lv[ok], weights=p[ok], minlength=k) + _PRIOR_PAIRS * m_start[f]
+            m[f] = np.maximum(counts / counts.sum(), _M_FLOOR)
+            m[f] /= m[f].sum()
+    return m
+
+
+def _top2(index: np.ndarray, weight: np.ndarray) -> dict[int, tuple[float, float]]:
+    """Per record, its two best weights (the second -inf when it has one pair)."""
+    order = np.lexsort((-weight, index))
+    idx, w = index[order], weight[order]
+    first = np.ones(len(idx), dtype=bool)
+    first[1:] = idx[1:] != idx[:-1]
+    out: dict[int, tuple[float, float]] = {}
+    starts = np.flatnonzero(first)
+    for s in starts:
+        i = int(idx[s])
+        second = float(w[s + 1]) if s + 1 < len(idx) and idx[s + 1] == i else -math.inf
+        out[i] = (float(w[s]), second)
+    return out
+
+
+def _second(top: tuple[float, float] | None, w: float) -> float:
+    """The best weight among the record's *other* pairs."""
+    if top is None:
+        return -math.inf
+    return top[1] if top[0] == w else top[0]
+
+
+# ------------------------------------------------------------------------- blocking keys
+
+
+def _swapped(f: str, g: str) -> tuple[str, str]:
+    """Family and given names swapped: the given names' first as family, the family as given."""
+    first, _, rest = g.partition(" ")
+    return first, f if not rest else f"{f} {rest}"
+
+
+def _keys(f: str, g: str, d: int, p: str) -> list[int]:
+    """The blocking keys of one record (hashes of equality keys)."""
+    keys = []
+    sounds = _family_parts(f) if f else ()
+    names, initials = _given_parts(g)
+    year, monthday = d // 10000, d % 10000
+    for s in sounds:
+        if d:
+            keys.append(hash(("fd", s, d)))
+            for i in initials:
+                keys.append(hash(("fyi", s, year, i)))
+        for n in names:
+            keys.append(hash(("fg", s, n)))
+            if d:
+                keys.append(hash(("fgm", s, n, monthday)))
+    if d:
+        for n in names:
+            keys.append(hash(("gd", n, d)))
+    if p:
+        keys.append(hash(("p", p)))
+        number = p.split("/", 1)[-1][:-1]
+        if len(number) >= 4:
+            keys.append(hash(("pn", number)))
+    return keys
+
+
+# ------------------------------------------------------------------------- comparing
+
+
+def _compare(matcher: PersonMatcher, left: Side, li: np.ndarray, nj: np.ndarray, *, evidence: bool) -> list[np.ndarray]:
+    """Levels per field (int8 arrays, -1 = no evidence) of the pairs (left[li], new[nj])."""
+    new = matcher.new
+    text = matcher.strings.text
+    lf = np.asarray(left.family, dtype=np.int64)[li]
+    nf = np.asarray(new.family, dtype=np.int64)[nj]
+    lg = np.asarray(left.given, dtype=np.int64)[li]
+    ng = np.asarray(new.given, dtype=np.int64)[nj]
+
+    family = _by_unique_pairs(lf, nf, lambda a, b: _family_level(text[a], text[b]))
+    given = _by_unique_pairs(lg, ng, lambda a, b: _given_level(text[a], text[b]))
+    # Swapped names: the family name against the other's given names and back.
+    worse = family >= FAM_SOUND
+    if worse.any():
+        cross_f = _by_unique_pairs(lf[worse], ng[worse], lambda a, b: _family_level(text[a], _first(text[b])))
+        cross_g = _by_unique_pairs(lg[worse], nf[worse], lambda a, b: _given_level(text[a], text[b]))
+        swapped = (cross_f <= FAM_JW) & (cross_g <= GIV_JW) & (cross_f >= 0) & (cross_g >= 0)
+        where = np.flatnonzero(worse)[swapped]
+        family[where] = FAM_SWAPPED
+        given[where] = cross_g[swapped]
+
+    dob = _dob_levels(np.asarray(left.dob, dtype=np.int64)[li], np.asarray(new.dob, dtype=np.int64)[nj])
+
+    ls = np.asarray(left.sex, dtype=np.int8)[li]
+    ns = np.asarray(new.sex, dtype=np.int8)[nj]
+    sex = np.where((ls == 0) | (ns == 0), -1, np.where(ls == ns, 0, 1)).astype(np.int8)
+
+    lp = np.asarray(left.pnc, dtype=np.int64)[li]
+    np_ = np.asarray(new.pnc, dtype=np.int64)[nj]
+    pnc = np.full(len(li), -1, dtype=np.int8)
+    both = (lp != 0) & (np_ != 0)
+    pnc[both & (lp == np_)] = 0
+    differ = np.flatnonzero(both & (lp != np_))
+    if len(differ):
+        a = [text[c] for c in lp[differ]]
+        b = [text[c] for c in np_[differ]]
+        dist = process.cpdist(a, b, scorer=Levenshtein.distance, workers=1)
+        pnc[differ] = np.where(np.asarray(dist) <= 1, 1, 2)
+
+    links = np.full(len(li), -1, dtype=np.int8)
+    if evidence:
+        refs = left.ref
+        ev = matcher.evidence
+        for k in np.flatnonzero([bool(ev[j]) for j in nj]):
+            links[k] = 0 if refs[li[k]] in ev[nj[k]] else 1
+    return [family, given, dob, sex, pnc, links]
+
+
+def _first(g: str) -> str:
+    return g.split(" ", 1)[0]
+
+
+def _by_unique_pairs(a: np.ndarray, b: np.ndarray, level: Callable[[int, int], int]) -> np.ndarray:
+    """``level(a, b)`` per pair, computed once per distinct (a, b): names repeat a lot."""
+    if not len(a):
+        return np.zeros(0, dtype=np.int8)
+    combined = a * (1 << 32) + b
+    uniq, inverse = np.unique(combined, return_inverse=True)
+    values = np.fromiter((level(int(c >> 32), int(c & 0xFFFFFFFF)) for c in uniq), dtype=np.int8, count=len(uniq))
+    return values[inverse]
+
+
+@lru_cache(maxsize=500_000)
+def _family_level(a: str, b: str) -> int:
+    if not a or not b:
+        return -1
+    if a == b:
+        return FAM_EXACT
+    ka, kb = family_key(a), family_key(b)
+    if ka == kb:
+        return FAM_FOLDED
+    pa, pb = set(a.split()), set(b.split())
+    if (len(pa) > 1 or len(pb) > 1) and (pa <= pb or pb <= pa):
+        return FAM_FOLDED  # one part of a double-barrelled name
+    if JaroWinkler.similarity(ka, kb) >= JW_THRESHOLD:
+        return FAM_JW
+    if soundex(ka) == soundex(kb):
+        return FAM_SOUND
+    return FAM_ELSE
+
+
+@lru_cache(maxsize=500_000)
+def _given_level(a: str, b: str) -> int:
+    if not a or not b:
+        return -1
+    if a == b:
+        return GIV_EXACT
+    ta, tb = a.split(), b.split()
+    if ta[0] == tb[0] or set(ta) <= set(tb) or set(tb) <= set(ta):
+        return GIV_FIRST  # same first name, or a name dropped
+    fa, fb = ta[0], tb[0]
+    if canon(fa) & canon(fb):
+        return GIV_VARIANT
+    if len(fa) > 1 and len(fb) > 1 and JaroWinkler.similarity(fa, fb) >= JW_THRESHOLD:
+        return GIV_JW
+    if (len(fa) == 1 or len(fb) == 1) and fa[0] == fb[0]:
+        return GIV_INITIAL
+    return GIV_ELSE
+
+
+def _dob_levels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = np.full(len(a), DOB_ELSE, dtype=np.int8)
+    known = (a != 0) & (b != 0)
+    out[~known] = -1
+    year_a, year_b = a // 10000, b // 10000
+    month_a, month_b = (a // 100) % 100, (b // 100) % 100
+    day_a, day_b = a % 100, b % 100
+    digits_a = np.stack([(a // 10 ** k) % 10 for k in range(8)])
+    digits_b = np.stack([(b // 10 ** k) % 10 for k in range(8)])
+    diff = digits_a != digits_b
+    ndiff = diff.sum(axis=0)
+    # two adjacent digits swapped (1985 -> 1958): positions k, k+1 differ and cross-equal
+    adjacent = np.zeros(len(a), dtype=bool)
+    for k in range(7):
+        adjacent |= (diff[k] & diff[k + 1] & (digits_a[k] == digits_b[k + 1]) & (digits_a[k + 1] == digits_b[k]))
+    adjacent &= ndiff == 2
+    year = known & (year_a == year_b)
+    out[year] = DOB_YEAR
+    swap = year & (day_a == month_b) & (month_a == day_b)
+    typo = known & ((ndiff == 1) | adjacent)
+    out[typo] = DOB_TYPO
+    out[swap & ~typo] = DOB_SWAP
+    out[known & (a == b)] = DOB_EXACT
+    return out
+
+
+# ------------------------------------------------------------------------- the stores
+
+
+def person_findings(rec, unkeyed: Sequence[tuple[str, str]], options: PersonOptions) -> Iterator:
+    """The person matching pass of a reconciliation (``rec``: ``reconcile.decide.Reconciler``,
+    after its crime passes, before the link pass): reads the unkeyed iOPS persons, their links
+    and reports, and streams the legacy nominals once; yields the PROBABLE_MATCH and
+    PROBABLE_DUPLICATE rows, then the MISSING rows of the nominals left without a keyed or
+    AUTO counterpart. An AUTO match is recorded in ``rec.person_auto`` (person_id → NOM_ID)
+    and the nominal counts as matched: its links are compared through the pair."""
+    from reconcile.model import Discrepancy  # data only; kept local to show the one dependency
+
+    keys = rec.keys["person"]
+    totals = rec.totals["person"]
+    pairs: list[PersonPair] = []
+    if unkeyed:
+        matcher = PersonMatcher(options)
+        ids = [pid for pid, _ in unkeyed]
+        linked = _linked_nominals(rec, ids)
+        for row in _new_persons(rec, ids):
+            pid = row[0]
+            matcher.add_new(pid, row[1], row[2], row[3], row[4], row[5],
+                            (row[6] or "").strip().upper() == "IOPS", linked.get(pid, ()))
+        matcher.expect_legacy(len(keys.accepted))
+        for nom_id, family, given, dob, sex, pnc in _legacy_nominals(rec):
+            matcher.add_legacy(nom_id, family, given, dob, sex, pnc, keys.encode(nom_id) not in keys.unmatched)
+        pairs = matcher.pairs()
+    for pair in pairs:
+        yield Discrepancy("person", pair.category, str(pair.legacy_ref), str(pair.new_ref),
+                          ", ".join(pair.differing) or None, shown_text(pair.legacy_shown), pair.explanation(),
+                          shown_text(pair.new_shown), pair.score, pair.band)
+        if pair.category == PROBABLE_MATCH and pair.band == AUTO:
+            keys.unmatched.discard(keys.encode(pair.legacy_ref))
+            rec.person_auto[pair.new_ref] = pair.legacy_ref
+            totals.matched_auto += 1
+    totals.new_in_iops += len(unkeyed) - len(pairs)
+    for key in sorted(keys.unmatched, key=str):
+        yield Discrepancy("person", "MISSING", str(key))
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _new_persons(rec, ids: list[str]) -> Iterator[tuple]:
+    import sqlalchemy as sa
+
+    from core.db import store_errors
+
+    person = rec.tt["person"]
+    stmt = sa.select(person.c.person_id, person.c.family_name, person.c.given_names, person.c.date_of_birth,
+                     person.c.sex, person.c.pnc_id, person.c.source_system)
+    with store_errors(rec.target, "target"), rec.target.connect() as conn:
+        for chunk in _chunks(ids, rec.lookup_chunk):
+            yield from conn.execute(stmt.where(person.c.person_id.in_(list(chunk)))).all()
+
+
+def _legacy_nominals(rec) -> Iterator[tuple]:
+    """(NOM_ID, family, given, date of birth, sex, PNC id) of every live nominal the mapping
+    accepts, mapped as ``mappings.person`` maps them (name split, DOB and PNC rules)."""
+    import sqlalchemy as sa
+
+    from core.db import store_errors, stream
+    from mappings.parse import INVALID, UNKNOWN, code, is_deleted, local_date, normalise_pnc, parse_date, parse_nom_id
+    from mappings.person import SEXES, split_name
+
+    table = rec.lt["nominal"]
+    accepted = rec.keys["person"].is_accepted
+    run_date = local_date(rec.ctx.run_started)
+    stmt = sa.select(table.c.nom_id, table.c.surname, table.c.forenames, table.c.dob, table.c.sex, table.c.pnc_id,
+                     table.c.del_flag)
+    with store_errors(rec.legacy, "legacy"), rec.legacy.connect() as conn:
+        for partition in stream(conn, stmt).partitions():
+            for raw_id, surname, forenames, raw_dob, raw_sex, raw_pnc, flag in partition:
+                nom_id = parse_nom_id(raw_id)
+                if nom_id is None or is_deleted(flag) or not accepted(nom_id):
+                    continue
+                family, given = split_name(surname, forenames)
+                dob = parse_date(raw_dob)
+                if dob is UNKNOWN or dob is INVALID or dob > run_date:
+                    dob = None
+                pnc = normalise_pnc(raw_pnc)
+                if pnc is UNKNOWN or pnc is INVALID:
+                    pnc = None
+                yield nom_id, family, given, dob, SEXES.get(code(raw_sex), "UNKNOWN"), pnc
+
+
+def _linked_nominals(rec, ids: list[str]) -> dict[str, set[int]]:
+    """person_id → the NOM_IDs OPUS links to the crimes and reports iOPS links that person to
+    (crimes by legacy_ref or through an AUTO pair; reports by legacy_ref)."""
+    import sqlalchemy as sa
+
+    from core.db import store_errors
+    from mappings.parse import parse_nom_id
+
+    crime, cp, ir = rec.tt["crime"], rec.tt["crime_person"], rec.tt["intelligence_report"]
+    by_auto = {crime_id: key for key, (crime_id, _) in rec.auto_pairs.items()}
+    crimes_of: dict[str, set[str]] = {}
+    reports_of: dict[str, set[str]] = {}
+    with store_errors(rec.target, "target"), rec.target.connect() as conn:
+        for chunk in _chunks(ids, rec.lookup_chunk):
+            stmt = (sa.select(cp.c.person_id, crime.c.legacy_ref, crime.c.crime_id)
+                    .select_from(cp.join(crime, cp.c.crime_id == crime.c.crime_id))
+                    .where(cp.c.person_id.in_(list(chunk))))
+            for pid, legacy_ref, crime_id in conn.execute(stmt):
+                key = legacy_ref.strip() if isinstance(legacy_ref, str) and legacy_ref.strip() else by_auto.get(crime_id)
+                if key:
+                    crimes_of.setdefault(key, set()).add(pid)
+            stmt = (sa.select(ir.c.subject_person_id, ir.c.legacy_ref)
+                    .where(ir.c.subject_person_id.in_(list(chunk)), ir.c.legacy_ref.is_not(None)))
+            for pid, legacy_ref in conn.execute(stmt):
+                if isinstance(legacy_ref, str) and legacy_ref.strip():
+                    reports_of.setdefault(legacy_ref.strip(), set()).add(pid)
+    linked: dict[str, set[int]] = {}
+    crime_nom, intel = rec.lt["crime_nom"], rec.lt["intel"]
+    with store_errors(rec.legacy, "legacy"), rec.legacy.connect() as conn:
+        for table, key_col, nom_col, wanted in ((crime_nom, crime_nom.c.crime_no, crime_nom.c.nom_id, crimes_of),
+                                                (intel, intel.c.intel_no, intel.c.subj_nom_id, reports_of)):
+            refs = sorted(wanted)
+            for chunk in _chunks(refs, rec.lookup_chunk):
+                for ref, raw_nom in conn.execute(sa.select(key_col, nom_col).where(key_col.in_(list(chunk)))):
+                    nom = parse_nom_id(raw_nom)
+                    persons = wanted.get(ref.strip() if isinstance(ref, str) else ref)
+                    if nom is None or not persons:
+                        continue
+                    for pid in persons:
+                        linked.setdefault(pid, set()).add(nom)
+    return linked
