@@ -37,8 +37,10 @@ The method is Fellegi–Sunter record linkage, as Splink does it, in columns:
    log2(m/u) over fields plus the prior log-odds of two random records matching (its
    kind's, estimated by the same EM); the score is 100 × the match probability.
 4. **Bands and assignment**: one-to-one, greedily by descending weight; ``AUTO`` when the score
-   reaches ``auto_threshold`` and the pair is ``margin`` log2 units ahead of the runner-up of
-   either record; ``REVIEW`` from ``review_threshold``; below, no pair.
+   reaches ``auto_threshold``, the pair is ``margin`` log2 units ahead of the runner-up of
+   either record, and none of family name, given names, date of birth and PNC id is at its
+   worst level ("different": twins, a father and his son are for a person to judge);
+   ``REVIEW`` from ``review_threshold``; below, no pair.
 
 Each pair carries its explanation (field → level → weight, like Splink's waterfall): the row's
 ``field`` lists the fields that differ, ``legacy_value``/``new_value`` both sides' name, date
@@ -535,7 +537,8 @@ class PersonMatcher:
             used_n.add(j)
             w = float(weight[k])
             runner_up = max(_second(best_l.get(i), w), _second(best_n.get(j), w))
-            band = AUTO if s >= opts.auto_threshold and w - runner_up >= opts.margin else REVIEW
+            vetoed = any(levels[f][k] == len(LEVELS[FIELDS[f]]) - 1 for f in _VETO)
+            band = AUTO if s >= opts.auto_threshold and w - runner_up >= opts.margin and not vetoed else REVIEW
             out.append(PersonPair(
                 PROBABLE_DUPLICATE if keyed[k] else PROBABLE_MATCH, self.legacy.ref[i], self.new.ref[j], s, band,
                 round(w, 2), tuple(int(levels[f][k]) for f in range(len(FIELDS))),
@@ -544,7 +547,9 @@ class PersonMatcher:
         return out
 
 
-_PRIOR_PAIRS = 20.0
+_PRIOR_PAIRS = 100.0
+#: Fields whose worst level ("different") keeps a pair out of AUTO whatever its score.
+_VETO = (F_FAMILY, F_GIVEN, F_DOB, F_PNC)
 
 
 def _logit(levels: list[np.ndarray], m, u, fields, start: np.ndarray) -> np.ndarray:
