@@ -3,6 +3,7 @@ side with (a) simply reading every compared row of both stores and (b) datacompy
 the two crime tables.
 
     .venv/bin/python bench/bench_reconcile.py [--crimes 1000000] [--keep DIR] [--batch-size N]
+        [--persons-rate 0.05]
 
 Needs the 'bench' extra for (b): ``pip install datacompy pandas``.
 
@@ -65,16 +66,17 @@ class Clock:
 # ------------------------------------------------------------------------------ phases
 
 
-def phase_prepare(legacy_url: str, target_url: str, crimes: int, truth: str) -> dict:
+def phase_prepare(legacy_url: str, target_url: str, crimes: int, truth: str, persons_rate: str) -> dict:
     from core.progress import set_quiet
     from synth.generate import generate
-    from synth.simulate import simulate
+    from synth.simulate import DefectRates, simulate
 
     set_quiet(True)
     clock = Clock()
-    generate(legacy_url, crimes=crimes, seed=2019)
+    if not Path(legacy_url.removeprefix("sqlite:///")).exists():  # one OPUS store for every persons rate
+        generate(legacy_url, crimes=crimes, seed=2019)
     generated = time.perf_counter() - clock.wall
-    simulate(legacy_url, target_url, seed=7, truth_path=truth)
+    simulate(legacy_url, target_url, seed=7, truth_path=truth, rates=DefectRates().with_persons(float(persons_rate)))
     return clock.figures(generate_seconds=generated)
 
 
@@ -223,6 +225,10 @@ def main() -> None:
                     help="the reconciler's worker processes (default: as the reconciler chooses, one per core up to 4)")
     ap.add_argument("--keep", type=Path, help="work folder to keep and reuse (default: a temporary one)")
     ap.add_argument("--no-datacompy", action="store_true", help="skip the datacompy comparison")
+    ap.add_argument("--persons-rate", type=float, default=0.05,
+                    help="fraction of persons re-keyed or re-entered in the simulated store, half each, with as "
+                         "many look-alikes as either (default 0.05: issue 20's \"5%% of persons re-keyed or "
+                         "duplicated\")")
     ap.add_argument("--rounds", type=int, default=1,
                     help="measure every phase this many times, in turn (read, typed read, reconcile, datacompy; "
                          "again ...), and give each round's ratios and their medians: on a shared machine whose "
@@ -230,7 +236,7 @@ def main() -> None:
     add_phase_arguments(ap)
     opts = ap.parse_args()
     if run_phase(opts, {
-        "prepare": lambda a: phase_prepare(a[0], a[1], int(a[2]), a[3]),
+        "prepare": lambda a: phase_prepare(a[0], a[1], int(a[2]), a[3], a[4]),
         "read": lambda a: phase_read(a[0], a[1], a[2]),
         "reconcile": lambda a: phase_reconcile(a[0], a[1], a[2], a[3], a[4]),
         "datacompy": lambda a: phase_datacompy(a[0], a[1]),
@@ -239,13 +245,16 @@ def main() -> None:
 
     work = opts.keep or Path(tempfile.mkdtemp(prefix="o2i-bench-recon-"))
     work.mkdir(parents=True, exist_ok=True)
-    legacy_db, target_db = work / f"opus-{opts.crimes}.db", work / f"vendor-{opts.crimes}.db"
+    # The vendor's store (and its truth) per persons rate: the OPUS store is shared.
+    tag = f"{opts.crimes}-p{opts.persons_rate:g}"
+    legacy_db, target_db = work / f"opus-{opts.crimes}.db", work / f"vendor-{tag}.db"
+    truth_json = work / f"truth-{tag}.json"
     legacy, target = f"sqlite:///{legacy_db}", f"sqlite:///{target_db}"
     if not (legacy_db.exists() and target_db.exists()):
-        for p in (legacy_db, target_db):
-            p.unlink(missing_ok=True)
-        print(f"generating {opts.crimes:,} crimes and simulating the vendor's store in {work} ...", flush=True)
-        prep = child("prepare", [legacy, target, str(opts.crimes), str(work / f"truth-{opts.crimes}.json")])
+        target_db.unlink(missing_ok=True)
+        print(f"generating {opts.crimes:,} crimes (unless kept) and simulating the vendor's store "
+              f"({opts.persons_rate:.1%} of persons re-keyed or re-entered) in {work} ...", flush=True)
+        prep = child("prepare", [legacy, target, str(opts.crimes), str(truth_json), str(opts.persons_rate)])
         print(f"  generated in {prep['generate_seconds']:.0f} s, simulated in "
               f"{prep['seconds'] - prep['generate_seconds']:.0f} s")
 
@@ -296,6 +305,15 @@ def main() -> None:
     if dc:
         print(f"crime entity / datacompy: wall {crime_wall / dc['seconds']:.2f}x, CPU {crime_cpu / dc['cpu_seconds']:.2f}x"
               f"  (target < 1)")
+    if truth_json.exists():  # the person matching's quality on the same run
+        from synth.truth import score
+
+        persons = score(truth_json, work / "reconciliation" / "discrepancies.csv",
+                        work / "reconciliation" / "crime_stats.csv")["persons"]
+        for category, p in persons.items():
+            print(f"person {category}: {p['expected']:,} in the truth, AUTO precision {p['auto_precision']:.4f}, "
+                  f"AUTO+REVIEW recall {p['auto_review_recall']:.4f} ({p['auto_pairs']:,} AUTO, "
+                  f"{p['review_pairs']:,} REVIEW)")
     workers = rec.get("workers", 1)
     if workers > 1:
         print(f"peak RSS of the reconciliation, all its processes together (sampled every 0.1 s): "

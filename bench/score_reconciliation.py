@@ -2,6 +2,7 @@
 
     python bench/score_reconciliation.py [--crimes 100000] [--seed 7] [--out DIR] [--keep]
         [--legacy-backend sqlite|mysql|postgresql] [--target-backend sqlite|mysql|postgresql]
+        [--persons-rate 0.05] [--no-person-targets]
 
 1. generate an OPUS store (``synth.generate``), 2. simulate a faulty vendor migration into an
 empty iOPS store with its ground truth (``synth.simulate``), 3. reconcile the two
@@ -11,6 +12,8 @@ time of each step. Exit 0 when every target of issue 4 is met, 1 otherwise.
 
 Targets: MISSING, ALTERED, DUPLICATE, UNEXPECTED precision and recall 1.000; PROBABLE_MATCH
 AUTO precision >= 0.995 and AUTO+REVIEW recall >= 0.97; crime_stats.csv equal to the truth.
+Persons (issue 20, unless ``--no-person-targets``): person PROBABLE_MATCH and PROBABLE_DUPLICATE
+AUTO precision >= 0.995 and AUTO+REVIEW recall >= 0.99, printed per variation kind too.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core import db  # noqa: E402
 from core.progress import set_quiet  # noqa: E402
-from synth.truth import TARGETS, score, score_table, shortfalls  # noqa: E402
+from synth.truth import PERSON_TARGETS, TARGETS, person_kind_table, score, score_table, shortfalls  # noqa: E402
 
 
 def _store(backend: str, label: str, folder: Path, created: list) -> str:
@@ -52,13 +55,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target-backend", default="sqlite", choices=("sqlite", "mysql", "postgresql"))
     parser.add_argument("--json", type=Path, help="also write the full scores here as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--persons-rate", type=float, default=None,
+                        help="fraction of persons re-keyed or re-entered, half each, with as many look-alikes as "
+                             "either (default: the simulator's rates, 2.5%% + 2.5%% + 2.5%%)")
+    parser.add_argument("--no-person-targets", action="store_true",
+                        help="print the person scores but leave them out of the exit status")
     args = parser.parse_args(argv)
     set_quiet(args.quiet)
 
     from reconcile.run import ReconcileOptions, reconcile
     from reports.reconciliation import write_reconciliation_reports
     from synth.generate import generate
-    from synth.simulate import simulate
+    from synth.simulate import DefectRates, simulate
 
     folder = args.out or Path(tempfile.mkdtemp(prefix="o2i-score-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -83,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         peak_mb["generate"] = peak()
 
         t = time.perf_counter()
-        sim = simulate(legacy, target, seed=args.seed, truth_path=truth_path)
+        rates = DefectRates() if args.persons_rate is None else DefectRates().with_persons(args.persons_rate)
+        sim = simulate(legacy, target, seed=args.seed, truth_path=truth_path, rates=rates)
         timings["simulate"] = time.perf_counter() - t
         peak_mb["simulate"] = peak()
 
@@ -103,12 +112,16 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("\n".join(score_table(scores)))
         print()
+        print("\n".join(person_kind_table(scores)))
+        print()
         print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
               + f"; reconciler thresholds {recon.thresholds}")
         print("peak resident memory after each step (cumulative): "
               + ", ".join(f"{k} {v:,.0f} MB" for k, v in peak_mb.items()))
-        failures = shortfalls(scores)
+        failures = shortfalls(scores, persons=not args.no_person_targets)
         targets = ", ".join(f"{c} {m} >= {v}" for (c, m), v in TARGETS.items() if c == "PROBABLE_MATCH")
+        if not args.no_person_targets:
+            targets += ", person " + ", ".join(f"{c} {m} >= {v}" for (c, m), v in PERSON_TARGETS.items())
         print(f"targets (keyed categories 1.000; {targets}; stats equal): "
               + ("ALL MET" if not failures else "MISSED:\n  " + "\n  ".join(failures)))
         if failures:
@@ -118,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
                           f"false negatives e.g. {s['false_negatives']}")
             p = scores["probable_match"]
             print(f"  PROBABLE_MATCH wrong AUTO e.g. {p['wrong_auto_examples']}; unfound e.g. {p['unfound_examples']}")
+            for category, p in scores["persons"].items():
+                print(f"  person {category} wrong AUTO e.g. {p['wrong_auto_examples']}; "
+                      f"unfound e.g. {p['unfound_examples']}")
             if scores["stats"]["examples"]:
                 print(f"  crime_stats differences e.g. {scores['stats']['examples'][:3]}")
         if args.json:

@@ -35,6 +35,20 @@ re-keyed crimes           lost, then typed again by hand in iOPS with no legacy_
 new iOPS crimes           entered after go-live, nothing to do with OPUS → ``NEW_IN_IOPS`` (truth only)
 persons                   lost → ``MISSING``; family name misspelt, date of birth day/month
                           swapped → ``ALTERED``
+re-keyed persons          not migrated keyed: written without legacy_nominal_id, either by the
+                          vendor as it was (``key_dropped``, source_system OPUS) or typed again by
+                          hand in iOPS (source_system IOPS) with 1–3 slips of
+                          ``synth/person_variants.py`` (forename variants and nicknames, typos,
+                          middle names, swapped names, Mc/Mac, apostrophes, hyphens, DOB typos and
+                          day/month swaps, PNC typos or dropped) → person ``PROBABLE_MATCH``
+re-entered persons        migrated keyed and faithfully, then created again by an officer who could
+                          not find them (source_system IOPS, no legacy id, the same slips or none:
+                          ``exact``), some linked to a new iOPS crime → ``PROBABLE_DUPLICATE``
+look-alikes               genuinely new iOPS persons resembling a legacy nominal (``namesake``:
+                          same names, other DOB; ``twin``: same family name and DOB, another given
+                          name; ``parent_child``: same names, 25–40 years apart), some linked to a
+                          new iOPS crime → ``NEW_IN_IOPS`` with legacy_ref = the nominal they
+                          resemble (truth only: a hard negative)
 mapping rejects           not migrated by the vendor either → ``MISSING`` with detail = reason; so is
                           the second of two keys equal once trimmed when both are accepted
                           (``DUPLICATE_KEY``, ``mappings.entities.first_key_wins``)
@@ -50,7 +64,13 @@ Interactions, decided so the truth stays exact:
   reconciler auto-matches it or not, no link discrepancy follows; crimes with a link the
   mapping rejects ``INVALID_ROLE`` are never re-keyed (that MISSING link would exist only if
   the reconciler auto-matched the pair);
-* a duplicated crime's links stay on the original only.
+* a duplicated crime's links stay on the original only;
+* a re-keyed person keeps all its links (moved onto the new person) and never loses one, so
+  whether the reconciler auto-matches it or not no link discrepancy follows; persons with a
+  link the mapping rejects ``INVALID_ROLE`` or who are the subject of an intelligence entry
+  are never re-keyed (the subject is compared as the NOM_ID the reconciler resolves: it would
+  be ALTERED exactly when the pair is not auto-matched);
+* re-entered persons and look-alikes are linked only to new iOPS crimes (never compared).
 
 Choices are made by hashing each record's key with the seed, so the same seed gives the
 same store and truth, and nothing but small sets of keys is held in memory: the run streams
@@ -86,6 +106,7 @@ from mappings.parse import LONDON, code, local_date, parse_nom_id, to_utc_second
 from mappings.reference import Reference, load_reference
 from migrate.accepted import AcceptedKeys
 from core.publish import check_output_folder
+from synth import person_variants
 from synth.truth import NEW_IN_IOPS, TruthWriter
 
 UTC = dt.timezone.utc
@@ -147,6 +168,14 @@ class DefectRates:
     person_lost: float = 0.003
     person_name_misspelt: float = 0.004
     person_dob_swapped: float = 0.01  # of persons whose date of birth has day <= 12
+    #: not migrated keyed, written without legacy_nominal_id (of persons neither an intelligence
+    #: subject nor with an INVALID_ROLE link)
+    person_rekeyed: float = 0.025
+    #: migrated, then entered again in iOPS (a duplicate nominal)
+    person_reentered: float = 0.025
+    #: a genuinely new iOPS person resembling this one (of persons with a date of birth and a
+    #: given name; drawn apart from the classes above)
+    person_lookalike: float = 0.025
     # links
     link_lost: float = 0.004
 
@@ -159,6 +188,13 @@ class DefectRates:
             total = sum(getattr(self, rate) for _, rate in classes)
             if total > 1:
                 raise UsageError(f"the {entity} defect rates add up to {total:.3f}: at most 1 (one defect per record)")
+
+    def with_persons(self, rate: float) -> "DefectRates":
+        """These rates with ``rate`` of the persons re-keyed or re-entered (half each), and as
+        many look-alikes as either (the bench's "5% of persons re-keyed or duplicated")."""
+        from dataclasses import replace
+
+        return replace(self, person_rekeyed=rate / 2, person_reentered=rate / 2, person_lookalike=rate / 2)
 
     @classmethod
     def none(cls) -> "DefectRates":
@@ -189,6 +225,8 @@ CLASSES: dict[str, tuple[tuple[str, str], ...]] = {
         ("LOST", "person_lost"),
         ("NAME_MISSPELT", "person_name_misspelt"),
         ("DOB_DAY_MONTH_SWAPPED", "person_dob_swapped"),
+        ("REKEYED", "person_rekeyed"),
+        ("RE_ENTERED", "person_reentered"),
     ),
 }
 
@@ -207,13 +245,15 @@ CAUSE_LABELS = {
     "COORDS_SWAPPED": "latitude/longitude swapped",
     "OUTCOME_LOST": "outcome lost",
     "DUPLICATED": "duplicated",
-    "REKEYED": "re-keyed by hand without legacy_ref",
+    "REKEYED": "re-keyed without the legacy key",
     "NEW_IN_IOPS": "new iOPS records (not defects)",
     "DELETED_MIGRATED": "OPUS-deleted but migrated",
     "GRADING_GARBLED": "grading garbled",
     "NAME_MISSPELT": "family name misspelt",
     "DOB_DAY_MONTH_SWAPPED": "date of birth day/month swapped",
     "LINK_LOST": "link lost",
+    "RE_ENTERED": "entered again in iOPS (duplicate nominal)",
+    "LOOKALIKE": "new iOPS look-alikes (namesakes, twins, parent/child; not defects)",
 }
 
 # ------------------------------------------------------------------------------ result
@@ -532,7 +572,11 @@ class _Simulator:
         self.unexpected_written = AcceptedKeys()
         self.persons_lost: set[int] = set()
         self.person_ids_lost: set[str] = set()
+        self.persons_rekeyed: set[int] = set()  # NOM_IDs written without legacy_nominal_id
         self.invalid_role_crimes: set[str] = set()
+        self.never_rekeyed_persons: set[int] = set()  # intelligence subjects, INVALID_ROLE links
+        #: iOPS-entered persons (re-entered, look-alikes) to link to new iOPS crimes, in order
+        self.new_crime_people: list[str] = []
         self.taken_new_numbers: set[int] = set()
         self.next_number = NEW_NUMBER_START
         self.max_recorded: dt.datetime | None = None
@@ -562,10 +606,21 @@ class _Simulator:
         role (never re-keyed), and legacy numbers that iOPS's own numbering must skip."""
         crime_nom = self.tables["crime_nom"]
         crime = self.tables["crime"]
+        intel = self.tables["intel"]
         with self.legacy.connect() as conn:
-            for raw_crime, raw_role in stream(conn, sa.select(crime_nom.c.crime_no, crime_nom.c.role)):
+            for raw_crime, raw_nom, raw_role in stream(conn, sa.select(crime_nom.c.crime_no, crime_nom.c.nom_id,
+                                                                       crime_nom.c.role)):
                 if ROLES.get(code(raw_role)) is None:
                     self.invalid_role_crimes.add(trim(raw_crime) or "")
+                    nom_id = parse_nom_id(raw_nom)
+                    if nom_id is not None:
+                        self.never_rekeyed_persons.add(nom_id)
+            if self.rates.person_rekeyed:
+                for (raw_subject,) in stream(conn, sa.select(intel.c.subj_nom_id)
+                                             .where(intel.c.subj_nom_id.is_not(None))):
+                    nom_id = parse_nom_id(raw_subject)
+                    if nom_id is not None:
+                        self.never_rekeyed_persons.add(nom_id)
             suffix = f"/{NEW_NUMBER_YEAR % 100:02d}"
             for (raw,) in conn.execute(sa.select(crime.c.crime_no).where(crime.c.crime_no.like(f"%CR/9%{suffix}%"))):
                 ref = trim(raw) or ""
@@ -586,11 +641,19 @@ class _Simulator:
                         person[column] = GO_LIVE
                 nom_id = person["legacy_nominal_id"]
                 cause = self._draw("person", m.legacy_key, self._person_classes(person))
+                if unit(self.seed, "person-lookalike", m.legacy_key) < self.rates.person_lookalike:
+                    self._lookalike(m.legacy_key, person, rows)
                 if cause == "LOST":
                     self.persons_lost.add(nom_id)
                     self.person_ids_lost.add(person["person_id"])
                     self._missing("person", m.legacy_key, cause)
                     continue
+                if cause == "REKEYED":
+                    self.persons_rekeyed.add(nom_id)
+                    rows["person"].append(self._rekey_person(m.legacy_key, person))
+                    continue
+                if cause == "RE_ENTERED":
+                    rows["person"].append(self._reenter_person(m.legacy_key, person))
                 new = dict(person)
                 if cause == "NAME_MISSPELT":
                     new["family_name"] = misspell(person["family_name"], self._sub(cause, m.legacy_key), 60)
@@ -607,7 +670,67 @@ class _Simulator:
         dob = person["date_of_birth"]
         if dob is not None and dob.day <= 12 and dob.day != dob.month:
             out.append(("DOB_DAY_MONTH_SWAPPED", r.person_dob_swapped))
+        if person["legacy_nominal_id"] not in self.never_rekeyed_persons:
+            out.append(("REKEYED", r.person_rekeyed))
+        out.append(("RE_ENTERED", r.person_reentered))
         return out
+
+    def _iops_entered(self, person: dict, changed: dict, person_id: str, rng: random.Random) -> dict:
+        """A person row typed into iOPS after go-live: no legacy id, iOPS's own stamps; the
+        ethnicity code is often not asked again."""
+        stamp = GO_LIVE + dt.timedelta(days=rng.randint(1, 365), minutes=rng.randint(0, 600))
+        return dict(person, **changed, person_id=person_id, legacy_nominal_id=None, source_system="IOPS",
+                    ethnicity_code=person["ethnicity_code"] if rng.random() < 0.7 else None,
+                    created_at=stamp, updated_at=stamp)
+
+    def _typed_again(self, person: dict, rng: random.Random) -> tuple[dict, list[str]]:
+        """The person's particulars with 1–3 slips (``synth.person_variants``)."""
+        kinds = person_variants.choose_kinds(person, rng)
+        return person_variants.vary(person, kinds, rng)
+
+    def _rekey_person(self, key: str, person: dict) -> dict:
+        """Not migrated keyed: the vendor wrote it without its legacy id (a quarter, as it was)
+        or it was typed again by hand after go-live (the rest, with slips)."""
+        rng = self._sub("REKEYED-person", key)
+        person_id = _sim_id("rekeyed-person", key)
+        if rng.random() < 0.25:
+            new, kinds = dict(person, person_id=person_id, legacy_nominal_id=None), ["key_dropped"]
+        else:
+            changed, kinds = self._typed_again(person, rng)
+            new = self._iops_entered(person, changed, person_id, rng)
+            kinds = kinds or ["exact"]
+        self.truth.add("person", "PROBABLE_MATCH", key, person_id, cause="REKEYED:" + "+".join(kinds))
+        return new
+
+    def _reenter_person(self, key: str, person: dict) -> dict:
+        """Created again by an officer who could not find the migrated person; a few typed
+        exactly (they did not search)."""
+        rng = self._sub("RE_ENTERED", key)
+        person_id = _sim_id("reentered-person", key)
+        if rng.random() < 0.1:
+            changed, kinds = {}, []
+        else:
+            changed, kinds = self._typed_again(person, rng)
+        self.truth.add("person", "PROBABLE_DUPLICATE", key, person_id,
+                       cause="RE_ENTERED:" + "+".join(kinds or ["exact"]))
+        if rng.random() < 0.4:
+            self.new_crime_people.append(person_id)
+        return self._iops_entered(person, changed, person_id, rng)
+
+    def _lookalike(self, key: str, person: dict, rows: dict[str, list]) -> None:
+        """A genuinely new iOPS person who resembles this nominal (a hard negative)."""
+        kinds = person_variants.lookalike_kinds(person)
+        if not kinds:
+            return
+        rng = self._sub("LOOKALIKE", key)
+        kind = rng.choice(kinds)
+        person_id = _sim_id("lookalike-person", key)
+        other = self._iops_entered(person, person_variants.lookalike(person, kind, rng), person_id, rng)
+        rows["person"].append(other)
+        self.truth.add("person", NEW_IN_IOPS, key, person_id, cause="LOOKALIKE:" + kind)
+        self.counts["person"]["LOOKALIKE"] += 1
+        if rng.random() < 0.4:
+            self.new_crime_people.append(person_id)
 
     def _crimes(self) -> None:
         deleted_pending: list[Mapped] = []
@@ -775,6 +898,9 @@ class _Simulator:
         lads = {row["district"]: row["lad_code"] for row in self.reference.districts}
         places = [p for p in self.reference.places if p.get("district") in lads]
         outcomes = sorted(set(self.reference.disposals.values()))
+        # Its own generator: linking people leaves the new crimes as they were without them.
+        people_rng = _rng(self.seed, "new-crime-people", "")
+        people = iter(self.new_crime_people)
         made = 0
         with bar("new iOPS crimes", total=count, unit="rec") as progress:
             while made < count:
@@ -811,6 +937,11 @@ class _Simulator:
                     }
                     rows["location"].append(location)
                     rows["crime"].append(crime)
+                    if people_rng.random() < 0.5:
+                        person_id = next(people, None)
+                        if person_id is not None:
+                            rows["crime_person"].append({"crime_id": crime["crime_id"], "person_id": person_id,
+                                                         "role": people_rng.choice(("VICTIM", "SUSPECT", "WITNESS"))})
                     self.stats.new(crime, location)
                     self.truth.add("crime", NEW_IN_IOPS, None, crime["crime_ref"], cause=NEW_IN_IOPS)
                     self.counts["crime"][NEW_IN_IOPS] += 1
@@ -837,9 +968,13 @@ class _Simulator:
                 if self.crimes_lost.has_crime(crime_no) or nom_id in self.persons_lost:
                     continue  # not compared: one end is missing
                 link = dict(m.rows["crime_person"])
+                moved = False
+                if nom_id in self.persons_rekeyed:
+                    link["person_id"] = _sim_id("rekeyed-person", str(nom_id))
+                    moved = True
                 if self.crimes_rekeyed.has_crime(crime_no):
                     link["crime_id"] = _sim_id("rekeyed", crime_no)
-                elif unit(self.seed, "link", m.legacy_key) < self.rates.link_lost:
+                elif not moved and unit(self.seed, "link", m.legacy_key) < self.rates.link_lost:
                     if self.truth.add("crime_person", "MISSING", m.legacy_key, cause="LINK_LOST"):
                         self.counts["crime_person"]["LINK_LOST"] += 1
                     continue
@@ -877,7 +1012,9 @@ class _Simulator:
                 and not self.crimes_rekeyed.has_crime(crime_no))
 
     def _person_written(self, nom_id: int | None) -> bool:
-        return nom_id is not None and self.accepted.has_person(nom_id) and nom_id not in self.persons_lost
+        """Accepted by the mapping and written keyed."""
+        return (nom_id is not None and self.accepted.has_person(nom_id) and nom_id not in self.persons_lost
+                and nom_id not in self.persons_rekeyed)
 
     def _intelligence(self) -> None:
         deleted_pending: list[Mapped] = []

@@ -16,6 +16,16 @@ Truth file (JSON, UTF-8)::
 Categories are those of the reconciler plus ``NEW_IN_IOPS`` (unkeyed records entered in iOPS
 after go-live: not a discrepancy; listed so a wrong similarity match with one can be scored).
 
+Persons (entity ``person``; ``legacy_ref`` = NOM_ID, ``new_ref`` = the iOPS ``person_id``):
+
+* ``PROBABLE_MATCH``, cause ``REKEYED:<kinds>`` — the nominal was not migrated keyed; this
+  unkeyed person is it (kinds: ``key_dropped`` — written as it was, source_system OPUS — or
+  the slips of ``synth/person_variants.py`` joined by ``+``, e.g. ``forename_variant+dob_typo``);
+* ``PROBABLE_DUPLICATE``, cause ``RE_ENTERED:<kinds>`` — the nominal was migrated keyed, and
+  this iOPS-entered person (source_system IOPS) is it again (``exact`` when typed the same);
+* ``NEW_IN_IOPS``, cause ``LOOKALIKE:<kind>`` (``namesake``, ``twin``, ``parent_child``) — a
+  genuinely new person who resembles the nominal in ``legacy_ref``: a pair of them is wrong.
+
 Scoring rules (``score``):
 
 * ``MISSING`` keyed by (entity, legacy_ref). A re-keyed legacy crime is *expected* MISSING
@@ -26,8 +36,13 @@ Scoring rules (``score``):
   whether fields of an AUTO pair are compared, and their typing errors are not injected
   defects. The ``detail`` (``TRUNCATED``, ``OFFSET_1H``) is checked separately.
 * ``DUPLICATE`` keyed by (entity, new_ref); ``UNEXPECTED`` by (entity, legacy_ref, new_ref).
-* ``PROBABLE_MATCH``: AUTO-band precision over every AUTO pair reported, recall of the
+* ``PROBABLE_MATCH`` (crimes): AUTO-band precision over every AUTO pair reported, recall of the
   re-keyed records in AUTO and in AUTO + REVIEW.
+* persons, ``PROBABLE_MATCH`` and ``PROBABLE_DUPLICATE`` apart, the same three figures, per
+  variation kind too (a pair counts for every kind it carries), and what each wrong AUTO pair's
+  new person really is (a look-alike, a re-keyed or re-entered person paired wrongly, ...). A
+  re-keyed nominal is *expected* MISSING exactly when it is not AUTO-matched, as a crime is.
+  ``ALTERED`` rows against an unkeyed person (re-keyed, re-entered, look-alike) are set aside.
 * crime statistics: ``crime_stats.csv`` must equal ``expected_crime_stats`` row for row.
 
 Nothing here ever reads or writes intelligence text: the truth holds references only.
@@ -59,6 +74,10 @@ TARGETS = {
     ("PROBABLE_MATCH", "auto_precision"): 0.995,
     ("PROBABLE_MATCH", "auto_review_recall"): 0.97,
 }
+#: Targets of issue 20 (person matching), per person category.
+PERSON_CATEGORIES = ("PROBABLE_MATCH", "PROBABLE_DUPLICATE")
+PERSON_TARGETS = {(c, m): v for c in PERSON_CATEGORIES
+                  for m, v in (("auto_precision", 0.995), ("auto_review_recall", 0.99))}
 
 STATS_FIELDS = ("month", "district_code", "offence_group", "legacy_count", "new_count", "delta",
                 "legacy_no_location", "new_no_location")
@@ -234,25 +253,38 @@ def score(truth: Truth | str | Path, discrepancies_csv: str | Path, crime_stats_
     expected_detail: dict[tuple, str | None] = {}
     rekeyed: set[tuple[str, str]] = set()
     unkeyed_new: set[tuple[str, str]] = set()  # (entity, new_ref) of re-keyed and new iOPS records
+    person_pairs: dict[str, dict[tuple[str, str], list[str]]] = {c: {} for c in PERSON_CATEGORIES}
+    person_new: dict[str, str] = {}  # person_id of an unkeyed iOPS person -> what it really is
     for d in truth.defects:
         if d.category in expected:
             key = _key(d.category, d.entity, d.legacy_ref, d.new_ref, d.field)
             expected[d.category].add(key)
             if d.category == "ALTERED":
                 expected_detail[key] = d.detail
+        elif d.entity == "person" and d.category in person_pairs:
+            person_pairs[d.category][(d.legacy_ref, d.new_ref)] = _kinds(d.cause)
+            person_new[d.new_ref] = "rekeyed" if d.category == "PROBABLE_MATCH" else "re-entered"
+            unkeyed_new.add((d.entity, d.new_ref))
         elif d.category == "PROBABLE_MATCH":
             rekeyed.add((d.legacy_ref, d.new_ref))
             unkeyed_new.add((d.entity, d.new_ref))
         elif d.category == NEW_IN_IOPS:
             unkeyed_new.add((d.entity, d.new_ref))
+            if d.entity == "person":
+                person_new[d.new_ref] = "look-alike " + ":".join(_kinds(d.cause))
 
     reported: dict[str, set] = {c: set() for c in KEYED_CATEGORIES}
     reported_detail: dict[tuple, str | None] = {}
     auto: set[tuple[str, str]] = set()
     review: set[tuple[str, str]] = set()
+    person_reported = {c: (set(), set()) for c in PERSON_CATEGORIES}  # (AUTO, REVIEW) pairs
     set_aside = Counter()
     for row in _read_discrepancies(discrepancies_csv):
         category, entity = row.get("category"), row.get("entity")
+        if entity == "person" and category in person_reported:
+            pair = (row.get("legacy_ref"), row.get("new_ref"))
+            person_reported[category][0 if (row.get("detail") or "").upper() == "AUTO" else 1].add(pair)
+            continue
         if category == "PROBABLE_MATCH":
             pair = (row.get("legacy_ref"), row.get("new_ref"))
             (auto if (row.get("detail") or "").upper() == "AUTO" else review).add(pair)
@@ -273,6 +305,11 @@ def score(truth: Truth | str | Path, discrepancies_csv: str | Path, crime_stats_
     for legacy, _ in rekeyed:
         if legacy not in auto_legacy:
             expected["MISSING"].add(("crime", legacy))
+    # So is a re-keyed nominal unless a person PROBABLE_MATCH is AUTO.
+    auto_nominals = {legacy for legacy, _ in person_reported["PROBABLE_MATCH"][0]}
+    for legacy, _ in person_pairs["PROBABLE_MATCH"]:
+        if legacy not in auto_nominals:
+            expected["MISSING"].add(("person", legacy))
 
     categories = {}
     for category in KEYED_CATEGORIES:
@@ -308,11 +345,52 @@ def score(truth: Truth | str | Path, discrepancies_csv: str | Path, crime_stats_
         "wrong_auto_examples": [list(p) for p in sorted(auto - rekeyed, key=str)[:examples]],
         "unfound_examples": [list(p) for p in sorted(rekeyed - auto - review, key=str)[:examples]],
     }
+    persons = {c: _person_scores(person_pairs[c], *person_reported[c], person_new, examples)
+               for c in PERSON_CATEGORIES}
     return {
         "categories": categories,
         "probable_match": probable,
+        "persons": persons,
         "stats": compare_stats(truth.expected_crime_stats, crime_stats_csv, examples),
         "set_aside": dict(set_aside),
+    }
+
+
+def _kinds(cause: str | None) -> list[str]:
+    """'REKEYED:forename_variant+dob_typo' → ['forename_variant', 'dob_typo']."""
+    _, _, kinds = (cause or "").partition(":")
+    return [k for k in kinds.split("+") if k] or ["unspecified"]
+
+
+def _person_scores(truth_pairs: dict[tuple[str, str], list[str]], auto: set, review: set,
+                   person_new: dict[str, str], examples: int) -> dict:
+    """One person category's AUTO precision and AUTO / AUTO + REVIEW recall, overall and per
+    variation kind, and what the new person of each wrong AUTO pair really is."""
+    expected = set(truth_pairs)
+    by_kind: dict[str, Counter] = defaultdict(Counter)
+    for pair, kinds in truth_pairs.items():
+        for kind in kinds:
+            c = by_kind[kind]
+            c["expected"] += 1
+            c["auto"] += pair in auto
+            c["auto_review"] += pair in auto or pair in review
+    wrong_auto = sorted(auto - expected, key=str)
+    wrong_review = review - expected
+    return {
+        "expected": len(expected),
+        "auto_pairs": len(auto),
+        "review_pairs": len(review),
+        "auto_precision": _ratio(len(auto & expected), len(auto)),
+        "auto_recall": _ratio(len(auto & expected), len(expected)),
+        "auto_review_recall": _ratio(len((auto | review) & expected), len(expected)),
+        "review_precision": _ratio(len(review & expected), len(review)),
+        "by_kind": {k: {**c, "auto_recall": _ratio(c["auto"], c["expected"]),
+                        "auto_review_recall": _ratio(c["auto_review"], c["expected"])}
+                    for k, c in sorted(by_kind.items())},
+        "wrong_auto_by_what": dict(Counter(person_new.get(new, "other") for _, new in wrong_auto)),
+        "wrong_review_by_what": dict(Counter(person_new.get(new, "other") for _, new in wrong_review)),
+        "wrong_auto_examples": [list(p) for p in wrong_auto[:examples]],
+        "unfound_examples": [[*p, "+".join(truth_pairs[p])] for p in sorted(expected - auto - review, key=str)[:examples]],
     }
 
 
@@ -348,9 +426,15 @@ def compare_stats(expected_rows: Iterable[dict], crime_stats_csv: Path, examples
     }
 
 
-def shortfalls(scores: dict) -> list[str]:
-    """Each target of issue 4 the scores miss, as a readable line (empty when all are met)."""
+def shortfalls(scores: dict, persons: bool = False) -> list[str]:
+    """Each target of issue 4 the scores miss (with ``persons``, issue 20's person targets
+    too), as a readable line (empty when all are met)."""
     out = []
+    if persons:
+        for (category, metric), target in PERSON_TARGETS.items():
+            value = scores["persons"][category][metric]
+            if value < target:
+                out.append(f"person {category} {metric} {value:.4f} < {target}")
     for (category, metric), target in TARGETS.items():
         value = scores["probable_match"][metric] if category == "PROBABLE_MATCH" else scores["categories"][category][metric]
         if value < target:
@@ -372,6 +456,11 @@ def score_table(scores: dict) -> list[str]:
     lines.append(f"{'PROBABLE_MATCH':<16}{p['rekeyed']:>9}{p['auto_pairs'] + p['review_pairs']:>9}"
                  f"   AUTO precision {p['auto_precision']:.4f}, AUTO recall {p['auto_recall']:.4f}, "
                  f"AUTO+REVIEW recall {p['auto_review_recall']:.4f} ({p['auto_pairs']} AUTO, {p['review_pairs']} REVIEW)")
+    for category in PERSON_CATEGORIES:
+        p = scores["persons"][category]
+        lines.append(f"{'person ' + category[9:]:<16}{p['expected']:>9}{p['auto_pairs'] + p['review_pairs']:>9}"
+                     f"   AUTO precision {p['auto_precision']:.4f}, AUTO recall {p['auto_recall']:.4f}, "
+                     f"AUTO+REVIEW recall {p['auto_review_recall']:.4f} ({p['auto_pairs']} AUTO, {p['review_pairs']} REVIEW)")
     a = scores["categories"]["ALTERED"]
     lines.append(f"ALTERED detail (TRUNCATED / OFFSET_nH) mismatches: {a['detail_mismatches']}")
     st = scores["stats"]
@@ -379,4 +468,27 @@ def score_table(scores: dict) -> list[str]:
     lines.append(f"crime_stats.csv vs expected: {verdict}")
     for what, n in sorted(scores.get("set_aside", {}).items()):
         lines.append(f"set aside: {n} {what}")
+    return lines
+
+
+def person_kind_table(scores: dict) -> list[str]:
+    """Person pairs per variation kind: how many the truth has, AUTO and AUTO + REVIEW recall;
+    then what the new persons of wrong pairs really are."""
+    lines = [f"{'person pairs by kind':<22}" + "".join(f"{c[9:] + ': n':>14}{'AUTO':>8}{'+REVIEW':>9}"
+                                                    for c in PERSON_CATEGORIES)]
+    kinds = sorted({k for c in PERSON_CATEGORIES for k in scores["persons"][c]["by_kind"]})
+    for kind in kinds:
+        line = f"{kind:<22}"
+        for c in PERSON_CATEGORIES:
+            s = scores["persons"][c]["by_kind"].get(kind)
+            line += (f"{s['expected']:>14}{s['auto_recall']:>8.3f}{s['auto_review_recall']:>9.3f}" if s
+                     else f"{'-':>14}{'':>8}{'':>9}")
+        lines.append(line)
+    for c in PERSON_CATEGORIES:
+        p = scores["persons"][c]
+        for band in ("auto", "review"):
+            wrong = p[f"wrong_{band}_by_what"]
+            if wrong:
+                lines.append(f"person {c} wrong {band.upper()} pairs, the new person really is: "
+                             + ", ".join(f"{what} {n}" for what, n in sorted(wrong.items())))
     return lines

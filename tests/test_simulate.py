@@ -128,14 +128,14 @@ def oracle(own_url: str, vendor_url: str) -> tuple[set, dict]:
     {(entity, category, legacy_ref, new_ref, field)} and the vendor's unkeyed crimes."""
     found: set[tuple] = set()
     present: dict[str, set[str]] = {}
-    unkeyed: dict[str, dict] = {}
+    unkeyed: dict[str, dict[str, dict]] = {}  # entity -> new ref -> record
     for entity in ("crime", "intelligence", "person"):
         key, ref = KEY[entity], REF[entity]
         own = {str(r[key]): r for r in _records(own_url, entity)}
         vendor: dict[str, list[dict]] = defaultdict(list)
         for r in _records(vendor_url, entity):
             if r[key] is None:
-                unkeyed[r[ref]] = r
+                unkeyed.setdefault(entity, {})[str(r[ref])] = r
             else:
                 vendor[str(r[key])].append(r)
         present[entity] = {k for k in own if k in vendor}
@@ -212,7 +212,7 @@ def _truth_keys(truth) -> set[tuple]:
     out = set()
     for d in truth.defects:
         if d.category == "PROBABLE_MATCH":
-            out.add(("crime", "MISSING", d.legacy_ref, None, None))
+            out.add((d.entity, "MISSING", d.legacy_ref, None, None))
         elif d.category in ("MISSING", "ALTERED", "DUPLICATE", "UNEXPECTED") and d.cause != "REJECTED":
             out.add((d.entity, d.category, d.legacy_ref, d.new_ref, d.field))
     return out
@@ -227,7 +227,7 @@ ALL_CAUSES = {
               "DUPLICATED", "DELETED_MIGRATED", "NEW_IN_IOPS"},
     "intelligence": {"REJECTED", "LOST_SCATTERED", "LOST_DAY", "GRADING_GARBLED", "TEXT_TRUNCATED",
                      "DELETED_MIGRATED"},
-    "person": {"REJECTED", "LOST", "NAME_MISSPELT", "DOB_DAY_MONTH_SWAPPED"},
+    "person": {"REJECTED", "LOST", "NAME_MISSPELT", "DOB_DAY_MONTH_SWAPPED", "REKEYED", "RE_ENTERED", "LOOKALIKE"},
     "crime_person": {"LINK_LOST", "REJECTED"},
 }
 
@@ -241,7 +241,7 @@ def test_every_defect_class_appears_in_the_truth(world):
         assert wanted <= causes[entity], f"{entity}: missing {wanted - causes[entity]}"
     assert {"REKEYED"} <= causes["crime"]
     assert {d.category for d in truth.defects} == {"MISSING", "ALTERED", "DUPLICATE", "UNEXPECTED",
-                                                   "PROBABLE_MATCH", "NEW_IN_IOPS"}
+                                                   "PROBABLE_MATCH", "PROBABLE_DUPLICATE", "NEW_IN_IOPS"}
     # the details the reconciler must give
     details = Counter((d.field, d.detail) for d in truth.defects if d.category == "ALTERED" and d.detail)
     assert details[("recorded_at", "OFFSET_1H")] > 0
@@ -286,9 +286,9 @@ def test_truth_rejects_are_the_migration_engines_rejects(world):
 
 
 def test_rekeyed_and_new_crimes_are_unkeyed_iops_records(world):
-    unkeyed = world.unkeyed
-    pairs = world.truth.of("PROBABLE_MATCH")
-    new = world.truth.of("NEW_IN_IOPS")
+    unkeyed = world.unkeyed["crime"]
+    pairs = world.truth.of("PROBABLE_MATCH", "crime")
+    new = world.truth.of("NEW_IN_IOPS", "crime")
     assert set(unkeyed) == {d.new_ref for d in pairs} | {d.new_ref for d in new}
     own = {r["legacy_ref"]: r for r in _records(world.own, "crime")}
     for d in pairs:
