@@ -39,7 +39,9 @@ The method is Fellegi–Sunter record linkage, as Splink does it, in columns:
 4. **Bands and assignment**: one-to-one, greedily by descending weight; ``AUTO`` when the score
    reaches ``auto_threshold``, the pair is ``margin`` log2 units ahead of the runner-up of
    either record, and none of family name, given names, date of birth and PNC id is at its
-   worst level ("different": twins, a father and his son are for a person to judge);
+   worst level ("different": twins, a father and his son are for a person to judge), the
+   given names are not one's first name dropped (a twin named after the other's middle name),
+   and a date of birth "one digit wrong" is not ten or more years out (a parent or child);
    ``REVIEW`` from ``review_threshold``; below, no pair.
 
 Each pair carries its explanation (field → level → weight, like Splink's waterfall): the row's
@@ -64,7 +66,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from rapidfuzz import process
-from rapidfuzz.distance import JaroWinkler, Levenshtein
+from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
 
 AUTO = "AUTO"
 REVIEW = "REVIEW"
@@ -76,10 +78,10 @@ _VARIANTS_CSV = Path(__file__).resolve().parent.parent / "mappings" / "forename_
 #: Comparison levels per field, best first (level index = position). A field empty on
 #: either side has level -1: no evidence.
 LEVELS: dict[str, tuple[str, ...]] = {
-    "family_name": ("exact", "Mc/Mac, hyphen or spacing", "spelling (Jaro-Winkler)", "sounds alike",
+    "family_name": ("exact", "Mc/Mac, hyphen or spacing", "spelling (one edit or Jaro-Winkler)", "sounds alike",
                     "swapped with given names", "different"),
-    "given_names": ("exact", "same first name", "forename variant", "spelling (Jaro-Winkler)", "initial",
-                    "different"),
+    "given_names": ("exact", "same first name", "one's names among the other's", "forename variant",
+                    "spelling (one edit or Jaro-Winkler)", "initial", "different"),
     "date_of_birth": ("exact", "one digit typed wrong", "day and month swapped", "same year only", "different"),
     "sex": ("same", "different"),
     "pnc_id": ("exact", "one character typed wrong", "different"),
@@ -88,13 +90,13 @@ LEVELS: dict[str, tuple[str, ...]] = {
 FIELDS = tuple(LEVELS)
 F_FAMILY, F_GIVEN, F_DOB, F_SEX, F_PNC, F_LINKS = range(len(FIELDS))
 FAM_EXACT, FAM_FOLDED, FAM_JW, FAM_SOUND, FAM_SWAPPED, FAM_ELSE = range(6)
-GIV_EXACT, GIV_FIRST, GIV_VARIANT, GIV_JW, GIV_INITIAL, GIV_ELSE = range(6)
+GIV_EXACT, GIV_FIRST, GIV_SUBSET, GIV_VARIANT, GIV_JW, GIV_INITIAL, GIV_ELSE = range(7)
 DOB_EXACT, DOB_TYPO, DOB_SWAP, DOB_YEAR, DOB_ELSE = range(5)
 
 #: Starting m probabilities for EM (then estimated from the data).
 _M_START = {
     "family_name": (0.86, 0.03, 0.05, 0.02, 0.01, 0.03),
-    "given_names": (0.78, 0.06, 0.06, 0.04, 0.02, 0.04),
+    "given_names": (0.78, 0.06, 0.01, 0.05, 0.04, 0.02, 0.04),
     "date_of_birth": (0.90, 0.03, 0.02, 0.01, 0.04),
     "sex": (0.97, 0.03),
     "pnc_id": (0.92, 0.05, 0.03),
@@ -343,10 +345,10 @@ class PersonMatcher:
         j = len(self.new)
         self._append(self.new, person_id, f, g, d, sex, p, (family, given, dob, sex, pnc), entered_in_iops)
         self.evidence.append(frozenset(linked_nominals))
-        keys = set(_keys(f, g, d, p))
-        keys.update(_keys(*_swapped(f, g), d, p))  # family and given names swapped
+        keys = set(_keys(f, g, d, p, True))
+        keys.update(_keys(*_swapped(f, g), d, p, True))  # family and given names swapped
         if d and (d % 100) <= 12 and (d % 100) != (d // 100) % 100:  # day and month swapped
-            keys.update(_keys(f, g, (d // 10000) * 10000 + (d % 100) * 100 + (d // 100) % 100, ""))
+            keys.update(_keys(f, g, (d // 10000) * 10000 + (d % 100) * 100 + (d // 100) % 100, "", True))
         for nom in self.evidence[j]:
             keys.add(hash(("ev", nom)))
         for k in keys:
@@ -382,7 +384,7 @@ class PersonMatcher:
             shown = (family, given, dob, sex, pnc)
             self._append(self.sample, nom_id, f, g, d, sex, p, shown, keyed)
         index = self._index
-        hits = [k for k in _keys(f, g, d, p) if k in index]
+        hits = [k for k in _keys(f, g, d, p, False) if k in index]
         ev = hash(("ev", nom_id))
         if ev in index:
             hits.append(ev)
@@ -519,6 +521,11 @@ class PersonMatcher:
 
     def _assign(self, li, nj, weight, levels, per_field, prior, keyed) -> list[PersonPair]:
         opts = self.options
+        # A date of birth "one digit wrong" in the decade or century: as likely a parent or a
+        # child of the same name as a typing slip — never AUTO.
+        ld = np.asarray(self.legacy.dob, dtype=np.int64)[li]
+        nd = np.asarray(self.new.dob, dtype=np.int64)[nj]
+        decades = (levels[F_DOB] == DOB_TYPO) & (np.abs(ld // 10000 - nd // 10000) >= 10)
         score = 100.0 / (1.0 + np.exp2(-np.clip(weight, -60, 60)))
         # Best and second-best weight per record of either side, for the runner-up margin.
         order = np.lexsort((nj, li, -weight))
@@ -537,7 +544,8 @@ class PersonMatcher:
             used_n.add(j)
             w = float(weight[k])
             runner_up = max(_second(best_l.get(i), w), _second(best_n.get(j), w))
-            vetoed = any(levels[f][k] == len(LEVELS[FIELDS[f]]) - 1 for f in _VETO)
+            vetoed = (any(levels[f][k] == len(LEVELS[FIELDS[f]]) - 1 for f in _VETO) or decades[k]
+                      or levels[F_GIVEN][k] == GIV_SUBSET)
             band = AUTO if s >= opts.auto_threshold and w - runner_up >= opts.margin and not vetoed else REVIEW
             out.append(PersonPair(
                 PROBABLE_DUPLICATE if keyed[k] else PROBABLE_MATCH, self.legacy.ref[i], self.new.ref[j], s, band,
@@ -610,29 +618,70 @@ def _second(top: tuple[float, float] | None, w: float) -> float:
 
 
 def _swapped(f: str, g: str) -> tuple[str, str]:
-    """Family and given names swapped: the given names' first as family, the family as given."""
-    first, _, rest = g.partition(" ")
-    return first, f if not rest else f"{f} {rest}"
+    """Family and given names exchanged (all the given names as the family name: a swapped
+    double-barrelled name keeps its parts)."""
+    return g, f
 
 
-def _keys(f: str, g: str, d: int, p: str) -> list[int]:
-    """The blocking keys of one record (hashes of equality keys)."""
-    keys = []
+@lru_cache(maxsize=200_000)
+def _deletions(key: str) -> tuple[str, ...]:
+    """The name and each way of deleting one letter from it: two names one edit apart
+    (a letter changed, added, dropped, or two swapped) share one of these."""
+    if len(key) < 3:
+        return (key,) if key else ()
+    return tuple(dict.fromkeys([key] + [key[:i] + key[i + 1:] for i in range(len(key))]))
+
+
+@lru_cache(maxsize=200_000)
+def _name_parts(f: str, g: str) -> tuple:
+    """What the keys of a name are made of: (family sounds, family spellings up to one edit,
+    the forenames the first given name may stand for, their initials)."""
     sounds = _family_parts(f) if f else ()
+    spellings: tuple[str, ...] = ()
+    if f:
+        fk = family_key(f)
+        parts = [family_key(x) for x in f.split() if len(x) > 2] if " " in f else []
+        spellings = tuple(dict.fromkeys(_deletions(fk) + tuple(parts)))
     names, initials = _given_parts(g)
-    year, monthday = d // 10000, d % 10000
-    for s in sounds:
-        if d:
+    return sounds, spellings, names, initials
+
+
+def _keys(f: str, g: str, d: int, p: str, new: bool) -> list[int]:
+    """The blocking keys of one record (hashes of equality keys). Keys on the names alone
+    ("fg", "sg" — for a date of birth missing on one side) are asymmetric, so their big blocks
+    are only asked for where needed: a record without a date of birth asks with the "…" keys,
+    the other side's records answer to them all; and the other way round with "…n"."""
+    sounds, spellings, names, initials = _name_parts(f, g)
+    keys = []
+    if d:
+        year, monthday = d // 10000, d % 10000
+        for s in sounds:
             keys.append(hash(("fd", s, d)))
             for i in initials:
                 keys.append(hash(("fyi", s, year, i)))
-        for n in names:
-            keys.append(hash(("fg", s, n)))
-            if d:
+            for n in names:
+                keys.append(hash(("fgy", s, n, year)))
                 keys.append(hash(("fgm", s, n, monthday)))
-    if d:
         for n in names:
             keys.append(hash(("gd", n, d)))
+        # A family name one edit away with half the date (a digit typed wrong spoils only one half).
+        for sp in spellings:
+            keys.append(hash(("sy", sp, year)))
+            keys.append(hash(("sm", sp, monthday)))
+    names_only = not d
+    # Names alone: asked ("fg") by a record without a date of birth, answered by all others;
+    # and "fgn" the other way round.
+    ask, answer = ("fg", "sg") if names_only else ("fgn", "sgn"), ("fgn", "sgn") if names_only else ("fg", "sg")
+    if new:
+        kinds = (ask, answer) if names_only else (answer,)
+    else:
+        kinds = (answer, ask) if names_only else (ask,)
+    for fg, sg in kinds:
+        for s in sounds:
+            for n in names:
+                keys.append(hash((fg, s, n)))
+        for sp in spellings:
+            keys.append(hash((sg, sp, initials)))
     if p:
         keys.append(hash(("p", p)))
         number = p.split("/", 1)[-1][:-1]
@@ -658,7 +707,7 @@ def _compare(matcher: PersonMatcher, left: Side, li: np.ndarray, nj: np.ndarray,
     # Swapped names: the family name against the other's given names and back.
     worse = family >= FAM_SOUND
     if worse.any():
-        cross_f = _by_unique_pairs(lf[worse], ng[worse], lambda a, b: _family_level(text[a], _first(text[b])))
+        cross_f = _by_unique_pairs(lf[worse], ng[worse], lambda a, b: _family_level(text[a], text[b]))
         cross_g = _by_unique_pairs(lg[worse], nf[worse], lambda a, b: _given_level(text[a], text[b]))
         swapped = (cross_f <= FAM_JW) & (cross_g <= GIV_JW) & (cross_f >= 0) & (cross_g >= 0)
         where = np.flatnonzero(worse)[swapped]
@@ -718,7 +767,7 @@ def _family_level(a: str, b: str) -> int:
     pa, pb = set(a.split()), set(b.split())
     if (len(pa) > 1 or len(pb) > 1) and (pa <= pb or pb <= pa):
         return FAM_FOLDED  # one part of a double-barrelled name
-    if JaroWinkler.similarity(ka, kb) >= JW_THRESHOLD:
+    if JaroWinkler.similarity(ka, kb) >= JW_THRESHOLD or (min(len(ka), len(kb)) >= 3 and OSA.distance(ka, kb) <= 1):
         return FAM_JW
     if soundex(ka) == soundex(kb):
         return FAM_SOUND
@@ -732,12 +781,15 @@ def _given_level(a: str, b: str) -> int:
     if a == b:
         return GIV_EXACT
     ta, tb = a.split(), b.split()
-    if ta[0] == tb[0] or set(ta) <= set(tb) or set(tb) <= set(ta):
-        return GIV_FIRST  # same first name, or a name dropped
+    if ta[0] == tb[0]:
+        return GIV_FIRST  # a middle name dropped, added or different
+    if set(ta) <= set(tb) or set(tb) <= set(ta):
+        return GIV_SUBSET  # the first name dropped: or a twin named after the other's middle name
     fa, fb = ta[0], tb[0]
     if canon(fa) & canon(fb):
         return GIV_VARIANT
-    if len(fa) > 1 and len(fb) > 1 and JaroWinkler.similarity(fa, fb) >= JW_THRESHOLD:
+    if len(fa) > 1 and len(fb) > 1 and (JaroWinkler.similarity(fa, fb) >= JW_THRESHOLD
+                                        or (min(len(fa), len(fb)) >= 3 and OSA.distance(fa, fb) <= 1)):
         return GIV_JW
     if (len(fa) == 1 or len(fb) == 1) and fa[0] == fb[0]:
         return GIV_INITIAL
