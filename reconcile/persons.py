@@ -59,7 +59,8 @@ import csv
 import datetime as dt
 import math
 import unicodedata
-from dataclasses import dataclass, field
+from array import array
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -244,21 +245,32 @@ class _Strings:
         return c
 
 
-@dataclass
-class Side:
-    """Person records as columns. ``ref``: NOM_ID (legacy) or person_id (new)."""
+_SEX_NAMES = {1: "MALE", 2: "FEMALE", 0: "UNKNOWN"}
 
-    ref: list = field(default_factory=list)
-    family: list = field(default_factory=list)  # codes into the shared string table (folded)
-    given: list = field(default_factory=list)
-    dob: list = field(default_factory=list)  # YYYYMMDD, 0 unknown
-    sex: list = field(default_factory=list)  # 0 unknown, 1 male, 2 female
-    pnc: list = field(default_factory=list)  # codes
-    shown: list = field(default_factory=list)  # (family, given, dob, sex, pnc) as stored, for the row
-    flag: list = field(default_factory=list)  # legacy: keyed (migrated); new: entered in iOPS
+
+class Side:
+    """Person records as columns (compact arrays; strings as codes of the matcher's table).
+    ``ref``: NOM_ID (legacy, an int array) or person_id (new, a list)."""
+
+    def __init__(self, int_refs: bool) -> None:
+        self.ref = array("q") if int_refs else []
+        self.family = array("q")  # folded family name
+        self.given = array("q")  # folded given names
+        self.dob = array("q")  # YYYYMMDD, 0 unknown
+        self.sex = array("b")  # 0 unknown, 1 male, 2 female
+        self.pnc = array("q")  # PNC id, upper case without spaces
+        self.flag = array("b")  # legacy: keyed (migrated); new: entered in iOPS
+        self.family_shown = array("q")  # the names as stored, for the report
+        self.given_shown = array("q")
 
     def __len__(self) -> int:
         return len(self.ref)
+
+    def shown(self, i: int, text: list[str]) -> tuple:
+        d = self.dob[i]
+        return (text[self.family_shown[i]] or None, text[self.given_shown[i]] or None,
+                dt.date(d // 10000, d // 100 % 100, d % 100) if d else None, _SEX_NAMES[self.sex[i]],
+                text[self.pnc[i]] or None)
 
 
 @dataclass(frozen=True)
@@ -324,15 +336,16 @@ class PersonMatcher:
     def __init__(self, options: PersonOptions | None = None) -> None:
         self.options = options or PersonOptions()
         self.strings = _Strings()
-        self.new = Side()
-        self.legacy = Side()  # only the nominals that share a blocking key with a new person
-        self.sample = Side()  # a deterministic sample of all nominals (u from random pairs)
+        self.new = Side(False)
+        self.legacy = Side(True)  # only the nominals that share a blocking key with a new person
+        self.sample = Side(True)  # a deterministic sample of all nominals (u from random pairs)
         self.evidence: list[frozenset] = []  # per new person: NOM_IDs linked to its crimes/reports
         self.family_count: dict[int, int] = {}  # family code -> legacy nominals with it (term frequency)
         self.legacy_total = 0
         self.keyed_total = 0
         self._index: dict[int, list[int]] = {}  # blocking key hash -> new indices
-        self._hits: list[list[int]] = []  # per kept legacy record: the keys it shares
+        self._hit_record = array("q")  # (kept legacy record, key it shares with new persons)
+        self._hit_key = array("q")
         self._key_legacy: dict[int, int] = {}  # key hash -> legacy nominals sharing it
         self._sample_every = 1
 
@@ -343,7 +356,7 @@ class PersonMatcher:
         f, g, d = fold(family), fold(given), dob_int(dob)
         p = _pnc(pnc)
         j = len(self.new)
-        self._append(self.new, person_id, f, g, d, sex, p, (family, given, dob, sex, pnc), entered_in_iops)
+        self._append(self.new, person_id, f, g, d, sex, p, family, given, entered_in_iops)
         self.evidence.append(frozenset(linked_nominals))
         keys = set(_keys(f, g, d, p, True))
         keys.update(_keys(*_swapped(f, g), d, p, True))  # family and given names swapped
@@ -354,15 +367,17 @@ class PersonMatcher:
         for k in keys:
             self._index.setdefault(k, []).append(j)
 
-    def _append(self, side: Side, ref, f: str, g: str, d: int, sex, p: str, shown: tuple, flag: bool) -> None:
+    def _append(self, side: Side, ref, f: str, g: str, d: int, sex, p: str, family, given, flag: bool) -> None:
+        code = self.strings.code
         side.ref.append(ref)
-        side.family.append(self.strings.code(f))
-        side.given.append(self.strings.code(g))
+        side.family.append(code(f))
+        side.given.append(code(g))
         side.dob.append(d)
         side.sex.append(SEX_CODES.get(sex, 0))
-        side.pnc.append(self.strings.code(p))
-        side.shown.append(shown)
-        side.flag.append(flag)
+        side.pnc.append(code(p))
+        side.flag.append(bool(flag))
+        side.family_shown.append(code(family or ""))
+        side.given_shown.append(code(given or ""))
 
     # --- the legacy side ---------------------------------------------------------------
 
@@ -372,17 +387,17 @@ class PersonMatcher:
 
     def add_legacy(self, nom_id: int, family, given, dob, sex, pnc, keyed: bool) -> None:
         """One live nominal the mapping accepts (mapped values); ``keyed``: migrated and found
-        under its NOM_ID in iOPS."""
+        under its NOM_ID in iOPS. Kept only if it shares a blocking key with a new person."""
         f, g, d = fold(family), fold(given), dob_int(dob)
-        p = _pnc(pnc)
+        p = _pnc(pnc) if pnc else ""
         self.legacy_total += 1
-        self.keyed_total += keyed
+        if keyed:
+            self.keyed_total += 1
         fc = self.strings.code(f)
-        self.family_count[fc] = self.family_count.get(fc, 0) + 1
-        shown = None
+        counts = self.family_count
+        counts[fc] = counts.get(fc, 0) + 1
         if self.legacy_total % self._sample_every == 0:
-            shown = (family, given, dob, sex, pnc)
-            self._append(self.sample, nom_id, f, g, d, sex, p, shown, keyed)
+            self._append(self.sample, nom_id, f, g, d, sex, p, family, given, keyed)
         index = self._index
         hits = [k for k in _keys(f, g, d, p, False) if k in index]
         ev = hash(("ev", nom_id))
@@ -390,41 +405,47 @@ class PersonMatcher:
             hits.append(ev)
         if not hits:
             return
-        counts = self._key_legacy
+        record = len(self.legacy)
+        per_key = self._key_legacy
         for k in hits:
-            counts[k] = counts.get(k, 0) + 1
-        self._append(self.legacy, nom_id, f, g, d, sex, p, shown or (family, given, dob, sex, pnc), keyed)
-        self._hits.append(hits)
+            per_key[k] = per_key.get(k, 0) + 1
+            self._hit_record.append(record)
+            self._hit_key.append(k)
+        self._append(self.legacy, nom_id, f, g, d, sex, p, family, given, keyed)
 
     # --- pairs ---------------------------------------------------------------------------
 
     def candidate_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """(legacy index, new index) of every blocked pair, each once, eligible only:
         an unkeyed nominal with any new person (a re-key), a keyed one with a person entered
-        in iOPS (a duplicate)."""
+        in iOPS (a duplicate). A key shared by more than ``block_cap`` nominals is dropped."""
+        empty = np.zeros(0, dtype=np.int64)
+        if not self._hit_key or not len(self.new):
+            return empty, empty
+        records = np.frombuffer(self._hit_record, dtype=np.int64)
+        keys = np.frombuffer(self._hit_key, dtype=np.int64)
         cap = self.options.block_cap
-        big = {k for k, n in self._key_legacy.items() if n > cap}
-        index = self._index
-        li: list[int] = []
-        nj: list[int] = []
-        for i, hits in enumerate(self._hits):
-            seen: set[int] = set()
-            for k in hits:
-                if k in big:
-                    continue
-                for j in index[k]:
-                    if j not in seen:
-                        seen.add(j)
-                        li.append(i)
-                        nj.append(j)
-        legacy_i = np.asarray(li, dtype=np.int64)
-        new_j = np.asarray(nj, dtype=np.int64)
-        if len(legacy_i):
-            keyed = np.asarray(self.legacy.flag, dtype=bool)[legacy_i]
-            entered = np.asarray(self.new.flag, dtype=bool)[new_j]
-            keep = ~keyed | entered
-            legacy_i, new_j = legacy_i[keep], new_j[keep]
-        return legacy_i, new_j
+        big = np.fromiter((k for k, n in self._key_legacy.items() if n > cap), dtype=np.int64)
+        if len(big):
+            keep = ~np.isin(keys, big)
+            records, keys = records[keep], keys[keep]
+        # The new side's index as two sorted columns; each legacy hit expands to its block.
+        new_keys = np.fromiter((k for k, js in self._index.items() for _ in js), dtype=np.int64)
+        new_idx = np.fromiter((j for js in self._index.values() for j in js), dtype=np.int64)
+        order = np.argsort(new_keys, kind="stable")
+        new_keys, new_idx = new_keys[order], new_idx[order]
+        lo = np.searchsorted(new_keys, keys, "left")
+        n = np.searchsorted(new_keys, keys, "right") - lo
+        legacy_i = np.repeat(records, n)
+        starts = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
+        new_j = new_idx[starts]
+        width = len(self.new)
+        pairs = np.unique(legacy_i * width + new_j)
+        legacy_i, new_j = pairs // width, pairs % width
+        keyed = np.frombuffer(self.legacy.flag, dtype=np.int8)[legacy_i].astype(bool)
+        entered = np.frombuffer(self.new.flag, dtype=np.int8)[new_j].astype(bool)
+        keep = ~keyed | entered
+        return legacy_i[keep], new_j[keep]
 
     def pairs(self) -> list[PersonPair]:
         """The pairs found, one-to-one, banded (above the review threshold only)."""
@@ -447,7 +468,7 @@ class PersonMatcher:
                 w[exact] = np.log2(m[f][FAM_EXACT] / tf[exact])
             per_field.append(w)
             bf += w
-        keyed = np.asarray(self.legacy.flag, dtype=bool)[li]
+        keyed = np.frombuffer(self.legacy.flag, dtype=np.int8)[li].astype(bool)
         prior = np.where(keyed, self._prior(kind_match[1], self.keyed_total, sum(self.new.flag)),
                          self._prior(kind_match[0], self.legacy_total - self.keyed_total, len(self.new)))
         weight = bf + prior
@@ -462,7 +483,7 @@ class PersonMatcher:
     def _tf(self, li: np.ndarray) -> np.ndarray:
         """Per pair, the share of legacy nominals with the legacy side's family name."""
         total = max(1, self.legacy_total)
-        family = np.asarray(self.legacy.family, dtype=np.int64)[li]
+        family = np.frombuffer(self.legacy.family, dtype=np.int64)[li]
         uniq, inverse = np.unique(family, return_inverse=True)
         share = np.array([max(self.family_count.get(int(c), 1), 1) / total for c in uniq])
         return share[inverse]
@@ -515,7 +536,7 @@ class PersonMatcher:
         for _ in range(EM_ITERATIONS):
             p = 1.0 / (1.0 + np.exp2(-np.clip(logit + math.log2(lam / (1 - lam)), -60, 60)))
             lam = float(np.clip(p.mean(), 1e-9, 0.5))
-        keyed = np.asarray(self.legacy.flag, dtype=bool)[li]
+        keyed = np.frombuffer(self.legacy.flag, dtype=np.int8)[li].astype(bool)
         self.m = m
         return m, (float(p[~keyed].sum()), float(p[keyed].sum()))
 
@@ -523,8 +544,8 @@ class PersonMatcher:
         opts = self.options
         # A date of birth "one digit wrong" in the decade or century: as likely a parent or a
         # child of the same name as a typing slip — never AUTO.
-        ld = np.asarray(self.legacy.dob, dtype=np.int64)[li]
-        nd = np.asarray(self.new.dob, dtype=np.int64)[nj]
+        ld = np.frombuffer(self.legacy.dob, dtype=np.int64)[li]
+        nd = np.frombuffer(self.new.dob, dtype=np.int64)[nj]
         decades = (levels[F_DOB] == DOB_TYPO) & (np.abs(ld // 10000 - nd // 10000) >= 10)
         score = 100.0 / (1.0 + np.exp2(-np.clip(weight, -60, 60)))
         # Best and second-best weight per record of either side, for the runner-up margin.
@@ -548,10 +569,10 @@ class PersonMatcher:
                       or levels[F_GIVEN][k] == GIV_SUBSET)
             band = AUTO if s >= opts.auto_threshold and w - runner_up >= opts.margin and not vetoed else REVIEW
             out.append(PersonPair(
-                PROBABLE_DUPLICATE if keyed[k] else PROBABLE_MATCH, self.legacy.ref[i], self.new.ref[j], s, band,
+                PROBABLE_DUPLICATE if keyed[k] else PROBABLE_MATCH, int(self.legacy.ref[i]), self.new.ref[j], s, band,
                 round(w, 2), tuple(int(levels[f][k]) for f in range(len(FIELDS))),
                 tuple(round(float(per_field[f][k]), 2) for f in range(len(FIELDS))), round(float(prior[k]), 2),
-                self.legacy.shown[i], self.new.shown[j]))
+                self.legacy.shown(i, self.strings.text), self.new.shown(j, self.strings.text)))
         return out
 
 
@@ -633,9 +654,11 @@ def _deletions(key: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=200_000)
-def _name_parts(f: str, g: str) -> tuple:
-    """What the keys of a name are made of: (family sounds, family spellings up to one edit,
-    the forenames the first given name may stand for, their initials)."""
+def _key_bases(f: str, g: str) -> tuple[tuple[int, ...], ...]:
+    """The name halves of a name's blocking keys, hashed once per distinct name (names repeat):
+    (with the date of birth, with the birth year, with the day and month, names alone asked by
+    records without a date of birth, names alone answered). A key is its half XOR the hash of
+    its date part: equal keys are equal (name, date) pairs, bar a 2^-64 chance."""
     sounds = _family_parts(f) if f else ()
     spellings: tuple[str, ...] = ()
     if f:
@@ -643,45 +666,33 @@ def _name_parts(f: str, g: str) -> tuple:
         parts = [family_key(x) for x in f.split() if len(x) > 2] if " " in f else []
         spellings = tuple(dict.fromkeys(_deletions(fk) + tuple(parts)))
     names, initials = _given_parts(g)
-    return sounds, spellings, names, initials
+    by_dob = [hash(("fd", s)) for s in sounds] + [hash(("gd", n)) for n in names]
+    by_year = ([hash(("fyi", s, i)) for s in sounds for i in initials]
+               + [hash(("fgy", s, n)) for s in sounds for n in names]
+               # a family name one edit away with half the date: a digit typed wrong spoils one half
+               + [hash(("sy", sp)) for sp in spellings])
+    by_monthday = [hash(("fgm", s, n)) for s in sounds for n in names] + [hash(("sm", sp)) for sp in spellings]
+    asked = [hash(("fg", s, n)) for s in sounds for n in names] + [hash(("sg", sp, initials)) for sp in spellings]
+    answered = [hash(("fgn", s, n)) for s in sounds for n in names] + [hash(("sgn", sp, initials)) for sp in spellings]
+    return tuple(by_dob), tuple(by_year), tuple(by_monthday), tuple(asked), tuple(answered)
 
 
 def _keys(f: str, g: str, d: int, p: str, new: bool) -> list[int]:
-    """The blocking keys of one record (hashes of equality keys). Keys on the names alone
-    ("fg", "sg" — for a date of birth missing on one side) are asymmetric, so their big blocks
-    are only asked for where needed: a record without a date of birth asks with the "…" keys,
-    the other side's records answer to them all; and the other way round with "…n"."""
-    sounds, spellings, names, initials = _name_parts(f, g)
-    keys = []
+    """The blocking keys of one record (64-bit hashes of equality keys).
+
+    Keys on the names alone serve a date of birth missing on one side, and their blocks are
+    big (every JOHN SMITH), so they are asymmetric: a new record with a date of birth puts
+    "fg" in the index, which only legacy records *without* one ask for; a new record without
+    one puts "fgn" too, which every legacy record asks for."""
+    by_dob, by_year, by_monthday, fg, fgn = _key_bases(f, g)
     if d:
-        year, monthday = d // 10000, d % 10000
-        for s in sounds:
-            keys.append(hash(("fd", s, d)))
-            for i in initials:
-                keys.append(hash(("fyi", s, year, i)))
-            for n in names:
-                keys.append(hash(("fgy", s, n, year)))
-                keys.append(hash(("fgm", s, n, monthday)))
-        for n in names:
-            keys.append(hash(("gd", n, d)))
-        # A family name one edit away with half the date (a digit typed wrong spoils only one half).
-        for sp in spellings:
-            keys.append(hash(("sy", sp, year)))
-            keys.append(hash(("sm", sp, monthday)))
-    names_only = not d
-    # Names alone: asked ("fg") by a record without a date of birth, answered by all others;
-    # and "fgn" the other way round.
-    ask, answer = ("fg", "sg") if names_only else ("fgn", "sgn"), ("fgn", "sgn") if names_only else ("fg", "sg")
-    if new:
-        kinds = (ask, answer) if names_only else (answer,)
+        hd, hy, hm = hash(("d", d)), hash(("y", d // 10000)), hash(("m", d % 10000))
+        keys = [b ^ hd for b in by_dob]
+        keys += [b ^ hy for b in by_year]
+        keys += [b ^ hm for b in by_monthday]
+        keys += fg if new else fgn
     else:
-        kinds = (answer, ask) if names_only else (ask,)
-    for fg, sg in kinds:
-        for s in sounds:
-            for n in names:
-                keys.append(hash((fg, s, n)))
-        for sp in spellings:
-            keys.append(hash((sg, sp, initials)))
+        keys = list(fg + fgn)
     if p:
         keys.append(hash(("p", p)))
         number = p.split("/", 1)[-1][:-1]
@@ -697,10 +708,8 @@ def _compare(matcher: PersonMatcher, left: Side, li: np.ndarray, nj: np.ndarray,
     """Levels per field (int8 arrays, -1 = no evidence) of the pairs (left[li], new[nj])."""
     new = matcher.new
     text = matcher.strings.text
-    lf = np.asarray(left.family, dtype=np.int64)[li]
-    nf = np.asarray(new.family, dtype=np.int64)[nj]
-    lg = np.asarray(left.given, dtype=np.int64)[li]
-    ng = np.asarray(new.given, dtype=np.int64)[nj]
+    col = lambda a, dtype=np.int64: np.frombuffer(a, dtype=dtype)  # noqa: E731 — arrays as numpy, no copy
+    lf, nf, lg, ng = col(left.family)[li], col(new.family)[nj], col(left.given)[li], col(new.given)[nj]
 
     family = _by_unique_pairs(lf, nf, lambda a, b: _family_level(text[a], text[b]))
     given = _by_unique_pairs(lg, ng, lambda a, b: _given_level(text[a], text[b]))
@@ -714,14 +723,12 @@ def _compare(matcher: PersonMatcher, left: Side, li: np.ndarray, nj: np.ndarray,
         family[where] = FAM_SWAPPED
         given[where] = cross_g[swapped]
 
-    dob = _dob_levels(np.asarray(left.dob, dtype=np.int64)[li], np.asarray(new.dob, dtype=np.int64)[nj])
+    dob = _dob_levels(col(left.dob)[li], col(new.dob)[nj])
 
-    ls = np.asarray(left.sex, dtype=np.int8)[li]
-    ns = np.asarray(new.sex, dtype=np.int8)[nj]
+    ls, ns = col(left.sex, np.int8)[li], col(new.sex, np.int8)[nj]
     sex = np.where((ls == 0) | (ns == 0), -1, np.where(ls == ns, 0, 1)).astype(np.int8)
 
-    lp = np.asarray(left.pnc, dtype=np.int64)[li]
-    np_ = np.asarray(new.pnc, dtype=np.int64)[nj]
+    lp, np_ = col(left.pnc)[li], col(new.pnc)[nj]
     pnc = np.full(len(li), -1, dtype=np.int8)
     both = (lp != 0) & (np_ != 0)
     pnc[both & (lp == np_)] = 0
@@ -733,16 +740,17 @@ def _compare(matcher: PersonMatcher, left: Side, li: np.ndarray, nj: np.ndarray,
         pnc[differ] = np.where(np.asarray(dist) <= 1, 1, 2)
 
     links = np.full(len(li), -1, dtype=np.int8)
-    if evidence:
-        refs = left.ref
+    if evidence and any(matcher.evidence):
+        # (new person, NOM_ID linked to its crimes/reports) as one int64 each, looked up at once.
         ev = matcher.evidence
-        for k in np.flatnonzero([bool(ev[j]) for j in nj]):
-            links[k] = 0 if refs[li[k]] in ev[nj[k]] else 1
+        has = np.fromiter((bool(e) for e in ev), dtype=bool, count=len(ev))[nj]
+        known = np.fromiter((j * _EV + nom for j, e in enumerate(ev) for nom in e), dtype=np.int64)
+        refs = np.frombuffer(left.ref, dtype=np.int64)[li[has]]
+        links[has] = np.where(np.isin(nj[has] * _EV + refs, known), 0, 1)
     return [family, given, dob, sex, pnc, links]
 
 
-def _first(g: str) -> str:
-    return g.split(" ", 1)[0]
+_EV = 1 << 32  # NOM_IDs are 32-bit (OPUS INTEGER)
 
 
 def _by_unique_pairs(a: np.ndarray, b: np.ndarray, level: Callable[[int, int], int]) -> np.ndarray:
