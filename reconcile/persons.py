@@ -83,7 +83,8 @@ LEVELS: dict[str, tuple[str, ...]] = {
                     "swapped with given names", "different"),
     "given_names": ("exact", "same first name", "one's names among the other's", "forename variant",
                     "spelling (one edit or Jaro-Winkler)", "initial", "different"),
-    "date_of_birth": ("exact", "one digit typed wrong", "day and month swapped", "same year only", "different"),
+    "date_of_birth": ("exact", "one digit typed wrong", "day and month swapped", "same year only",
+                      "unknown on both sides", "different"),
     "sex": ("same", "different"),
     "pnc_id": ("exact", "one character typed wrong", "different"),
     "links": ("shares a crime or report", "no shared crime or report"),
@@ -92,13 +93,13 @@ FIELDS = tuple(LEVELS)
 F_FAMILY, F_GIVEN, F_DOB, F_SEX, F_PNC, F_LINKS = range(len(FIELDS))
 FAM_EXACT, FAM_FOLDED, FAM_JW, FAM_SOUND, FAM_SWAPPED, FAM_ELSE = range(6)
 GIV_EXACT, GIV_FIRST, GIV_SUBSET, GIV_VARIANT, GIV_JW, GIV_INITIAL, GIV_ELSE = range(7)
-DOB_EXACT, DOB_TYPO, DOB_SWAP, DOB_YEAR, DOB_ELSE = range(5)
+DOB_EXACT, DOB_TYPO, DOB_SWAP, DOB_YEAR, DOB_UNKNOWN, DOB_ELSE = range(6)
 
 #: Starting m probabilities for EM (then estimated from the data).
 _M_START = {
     "family_name": (0.86, 0.03, 0.05, 0.02, 0.01, 0.03),
     "given_names": (0.78, 0.06, 0.01, 0.05, 0.04, 0.02, 0.04),
-    "date_of_birth": (0.90, 0.03, 0.02, 0.01, 0.04),
+    "date_of_birth": (0.88, 0.03, 0.02, 0.01, 0.02, 0.04),
     "sex": (0.97, 0.03),
     "pnc_id": (0.92, 0.05, 0.03),
     "links": (0.9, 0.1),
@@ -106,7 +107,9 @@ _M_START = {
 JW_THRESHOLD = 0.92
 _M_FLOOR = 1e-4  # no level is impossible among true pairs
 EM_ITERATIONS = 25
-RANDOM_PAIRS = 400_000  # legacy × new pairs drawn for u
+RANDOM_PAIRS = 200_000  # legacy × new pairs drawn for u
+COMPARE_CHUNK = 500_000  # pairs compared at a time
+EM_PAIRS = 1_000_000  # blocked pairs EM trains on, at most (a sample)
 LEGACY_SAMPLE = 20_000  # legacy nominals kept (a deterministic sample) to draw them from
 
 
@@ -115,12 +118,18 @@ class PersonOptions:
     """Thresholds of the person bands (score = 100 × match probability)."""
 
     #: At or above (and ``margin`` ahead of the runner-up): the pair counts as the same person.
-    #: Set on the simulator's stores for an AUTO precision >= 0.995 (see bench/README.md).
-    auto_threshold: float = 90.0
+    #: Set from a precision target: on the simulator's 100,000-crime store (seed 7, 2.5% of
+    #: persons re-keyed, 2.5% re-entered, 2.5% look-alikes) AUTO precision was 0.9963 at 90,
+    #: 0.9995 at 95 and 1.000 (duplicates) / 0.9995 (re-keys) at 98.
+    auto_threshold: float = 98.0
     #: At or above: listed for a person to decide.
     review_threshold: float = 5.0
     margin: float = 3.0  # log2 units (8 times as likely) over the runner-up of either record
     block_cap: int = 250  # legacy nominals per blocking key, at most
+    #: … per weak key (an initial, a family name one edit away with half the date, names alone)
+    weak_cap: int = 60
+    #: Other candidates listed (REVIEW) beside a REVIEW pair, within ``margin`` of it, at most.
+    review_alternatives: int = 4
 
 
 # ------------------------------------------------------------------------- normalising
@@ -344,6 +353,7 @@ class PersonMatcher:
         self.legacy_total = 0
         self.keyed_total = 0
         self._index: dict[int, list[int]] = {}  # blocking key hash -> new indices
+        self._weak: set[int] = set()  # keys of the index capped at weak_cap
         self._hit_record = array("q")  # (kept legacy record, key it shares with new persons)
         self._hit_key = array("q")
         self._key_legacy: dict[int, int] = {}  # key hash -> legacy nominals sharing it
@@ -358,13 +368,16 @@ class PersonMatcher:
         j = len(self.new)
         self._append(self.new, person_id, f, g, d, sex, p, family, given, entered_in_iops)
         self.evidence.append(frozenset(linked_nominals))
-        keys = set(_keys(f, g, d, p, True))
-        keys.update(_keys(*_swapped(f, g), d, p, True))  # family and given names swapped
+        strong, weak = _keys(f, g, d, p, True)
+        strong2, weak2 = _keys(*_swapped(f, g), d, p, True)  # family and given names swapped
+        keys = set(strong + strong2)
+        weak = set(weak + weak2) - keys
         if d and (d % 100) <= 12 and (d % 100) != (d // 100) % 100:  # day and month swapped
-            keys.update(_keys(f, g, (d // 10000) * 10000 + (d % 100) * 100 + (d // 100) % 100, "", True))
+            keys.update(_keys(f, g, (d // 10000) * 10000 + (d % 100) * 100 + (d // 100) % 100, "", True)[0])
         for nom in self.evidence[j]:
             keys.add(hash(("ev", nom)))
-        for k in keys:
+        self._weak.update(weak)
+        for k in keys | weak:
             self._index.setdefault(k, []).append(j)
 
     def _append(self, side: Side, ref, f: str, g: str, d: int, sex, p: str, family, given, flag: bool) -> None:
@@ -399,7 +412,9 @@ class PersonMatcher:
         if self.legacy_total % self._sample_every == 0:
             self._append(self.sample, nom_id, f, g, d, sex, p, family, given, keyed)
         index = self._index
-        hits = [k for k in _keys(f, g, d, p, False) if k in index]
+        strong, weak = _keys(f, g, d, p, False)
+        hits = [k for k in strong if k in index]
+        hits += [k for k in weak if k in index]
         ev = hash(("ev", nom_id))
         if ev in index:
             hits.append(ev)
@@ -424,8 +439,9 @@ class PersonMatcher:
             return empty, empty
         records = np.frombuffer(self._hit_record, dtype=np.int64)
         keys = np.frombuffer(self._hit_key, dtype=np.int64)
-        cap = self.options.block_cap
-        big = np.fromiter((k for k, n in self._key_legacy.items() if n > cap), dtype=np.int64)
+        cap, weak_cap, weak = self.options.block_cap, self.options.weak_cap, self._weak
+        big = np.fromiter((k for k, n in self._key_legacy.items() if n > (weak_cap if k in weak else cap)),
+                          dtype=np.int64)
         if len(big):
             keep = ~np.isin(keys, big)
             records, keys = records[keep], keys[keep]
@@ -450,29 +466,37 @@ class PersonMatcher:
     def pairs(self) -> list[PersonPair]:
         """The pairs found, one-to-one, banded (above the review threshold only)."""
         li, nj = self.candidate_pairs()
-        if not len(li):
+        n = len(li)
+        if not n:
             return []
-        levels = _compare(self, self.legacy, li, nj, evidence=True)
-        tf = self._tf(li)
+        # Levels in chunks (the comparison's temporaries stay bounded); kept as int8 per field.
+        levels = np.empty((len(FIELDS), n), dtype=np.int8)
+        for start in range(0, n, COMPARE_CHUNK):
+            part = slice(start, start + COMPARE_CHUNK)
+            for f, lv in enumerate(_compare(self, self.legacy, li[part], nj[part], evidence=True)):
+                levels[f, part] = lv
         u = self._u_random()
+        self._nj = nj
         m, kind_match = self._em(levels, u, li)
-        bf = np.zeros(len(li))
-        per_field = []
+        tables = _weight_tables(m, u)
+        weight = np.zeros(n, dtype=np.float64)
         for f in range(len(FIELDS)):
-            lv = levels[f]
-            w = np.zeros(len(li))
-            ok = lv >= 0
-            w[ok] = np.log2(m[f][lv[ok]] / u[f][lv[ok]])
-            if f == F_FAMILY:
-                exact = lv == FAM_EXACT
-                w[exact] = np.log2(m[f][FAM_EXACT] / tf[exact])
-            per_field.append(w)
-            bf += w
+            weight += tables[f][levels[f]]
+        # Term frequency: the family name's exact level weighs log2(m / the name's share).
+        exact = np.flatnonzero(levels[F_FAMILY] == FAM_EXACT)
+        tf = self._tf(li[exact])
+        weight[exact] += np.log2(m[F_FAMILY][FAM_EXACT] / tf) - tables[F_FAMILY][FAM_EXACT]
         keyed = np.frombuffer(self.legacy.flag, dtype=np.int8)[li].astype(bool)
-        prior = np.where(keyed, self._prior(kind_match[1], self.keyed_total, sum(self.new.flag)),
-                         self._prior(kind_match[0], self.legacy_total - self.keyed_total, len(self.new)))
-        weight = bf + prior
-        return self._assign(li, nj, weight, levels, per_field, prior, keyed)
+        priors = (self._prior(kind_match[0], self.legacy_total - self.keyed_total, len(self.new)),
+                  self._prior(kind_match[1], self.keyed_total, sum(self.new.flag)))
+        weight += np.where(keyed, priors[1], priors[0])
+        # Only pairs that can be listed, or can be a listed pair's runner-up, go on.
+        opts = self.options
+        floor = min(_logit_of(opts.review_threshold), _logit_of(opts.auto_threshold) - opts.margin)
+        keep = np.flatnonzero(weight >= floor)
+        self.m, self.u, self.priors = m, u, priors
+        return self._assign(li[keep], nj[keep], weight[keep], levels[:, keep], keyed[keep], tables, tf_exact=(
+            exact, tf), kept=keep)
 
     def _prior(self, matches: float, legacy: int, new: int) -> float:
         """log2 odds that a random pair of this kind matches (the EM's count of matches)."""
@@ -512,41 +536,63 @@ class PersonMatcher:
         u[F_LINKS] = np.array([share, 1 - share])
         return u
 
-    def _em(self, levels: list[np.ndarray], u: list[np.ndarray], li: np.ndarray):
-        """m per field and level by EM over the blocked pairs, as Splink trains: ``u`` fixed
-        (random pairs), and in sessions that each leave out the fields their pairs were chosen
-        by — within pairs already agreeing on a field, agreeing again says nothing. Session 1:
-        pairs with the same date of birth train the names, sex, PNC id and links; session 2:
-        pairs with the same PNC id or a shared crime or report train the date of birth (pairs
-        with the same names would not: namesakes' dates of birth look like a match's typing
-        errors when the date is the only field left to tell them apart). A Dirichlet prior
-        (``_M_START``, worth ``_PRIOR_PAIRS`` pairs) keeps a small store's estimates sane.
-        Returns m, and the expected number of matches among the pairs with an unkeyed / a keyed
-        nominal (for the priors)."""
+    def _em(self, levels: np.ndarray, u: list[np.ndarray], li: np.ndarray):
+        """m per field and level by EM over the blocked pairs (a sample of ``EM_PAIRS`` when
+        there are more), as Splink trains: ``u`` fixed (random pairs), and in sessions that
+        each leave out the fields their pairs were chosen by — within pairs already agreeing on
+        a field, agreeing again says nothing. Session 1: pairs with the same date of birth
+        train the names, sex, PNC id and links; session 2: pairs with the same PNC id or a
+        shared crime or report train the date of birth (pairs with the same names would not:
+        namesakes' dates of birth look like a match's typing errors when the date is the only
+        field left to tell them apart). A Dirichlet prior (``_M_START``, worth
+        ``_PRIOR_PAIRS`` pairs) keeps a small store's estimates sane. Returns m, and the
+        expected number of matches among the pairs with an unkeyed / a keyed nominal (for the
+        priors)."""
+        n = levels.shape[1]
+        sample = levels
+        if n > EM_PAIRS:
+            sample = levels[:, np.sort(np.random.default_rng(21).choice(n, EM_PAIRS, replace=False))]
         m = [np.array(_M_START[f], dtype=float) for f in FIELDS]
-        same_dob = levels[F_DOB] == DOB_EXACT
-        identified = (levels[F_PNC] == 0) | (levels[F_LINKS] == 0)
-        trained = _em_session(levels, same_dob, [F_FAMILY, F_GIVEN, F_SEX, F_PNC, F_LINKS], m, u)
+        same_dob = sample[F_DOB] == DOB_EXACT
+        identified = (sample[F_PNC] == 0) | (sample[F_LINKS] == 0)
+        trained = _em_session(sample, same_dob, [F_FAMILY, F_GIVEN, F_SEX, F_PNC, F_LINKS], m, u)
         for f in (F_FAMILY, F_GIVEN, F_SEX, F_PNC, F_LINKS):
             m[f] = trained[f]
-        m[F_DOB] = _em_session(levels, identified, [F_DOB, F_FAMILY, F_GIVEN, F_SEX], m, u)[F_DOB]
+        m[F_DOB] = _em_session(sample, identified, [F_DOB, F_FAMILY, F_GIVEN, F_SEX], m, u)[F_DOB]
         # The expected matches over all the pairs, every field in, parameters fixed.
-        logit = _logit(levels, m, u, range(len(FIELDS)), np.full(len(li), 0.0))
-        lam = min(0.5, len(self.new) / max(1, len(li)))
-        for _ in range(EM_ITERATIONS):
-            p = 1.0 / (1.0 + np.exp2(-np.clip(logit + math.log2(lam / (1 - lam)), -60, 60)))
-            lam = float(np.clip(p.mean(), 1e-9, 0.5))
+        tables = _weight_tables(m, u)
+        logit = np.zeros(n, dtype=np.float32)
+        for f in range(len(FIELDS)):
+            logit += tables[f][levels[f]].astype(np.float32)
+        # A new person is at most one nominal: its matches count once, at its best pair's
+        # probability (summing every pair would count its namesakes as matches too).
         keyed = np.frombuffer(self.legacy.flag, dtype=np.int8)[li].astype(bool)
-        self.m = m
-        return m, (float(p[~keyed].sum()), float(p[keyed].sum()))
+        nj = self._nj
+        lam = min(0.5, len(self.new) / max(1, n))
+        matches = (0.0, 0.0)
+        for _ in range(EM_ITERATIONS):
+            p = 1.0 / (1.0 + np.exp2(-np.clip(logit + np.float32(math.log2(lam / (1 - lam))), -60, 60)))
+            matches = tuple(_best_per(nj[sel], p[sel], len(self.new)) for sel in (~keyed, keyed))
+            lam = float(np.clip(sum(matches) / n, 1e-9, 0.5))
+        return m, matches
 
-    def _assign(self, li, nj, weight, levels, per_field, prior, keyed) -> list[PersonPair]:
+    def _assign(self, li, nj, weight, levels, keyed, tables, *, tf_exact, kept) -> list[PersonPair]:
         opts = self.options
         # A date of birth "one digit wrong" in the decade or century: as likely a parent or a
         # child of the same name as a typing slip — never AUTO.
         ld = np.frombuffer(self.legacy.dob, dtype=np.int64)[li]
         nd = np.frombuffer(self.new.dob, dtype=np.int64)[nj]
         decades = (levels[F_DOB] == DOB_TYPO) & (np.abs(ld // 10000 - nd // 10000) >= 10)
+        vetoed = decades | (levels[F_GIVEN] == GIV_SUBSET)
+        # Names alone never make AUTO: a date of birth (exact, one slip) or a PNC id or a shared
+        # crime or report must agree too.
+        vetoed |= ~((levels[F_DOB] >= 0) & (levels[F_DOB] <= DOB_SWAP) | (levels[F_PNC] == 0) | (levels[F_PNC] == 1)
+                    | (levels[F_LINKS] == 0))
+        for f in _VETO:
+            vetoed |= levels[f] == len(LEVELS[FIELDS[f]]) - 1
+        # The family name's term-frequency weight of each kept pair (for the explanation).
+        exact, tf = tf_exact
+        tf_weight = dict(zip(exact.tolist(), np.log2(self.m[F_FAMILY][FAM_EXACT] / tf).tolist()))
         score = 100.0 / (1.0 + np.exp2(-np.clip(weight, -60, 60)))
         # Best and second-best weight per record of either side, for the runner-up margin.
         order = np.lexsort((nj, li, -weight))
@@ -554,40 +600,72 @@ class PersonMatcher:
         used_l: set[int] = set()
         used_n: set[int] = set()
         out: list[PersonPair] = []
+        text = self.strings.text
+        alternatives: list[int] = []  # pairs a person should also look at (below)
+        chosen: list[tuple[int, str]] = []
         for k in order:
             s = round(float(score[k]), 1)
             if s < opts.review_threshold:
                 break
             i, j = int(li[k]), int(nj[k])
             if i in used_l or j in used_n:
+                alternatives.append(k)
                 continue
             used_l.add(i)
             used_n.add(j)
             w = float(weight[k])
             runner_up = max(_second(best_l.get(i), w), _second(best_n.get(j), w))
-            vetoed = (any(levels[f][k] == len(LEVELS[FIELDS[f]]) - 1 for f in _VETO) or decades[k]
-                      or levels[F_GIVEN][k] == GIV_SUBSET)
-            band = AUTO if s >= opts.auto_threshold and w - runner_up >= opts.margin and not vetoed else REVIEW
+            band = AUTO if s >= opts.auto_threshold and w - runner_up >= opts.margin and not vetoed[k] else REVIEW
+            chosen.append((k, band))
+        # A REVIEW person's other candidates close to its pair (within the margin) are listed
+        # too, up to ``review_alternatives``: the reviewer chooses among them (a namesake with no
+        # date of birth is no better than the others). AUTO persons have no close runner-up.
+        best_of = {int(nj[k]): float(weight[k]) for k, band in chosen if band == REVIEW}
+        extra: dict[int, int] = {}
+        for k in alternatives:
+            j = int(nj[k])
+            best = best_of.get(j)
+            if best is not None and best - float(weight[k]) < opts.margin and extra.get(j, 0) < opts.review_alternatives:
+                extra[j] = extra.get(j, 0) + 1
+                chosen.append((k, REVIEW))
+        for k, band in chosen:
+            i, j = int(li[k]), int(nj[k])
+            s = round(float(score[k]), 1)
+            w = float(weight[k])
+            lv = tuple(int(levels[f][k]) for f in range(len(FIELDS)))
+            weights = [float(tables[f][lv[f]]) for f in range(len(FIELDS))]
+            if lv[F_FAMILY] == FAM_EXACT:
+                weights[F_FAMILY] = tf_weight[int(kept[k])]
+            prior = self.priors[1] if keyed[k] else self.priors[0]
             out.append(PersonPair(
                 PROBABLE_DUPLICATE if keyed[k] else PROBABLE_MATCH, int(self.legacy.ref[i]), self.new.ref[j], s, band,
-                round(w, 2), tuple(int(levels[f][k]) for f in range(len(FIELDS))),
-                tuple(round(float(per_field[f][k]), 2) for f in range(len(FIELDS))), round(float(prior[k]), 2),
-                self.legacy.shown(i, self.strings.text), self.new.shown(j, self.strings.text)))
+                round(w, 2), lv, tuple(round(x, 2) for x in weights), round(prior, 2),
+                self.legacy.shown(i, text), self.new.shown(j, text)))
         return out
 
 
 _PRIOR_PAIRS = 100.0
+
+
+def _logit_of(score: float) -> float:
+    """The match weight (log2 odds) of a score (100 × probability)."""
+    p = min(max(score / 100.0, 1e-15), 1 - 1e-15)
+    return math.log2(p / (1 - p))
+
+
+def _weight_tables(m, u) -> list[np.ndarray]:
+    """Per field, log2(m/u) of each level, and 0 at index -1 (no evidence)."""
+    return [np.append(np.log2(m[f] / u[f]), 0.0) for f in range(len(FIELDS))]
 #: Fields whose worst level ("different") keeps a pair out of AUTO whatever its score.
 _VETO = (F_FAMILY, F_GIVEN, F_DOB, F_PNC)
 
 
-def _logit(levels: list[np.ndarray], m, u, fields, start: np.ndarray) -> np.ndarray:
+def _logit(levels, m, u, fields, start: np.ndarray) -> np.ndarray:
     """``start`` + the sum over ``fields`` of log2(m/u) of each pair's level."""
     logit = start.copy()
+    tables = _weight_tables(m, u)
     for f in fields:
-        lv = levels[f]
-        ok = lv >= 0
-        logit[ok] += np.log2(m[f][lv[ok]] / u[f][lv[ok]])
+        logit += tables[f][levels[f]]
     return logit
 
 
@@ -611,6 +689,13 @@ def _em_session(levels: list[np.ndarray], subset: np.ndarray, fields: list[int],
             m[f] = np.maximum(counts / counts.sum(), _M_FLOOR)
             m[f] /= m[f].sum()
     return m
+
+
+def _best_per(index: np.ndarray, p: np.ndarray, size: int) -> float:
+    """The sum over records of their best p."""
+    best = np.zeros(size, dtype=np.float64)
+    np.maximum.at(best, index, p)
+    return float(best.sum())
 
 
 def _top2(index: np.ndarray, weight: np.ndarray) -> dict[int, tuple[float, float]]:
@@ -667,38 +752,42 @@ def _key_bases(f: str, g: str) -> tuple[tuple[int, ...], ...]:
         spellings = tuple(dict.fromkeys(_deletions(fk) + tuple(parts)))
     names, initials = _given_parts(g)
     by_dob = [hash(("fd", s)) for s in sounds] + [hash(("gd", n)) for n in names]
-    by_year = ([hash(("fyi", s, i)) for s in sounds for i in initials]
-               + [hash(("fgy", s, n)) for s in sounds for n in names]
-               # a family name one edit away with half the date: a digit typed wrong spoils one half
-               + [hash(("sy", sp)) for sp in spellings])
-    by_monthday = [hash(("fgm", s, n)) for s in sounds for n in names] + [hash(("sm", sp)) for sp in spellings]
+    by_year = [hash(("fgy", s, n)) for s in sounds for n in names]
+    # weak: the initial only, or a family name one edit away with half the date (a digit typed
+    # wrong spoils one half)
+    by_year_weak = [hash(("fyi", s, i)) for s in sounds for i in initials] + [hash(("sy", sp)) for sp in spellings]
+    by_monthday = [hash(("fgm", s, n)) for s in sounds for n in names]
+    by_monthday_weak = [hash(("sm", sp)) for sp in spellings]
     asked = [hash(("fg", s, n)) for s in sounds for n in names] + [hash(("sg", sp, initials)) for sp in spellings]
     answered = [hash(("fgn", s, n)) for s in sounds for n in names] + [hash(("sgn", sp, initials)) for sp in spellings]
-    return tuple(by_dob), tuple(by_year), tuple(by_monthday), tuple(asked), tuple(answered)
+    return tuple(map(tuple, (by_dob, by_year, by_year_weak, by_monthday, by_monthday_weak, asked, answered)))
 
 
-def _keys(f: str, g: str, d: int, p: str, new: bool) -> list[int]:
-    """The blocking keys of one record (64-bit hashes of equality keys).
+def _keys(f: str, g: str, d: int, p: str, new: bool) -> tuple[list[int], list[int]]:
+    """The blocking keys of one record (64-bit hashes of equality keys): (strong, weak). A
+    weak key's block is capped lower (``PersonOptions.weak_cap``).
 
     Keys on the names alone serve a date of birth missing on one side, and their blocks are
     big (every JOHN SMITH), so they are asymmetric: a new record with a date of birth puts
     "fg" in the index, which only legacy records *without* one ask for; a new record without
     one puts "fgn" too, which every legacy record asks for."""
-    by_dob, by_year, by_monthday, fg, fgn = _key_bases(f, g)
+    by_dob, by_year, by_year_weak, by_monthday, by_monthday_weak, fg, fgn = _key_bases(f, g)
     if d:
         hd, hy, hm = hash(("d", d)), hash(("y", d // 10000)), hash(("m", d % 10000))
-        keys = [b ^ hd for b in by_dob]
-        keys += [b ^ hy for b in by_year]
-        keys += [b ^ hm for b in by_monthday]
-        keys += fg if new else fgn
+        strong = [b ^ hd for b in by_dob]
+        strong += [b ^ hy for b in by_year]
+        strong += [b ^ hm for b in by_monthday]
+        weak = [b ^ hy for b in by_year_weak]
+        weak += [b ^ hm for b in by_monthday_weak]
+        weak += fg if new else fgn
     else:
-        keys = list(fg + fgn)
+        strong, weak = [], list(fg + fgn)
     if p:
-        keys.append(hash(("p", p)))
+        strong.append(hash(("p", p)))
         number = p.split("/", 1)[-1][:-1]
         if len(number) >= 4:
-            keys.append(hash(("pn", number)))
-    return keys
+            strong.append(hash(("pn", number)))
+    return strong, weak
 
 
 # ------------------------------------------------------------------------- comparing
@@ -808,6 +897,8 @@ def _dob_levels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.full(len(a), DOB_ELSE, dtype=np.int8)
     known = (a != 0) & (b != 0)
     out[~known] = -1
+    # Unknown on both sides is (weak) evidence: a date unknown in OPUS is often unknown again.
+    out[(a == 0) & (b == 0)] = DOB_UNKNOWN
     year_a, year_b = a // 10000, b // 10000
     month_a, month_b = (a // 100) % 100, (b // 100) % 100
     day_a, day_b = a % 100, b % 100

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from core import schema
 from migrate.engine import migrate
-from reconcile.persons import (AUTO, FIELDS, PROBABLE_DUPLICATE, PROBABLE_MATCH, PersonMatcher, PersonOptions,
+from reconcile.persons import (AUTO, FIELDS, REVIEW, PROBABLE_DUPLICATE, PROBABLE_MATCH, PersonMatcher, PersonOptions,
                                canon, soundex, sides)
 from reconcile.run import ReconcileOptions, reconcile
 from synth.generate import generate
@@ -106,17 +106,32 @@ def test_a_person_entered_by_the_migration_is_never_a_duplicate():
     assert [p for p in matcher.pairs() if p.category == PROBABLE_DUPLICATE] == []
 
 
-def test_one_to_one_and_the_runner_up():
-    # Two identical legacy nominals: the iOPS person could be either, so not AUTO; and it is
-    # paired once.
+def test_a_close_runner_up_means_review_with_both_candidates():
+    # Two identical legacy nominals: the iOPS person could be either, so not AUTO, and the
+    # reviewer is shown both.
     matcher = PersonMatcher()
     matcher.add_new("P1", "LOMAX", "PETER", D, "MALE", None, True, ())
     legacy = _population() + [[900001, "LOMAX", "PETER", D, "MALE", None], [900002, "LOMAX", "PETER", D, "MALE", None]]
     matcher.expect_legacy(len(legacy))
     for nom_id, *values in legacy:
         matcher.add_legacy(nom_id, *values, keyed=nom_id < 900000)
-    [pair] = [p for p in matcher.pairs() if p.new_ref == "P1"]
-    assert pair.legacy_ref in (900001, 900002) and pair.band != AUTO
+    pairs = [p for p in matcher.pairs() if p.new_ref == "P1"]
+    assert sorted(p.legacy_ref for p in pairs) == [900001, 900002]
+    assert {p.band for p in pairs} == {REVIEW}
+
+
+def test_a_nominal_is_matched_auto_once():
+    # Two iOPS persons typed the same: at most one of them is the nominal (AUTO), and neither
+    # is, when they are equally good.
+    matcher = PersonMatcher()
+    for pid in ("P1", "P2"):
+        matcher.add_new(pid, "LOMAX", "PETER", D, "MALE", "84/7766554K", False, ())
+    legacy = _population() + [[900001, "LOMAX", "PETER", D, "MALE", "84/7766554K"]]
+    matcher.expect_legacy(len(legacy))
+    for nom_id, *values in legacy:
+        matcher.add_legacy(nom_id, *values, keyed=nom_id < 900000)
+    pairs = [p for p in matcher.pairs() if p.legacy_ref == 900001]
+    assert len(pairs) == 1 and pairs[0].band == REVIEW
 
 
 def test_a_shared_crime_is_evidence():
