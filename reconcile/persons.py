@@ -107,10 +107,10 @@ _M_START = {
 JW_THRESHOLD = 0.92
 _M_FLOOR = 1e-4  # no level is impossible among true pairs
 EM_ITERATIONS = 25
-RANDOM_PAIRS = 200_000  # legacy × new pairs drawn for u
+RANDOM_PAIRS = 60_000  # legacy × new pairs drawn for u
 COMPARE_CHUNK = 500_000  # pairs compared at a time
 EM_PAIRS = 1_000_000  # blocked pairs EM trains on, at most (a sample)
-LEGACY_SAMPLE = 20_000  # legacy nominals kept (a deterministic sample) to draw them from
+LEGACY_CHUNK = 50_000  # legacy nominals whose keys are looked up in the index together
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ class PersonOptions:
     margin: float = 3.0  # log2 units (8 times as likely) over the runner-up of either record
     block_cap: int = 250  # legacy nominals per blocking key, at most
     #: … per weak key (an initial, a family name one edit away with half the date, names alone)
-    weak_cap: int = 60
+    weak_cap: int = 30
     #: Other candidates listed (REVIEW) beside a REVIEW pair, within ``margin`` of it, at most.
     review_alternatives: int = 4
 
@@ -263,14 +263,14 @@ class Side:
 
     def __init__(self, int_refs: bool) -> None:
         self.ref = array("q") if int_refs else []
-        self.family = array("q")  # folded family name
-        self.given = array("q")  # folded given names
-        self.dob = array("q")  # YYYYMMDD, 0 unknown
+        self.family = array("i")  # folded family name
+        self.given = array("i")  # folded given names
+        self.dob = array("i")  # YYYYMMDD, 0 unknown
         self.sex = array("b")  # 0 unknown, 1 male, 2 female
-        self.pnc = array("q")  # PNC id, upper case without spaces
+        self.pnc = array("i")  # PNC id, upper case without spaces
         self.flag = array("b")  # legacy: keyed (migrated); new: entered in iOPS
-        self.family_shown = array("q")  # the names as stored, for the report
-        self.given_shown = array("q")
+        self.family_shown = array("i")  # the names as stored, for the report
+        self.given_shown = array("i")
 
     def __len__(self) -> int:
         return len(self.ref)
@@ -346,18 +346,19 @@ class PersonMatcher:
         self.options = options or PersonOptions()
         self.strings = _Strings()
         self.new = Side(False)
-        self.legacy = Side(True)  # only the nominals that share a blocking key with a new person
-        self.sample = Side(True)  # a deterministic sample of all nominals (u from random pairs)
+        self.legacy = Side(True)  # every nominal streamed (compact columns)
         self.evidence: list[frozenset] = []  # per new person: NOM_IDs linked to its crimes/reports
-        self.family_count: dict[int, int] = {}  # family code -> legacy nominals with it (term frequency)
         self.legacy_total = 0
         self.keyed_total = 0
         self._index: dict[int, list[int]] = {}  # blocking key hash -> new indices
         self._weak: set[int] = set()  # keys of the index capped at weak_cap
-        self._hit_record = array("q")  # (kept legacy record, key it shares with new persons)
-        self._hit_key = array("q")
-        self._key_legacy: dict[int, int] = {}  # key hash -> legacy nominals sharing it
-        self._sample_every = 1
+        self._evidence_noms: set[int] = set()  # NOM_IDs some new person's crimes/reports link to
+        # Legacy keys wait in a chunk and are looked up in the index together (numpy).
+        self._chunk_keys = array("q")
+        self._chunk_counts = array("i")
+        self._chunk_start = 0
+        self._index_keys: np.ndarray | None = None  # the index's keys, sorted
+        self._hits: list[tuple[np.ndarray, np.ndarray]] = []  # (legacy record, key) per chunk
 
     # --- the new side ------------------------------------------------------------------
 
@@ -376,6 +377,7 @@ class PersonMatcher:
             keys.update(_keys(f, g, (d // 10000) * 10000 + (d % 100) * 100 + (d // 100) % 100, "", True)[0])
         for nom in self.evidence[j]:
             keys.add(hash(("ev", nom)))
+            self._evidence_noms.add(nom)
         self._weak.update(weak)
         for k in keys | weak:
             self._index.setdefault(k, []).append(j)
@@ -394,54 +396,65 @@ class PersonMatcher:
 
     # --- the legacy side ---------------------------------------------------------------
 
-    def expect_legacy(self, total: int) -> None:
-        """How many nominals will be streamed (for the sample of random pairs)."""
-        self._sample_every = max(1, total // LEGACY_SAMPLE)
-
     def add_legacy(self, nom_id: int, family, given, dob, sex, pnc, keyed: bool) -> None:
         """One live nominal the mapping accepts (mapped values); ``keyed``: migrated and found
-        under its NOM_ID in iOPS. Kept only if it shares a blocking key with a new person."""
+        under its NOM_ID in iOPS. Call after every ``add_new``."""
         f, g, d = fold(family), fold(given), dob_int(dob)
         p = _pnc(pnc) if pnc else ""
         self.legacy_total += 1
         if keyed:
             self.keyed_total += 1
-        fc = self.strings.code(f)
-        counts = self.family_count
-        counts[fc] = counts.get(fc, 0) + 1
-        if self.legacy_total % self._sample_every == 0:
-            self._append(self.sample, nom_id, f, g, d, sex, p, family, given, keyed)
-        index = self._index
-        strong, weak = _keys(f, g, d, p, False)
-        hits = [k for k in strong if k in index]
-        hits += [k for k in weak if k in index]
-        ev = hash(("ev", nom_id))
-        if ev in index:
-            hits.append(ev)
-        if not hits:
-            return
-        record = len(self.legacy)
-        per_key = self._key_legacy
-        for k in hits:
-            per_key[k] = per_key.get(k, 0) + 1
-            self._hit_record.append(record)
-            self._hit_key.append(k)
         self._append(self.legacy, nom_id, f, g, d, sex, p, family, given, keyed)
+        strong, weak = _keys(f, g, d, p, False)
+        keys = self._chunk_keys
+        keys.extend(strong)
+        keys.extend(weak)
+        n = len(strong) + len(weak)
+        if nom_id in self._evidence_noms:
+            keys.append(hash(("ev", nom_id)))
+            n += 1
+        self._chunk_counts.append(n)
+        if len(self._chunk_counts) >= LEGACY_CHUNK:
+            self._probe()
+
+    def _probe(self) -> None:
+        """Look the chunk's legacy keys up in the index at once; keep the (record, key) hits."""
+        counts = np.frombuffer(self._chunk_counts, dtype=np.int32)
+        if len(counts):
+            if self._index_keys is None:
+                self._index_keys = np.sort(np.fromiter(self._index, dtype=np.int64, count=len(self._index)))
+            index = self._index_keys
+            keys = np.frombuffer(self._chunk_keys, dtype=np.int64)
+            records = np.repeat(np.arange(self._chunk_start, self._chunk_start + len(counts), dtype=np.int64), counts)
+            found = np.zeros(len(keys), dtype=bool)
+            if len(index):
+                pos = np.minimum(np.searchsorted(index, keys), len(index) - 1)
+                found = index[pos] == keys
+            self._hits.append((records[found], keys[found].copy()))
+            del keys, counts
+        self._chunk_start = len(self.legacy)
+        self._chunk_keys = array("q")
+        self._chunk_counts = array("i")
 
     # --- pairs ---------------------------------------------------------------------------
 
     def candidate_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """(legacy index, new index) of every blocked pair, each once, eligible only:
         an unkeyed nominal with any new person (a re-key), a keyed one with a person entered
-        in iOPS (a duplicate). A key shared by more than ``block_cap`` nominals is dropped."""
+        in iOPS (a duplicate). A key shared by more than ``block_cap`` nominals (``weak_cap``
+        for a weak key) is dropped: another key finds the pair, or nothing reasonable would."""
+        self._probe()
         empty = np.zeros(0, dtype=np.int64)
-        if not self._hit_key or not len(self.new):
+        if not self._hits or not len(self.new):
             return empty, empty
-        records = np.frombuffer(self._hit_record, dtype=np.int64)
-        keys = np.frombuffer(self._hit_key, dtype=np.int64)
-        cap, weak_cap, weak = self.options.block_cap, self.options.weak_cap, self._weak
-        big = np.fromiter((k for k, n in self._key_legacy.items() if n > (weak_cap if k in weak else cap)),
-                          dtype=np.int64)
+        records = np.concatenate([r for r, _ in self._hits])
+        keys = np.concatenate([k for _, k in self._hits])
+        if not len(keys):
+            return empty, empty
+        uniq, per_key = np.unique(keys, return_counts=True)
+        weak = np.fromiter(self._weak, dtype=np.int64, count=len(self._weak))
+        is_weak = np.isin(uniq, weak)
+        big = uniq[np.where(is_weak, per_key > self.options.weak_cap, per_key > self.options.block_cap)]
         if len(big):
             keep = ~np.isin(keys, big)
             records, keys = records[keep], keys[keep]
@@ -506,22 +519,20 @@ class PersonMatcher:
 
     def _tf(self, li: np.ndarray) -> np.ndarray:
         """Per pair, the share of legacy nominals with the legacy side's family name."""
-        total = max(1, self.legacy_total)
-        family = np.frombuffer(self.legacy.family, dtype=np.int64)[li]
-        uniq, inverse = np.unique(family, return_inverse=True)
-        share = np.array([max(self.family_count.get(int(c), 1), 1) / total for c in uniq])
-        return share[inverse]
+        family = np.frombuffer(self.legacy.family, dtype=np.int32)
+        counts = np.bincount(family)
+        return np.maximum(counts[family[li]], 1) / max(1, self.legacy_total)
 
     def _u_random(self) -> list[np.ndarray]:
         """u per field and level: the levels of random legacy × new pairs."""
-        n_s, n_n = len(self.sample), len(self.new)
+        n_s, n_n = len(self.legacy), len(self.new)
         if not n_s or not n_n:
             return [np.full(len(LEVELS[f]), 1.0 / len(LEVELS[f])) for f in FIELDS]
         rng = np.random.default_rng(20)
         count = min(RANDOM_PAIRS, n_s * n_n)
         li = rng.integers(0, n_s, count)
         nj = rng.integers(0, n_n, count)
-        levels = _compare(self, self.sample, li, nj, evidence=False)
+        levels = _compare(self, self.legacy, li, nj, evidence=False)
         u = []
         for f in FIELDS:
             n_levels = len(LEVELS[f])
@@ -580,8 +591,8 @@ class PersonMatcher:
         opts = self.options
         # A date of birth "one digit wrong" in the decade or century: as likely a parent or a
         # child of the same name as a typing slip — never AUTO.
-        ld = np.frombuffer(self.legacy.dob, dtype=np.int64)[li]
-        nd = np.frombuffer(self.new.dob, dtype=np.int64)[nj]
+        ld = np.frombuffer(self.legacy.dob, dtype=np.int32)[li].astype(np.int64)
+        nd = np.frombuffer(self.new.dob, dtype=np.int32)[nj].astype(np.int64)
         decades = (levels[F_DOB] == DOB_TYPO) & (np.abs(ld // 10000 - nd // 10000) >= 10)
         vetoed = decades | (levels[F_GIVEN] == GIV_SUBSET)
         # Names alone never make AUTO: a date of birth (exact, one slip) or a PNC id or a shared
@@ -739,27 +750,48 @@ def _deletions(key: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=200_000)
-def _key_bases(f: str, g: str) -> tuple[tuple[int, ...], ...]:
-    """The name halves of a name's blocking keys, hashed once per distinct name (names repeat):
-    (with the date of birth, with the birth year, with the day and month, names alone asked by
-    records without a date of birth, names alone answered). A key is its half XOR the hash of
-    its date part: equal keys are equal (name, date) pairs, bar a 2^-64 chance."""
-    sounds = _family_parts(f) if f else ()
-    spellings: tuple[str, ...] = ()
-    if f:
-        fk = family_key(f)
-        parts = [family_key(x) for x in f.split() if len(x) > 2] if " " in f else []
-        spellings = tuple(dict.fromkeys(_deletions(fk) + tuple(parts)))
+def _family_bases(f: str) -> tuple:
+    """Hashes of a family name's key parts: (sounds, spellings one edit away)."""
+    if not f:
+        return (), ()
+    fk = family_key(f)
+    parts = [family_key(x) for x in f.split() if len(x) > 2] if " " in f else []
+    spellings = dict.fromkeys(_deletions(fk) + tuple(parts))
+    return tuple(hash(("s", x)) for x in _family_parts(f)), tuple(hash(("sp", x)) for x in spellings)
+
+
+@lru_cache(maxsize=100_000)
+def _given_bases(g: str) -> tuple:
+    """Hashes of a given name's key parts: (forenames it may stand for, their initials)."""
     names, initials = _given_parts(g)
-    by_dob = [hash(("fd", s)) for s in sounds] + [hash(("gd", n)) for n in names]
-    by_year = [hash(("fgy", s, n)) for s in sounds for n in names]
-    # weak: the initial only, or a family name one edit away with half the date (a digit typed
-    # wrong spoils one half)
-    by_year_weak = [hash(("fyi", s, i)) for s in sounds for i in initials] + [hash(("sy", sp)) for sp in spellings]
-    by_monthday = [hash(("fgm", s, n)) for s in sounds for n in names]
-    by_monthday_weak = [hash(("sm", sp)) for sp in spellings]
-    asked = [hash(("fg", s, n)) for s in sounds for n in names] + [hash(("sg", sp, initials)) for sp in spellings]
-    answered = [hash(("fgn", s, n)) for s in sounds for n in names] + [hash(("sgn", sp, initials)) for sp in spellings]
+    return tuple(hash(("n", x)) for x in names), tuple(hash(("i", x)) for x in initials)
+
+
+#: One salt per kind of key: a key is the XOR of its kind's salt and its parts' hashes.
+_K = {kind: hash(("kind", kind)) for kind in ("fd", "gd", "fgy", "fyi", "sy", "fgm", "sm", "fg", "sg", "fgn", "sgn")}
+
+
+@lru_cache(maxsize=200_000)
+def _key_bases(f: str, g: str) -> tuple[tuple[int, ...], ...]:
+    """The name halves of a name's blocking keys, once per distinct name (names repeat): with
+    the date of birth; with the birth year (strong, weak); with the day and month (strong,
+    weak); names alone asked ("fg") and answered ("fgn"). A key is the XOR of its kind's salt,
+    its parts' hashes and its date part's: equal keys are equal (kind, name, date), bar a
+    2^-64 chance. Weak keys: an initial only, or a family name one edit away (a digit typed
+    wrong in the date spoils only one half of it)."""
+    sounds, spellings = _family_bases(f)
+    names, initials = _given_bases(g)
+    k = _K
+    sn = [s ^ n for s in sounds for n in names]
+    si = [s ^ i for s in sounds for i in initials]
+    spi = [sp ^ i for sp in spellings for i in initials] if initials else list(spellings)
+    by_dob = [k["fd"] ^ s for s in sounds] + [k["gd"] ^ n for n in names]
+    by_year = [k["fgy"] ^ x for x in sn]
+    by_year_weak = [k["fyi"] ^ x for x in si] + [k["sy"] ^ sp for sp in spellings]
+    by_monthday = [k["fgm"] ^ x for x in sn]
+    by_monthday_weak = [k["sm"] ^ sp for sp in spellings]
+    asked = [k["fg"] ^ x for x in sn] + [k["sg"] ^ x for x in spi]
+    answered = [k["fgn"] ^ x for x in sn] + [k["sgn"] ^ x for x in spi]
     return tuple(map(tuple, (by_dob, by_year, by_year_weak, by_monthday, by_monthday_weak, asked, answered)))
 
 
@@ -797,7 +829,7 @@ def _compare(matcher: PersonMatcher, left: Side, li: np.ndarray, nj: np.ndarray,
     """Levels per field (int8 arrays, -1 = no evidence) of the pairs (left[li], new[nj])."""
     new = matcher.new
     text = matcher.strings.text
-    col = lambda a, dtype=np.int64: np.frombuffer(a, dtype=dtype)  # noqa: E731 — arrays as numpy, no copy
+    col = lambda a, dtype=np.int32: np.frombuffer(a, dtype=dtype).astype(np.int64)  # noqa: E731
     lf, nf, lg, ng = col(left.family)[li], col(new.family)[nj], col(left.given)[li], col(new.given)[nj]
 
     family = _by_unique_pairs(lf, nf, lambda a, b: _family_level(text[a], text[b]))
@@ -834,7 +866,7 @@ def _compare(matcher: PersonMatcher, left: Side, li: np.ndarray, nj: np.ndarray,
         ev = matcher.evidence
         has = np.fromiter((bool(e) for e in ev), dtype=bool, count=len(ev))[nj]
         known = np.fromiter((j * _EV + nom for j, e in enumerate(ev) for nom in e), dtype=np.int64)
-        refs = np.frombuffer(left.ref, dtype=np.int64)[li[has]]
+        refs = np.frombuffer(left.ref, dtype=np.int64)[li[has]]  # NOM_IDs
         links[has] = np.where(np.isin(nj[has] * _EV + refs, known), 0, 1)
     return [family, given, dob, sex, pnc, links]
 
@@ -944,7 +976,6 @@ def person_findings(rec, unkeyed: Sequence[tuple[str, str]], options: PersonOpti
             pid = row[0]
             matcher.add_new(pid, row[1], row[2], row[3], row[4], row[5],
                             (row[6] or "").strip().upper() == "IOPS", linked.get(pid, ()))
-        matcher.expect_legacy(len(keys.accepted))
         for nom_id, family, given, dob, sex, pnc in _legacy_nominals(rec):
             matcher.add_legacy(nom_id, family, given, dob, sex, pnc, keys.encode(nom_id) not in keys.unmatched)
         pairs = matcher.pairs()
