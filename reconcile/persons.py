@@ -110,7 +110,7 @@ EM_ITERATIONS = 25
 RANDOM_PAIRS = 60_000  # legacy × new pairs drawn for u
 COMPARE_CHUNK = 500_000  # pairs compared at a time
 EM_PAIRS = 1_000_000  # blocked pairs EM trains on, at most (a sample)
-LEGACY_CHUNK = 50_000  # legacy nominals whose keys are looked up in the index together
+LEGACY_CHUNK = 50_000  # legacy nominals whose keys are made and looked up in the index together
 
 
 @dataclass(frozen=True)
@@ -353,9 +353,16 @@ class PersonMatcher:
         self._index: dict[int, list[int]] = {}  # blocking key hash -> new indices
         self._weak: set[int] = set()  # keys of the index capped at weak_cap
         self._evidence_noms: set[int] = set()  # NOM_IDs some new person's crimes/reports link to
-        # Legacy keys wait in a chunk and are looked up in the index together (numpy).
-        self._chunk_keys = array("q")
-        self._chunk_counts = array("i")
+        # Legacy records wait in a chunk; their keys are made and looked up together (numpy):
+        # per distinct name (family, given) its key halves, flat, with the date part of each.
+        self._name_ids: dict[tuple[int, int], int] = {}
+        self._halves = array("q")
+        self._half_kinds = array("b")
+        self._name_start = (array("q"), array("q"))  # (with a date of birth, without)
+        self._name_count = (array("i"), array("i"))
+        self._chunk_names = array("i")
+        self._extra_record = array("q")  # keys of single records (PNC ids, shared crimes)
+        self._extra_key = array("q")
         self._chunk_start = 0
         self._index_keys: np.ndarray | None = None  # the index's keys, sorted
         self._hits: list[tuple[np.ndarray, np.ndarray]] = []  # (legacy record, key) per chunk
@@ -404,37 +411,73 @@ class PersonMatcher:
         self.legacy_total += 1
         if keyed:
             self.keyed_total += 1
-        self._append(self.legacy, nom_id, f, g, d, sex, p, family, given, keyed)
-        strong, weak = _keys(f, g, d, p, False)
-        keys = self._chunk_keys
-        keys.extend(strong)
-        keys.extend(weak)
-        n = len(strong) + len(weak)
+        legacy = self.legacy
+        record = len(legacy.ref)
+        self._append(legacy, nom_id, f, g, d, sex, p, family, given, keyed)
+        name = (legacy.family[record], legacy.given[record])
+        nid = self._name_ids.get(name)
+        if nid is None:
+            nid = self._name_ids[name] = self._new_name(f, g)
+        self._chunk_names.append(nid)
+        if p:
+            for k in _pnc_keys(p):
+                self._extra_record.append(record)
+                self._extra_key.append(k)
         if nom_id in self._evidence_noms:
-            keys.append(hash(("ev", nom_id)))
-            n += 1
-        self._chunk_counts.append(n)
-        if len(self._chunk_counts) >= LEGACY_CHUNK:
+            self._extra_record.append(record)
+            self._extra_key.append(hash(("ev", nom_id)))
+        if len(self._chunk_names) >= LEGACY_CHUNK:
             self._probe()
 
+    def _new_name(self, f: str, g: str) -> int:
+        """Register a legacy name's key halves (``_legacy_halves``); returns its id."""
+        with_dob, kinds, without = _legacy_halves(f, g)
+        for variant, halves, half_kinds in ((0, with_dob, kinds), (1, without, [BY_NONE] * len(without))):
+            self._name_start[variant].append(len(self._halves))
+            self._name_count[variant].append(len(halves))
+            self._halves.extend(halves)
+            self._half_kinds.extend(half_kinds)
+        return len(self._name_count[0]) - 1
+
     def _probe(self) -> None:
-        """Look the chunk's legacy keys up in the index at once; keep the (record, key) hits."""
-        counts = np.frombuffer(self._chunk_counts, dtype=np.int32)
-        if len(counts):
+        """The keys of the chunk's legacy records, made and looked up in the index at once;
+        keeps the (record, key) hits."""
+        start, end = self._chunk_start, len(self.legacy)
+        if end > start:
             if self._index_keys is None:
                 self._index_keys = np.sort(np.fromiter(self._index, dtype=np.int64, count=len(self._index)))
+            names = np.frombuffer(self._chunk_names, dtype=np.int32)
+            dob = np.frombuffer(self.legacy.dob, dtype=np.int32)[start:end].astype(np.int64)
+            known = dob != 0
+            first = np.where(known, np.frombuffer(self._name_start[0], dtype=np.int64)[names],
+                             np.frombuffer(self._name_start[1], dtype=np.int64)[names])
+            count = np.where(known, np.frombuffer(self._name_count[0], dtype=np.int32)[names],
+                             np.frombuffer(self._name_count[1], dtype=np.int32)[names]).astype(np.int64)
+            local = np.repeat(np.arange(end - start), count)
+            pos = np.repeat(first - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
+            kind = np.frombuffer(self._half_kinds, dtype=np.int8)[pos]
+            d = dob[local]
+            salt = np.zeros(len(pos), dtype=np.int64)
+            for k, part in ((BY_DOB, d * 4 + 1), (BY_YEAR, d // 10000 * 4 + 2), (BY_MONTHDAY, d % 10000 * 4 + 3)):
+                sel = kind == k
+                salt[sel] = _mix_np(part[sel])
+            keys = np.frombuffer(self._halves, dtype=np.int64)[pos] ^ salt
+            records = local + start
+            if self._extra_key:
+                records = np.concatenate([records, np.frombuffer(self._extra_record, dtype=np.int64)])
+                keys = np.concatenate([keys, np.frombuffer(self._extra_key, dtype=np.int64)])
             index = self._index_keys
-            keys = np.frombuffer(self._chunk_keys, dtype=np.int64)
-            records = np.repeat(np.arange(self._chunk_start, self._chunk_start + len(counts), dtype=np.int64), counts)
-            found = np.zeros(len(keys), dtype=bool)
             if len(index):
-                pos = np.minimum(np.searchsorted(index, keys), len(index) - 1)
-                found = index[pos] == keys
-            self._hits.append((records[found], keys[found].copy()))
-            del keys, counts
-        self._chunk_start = len(self.legacy)
-        self._chunk_keys = array("q")
-        self._chunk_counts = array("i")
+                # Sorted first: the binary searches then walk the index in order (3x faster).
+                order = np.argsort(keys)
+                keys, records = keys[order], records[order]
+                at = np.minimum(np.searchsorted(index, keys), len(index) - 1)
+                found = index[at] == keys
+                self._hits.append((records[found], keys[found]))
+        self._chunk_start = end
+        self._chunk_names = array("i")
+        self._extra_record = array("q")
+        self._extra_key = array("q")
 
     # --- pairs ---------------------------------------------------------------------------
 
@@ -795,9 +838,48 @@ def _key_bases(f: str, g: str) -> tuple[tuple[int, ...], ...]:
     return tuple(map(tuple, (by_dob, by_year, by_year_weak, by_monthday, by_monthday_weak, asked, answered)))
 
 
+_MASK = (1 << 64) - 1
+_M1, _M2, _M3 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+#: Which date part a key half is XORed with: the date of birth, its year, its day and month, none.
+BY_DOB, BY_YEAR, BY_MONTHDAY, BY_NONE = range(4)
+
+
+def _mix(x: int) -> int:
+    """splitmix64 of a date part (as a signed 64-bit int): the same bits as ``_mix_np``."""
+    x = (x + _M1) & _MASK
+    x = ((x ^ (x >> 30)) * _M2) & _MASK
+    x = ((x ^ (x >> 27)) * _M3) & _MASK
+    x ^= x >> 31
+    return x - (1 << 64) if x >> 63 else x
+
+
+def _mix_np(x: np.ndarray) -> np.ndarray:
+    """splitmix64 of an array of date parts (int64 in, int64 out), wrapping as ``_mix``."""
+    x = x.astype(np.uint64) + np.uint64(_M1)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(_M2)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(_M3)
+    x ^= x >> np.uint64(31)
+    return x.view(np.int64)
+
+
+def _salts(d: int) -> tuple[int, int, int]:
+    """The date parts' hashes: date of birth, year, day and month."""
+    return _mix(d * 4 + 1), _mix(d // 10000 * 4 + 2), _mix(d % 10000 * 4 + 3)
+
+
+@lru_cache(maxsize=100_000)
+def _pnc_keys(p: str) -> tuple[int, ...]:
+    keys = [hash(("p", p))]
+    number = p.split("/", 1)[-1][:-1]
+    if len(number) >= 4:
+        keys.append(hash(("pn", number)))  # the number without its year and check letter
+    return tuple(keys)
+
+
 def _keys(f: str, g: str, d: int, p: str, new: bool) -> tuple[list[int], list[int]]:
     """The blocking keys of one record (64-bit hashes of equality keys): (strong, weak). A
-    weak key's block is capped lower (``PersonOptions.weak_cap``).
+    weak key's block is capped lower (``PersonOptions.weak_cap``). The legacy side computes the
+    same keys a chunk at a time in numpy (``PersonMatcher._probe``).
 
     Keys on the names alone serve a date of birth missing on one side, and their blocks are
     big (every JOHN SMITH), so they are asymmetric: a new record with a date of birth puts
@@ -805,7 +887,7 @@ def _keys(f: str, g: str, d: int, p: str, new: bool) -> tuple[list[int], list[in
     one puts "fgn" too, which every legacy record asks for."""
     by_dob, by_year, by_year_weak, by_monthday, by_monthday_weak, fg, fgn = _key_bases(f, g)
     if d:
-        hd, hy, hm = hash(("d", d)), hash(("y", d // 10000)), hash(("m", d % 10000))
+        hd, hy, hm = _salts(d)
         strong = [b ^ hd for b in by_dob]
         strong += [b ^ hy for b in by_year]
         strong += [b ^ hm for b in by_monthday]
@@ -815,11 +897,18 @@ def _keys(f: str, g: str, d: int, p: str, new: bool) -> tuple[list[int], list[in
     else:
         strong, weak = [], list(fg + fgn)
     if p:
-        strong.append(hash(("p", p)))
-        number = p.split("/", 1)[-1][:-1]
-        if len(number) >= 4:
-            strong.append(hash(("pn", number)))
+        strong += _pnc_keys(p)
     return strong, weak
+
+
+def _legacy_halves(f: str, g: str) -> tuple[list[int], list[int], list[int]]:
+    """A legacy name's key halves as ``_keys`` combines them: (halves and their date parts
+    with a date of birth, halves without one)."""
+    by_dob, by_year, by_year_weak, by_monthday, by_monthday_weak, fg, fgn = _key_bases(f, g)
+    with_dob = list(by_dob) + list(by_year) + list(by_year_weak) + list(by_monthday) + list(by_monthday_weak) + list(fgn)
+    kinds = ([BY_DOB] * len(by_dob) + [BY_YEAR] * (len(by_year) + len(by_year_weak))
+             + [BY_MONTHDAY] * (len(by_monthday) + len(by_monthday_weak)) + [BY_NONE] * len(fgn))
+    return with_dob, kinds, list(fg + fgn)
 
 
 # ------------------------------------------------------------------------- comparing
