@@ -92,10 +92,12 @@ def related_forenames(name: str) -> set[str]:
 
 def _one_edit(name: str, rng: random.Random) -> str:
     """One typing slip in a name: two adjacent letters swapped, one dropped, doubled or
-    replaced by its neighbour on the keyboard."""
+    replaced by its neighbour on the keyboard; rarely the first letter."""
     letters = [i for i, ch in enumerate(name) if ch.isalpha()]
+    # The first letter is slipped far less often than the rest (it is the one people check).
+    later = letters[1:] or letters
     for _ in range(8):
-        i = rng.choice(letters)
+        i = letters[0] if rng.random() < 0.05 else rng.choice(later)
         how = rng.random()
         if how < 0.35 and i + 1 < len(name) and name[i + 1].isalpha() and name[i] != name[i + 1]:
             out = name[:i] + name[i + 1] + name[i] + name[i + 2:]
@@ -217,8 +219,8 @@ def applicable(person: dict) -> list[tuple[str, str, float]]:
 
 
 def choose_kinds(person: dict, rng: random.Random, at_least: int = 1) -> list[str]:
-    """1–3 kinds from different groups (half the records one, a third two, the rest three)."""
-    wanted = max(at_least, rng.choices((1, 2, 3), (0.5, 0.35, 0.15))[0])
+    """1–3 kinds from different groups (six in ten records one, three two, one three)."""
+    wanted = max(at_least, rng.choices((1, 2, 3), (0.6, 0.3, 0.1))[0])
     candidates = applicable(person)
     chosen: list[str] = []
     groups: set[str] = set()

@@ -85,7 +85,7 @@ import random
 import time
 import uuid
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -192,8 +192,6 @@ class DefectRates:
     def with_persons(self, rate: float) -> "DefectRates":
         """These rates with ``rate`` of the persons re-keyed or re-entered (half each), and as
         many look-alikes as either (the bench's "5% of persons re-keyed or duplicated")."""
-        from dataclasses import replace
-
         return replace(self, person_rekeyed=rate / 2, person_reentered=rate / 2, person_lookalike=rate / 2)
 
     @classmethod
