@@ -13,44 +13,51 @@ Two findings come out of it:
 The method is Fellegi–Sunter record linkage, as Splink does it, in columns:
 
 1. **Blocking** (equality keys, so a million nominals never meet all pairs): the new side's
-   keys are indexed (they are few), the legacy side is *streamed* once and probes the index.
-   Keys: family-name sound (Soundex of the Mc/Mac-, hyphen- and accent-folded name) with the
-   exact date of birth; with the birth year and a given-name initial; with the given name
-   (forename variants folded: BILL, WM → WILLIAM) and the day and month; given name with the
-   exact date of birth; PNC id; PNC number without its year; family sound with given name
-   (no date); a legacy nominal linked to a crime or report the iOPS person is linked to. The
-   new side adds the keys of its names swapped and of its date with day and month swapped;
-   each part of a hyphenated family name keys too. A key matching more than ``block_cap``
-   legacy nominals is dropped (another key finds the pair, or nothing reasonable would).
+   keys are indexed (they are few); the legacy side is *streamed* once, its keys made and
+   looked up in the index a chunk at a time in numpy. Keys (family "sound" = Soundex of the
+   Mc/Mac-, hyphen-, apostrophe- and accent-folded name; "given" = the forenames the first
+   given name may stand for, BILL and WM → WILLIAM): sound + date of birth; given + date of
+   birth; sound + given + birth year; sound + given + day and month; PNC id; PNC number
+   without year and check letter; a nominal OPUS links to a crime or report iOPS links the
+   person to. Weak keys (capped lower): sound + year + initial; the family name or any
+   spelling one letter deleted (two names one edit apart share one) + year, and + day and
+   month; names alone, asymmetric, for a date of birth missing on one side. The new side also
+   keys its names swapped and its date with day and month swapped; each part of a
+   double-barrelled name keys too. A key shared by more than ``block_cap`` nominals
+   (``weak_cap`` for a weak key) is dropped.
 2. **Comparison levels** per field (``LEVELS``): family name exact / Mc-Mac, hyphen and space
-   folded (or one part of a double-barrelled name) / Jaro-Winkler >= 0.92 / same sound /
-   swapped with the given name / else; given names exact / same first name / forename variant
-   / Jaro-Winkler >= 0.92 / initial / else; date of birth exact / one digit typed wrong (or two
-   adjacent swapped) / day and month swapped / year only / else; sex; PNC id exact / one edit
-   / else; shared crimes and intelligence (the legacy nominal is linked in OPUS to a crime or
-   report that the iOPS person is linked to in iOPS). A field empty on either side is no
-   evidence (weight 0).
-3. **Weights**: ``m`` (the chance of each level among true pairs) by expectation-maximisation
-   on the blocked pairs; ``u`` (among non-matching pairs) from random legacy × new pairs; the
-   family name's exact level is term-frequency adjusted (``u`` = the name's share of the legacy
-   nominals: SMITH agreeing says less than LOMAX agreeing). A pair's match weight is the sum of
-   log2(m/u) over fields plus the prior log-odds of two random records matching (its
-   kind's, estimated by the same EM); the score is 100 × the match probability.
+   folded (or one part of a double-barrelled name) / one edit or Jaro-Winkler >= 0.92 / same
+   sound / swapped with the given names / different; given names exact / same first name /
+   one's names among the other's / forename variant / one edit or Jaro-Winkler / initial /
+   different; date of birth exact / one digit typed wrong (or two adjacent swapped) / day and
+   month swapped / year only / unknown on both sides / different; sex; PNC id exact / one
+   character / different; links (the nominal is linked in OPUS to a crime or report the iOPS
+   person is linked to in iOPS — by legacy_ref, or through an AUTO crime pair). A field empty
+   on one side is no evidence (weight 0).
+3. **Weights**: ``m`` (each level's chance among true pairs) by expectation-maximisation on
+   the blocked pairs, in Splink's sessions (``_em``); ``u`` (among non-matching pairs) from
+   random legacy × new pairs; the family name's exact level is term-frequency adjusted (its
+   ``u`` = the name's share of the nominals: SMITH agreeing says less than LOMAX agreeing).
+   A pair's match weight = the sum of log2(m/u) over fields + the prior log2 odds that a
+   random pair of its kind (re-key or duplicate) matches, from EM's count of matches (each
+   new person counted once, at its best pair); score = 100 × the match probability.
 4. **Bands and assignment**: one-to-one, greedily by descending weight; ``AUTO`` when the score
    reaches ``auto_threshold``, the pair is ``margin`` log2 units ahead of the runner-up of
-   either record, and none of family name, given names, date of birth and PNC id is at its
-   worst level ("different": twins, a father and his son are for a person to judge), the
-   given names are not one's first name dropped (a twin named after the other's middle name),
-   and a date of birth "one digit wrong" is not ten or more years out (a parent or child);
-   ``REVIEW`` from ``review_threshold``; below, no pair.
+   either record, and it is not vetoed: none of family name, given names, date of birth and
+   PNC id at its worst level ("different": twins, a father and his son are for a person to
+   judge), given names not one's first name dropped (a twin named after the other's middle
+   name), a date of birth "one digit wrong" not ten or more years out (a parent or child),
+   and not names alone (a date of birth, a PNC id or a shared crime must agree). ``REVIEW``
+   from ``review_threshold``, with up to ``review_alternatives`` other candidates of the same
+   person within the margin (the reviewer chooses: namesakes without a date of birth are
+   alike). Below, no pair.
 
 Each pair carries its explanation (field → level → weight, like Splink's waterfall): the row's
 ``field`` lists the fields that differ, ``legacy_value``/``new_value`` both sides' name, date
 of birth, sex and PNC id (``sides`` reads them back), ``expected_value`` the waterfall.
 
-Everything is held in columns (lists of interned strings, numpy arrays), never a dict per
-record: at a million nominals the legacy side is streamed and only the nominals that share a
-key with an iOPS person are kept.
+Everything is held in columns (``array`` and numpy; strings interned once), never a dict per
+record: a nominal costs about 35 bytes.
 """
 
 from __future__ import annotations
