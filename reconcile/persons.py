@@ -357,8 +357,10 @@ class PersonMatcher:
         self.evidence: list[frozenset] = []  # per new person: NOM_IDs linked to its crimes/reports
         self.legacy_total = 0
         self.keyed_total = 0
-        self._index: dict[int, list[int]] = {}  # blocking key hash -> new indices
-        self._weak: set[int] = set()  # keys of the index capped at weak_cap
+        # The index of the new side's keys, as columns: (key, new person, weak key?).
+        self._new_keys = array("q")
+        self._new_idx = array("i")
+        self._new_weak = array("b")
         self._evidence_noms: set[int] = set()  # NOM_IDs some new person's crimes/reports link to
         # Legacy records wait in a chunk; their keys are made and looked up together (numpy):
         # per distinct name (family, given) its key halves, flat, with the date part of each.
@@ -371,6 +373,7 @@ class PersonMatcher:
         self._extra_record = array("q")  # keys of single records (PNC ids, shared crimes)
         self._extra_key = array("q")
         self._chunk_start = 0
+        self._candidates: tuple[np.ndarray, np.ndarray] | None = None
         self._index_keys: np.ndarray | None = None  # the index's keys, sorted
         self._hits: list[tuple[np.ndarray, np.ndarray]] = []  # (legacy record, key) per chunk
 
@@ -392,9 +395,10 @@ class PersonMatcher:
         for nom in self.evidence[j]:
             keys.add(hash(("ev", nom)))
             self._evidence_noms.add(nom)
-        self._weak.update(weak)
-        for k in keys | weak:
-            self._index.setdefault(k, []).append(j)
+        self._new_keys.extend(keys)
+        self._new_keys.extend(weak)
+        self._new_idx.extend([j] * (len(keys) + len(weak)))
+        self._new_weak.extend([0] * len(keys) + [1] * len(weak))
 
     def _append(self, side: Side, ref, f: str, g: str, d: int, sex, p: str, family, given, flag: bool) -> None:
         code = self.strings.code
@@ -452,7 +456,7 @@ class PersonMatcher:
         start, end = self._chunk_start, len(self.legacy)
         if end > start:
             if self._index_keys is None:
-                self._index_keys = np.sort(np.fromiter(self._index, dtype=np.int64, count=len(self._index)))
+                self._index_keys = np.unique(np.frombuffer(self._new_keys, dtype=np.int64))
             names = np.frombuffer(self._chunk_names, dtype=np.int32)
             dob = np.frombuffer(self.legacy.dob, dtype=np.int32)[start:end].astype(np.int64)
             known = dob != 0
@@ -480,7 +484,7 @@ class PersonMatcher:
                 keys, records = keys[order], records[order]
                 at = np.minimum(np.searchsorted(index, keys), len(index) - 1)
                 found = index[at] == keys
-                self._hits.append((records[found], keys[found]))
+                self._hits.append((records[found].astype(np.int32), keys[found]))
         self._chunk_start = end
         self._chunk_names = array("i")
         self._extra_record = array("q")
@@ -493,24 +497,30 @@ class PersonMatcher:
         an unkeyed nominal with any new person (a re-key), a keyed one with a person entered
         in iOPS (a duplicate). A key shared by more than ``block_cap`` nominals (``weak_cap``
         for a weak key) is dropped: another key finds the pair, or nothing reasonable would."""
-        self._probe()
+        if self._candidates is None:
+            self._probe()
+            self._candidates = self._blocked_pairs()
+            self._hits = []  # their memory back
+        return self._candidates
+
+    def _blocked_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         empty = np.zeros(0, dtype=np.int64)
         if not self._hits or not len(self.new):
             return empty, empty
-        records = np.concatenate([r for r, _ in self._hits])
+        records = np.concatenate([r for r, _ in self._hits]).astype(np.int64)
         keys = np.concatenate([k for _, k in self._hits])
         if not len(keys):
             return empty, empty
         uniq, per_key = np.unique(keys, return_counts=True)
-        weak = np.fromiter(self._weak, dtype=np.int64, count=len(self._weak))
+        new_keys = np.frombuffer(self._new_keys, dtype=np.int64)
+        weak = np.unique(new_keys[np.frombuffer(self._new_weak, dtype=np.int8) == 1])
         is_weak = np.isin(uniq, weak)
         big = uniq[np.where(is_weak, per_key > self.options.weak_cap, per_key > self.options.block_cap)]
         if len(big):
             keep = ~np.isin(keys, big)
             records, keys = records[keep], keys[keep]
         # The new side's index as two sorted columns; each legacy hit expands to its block.
-        new_keys = np.fromiter((k for k, js in self._index.items() for _ in js), dtype=np.int64)
-        new_idx = np.fromiter((j for js in self._index.values() for j in js), dtype=np.int64)
+        new_idx = np.frombuffer(self._new_idx, dtype=np.int32).astype(np.int64)
         order = np.argsort(new_keys, kind="stable")
         new_keys, new_idx = new_keys[order], new_idx[order]
         lo = np.searchsorted(new_keys, keys, "left")
