@@ -47,7 +47,8 @@ The method is Fellegi–Sunter record linkage, as Splink does it, in columns:
    PNC id at its worst level ("different": twins, a father and his son are for a person to
    judge), given names not one's first name dropped (a twin named after the other's middle
    name), a date of birth "one digit wrong" not ten or more years out (a parent or child),
-   and not names alone (a date of birth, a PNC id or a shared crime must agree). ``REVIEW``
+   not names alone (a date of birth, a PNC id or a shared crime must agree), and not all of
+   family name, given names and date of birth merely alike (none equal). ``REVIEW``
    from ``review_threshold``, with up to ``review_alternatives`` other candidates of the same
    person within the margin (the reviewer chooses: namesakes without a date of birth are
    alike). Below, no pair.
@@ -402,15 +403,17 @@ class PersonMatcher:
 
     def _append(self, side: Side, ref, f: str, g: str, d: int, sex, p: str, family, given, flag: bool) -> None:
         code = self.strings.code
+        fc, gc = code(f), code(g)
         side.ref.append(ref)
-        side.family.append(code(f))
-        side.given.append(code(g))
+        side.family.append(fc)
+        side.given.append(gc)
         side.dob.append(d)
         side.sex.append(SEX_CODES.get(sex, 0))
-        side.pnc.append(code(p))
+        side.pnc.append(code(p) if p else 0)
         side.flag.append(bool(flag))
-        side.family_shown.append(code(family or ""))
-        side.given_shown.append(code(given or ""))
+        # As stored, for the report (usually the folded text already: OPUS held upper case).
+        side.family_shown.append(fc if family == f else code(family or ""))
+        side.given_shown.append(gc if given == g else code(given or ""))
 
     # --- the legacy side ---------------------------------------------------------------
 
@@ -659,6 +662,8 @@ class PersonMatcher:
         # crime or report must agree too.
         vetoed |= ~((levels[F_DOB] >= 0) & (levels[F_DOB] <= DOB_SWAP) | (levels[F_PNC] == 0) | (levels[F_PNC] == 1)
                     | (levels[F_LINKS] == 0))
+        # Family name, given names and date of birth all only alike, none equal: for a person.
+        vetoed |= (levels[F_FAMILY] != FAM_EXACT) & (levels[F_GIVEN] != GIV_EXACT) & (levels[F_DOB] != DOB_EXACT)
         for f in _VETO:
             vetoed |= levels[f] == len(LEVELS[FIELDS[f]]) - 1
         # The family name's term-frequency weight of each kept pair (for the explanation).
