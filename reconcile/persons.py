@@ -47,7 +47,8 @@ The method is Fellegi–Sunter record linkage, as Splink does it, in columns:
    PNC id at its worst level ("different": twins, a father and his son are for a person to
    judge), given names not one's first name dropped (a twin named after the other's middle
    name), a date of birth "one digit wrong" not ten or more years out (a parent or child),
-   not names alone (a date of birth, a PNC id or a shared crime must agree), and not all of
+   not names alone (a date of birth, a PNC id or a shared crime must agree), sex not
+   different, and not all of
    family name, given names and date of birth merely alike (none equal). ``REVIEW``
    from ``review_threshold``, with up to ``review_alternatives`` other candidates of the same
    person within the margin (the reviewer chooses: namesakes without a date of birth are
@@ -662,6 +663,7 @@ class PersonMatcher:
         # crime or report must agree too.
         vetoed |= ~((levels[F_DOB] >= 0) & (levels[F_DOB] <= DOB_SWAP) | (levels[F_PNC] == 0) | (levels[F_PNC] == 1)
                     | (levels[F_LINKS] == 0))
+        vetoed |= levels[F_SEX] == 1  # a man and a woman of one name and birthday: twins, mostly
         # Family name, given names and date of birth all only alike, none equal: for a person.
         vetoed |= (levels[F_FAMILY] != FAM_EXACT) & (levels[F_GIVEN] != GIV_EXACT) & (levels[F_DOB] != DOB_EXACT)
         for f in _VETO:
