@@ -509,36 +509,40 @@ class PersonMatcher:
 
     def _blocked_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         empty = np.zeros(0, dtype=np.int64)
-        if not self._hits or not len(self.new):
+        if not self._hits or not len(self.new) or not sum(len(k) for _, k in self._hits):
             return empty, empty
-        records = np.concatenate([r for r, _ in self._hits]).astype(np.int64)
-        keys = np.concatenate([k for _, k in self._hits])
-        if not len(keys):
-            return empty, empty
-        uniq, per_key = np.unique(keys, return_counts=True)
+        # Keys shared by too many nominals, from the counts over every chunk's hits.
+        uniq, per_key = np.unique(np.concatenate([k for _, k in self._hits]), return_counts=True)
         new_keys = np.frombuffer(self._new_keys, dtype=np.int64)
         weak = np.unique(new_keys[np.frombuffer(self._new_weak, dtype=np.int8) == 1])
-        is_weak = np.isin(uniq, weak)
-        big = uniq[np.where(is_weak, per_key > self.options.weak_cap, per_key > self.options.block_cap)]
-        if len(big):
-            keep = ~np.isin(keys, big)
-            records, keys = records[keep], keys[keep]
-        # The new side's index as two sorted columns; each legacy hit expands to its block.
+        big = uniq[np.where(np.isin(uniq, weak), per_key > self.options.weak_cap, per_key > self.options.block_cap)]
+        del uniq, per_key, weak
+        # The new side's index as two sorted columns; each legacy hit expands to its block. A
+        # chunk's hits are its own records', so each chunk's pairs are deduplicated on their own
+        # (the expansion of all hits at once took gigabytes at a million nominals).
         new_idx = np.frombuffer(self._new_idx, dtype=np.int32).astype(np.int64)
         order = np.argsort(new_keys, kind="stable")
         new_keys, new_idx = new_keys[order], new_idx[order]
-        lo = np.searchsorted(new_keys, keys, "left")
-        n = np.searchsorted(new_keys, keys, "right") - lo
-        legacy_i = np.repeat(records, n)
-        starts = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
-        new_j = new_idx[starts]
+        legacy_flag = np.frombuffer(self.legacy.flag, dtype=np.int8)
+        new_flag = np.frombuffer(self.new.flag, dtype=np.int8)
         width = len(self.new)
-        pairs = np.unique(legacy_i * width + new_j)
-        legacy_i, new_j = pairs // width, pairs % width
-        keyed = np.frombuffer(self.legacy.flag, dtype=np.int8)[legacy_i].astype(bool)
-        entered = np.frombuffer(self.new.flag, dtype=np.int8)[new_j].astype(bool)
-        keep = ~keyed | entered
-        return legacy_i[keep], new_j[keep]
+        out_l, out_n = [], []
+        for records, keys in self._hits:
+            if len(big):
+                keep = ~np.isin(keys, big)
+                records, keys = records[keep], keys[keep]
+            lo = np.searchsorted(new_keys, keys, "left")
+            n = np.searchsorted(new_keys, keys, "right") - lo
+            legacy_i = np.repeat(records.astype(np.int64), n)
+            starts = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
+            pairs = np.unique(legacy_i * width + new_idx[starts])
+            legacy_i, new_j = pairs // width, pairs % width
+            # Eligible: an unkeyed nominal with anyone (a re-key), a keyed one only with a person
+            # entered in iOPS (a duplicate).
+            keep = (legacy_flag[legacy_i] == 0) | (new_flag[new_j] == 1)
+            out_l.append(legacy_i[keep])
+            out_n.append(new_j[keep])
+        return np.concatenate(out_l), np.concatenate(out_n)
 
     def pairs(self) -> list[PersonPair]:
         """The pairs found, one-to-one, banded (above the review threshold only)."""
