@@ -117,9 +117,9 @@ JW_THRESHOLD = 0.92
 _M_FLOOR = 1e-4  # no level is impossible among true pairs
 EM_ITERATIONS = 25
 RANDOM_PAIRS = 60_000  # legacy × new pairs drawn for u
-COMPARE_CHUNK = 500_000  # pairs compared at a time
+COMPARE_CHUNK = 200_000  # pairs compared at a time
 EM_PAIRS = 1_000_000  # blocked pairs EM trains on, at most (a sample)
-LEGACY_CHUNK = 50_000  # legacy nominals whose keys are made and looked up in the index together
+LEGACY_CHUNK = 10_000  # legacy nominals whose keys are made and looked up in the index together
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,18 @@ class PersonOptions:
 # ------------------------------------------------------------------------- normalising
 
 
+#: Entries per cache of names and their parts: the names that repeat most stay (a million
+#: nominals have a few hundred thousand distinct spellings; caching all cost ~1 GB).
+_CACHE = 1 << 16
+
+
+def clear_caches() -> None:
+    """Empty the name caches (after a matching: their memory back)."""
+    for cached in (fold, family_key, soundex, canon, _family_parts, _given_parts, _family_bases, _given_bases,
+                   _family_level, _given_level):
+        cached.cache_clear()
+
+
 @lru_cache(maxsize=1)
 def forename_variants() -> dict[str, frozenset[str]]:
     """variant -> the forenames it stands for (WM, BILL -> {WILLIAM}), read from
@@ -158,7 +170,7 @@ def forename_variants() -> dict[str, frozenset[str]]:
     return {v: frozenset(f | {g for x in f for g in table.get(x, ())}) for v, f in table.items()}
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=_CACHE)
 def fold(value) -> str:
     """Upper case, accents and apostrophes dropped, other non-letters as one space."""
     if not value:
@@ -172,7 +184,7 @@ def fold(value) -> str:
     return " ".join("".join(out).split())
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=_CACHE)
 def family_key(folded: str) -> str:
     """The family name with Mc → Mac and without spaces or hyphens (MC DONALD = MACDONALD)."""
     return "".join(("MAC" + t[2:]) if t.startswith("MC") else t for t in folded.split())
@@ -182,7 +194,7 @@ _SOUNDEX = {c: d for d, letters in (("1", "BFPV"), ("2", "CGJKQSXZ"), ("3", "DT"
                                       ("6", "R")) for c in letters}
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=_CACHE)
 def soundex(name: str) -> str:
     """American Soundex of an A–Z name (others letters dropped); '' for none."""
     letters = [c for c in name if "A" <= c <= "Z"]
@@ -201,13 +213,13 @@ def soundex(name: str) -> str:
     return "".join(code).ljust(4, "0")
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=_CACHE)
 def canon(token: str) -> frozenset[str]:
     """The forenames a given-name token may stand for (itself included)."""
     return forename_variants().get(token, frozenset()) | {token}
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=_CACHE)
 def _family_parts(folded: str) -> tuple[str, ...]:
     """Sound codes of a family name and of each part of a double-barrelled one."""
     codes = [soundex(family_key(folded))]
@@ -217,7 +229,7 @@ def _family_parts(folded: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(c for c in codes if c))
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=_CACHE)
 def _given_parts(folded: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(forenames the first given name stands for, their initials)."""
     first = folded.split(" ", 1)[0] if folded else ""
@@ -811,7 +823,6 @@ def _swapped(f: str, g: str) -> tuple[str, str]:
     return g, f
 
 
-@lru_cache(maxsize=200_000)
 def _deletions(key: str) -> tuple[str, ...]:
     """The name and each way of deleting one letter from it: two names one edit apart
     (a letter changed, added, dropped, or two swapped) share one of these."""
@@ -820,7 +831,7 @@ def _deletions(key: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys([key] + [key[:i] + key[i + 1:] for i in range(len(key))]))
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=_CACHE)
 def _family_bases(f: str) -> tuple:
     """Hashes of a family name's key parts: (sounds, spellings one edit away)."""
     if not f:
@@ -831,7 +842,7 @@ def _family_bases(f: str) -> tuple:
     return tuple(hash(("s", x)) for x in _family_parts(f)), tuple(hash(("sp", x)) for x in spellings)
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=_CACHE)
 def _given_bases(g: str) -> tuple:
     """Hashes of a given name's key parts: (forenames it may stand for, their initials)."""
     names, initials = _given_parts(g)
@@ -842,7 +853,6 @@ def _given_bases(g: str) -> tuple:
 _K = {kind: hash(("kind", kind)) for kind in ("fd", "gd", "fgy", "fyi", "sy", "fgm", "sm", "fg", "sg", "fgn", "sgn")}
 
 
-@lru_cache(maxsize=200_000)
 def _key_bases(f: str, g: str) -> tuple[tuple[int, ...], ...]:
     """The name halves of a name's blocking keys, once per distinct name (names repeat): with
     the date of birth; with the birth year (strong, weak); with the day and month (strong,
@@ -895,7 +905,6 @@ def _salts(d: int) -> tuple[int, int, int]:
     return _mix(d * 4 + 1), _mix(d // 10000 * 4 + 2), _mix(d % 10000 * 4 + 3)
 
 
-@lru_cache(maxsize=100_000)
 def _pnc_keys(p: str) -> tuple[int, ...]:
     keys = [hash(("p", p))]
     number = p.split("/", 1)[-1][:-1]
@@ -1001,7 +1010,7 @@ def _by_unique_pairs(a: np.ndarray, b: np.ndarray, level: Callable[[int, int], i
     return values[inverse]
 
 
-@lru_cache(maxsize=500_000)
+@lru_cache(maxsize=2 * _CACHE)
 def _family_level(a: str, b: str) -> int:
     if not a or not b:
         return -1
@@ -1020,7 +1029,7 @@ def _family_level(a: str, b: str) -> int:
     return FAM_ELSE
 
 
-@lru_cache(maxsize=500_000)
+@lru_cache(maxsize=2 * _CACHE)
 def _given_level(a: str, b: str) -> int:
     if not a or not b:
         return -1
@@ -1096,6 +1105,8 @@ def person_findings(rec, unkeyed: Sequence[tuple[str, str]], options: PersonOpti
         for nom_id, family, given, dob, sex, pnc in _legacy_nominals(rec):
             matcher.add_legacy(nom_id, family, given, dob, sex, pnc, keys.encode(nom_id) not in keys.unmatched)
         pairs = matcher.pairs()
+        del matcher
+        clear_caches()
     for pair in pairs:
         yield Discrepancy("person", pair.category, str(pair.legacy_ref), str(pair.new_ref),
                           ", ".join(pair.differing) or None, shown_text(pair.legacy_shown), pair.explanation(),
