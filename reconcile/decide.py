@@ -49,7 +49,7 @@ from reconcile.evaluate import (LOOKUP_CHUNK, BatchEvaluator, Candidate, LinkEva
 from reconcile.keys import EntityKeys
 from reconcile.sample import MatchedSample
 from reconcile.model import Discrepancy, EntityTotals
-from reconcile.specs import CRIME, DECODE, INTEL, LOOKED_UP, SPECS, EntitySpec
+from reconcile.specs import CRIME, DECODE, INTEL, LOOKED_UP, PERSON, SPECS, EntitySpec
 from reconcile.stats import CrimeCells, CrimeStats
 
 #: Findings as the passes yield them (``Reconciler`` methods are generators of these).
@@ -99,6 +99,10 @@ class Reconciler:
         #: entity -> new_ref -> RecordContext of the unkeyed new records (the new side of a pair).
         self.new_context: dict[str, dict] = {}
         self.links_read = 0  # CRIME_NOM rows read by the link pass (the rest: crimes not migrated)
+        #: The new store holds persons without a legacy id: unmatched nominals wait for
+        #: reconcile.persons (paired, or reported MISSING there) instead of being MISSING at once.
+        self.match_persons = False
+        self.person_auto: dict[str, int] = {}  # person_id -> NOM_ID of AUTO person pairs
         self.evaluator = BatchEvaluator(target, target_tables, self.ctx, lookup_chunk, self.cells)
 
     def set_go_live(self, go_live) -> None:
@@ -223,6 +227,8 @@ class Reconciler:
                 candidate = o.candidate
                 if candidate is not None and spec.name in self.collect_similarity:
                     self.candidates[spec.name][key] = candidate
+                elif spec is PERSON and self.match_persons:
+                    pass  # kept in keys.unmatched for reconcile.persons
                 else:
                     # No unkeyed record of this entity in the new store (or a person, which is
                     # never similarity-matched): nothing could pair with it, so it is missing now.
@@ -333,7 +339,7 @@ class Reconciler:
         if self.workers is not None and self.workers.worth_it(rows):
             yield from self.workers.evaluated_links(
                 key_batches, persons=self.keys["person"], crimes=self.keys["crime"],
-                padded_links=self.padded_links, auto_pairs=self.auto_pairs)
+                padded_links=self.padded_links, auto_pairs=self.auto_pairs, person_auto=self.person_auto)
             return
         links = self.link_evaluator()
         with connect(self.legacy, "legacy") as lconn, connect(self.target, "target") as tconn:
@@ -342,7 +348,7 @@ class Reconciler:
 
     def link_evaluator(self) -> LinkEvaluator:
         return LinkEvaluator(self.legacy, self.target, self.lt, self.tt, self.ctx, self.keys["person"],
-                             self.padded_links, self.auto_pairs, self.lookup_chunk)
+                             self.padded_links, self.auto_pairs, self.lookup_chunk, self.person_auto)
 
     # ------------------------------------------------------------------ target scans
 

@@ -352,8 +352,11 @@ class LinkEvaluator(_TargetReader):
 
     def __init__(self, legacy: Engine, target: Engine, legacy_tables: dict, target_tables: dict,
                  ctx: MappingContext, persons: EntityKeys, padded_links: dict[str, list[dict]],
-                 auto_pairs: dict[str, tuple[str, str]], lookup_chunk: int = LOOKUP_CHUNK) -> None:
+                 auto_pairs: dict[str, tuple[str, str]], lookup_chunk: int = LOOKUP_CHUNK,
+                 person_auto: dict[str, int] | None = None) -> None:
         super().__init__(target, target_tables, ctx, lookup_chunk)
+        #: person_id -> NOM_ID of AUTO person pairs: such a person's links count as the nominal's.
+        self.person_auto = person_auto or {}
         self.legacy = legacy
         self.lt = legacy_tables
         self.persons = persons
@@ -459,10 +462,13 @@ class LinkEvaluator(_TargetReader):
         crime, cp, person = self.tt["crime"], self.tt["crime_person"], self.tt["person"]
         joined = (crime.outerjoin(cp, cp.c.crime_id == crime.c.crime_id)
                   .outerjoin(person, cp.c.person_id == person.c.person_id))
-        columns = (crime.c.legacy_ref, crime.c.crime_ref, person.c.legacy_nominal_id, cp.c.role)
+        columns = (crime.c.legacy_ref, crime.c.crime_ref, person.c.legacy_nominal_id, cp.c.role, cp.c.person_id)
         out: dict[str, tuple[dict, dict]] = {}
+        person_auto = self.person_auto
 
-        def add(key, crime_ref, nom, role):
+        def add(key, crime_ref, nom, role, person_id):
+            if nom is None and person_auto:
+                nom = person_auto.get(person_id)
             entry = out.get(key)
             if entry is None:
                 entry = out[key] = ({}, {})
@@ -478,16 +484,16 @@ class LinkEvaluator(_TargetReader):
         wanted = set(keys)
         stmt = self._statement("target links", lambda: sa.select(*columns).select_from(joined)
                                .where(keys_in(crime.c.legacy_ref)))
-        for legacy_ref, crime_ref, nom, role in self._target_all(tconn, stmt, keys):
+        for legacy_ref, crime_ref, nom, role, person_id in self._target_all(tconn, stmt, keys):
             if legacy_ref in wanted:  # exact equality (MariaDB's PAD SPACE also returns 'CR/... ')
-                add(legacy_ref, crime_ref, nom, role)
+                add(legacy_ref, crime_ref, nom, role, person_id)
         auto = {self.auto_pairs[k][0]: k for k in keys if k in self.auto_pairs}
         if auto:
             stmt = self._statement("auto links", lambda: sa.select(
-                crime.c.crime_id, crime.c.crime_ref, person.c.legacy_nominal_id, cp.c.role)
+                crime.c.crime_id, crime.c.crime_ref, person.c.legacy_nominal_id, cp.c.role, cp.c.person_id)
                 .select_from(joined).where(keys_in(crime.c.crime_id)))
-            for crime_id, crime_ref, nom, role in self._target_all(tconn, stmt, sorted(auto)):
-                add(auto[crime_id], crime_ref, nom, role)
+            for crime_id, crime_ref, nom, role, person_id in self._target_all(tconn, stmt, sorted(auto)):
+                add(auto[crime_id], crime_ref, nom, role, person_id)
         return out
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 ENTITIES = ("crime", "intelligence", "person", "crime_person")
-CATEGORIES = ("MISSING", "ALTERED", "DUPLICATE", "UNEXPECTED", "PROBABLE_MATCH")
+CATEGORIES = ("MISSING", "ALTERED", "DUPLICATE", "UNEXPECTED", "PROBABLE_MATCH", "PROBABLE_DUPLICATE")
 
 #: Column order of discrepancies.csv (reconciliation.md, Exports): the machine-readable
 #: columns, then what lets a row be read without the spec.

@@ -74,10 +74,10 @@ class EvaluationWorkers:
             yield from pool.in_order(_evaluate_range, ranges)
 
     def evaluated_links(self, key_batches: Iterable[list[str]], *, persons, crimes, padded_links: dict,
-                        auto_pairs: dict) -> Iterator[tuple]:
+                        auto_pairs: dict, person_auto: dict | None = None) -> Iterator[tuple]:
         """``LinkEvaluator.evaluate`` of each batch of crime keys, in the order given;
         ``persons``/``crimes``: the reconciler's key sets (``reconcile.keys.EntityKeys``)."""
-        args = (self, persons, crimes, padded_links, auto_pairs)
+        args = (self, persons, crimes, padded_links, auto_pairs, person_auto)
         with Pool(self.count, _start_links, args, "reconciliation worker") as pool:
             yield from pool.in_order(_evaluate_links, key_batches)
 
@@ -139,14 +139,15 @@ def _evaluate_range(key_range) -> list:
     return _collected(_worker["evaluator"].evaluate(spec, batch, _worker["tconn"]))
 
 
-def _start_links(plan: EvaluationWorkers, persons, crimes, padded_links: dict, auto_pairs: dict) -> None:
+def _start_links(plan: EvaluationWorkers, persons, crimes, padded_links: dict, auto_pairs: dict,
+                 person_auto: dict | None) -> None:
     from reconcile import evaluate
 
     _open(plan)
     s = _worker["stores"]
     ctx = evaluate.mapping_context(plan.reference, plan.run_started, persons, crimes)
     _worker["links"] = evaluate.LinkEvaluator(s.legacy, s.target, s.legacy_tables, s.target_tables, ctx, persons,
-                                              padded_links, auto_pairs)
+                                              padded_links, auto_pairs, person_auto=person_auto)
 
 
 def _evaluate_links(keys: list[str]) -> tuple:

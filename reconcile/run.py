@@ -21,8 +21,13 @@ Decisions on points ``reconciliation.md`` leaves open (an auditor's reading):
   score, not a flood of ``ALTERED`` rows for it.
 * Unkeyed crimes *and intelligence reports* are similarity-matched (for a report: submitted_at,
   grading, district, grid, subject's name, text — compared in memory, never written).
-  Unkeyed *persons* are not (a name and a date of birth alone would pair namesakes): they
-  are counted as new in iOPS.
+  Unkeyed *persons* are matched by ``reconcile.persons`` (Fellegi–Sunter over names, date of
+  birth, sex, PNC id and shared crimes/reports), after the crimes and before the links: against
+  the nominals left without a keyed counterpart (``PROBABLE_MATCH``) and, for persons entered
+  in iOPS, against the migrated ones (``PROBABLE_DUPLICATE``). A ``PROBABLE_DUPLICATE`` is
+  counted as a failure (a person's history split in two needs someone to act), a
+  ``PROBABLE_MATCH`` is not (its REVIEW nominal is counted as ``MISSING`` already). An AUTO
+  person's fields are not compared, as for crimes.
 * ``OFFSET_<n>H``: ``n`` = new − expected in whole hours, signed (``OFFSET_1H`` = the new
   store is an hour late, the classic BST-as-UTC mistake; ``OFFSET_-1H`` = an hour early).
   "Equal to the minute" = equal once both are truncated to the minute. Details beyond the
@@ -93,7 +98,7 @@ from core.errors import UsageError
 from core.schema import utc_now as _now
 from mappings.outcome import MappingContext
 from mappings.reference import Reference, load_reference
-from reconcile import decide, sample
+from reconcile import decide, persons, sample
 from reconcile.specs import CRIME, INTEL, PERSON
 from reconcile.parallel import EvaluationWorkers
 from reconcile.model import ENTITIES, Discrepancy, EntityTotals, ReconResult
@@ -131,6 +136,8 @@ class ReconcileOptions:
     #: Go-live, a UK local date: crimes recorded from that day on are new work in iOPS, counted
     #: apart in the crime statistics (mapping.md). None: the day after the latest REC_DATE in OPUS.
     go_live: dt.date | None = None
+    #: Bands of the person matching (``reconcile.persons``): its scores are match probabilities.
+    persons: persons.PersonOptions = persons.PersonOptions()
 
     def validate(self) -> None:
         if not 0 <= self.review_threshold <= self.auto_threshold <= 100:
@@ -148,6 +155,10 @@ class ReconcileOptions:
             raise UsageError("--workers must be at least 1")
         if self.go_live is not None and (type(self.go_live) is not dt.date):
             raise UsageError("--go-live must be a date, YYYY-MM-DD")
+        p = self.persons
+        if not 0 <= p.review_threshold <= p.auto_threshold <= 100:
+            raise UsageError(f"person thresholds must satisfy 0 <= review ({p.review_threshold:g}) <= auto "
+                             f"({p.auto_threshold:g}) <= 100")
 
 
 #: The most worker processes chosen automatically: beyond that this process, which applies
@@ -201,7 +212,7 @@ def reconcile(legacy_url: str, target_url: str, options: ReconcileOptions | None
             # Cyclic GC by hand between passes (see core.cyclic_gc): automatic, it was 40% of the CPU.
             with manual_cyclic_gc() as between_passes:
                 before_crimes = (lambda: rec.set_go_live(default.join())) if go_live is None else (lambda: None)
-                findings = _run_passes(rec, stores.target, stores.target_tables, options.timings, between_passes,
+                findings = _run_passes(rec, stores.target, stores.target_tables, options, between_passes,
                                        before_crimes)
                 spool.extend(_counted(findings, totals))
             sampled = sample.describe(rec.sample, stores.target, stores.target_tables)
@@ -218,7 +229,8 @@ def reconcile(legacy_url: str, target_url: str, options: ReconcileOptions | None
         tool_version=__version__,
         mapping_digest=reference.digest,
         thresholds={"auto": options.auto_threshold, "review": options.review_threshold,
-                    "fail": options.fail_threshold},
+                    "fail": options.fail_threshold, "person_auto": options.persons.auto_threshold,
+                    "person_review": options.persons.review_threshold},
         totals=totals,
         discrepancies=spool,
         stats=list(statistics.rows),
@@ -244,20 +256,25 @@ def _counted(findings: Iterable[Discrepancy], totals: dict[str, EntityTotals]) -
         yield d
 
 
-def _run_passes(rec: decide.Reconciler, target: Engine, target_tables: dict, timings: dict | None,
+def _run_passes(rec: decide.Reconciler, target: Engine, target_tables: dict, options: ReconcileOptions,
                 collect: Callable[[], None], before_crimes: Callable[[], None] = lambda: None
                 ) -> Iterator[Discrepancy]:
     """The passes, in order: their findings, as a stream. ``before_crimes``: called before the
     crime pass (go-live, read beside the person pass, is known by then)."""
+    timings = options.timings
+    unkeyed_entities = _entities_with_unkeyed_records(target, target_tables)
     # Persons first: links and intelligence subjects depend on which persons are migrated.
     with _timed(timings, "person", collect):
+        rec.match_persons = "person" in unkeyed_entities
         census = yield from rec.keyed_pass(PERSON)
         _census_timing(timings, "person", census)
-        rec.totals["person"].new_in_iops += len((yield from rec.scan_target(PERSON, census)))
+        unkeyed_persons = yield from rec.scan_target(PERSON, census)
+        if not rec.match_persons:
+            rec.totals["person"].new_in_iops += len(unkeyed_persons)
 
     before_crimes()
     with _timed(timings, "crime", collect):
-        rec.collect_similarity = _entities_with_unkeyed_records(target, target_tables)
+        rec.collect_similarity = unkeyed_entities - {"person"}
         rec.load_padded_links()
         with _timed(timings, "  crime keyed", _no_collect):
             census = yield from rec.keyed_pass(CRIME)
@@ -266,6 +283,12 @@ def _run_passes(rec: decide.Reconciler, target: Engine, target_tables: dict, tim
             unkeyed = yield from rec.scan_target(CRIME, census)
         with _timed(timings, "  crime unkeyed (similarity)", _no_collect):
             yield from rec.resolve_unkeyed(CRIME, unkeyed, census.similar)
+
+    # Unkeyed persons after the crimes (a crime matched AUTO is evidence for the persons linked
+    # to it) and before the links (an AUTO person's links are compared through the pair).
+    if rec.match_persons:
+        with _timed(timings, "person matching", collect):
+            yield from persons.person_findings(rec, unkeyed_persons, options.persons)
 
     with _timed(timings, "crime_person", collect):
         yield from rec.link_pass()
@@ -285,10 +308,14 @@ def _census_timing(timings: dict | None, entity: str, census) -> None:
 
 
 def _entities_with_unkeyed_records(target: Engine, target_tables: dict) -> set[str]:
-    """Which of crime / intelligence the new store holds records without a legacy key for:
-    only for those are the legacy candidates' values held in memory for similarity."""
+    """Which of crime / intelligence / person the new store holds records without a legacy key
+    for: only for those are the legacy candidates held for unkeyed matching."""
     found = set()
     with store_errors(target, "target"), target.connect() as conn:
+        person = target_tables["person"]
+        if conn.execute(sa.select(sa.literal(1)).select_from(person)
+                        .where(person.c.legacy_nominal_id.is_(None)).limit(1)).first():
+            found.add("person")
         for entity, name in (("crime", "crime"), ("intelligence", "intelligence_report")):
             table = target_tables[name]
             unkeyed = sa.or_(table.c.legacy_ref.is_(None), sa.func.trim(table.c.legacy_ref) == "")
