@@ -78,6 +78,8 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
 
+from mappings.explanations import explain
+
 AUTO = "AUTO"
 REVIEW = "REVIEW"
 PROBABLE_MATCH = "PROBABLE_MATCH"
@@ -1108,16 +1110,19 @@ def person_findings(rec, unkeyed: Sequence[tuple[str, str]], options: PersonOpti
         del matcher
         clear_caches()
     for pair in pairs:
+        code = pair.band if pair.category == PROBABLE_MATCH else f"DUPLICATE_{pair.band}"
+        differs = ", ".join(pair.differing) or "nothing"
         yield Discrepancy("person", pair.category, str(pair.legacy_ref), str(pair.new_ref),
                           ", ".join(pair.differing) or None, shown_text(pair.legacy_shown), pair.explanation(),
-                          shown_text(pair.new_shown), pair.score, pair.band)
+                          shown_text(pair.new_shown), pair.score, pair.band,
+                          f"{explain(code)} (score {pair.score:.1f}; differs: {differs})")
         if pair.category == PROBABLE_MATCH and pair.band == AUTO:
             keys.unmatched.discard(keys.encode(pair.legacy_ref))
             rec.person_auto[pair.new_ref] = pair.legacy_ref
             totals.matched_auto += 1
     totals.new_in_iops += len(unkeyed) - len(pairs)
     for key in sorted(keys.unmatched, key=str):
-        yield Discrepancy("person", "MISSING", str(key))
+        yield Discrepancy("person", "MISSING", str(key), explanation=explain("MISSING_NO_REASON"))
 
 
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:

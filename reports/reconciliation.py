@@ -76,6 +76,8 @@ CATEGORY_MEANING = {
     "UNEXPECTED": "iOPS record whose OPUS key matches no live OPUS record",
     "PROBABLE_MATCH": "iOPS record without an OPUS key, paired by similarity (AUTO counts as present; "
                       "REVIEW needs a person)",
+    "PROBABLE_DUPLICATE": "person entered again in iOPS who is probably a migrated person: the person's history "
+                          "is split in two (AUTO probable, REVIEW for a person to decide)",
 }
 #: Singular and plural of what an entity's records are, for sentences.
 NOUNS = {
@@ -353,6 +355,8 @@ class ReconciliationReports:
                     tally[(d.entity, d.field or WHOLE_RECORD)][_tally_kind(d)] += 1
                 elif d.category == "PROBABLE_MATCH":
                     self._bands[(d.entity, d.detail)] += 1
+                elif d.category == "PROBABLE_DUPLICATE":
+                    self._bands[(d.entity, "DUPLICATE", d.detail)] += 1
                 table = groups.get(group)
                 if table is None:
                     table = groups[group] = _Group(self, d.entity, d.category)
@@ -842,6 +846,13 @@ class SummaryView:
                             f"{_plural(n, entity)} in iOPS without an OPUS key {'was' if n == 1 else 'were'} "
                             f"paired with OPUS records by similarity: {auto:,} counted as present (AUTO), "
                             f"{review:,} for a person to decide (REVIEW)."))
+            n = self.counts.get((entity, "PROBABLE_DUPLICATE"), 0)
+            if n:
+                auto = self.bands.get((entity, "DUPLICATE", "AUTO"), 0)
+                out.append((self.sheet(entity, "PROBABLE_DUPLICATE"),
+                            f"{_plural(n, entity)} entered in iOPS {'is' if n == 1 else 'are'} probably "
+                            f"{'a person' if n == 1 else 'persons'} already migrated from OPUS, entered again: "
+                            f"{auto:,} almost certainly (AUTO), {n - auto:,} for a person to decide (REVIEW)."))
             new = self.value(entity, "new_in_iops")
             if new:
                 out.append((None, f"{_plural(new, entity)} in iOPS {'has' if new == 1 else 'have'} no OPUS "
