@@ -884,7 +884,7 @@ def _summary_sheet(ws, result: ReconResult, counts, group_sheets, sheets_listed,
     width = len(SUMMARY_WIDTHS)
 
     f.append([c("Reconciliation of OPUS with iOPS", font=xlsx.TITLE_FONT)], height=24, span=(1, width))
-    start, end = local(result.started_at), local(result.finished_at)
+    start = local(result.started_at)
     when = f"{start:%d %b %Y %H:%M}" if start else "?"
     f.text(f"Every live OPUS record compared with the iOPS store, record by record and in the crime statistics, "
            f"on {when} (UK time), by opus2iops {result.tool_version}. OPUS: {mask_credentials(result.legacy_url)}. "
