@@ -61,6 +61,17 @@ def update_legacy(url: str, table: str, key: dict, **values) -> None:
     engine.dispose()
 
 
+def execute(url: str, *statements) -> None:
+    """Run ``statements`` against the store at ``url`` in one transaction (fixtures' edits)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for stmt in statements:
+                conn.execute(stmt)
+    finally:
+        engine.dispose()
+
+
 def table_names(url: str) -> set[str]:
     """The names of the tables a store has."""
     engine = sa.create_engine(url)

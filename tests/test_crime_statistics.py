@@ -22,7 +22,7 @@ from reconcile.model import STATS_COLUMNS
 from reconcile.run import ReconcileOptions, reconcile
 from reports.reconciliation import write_reconciliation_reports
 from reports.statistics import DIFFERENCES_SHEET, DISTRICT_SHEET, MAP_SHEET, STATS_SHEET
-from tests.opus_fixture import make_legacy
+from tests.opus_fixture import execute, make_legacy
 
 MANCHESTER = "E08000003"
 SALFORD = "E08000006"
@@ -50,16 +50,6 @@ CRIMES = [
 def group_of(off_code: str, day: dt.date) -> str:
     reference = load_reference()
     return reference.ho_offences[reference.ho_code_for(off_code, day)].offence_group
-
-
-def execute(url: str, *statements) -> None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            for stmt in statements:
-                conn.execute(stmt)
-    finally:
-        engine.dispose()
 
 
 def crime_row(url: str, ref: str) -> tuple[dict, dict]:

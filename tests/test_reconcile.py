@@ -28,7 +28,7 @@ from reconcile.model import CATEGORIES, ENTITIES, Discrepancy
 from reconcile.run import ReconcileOptions, reconcile
 from reconcile.spool import DiscrepancySpool
 from reports.reconciliation import write_reconciliation_reports
-from tests.opus_fixture import connection_killer, make_legacy
+from tests.opus_fixture import connection_killer, execute, make_legacy
 
 UTC = dt.timezone.utc
 SECRET_TEXT = "SUBJECT SEEN DEALING NEAR PICCADILLY GARDENS WITH A BLUE HOLDALL"
@@ -98,16 +98,6 @@ def rows(result, entity=None, category=None) -> list[Discrepancy]:
 def unexplained(result) -> list[Discrepancy]:
     return [d for d in result.discrepancies if not (d.category == "MISSING" and d.detail)
             and d.category != "PROBABLE_MATCH"]
-
-
-def execute(url: str, *statements) -> None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            for stmt in statements:
-                conn.execute(stmt)
-    finally:
-        engine.dispose()
 
 
 def crime_where(ref: str):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -27,7 +26,7 @@ from reconcile.model import DISCREPANCY_COLUMNS
 from reconcile.run import ReconcileOptions, reconcile
 from reconcile.specs import CRIME_RULES, INTEL_RULES, PERSON_RULES
 from reports.reconciliation import write_reconciliation_reports
-from tests.opus_fixture import make_legacy
+from tests.opus_fixture import execute, make_legacy
 
 UTC = dt.timezone.utc
 REF = load_reference()
@@ -218,16 +217,6 @@ LINKS = [
 INTEL = [{"intel_no": "IN/000001/18", "src_eval": "B"}]  # grading copied through unconverted
 
 
-def _execute(url: str, *statements) -> None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            for stmt in statements:
-                conn.execute(stmt)
-    finally:
-        engine.dispose()
-
-
 def _crime(ref):
     return schema.crime.c.crime_id == ids.crime_id(ref)
 
@@ -260,7 +249,7 @@ def _damage(target: str) -> None:
     crime_x = dict(crime9, crime_id=ids.crime_id("unexpected"), crime_ref="CRI-2018-999999", legacy_ref="CR/999999/18",
                    location_id=loc_x["location_id"])
     cp = schema.crime_person
-    _execute(
+    execute(
         target,
         cp.delete().where(cp.c.crime_id.in_([ids.crime_id(r) for r in lost])),
         schema.crime.delete().where(schema.crime.c.crime_id.in_([ids.crime_id(r) for r in lost])),
