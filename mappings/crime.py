@@ -10,9 +10,9 @@ from typing import Iterable, Mapping
 
 from mappings.geo import fill_lat_lon
 from mappings.location import crime_location, district_for
-from mappings.outcome import Issue, Mapped, MappingContext
+from mappings.outcome import Issue, Mapped, MappingContext, updated_at
 from mappings.parse import (
-    INVALID, UNKNOWN, clean_multiline, code, is_deleted, parse_last_upd,
+    INVALID, UNKNOWN, clean_multiline, code, is_deleted,
     parse_legacy_ref, parse_local_datetime, text, trim,
 )
 
@@ -80,8 +80,7 @@ def map_crime(row: Mapping, ctx: MappingContext, *, fill_geo: bool = True) -> Ma
     if fill_geo:
         fill_lat_lon([location])
 
-    last_upd = parse_last_upd(get("last_upd")) if ctx.last_upd else UNKNOWN
-    updated_at = recorded_at if last_upd is UNKNOWN or last_upd is INVALID else last_upd
+    updated = updated_at(get("last_upd"), recorded_at, ctx)
 
     crime = {
         "crime_id": ctx.ids.crime_id(legacy_ref),
@@ -103,7 +102,7 @@ def map_crime(row: Mapping, ctx: MappingContext, *, fill_geo: bool = True) -> Ma
         "oic_collar": code(get("oic")),
         "source_system": "OPUS",
         "created_at": recorded_at,
-        "updated_at": updated_at,
+        "updated_at": updated,
     }
     return Mapped(ENTITY, legacy_ref, rows={"location": location, "crime": crime}, warnings=warnings)
 

@@ -10,9 +10,9 @@ from typing import Iterable, Mapping
 
 from mappings.geo import fill_lat_lon
 from mappings.location import district_for, intel_location
-from mappings.outcome import Issue, Mapped, MappingContext
+from mappings.outcome import Issue, Mapped, MappingContext, optional_value, updated_at
 from mappings.parse import (
-    INVALID, UNKNOWN, clean_multiline, code, is_blank, is_deleted, parse_date, parse_last_upd,
+    INVALID, UNKNOWN, clean_multiline, code, is_blank, is_deleted, parse_date,
     parse_legacy_ref, parse_local_datetime, parse_nom_id, text, trim,
 )
 
@@ -73,15 +73,8 @@ def map_intel_row(row: Mapping, ctx: MappingContext, *, fill_geo: bool = True) -
         fill_lat_lon([location])
 
     raw_review = row.get("review_date")
-    review_date = parse_date(raw_review)
-    if review_date is UNKNOWN:
-        review_date = None
-    elif review_date is INVALID:
-        warnings.append(Issue("INVALID_REVIEW_DATE", "REVIEW_DATE", text(raw_review)))
-        review_date = None
-
-    last_upd = parse_last_upd(row.get("last_upd")) if ctx.last_upd else UNKNOWN
-    updated_at = submitted_at if last_upd is UNKNOWN or last_upd is INVALID else last_upd
+    review_date = optional_value(parse_date(raw_review), raw_review, warnings, "INVALID_REVIEW_DATE", "REVIEW_DATE")
+    updated = updated_at(row.get("last_upd"), submitted_at, ctx)
 
     report = {
         "intel_id": ctx.ids.intel_id(legacy_ref),
@@ -105,7 +98,7 @@ def map_intel_row(row: Mapping, ctx: MappingContext, *, fill_geo: bool = True) -
         "officer_collar": code(row.get("officer")),
         "source_system": "OPUS",
         "created_at": submitted_at,
-        "updated_at": updated_at,
+        "updated_at": updated,
     }
     rows = {"intelligence_report": report}
     if location is not None:

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from mappings import geo
 from mappings.ids import IdFunctions
-from mappings.outcome import Issue
+from mappings.outcome import Issue, optional_value
 from mappings.parse import INVALID, UNKNOWN, code, collapse, normalise_postcode, text
 from mappings.reference import Reference
 
@@ -41,13 +41,7 @@ def grid_for(row: Mapping, warnings: list[Issue]) -> tuple[int, int] | None:
 
 
 def postcode_for(raw: Any, warnings: list[Issue]) -> str | None:
-    postcode = normalise_postcode(raw)
-    if postcode is UNKNOWN:
-        return None
-    if postcode is INVALID:
-        warnings.append(Issue("INVALID_POSTCODE", "PCODE", text(raw)))
-        return None
-    return postcode
+    return optional_value(normalise_postcode(raw), raw, warnings, "INVALID_POSTCODE", "PCODE")
 
 
 def location_row(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from mappings import ids as ids_module
+from mappings.parse import INVALID, UNKNOWN, parse_last_upd, text
 from mappings.reference import Reference
 
 
@@ -22,6 +23,26 @@ class Issue:
     code: str
     field: str | None = None
     value: str | None = None  # offending value as text; never intelligence text
+
+
+def optional_value(parsed, raw, warnings: list[Issue], code: str, field: str):
+    """An optional field's value (mapping.md): None when absent; None and a warning ``code``
+    naming ``field`` and its raw value when present but invalid — never a reject."""
+    if parsed is UNKNOWN:
+        return None
+    if parsed is INVALID:
+        warnings.append(Issue(code, field, text(raw)))
+        return None
+    return parsed
+
+
+def updated_at(raw_last_upd, otherwise: dt.datetime, ctx: "MappingContext") -> dt.datetime:
+    """``updated_at`` (and a person's stamps): LAST_UPD when the context reads it and it is a
+    valid time, else ``otherwise`` (the record's own time) — no warning exists for it."""
+    if not ctx.last_upd:
+        return otherwise
+    last_upd = parse_last_upd(raw_last_upd)
+    return otherwise if last_upd is UNKNOWN or last_upd is INVALID else last_upd
 
 
 @dataclass

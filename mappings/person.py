@@ -9,10 +9,10 @@ import datetime as dt
 from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
-from mappings.outcome import Issue, Mapped, MappingContext
+from mappings.outcome import Issue, Mapped, MappingContext, optional_value, updated_at
 from mappings.parse import (
     INVALID, UNKNOWN, code, collapse, is_blank, is_deleted, local_date, normalise_pnc,
-    parse_date, parse_last_upd, parse_nom_id, text, to_utc_second, trim,
+    parse_date, parse_nom_id, text, to_utc_second, trim,
 )
 
 ENTITY = "person"
@@ -69,15 +69,8 @@ def map_person(row: Mapping, ctx: MappingContext) -> Mapped:
         dob = None
 
     raw_pnc = row.get("pnc_id")
-    pnc = normalise_pnc(raw_pnc)
-    if pnc is UNKNOWN:
-        pnc = None
-    elif pnc is INVALID:
-        warnings.append(Issue("INVALID_PNC", "PNC_ID", text(raw_pnc)))
-        pnc = None
-
-    last_upd = parse_last_upd(row.get("last_upd")) if ctx.last_upd else UNKNOWN
-    stamp = run_started if last_upd is UNKNOWN or last_upd is INVALID else last_upd
+    pnc = optional_value(normalise_pnc(raw_pnc), raw_pnc, warnings, "INVALID_PNC", "PNC_ID")
+    stamp = updated_at(row.get("last_upd"), run_started, ctx)
 
     person = {
         "person_id": ctx.ids.person_id(nom_id),
