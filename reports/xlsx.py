@@ -104,7 +104,8 @@ def text_value(value: str) -> str:
     value = neutralise(value)
     if "\r" in value:
         value = value.replace("\r\n", "\n").replace("\r", "\n")
-    if ILLEGAL_CHARACTERS_RE.search(value):
+    # Characters XML cannot hold are none of them printable: most text skips the search.
+    if not value.isprintable() and ILLEGAL_CHARACTERS_RE.search(value):
         value = ILLEGAL_CHARACTERS_RE.sub(lambda m: _ESCAPE[m.group()], value)
     if len(value) > MAX_CELL_CHARS:
         note = f" … [cut: {len(value)} characters in all; the CSV holds the whole value]"
