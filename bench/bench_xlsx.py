@@ -284,7 +284,7 @@ def tables_xlsxwriter(tables: list[dict], out: Path) -> None:
     wb.close()
 
 
-TABLE_WAYS = {"openpyxl": tables_openpyxl, "xlsxwriter": tables_xlsxwriter}
+TABLE_WAYS = {"openpyxl": tables_openpyxl, "old": tables_openpyxl, "xlsxwriter": tables_xlsxwriter}
 
 
 def child(way: str, csv_path: Path | None, count: int, out: Path, tables_path: Path | None = None) -> dict:
