@@ -67,12 +67,6 @@ def _child(pickle_path: Path, out: Path, profile: Path | None) -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
-    if os.environ.get("BENCH_GC") == "freeze":  # experiment: what the automatic GC costs the reports
-        import gc
-        gc.freeze()
-    elif os.environ.get("BENCH_GC") == "off":
-        import gc
-        gc.disable()
     wall, cpu = time.perf_counter(), time.process_time()
     write_reconciliation_reports(result, out)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu

@@ -365,10 +365,9 @@ _TEMPLATES = 512
 
 def _value_kind(value: Any) -> int:
     """What number format :func:`cell` gives a value by default: 1 datetime, 2 date, 0 none."""
-    t = type(value)
-    if t is dt.datetime:
+    if isinstance(value, dt.datetime):
         return 1
-    if t is dt.date:
+    if isinstance(value, dt.date):
         return 2
     return 0
 
@@ -454,11 +453,11 @@ class TableWriter:
         cell_styles = self._cell_styles(len(values), styles, pattern)
         row = []
         for i, (v, style) in enumerate(zip(values, cell_styles)):
-            if style and (v is not None or "fill" in style):  # is_styled
+            if is_styled(v, style):
                 row.append(self._styled(i, v, style))
             elif v is None or type(v) in _PLAIN_TYPES:
                 row.append(v)
-            elif type(v) in (dt.datetime, dt.date):  # a number format of its own
+            elif isinstance(v, dt.date):  # a date or time: a number format of its own
                 row.append(self._styled(i, v, {}))
             else:
                 row.append(cell(ws, v))
