@@ -197,6 +197,9 @@ def write_reconciliation_reports(result: ReconResult, out_dir: Path, *,
     return reports.finish(result)
 
 
+_FIELDS = tuple(f.name for f in dataclasses.fields(Discrepancy))
+
+
 class _Group:
     """The sheet(s) of one entity × category, fed row by row.
 
@@ -225,7 +228,8 @@ class _Group:
             if self.deferred is None:
                 self.deferred = self.reports._staging.scratch(f"{self.entity}-missing-explained.jsonl")
             # ASCII: a lone surrogate (bytes that were not text) survives the round trip as an escape.
-            self.deferred.write(json.dumps(dataclasses.asdict(d), default=str) + "\n")
+            # A flat dict of the fields (dataclasses.asdict deep-copies every value: ~10x slower).
+            self.deferred.write(json.dumps({name: getattr(d, name) for name in _FIELDS}, default=str) + "\n")
             return
         self._put(d)
 

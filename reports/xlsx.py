@@ -104,7 +104,8 @@ def text_value(value: str) -> str:
     value = neutralise(value)
     if "\r" in value:
         value = value.replace("\r\n", "\n").replace("\r", "\n")
-    if ILLEGAL_CHARACTERS_RE.search(value):
+    # Characters XML cannot hold are none of them printable: most text skips the search.
+    if not value.isprintable() and ILLEGAL_CHARACTERS_RE.search(value):
         value = ILLEGAL_CHARACTERS_RE.sub(lambda m: _ESCAPE[m.group()], value)
     if len(value) > MAX_CELL_CHARS:
         note = f" … [cut: {len(value)} characters in all; the CSV holds the whole value]"
@@ -295,12 +296,15 @@ def display_width(value: Any) -> int:
     return max((len(line) for line in str(value).splitlines()), default=0)
 
 
-def column_widths(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[float]:
-    """Widths that fit the header (plus the filter button) and the rows seen, within bounds."""
+def column_widths(header: Sequence[str], rows: Iterable[Sequence[Any]], skip: Iterable[int] = ()) -> list[float]:
+    """Widths that fit the header (plus the filter button) and the rows seen, within bounds.
+    ``skip``: columns whose width is fixed elsewhere (their values are not measured)."""
     widths = [len(h) * 1.1 + 3 for h in header]  # bold header plus the filter button
+    measured = [i for i in range(len(widths)) if i not in set(skip)]
     for row in rows:
-        for i, value in enumerate(row[: len(widths)]):
-            widths[i] = max(widths[i], display_width(value) * 1.1 + 2)
+        for i in measured:
+            if i < len(row) and row[i] is not None:
+                widths[i] = max(widths[i], display_width(row[i]) * 1.1 + 2)
     return [round(min(max(w, MIN_WIDTH), MAX_WIDTH), 1) for w in widths]
 
 
@@ -324,6 +328,9 @@ def set_widths(ws, widths: Sequence[float], start: int = 1) -> None:
         ws.column_dimensions[get_column_letter(i)].width = width
 
 
+#: Values a write-only sheet takes as they are (no style, no conversion): see :func:`cell`.
+_PLAIN_TYPES = (int, float, bool)
+
 LINE_HEIGHT = 15  # points per line of 11-point text
 MAX_LINES = 8  # a taller value is cut on screen; the cell holds it all
 TOP = Alignment(vertical="top")
@@ -343,26 +350,26 @@ def wrapped_lines(text: str, width: float) -> int:
     return sum(max(1, -(-len(part) // per_line)) for part in text.split("\n"))
 
 
-def multiline_styles(values: Sequence[Any], styles: dict[int, dict] | None,
-                     wrapped: Iterable[int] = ()) -> dict[int, dict]:
-    """A row with multi-line text: that text wraps, and the whole row reads from the top."""
-    merged = {i: dict(s) for i, s in (styles or {}).items()}
-    wrapped = set(wrapped)
-    for i, v in enumerate(values):
-        alignment = WRAP_TOP if isinstance(v, str) and ("\n" in v or i in wrapped) else TOP
-        merged.setdefault(i, {})["alignment"] = alignment
-    return merged
-
-
 def is_styled(value: Any, style: dict | None) -> bool:
     """Whether a table cell takes its style: an empty cell only for a fill (an ALTERED value
     that became NULL is still marked), any other value for any style."""
     return bool(style) and (value is not None or "fill" in style)
 
 
-#: Style dicts (and their merges) remembered per table: a caller building new dicts for every
-#: row must not make the cache grow with the rows.
+#: Merged style lists (per row style and multi-line pattern) remembered per table: a caller
+#: building new dicts for every row must not make the cache grow with the rows.
 _CACHED = 64
+#: Styled cells kept per table to be filled again (one per column and style seen).
+_TEMPLATES = 512
+
+
+def _value_kind(value: Any) -> int:
+    """What number format :func:`cell` gives a value by default: 1 datetime, 2 date, 0 none."""
+    if isinstance(value, dt.datetime):
+        return 1
+    if isinstance(value, dt.date):
+        return 2
+    return 0
 
 
 # ---- tables that stream over as many sheets as they need ----------------------------------
@@ -402,6 +409,9 @@ class TableWriter:
         self._wrap_widths: dict[int, float] = {}
         self._ws = None
         self._merged_styles: dict[tuple, tuple] = {}
+        #: (column, value kind, ids of the style's objects) -> (the objects, a styled cell):
+        #: a styled cell is filled again for each row instead of styled afresh (see _styled).
+        self._templates: dict[tuple, tuple] = {}
         self._rows_here = 0
 
     def append(self, values: Sequence[Any], styles: dict[int, dict] | None = None) -> None:
@@ -414,7 +424,7 @@ class TableWriter:
         self._write(values, styles)
 
     def _fix_widths(self) -> None:
-        widths = column_widths(self.header, (values for values, _ in self._pending))
+        widths = column_widths(self.header, (values for values, _ in self._pending), skip=self.fixed_widths)
         self._numeric = numeric_columns(len(self.header), (values for values, _ in self._pending))
         for index, width in self.fixed_widths.items():
             widths[index] = width
@@ -435,10 +445,22 @@ class TableWriter:
         for i, width in self._wrap_widths.items():
             if i < len(values) and type(values[i]) is str and len(values[i]) >= width - 1:
                 lines = max(lines, wrapped_lines(values[i], width))
+        pattern = None
         if lines > 1:
-            styles = multiline_styles(values, styles, self._wrap_widths)
-        cell_styles = self._cell_styles(len(values), styles)
-        row = [cell(ws, v, **style) if is_styled(v, style) else cell(ws, v) for v, style in zip(values, cell_styles)]
+            # A row with multi-line text: that text wraps, and the whole row reads from the top.
+            wrapped = self._wrap_widths
+            pattern = tuple(type(v) is str and ("\n" in v or i in wrapped) for i, v in enumerate(values))
+        cell_styles = self._cell_styles(len(values), styles, pattern)
+        row = []
+        for i, (v, style) in enumerate(zip(values, cell_styles)):
+            if is_styled(v, style):
+                row.append(self._styled(i, v, style))
+            elif v is None or type(v) in _PLAIN_TYPES:
+                row.append(v)
+            elif isinstance(v, dt.date):  # a date or time: a number format of its own
+                row.append(self._styled(i, v, {}))
+            else:
+                row.append(cell(ws, v))
         row_index = self._rows_here + 2
         if lines > 1:
             # A row's height must be known before the row is streamed; dropped afterwards so a
@@ -450,17 +472,54 @@ class TableWriter:
         self._rows_here += 1
         self.sheets[-1][1] = self._rows_here
 
-    def _cell_styles(self, count: int, styles: dict[int, dict] | None) -> list[dict | None]:
-        """Per column, the :func:`cell` keywords of this row: the column's, then the row's own.
+    def _styled(self, column: int, value: Any, style: dict) -> Any:
+        """A styled cell holding ``value``, as :func:`cell` makes it.
+
+        Styling a cell costs more than writing it (openpyxl hashes each style object into the
+        workbook's lists), and a table has a few styles per column: so each column keeps one
+        styled cell per style and value kind, and it is given the next row's value. ``ws.append``
+        writes a write-only row before it returns (openpyxl reuses its own cells that way), so
+        the cell is free again for the next row; within a row each column has its own."""
+        if "link" in style:
+            return cell(self._ws, value, **style)
+        font, fill, alignment, border = (style.get("font"), style.get("fill"), style.get("alignment"),
+                                         style.get("border"))
+        number_format = style.get("number_format")
+        kind = _value_kind(value)
+        key = (column, kind, id(font), id(fill), id(alignment), id(border), number_format)
+        entry = self._templates.get(key)
+        if entry is None or entry[0][0] is not font or entry[0][1] is not fill or entry[0][2] is not alignment \
+                or entry[0][3] is not border:
+            if len(self._templates) >= _TEMPLATES:
+                return cell(self._ws, value, **style)
+            template = cell(self._ws, None, font=font, fill=fill, alignment=alignment, border=border,
+                            number_format=number_format or (DATETIME_FORMAT if kind == 1 else
+                                                            DATE_FORMAT if kind == 2 else None))
+            entry = self._templates[key] = ((font, fill, alignment, border), template)
+        template = entry[1]
+        if type(value) is str:
+            template.value = text_value(value)
+            template.data_type = "s"  # '#N/A' and the like: text, not an error value
+        else:
+            template.value = uk_local(value) if kind == 1 else value
+        return template
+
+    def _cell_styles(self, count: int, styles: dict[int, dict] | None,
+                     pattern: tuple[bool, ...] | None = None) -> list[dict | None]:
+        """Per column, the :func:`cell` keywords of this row: the column's, then the row's own,
+        then (a multi-line row, ``pattern``: which values wrap) the alignment from the top.
         Rows pass the same few ``styles`` dicts again and again: merged once each (the dict is
         kept with its merge, so its id cannot be reused by another while cached)."""
-        key = (count, id(styles))
+        key = (count, id(styles), pattern)
         cached = self._merged_styles.get(key)
         if cached is None or cached[0] is not styles:
             merged = [self.column_styles.get(i) or None for i in range(count)]
             for i, style in (styles or {}).items():
                 if i < count:
                     merged[i] = {**(merged[i] or {}), **style}
+            if pattern is not None:
+                for i, wraps in enumerate(pattern):
+                    merged[i] = {**(merged[i] or {}), "alignment": WRAP_TOP if wraps else TOP}
             cached = (styles, merged)
             if len(self._merged_styles) < _CACHED:
                 self._merged_styles[key] = cached

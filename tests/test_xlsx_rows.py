@@ -170,3 +170,35 @@ def test_a_form_sheet_counts_rows_other_code_appends_so_merges_stay_on_their_row
     assert book["A4"].value.startswith("after the block") and book["A4"].alignment.wrap_text
     assert book.row_dimensions[4].height == 2 * xlsx.LINE_HEIGHT
     assert book.oddHeader.center.text == xlsx.MARKING and book.page_setup.orientation == "landscape"
+
+
+def test_styled_cells_keep_each_rows_own_value_and_style():
+    """Rows that share a column's style (the cell styled once and filled row by row) read back
+    with their own values, types and formats: text, numbers, times, empty fills, links."""
+    moments = [dt.datetime(2019, 3, 31, 0, 30, tzinfo=dt.timezone.utc), dt.date(1985, 3, 2)]
+    rows = []
+    for n in range(xlsx.WIDTH_SAMPLE_ROWS + 30):
+        styles = {1: FILL, 3: {"link": xlsx.SUMMARY_TITLE}} if n % 3 == 0 else ({2: BOLD} if n % 3 == 1 else None)
+        rows.append(([f"#N/A {n}" if n % 7 == 0 else f"text {n}", None if n % 5 == 0 else n,
+                      moments[n % 2] if n % 4 else f"line {n}\nsecond", f"link {n}", n + 0.5], styles))
+    wrap = {"alignment": xlsx.WRAP_TOP}
+    book, _ = _table(rows, column_styles={0: wrap, 2: wrap, 4: NUMBER})
+    ws = book["t"]
+    for r, (values, styles) in enumerate(rows, start=2):
+        cells = ws[r][:5]
+        read_back = [dt.datetime.combine(v, dt.time()) if type(v) is dt.date else _expected(v) for v in values]
+        assert [c.value for c in cells] == read_back, r  # a date reads back as its midnight
+        assert cells[0].data_type == "s" and cells[0].alignment.wrap_text
+        assert cells[4].number_format == "0.0"
+        moment = cells[2]
+        if isinstance(values[2], dt.datetime):
+            assert moment.number_format == xlsx.DATETIME_FORMAT and moment.is_date
+        elif isinstance(values[2], dt.date):
+            assert moment.number_format == xlsx.DATE_FORMAT and moment.is_date
+        else:
+            assert moment.number_format == "General" and ws.row_dimensions[r].height == 2 * xlsx.LINE_HEIGHT
+        assert cells[1].fill.fgColor.rgb.endswith("E2EFDA") == bool(styles and 1 in styles), r
+        assert bool(cells[2].font.b) == bool(styles and 2 in styles and values[2] is not None), r
+        assert (cells[3].hyperlink is not None) == bool(styles and 3 in styles), r
+        if cells[3].hyperlink is not None:
+            assert cells[3].hyperlink.location == "'Summary'!A1" and cells[3].hyperlink.display == values[3]
