@@ -39,11 +39,13 @@ import hashlib
 import json
 import marshal
 import os
+import zlib
 from array import array
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import sqlalchemy as sa
+from pyroaring import BitMap
 from sqlalchemy.engine import Engine
 
 from core import __version__, schema
@@ -368,8 +370,6 @@ class _Runner:
         # in OPUS" only if it would be mapped with the same code tables by the same mapping.
         self._salt = hashlib.blake2b(f"{__version__}\nsource 2\n{reference.digest}\n".encode(),
                                      digest_size=16).digest()
-        # ``_stable_hashes`` of the legacy keys read of the current entity (_vanished).
-        self._seen = array("q")
         # The run before this one, whose rejects a record with the same source digest is again.
         self.previous_run: int | None = None
         self._start_entity()
@@ -377,7 +377,8 @@ class _Runner:
         self._recent_links: deque[set[str]] = deque()  # link keys inserted by batches examined in flight
 
     def _start_entity(self) -> None:
-        self._seen = array("q")
+        # Links: ``_key_crc`` of the keys read by the entity's batches decided so far (see _decide).
+        self._links_read = BitMap()
         # For ``_vanished``: mig_xref rows this run found for the entity's records read (each key
         # once: for keyed entities first key wins) and rows it inserted; ``_scan`` when that
         # tally cannot be exact (links, a flagged record found in mig_xref).
@@ -558,11 +559,13 @@ class _Runner:
             crime_migrated=self.accepted.has_crime,
         )
 
-    def _batches(self, spec: Entity, after: list | None, upto: list | None = None) -> Iterable[RowBatch]:
+    def _batches(self, spec: Entity, after: list | None, upto: list | None = None,
+                 columns: tuple[str, ...] | None = None) -> Iterable[RowBatch]:
         """The legacy table in key order, ``batch_size`` rows at a time as tuples (``core.batches``),
         with a manual cyclic collection every ``_COLLECT_EVERY_BATCHES`` batches and at the end."""
         yield from legacy_row_batches(self.legacy, self.tables[spec.legacy_table], spec.key_columns,
-                                      self.batch_size, after=after, upto=upto, every_batch=self._every_batch)
+                                      self.batch_size, after=after, upto=upto, every_batch=self._every_batch,
+                                      columns=columns)
         self.collect_garbage()
 
     def _every_batch(self, n: int) -> None:
@@ -599,8 +602,8 @@ class _Runner:
         name = spec.name
         keyed = spec.unique_key
         accepted = self.accepted
-        to_map, mapped = ex.to_map, ex.mapped
-        self._seen.frombytes(ex.key_hashes)
+        mapped = ex.mapped
+        read_before = self._links_read  # links: the keys of earlier batches (this one's added below)
         counts.mapped += len(mapped)
         # Unchanged in OPUS: whatever iOPS did since is normal life (cutover.md). Decided as a
         # batch: their keys stay accepted, each matched its own mig_xref row.
@@ -648,13 +651,24 @@ class _Runner:
                 continue
             seen_in_batch.add(m.legacy_key)
             x = xref.get(m.legacy_key)
+            if x is not None and x.source == source:  # found unchanged by key (a range read cut off)
+                counts.unchanged += 1
+                self._matched += 1
+                self._unchanged_here += 1
+                continue
             if x is None:
                 plan.inserts.append(m)
                 plan.sources[m.legacy_key] = source
                 self._count_warnings(m, counts)
             else:
-                changed.append((m, source, x))
+                # A link whose key an earlier batch read (as far as a 32-bit hash tells) is a second
+                # legacy link of that key: its source digest is not recorded (the first one's is),
+                # or the two would replace each other's on every run.
+                refresh = keyed or _key_crc(m.legacy_key) not in read_before
+                changed.append((m, source, x, refresh))
                 self._matched += 1
+        if not keyed:
+            self._links_read.update(array("I", ex.key_hashes))
         if changed:
             self._decide_changed(conn, spec, changed, plan, counts)
         return plan
@@ -662,9 +676,9 @@ class _Runner:
     def _decide_changed(self, conn, spec: Entity, changed: list, plan: "_Plan", counts: EntityCounts) -> None:
         """Records changed in OPUS (by their source digest) that the tool wrote before: compare
         what the mapping gives now, and what iOPS holds now, with what the tool wrote."""
-        current = _current_records(conn, [m for m, _, _ in changed])
+        current = _current_records(conn, [m for m, _, _, _ in changed])
         started = self.run_started
-        for m, source, x in changed:
+        for m, source, x, refresh in changed:
             written = read_written(x.written, schema.TARGET_TABLES, _WIDTH)
             now = current[m.legacy_key]
             iops_fields = []
@@ -693,9 +707,10 @@ class _Runner:
                 # that agree on this record): unchanged; remember the new source digest.
                 counts.unchanged += 1
                 # Links too: otherwise a new tool version (in every source digest) would leave
-                # every link mapped on every later run. Two legacy links that normalise to one
-                # key in different batches each refresh it, once per run (a mig_xref_before row each).
-                plan.refresh.append((m.legacy_key, source, x))
+                # every link mapped on every later run. Of two legacy links that normalise to one
+                # key, the first in key order (see _decide).
+                if refresh:
+                    plan.refresh.append((m.legacy_key, source, x))
                 continue
             if not iops_fields:
                 counts.updated += 1
@@ -719,10 +734,9 @@ class _Runner:
             counts.warnings_by[w.code] = counts.warnings_by.get(w.code, 0) + 1
 
     def _vanished(self, conn, spec: Entity, run_id: int | None) -> list[dict]:
-        """Records the tool migrated whose legacy row is gone (not read by this run): the xref
-        keys of the entity, streamed in pages, against the hashes of the keys read."""
-        seen = self._seen
-        self._seen = array("q")
+        """Records the tool migrated whose legacy row is gone (not read by this run). Mostly decided
+        by a count: every mig_xref row of the entity found once, or inserted by this run. Else the
+        xref keys, streamed in pages, against the hashes of the legacy keys, read again (keys only)."""
         x = schema.mig_xref
         if not self._scan:
             # Each xref row found once, or inserted by this run: if that is all of them, none vanished.
@@ -731,7 +745,12 @@ class _Runner:
             held = conn.execute(sa.select(sa.func.count()).select_from(x).where(x.c.entity == spec.name)).scalar_one()
             if held == (self._matched if spec.unique_key else self._unchanged_here) + self._inserted_here:
                 return []
+        seen = array("q")
+        for batch in self._batches(spec, after=None, columns=spec.key_columns):
+            key_of = _key_reader(spec, batch.names)
+            seen.extend(hash(key_of(row)) for row in batch.rows)
         seen_sorted = array("q", sorted(seen))
+        del seen
         found = []
         last = None
         while True:
@@ -742,7 +761,8 @@ class _Runner:
             if not page:
                 return found
             last = page[-1]
-            for key, h in zip(page, array("q", _stable_hashes(page))):
+            for key in page:
+                h = hash(key)
                 at = bisect.bisect_left(seen_sorted, h)
                 if at == len(seen_sorted) or seen_sorted[at] != h:
                     found.append(_conflict_row(spec.name, key, "DELETED_IN_OPUS", None, None, "KEPT_IOPS"))
@@ -839,27 +859,36 @@ class _Runner:
         # and the xref row replaced, then overwrite.
         xref_before = []
         xref_changed = []
+        # Per table: rows an update adds, and rows it overwrites grouped by their columns — one
+        # executemany each (a statement per row cost ~0.5 ms of SQLAlchemy compiling).
+        added: dict[str, list[dict]] = {}
+        overwritten: dict[tuple[str, tuple[str, ...]], list[dict]] = {}
         for u in plan.updates:
             m = u.mapped
             for table_name in schema.TARGET_TABLES:
                 row = m.rows.get(table_name)
                 if row is None:
                     continue
-                table = schema.target_metadata.tables[table_name]
                 before = u.current.get(table_name)
                 if before is not None and row_fingerprint(before)[0] == row_fingerprint(row)[0]:
                     continue  # this row of the record did not change (e.g. its location)
                 if before is not None:
                     ledger.append(_ledger_row(run_id, batch_no, table_name, row, m.legacy_key, "update", before))
-                    conn.execute(table.update().where(*_pk_clause(table_name, row)).values(**row))
+                    overwritten.setdefault((table_name, tuple(row)), []).append(row)
                 else:  # e.g. an intelligence entry that gained coordinates gains a location row
-                    conn.execute(table.insert(), [row])
+                    added.setdefault(table_name, []).append(row)
                     ledger.append(_ledger_row(run_id, batch_no, table_name, row, m.legacy_key, "insert", None))
                 counts.rows_written += 1
             xref_before.append(_xref_before(run_id, name, m.legacy_key, u.xref))
             xref_changed.append({"b_key": m.legacy_key, "source": u.source,
                                  "written": plan.images.get(id(m)) or written_image(m.rows, schema.TARGET_TABLES),
                                  "last_run": run_id})
+        for table_name in schema.TARGET_TABLES:  # parents first, as the inserts above
+            if table_name in added:
+                conn.execute(schema.target_metadata.tables[table_name].insert(), added[table_name])
+            for (name_of, columns), rows in overwritten.items():
+                if name_of == table_name:
+                    _update_rows(conn, table_name, columns, rows)
         # A new source digest for a record that maps as before: bookkeeping only, but kept for
         # rollback like any other xref change, so a rollback restores mig_xref exactly.
         xref_refreshed = []
@@ -945,12 +974,12 @@ class _Plan:
 @dataclass
 class _Examined:
     """A batch examined (``_examine``), in this process or a worker: what the writer decides from.
-    An unchanged record costs the writer nothing per record: its count, its key in ``accepted`` and
-    8 bytes of ``key_hashes`` are all that crosses the process boundary for it."""
+    An unchanged record costs the writer nothing per record: its count and its key in ``accepted``
+    (a link: 4 bytes of ``key_hashes``) are all that crosses the process boundary for it."""
     read: int  # records read
     unchanged: int  # of those, unchanged by their source digest: not mapped, decided "unchanged"
     accepted: KeySet | None  # keyed entities: the unchanged records' keys, encoded (they stay accepted)
-    key_hashes: bytes  # per record read, its key's ``_stable_hashes`` (for ``_vanished``)
+    key_hashes: bytes  # links: per record read, ``_key_crc`` of its key (an ``array('I')``'s bytes)
     to_map: list[int]  # the records mapped (source digest not the one mig_xref holds, or a duplicate key)
     sources: list[bytes]  # per mapped record: its source digest
     repeated: list[bool]  # per mapped record: an unchanged record of the same key precedes it in the batch
@@ -982,7 +1011,7 @@ def _examine(spec: Entity, batch: RowBatch, conn, salt: bytes, accepted: Accepte
     source_of = _source_reader(spec, names, salt, accepted)
     keys = [key_of(row) for row in rows]
     sources = [source_of(row) for row in rows]
-    known, covered = _xref_sources(conn, spec.name, keys) if conn is not None else ({}, None)
+    known, covered = _xref_sources(conn, spec.name, keys) if conn is not None else ({}, lambda key: True)
     keyed = spec.unique_key
     name = spec.name
     unchanged_at: list[int] = []
@@ -1019,8 +1048,7 @@ def _examine(spec: Entity, batch: RowBatch, conn, salt: bytes, accepted: Accepte
             to_map = still
     raws = [dict(zip(names, rows[i])) for i in to_map]
     mapped = spec.map_batch(raws, ctx) if raws else []
-    lookup = [m.reject is None and (m.legacy_key in known or covered is None or not covered(m.legacy_key))
-              for m in mapped]
+    lookup = [m.reject is None and (m.legacy_key in known or not covered(m.legacy_key)) for m in mapped]
     if keyed or not unchanged_at:
         repeated = [False] * len(to_map)
     else:  # links: one that normalises to the key of an unchanged link before it is migrated once
@@ -1032,16 +1060,14 @@ def _examine(spec: Entity, batch: RowBatch, conn, salt: bytes, accepted: Accepte
     # The written image here too: ~6 µs a target row that, with workers, the writer does not spend.
     images = [written_image(m.rows, schema.TARGET_TABLES) if m.reject is None and not m.excluded else None
               for m in mapped]
-    return _Examined(len(keys), len(unchanged_at), unchanged_keys, _stable_hashes(keys), to_map,
+    hashes = b"" if keyed else array("I", [_key_crc(k) for k in keys]).tobytes()
+    return _Examined(len(keys), len(unchanged_at), unchanged_keys, hashes, to_map,
                      [sources[i] for i in to_map], repeated, mapped, raws, lookup, last_key, images, carried)
 
 
-def _stable_hashes(keys: Iterable[str]) -> bytes:
-    """64 bits of a keyed-free blake2b of each key, as the bytes of an ``array('q')``: the same in
-    every process (``hash()`` of a str is not), so a worker can send them and ``_vanished``
-    compare them with the keys mig_xref holds."""
-    blake2b = hashlib.blake2b
-    return b"".join(blake2b(k.encode("utf-8", "surrogatepass"), digest_size=8).digest() for k in keys)
+def _key_crc(key: str) -> int:
+    """A 32-bit hash of a legacy key that is the same in every process (``hash()`` of a str is not)."""
+    return zlib.crc32(key.encode("utf-8", "surrogatepass"))
 
 
 def _carried_rejects(conn, entity: str, run_id: int, keys: set[str]) -> dict[tuple[str, bytes], tuple[int, str]]:
@@ -1051,7 +1077,7 @@ def _carried_rejects(conn, entity: str, run_id: int, keys: set[str]) -> dict[tup
     tool version, and the accepted state of what its mapping asks about (a link's crime and
     person) — except ``DUPLICATE_KEY``, which depends on another record and is stored without
     one. So a record whose digest is a reject's of the last run is that reject again, unmapped."""
-    usable = [k for k in keys if len(k) <= 40 and (k.isascii() or _utf8(k))]
+    usable = [k for k in keys if _usable(k)]
     r = schema.mig_reject
     out = {}
     for start in range(0, len(usable), PAGE):
@@ -1202,23 +1228,27 @@ def _key_reader(spec: Entity, names: list[str]) -> Callable[[tuple], str]:
     return lambda row: trim(row[at]) or ""
 
 
-def _xref_sources(conn, entity: str, keys: list[str]) -> tuple[dict[str, bytes], Callable[[str], bool] | None]:
-    """The source digests mig_xref holds for the batch's key range: ({legacy key: source},
+def _xref_sources(conn, entity: str, keys: list[str]) -> tuple[dict[str, bytes], Callable[[str], bool]]:
+    """The source digests mig_xref holds for the batch's keys: ({legacy key: source},
     ``covered(key)`` — whether a key absent from the answer is certainly not in mig_xref).
 
-    One range read in the index's order (mig_xref's primary key is (entity, legacy_key)) instead
-    of an IN list of the batch's keys: consecutive batches read consecutive stretches of the
-    index. The range is the batch's least and greatest key in Python's order — code point order,
-    which is SQLite's BINARY order for UTF-8 text; so on SQLite a key between them that is not
-    in the answer is not in mig_xref. A server may order keys otherwise (its collation): there
-    a key not found is looked up by value (``covered`` is None), and an answer grown past
-    ``_RANGE_SLACK`` times the batch (a collation that puts other keys in between) is cut off
-    — a record whose key was cut off is merely mapped, then looked up."""
+    One range read in the index's order (mig_xref's primary key is (entity, legacy_key)) per
+    ascending run of the batch's keys, instead of an IN list: consecutive batches read consecutive
+    stretches of the index. The range is the run's least and greatest key in Python's order — code
+    point order, which is SQLite's BINARY order for UTF-8 text; so on SQLite a key between them that
+    is not in the answer is not in mig_xref. A server may order keys otherwise (its collation), and
+    an answer grown past ``_RANGE_SLACK`` times the batch is cut off (a collation, or keys spread
+    over the whole index, as padded references that sort first): there the keys not found are
+    looked up by value, key and source only, so every key of the batch is decided here."""
     # A longer key was never written (the column holds 40), nor one with undecodable bytes
     # (escaped as surrogates: rejected INVALID_ENCODING), which no driver can bind as text.
-    usable = [k for k in keys if len(k) <= 40 and (k.isascii() or _utf8(k))]
+    usable = [k for k in keys if _usable(k)]
+    probed = set(usable)
+
+    def covered(key: str) -> bool:
+        return key in probed or not _usable(key)
     if not usable:
-        return {}, (lambda key: True)
+        return {}, covered
     ranges = _ascending_runs(usable)
     x = schema.mig_xref
     found: dict[str, bytes] = {}
@@ -1231,12 +1261,18 @@ def _xref_sources(conn, entity: str, keys: list[str]) -> tuple[dict[str, bytes],
         found.update((key, bytes(source)) for key, source in rows)
         cut = cut or len(rows) >= limit
     if conn.dialect.name != "sqlite" or cut:
-        return found, None
-
-    def covered(key: str) -> bool:
-        # Escaped bytes (surrogates) sort elsewhere as stored.
-        return any(lo <= key <= hi for lo, hi, _ in ranges) and (key.isascii() or _utf8(key))
+        missing = [k for k in probed if k not in found]
+        for start in range(0, len(missing), PAGE):
+            rows = conn.execute(sa.select(x.c.legacy_key, x.c.source).where(
+                x.c.entity == entity, x.c.legacy_key.in_(missing[start:start + PAGE])))
+            found.update((key, bytes(source)) for key, source in rows)
+    if len(found) > len(probed):  # what a range read holds beyond the batch's keys is of no use
+        found = {k: v for k, v in found.items() if k in probed}
     return found, covered
+
+
+def _usable(key: str) -> bool:
+    return len(key) <= 40 and (key.isascii() or _utf8(key))
 
 
 def _utf8(key: str) -> bool:
@@ -1352,9 +1388,14 @@ def _row_key(table_name: str, row) -> str:
     return "|".join(str(row[c]) for c in schema.TARGET_KEYS[table_name])
 
 
-def _pk_clause(table_name: str, row: dict):
+def _update_rows(conn, table_name: str, columns: tuple[str, ...], rows: list[dict]) -> None:
+    """Overwrite ``rows`` (each with ``columns``) of ``table_name`` by primary key: one executemany."""
     table = schema.target_metadata.tables[table_name]
-    return [table.c[c] == row[c] for c in schema.TARGET_KEYS[table_name]]
+    keys = schema.TARGET_KEYS[table_name]
+    statement = table.update().where(*[table.c[k] == sa.bindparam(f"k_{k}", type_=table.c[k].type) for k in keys]).values(
+        {c: sa.bindparam(f"v_{c}", type_=table.c[c].type) for c in columns})
+    conn.execute(statement, [{**{f"v_{c}": row[c] for c in columns}, **{f"k_{k}": row[k] for k in keys}}
+                             for row in rows])
 
 
 def _ledger_row(run_id, batch_no, table_name, row, legacy_key, action, before) -> dict:

@@ -181,6 +181,49 @@ def test_stop_writes_nothing_of_the_conflicting_batch_and_resumes(backend, make_
     assert crime_row(target, "CR/000004/18")["status"] == "FINALISED"
 
 
+def _rejects(url: str, run_id: int) -> list[tuple]:
+    r = schema.mig_reject
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(r.c.entity, r.c.legacy_key, r.c.reason, r.c.field, r.c.value, r.c.raw_row)
+                            .where(r.c.run_id == run_id)).all()
+    engine.dispose()
+    return sorted(tuple(row) for row in rows)
+
+
+def test_a_reject_unchanged_in_opus_is_reported_again_without_being_mapped(backend, make_store, tmp_path):
+    """A reject's verdict follows from its source digest (raw row, code tables, what its mapping asks
+    about): a re-run reports it again, with the same mig_reject row, without mapping it — except
+    DUPLICATE_KEY, which depends on another record: once that one is rejected, it migrates."""
+    legacy = make_legacy(
+        f"sqlite:///{tmp_path / 'opus.db'}",
+        crimes=[{"crime_no": "CR/000001/18"}, {"crime_no": " CR/000002/18", "oic": "1111"},
+                {"crime_no": "CR/000002/18", "oic": "2222"}, {"crime_no": "CR/000003/18", "off_code": "NOPE"}],
+        nominals=[{"nom_id": 1, "surname": "GOOD"}, {"nom_id": 2, "surname": None}],
+        links=[{"crime_no": "CR/000001/18", "nom_id": 2, "role": "V"},
+               {"crime_no": "CR/000001/18", "nom_id": 1, "role": "X"}],
+    )
+    target = make_store(backend, "target")
+    first = migrate(legacy, target, batch_size=2)
+    assert first.counts["crime"].rejected_by == {"DUPLICATE_KEY": 1, "UNMAPPED_OFFENCE": 1}
+    assert first.counts["person"].rejected_by == {"MISSING_NAME": 1}
+    assert first.counts["crime_person"].rejected_by == {"ORPHAN_LINK": 1, "INVALID_ROLE": 1}
+    second = migrate(legacy, target, batch_size=3)
+    assert second.exit_code == 0 and second.balanced
+    assert {e: c.rejected_by for e, c in second.counts.items()} == {e: c.rejected_by for e, c in first.counts.items()}
+    assert {e: c.mapped for e, c in second.counts.items()} == {"person": 0, "crime": 1, "crime_person": 0,
+                                                                "intelligence": 0}  # the DUPLICATE_KEY alone
+    assert _rejects(target, second.run_id) == _rejects(target, first.run_id)
+    # The record that owned CR/000002/18 is rejected now, and the person the link names is fixed.
+    update_legacy(legacy, "crime", {"crime_no": " CR/000002/18"}, off_code="NOPE")
+    update_legacy(legacy, "nominal", {"nom_id": 2}, surname="FIXED")
+    third = migrate(legacy, target, batch_size=2)
+    assert third.counts["crime"].rejected_by == {"UNMAPPED_OFFENCE": 2} and third.counts["crime"].updated == 1
+    assert crime_row(target, "CR/000002/18")["oic_collar"] == "2222"
+    assert third.counts["person"].written == 1 and third.counts["crime_person"].written == 1
+    assert third.counts["crime_person"].rejected_by == {"INVALID_ROLE": 1}
+
+
 def test_a_link_rejected_as_orphan_migrates_once_its_person_is_fixed(backend, make_store, tmp_path):
     legacy = make_legacy(
         f"sqlite:///{tmp_path / 'opus.db'}",
