@@ -1007,10 +1007,7 @@ def _examine(spec: Entity, batch: RowBatch, conn, salt: bytes, accepted: Accepte
     A worker cannot know; the writer re-examines the batch itself when it finds one
     (``_Runner._examined``)."""
     names, rows = batch
-    key_of = _key_reader(spec, names)
-    source_of = _source_reader(spec, names, salt, accepted)
-    keys = [key_of(row) for row in rows]
-    sources = [source_of(row) for row in rows]
+    keys, sources = _keys_and_sources(spec, names, rows, salt, accepted)
     known, covered = _xref_sources(conn, spec.name, keys) if conn is not None else ({}, lambda key: True)
     keyed = spec.unique_key
     name = spec.name
@@ -1153,6 +1150,27 @@ def _read_range(legacy: Engine, table: sa.Table, spec: Entity, after: list | Non
     return RowBatch(names, rows)
 
 
+def _keys_and_sources(spec: Entity, names: list[str], rows: list[tuple], salt: bytes,
+                      accepted: AcceptedKeys) -> tuple[list[str], list[bytes]]:
+    """Per row: its key (``_key_reader``) and its source digest (``_source_reader``). A crime's
+    and a person's digest is a function of the row alone: one comprehension over the batch, no
+    call per row."""
+    key_of = _key_reader(spec, names)
+    if spec.name == "crime":
+        at = names.index(spec.key_column)
+        keys = [v.strip() if type(v) is str else trim(v) or "" for v in (row[at] for row in rows)]
+    else:
+        keys = [key_of(row) for row in rows]
+    if spec.name in ("crime", "person"):
+        blake2b, dumps = hashlib.blake2b, marshal.dumps
+        try:
+            return keys, [blake2b(dumps(row, 2), key=salt, digest_size=16).digest() for row in rows]
+        except ValueError:  # a value marshal cannot take: row by row, as _source_reader does
+            pass
+    source_of = _source_reader(spec, names, salt, accepted)
+    return keys, [source_of(row) for row in rows]
+
+
 def _source_reader(spec: Entity, names: list[str], salt: bytes, accepted: AcceptedKeys) -> Callable[[tuple], bytes]:
     """The source digest of a raw legacy tuple: the row as read, what it was mapped with
     (``salt``: the run's tool version and code tables, the blake2b key) and the accepted state of the records its mapping asks
@@ -1242,7 +1260,10 @@ def _xref_sources(conn, entity: str, keys: list[str]) -> tuple[dict[str, bytes],
     looked up by value, key and source only, so every key of the batch is decided here."""
     # A longer key was never written (the column holds 40), nor one with undecodable bytes
     # (escaped as surrogates: rejected INVALID_ENCODING), which no driver can bind as text.
-    usable = [k for k in keys if _usable(k)]
+    if keys and max(map(len, keys)) <= 40 and "".join(keys).isascii():
+        usable = keys  # the usual batch, told in two C calls
+    else:
+        usable = [k for k in keys if _usable(k)]
     probed = set(usable)
 
     def covered(key: str) -> bool:
