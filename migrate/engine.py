@@ -17,7 +17,9 @@ The decision per record uses ``mig_xref`` (one row per record the tool wrote):
   images in ``mig_ledger``, the replaced xref row in ``mig_xref_before``); both changed →
   a ``CHANGED_BOTH`` conflict in ``mig_conflict``, resolved per ``--on-conflict``;
 * flagged deleted (or gone) in OPUS while the tool migrated it → ``DELETED_IN_OPUS``,
-  reported, nothing deleted.
+  reported, nothing deleted;
+* a record whose source digest is that of one of the previous run's rejects (``mig_reject.source``)
+  → that reject again, not mapped (``_carried_rejects``).
 
 The per-record work that needs no decision of the run so far — key, source digest, the batch's
 mig_xref key range, the mapping of what changed, the written images — is ``_examine``; with
