@@ -366,3 +366,37 @@ def test_automatic_workers_are_one_for_a_small_store(tmp_path):
     engine.dispose()
     result = migrate(legacy, f"sqlite:///{tmp_path / 'iops.db'}", workers=None)
     assert result.state == "complete" and result.counts["crime"].written == 6
+
+
+def test_repeated_links_keep_one_source_digest_and_a_vanished_link_is_reported(backend, make_store, tmp_path):
+    """Two legacy links that normalise to one (crime, person, role), in different batches: the
+    first in key order records its source digest, so a no-op writes no bookkeeping (they used to
+    replace each other's digest, with a mig_xref_before row, on every run); a link gone from
+    CRIME_NOM is still found among mig_xref's when every other key is accounted for by count."""
+    legacy = make_legacy(
+        f"sqlite:///{tmp_path / 'opus.db'}",
+        crimes=[{"crime_no": "CR/000001/18"}],
+        nominals=[{"nom_id": 1, "surname": "ONE"}, {"nom_id": 2, "surname": "TWO"}],
+        links=[{"crime_no": " CR/000001/18", "nom_id": 1, "role": "V"},
+               {"crime_no": "CR/000001/18", "nom_id": 1, "role": "V"},
+               {"crime_no": "CR/000001/18", "nom_id": 2, "role": "S"}],
+    )
+    target = make_store(backend, "target")
+    first = migrate(legacy, target, batch_size=1)
+    assert (first.counts["crime_person"].written, first.counts["crime_person"].unchanged) == (2, 1)
+    for _ in range(2):
+        again = migrate(legacy, target, batch_size=1)
+        links = again.counts["crime_person"]
+        assert again.exit_code == 0 and (links.unchanged, links.mapped, links.deleted_in_opus) == (3, 1, 0)
+        engine = sa.create_engine(target)
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(schema.mig_xref_before)).scalar_one() == 0
+        engine.dispose()
+    engine = sa.create_engine(legacy)
+    crime_nom = schema.legacy_tables(engine)["crime_nom"]
+    with engine.begin() as conn:
+        conn.execute(crime_nom.delete().where(crime_nom.c.nom_id == 2))
+    engine.dispose()
+    gone = migrate(legacy, target, batch_size=1)
+    assert gone.exit_code == 1 and gone.counts["crime_person"].deleted_in_opus == 1
+    assert conflicts(target, gone.run_id)["CR/000001/18:2:SUSPECT"]["kind"] == "DELETED_IN_OPUS"
