@@ -425,6 +425,10 @@ mig_reject = Table(
     Column("field", String(30)),
     Column("value", Text),  # the offending value (never intelligence text)
     Column("raw_row", Text, nullable=False),  # JSON of the legacy row, for fix-and-rerun
+    # The record's source digest (as mig_xref.source): a later run reading the same digest has the
+    # same reject without mapping it. NULL for DUPLICATE_KEY (it depends on another record), and
+    # in targets made before this column (ADDED_COLUMNS).
+    Column("source", sa.LargeBinary(16)),
     Index("ix_mig_reject_key", "entity", "legacy_key"),
 )
 mig_warning = Table(
@@ -476,7 +480,8 @@ MIG_TABLES = tuple(name for name in target_metadata.tables if name.startswith("m
 
 #: Nullable columns of the tool's own tables that later versions added: a target made by an
 #: older version lacks them, and is still ours — the next writing run adds them.
-ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"mig_run": ("legacy_fingerprint",), "mig_lock": ("pid_started",)}
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"mig_run": ("legacy_fingerprint",), "mig_lock": ("pid_started",),
+                                             "mig_reject": ("source",)}
 
 
 def create_target_schema(engine: Engine) -> None:

@@ -55,5 +55,18 @@ class AcceptedKeys:
         self._persons = self._keys[PERSON.name]
         self._crimes = self._keys[CRIME.name]
 
+    def encoded(self, entity: str, legacy_keys) -> KeySet:
+        """A KeySet of ``legacy_keys`` of ``entity`` as this set holds them (a batch's keys, to add
+        with ``add_all`` or to test with ``any_of`` at C speed, in this process or another)."""
+        encode = self._encode[entity]
+        return KeySet(encode(k) for k in legacy_keys)
+
+    def add_all(self, entity: str, keys: KeySet) -> None:
+        self._keys[entity].update(keys)
+
+    def any_of(self, entity: str, keys: KeySet) -> bool:
+        """Whether any of ``keys`` (from ``encoded``) is accepted."""
+        return not self._keys[entity].isdisjoint(keys)
+
     def count(self, entity: str) -> int:
         return len(self._keys[entity])

@@ -17,7 +17,9 @@ The decision per record uses ``mig_xref`` (one row per record the tool wrote):
   images in ``mig_ledger``, the replaced xref row in ``mig_xref_before``); both changed →
   a ``CHANGED_BOTH`` conflict in ``mig_conflict``, resolved per ``--on-conflict``;
 * flagged deleted (or gone) in OPUS while the tool migrated it → ``DELETED_IN_OPUS``,
-  reported, nothing deleted.
+  reported, nothing deleted;
+* a record whose source digest is that of one of the previous run's rejects (``mig_reject.source``)
+  → that reject again, not mapped (``_carried_rejects``).
 
 The per-record work that needs no decision of the run so far — key, source digest, the batch's
 mig_xref key range, the mapping of what changed, the written images — is ``_examine``; with
@@ -39,16 +41,18 @@ import hashlib
 import json
 import marshal
 import os
+import zlib
 from array import array
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import sqlalchemy as sa
+from pyroaring import BitMap
 from sqlalchemy.engine import Engine
 
 from core import __version__, schema
 from core.cyclic_gc import manual_cyclic_gc
-from core.batches import RowBatch, legacy_row_batches
+from core.batches import RowBatch, legacy_row_batches, read_range, select_in_key_order
 from core.db import (bulk_insert, checkpoint_key, mask_url, open_legacy, open_target, recorded_url, refuse_same_store,
                      store_errors)
 from core.digest import canonical_row, read_written, row_fingerprint, short_digest, text_fingerprint, written_image
@@ -65,6 +69,7 @@ from mappings.storable import escaped
 from migrate import lock
 from migrate import records
 from migrate.accepted import AcceptedKeys
+from core.keyset import KeySet
 from core.pool import Pool
 
 #: Keys per IN list (and xref keys per page).
@@ -367,19 +372,20 @@ class _Runner:
         # in OPUS" only if it would be mapped with the same code tables by the same mapping.
         self._salt = hashlib.blake2b(f"{__version__}\nsource 2\n{reference.digest}\n".encode(),
                                      digest_size=16).digest()
-        # hash() of the legacy keys read of the current entity: this process's own string hash
-        # (64 bits, ~40 times cheaper than a blake2b), compared only within this process (_vanished).
-        self._seen = array("q")
+        # The run before this one, whose rejects a record with the same source digest is again.
+        self.previous_run: int | None = None
         self._start_entity()
         self.pool = None  # worker processes (``workers`` > 1): see ``_examined``
         self._recent_links: deque[set[str]] = deque()  # link keys inserted by batches examined in flight
 
     def _start_entity(self) -> None:
-        self._seen = array("q")
+        # Links: ``_key_crc`` of the keys read by the entity's batches decided so far (see _decide).
+        self._links_read = BitMap()
         # For ``_vanished``: mig_xref rows this run found for the entity's records read (each key
         # once: for keyed entities first key wins) and rows it inserted; ``_scan`` when that
         # tally cannot be exact (links, a flagged record found in mig_xref).
         self._matched = 0
+        self._unchanged_here = 0  # records unchanged by their source digest
         self._inserted_here = 0
         self._scan = False
 
@@ -389,6 +395,7 @@ class _Runner:
         started = utc_now()
         ctx = self._context(started)
         has_xref = self.target is not None and sa.inspect(self.target).has_table("mig_xref")
+        self.previous_run = self._find_previous_run(None) if has_xref else None
         counts = self.counts
         for spec in ENTITIES:
             counts[spec.name] = EntityCounts()
@@ -417,6 +424,7 @@ class _Runner:
         with store_errors(self.target, "target"):
             run_id, started, checkpoints = self._start_or_resume(legacy_url, resume)
         ctx = self._context(started)
+        self.previous_run = self._find_previous_run(run_id)
         if self.workers > 1:
             with Pool(self.workers, _worker_setup, (legacy_url, target_url, self.reference, self._salt, started),
                       what="migration worker") as pool:
@@ -516,6 +524,20 @@ class _Runner:
         # The batch size may differ on resume; the key order is what matters.
         return resume, run.started_at, checkpoints
 
+    def _find_previous_run(self, run_id: int | None) -> int | None:
+        """The latest run before ``run_id`` (None: before any), if the target's mig_reject keeps
+        source digests (older targets do not)."""
+        inspector = sa.inspect(self.target)
+        if not inspector.has_table("mig_reject") or "source" not in {
+                c["name"].lower() for c in inspector.get_columns("mig_reject")}:
+            return None
+        r = schema.mig_run
+        query = sa.select(sa.func.max(r.c.run_id))
+        if run_id is not None:
+            query = query.where(r.c.run_id < run_id)
+        with self.target.connect() as conn:
+            return conn.execute(query).scalar_one()
+
     def _set_state(self, run_id: int, state: str, counts: dict[str, EntityCounts] | None) -> None:
         values = {"state": state}
         if counts is not None:
@@ -539,11 +561,13 @@ class _Runner:
             crime_migrated=self.accepted.has_crime,
         )
 
-    def _batches(self, spec: Entity, after: list | None, upto: list | None = None) -> Iterable[RowBatch]:
+    def _batches(self, spec: Entity, after: list | None, upto: list | None = None,
+                 columns: tuple[str, ...] | None = None) -> Iterable[RowBatch]:
         """The legacy table in key order, ``batch_size`` rows at a time as tuples (``core.batches``),
         with a manual cyclic collection every ``_COLLECT_EVERY_BATCHES`` batches and at the end."""
         yield from legacy_row_batches(self.legacy, self.tables[spec.legacy_table], spec.key_columns,
-                                      self.batch_size, after=after, upto=upto, every_batch=self._every_batch)
+                                      self.batch_size, after=after, upto=upto, every_batch=self._every_batch,
+                                      columns=columns)
         self.collect_garbage()
 
     def _every_batch(self, n: int) -> None:
@@ -570,8 +594,7 @@ class _Runner:
         return self._decide(conn, spec, self._examine_here(conn, spec, batch, ctx), counts)
 
     def _examine_here(self, conn, spec: Entity, batch: RowBatch, ctx: MappingContext) -> "_Examined":
-        accepted = self.accepted
-        return _examine(spec, batch, conn, self._salt, accepted, ctx, lambda key: accepted.has(spec.name, key))
+        return _examine(spec, batch, conn, self._salt, self.accepted, ctx, True, self.previous_run)
 
     def _decide(self, conn, spec: Entity, ex: "_Examined", counts: EntityCounts) -> "_Plan":
         """Decide per record (cutover.md): unchanged, insert, update, conflict, excluded (and
@@ -581,9 +604,21 @@ class _Runner:
         name = spec.name
         keyed = spec.unique_key
         accepted = self.accepted
-        keys, sources, to_map, mapped = ex.keys, ex.sources, ex.to_map, ex.mapped
-        self._seen.extend(hash(key) for key in keys)
+        mapped = ex.mapped
+        read_before = self._links_read  # links: the keys of earlier batches (this one's added below)
         counts.mapped += len(mapped)
+        # Unchanged in OPUS: whatever iOPS did since is normal life (cutover.md). Decided as a
+        # batch: their keys stay accepted, each matched its own mig_xref row.
+        counts.read += ex.read
+        counts.unchanged += ex.unchanged
+        self._matched += ex.unchanged
+        self._unchanged_here += ex.unchanged
+        if keyed and ex.accepted is not None:
+            accepted.add_all(name, ex.accepted)
+        for reject_id, reason in ex.carried:
+            counts.rejected += 1
+            counts.rejected_by[reason] = counts.rejected_by.get(reason, 0) + 1
+            plan.carried.append(reject_id)
         xref: dict[str, _Xref] = {}
         if conn is not None and mapped:
             # What the decision of a mapped record needs beyond the source digest; a key outside
@@ -592,20 +627,10 @@ class _Runner:
             recent = self._recent_links
             xref = _xref_in(conn, name, {m.legacy_key for m, look in zip(mapped, ex.lookup) if look or (
                 recent and not m.reject and any(m.legacy_key in r for r in recent))})
-        by_index = dict(zip(to_map, mapped))
-        raws = dict(zip(to_map, ex.raws))
         plan.images = {id(m): image for m, image in zip(mapped, ex.images)}
         seen_in_batch: set[str] = set()
         changed = []
-        for i in range(len(keys)):
-            counts.read += 1
-            m = by_index.get(i)
-            if m is None:  # unchanged in OPUS: whatever iOPS did since is normal life (cutover.md)
-                accepted.add(name, keys[i])
-                seen_in_batch.add(keys[i])
-                counts.unchanged += 1
-                self._matched += 1
-                continue
+        for m, source, raw, repeated in zip(mapped, ex.sources, ex.raws, ex.repeated):
             if m.excluded:
                 counts.excluded += 1
                 x = xref.get(m.legacy_key)
@@ -619,22 +644,33 @@ class _Runner:
             if m.reject is not None:
                 counts.rejected += 1
                 counts.rejected_by[m.reject.code] = counts.rejected_by.get(m.reject.code, 0) + 1
-                plan.rejects.append((m, raws[i]))
+                plan.rejects.append((m, raw, source))
                 continue
             accepted.add(name, m.legacy_key)
-            if m.legacy_key in seen_in_batch:
+            if repeated or m.legacy_key in seen_in_batch:
                 # Legacy links that normalise to the same (crime, person, role) are migrated once.
                 counts.unchanged += 1
                 continue
             seen_in_batch.add(m.legacy_key)
             x = xref.get(m.legacy_key)
+            if x is not None and x.source == source:  # found unchanged by key (a range read cut off)
+                counts.unchanged += 1
+                self._matched += 1
+                self._unchanged_here += 1
+                continue
             if x is None:
                 plan.inserts.append(m)
-                plan.sources[m.legacy_key] = sources[i]
+                plan.sources[m.legacy_key] = source
                 self._count_warnings(m, counts)
             else:
-                changed.append((m, sources[i], x))
+                # A link whose key an earlier batch read (as far as a 32-bit hash tells) is a second
+                # legacy link of that key: its source digest is not recorded (the first one's is),
+                # or the two would replace each other's on every run.
+                refresh = keyed or _key_crc(m.legacy_key) not in read_before
+                changed.append((m, source, x, refresh))
                 self._matched += 1
+        if not keyed:
+            self._links_read.update(array("I", ex.key_hashes))
         if changed:
             self._decide_changed(conn, spec, changed, plan, counts)
         return plan
@@ -642,9 +678,9 @@ class _Runner:
     def _decide_changed(self, conn, spec: Entity, changed: list, plan: "_Plan", counts: EntityCounts) -> None:
         """Records changed in OPUS (by their source digest) that the tool wrote before: compare
         what the mapping gives now, and what iOPS holds now, with what the tool wrote."""
-        current = _current_records(conn, [m for m, _, _ in changed])
+        current = _current_records(conn, [m for m, _, _, _ in changed])
         started = self.run_started
-        for m, source, x in changed:
+        for m, source, x, refresh in changed:
             written = read_written(x.written, schema.TARGET_TABLES, _WIDTH)
             now = current[m.legacy_key]
             iops_fields = []
@@ -673,9 +709,10 @@ class _Runner:
                 # that agree on this record): unchanged; remember the new source digest.
                 counts.unchanged += 1
                 # Links too: otherwise a new tool version (in every source digest) would leave
-                # every link mapped on every later run. Two legacy links that normalise to one
-                # key in different batches each refresh it, once per run (a mig_xref_before row each).
-                plan.refresh.append((m.legacy_key, source, x))
+                # every link mapped on every later run. Of two legacy links that normalise to one
+                # key, the first in key order (see _decide).
+                if refresh:
+                    plan.refresh.append((m.legacy_key, source, x))
                 continue
             if not iops_fields:
                 counts.updated += 1
@@ -699,17 +736,23 @@ class _Runner:
             counts.warnings_by[w.code] = counts.warnings_by.get(w.code, 0) + 1
 
     def _vanished(self, conn, spec: Entity, run_id: int | None) -> list[dict]:
-        """Records the tool migrated whose legacy row is gone (not read by this run): the xref
-        keys of the entity, streamed in pages, against the hashes of the keys read."""
-        seen = self._seen
-        self._seen = array("q")
+        """Records the tool migrated whose legacy row is gone (not read by this run). Mostly decided
+        by a count: every mig_xref row of the entity found once, or inserted by this run. Else the
+        xref keys, streamed in pages, against the hashes of the legacy keys, read again (keys only)."""
         x = schema.mig_xref
-        if spec.unique_key and not self._scan:
+        if not self._scan:
             # Each xref row found once, or inserted by this run: if that is all of them, none vanished.
+            # Links: only the unchanged ones are counted, each the one record whose source digest its
+            # row holds (two legacy links of one key may both find it by key).
             held = conn.execute(sa.select(sa.func.count()).select_from(x).where(x.c.entity == spec.name)).scalar_one()
-            if held == self._matched + self._inserted_here:
+            if held == (self._matched if spec.unique_key else self._unchanged_here) + self._inserted_here:
                 return []
+        seen = array("q")
+        for batch in self._batches(spec, after=None, columns=spec.key_columns):
+            key_of = _key_reader(spec, batch.names)
+            seen.extend(hash(key_of(row)) for row in batch.rows)
         seen_sorted = array("q", sorted(seen))
+        del seen
         found = []
         last = None
         while True:
@@ -747,7 +790,7 @@ class _Runner:
                     self._checkpoint(conn, run_id, spec, last_key, batch_no, batch_counts, done=False)
                     lock.heartbeat(conn)
                 counts.settle(batch_counts)
-                progress.update(len(ex.keys))
+                progress.update(ex.read)
                 self.batches_committed += 1
                 if self.pool is not None and not spec.unique_key:
                     self._recent_links.append({m.legacy_key for m in plan.inserts})
@@ -771,19 +814,20 @@ class _Runner:
                                                           "intelligence": ("person",)}.get(spec.name, ())}
         self._recent_links = deque(maxlen=2 * self.pool.workers + 2)  # the in-order window, and one
 
+        previous = self.previous_run
+
         def units():
-            start = after
-            for keys in legacy_row_batches(self.legacy, table, spec.key_columns, self.batch_size, after=after,
-                                           every_batch=self._every_batch, columns=spec.key_columns):
-                upto = list(keys.rows[-1])
-                yield spec.name, start, upto, depends
-                start = upto
+            n = 0
+            for start, upto in _key_ranges(self.legacy, table, spec, self.batch_size, after):
+                n += 1
+                self._every_batch(n)
+                yield spec.name, start, upto, depends, previous
         accepted = self.accepted
         for ex in self.pool.in_order(_worker_examine, units()):
             def examined(conn, ex=ex):
                 # A record unchanged by its digest whose key the run accepted already (first key
                 # wins): only this process knows; the batch is examined again here.
-                if spec.unique_key and any(accepted.has(spec.name, ex.keys[i]) for i in _unmapped(ex)):
+                if spec.unique_key and ex.accepted is not None and accepted.any_of(spec.name, ex.accepted):
                     batch = _read_range(self.legacy, table, spec, ex.after, ex.upto)
                     again = self._examine_here(conn, spec, batch, ctx)
                     again.last_key = again.last_key or ex.last_key
@@ -817,27 +861,36 @@ class _Runner:
         # and the xref row replaced, then overwrite.
         xref_before = []
         xref_changed = []
+        # Per table: rows an update adds, and rows it overwrites grouped by their columns — one
+        # executemany each (a statement per row cost ~0.5 ms of SQLAlchemy compiling).
+        added: dict[str, list[dict]] = {}
+        overwritten: dict[tuple[str, tuple[str, ...]], list[dict]] = {}
         for u in plan.updates:
             m = u.mapped
             for table_name in schema.TARGET_TABLES:
                 row = m.rows.get(table_name)
                 if row is None:
                     continue
-                table = schema.target_metadata.tables[table_name]
                 before = u.current.get(table_name)
                 if before is not None and row_fingerprint(before)[0] == row_fingerprint(row)[0]:
                     continue  # this row of the record did not change (e.g. its location)
                 if before is not None:
                     ledger.append(_ledger_row(run_id, batch_no, table_name, row, m.legacy_key, "update", before))
-                    conn.execute(table.update().where(*_pk_clause(table_name, row)).values(**row))
+                    overwritten.setdefault((table_name, tuple(row)), []).append(row)
                 else:  # e.g. an intelligence entry that gained coordinates gains a location row
-                    conn.execute(table.insert(), [row])
+                    added.setdefault(table_name, []).append(row)
                     ledger.append(_ledger_row(run_id, batch_no, table_name, row, m.legacy_key, "insert", None))
                 counts.rows_written += 1
             xref_before.append(_xref_before(run_id, name, m.legacy_key, u.xref))
             xref_changed.append({"b_key": m.legacy_key, "source": u.source,
                                  "written": plan.images.get(id(m)) or written_image(m.rows, schema.TARGET_TABLES),
                                  "last_run": run_id})
+        for table_name in schema.TARGET_TABLES:  # parents first, as the inserts above
+            if table_name in added:
+                conn.execute(schema.target_metadata.tables[table_name].insert(), added[table_name])
+            for (name_of, columns), rows in overwritten.items():
+                if name_of == table_name:
+                    _update_rows(conn, table_name, columns, rows)
         # A new source digest for a record that maps as before: bookkeeping only, but kept for
         # rollback like any other xref change, so a rollback restores mig_xref exactly.
         xref_refreshed = []
@@ -868,7 +921,10 @@ class _Runner:
         if xref_refreshed:
             conn.execute(x.update().where(*where).values(source=sa.bindparam("source")), xref_refreshed)
         bulk_insert(conn, schema.mig_warning, warnings)
-        bulk_insert(conn, schema.mig_reject, [_reject_row(run_id, spec, m, raw) for m, raw in plan.rejects])
+        bulk_insert(conn, schema.mig_reject, [_reject_row(run_id, spec, m, raw, source)
+                                              for m, raw, source in plan.rejects])
+        if plan.carried:
+            _carry_rejects(conn, run_id, plan.carried)
         bulk_insert(conn, schema.mig_conflict, [dict(c, run_id=run_id) for c in plan.conflicts])
 
     def _checkpoint(self, conn, run_id: int, spec: Entity, last_key: list | None, batches: int,
@@ -909,7 +965,8 @@ class _Plan:
     inserts: list[Mapped] = field(default_factory=list)
     updates: list[_Update] = field(default_factory=list)
     refresh: list[tuple[str, bytes, _Xref]] = field(default_factory=list)  # (key, new source, xref)
-    rejects: list[tuple[Mapped, dict]] = field(default_factory=list)  # with the raw legacy row
+    rejects: list[tuple[Mapped, dict, bytes]] = field(default_factory=list)  # with the raw legacy row, source digest
+    carried: list[int] = field(default_factory=list)  # reject_ids of the previous run's rejects that hold again
     conflicts: list[dict] = field(default_factory=list)  # mig_conflict rows, without run_id
     sources: dict[str, bytes] = field(default_factory=dict)  # legacy key -> source digest (inserts)
     images: dict[int, bytes | None] = field(default_factory=dict)  # id(Mapped) -> its written image
@@ -918,51 +975,117 @@ class _Plan:
 
 @dataclass
 class _Examined:
-    """A batch examined (``_examine``), in this process or a worker: what the writer decides from."""
-    keys: list[str]  # per record read, in key order: its legacy key as mapped (``_key_reader``)
-    sources: list[bytes]  # and its source digest
+    """A batch examined (``_examine``), in this process or a worker: what the writer decides from.
+    An unchanged record costs the writer nothing per record: its count and its key in ``accepted``
+    (a link: 4 bytes of ``key_hashes``) are all that crosses the process boundary for it."""
+    read: int  # records read
+    unchanged: int  # of those, unchanged by their source digest: not mapped, decided "unchanged"
+    accepted: KeySet | None  # keyed entities: the unchanged records' keys, encoded (they stay accepted)
+    key_hashes: bytes  # links: per record read, ``_key_crc`` of its key (an ``array('I')``'s bytes)
     to_map: list[int]  # the records mapped (source digest not the one mig_xref holds, or a duplicate key)
+    sources: list[bytes]  # per mapped record: its source digest
+    repeated: list[bool]  # per mapped record: an unchanged record of the same key precedes it in the batch
     mapped: list[Mapped]
     raws: list[dict]  # the legacy rows of those, as dicts (a reject keeps its row)
     lookup: list[bool]  # per mapped record: whether its mig_xref row must be looked up by key
     last_key: list  # the checkpoint after this batch
     # per mapped record: what mig_xref says the tool wrote, should it be written (core.digest.written_image)
     images: list[bytes | None] = field(default_factory=list)
+    # rejects of the previous run with this run's source digest, not mapped again: (reject_id, reason)
+    carried: list[tuple[int, str]] = field(default_factory=list)
     after: list | None = None  # the key range examined (workers): (after, upto]
     upto: list | None = None
 
 
 def _examine(spec: Entity, batch: RowBatch, conn, salt: bytes, accepted: AcceptedKeys, ctx: MappingContext,
-             taken: Callable[[str], bool] | None) -> _Examined:
+             here_accepted: bool, previous_run: int | None = None) -> _Examined:
     """The per-record work of a batch that needs no decision of the run so far: key, source digest,
     the batch's key ranges of mig_xref (key and source only), and the mapping of the records
     whose source digest is not the one mig_xref holds — the raw tuple is digested, and no dict
-    is made of a record found unchanged. ``taken(key)``: whether the run accepted the key
-    already (first key wins: such a record is mapped, to be rejected); a worker cannot know,
-    and the writer re-examines the batch itself when it finds one (``_Runner._examined``)."""
+    is made of a record found unchanged. A record whose source digest is that of a reject of
+    ``previous_run`` (the verdict depends on nothing else: ``_carried_rejects``) is not mapped either.
+    ``here_accepted``: ``accepted`` is the run's own (this process decides): a record unchanged
+    by its digest whose key the run accepted already (first key wins) is mapped, to be rejected.
+    A worker cannot know; the writer re-examines the batch itself when it finds one
+    (``_Runner._examined``)."""
     names, rows = batch
-    key_of = _key_reader(spec, names)
-    source_of = _source_reader(spec, names, salt, accepted)
-    keys = [key_of(row) for row in rows]
-    sources = [source_of(row) for row in rows]
-    known, covered = _xref_sources(conn, spec.name, keys) if conn is not None else ({}, None)
+    keys, sources = _keys_and_sources(spec, names, rows, salt, accepted)
+    known, covered = _xref_sources(conn, spec.name, keys) if conn is not None else ({}, lambda key: True)
     keyed = spec.unique_key
-    to_map = []
-    here: set[str] = set()  # keys of this batch so far (keyed entities): first key wins
-    for i, key in enumerate(keys):
-        if known.get(key) != sources[i] or (keyed and (key in here or (taken is not None and taken(key)))):
-            to_map.append(i)
-        if keyed:
+    name = spec.name
+    unchanged_at: list[int] = []
+    to_map: list[int] = []
+    if keyed:
+        here: set[str] = set()  # keys of this batch so far: first key wins
+        for i, key in enumerate(keys):
+            if key in here or known.get(key) != sources[i]:
+                to_map.append(i)
+            else:
+                unchanged_at.append(i)
             here.add(key)
+    else:
+        for i, key in enumerate(keys):
+            (unchanged_at if known.get(key) == sources[i] else to_map).append(i)
+    unchanged_keys = accepted.encoded(name, [keys[i] for i in unchanged_at]) if keyed else None
+    if keyed and here_accepted and accepted.any_of(name, unchanged_keys):
+        taken = [i for i in unchanged_at if accepted.has(name, keys[i])]
+        to_map = sorted(to_map + taken)
+        taken_set = set(taken)
+        unchanged_at = [i for i in unchanged_at if i not in taken_set]
+        unchanged_keys = accepted.encoded(name, [keys[i] for i in unchanged_at])
+    carried: list[tuple[int, str]] = []
+    if previous_run is not None and to_map and conn is not None:
+        found = _carried_rejects(conn, name, previous_run, {keys[i] for i in to_map})
+        if found:
+            still = []
+            for i in to_map:
+                hit = found.get((keys[i], sources[i]))
+                if hit is None:
+                    still.append(i)
+                else:
+                    carried.append(hit)
+            to_map = still
     raws = [dict(zip(names, rows[i])) for i in to_map]
     mapped = spec.map_batch(raws, ctx) if raws else []
-    lookup = [m.reject is None and (m.legacy_key in known or covered is None or not covered(m.legacy_key))
-              for m in mapped]
+    lookup = [m.reject is None and (m.legacy_key in known or not covered(m.legacy_key)) for m in mapped]
+    if keyed or not unchanged_at:
+        repeated = [False] * len(to_map)
+    else:  # links: one that normalises to the key of an unchanged link before it is migrated once
+        before: dict[str, int] = {}
+        for i in unchanged_at:
+            before.setdefault(keys[i], i)
+        repeated = [before.get(m.legacy_key, len(keys)) < i for i, m in zip(to_map, mapped)]
     last_key = [checkpoint_key(rows[-1][names.index(k)]) for k in spec.key_columns] if rows else None
     # The written image here too: ~6 µs a target row that, with workers, the writer does not spend.
     images = [written_image(m.rows, schema.TARGET_TABLES) if m.reject is None and not m.excluded else None
               for m in mapped]
-    return _Examined(keys, sources, to_map, mapped, raws, lookup, last_key, images)
+    hashes = b"" if keyed else array("I", [_key_crc(k) for k in keys]).tobytes()
+    return _Examined(len(keys), len(unchanged_at), unchanged_keys, hashes, to_map,
+                     [sources[i] for i in to_map], repeated, mapped, raws, lookup, last_key, images, carried)
+
+
+def _key_crc(key: str) -> int:
+    """A 32-bit hash of a legacy key that is the same in every process (``hash()`` of a str is not)."""
+    return zlib.crc32(key.encode("utf-8", "surrogatepass"))
+
+
+def _carried_rejects(conn, entity: str, run_id: int, keys: set[str]) -> dict[tuple[str, bytes], tuple[int, str]]:
+    """{(legacy key, source digest): (reject_id, reason)} of run ``run_id``'s rejects of these keys.
+
+    A reject's verdict is a function of its source digest alone — the raw row, the code tables and
+    tool version, and the accepted state of what its mapping asks about (a link's crime and
+    person) — except ``DUPLICATE_KEY``, which depends on another record and is stored without
+    one. So a record whose digest is a reject's of the last run is that reject again, unmapped."""
+    usable = [k for k in keys if _usable(k)]
+    r = schema.mig_reject
+    out = {}
+    for start in range(0, len(usable), PAGE):
+        rows = conn.execute(sa.select(r.c.legacy_key, r.c.source, r.c.reject_id, r.c.reason)
+                            .where(r.c.run_id == run_id, r.c.entity == entity, r.c.source.is_not(None),
+                                   r.c.legacy_key.in_(usable[start:start + PAGE])))
+        for key, source, reject_id, reason in rows:
+            out[(key, bytes(source))] = (reject_id, reason)
+    return out
 
 
 # ------------------------------------------------------------------------------ worker processes
@@ -984,7 +1107,7 @@ def _worker_setup(legacy_url: str, target_url: str, reference: Reference, salt: 
 
 
 def _worker_examine(unit: tuple) -> _Examined:
-    entity, after, upto, depends = unit
+    entity, after, upto, depends, previous_run = unit
     spec = next(e for e in ENTITIES if e.name == entity)
     accepted = AcceptedKeys()
     for name, keys in depends.items():
@@ -994,26 +1117,60 @@ def _worker_examine(unit: tuple) -> _Examined:
     batch = _read_range(_WORKER["legacy"], _WORKER["tables"][spec.legacy_table], spec, after, upto)
     target = _WORKER["target"]
     with store_errors(target, "target"), target.connect() as conn:
-        ex = _examine(spec, batch, conn, _WORKER["salt"], accepted, ctx, None)
+        ex = _examine(spec, batch, conn, _WORKER["salt"], accepted, ctx, False, previous_run)
     ex.after, ex.upto = after, upto
-    if ex.last_key is None:
+    if ex.last_key is None and upto is not None:
         ex.last_key = [checkpoint_key(v) for v in upto]
     return ex
 
 
-def _unmapped(ex: _Examined) -> Iterable[int]:
-    mapped = set(ex.to_map)
-    return (i for i in range(len(ex.keys)) if i not in mapped)
+def _key_ranges(legacy: Engine, table: sa.Table, spec: Entity, size: int, after: list | None):
+    """The legacy table cut into key ranges (after, upto] of ``size`` records, the last one
+    (after, None]: one query per range that lets the store skip ``size`` keys of its index
+    (OFFSET), instead of every key read into this process to find where a range ends."""
+    names = list(spec.key_columns)
+    with store_errors(legacy, "legacy"), legacy.connect() as conn:
+        while True:
+            stmt = select_in_key_order(table, names, legacy.dialect, after=after, columns=names)
+            ends = read_range(conn, stmt.offset(size - 1).limit(1))
+            if not ends:
+                if read_range(conn, stmt.limit(1)):
+                    yield after, None
+                return
+            upto = [ends[0][name] for name in names]
+            yield after, upto
+            after = upto
 
 
-def _read_range(legacy: Engine, table: sa.Table, spec: Entity, after: list | None, upto: list) -> RowBatch:
-    """The legacy rows of the key range (after, upto], as one batch."""
+def _read_range(legacy: Engine, table: sa.Table, spec: Entity, after: list | None, upto: list | None) -> RowBatch:
+    """The legacy rows of the key range (after, upto] (upto None: to the end), as one batch."""
     names: list[str] = [c.name for c in table.columns]
     rows: list[tuple] = []
     for batch in legacy_row_batches(legacy, table, spec.key_columns, MAX_BATCH_SIZE, after=after, upto=upto):
         names = batch.names
         rows += batch.rows
     return RowBatch(names, rows)
+
+
+def _keys_and_sources(spec: Entity, names: list[str], rows: list[tuple], salt: bytes,
+                      accepted: AcceptedKeys) -> tuple[list[str], list[bytes]]:
+    """Per row: its key (``_key_reader``) and its source digest (``_source_reader``). A crime's
+    and a person's digest is a function of the row alone: one comprehension over the batch, no
+    call per row."""
+    key_of = _key_reader(spec, names)
+    if spec.name == "crime":
+        at = names.index(spec.key_column)
+        keys = [v.strip() if type(v) is str else trim(v) or "" for v in (row[at] for row in rows)]
+    else:
+        keys = [key_of(row) for row in rows]
+    if spec.name in ("crime", "person"):
+        blake2b, dumps = hashlib.blake2b, marshal.dumps
+        try:
+            return keys, [blake2b(dumps(row, 2), key=salt, digest_size=16).digest() for row in rows]
+        except ValueError:  # a value marshal cannot take: row by row, as _source_reader does
+            pass
+    source_of = _source_reader(spec, names, salt, accepted)
+    return keys, [source_of(row) for row in rows]
 
 
 def _source_reader(spec: Entity, names: list[str], salt: bytes, accepted: AcceptedKeys) -> Callable[[tuple], bytes]:
@@ -1035,11 +1192,14 @@ def _source_reader(spec: Entity, names: list[str], salt: bytes, accepted: Accept
     if spec.name == "crime_person":
         crime_at, nom_at = names.index("crime_no"), names.index("nom_id")
         has_crime, has_person = accepted.has_crime, accepted.has_person
+        last = [None, False]  # links come in crime order: the last crime asked about, and the answer
 
         def source(row: tuple) -> bytes:
             nom_id = parse_nom_id(row[nom_at])
-            return blake2b(encoded(row) + b"%d%d" % (has_crime(trim(row[crime_at]) or ""),
-                                                     nom_id is not None and has_person(nom_id)),
+            crime = row[crime_at]
+            if crime != last[0] or type(crime) is not type(last[0]):
+                last[0], last[1] = crime, has_crime(trim(crime) or "")
+            return blake2b(encoded(row) + b"%d%d" % (last[1], nom_id is not None and has_person(nom_id)),
                            key=salt, digest_size=16).digest()
         return source
     if spec.name == "intelligence":
@@ -1088,23 +1248,30 @@ def _key_reader(spec: Entity, names: list[str]) -> Callable[[tuple], str]:
     return lambda row: trim(row[at]) or ""
 
 
-def _xref_sources(conn, entity: str, keys: list[str]) -> tuple[dict[str, bytes], Callable[[str], bool] | None]:
-    """The source digests mig_xref holds for the batch's key range: ({legacy key: source},
+def _xref_sources(conn, entity: str, keys: list[str]) -> tuple[dict[str, bytes], Callable[[str], bool]]:
+    """The source digests mig_xref holds for the batch's keys: ({legacy key: source},
     ``covered(key)`` — whether a key absent from the answer is certainly not in mig_xref).
 
-    One range read in the index's order (mig_xref's primary key is (entity, legacy_key)) instead
-    of an IN list of the batch's keys: consecutive batches read consecutive stretches of the
-    index. The range is the batch's least and greatest key in Python's order — code point order,
-    which is SQLite's BINARY order for UTF-8 text; so on SQLite a key between them that is not
-    in the answer is not in mig_xref. A server may order keys otherwise (its collation): there
-    a key not found is looked up by value (``covered`` is None), and an answer grown past
-    ``_RANGE_SLACK`` times the batch (a collation that puts other keys in between) is cut off
-    — a record whose key was cut off is merely mapped, then looked up."""
+    One range read in the index's order (mig_xref's primary key is (entity, legacy_key)) per
+    ascending run of the batch's keys, instead of an IN list: consecutive batches read consecutive
+    stretches of the index. The range is the run's least and greatest key in Python's order — code
+    point order, which is SQLite's BINARY order for UTF-8 text; so on SQLite a key between them that
+    is not in the answer is not in mig_xref. A server may order keys otherwise (its collation), and
+    an answer grown past ``_RANGE_SLACK`` times the batch is cut off (a collation, or keys spread
+    over the whole index, as padded references that sort first): there the keys not found are
+    looked up by value, key and source only, so every key of the batch is decided here."""
     # A longer key was never written (the column holds 40), nor one with undecodable bytes
     # (escaped as surrogates: rejected INVALID_ENCODING), which no driver can bind as text.
-    usable = [k for k in keys if len(k) <= 40 and (k.isascii() or _utf8(k))]
+    if keys and max(map(len, keys)) <= 40 and "".join(keys).isascii():
+        usable = keys  # the usual batch, told in two C calls
+    else:
+        usable = [k for k in keys if _usable(k)]
+    probed = set(usable)
+
+    def covered(key: str) -> bool:
+        return key in probed or not _usable(key)
     if not usable:
-        return {}, (lambda key: True)
+        return {}, covered
     ranges = _ascending_runs(usable)
     x = schema.mig_xref
     found: dict[str, bytes] = {}
@@ -1117,12 +1284,18 @@ def _xref_sources(conn, entity: str, keys: list[str]) -> tuple[dict[str, bytes],
         found.update((key, bytes(source)) for key, source in rows)
         cut = cut or len(rows) >= limit
     if conn.dialect.name != "sqlite" or cut:
-        return found, None
-
-    def covered(key: str) -> bool:
-        # Escaped bytes (surrogates) sort elsewhere as stored.
-        return any(lo <= key <= hi for lo, hi, _ in ranges) and (key.isascii() or _utf8(key))
+        missing = [k for k in probed if k not in found]
+        for start in range(0, len(missing), PAGE):
+            rows = conn.execute(sa.select(x.c.legacy_key, x.c.source).where(
+                x.c.entity == entity, x.c.legacy_key.in_(missing[start:start + PAGE])))
+            found.update((key, bytes(source)) for key, source in rows)
+    if len(found) > len(probed):  # what a range read holds beyond the batch's keys is of no use
+        found = {k: v for k, v in found.items() if k in probed}
     return found, covered
+
+
+def _usable(key: str) -> bool:
+    return len(key) <= 40 and (key.isascii() or _utf8(key))
 
 
 def _utf8(key: str) -> bool:
@@ -1238,9 +1411,14 @@ def _row_key(table_name: str, row) -> str:
     return "|".join(str(row[c]) for c in schema.TARGET_KEYS[table_name])
 
 
-def _pk_clause(table_name: str, row: dict):
+def _update_rows(conn, table_name: str, columns: tuple[str, ...], rows: list[dict]) -> None:
+    """Overwrite ``rows`` (each with ``columns``) of ``table_name`` by primary key: one executemany."""
     table = schema.target_metadata.tables[table_name]
-    return [table.c[c] == row[c] for c in schema.TARGET_KEYS[table_name]]
+    keys = schema.TARGET_KEYS[table_name]
+    statement = table.update().where(*[table.c[k] == sa.bindparam(f"k_{k}", type_=table.c[k].type) for k in keys]).values(
+        {c: sa.bindparam(f"v_{c}", type_=table.c[c].type) for c in columns})
+    conn.execute(statement, [{**{f"v_{c}": row[c] for c in columns}, **{f"k_{k}": row[k] for k in keys}}
+                             for row in rows])
 
 
 def _ledger_row(run_id, batch_no, table_name, row, legacy_key, action, before) -> dict:
@@ -1257,9 +1435,23 @@ def _clip(value: str | None, limit: int = 2000) -> str | None:
     return None if value is None else str(value)[:limit].replace("\x00", "\\x00")
 
 
-def _reject_row(run_id: int, spec: Entity, m: Mapped, raw: dict) -> dict:
+def _reject_row(run_id: int, spec: Entity, m: Mapped, raw: dict, source: bytes | None) -> dict:
+    # DUPLICATE_KEY depends on another record, not on this one's source: never carried (_carried_rejects).
     return {"run_id": run_id, "entity": spec.name, "legacy_key": m.legacy_key[:40], "reason": m.reject.code,
-            "field": m.reject.field, "value": _clip(m.reject.value), "raw_row": _raw_json(raw)}
+            "field": m.reject.field, "value": _clip(m.reject.value), "raw_row": _raw_json(raw),
+            "source": None if m.reject.code == "DUPLICATE_KEY" else source}
+
+
+def _carry_rejects(conn, run_id: int, reject_ids: list[int]) -> None:
+    """The previous run's reject rows ``reject_ids`` again, as this run's: copied inside the target
+    (the raw row is not read out nor rebuilt)."""
+    r = schema.mig_reject
+    copied = [r.c.entity, r.c.legacy_key, r.c.reason, r.c.field, r.c.value, r.c.raw_row, r.c.source]
+    for start in range(0, len(reject_ids), PAGE):
+        conn.execute(r.insert().from_select(
+            ["run_id"] + [c.name for c in copied],
+            sa.select(sa.literal(run_id, sa.Integer), *copied).where(
+                r.c.reject_id.in_(reject_ids[start:start + PAGE])).order_by(r.c.reject_id)))
 
 
 def _raw_json(raw: dict) -> str:

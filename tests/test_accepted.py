@@ -28,6 +28,15 @@ def test_keyset_behaves_like_a_set(added, probes):
         assert (k in s) == (k in ref), k
 
 
+@given(st.lists(keys, max_size=200), st.lists(keys, max_size=200))
+def test_keyset_update_and_isdisjoint_behave_like_a_sets(mine, theirs):
+    a, b = KeySet(mine), KeySet(theirs)
+    assert a.isdisjoint(b) == set(mine).isdisjoint(theirs)
+    a.update(b)
+    assert len(a) == len(set(mine) | set(theirs))
+    assert all(k in a for k in mine + theirs)
+
+
 @given(st.lists(keys, max_size=300))
 def test_keyset_add_says_whether_the_key_is_new_and_lists_every_key_once(added):
     s, ref = KeySet(), set()

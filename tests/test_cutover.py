@@ -181,6 +181,49 @@ def test_stop_writes_nothing_of_the_conflicting_batch_and_resumes(backend, make_
     assert crime_row(target, "CR/000004/18")["status"] == "FINALISED"
 
 
+def _rejects(url: str, run_id: int) -> list[tuple]:
+    r = schema.mig_reject
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(r.c.entity, r.c.legacy_key, r.c.reason, r.c.field, r.c.value, r.c.raw_row)
+                            .where(r.c.run_id == run_id)).all()
+    engine.dispose()
+    return sorted(tuple(row) for row in rows)
+
+
+def test_a_reject_unchanged_in_opus_is_reported_again_without_being_mapped(backend, make_store, tmp_path):
+    """A reject's verdict follows from its source digest (raw row, code tables, what its mapping asks
+    about): a re-run reports it again, with the same mig_reject row, without mapping it — except
+    DUPLICATE_KEY, which depends on another record: once that one is rejected, it migrates."""
+    legacy = make_legacy(
+        f"sqlite:///{tmp_path / 'opus.db'}",
+        crimes=[{"crime_no": "CR/000001/18"}, {"crime_no": " CR/000002/18", "oic": "1111"},
+                {"crime_no": "CR/000002/18", "oic": "2222"}, {"crime_no": "CR/000003/18", "off_code": "NOPE"}],
+        nominals=[{"nom_id": 1, "surname": "GOOD"}, {"nom_id": 2, "surname": None}],
+        links=[{"crime_no": "CR/000001/18", "nom_id": 2, "role": "V"},
+               {"crime_no": "CR/000001/18", "nom_id": 1, "role": "X"}],
+    )
+    target = make_store(backend, "target")
+    first = migrate(legacy, target, batch_size=2)
+    assert first.counts["crime"].rejected_by == {"DUPLICATE_KEY": 1, "UNMAPPED_OFFENCE": 1}
+    assert first.counts["person"].rejected_by == {"MISSING_NAME": 1}
+    assert first.counts["crime_person"].rejected_by == {"ORPHAN_LINK": 1, "INVALID_ROLE": 1}
+    second = migrate(legacy, target, batch_size=3)
+    assert second.exit_code == 0 and second.balanced
+    assert {e: c.rejected_by for e, c in second.counts.items()} == {e: c.rejected_by for e, c in first.counts.items()}
+    assert {e: c.mapped for e, c in second.counts.items()} == {"person": 0, "crime": 1, "crime_person": 0,
+                                                                "intelligence": 0}  # the DUPLICATE_KEY alone
+    assert _rejects(target, second.run_id) == _rejects(target, first.run_id)
+    # The record that owned CR/000002/18 is rejected now, and the person the link names is fixed.
+    update_legacy(legacy, "crime", {"crime_no": " CR/000002/18"}, off_code="NOPE")
+    update_legacy(legacy, "nominal", {"nom_id": 2}, surname="FIXED")
+    third = migrate(legacy, target, batch_size=2)
+    assert third.counts["crime"].rejected_by == {"UNMAPPED_OFFENCE": 2} and third.counts["crime"].updated == 1
+    assert crime_row(target, "CR/000002/18")["oic_collar"] == "2222"
+    assert third.counts["person"].written == 1 and third.counts["crime_person"].written == 1
+    assert third.counts["crime_person"].rejected_by == {"INVALID_ROLE": 1}
+
+
 def test_a_link_rejected_as_orphan_migrates_once_its_person_is_fixed(backend, make_store, tmp_path):
     legacy = make_legacy(
         f"sqlite:///{tmp_path / 'opus.db'}",
@@ -323,3 +366,37 @@ def test_automatic_workers_are_one_for_a_small_store(tmp_path):
     engine.dispose()
     result = migrate(legacy, f"sqlite:///{tmp_path / 'iops.db'}", workers=None)
     assert result.state == "complete" and result.counts["crime"].written == 6
+
+
+def test_repeated_links_keep_one_source_digest_and_a_vanished_link_is_reported(backend, make_store, tmp_path):
+    """Two legacy links that normalise to one (crime, person, role), in different batches: the
+    first in key order records its source digest, so a no-op writes no bookkeeping (they used to
+    replace each other's digest, with a mig_xref_before row, on every run); a link gone from
+    CRIME_NOM is still found among mig_xref's when every other key is accounted for by count."""
+    legacy = make_legacy(
+        f"sqlite:///{tmp_path / 'opus.db'}",
+        crimes=[{"crime_no": "CR/000001/18"}],
+        nominals=[{"nom_id": 1, "surname": "ONE"}, {"nom_id": 2, "surname": "TWO"}],
+        links=[{"crime_no": " CR/000001/18", "nom_id": 1, "role": "V"},
+               {"crime_no": "CR/000001/18", "nom_id": 1, "role": "V"},
+               {"crime_no": "CR/000001/18", "nom_id": 2, "role": "S"}],
+    )
+    target = make_store(backend, "target")
+    first = migrate(legacy, target, batch_size=1)
+    assert (first.counts["crime_person"].written, first.counts["crime_person"].unchanged) == (2, 1)
+    for _ in range(2):
+        again = migrate(legacy, target, batch_size=1)
+        links = again.counts["crime_person"]
+        assert again.exit_code == 0 and (links.unchanged, links.mapped, links.deleted_in_opus) == (3, 1, 0)
+        engine = sa.create_engine(target)
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(schema.mig_xref_before)).scalar_one() == 0
+        engine.dispose()
+    engine = sa.create_engine(legacy)
+    crime_nom = schema.legacy_tables(engine)["crime_nom"]
+    with engine.begin() as conn:
+        conn.execute(crime_nom.delete().where(crime_nom.c.nom_id == 2))
+    engine.dispose()
+    gone = migrate(legacy, target, batch_size=1)
+    assert gone.exit_code == 1 and gone.counts["crime_person"].deleted_in_opus == 1
+    assert conflicts(target, gone.run_id)["CR/000001/18:2:SUSPECT"]["kind"] == "DELETED_IN_OPUS"
