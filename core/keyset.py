@@ -50,6 +50,10 @@ class KeySet:
     def __len__(self) -> int:
         return len(self._ints) + len(self._other)
 
+    def isdisjoint(self, other: "KeySet") -> bool:
+        """Whether no key is in both sets (bitmaps intersected as bitmaps: microseconds)."""
+        return not self._ints.intersect(other._ints) and self._other.isdisjoint(other._other)
+
     def __getstate__(self):
         return self._ints, self._other
 

@@ -65,6 +65,7 @@ from mappings.storable import escaped
 from migrate import lock
 from migrate import records
 from migrate.accepted import AcceptedKeys
+from core.keyset import KeySet
 from core.pool import Pool
 
 #: Keys per IN list (and xref keys per page).
@@ -791,8 +792,7 @@ class _Runner:
                 # batch is examined again here.
                 if spec.unique_key:
                     again = (any(accepted.has(name, ex.keys[i]) for i in _unmapped(ex))
-                             or any(raw is None and m.accepted and accepted.has(name, m.legacy_key)
-                                    for m, raw in zip(ex.mapped, ex.raws)))
+                             or not accepted.key_set(name).isdisjoint(ex.rawless))
                 else:
                     again = bool(recent) and any(not m.rows and m.accepted and any(m.legacy_key in r for r in recent)
                                                  for m in ex.mapped)
@@ -819,7 +819,7 @@ class _Runner:
                ex: "_Examined | None" = None) -> None:
         ledger: list[dict] = []
         warnings: list[dict] = []
-        xref_new: list[dict] = []
+        xref_new: list[tuple] = []
         name = spec.name
 
         # Inserts, parents first (a location before the crime that points at it). No ledger
@@ -844,11 +844,12 @@ class _Runner:
                 counts.rows_written += len(rows)
         counts.written += len(plan.inserts)
         self._inserted_here += len(plan.inserts)
+        # mig_xref rows as the driver takes them (text, bytes, integers: no bind processing).
+        sources, images = plan.sources, plan.images
         for m in plan.inserts:
-            xref_new.append({"entity": name, "legacy_key": m.legacy_key, "source": plan.sources[m.legacy_key],
-                             "written": plan.images.get(id(m)) or written_image(m.rows, schema.TARGET_TABLES),
-                             "first_run": run_id,
-                             "last_run": run_id})
+            key = m.legacy_key
+            xref_new.append((name, key, sources[key], images.get(id(m)) or written_image(m.rows, schema.TARGET_TABLES),
+                             run_id, run_id))
 
         # Updates (and --on-conflict take-opus): keep the before-image of every row changed,
         # and the xref row replaced, then overwrite.
@@ -894,7 +895,7 @@ class _Runner:
                           "field": w.field, "value": _clip(w.value)} for w in m.warnings]
 
         bulk_insert(conn, schema.mig_ledger, ledger)
-        bulk_insert(conn, schema.mig_xref, xref_new)
+        insert_bound(conn, schema.mig_xref, _XREF_ORDER, xref_new)
         bulk_insert(conn, schema.mig_xref_before, xref_before)
         x = schema.mig_xref
         where = (x.c.entity == name, x.c.legacy_key == sa.bindparam("b_key"))
@@ -970,6 +971,10 @@ class _Examined:
     # Rows a worker bound for the writer (``_prepare_inserts``): table -> (column order, bound
     # tuples, index in ``mapped`` of the record each belongs to); those records' ``rows`` are empty.
     prepared: dict[str, tuple[tuple[str, ...], list[tuple], list[int]]] = field(default_factory=dict)
+    # The keys (as the entity's key set holds them) of the accepted records whose legacy row is
+    # not in ``raws`` (a keyed entity's, ``_prepare_inserts``): should the run have accepted one
+    # of them already, the writer must reject it DUPLICATE_KEY with its row.
+    rawless: KeySet = field(default_factory=KeySet)
 
 
 def _examine(spec: Entity, batch: RowBatch, conn, salt: bytes, accepted: AcceptedKeys, ctx: MappingContext,
@@ -1038,7 +1043,7 @@ def _worker_examine(unit: tuple) -> _Examined:
     ex.after, ex.upto = after, upto
     if ex.last_key is None:
         ex.last_key = [checkpoint_key(v) for v in upto]
-    _prepare_inserts(ex, target.dialect, spec.unique_key)
+    _prepare_inserts(ex, target.dialect, spec)
     return ex
 
 
@@ -1052,7 +1057,7 @@ def _unlooked(ex: _Examined, fresh: bool) -> _Examined:
     return ex
 
 
-def _prepare_inserts(ex: _Examined, dialect, keyed: bool) -> None:
+def _prepare_inserts(ex: _Examined, dialect, spec: Entity) -> None:
     """In a worker: the target rows of every record the writer will insert unless it decides
     otherwise (accepted, and no mig_xref row to look up) bound for the target's driver
     (``core.db.bind_rows``), in place of the records' row dicts; the legacy row kept only
@@ -1072,12 +1077,15 @@ def _prepare_inserts(ex: _Examined, dialect, keyed: bool) -> None:
     for j in new:
         mapped[j].rows = {}
     repeated: set[str] = set()
-    if keyed:
+    if spec.unique_key:
         seen: set[str] = set()
         for m in mapped:
             (repeated if m.legacy_key in seen else seen).add(m.legacy_key)
     ex.raws = [raw if m.reject is not None or m.legacy_key in repeated else None
                for m, raw in zip(mapped, ex.raws)]
+    if spec.unique_key:
+        encode = spec.encode_key
+        ex.rawless = KeySet(encode(m.legacy_key) for m, raw in zip(mapped, ex.raws) if raw is None and m.accepted)
 
 
 def _unmapped(ex: _Examined) -> Iterable[int]:
@@ -1137,6 +1145,10 @@ def _source_reader(spec: Entity, names: list[str], salt: bytes, accepted: Accept
 
 
 # ------------------------------------------------------------------------------ helpers
+
+#: The columns of a new mig_xref row, in the order ``_Runner._write`` makes them.
+_XREF_ORDER = ("entity", "legacy_key", "source", "written", "first_run", "last_run")
+
 
 
 def _os_user() -> str:
