@@ -127,12 +127,17 @@ def phase_migrate(legacy: Path, target_url: str, batch_size: int, workers: int =
 
     set_quiet(True)
     t = time.perf_counter()
-    result = migrate(f"sqlite:///{legacy}", target_url, batch_size=batch_size, workers=workers)
+    with TreePeak() as tree:
+        result = migrate(f"sqlite:///{legacy}", target_url, batch_size=batch_size, workers=workers)
     seconds = time.perf_counter() - t
     counts = {k: v.to_json() for k, v in result.counts.items()}
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    waited = resource.getrusage(resource.RUSAGE_CHILDREN)  # the worker processes, once shut down
     # Worker processes: each one's peak is at most the largest child's (ru_maxrss of the children waited for).
-    workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if workers > 1 else 0.0
+    workers_peak = waited.ru_maxrss / 1024 if workers > 1 else 0.0
     return {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "run_id": result.run_id, "balanced": result.balanced,
             "peak_rss_all_mb": peak_rss_mb() + workers * workers_peak,
+            "peak_rss_tree_mb": tree.mb,  # the largest sum of all processes' RSS seen (sampled every 0.1 s)
+            "cpu_writer": own.ru_utime + own.ru_stime, "cpu_workers": waited.ru_utime + waited.ru_stime,
             "counts": counts, "rows_written": sum(c["rows_written"] for c in counts.values()),
             "legacy_records": sum(c["read"] for c in counts.values())}

@@ -186,6 +186,13 @@ def open_target_read_only(url: str) -> Engine:
     return engine
 
 
+#: Page cache of a writing connection to a SQLite target, in KiB (SQLite's default: 2 MiB). The
+#: target's primary keys are UUIDs, so each insert lands on a random page of its index; with
+#: the default cache, past a few hundred thousand rows nearly every one re-reads its page.
+#: A cache is memory only: what is durable, and when, is unchanged (WAL, synchronous=NORMAL).
+TARGET_CACHE_KIB = 65536
+
+
 def open_target(url: str, *, read_only: bool = False) -> Engine | None:
     """An engine on the iOPS store.
 
@@ -212,6 +219,7 @@ def open_target(url: str, *, read_only: bool = False) -> Engine | None:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute(f"PRAGMA cache_size=-{TARGET_CACHE_KIB}")
             cur.close()
 
     else:
@@ -628,28 +636,53 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
     SQLAlchemy's executemany builds and type-processes a parameter set per row, which costs
     more than the database insert itself at migration volumes. Here the INSERT is compiled
     once for this engine, each column's bind processor (e.g. UTC timestamps) is looked up
-    once, and the driver gets plain tuples or dicts in its own parameter style.
+    once, and the driver gets plain tuples in its own parameter style (``bind_rows`` then
+    ``insert_bound``, which a caller may also run in two processes).
     """
-    if not rows:
-        return
-    dialect = conn.dialect
+    if rows:
+        insert_bound(conn, table, *bind_rows(conn.dialect, table, rows))
+
+
+def bind_rows(dialect, table: sa.Table, rows: list[dict]) -> tuple[tuple[str, ...], list[tuple]]:
+    """``rows`` (dicts with the same keys) as the driver will be given them by ``insert_bound``
+    on this dialect: (column order, one tuple of bound values per row), every bind processor
+    applied. Plain values (text, numbers, bytes; datetimes on PostgreSQL), so a worker process
+    can prepare them and the one writer only executes."""
     columns = list(rows[0])
     shared: dict = {}  # column type -> its memo: one per call, shared by the columns of that type
     processors = {name: _bind_processor(table.c[name].type, dialect, shared) for name in columns}
-    if dialect.name == "postgresql":
-        _copy_in(conn, table, columns, _positional_params(rows, columns, processors))
+    order = tuple(columns) if dialect.name == "postgresql" else _insert_order(dialect, table, tuple(columns))
+    return order, _positional_params(rows, list(order), processors)
+
+
+def insert_bound(conn: sa.Connection, table: sa.Table, order: tuple[str, ...], params: list[tuple]) -> None:
+    """executemany-insert rows made by ``bind_rows`` (COPY on PostgreSQL)."""
+    if not params:
         return
-    compiled = table.insert().compile(dialect=dialect, column_keys=columns)
+    dialect = conn.dialect
+    if dialect.name == "postgresql":
+        _copy_in(conn, table, list(order), params)
+        return
+    compiled = _compiled_insert(dialect, table, order)
     if compiled.positional:
-        params = _positional_params(rows, list(compiled.positiontup), processors)
+        bound = tuple(compiled.positiontup)
+        if bound != order:  # prepared by another dialect's order: put each row in this one's
+            at = operator.itemgetter(*[order.index(name) for name in bound])
+            params = [at(values) if len(bound) > 1 else (at(values),) for values in params]
+        conn.exec_driver_sql(compiled.string, params)
     else:
-        convert = [(name, p) for name, p in processors.items() if p is not None]
-        params = [dict(row) for row in rows]
-        for values in params:
-            for name, process in convert:
-                if values[name] is not None:
-                    values[name] = process(values[name])
-    conn.exec_driver_sql(compiled.string, params)
+        conn.exec_driver_sql(compiled.string, [dict(zip(order, values)) for values in params])
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled_insert(dialect, table: sa.Table, columns: tuple[str, ...]):
+    return table.insert().compile(dialect=dialect, column_keys=list(columns))
+
+
+def _insert_order(dialect, table: sa.Table, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The order the compiled INSERT binds ``columns`` in (positional drivers)."""
+    compiled = _compiled_insert(dialect, table, columns)
+    return tuple(compiled.positiontup) if compiled.positional else columns
 
 
 def _positional_params(rows: list[dict], order: list[str], processors: dict) -> list[tuple]:

@@ -58,6 +58,7 @@ class KeySet:
         self._other |= other._other
 
     def isdisjoint(self, other: "KeySet") -> bool:
+        """Whether no key is in both sets (bitmaps intersected as bitmaps)."""
         return self._ints.isdisjoint(other._ints) and self._other.isdisjoint(other._other)
 
     def __getstate__(self):

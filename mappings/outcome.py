@@ -58,6 +58,12 @@ class Mapped:
     def accepted(self) -> bool:
         return not self.excluded and self.reject is None
 
+    def __reduce__(self):
+        # Pickled by its fields, rebuilt by its constructor: ~3x cheaper to unpickle than a
+        # dataclass's default (object state set attribute by attribute), and the migration's
+        # workers send every mapped record to the writer.
+        return Mapped, (self.entity, self.legacy_key, self.rows, self.reject, self.warnings, self.excluded)
+
 
 @dataclass(frozen=True)
 class MappingContext:

@@ -53,8 +53,8 @@ from sqlalchemy.engine import Engine
 from core import __version__, schema
 from core.cyclic_gc import manual_cyclic_gc
 from core.batches import RowBatch, legacy_row_batches, read_range, select_in_key_order
-from core.db import (bulk_insert, checkpoint_key, mask_url, open_legacy, open_target, recorded_url, refuse_same_store,
-                     store_errors)
+from core.db import (bind_rows, bulk_insert, checkpoint_key, insert_bound, mask_url, open_legacy, open_target,
+                     recorded_url, refuse_same_store, store_errors)
 from core.digest import canonical_row, read_written, row_fingerprint, short_digest, text_fingerprint, written_image
 from core.errors import ForeignSchemaError, RunNotFound, UsageError
 from core.progress import bar
@@ -786,7 +786,7 @@ class _Runner:
                     last_key = ex.last_key
                     if plan.stop:
                         raise _StoppedAtConflict([c for c in plan.conflicts if c["resolution"] == "STOPPED"])
-                    self._write(conn, run_id, batch_no, spec, plan, batch_counts)
+                    self._write(conn, run_id, batch_no, spec, plan, batch_counts, ex)
                     self._checkpoint(conn, run_id, spec, last_key, batch_no, batch_counts, done=False)
                     lock.heartbeat(conn)
                 counts.settle(batch_counts)
@@ -805,9 +805,10 @@ class _Runner:
     def _examined(self, spec: Entity, after: list | None, ctx: MappingContext):
         """(batch, examine(conn) -> _Examined) in key order: examined here, inside the batch's
         transaction, or by the worker processes (key ranges, see ``_worker_examine``)."""
+        fresh = spec.unique_key and self._fresh(spec)
         if self.pool is None:
             for batch in self._batches(spec, after):
-                yield batch, (lambda conn, batch=batch: self._examine_here(conn, spec, batch, ctx))
+                yield batch, (lambda conn, batch=batch: _unlooked(self._examine_here(conn, spec, batch, ctx), fresh))
             return
         table = self.tables[spec.legacy_table]
         depends = {e: self.accepted.key_set(e) for e in {"crime_person": ("person", "crime"),
@@ -821,41 +822,77 @@ class _Runner:
             for start, upto in _key_ranges(self.legacy, table, spec, self.batch_size, after):
                 n += 1
                 self._every_batch(n)
-                yield spec.name, start, upto, depends, previous
+                yield spec.name, start, upto, depends, previous, fresh
         accepted = self.accepted
+        name = spec.name
+        recent = self._recent_links
         for ex in self.pool.in_order(_worker_examine, units()):
             def examined(conn, ex=ex):
-                # A record unchanged by its digest whose key the run accepted already (first key
-                # wins): only this process knows; the batch is examined again here.
-                if spec.unique_key and ex.accepted is not None and accepted.any_of(spec.name, ex.accepted):
+                # What only this process knows (the worker prepared the batch without it): a key
+                # the run accepted already (first key wins) — of a record unchanged by its digest,
+                # or of one mapped whose legacy row the worker did not send back — or a link a
+                # batch in flight inserted (its target rows were not sent back either). Then the
+                # batch is examined again here.
+                if spec.unique_key:
+                    again = ((ex.accepted is not None and accepted.any_of(name, ex.accepted))
+                             or not accepted.key_set(name).isdisjoint(ex.rawless))
+                else:
+                    again = bool(recent) and any(not m.rows and m.accepted and any(m.legacy_key in r for r in recent)
+                                                 for m in ex.mapped)
+                if again:
                     batch = _read_range(self.legacy, table, spec, ex.after, ex.upto)
-                    again = self._examine_here(conn, spec, batch, ctx)
-                    again.last_key = again.last_key or ex.last_key
-                    return again
+                    local = _unlooked(self._examine_here(conn, spec, batch, ctx), fresh)
+                    local.last_key = local.last_key or ex.last_key
+                    return local
                 return ex
             yield None, examined
         self.collect_garbage()
 
-    def _write(self, conn, run_id: int, batch_no: int, spec: Entity, plan: "_Plan", counts: EntityCounts) -> None:
+    def _fresh(self, spec: Entity) -> bool:
+        """Whether mig_xref holds no record of the entity: a first run of it (or a run resumed
+        before it). Every mig_xref row of it is then one this run inserts, for a key this run
+        accepted — so a record of a keyed entity whose key the run has not accepted needs no
+        mig_xref lookup by key (``_unlooked``), whatever the engine's key order."""
+        x = schema.mig_xref
+        with self.target.connect() as conn:
+            return conn.execute(sa.select(sa.literal(1)).select_from(x).where(x.c.entity == spec.name)
+                                .limit(1)).first() is None
+
+    def _write(self, conn, run_id: int, batch_no: int, spec: Entity, plan: "_Plan", counts: EntityCounts,
+               ex: "_Examined | None" = None) -> None:
         ledger: list[dict] = []
         warnings: list[dict] = []
-        xref_new: list[dict] = []
+        xref_new: list[tuple] = []
         name = spec.name
 
         # Inserts, parents first (a location before the crime that points at it). No ledger
-        # row: mig_xref names the record (first_run) and its rows' ids are deterministic.
+        # row: mig_xref names the record (first_run) and its rows' ids are deterministic. Rows
+        # a worker bound already (``_prepare_inserts``) go to the driver as they came.
+        prepared = ex.prepared if ex is not None else {}
+        inserted: set[int] = set()
+        if prepared:
+            position = {id(m): j for j, m in enumerate(ex.mapped)}
+            inserted = {position.get(id(m)) for m in plan.inserts}
         for table_name in schema.TARGET_TABLES:
+            table = schema.target_metadata.tables[table_name]
+            if table_name in prepared:
+                order, params, owners = prepared[table_name]
+                if not inserted.issuperset(owners):  # e.g. a duplicate key, rejected here
+                    params = [values for values, j in zip(params, owners) if j in inserted]
+                insert_bound(conn, table, order, params)
+                counts.rows_written += len(params)
             rows = [m.rows[table_name] for m in plan.inserts if table_name in m.rows]
             if rows:
-                bulk_insert(conn, schema.target_metadata.tables[table_name], rows)
+                bulk_insert(conn, table, rows)
                 counts.rows_written += len(rows)
         counts.written += len(plan.inserts)
         self._inserted_here += len(plan.inserts)
+        # mig_xref rows as the driver takes them (text, bytes, integers: no bind processing).
+        sources, images = plan.sources, plan.images
         for m in plan.inserts:
-            xref_new.append({"entity": name, "legacy_key": m.legacy_key, "source": plan.sources[m.legacy_key],
-                             "written": plan.images.get(id(m)) or written_image(m.rows, schema.TARGET_TABLES),
-                             "first_run": run_id,
-                             "last_run": run_id})
+            key = m.legacy_key
+            xref_new.append((name, key, sources[key], images.get(id(m)) or written_image(m.rows, schema.TARGET_TABLES),
+                             run_id, run_id))
 
         # Updates (and --on-conflict take-opus): keep the before-image of every row changed,
         # and the xref row replaced, then overwrite.
@@ -910,7 +947,7 @@ class _Runner:
                           "field": w.field, "value": _clip(w.value)} for w in m.warnings]
 
         bulk_insert(conn, schema.mig_ledger, ledger)
-        bulk_insert(conn, schema.mig_xref, xref_new)
+        insert_bound(conn, schema.mig_xref, _XREF_ORDER, xref_new)
         bulk_insert(conn, schema.mig_xref_before, xref_before)
         x = schema.mig_xref
         where = (x.c.entity == name, x.c.legacy_key == sa.bindparam("b_key"))
@@ -995,6 +1032,13 @@ class _Examined:
     carried: list[tuple[int, str]] = field(default_factory=list)
     after: list | None = None  # the key range examined (workers): (after, upto]
     upto: list | None = None
+    # Rows a worker bound for the writer (``_prepare_inserts``): table -> (column order, bound
+    # tuples, index in ``mapped`` of the record each belongs to); those records' ``rows`` are empty.
+    prepared: dict[str, tuple[tuple[str, ...], list[tuple], list[int]]] = field(default_factory=dict)
+    # The keys (as the entity's key set holds them) of the accepted records whose legacy row is
+    # not in ``raws`` (a keyed entity's, ``_prepare_inserts``): should the run have accepted one
+    # of them already, the writer must reject it DUPLICATE_KEY with its row.
+    rawless: KeySet = field(default_factory=KeySet)
 
 
 def _examine(spec: Entity, batch: RowBatch, conn, salt: bytes, accepted: AcceptedKeys, ctx: MappingContext,
@@ -1107,7 +1151,7 @@ def _worker_setup(legacy_url: str, target_url: str, reference: Reference, salt: 
 
 
 def _worker_examine(unit: tuple) -> _Examined:
-    entity, after, upto, depends, previous_run = unit
+    entity, after, upto, depends, previous_run, fresh = unit
     spec = next(e for e in ENTITIES if e.name == entity)
     accepted = AcceptedKeys()
     for name, keys in depends.items():
@@ -1117,10 +1161,11 @@ def _worker_examine(unit: tuple) -> _Examined:
     batch = _read_range(_WORKER["legacy"], _WORKER["tables"][spec.legacy_table], spec, after, upto)
     target = _WORKER["target"]
     with store_errors(target, "target"), target.connect() as conn:
-        ex = _examine(spec, batch, conn, _WORKER["salt"], accepted, ctx, False, previous_run)
+        ex = _unlooked(_examine(spec, batch, conn, _WORKER["salt"], accepted, ctx, False, previous_run), fresh)
     ex.after, ex.upto = after, upto
     if ex.last_key is None and upto is not None:
         ex.last_key = [checkpoint_key(v) for v in upto]
+    _prepare_inserts(ex, target.dialect, spec)
     return ex
 
 
@@ -1140,6 +1185,47 @@ def _key_ranges(legacy: Engine, table: sa.Table, spec: Entity, size: int, after:
             upto = [ends[0][name] for name in names]
             yield after, upto
             after = upto
+
+
+def _unlooked(ex: _Examined, fresh: bool) -> _Examined:
+    """A keyed entity with no mig_xref row when the run started it (``_Runner._fresh``): no
+    mapped record needs its mig_xref row looked up by key. A record whose key the run accepted
+    is rejected DUPLICATE_KEY (first key wins) before mig_xref is asked; any other key was not
+    written by this run, nor, the entity being fresh, by any other."""
+    if fresh:
+        ex.lookup = [False] * len(ex.mapped)
+    return ex
+
+
+def _prepare_inserts(ex: _Examined, dialect, spec: Entity) -> None:
+    """In a worker: the target rows of every record the writer will insert unless it decides
+    otherwise (accepted, and no mig_xref row to look up) bound for the target's driver
+    (``core.db.bind_rows``), in place of the records' row dicts; the legacy row kept only
+    for a reject and, for a keyed entity, a key repeated in the batch (the writer may reject
+    it DUPLICATE_KEY). What crosses to the writer is then plain tuples, and the writer only
+    executes them: unpickling dicts and binding them cost it more than the inserts."""
+    mapped = ex.mapped
+    new = [j for j, m in enumerate(mapped) if m.reject is None and not m.excluded and not ex.lookup[j]]
+    if not new:
+        return
+    for table_name in schema.TARGET_TABLES:
+        owners = [j for j in new if table_name in mapped[j].rows]
+        if owners:
+            order, params = bind_rows(dialect, schema.target_metadata.tables[table_name],
+                                      [mapped[j].rows[table_name] for j in owners])
+            ex.prepared[table_name] = (order, params, owners)
+    for j in new:
+        mapped[j].rows = {}
+    repeated: set[str] = set()
+    if spec.unique_key:
+        seen: set[str] = set()
+        for m in mapped:
+            (repeated if m.legacy_key in seen else seen).add(m.legacy_key)
+    ex.raws = [raw if m.reject is not None or m.legacy_key in repeated else None
+               for m, raw in zip(mapped, ex.raws)]
+    if spec.unique_key:
+        encode = spec.encode_key
+        ex.rawless = KeySet(encode(m.legacy_key) for m, raw in zip(mapped, ex.raws) if raw is None and m.accepted)
 
 
 def _read_range(legacy: Engine, table: sa.Table, spec: Entity, after: list | None, upto: list | None) -> RowBatch:
@@ -1218,6 +1304,10 @@ def _source_reader(spec: Entity, names: list[str], salt: bytes, accepted: Accept
 
 
 # ------------------------------------------------------------------------------ helpers
+
+#: The columns of a new mig_xref row, in the order ``_Runner._write`` makes them.
+_XREF_ORDER = ("entity", "legacy_key", "source", "written", "first_run", "last_run")
+
 
 
 def _os_user() -> str:
