@@ -361,6 +361,29 @@ def sides(text: str | None) -> dict[str, str]:
 # ------------------------------------------------------------------------- the matcher
 
 
+class _Index:
+    """The new side's blocking keys as sorted columns: ``keys`` (distinct), and per key its
+    block of new persons ``person[start[k]:start[k + 1]]``; ``cap`` (``block_cap``, or
+    ``weak_cap`` for a key some new person holds as a weak key) and ``count`` (legacy
+    nominals that hit it so far)."""
+
+    def __init__(self, keys, persons, weak, options: PersonOptions) -> None:
+        keys = np.frombuffer(keys, dtype=np.int64)
+        order = np.argsort(keys, kind="stable")
+        keys, self.person = keys[order], np.frombuffer(persons, dtype=np.int32)[order]
+        first = np.ones(len(keys), dtype=bool)
+        first[1:] = keys[1:] != keys[:-1]
+        self.keys = keys[first]
+        self.start = np.append(np.flatnonzero(first), len(keys)).astype(np.int64)
+        is_weak = np.maximum.reduceat(np.frombuffer(weak, dtype=np.int8)[order], self.start[:-1]) if len(keys) else keys
+        self.cap = np.where(is_weak == 1, options.weak_cap, options.block_cap).astype(np.int32)
+        self.count = np.zeros(len(self.keys), dtype=np.int32)
+
+    def live(self, at: np.ndarray) -> np.ndarray:
+        """Whether the keys at these positions are within their cap (so far)."""
+        return self.count[at] <= self.cap[at]
+
+
 class PersonMatcher:
     """Collects the new side (unkeyed iOPS persons), then streams the legacy side through the
     blocking index; ``pairs()`` scores and bands. Pure: no database."""
@@ -390,8 +413,13 @@ class PersonMatcher:
         self._extra_key = array("q")
         self._chunk_start = 0
         self._candidates: tuple[np.ndarray, np.ndarray] | None = None
-        self._index_keys: np.ndarray | None = None  # the index's keys, sorted
-        self._hits: list[tuple[np.ndarray, np.ndarray]] = []  # (legacy record, key) per chunk
+        self._index: _Index | None = None  # the new side's keys, sorted, made at the first probe
+        # (legacy record, the key's position in the index) per chunk, int32, of keys not (yet)
+        # over their cap: a key's count only grows, so a hit on a key over its cap is dropped
+        # at once (at a million nominals half the hits were on such keys).
+        self._hits: list[tuple[np.ndarray, np.ndarray]] = []
+        self._hits_held = 0
+        self._hits_pruned_at = 0
 
     # --- the new side ------------------------------------------------------------------
 
@@ -473,8 +501,8 @@ class PersonMatcher:
         keeps the (record, key) hits."""
         start, end = self._chunk_start, len(self.legacy)
         if end > start:
-            if self._index_keys is None:
-                self._index_keys = np.unique(np.frombuffer(self._new_keys, dtype=np.int64))
+            if self._index is None:
+                self._index = _Index(self._new_keys, self._new_idx, self._new_weak, self.options)
             names = np.frombuffer(self._chunk_names, dtype=np.int32)
             dob = np.frombuffer(self.legacy.dob, dtype=np.int32)[start:end].astype(np.int64)
             known = dob != 0
@@ -495,14 +523,20 @@ class PersonMatcher:
             if self._extra_key:
                 records = np.concatenate([records, np.frombuffer(self._extra_record, dtype=np.int64)])
                 keys = np.concatenate([keys, np.frombuffer(self._extra_key, dtype=np.int64)])
-            index = self._index_keys
-            if len(index):
+            index = self._index
+            if len(index.keys):
                 # Sorted first: the binary searches then walk the index in order (3x faster).
                 order = np.argsort(keys)
                 keys, records = keys[order], records[order]
-                at = np.minimum(np.searchsorted(index, keys), len(index) - 1)
-                found = index[at] == keys
-                self._hits.append((records[found].astype(np.int32), keys[found]))
+                at = np.minimum(np.searchsorted(index.keys, keys), len(index.keys) - 1)
+                found = index.keys[at] == keys
+                at = at[found].astype(np.int32)
+                index.count += np.bincount(at, minlength=len(index.keys)).astype(np.int32)
+                live = index.live(at)
+                self._hits.append((records[found][live].astype(np.int32), at[live]))
+                self._hits_held += int(live.sum())
+                if self._hits_held > 2 * self._hits_pruned_at + LEGACY_CHUNK * 50:
+                    self._prune_hits()
         self._chunk_start = end
         self._chunk_names = array("i")
         self._extra_record = array("q")
@@ -521,41 +555,43 @@ class PersonMatcher:
             self._hits = []  # their memory back
         return self._candidates
 
+    def _prune_hits(self) -> None:
+        """Drop the held hits on keys that are over their cap by now."""
+        index = self._index
+        self._hits = [(r[keep], k[keep]) for r, k in self._hits for keep in (index.live(k),)]
+        self._hits_held = self._hits_pruned_at = sum(len(k) for _, k in self._hits)
+
     def _blocked_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        empty = np.zeros(0, dtype=np.int64)
-        if not self._hits or not len(self.new) or not sum(len(k) for _, k in self._hits):
+        empty = np.zeros(0, dtype=np.int32)
+        if self._index is None or not len(self.new):
             return empty, empty
-        # Keys shared by too many nominals, from the counts over every chunk's hits.
-        uniq, per_key = np.unique(np.concatenate([k for _, k in self._hits]), return_counts=True)
-        new_keys = np.frombuffer(self._new_keys, dtype=np.int64)
-        weak = np.unique(new_keys[np.frombuffer(self._new_weak, dtype=np.int8) == 1])
-        big = uniq[np.where(np.isin(uniq, weak), per_key > self.options.weak_cap, per_key > self.options.block_cap)]
-        del uniq, per_key, weak
-        # The new side's index as two sorted columns; each legacy hit expands to its block. A
-        # chunk's hits are its own records', so each chunk's pairs are deduplicated on their own
-        # (the expansion of all hits at once took gigabytes at a million nominals).
-        new_idx = np.frombuffer(self._new_idx, dtype=np.int32).astype(np.int64)
-        order = np.argsort(new_keys, kind="stable")
-        new_keys, new_idx = new_keys[order], new_idx[order]
+        self._prune_hits()  # every count is final now: only keys within their cap are left
+        index = self._index
+        # Each legacy hit expands to its key's block of new persons. A chunk's hits are its own
+        # records', so each chunk's pairs are deduplicated on their own (the expansion of all
+        # hits at once took gigabytes at a million nominals).
         legacy_flag = np.frombuffer(self.legacy.flag, dtype=np.int8)
         new_flag = np.frombuffer(self.new.flag, dtype=np.int8)
         width = len(self.new)
         out_l, out_n = [], []
-        for records, keys in self._hits:
-            if len(big):
-                keep = ~np.isin(keys, big)
-                records, keys = records[keep], keys[keep]
-            lo = np.searchsorted(new_keys, keys, "left")
-            n = np.searchsorted(new_keys, keys, "right") - lo
+        for records, at in self._hits:
+            if not len(at):
+                continue
+            lo = index.start[at]
+            n = index.start[at + 1] - lo
             legacy_i = np.repeat(records.astype(np.int64), n)
             starts = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
-            pairs = np.unique(legacy_i * width + new_idx[starts])
-            legacy_i, new_j = pairs // width, pairs % width
+            new_j = index.person[starts]
             # Eligible: an unkeyed nominal with anyone (a re-key), a keyed one only with a person
             # entered in iOPS (a duplicate).
             keep = (legacy_flag[legacy_i] == 0) | (new_flag[new_j] == 1)
-            out_l.append(legacy_i[keep])
-            out_n.append(new_j[keep])
+            pairs = np.sort(legacy_i[keep] * width + new_j[keep])
+            if len(pairs):
+                pairs = pairs[np.concatenate(([True], pairs[1:] != pairs[:-1]))]
+            out_l.append((pairs // width).astype(np.int32))
+            out_n.append((pairs % width).astype(np.int32))
+        if not out_l:
+            return empty, empty
         return np.concatenate(out_l), np.concatenate(out_n)
 
     def pairs(self) -> list[PersonPair]:
@@ -663,9 +699,10 @@ class PersonMatcher:
         nj = self._nj
         lam = min(0.5, len(self.new) / max(1, n))
         matches = (0.0, 0.0)
+        per_kind = [_BestPer(nj, sel, len(self.new)) for sel in (~keyed, keyed)]
         for _ in range(EM_ITERATIONS):
             p = 1.0 / (1.0 + np.exp2(-np.clip(logit + np.float32(math.log2(lam / (1 - lam))), -60, 60)))
-            matches = tuple(_best_per(nj[sel], p[sel], len(self.new)) for sel in (~keyed, keyed))
+            matches = tuple(best.total(p) for best in per_kind)
             lam = float(np.clip(sum(matches) / n, 1e-9, 0.5))
         return m, matches
 
@@ -787,11 +824,27 @@ def _em_session(levels: list[np.ndarray], subset: np.ndarray, fields: list[int],
     return m
 
 
-def _best_per(index: np.ndarray, p: np.ndarray, size: int) -> float:
-    """The sum over records of their best p."""
-    best = np.zeros(size, dtype=np.float64)
-    np.maximum.at(best, index, p)
-    return float(best.sum())
+class _BestPer:
+    """The sum over records of their best p, for the pairs ``sel`` of records ``index``: the
+    pairs sorted by record once, each round one ``maximum.reduceat`` (``maximum.at`` per
+    round was 2.5 s at 250,000 crimes)."""
+
+    def __init__(self, index: np.ndarray, sel: np.ndarray, size: int) -> None:
+        rows = np.flatnonzero(sel)
+        order = np.argsort(index[rows], kind="stable")
+        self.rows = rows[order]
+        idx = index[self.rows]
+        first = np.ones(len(idx), dtype=bool)
+        first[1:] = idx[1:] != idx[:-1]
+        self.starts = np.flatnonzero(first)
+        self.records = idx[self.starts]
+        self.size = size
+
+    def total(self, p: np.ndarray) -> float:
+        best = np.zeros(self.size, dtype=np.float64)
+        if len(self.rows):
+            best[self.records] = np.maximum.reduceat(p[self.rows], self.starts)
+        return float(best.sum())
 
 
 def _top2(index: np.ndarray, weight: np.ndarray) -> dict[int, tuple[float, float]]:
@@ -995,7 +1048,7 @@ def _compare(matcher: PersonMatcher, left: Side, li: np.ndarray, nj: np.ndarray,
         has = np.fromiter((bool(e) for e in ev), dtype=bool, count=len(ev))[nj]
         known = np.fromiter((j * _EV + nom for j, e in enumerate(ev) for nom in e), dtype=np.int64)
         refs = np.frombuffer(left.ref, dtype=np.int64)[li[has]]  # NOM_IDs
-        links[has] = np.where(np.isin(nj[has] * _EV + refs, known), 0, 1)
+        links[has] = np.where(np.isin(nj[has].astype(np.int64) * _EV + refs, known), 0, 1)
     return [family, given, dob, sex, pnc, links]
 
 
