@@ -610,24 +610,36 @@ class PersonMatcher:
         self._nj = nj
         m, kind_match = self._em(levels, u, li)
         tables = _weight_tables(m, u)
-        weight = np.zeros(n, dtype=np.float64)
-        for f in range(len(FIELDS)):
-            weight += tables[f][levels[f]]
-        # Term frequency: the family name's exact level weighs log2(m / the name's share).
-        exact = np.flatnonzero(levels[F_FAMILY] == FAM_EXACT)
-        tf = self._tf(li[exact])
-        weight[exact] += np.log2(m[F_FAMILY][FAM_EXACT] / tf) - tables[F_FAMILY][FAM_EXACT]
         keyed = np.frombuffer(self.legacy.flag, dtype=np.int8)[li].astype(bool)
         priors = (self._prior(kind_match[0], self.legacy_total - self.keyed_total, len(self.new)),
                   self._prior(kind_match[1], self.keyed_total, sum(self.new.flag)))
-        weight += np.where(keyed, priors[1], priors[0])
-        # Only pairs that can be listed, or can be a listed pair's runner-up, go on.
+        # Only pairs that can be listed, or can be a listed pair's runner-up, go on: the weights
+        # are made a chunk at a time and only those pairs' kept.
         opts = self.options
         floor = min(_logit_of(opts.review_threshold), _logit_of(opts.auto_threshold) - opts.margin)
-        keep = np.flatnonzero(weight >= floor)
+        family_counts = np.bincount(np.frombuffer(self.legacy.family, dtype=np.int32))
+        kept, weights, family_weights = [], [], []
+        for start in range(0, n, COMPARE_CHUNK):
+            part = slice(start, start + COMPARE_CHUNK)
+            lv = levels[:, part]
+            weight = np.zeros(lv.shape[1], dtype=np.float64)
+            for f in range(len(FIELDS)):
+                weight += tables[f][lv[f]]
+            # Term frequency: the family name's exact level weighs log2(m / the name's share).
+            exact = np.flatnonzero(lv[F_FAMILY] == FAM_EXACT)
+            tf_weight = np.log2(m[F_FAMILY][FAM_EXACT] / self._tf(li[part][exact], family_counts))
+            weight[exact] += tf_weight - tables[F_FAMILY][FAM_EXACT]
+            weight += np.where(keyed[part], priors[1], priors[0])
+            family = tables[F_FAMILY][lv[F_FAMILY]]
+            family[exact] = tf_weight
+            sel = np.flatnonzero(weight >= floor)
+            kept.append(sel + start)
+            weights.append(weight[sel])
+            family_weights.append(family[sel])
+        keep = np.concatenate(kept)
         self.m, self.u, self.priors = m, u, priors
-        return self._assign(li[keep], nj[keep], weight[keep], levels[:, keep], keyed[keep], tables, tf_exact=(
-            exact, tf), kept=keep)
+        return self._assign(li[keep], nj[keep], np.concatenate(weights), levels[:, keep], keyed[keep], tables,
+                            np.concatenate(family_weights))
 
     def _prior(self, matches: float, legacy: int, new: int) -> float:
         """log2 odds that a random pair of this kind matches (the EM's count of matches)."""
@@ -635,10 +647,10 @@ class PersonMatcher:
         p = min(max(matches, 0.5) / pairs, 0.5)
         return math.log2(p / (1 - p))
 
-    def _tf(self, li: np.ndarray) -> np.ndarray:
-        """Per pair, the share of legacy nominals with the legacy side's family name."""
+    def _tf(self, li: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Per pair, the share of legacy nominals with the legacy side's family name
+        (``counts``: nominals per family name code)."""
         family = np.frombuffer(self.legacy.family, dtype=np.int32)
-        counts = np.bincount(family)
         return np.maximum(counts[family[li]], 1) / max(1, self.legacy_total)
 
     def _u_random(self) -> list[np.ndarray]:
@@ -688,25 +700,40 @@ class PersonMatcher:
         for f in (F_FAMILY, F_GIVEN, F_SEX, F_PNC, F_LINKS):
             m[f] = trained[f]
         m[F_DOB] = _em_session(sample, identified, [F_DOB, F_FAMILY, F_GIVEN, F_SEX], m, u)[F_DOB]
-        # The expected matches over all the pairs, every field in, parameters fixed.
+        # The expected matches over all the pairs, every field in, parameters fixed. A new
+        # person is at most one nominal: its matches count once, at its best pair's probability
+        # (summing every pair would count its namesakes as matches too). The prior shifts every
+        # pair's log odds alike, so each person's best pair is the same in every round: found
+        # once (a chunk at a time), then the rounds work on one number per person.
         tables = _weight_tables(m, u)
-        logit = np.zeros(n, dtype=np.float32)
-        for f in range(len(FIELDS)):
-            logit += tables[f][levels[f]].astype(np.float32)
-        # A new person is at most one nominal: its matches count once, at its best pair's
-        # probability (summing every pair would count its namesakes as matches too).
         keyed = np.frombuffer(self.legacy.flag, dtype=np.int8)[li].astype(bool)
         nj = self._nj
-        lam = min(0.5, len(self.new) / max(1, n))
+        size = len(self.new)
+        best = [np.full(size, -np.inf, dtype=np.float32) for _ in range(2)]
+        for start in range(0, n, COMPARE_CHUNK):
+            part = slice(start, start + COMPARE_CHUNK)
+            logit = np.zeros(len(nj[part]), dtype=np.float32)
+            for f in range(len(FIELDS)):
+                logit += tables[f][levels[f, part]].astype(np.float32)
+            k, j = keyed[part], nj[part]
+            for kind, sel in enumerate((~k, k)):
+                np.maximum.at(best[kind], j[sel], logit[sel])
+        present = [np.flatnonzero(b > -np.inf) for b in best]
+        best = [b[where] for b, where in zip(best, present)]
+        lam = min(0.5, size / max(1, n))
         matches = (0.0, 0.0)
-        per_kind = [_BestPer(nj, sel, len(self.new)) for sel in (~keyed, keyed)]
         for _ in range(EM_ITERATIONS):
-            p = 1.0 / (1.0 + np.exp2(-np.clip(logit + np.float32(math.log2(lam / (1 - lam))), -60, 60)))
-            matches = tuple(best.total(p) for best in per_kind)
+            shift = np.float32(math.log2(lam / (1 - lam)))
+            totals = []
+            for b, where in zip(best, present):
+                p = np.zeros(size, dtype=np.float64)
+                p[where] = 1.0 / (1.0 + np.exp2(-np.clip(b + shift, -60, 60)))
+                totals.append(float(p.sum()))
+            matches = tuple(totals)
             lam = float(np.clip(sum(matches) / n, 1e-9, 0.5))
         return m, matches
 
-    def _assign(self, li, nj, weight, levels, keyed, tables, *, tf_exact, kept) -> list[PersonPair]:
+    def _assign(self, li, nj, weight, levels, keyed, tables, family_weights) -> list[PersonPair]:
         opts = self.options
         # A date of birth "one digit wrong" in the decade or century: as likely a parent or a
         # child of the same name as a typing slip — never AUTO.
@@ -723,9 +750,6 @@ class PersonMatcher:
         vetoed |= (levels[F_FAMILY] != FAM_EXACT) & (levels[F_GIVEN] != GIV_EXACT) & (levels[F_DOB] != DOB_EXACT)
         for f in _VETO:
             vetoed |= levels[f] == len(LEVELS[FIELDS[f]]) - 1
-        # The family name's term-frequency weight of each kept pair (for the explanation).
-        exact, tf = tf_exact
-        tf_weight = dict(zip(exact.tolist(), np.log2(self.m[F_FAMILY][FAM_EXACT] / tf).tolist()))
         score = 100.0 / (1.0 + np.exp2(-np.clip(weight, -60, 60)))
         # Best and second-best weight per record of either side, for the runner-up margin.
         order = np.lexsort((nj, li, -weight))
@@ -767,8 +791,7 @@ class PersonMatcher:
             w = float(weight[k])
             lv = tuple(int(levels[f][k]) for f in range(len(FIELDS)))
             weights = [float(tables[f][lv[f]]) for f in range(len(FIELDS))]
-            if lv[F_FAMILY] == FAM_EXACT:
-                weights[F_FAMILY] = tf_weight[int(kept[k])]
+            weights[F_FAMILY] = float(family_weights[k])  # term-frequency adjusted when exact
             prior = self.priors[1] if keyed[k] else self.priors[0]
             out.append(PersonPair(
                 PROBABLE_DUPLICATE if keyed[k] else PROBABLE_MATCH, int(self.legacy.ref[i]), self.new.ref[j], s, band,
@@ -822,29 +845,6 @@ def _em_session(levels: list[np.ndarray], subset: np.ndarray, fields: list[int],
             m[f] = np.maximum(counts / counts.sum(), _M_FLOOR)
             m[f] /= m[f].sum()
     return m
-
-
-class _BestPer:
-    """The sum over records of their best p, for the pairs ``sel`` of records ``index``: the
-    pairs sorted by record once, each round one ``maximum.reduceat`` (``maximum.at`` per
-    round was 2.5 s at 250,000 crimes)."""
-
-    def __init__(self, index: np.ndarray, sel: np.ndarray, size: int) -> None:
-        rows = np.flatnonzero(sel)
-        order = np.argsort(index[rows], kind="stable")
-        self.rows = rows[order]
-        idx = index[self.rows]
-        first = np.ones(len(idx), dtype=bool)
-        first[1:] = idx[1:] != idx[:-1]
-        self.starts = np.flatnonzero(first)
-        self.records = idx[self.starts]
-        self.size = size
-
-    def total(self, p: np.ndarray) -> float:
-        best = np.zeros(self.size, dtype=np.float64)
-        if len(self.rows):
-            best[self.records] = np.maximum.reduceat(p[self.rows], self.starts)
-        return float(best.sum())
 
 
 def _top2(index: np.ndarray, weight: np.ndarray) -> dict[int, tuple[float, float]]:
