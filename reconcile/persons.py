@@ -121,6 +121,7 @@ EM_ITERATIONS = 25
 RANDOM_PAIRS = 60_000  # legacy × new pairs drawn for u
 COMPARE_CHUNK = 200_000  # pairs compared at a time
 EM_PAIRS = 1_000_000  # blocked pairs EM trains on, at most (a sample)
+HALVES_HELD = 1 << 21  # names' key halves held between chunks, at most (then all are dropped)
 LEGACY_CHUNK = 10_000  # legacy nominals whose keys are made and looked up in the index together
 
 
@@ -374,7 +375,7 @@ class _Index:
         first = np.ones(len(keys), dtype=bool)
         first[1:] = keys[1:] != keys[:-1]
         self.keys = keys[first]
-        self.start = np.append(np.flatnonzero(first), len(keys)).astype(np.int64)
+        self.start = np.append(np.flatnonzero(first), len(keys)).astype(np.int32)
         is_weak = np.maximum.reduceat(np.frombuffer(weak, dtype=np.int8)[order], self.start[:-1]) if len(keys) else keys
         self.cap = np.where(is_weak == 1, options.weak_cap, options.block_cap).astype(np.int32)
         self.count = np.zeros(len(self.keys), dtype=np.int32)
@@ -486,6 +487,15 @@ class PersonMatcher:
         if len(self._chunk_names) >= LEGACY_CHUNK:
             self._probe()
 
+    def _forget_names(self) -> None:
+        """Drop the names' key halves between chunks (a million nominals have a few hundred
+        thousand names: ~40 halves each, all held, were ~60 MB); names that recur are made again."""
+        self._name_ids = {}
+        self._halves = array("q")
+        self._half_kinds = array("b")
+        self._name_start = (array("q"), array("q"))
+        self._name_count = (array("i"), array("i"))
+
     def _new_name(self, f: str, g: str) -> int:
         """Register a legacy name's key halves (``_legacy_halves``); returns its id."""
         with_dob, kinds, without = _legacy_halves(f, g)
@@ -503,6 +513,7 @@ class PersonMatcher:
         if end > start:
             if self._index is None:
                 self._index = _Index(self._new_keys, self._new_idx, self._new_weak, self.options)
+                self._new_keys = self._new_idx = self._new_weak = None  # in the index now
             names = np.frombuffer(self._chunk_names, dtype=np.int32)
             dob = np.frombuffer(self.legacy.dob, dtype=np.int32)[start:end].astype(np.int64)
             known = dob != 0
@@ -539,6 +550,8 @@ class PersonMatcher:
                     self._prune_hits()
         self._chunk_start = end
         self._chunk_names = array("i")
+        if len(self._halves) > HALVES_HELD:
+            self._forget_names()
         self._extra_record = array("q")
         self._extra_key = array("q")
 
@@ -577,7 +590,7 @@ class PersonMatcher:
         for records, at in self._hits:
             if not len(at):
                 continue
-            lo = index.start[at]
+            lo = index.start[at].astype(np.int64)
             n = index.start[at + 1] - lo
             legacy_i = np.repeat(records.astype(np.int64), n)
             starts = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
@@ -596,6 +609,11 @@ class PersonMatcher:
 
     def pairs(self) -> list[PersonPair]:
         """The pairs found, one-to-one, banded (above the review threshold only)."""
+        return list(self.iter_pairs())
+
+    def iter_pairs(self) -> Iterable[PersonPair]:
+        """``pairs()``, made one at a time (a million nominals give ~90,000 pairs: their
+        objects are not all held at once)."""
         li, nj = self.candidate_pairs()
         n = len(li)
         if not n:
@@ -733,7 +751,7 @@ class PersonMatcher:
             lam = float(np.clip(sum(matches) / n, 1e-9, 0.5))
         return m, matches
 
-    def _assign(self, li, nj, weight, levels, keyed, tables, family_weights) -> list[PersonPair]:
+    def _assign(self, li, nj, weight, levels, keyed, tables, family_weights) -> Iterator[PersonPair]:
         opts = self.options
         # A date of birth "one digit wrong" in the decade or century: as likely a parent or a
         # child of the same name as a typing slip — never AUTO.
@@ -756,7 +774,6 @@ class PersonMatcher:
         best_l, best_n = _top2(li, weight), _top2(nj, weight)
         used_l: set[int] = set()
         used_n: set[int] = set()
-        out: list[PersonPair] = []
         text = self.strings.text
         alternatives: list[int] = []  # pairs a person should also look at (below)
         chosen: list[tuple[int, str]] = []
@@ -793,11 +810,10 @@ class PersonMatcher:
             weights = [float(tables[f][lv[f]]) for f in range(len(FIELDS))]
             weights[F_FAMILY] = float(family_weights[k])  # term-frequency adjusted when exact
             prior = self.priors[1] if keyed[k] else self.priors[0]
-            out.append(PersonPair(
+            yield (PersonPair(
                 PROBABLE_DUPLICATE if keyed[k] else PROBABLE_MATCH, int(self.legacy.ref[i]), self.new.ref[j], s, band,
                 round(w, 2), lv, tuple(round(x, 2) for x in weights), round(prior, 2),
                 self.legacy.shown(i, text), self.new.shown(j, text)))
-        return out
 
 
 _PRIOR_PAIRS = 100.0
@@ -1148,7 +1164,7 @@ def person_findings(rec, unkeyed: Sequence[tuple[str, str]], options: PersonOpti
 
     keys = rec.keys["person"]
     totals = rec.totals["person"]
-    pairs: list[PersonPair] = []
+    pairs: Iterable[PersonPair] = ()
     if unkeyed:
         matcher = PersonMatcher(options)
         ids = [pid for pid, _ in unkeyed]
@@ -1159,10 +1175,11 @@ def person_findings(rec, unkeyed: Sequence[tuple[str, str]], options: PersonOpti
                             (row[6] or "").strip().upper() == "IOPS", linked.get(pid, ()))
         for nom_id, family, given, dob, sex, pnc in _legacy_nominals(rec):
             matcher.add_legacy(nom_id, family, given, dob, sex, pnc, keys.encode(nom_id) not in keys.unmatched)
-        pairs = matcher.pairs()
+        pairs = matcher.iter_pairs()  # the matcher's columns go with it
         del matcher
-        clear_caches()
+    listed = 0
     for pair in pairs:
+        listed += 1
         code = pair.band if pair.category == PROBABLE_MATCH else f"DUPLICATE_{pair.band}"
         differs = ", ".join(pair.differing) or "nothing"
         yield Discrepancy("person", pair.category, str(pair.legacy_ref), str(pair.new_ref),
@@ -1173,7 +1190,9 @@ def person_findings(rec, unkeyed: Sequence[tuple[str, str]], options: PersonOpti
             keys.unmatched.discard(keys.encode(pair.legacy_ref))
             rec.person_auto[pair.new_ref] = pair.legacy_ref
             totals.matched_auto += 1
-    totals.new_in_iops += len(unkeyed) - len(pairs)
+    pairs = None
+    clear_caches()
+    totals.new_in_iops += len(unkeyed) - listed
     for key in sorted(keys.unmatched, key=str):
         yield Discrepancy("person", "MISSING", str(key), explanation=explain("MISSING_NO_REASON"))
 
