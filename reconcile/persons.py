@@ -394,7 +394,9 @@ class PersonMatcher:
         self.strings = _Strings()
         self.new = Side(False)
         self.legacy = Side(True)  # every nominal streamed (compact columns)
-        self.evidence: list[frozenset] = []  # per new person: NOM_IDs linked to its crimes/reports
+        # (new person, NOM_ID linked to its crimes/reports) as one int64 each; per person: any?
+        self._evidence_pairs = array("q")
+        self._has_evidence = array("b")
         self.legacy_total = 0
         self.keyed_total = 0
         # The index of the new side's keys, as columns: (key, new person, weak key?).
@@ -430,14 +432,16 @@ class PersonMatcher:
         p = _pnc(pnc)
         j = len(self.new)
         self._append(self.new, person_id, f, g, d, sex, p, family, given, entered_in_iops)
-        self.evidence.append(frozenset(linked_nominals))
+        linked = sorted(set(linked_nominals))
+        self._has_evidence.append(bool(linked))
+        self._evidence_pairs.extend(j * _EV + nom for nom in linked)
         strong, weak = _keys(f, g, d, p, True)
         strong2, weak2 = _keys(*_swapped(f, g), d, p, True)  # family and given names swapped
         keys = set(strong + strong2)
         weak = set(weak + weak2) - keys
         if d and (d % 100) <= 12 and (d % 100) != (d // 100) % 100:  # day and month swapped
             keys.update(_keys(f, g, (d // 10000) * 10000 + (d % 100) * 100 + (d // 100) % 100, "", True)[0])
-        for nom in self.evidence[j]:
+        for nom in linked:
             keys.add(hash(("ev", nom)))
             self._evidence_noms.add(nom)
         self._new_keys.extend(keys)
@@ -1058,11 +1062,10 @@ def _compare(matcher: PersonMatcher, left: Side, li: np.ndarray, nj: np.ndarray,
         pnc[differ] = np.where(np.asarray(dist) <= 1, 1, 2)
 
     links = np.full(len(li), -1, dtype=np.int8)
-    if evidence and any(matcher.evidence):
-        # (new person, NOM_ID linked to its crimes/reports) as one int64 each, looked up at once.
-        ev = matcher.evidence
-        has = np.fromiter((bool(e) for e in ev), dtype=bool, count=len(ev))[nj]
-        known = np.fromiter((j * _EV + nom for j, e in enumerate(ev) for nom in e), dtype=np.int64)
+    if evidence and len(matcher._evidence_pairs):
+        # (new person, NOM_ID) of each pair looked up among the persons' links at once.
+        has = np.frombuffer(matcher._has_evidence, dtype=np.int8)[nj].astype(bool)
+        known = np.frombuffer(matcher._evidence_pairs, dtype=np.int64)
         refs = np.frombuffer(left.ref, dtype=np.int64)[li[has]]  # NOM_IDs
         links[has] = np.where(np.isin(nj[has].astype(np.int64) * _EV + refs, known), 0, 1)
     return [family, given, dob, sex, pnc, links]
