@@ -1084,7 +1084,7 @@ def _by_unique_pairs(a: np.ndarray, b: np.ndarray, level: Callable[[int, int], i
     return values[inverse]
 
 
-@lru_cache(maxsize=2 * _CACHE)
+@lru_cache(maxsize=_CACHE // 2)
 def _family_level(a: str, b: str) -> int:
     if not a or not b:
         return -1
@@ -1103,7 +1103,7 @@ def _family_level(a: str, b: str) -> int:
     return FAM_ELSE
 
 
-@lru_cache(maxsize=2 * _CACHE)
+@lru_cache(maxsize=_CACHE // 2)
 def _given_level(a: str, b: str) -> int:
     if not a or not b:
         return -1
