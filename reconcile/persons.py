@@ -24,7 +24,8 @@ The method is Fellegi–Sunter record linkage, as Splink does it, in columns:
    month; names alone, asymmetric, for a date of birth missing on one side. The new side also
    keys its names swapped and its date with day and month swapped; each part of a
    double-barrelled name keys too. A key shared by more than ``block_cap`` nominals
-   (``weak_cap`` for a weak key) is dropped.
+   (``weak_cap`` for a weak key) is dropped: each key's count runs over the stream, and the
+   hits on a key over its cap are dropped as soon as it is (only live hits are held).
 2. **Comparison levels** per field (``LEVELS``): family name exact / Mc-Mac, hyphen and space
    folded (or one part of a double-barrelled name) / one edit or Jaro-Winkler >= 0.92 / same
    sound / swapped with the given names / different; given names exact / same first name /
