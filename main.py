@@ -216,6 +216,8 @@ def reconcile(
     out: Path = typer.Option(..., "--out", metavar="DIR", help="Folder for discrepancies.csv, crime_stats.csv, summary.json, reconciliation.xlsx."),
     auto_threshold: float = typer.Option(90.0, "--auto-threshold", min=0, max=100, metavar="SCORE", help="Similarity score at or above which an unkeyed pair counts as present (AUTO)."),
     review_threshold: float = typer.Option(70.0, "--review-threshold", min=0, max=100, metavar="SCORE", help="Similarity score (at most --auto-threshold) at or above which a pair is listed for a person to decide (REVIEW)."),
+    person_auto_threshold: float = typer.Option(98.0, "--person-auto-threshold", min=0, max=100, metavar="SCORE", help="Person match score (100 x the match probability) at or above which an unkeyed iOPS person counts as the legacy nominal (PROBABLE_MATCH / PROBABLE_DUPLICATE AUTO), when no other candidate comes close."),
+    person_review_threshold: float = typer.Option(5.0, "--person-review-threshold", min=0, max=100, metavar="SCORE", help="Person match score (at most --person-auto-threshold) at or above which a pair is listed for a person to decide (REVIEW)."),
     fail_threshold: int = typer.Option(0, "--fail-threshold", min=0, metavar="N", help="Exit 1 when there are more than N discrepancies."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, max=MAX_WORKERS, metavar="N", help=f"Processes that share the mapping and comparison, at most {MAX_WORKERS} (default: one per CPU core, at most 4; stores under 50,000 records use one). The result is the same whatever the number."),
     go_live: Optional[str] = typer.Option(None, "--go-live", metavar="YYYY-MM-DD", help="Go-live day (UK local date): crimes recorded from then on are new work in iOPS, counted apart in the crime statistics. Default: the day after the latest REC_DATE in OPUS."),
@@ -232,8 +234,12 @@ def reconcile(
 
         from reconcile.stats import parse_go_live
 
+        from reconcile.persons import PersonOptions
+
         options = ReconcileOptions(auto_threshold=auto_threshold, review_threshold=review_threshold,
                                    fail_threshold=fail_threshold, workers=workers,
+                                   persons=PersonOptions(auto_threshold=person_auto_threshold,
+                                                         review_threshold=person_review_threshold),
                                    go_live=parse_go_live(go_live) if go_live is not None else None)
         options.validate()
         check_output_folder(out)  # before the work, not after it

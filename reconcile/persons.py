@@ -24,7 +24,8 @@ The method is Fellegi–Sunter record linkage, as Splink does it, in columns:
    month; names alone, asymmetric, for a date of birth missing on one side. The new side also
    keys its names swapped and its date with day and month swapped; each part of a
    double-barrelled name keys too. A key shared by more than ``block_cap`` nominals
-   (``weak_cap`` for a weak key) is dropped.
+   (``weak_cap`` for a weak key) is dropped: each key's count runs over the stream, and the
+   hits on a key over its cap are dropped as soon as it is (only live hits are held).
 2. **Comparison levels** per field (``LEVELS``): family name exact / Mc-Mac, hyphen and space
    folded (or one part of a double-barrelled name) / one edit or Jaro-Winkler >= 0.92 / same
    sound / swapped with the given names / different; given names exact / same first name /
@@ -121,6 +122,7 @@ EM_ITERATIONS = 25
 RANDOM_PAIRS = 60_000  # legacy × new pairs drawn for u
 COMPARE_CHUNK = 200_000  # pairs compared at a time
 EM_PAIRS = 1_000_000  # blocked pairs EM trains on, at most (a sample)
+HALVES_HELD = 1 << 21  # names' key halves held between chunks, at most (then all are dropped)
 LEGACY_CHUNK = 10_000  # legacy nominals whose keys are made and looked up in the index together
 
 
@@ -361,6 +363,29 @@ def sides(text: str | None) -> dict[str, str]:
 # ------------------------------------------------------------------------- the matcher
 
 
+class _Index:
+    """The new side's blocking keys as sorted columns: ``keys`` (distinct), and per key its
+    block of new persons ``person[start[k]:start[k + 1]]``; ``cap`` (``block_cap``, or
+    ``weak_cap`` for a key some new person holds as a weak key) and ``count`` (legacy
+    nominals that hit it so far)."""
+
+    def __init__(self, keys, persons, weak, options: PersonOptions) -> None:
+        keys = np.frombuffer(keys, dtype=np.int64)
+        order = np.argsort(keys, kind="stable")
+        keys, self.person = keys[order], np.frombuffer(persons, dtype=np.int32)[order]
+        first = np.ones(len(keys), dtype=bool)
+        first[1:] = keys[1:] != keys[:-1]
+        self.keys = keys[first]
+        self.start = np.append(np.flatnonzero(first), len(keys)).astype(np.int32)
+        is_weak = np.maximum.reduceat(np.frombuffer(weak, dtype=np.int8)[order], self.start[:-1]) if len(keys) else keys
+        self.cap = np.where(is_weak == 1, options.weak_cap, options.block_cap).astype(np.int32)
+        self.count = np.zeros(len(self.keys), dtype=np.int32)
+
+    def live(self, at: np.ndarray) -> np.ndarray:
+        """Whether the keys at these positions are within their cap (so far)."""
+        return self.count[at] <= self.cap[at]
+
+
 class PersonMatcher:
     """Collects the new side (unkeyed iOPS persons), then streams the legacy side through the
     blocking index; ``pairs()`` scores and bands. Pure: no database."""
@@ -370,7 +395,9 @@ class PersonMatcher:
         self.strings = _Strings()
         self.new = Side(False)
         self.legacy = Side(True)  # every nominal streamed (compact columns)
-        self.evidence: list[frozenset] = []  # per new person: NOM_IDs linked to its crimes/reports
+        # (new person, NOM_ID linked to its crimes/reports) as one int64 each; per person: any?
+        self._evidence_pairs = array("q")
+        self._has_evidence = array("b")
         self.legacy_total = 0
         self.keyed_total = 0
         # The index of the new side's keys, as columns: (key, new person, weak key?).
@@ -390,8 +417,13 @@ class PersonMatcher:
         self._extra_key = array("q")
         self._chunk_start = 0
         self._candidates: tuple[np.ndarray, np.ndarray] | None = None
-        self._index_keys: np.ndarray | None = None  # the index's keys, sorted
-        self._hits: list[tuple[np.ndarray, np.ndarray]] = []  # (legacy record, key) per chunk
+        self._index: _Index | None = None  # the new side's keys, sorted, made at the first probe
+        # (legacy record, the key's position in the index) per chunk, int32, of keys not (yet)
+        # over their cap: a key's count only grows, so a hit on a key over its cap is dropped
+        # at once (at a million nominals half the hits were on such keys).
+        self._hits: list[tuple[np.ndarray, np.ndarray]] = []
+        self._hits_held = 0
+        self._hits_pruned_at = 0
 
     # --- the new side ------------------------------------------------------------------
 
@@ -401,14 +433,16 @@ class PersonMatcher:
         p = _pnc(pnc)
         j = len(self.new)
         self._append(self.new, person_id, f, g, d, sex, p, family, given, entered_in_iops)
-        self.evidence.append(frozenset(linked_nominals))
+        linked = sorted(set(linked_nominals))
+        self._has_evidence.append(bool(linked))
+        self._evidence_pairs.extend(j * _EV + nom for nom in linked)
         strong, weak = _keys(f, g, d, p, True)
         strong2, weak2 = _keys(*_swapped(f, g), d, p, True)  # family and given names swapped
         keys = set(strong + strong2)
         weak = set(weak + weak2) - keys
         if d and (d % 100) <= 12 and (d % 100) != (d // 100) % 100:  # day and month swapped
             keys.update(_keys(f, g, (d // 10000) * 10000 + (d % 100) * 100 + (d // 100) % 100, "", True)[0])
-        for nom in self.evidence[j]:
+        for nom in linked:
             keys.add(hash(("ev", nom)))
             self._evidence_noms.add(nom)
         self._new_keys.extend(keys)
@@ -458,6 +492,15 @@ class PersonMatcher:
         if len(self._chunk_names) >= LEGACY_CHUNK:
             self._probe()
 
+    def _forget_names(self) -> None:
+        """Drop the names' key halves between chunks (a million nominals have a few hundred
+        thousand names: ~40 halves each, all held, were ~60 MB); names that recur are made again."""
+        self._name_ids = {}
+        self._halves = array("q")
+        self._half_kinds = array("b")
+        self._name_start = (array("q"), array("q"))
+        self._name_count = (array("i"), array("i"))
+
     def _new_name(self, f: str, g: str) -> int:
         """Register a legacy name's key halves (``_legacy_halves``); returns its id."""
         with_dob, kinds, without = _legacy_halves(f, g)
@@ -473,8 +516,9 @@ class PersonMatcher:
         keeps the (record, key) hits."""
         start, end = self._chunk_start, len(self.legacy)
         if end > start:
-            if self._index_keys is None:
-                self._index_keys = np.unique(np.frombuffer(self._new_keys, dtype=np.int64))
+            if self._index is None:
+                self._index = _Index(self._new_keys, self._new_idx, self._new_weak, self.options)
+                self._new_keys = self._new_idx = self._new_weak = None  # in the index now
             names = np.frombuffer(self._chunk_names, dtype=np.int32)
             dob = np.frombuffer(self.legacy.dob, dtype=np.int32)[start:end].astype(np.int64)
             known = dob != 0
@@ -495,16 +539,24 @@ class PersonMatcher:
             if self._extra_key:
                 records = np.concatenate([records, np.frombuffer(self._extra_record, dtype=np.int64)])
                 keys = np.concatenate([keys, np.frombuffer(self._extra_key, dtype=np.int64)])
-            index = self._index_keys
-            if len(index):
+            index = self._index
+            if len(index.keys):
                 # Sorted first: the binary searches then walk the index in order (3x faster).
                 order = np.argsort(keys)
                 keys, records = keys[order], records[order]
-                at = np.minimum(np.searchsorted(index, keys), len(index) - 1)
-                found = index[at] == keys
-                self._hits.append((records[found].astype(np.int32), keys[found]))
+                at = np.minimum(np.searchsorted(index.keys, keys), len(index.keys) - 1)
+                found = index.keys[at] == keys
+                at = at[found].astype(np.int32)
+                index.count += np.bincount(at, minlength=len(index.keys)).astype(np.int32)
+                live = index.live(at)
+                self._hits.append((records[found][live].astype(np.int32), at[live]))
+                self._hits_held += int(live.sum())
+                if self._hits_held > 2 * self._hits_pruned_at + LEGACY_CHUNK * 50:
+                    self._prune_hits()
         self._chunk_start = end
         self._chunk_names = array("i")
+        if len(self._halves) > HALVES_HELD:
+            self._forget_names()
         self._extra_record = array("q")
         self._extra_key = array("q")
 
@@ -521,45 +573,52 @@ class PersonMatcher:
             self._hits = []  # their memory back
         return self._candidates
 
+    def _prune_hits(self) -> None:
+        """Drop the held hits on keys that are over their cap by now."""
+        index = self._index
+        self._hits = [(r[keep], k[keep]) for r, k in self._hits for keep in (index.live(k),)]
+        self._hits_held = self._hits_pruned_at = sum(len(k) for _, k in self._hits)
+
     def _blocked_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        empty = np.zeros(0, dtype=np.int64)
-        if not self._hits or not len(self.new) or not sum(len(k) for _, k in self._hits):
+        empty = np.zeros(0, dtype=np.int32)
+        if self._index is None or not len(self.new):
             return empty, empty
-        # Keys shared by too many nominals, from the counts over every chunk's hits.
-        uniq, per_key = np.unique(np.concatenate([k for _, k in self._hits]), return_counts=True)
-        new_keys = np.frombuffer(self._new_keys, dtype=np.int64)
-        weak = np.unique(new_keys[np.frombuffer(self._new_weak, dtype=np.int8) == 1])
-        big = uniq[np.where(np.isin(uniq, weak), per_key > self.options.weak_cap, per_key > self.options.block_cap)]
-        del uniq, per_key, weak
-        # The new side's index as two sorted columns; each legacy hit expands to its block. A
-        # chunk's hits are its own records', so each chunk's pairs are deduplicated on their own
-        # (the expansion of all hits at once took gigabytes at a million nominals).
-        new_idx = np.frombuffer(self._new_idx, dtype=np.int32).astype(np.int64)
-        order = np.argsort(new_keys, kind="stable")
-        new_keys, new_idx = new_keys[order], new_idx[order]
+        self._prune_hits()  # every count is final now: only keys within their cap are left
+        index = self._index
+        # Each legacy hit expands to its key's block of new persons. A chunk's hits are its own
+        # records', so each chunk's pairs are deduplicated on their own (the expansion of all
+        # hits at once took gigabytes at a million nominals).
         legacy_flag = np.frombuffer(self.legacy.flag, dtype=np.int8)
         new_flag = np.frombuffer(self.new.flag, dtype=np.int8)
         width = len(self.new)
         out_l, out_n = [], []
-        for records, keys in self._hits:
-            if len(big):
-                keep = ~np.isin(keys, big)
-                records, keys = records[keep], keys[keep]
-            lo = np.searchsorted(new_keys, keys, "left")
-            n = np.searchsorted(new_keys, keys, "right") - lo
+        for records, at in self._hits:
+            if not len(at):
+                continue
+            lo = index.start[at].astype(np.int64)
+            n = index.start[at + 1] - lo
             legacy_i = np.repeat(records.astype(np.int64), n)
             starts = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
-            pairs = np.unique(legacy_i * width + new_idx[starts])
-            legacy_i, new_j = pairs // width, pairs % width
+            new_j = index.person[starts]
             # Eligible: an unkeyed nominal with anyone (a re-key), a keyed one only with a person
             # entered in iOPS (a duplicate).
             keep = (legacy_flag[legacy_i] == 0) | (new_flag[new_j] == 1)
-            out_l.append(legacy_i[keep])
-            out_n.append(new_j[keep])
+            pairs = np.sort(legacy_i[keep] * width + new_j[keep])
+            if len(pairs):
+                pairs = pairs[np.concatenate(([True], pairs[1:] != pairs[:-1]))]
+            out_l.append((pairs // width).astype(np.int32))
+            out_n.append((pairs % width).astype(np.int32))
+        if not out_l:
+            return empty, empty
         return np.concatenate(out_l), np.concatenate(out_n)
 
     def pairs(self) -> list[PersonPair]:
         """The pairs found, one-to-one, banded (above the review threshold only)."""
+        return list(self.iter_pairs())
+
+    def iter_pairs(self) -> Iterable[PersonPair]:
+        """``pairs()``, made one at a time (a million nominals give ~90,000 pairs: their
+        objects are not all held at once)."""
         li, nj = self.candidate_pairs()
         n = len(li)
         if not n:
@@ -574,24 +633,36 @@ class PersonMatcher:
         self._nj = nj
         m, kind_match = self._em(levels, u, li)
         tables = _weight_tables(m, u)
-        weight = np.zeros(n, dtype=np.float64)
-        for f in range(len(FIELDS)):
-            weight += tables[f][levels[f]]
-        # Term frequency: the family name's exact level weighs log2(m / the name's share).
-        exact = np.flatnonzero(levels[F_FAMILY] == FAM_EXACT)
-        tf = self._tf(li[exact])
-        weight[exact] += np.log2(m[F_FAMILY][FAM_EXACT] / tf) - tables[F_FAMILY][FAM_EXACT]
         keyed = np.frombuffer(self.legacy.flag, dtype=np.int8)[li].astype(bool)
         priors = (self._prior(kind_match[0], self.legacy_total - self.keyed_total, len(self.new)),
                   self._prior(kind_match[1], self.keyed_total, sum(self.new.flag)))
-        weight += np.where(keyed, priors[1], priors[0])
-        # Only pairs that can be listed, or can be a listed pair's runner-up, go on.
+        # Only pairs that can be listed, or can be a listed pair's runner-up, go on: the weights
+        # are made a chunk at a time and only those pairs' kept.
         opts = self.options
         floor = min(_logit_of(opts.review_threshold), _logit_of(opts.auto_threshold) - opts.margin)
-        keep = np.flatnonzero(weight >= floor)
+        family_counts = np.bincount(np.frombuffer(self.legacy.family, dtype=np.int32))
+        kept, weights, family_weights = [], [], []
+        for start in range(0, n, COMPARE_CHUNK):
+            part = slice(start, start + COMPARE_CHUNK)
+            lv = levels[:, part]
+            weight = np.zeros(lv.shape[1], dtype=np.float64)
+            for f in range(len(FIELDS)):
+                weight += tables[f][lv[f]]
+            # Term frequency: the family name's exact level weighs log2(m / the name's share).
+            exact = np.flatnonzero(lv[F_FAMILY] == FAM_EXACT)
+            tf_weight = np.log2(m[F_FAMILY][FAM_EXACT] / self._tf(li[part][exact], family_counts))
+            weight[exact] += tf_weight - tables[F_FAMILY][FAM_EXACT]
+            weight += np.where(keyed[part], priors[1], priors[0])
+            family = tables[F_FAMILY][lv[F_FAMILY]]
+            family[exact] = tf_weight
+            sel = np.flatnonzero(weight >= floor)
+            kept.append(sel + start)
+            weights.append(weight[sel])
+            family_weights.append(family[sel])
+        keep = np.concatenate(kept)
         self.m, self.u, self.priors = m, u, priors
-        return self._assign(li[keep], nj[keep], weight[keep], levels[:, keep], keyed[keep], tables, tf_exact=(
-            exact, tf), kept=keep)
+        return self._assign(li[keep], nj[keep], np.concatenate(weights), levels[:, keep], keyed[keep], tables,
+                            np.concatenate(family_weights))
 
     def _prior(self, matches: float, legacy: int, new: int) -> float:
         """log2 odds that a random pair of this kind matches (the EM's count of matches)."""
@@ -599,10 +670,10 @@ class PersonMatcher:
         p = min(max(matches, 0.5) / pairs, 0.5)
         return math.log2(p / (1 - p))
 
-    def _tf(self, li: np.ndarray) -> np.ndarray:
-        """Per pair, the share of legacy nominals with the legacy side's family name."""
+    def _tf(self, li: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Per pair, the share of legacy nominals with the legacy side's family name
+        (``counts``: nominals per family name code)."""
         family = np.frombuffer(self.legacy.family, dtype=np.int32)
-        counts = np.bincount(family)
         return np.maximum(counts[family[li]], 1) / max(1, self.legacy_total)
 
     def _u_random(self) -> list[np.ndarray]:
@@ -652,24 +723,40 @@ class PersonMatcher:
         for f in (F_FAMILY, F_GIVEN, F_SEX, F_PNC, F_LINKS):
             m[f] = trained[f]
         m[F_DOB] = _em_session(sample, identified, [F_DOB, F_FAMILY, F_GIVEN, F_SEX], m, u)[F_DOB]
-        # The expected matches over all the pairs, every field in, parameters fixed.
+        # The expected matches over all the pairs, every field in, parameters fixed. A new
+        # person is at most one nominal: its matches count once, at its best pair's probability
+        # (summing every pair would count its namesakes as matches too). The prior shifts every
+        # pair's log odds alike, so each person's best pair is the same in every round: found
+        # once (a chunk at a time), then the rounds work on one number per person.
         tables = _weight_tables(m, u)
-        logit = np.zeros(n, dtype=np.float32)
-        for f in range(len(FIELDS)):
-            logit += tables[f][levels[f]].astype(np.float32)
-        # A new person is at most one nominal: its matches count once, at its best pair's
-        # probability (summing every pair would count its namesakes as matches too).
         keyed = np.frombuffer(self.legacy.flag, dtype=np.int8)[li].astype(bool)
         nj = self._nj
-        lam = min(0.5, len(self.new) / max(1, n))
+        size = len(self.new)
+        best = [np.full(size, -np.inf, dtype=np.float32) for _ in range(2)]
+        for start in range(0, n, COMPARE_CHUNK):
+            part = slice(start, start + COMPARE_CHUNK)
+            logit = np.zeros(len(nj[part]), dtype=np.float32)
+            for f in range(len(FIELDS)):
+                logit += tables[f][levels[f, part]].astype(np.float32)
+            k, j = keyed[part], nj[part]
+            for kind, sel in enumerate((~k, k)):
+                np.maximum.at(best[kind], j[sel], logit[sel])
+        present = [np.flatnonzero(b > -np.inf) for b in best]
+        best = [b[where] for b, where in zip(best, present)]
+        lam = min(0.5, size / max(1, n))
         matches = (0.0, 0.0)
         for _ in range(EM_ITERATIONS):
-            p = 1.0 / (1.0 + np.exp2(-np.clip(logit + np.float32(math.log2(lam / (1 - lam))), -60, 60)))
-            matches = tuple(_best_per(nj[sel], p[sel], len(self.new)) for sel in (~keyed, keyed))
+            shift = np.float32(math.log2(lam / (1 - lam)))
+            totals = []
+            for b, where in zip(best, present):
+                p = np.zeros(size, dtype=np.float64)
+                p[where] = 1.0 / (1.0 + np.exp2(-np.clip(b + shift, -60, 60)))
+                totals.append(float(p.sum()))
+            matches = tuple(totals)
             lam = float(np.clip(sum(matches) / n, 1e-9, 0.5))
         return m, matches
 
-    def _assign(self, li, nj, weight, levels, keyed, tables, *, tf_exact, kept) -> list[PersonPair]:
+    def _assign(self, li, nj, weight, levels, keyed, tables, family_weights) -> Iterator[PersonPair]:
         opts = self.options
         # A date of birth "one digit wrong" in the decade or century: as likely a parent or a
         # child of the same name as a typing slip — never AUTO.
@@ -686,16 +773,12 @@ class PersonMatcher:
         vetoed |= (levels[F_FAMILY] != FAM_EXACT) & (levels[F_GIVEN] != GIV_EXACT) & (levels[F_DOB] != DOB_EXACT)
         for f in _VETO:
             vetoed |= levels[f] == len(LEVELS[FIELDS[f]]) - 1
-        # The family name's term-frequency weight of each kept pair (for the explanation).
-        exact, tf = tf_exact
-        tf_weight = dict(zip(exact.tolist(), np.log2(self.m[F_FAMILY][FAM_EXACT] / tf).tolist()))
         score = 100.0 / (1.0 + np.exp2(-np.clip(weight, -60, 60)))
         # Best and second-best weight per record of either side, for the runner-up margin.
         order = np.lexsort((nj, li, -weight))
         best_l, best_n = _top2(li, weight), _top2(nj, weight)
         used_l: set[int] = set()
         used_n: set[int] = set()
-        out: list[PersonPair] = []
         text = self.strings.text
         alternatives: list[int] = []  # pairs a person should also look at (below)
         chosen: list[tuple[int, str]] = []
@@ -730,14 +813,12 @@ class PersonMatcher:
             w = float(weight[k])
             lv = tuple(int(levels[f][k]) for f in range(len(FIELDS)))
             weights = [float(tables[f][lv[f]]) for f in range(len(FIELDS))]
-            if lv[F_FAMILY] == FAM_EXACT:
-                weights[F_FAMILY] = tf_weight[int(kept[k])]
+            weights[F_FAMILY] = float(family_weights[k])  # term-frequency adjusted when exact
             prior = self.priors[1] if keyed[k] else self.priors[0]
-            out.append(PersonPair(
+            yield (PersonPair(
                 PROBABLE_DUPLICATE if keyed[k] else PROBABLE_MATCH, int(self.legacy.ref[i]), self.new.ref[j], s, band,
                 round(w, 2), lv, tuple(round(x, 2) for x in weights), round(prior, 2),
                 self.legacy.shown(i, text), self.new.shown(j, text)))
-        return out
 
 
 _PRIOR_PAIRS = 100.0
@@ -785,13 +866,6 @@ def _em_session(levels: list[np.ndarray], subset: np.ndarray, fields: list[int],
             m[f] = np.maximum(counts / counts.sum(), _M_FLOOR)
             m[f] /= m[f].sum()
     return m
-
-
-def _best_per(index: np.ndarray, p: np.ndarray, size: int) -> float:
-    """The sum over records of their best p."""
-    best = np.zeros(size, dtype=np.float64)
-    np.maximum.at(best, index, p)
-    return float(best.sum())
 
 
 def _top2(index: np.ndarray, weight: np.ndarray) -> dict[int, tuple[float, float]]:
@@ -989,13 +1063,12 @@ def _compare(matcher: PersonMatcher, left: Side, li: np.ndarray, nj: np.ndarray,
         pnc[differ] = np.where(np.asarray(dist) <= 1, 1, 2)
 
     links = np.full(len(li), -1, dtype=np.int8)
-    if evidence and any(matcher.evidence):
-        # (new person, NOM_ID linked to its crimes/reports) as one int64 each, looked up at once.
-        ev = matcher.evidence
-        has = np.fromiter((bool(e) for e in ev), dtype=bool, count=len(ev))[nj]
-        known = np.fromiter((j * _EV + nom for j, e in enumerate(ev) for nom in e), dtype=np.int64)
+    if evidence and len(matcher._evidence_pairs):
+        # (new person, NOM_ID) of each pair looked up among the persons' links at once.
+        has = np.frombuffer(matcher._has_evidence, dtype=np.int8)[nj].astype(bool)
+        known = np.frombuffer(matcher._evidence_pairs, dtype=np.int64)
         refs = np.frombuffer(left.ref, dtype=np.int64)[li[has]]  # NOM_IDs
-        links[has] = np.where(np.isin(nj[has] * _EV + refs, known), 0, 1)
+        links[has] = np.where(np.isin(nj[has].astype(np.int64) * _EV + refs, known), 0, 1)
     return [family, given, dob, sex, pnc, links]
 
 
@@ -1012,7 +1085,7 @@ def _by_unique_pairs(a: np.ndarray, b: np.ndarray, level: Callable[[int, int], i
     return values[inverse]
 
 
-@lru_cache(maxsize=2 * _CACHE)
+@lru_cache(maxsize=_CACHE // 2)
 def _family_level(a: str, b: str) -> int:
     if not a or not b:
         return -1
@@ -1031,7 +1104,7 @@ def _family_level(a: str, b: str) -> int:
     return FAM_ELSE
 
 
-@lru_cache(maxsize=2 * _CACHE)
+@lru_cache(maxsize=_CACHE // 2)
 def _given_level(a: str, b: str) -> int:
     if not a or not b:
         return -1
@@ -1095,7 +1168,7 @@ def person_findings(rec, unkeyed: Sequence[tuple[str, str]], options: PersonOpti
 
     keys = rec.keys["person"]
     totals = rec.totals["person"]
-    pairs: list[PersonPair] = []
+    pairs: Iterable[PersonPair] = ()
     if unkeyed:
         matcher = PersonMatcher(options)
         ids = [pid for pid, _ in unkeyed]
@@ -1106,10 +1179,11 @@ def person_findings(rec, unkeyed: Sequence[tuple[str, str]], options: PersonOpti
                             (row[6] or "").strip().upper() == "IOPS", linked.get(pid, ()))
         for nom_id, family, given, dob, sex, pnc in _legacy_nominals(rec):
             matcher.add_legacy(nom_id, family, given, dob, sex, pnc, keys.encode(nom_id) not in keys.unmatched)
-        pairs = matcher.pairs()
+        pairs = matcher.iter_pairs()  # the matcher's columns go with it
         del matcher
-        clear_caches()
+    listed = 0
     for pair in pairs:
+        listed += 1
         code = pair.band if pair.category == PROBABLE_MATCH else f"DUPLICATE_{pair.band}"
         differs = ", ".join(pair.differing) or "nothing"
         yield Discrepancy("person", pair.category, str(pair.legacy_ref), str(pair.new_ref),
@@ -1120,7 +1194,9 @@ def person_findings(rec, unkeyed: Sequence[tuple[str, str]], options: PersonOpti
             keys.unmatched.discard(keys.encode(pair.legacy_ref))
             rec.person_auto[pair.new_ref] = pair.legacy_ref
             totals.matched_auto += 1
-    totals.new_in_iops += len(unkeyed) - len(pairs)
+    pairs = None
+    clear_caches()
+    totals.new_in_iops += len(unkeyed) - listed
     for key in sorted(keys.unmatched, key=str):
         yield Discrepancy("person", "MISSING", str(key), explanation=explain("MISSING_NO_REASON"))
 
