@@ -389,7 +389,7 @@ def main() -> None:
                                     cwd=trees[name])
                 print(f"  {name}: reconcile {recs[name]['seconds']:.1f} s wall, {recs[name]['cpu_seconds']:.1f} s CPU"
                       f" (driver read {driver['seconds']:.1f} / {driver['cpu_seconds']:.1f})", flush=True)
-            rec = recs[next(iter(trees))]
+            rec = recs[list(trees)[-1]]  # printed in full: the last named (the new code)
         else:
             args[2] = str(out)
             rec = child("reconcile", args)
@@ -400,7 +400,7 @@ def main() -> None:
             print("  " + _ratios(driver, typed, rec, dc), flush=True)
     if trees:
         _side_by_side(rounds, list(trees))
-        print(f"\nthe last round in full ({next(iter(trees))}):")
+        print(f"\nthe last round in full ({list(trees)[-1]}):")
     elif opts.rounds > 1:
         _print_medians([(d, t, r[""], dc) for d, t, r, dc in rounds])
         print("\nthe last round in full:")
@@ -440,8 +440,12 @@ def main() -> None:
     if truth_json.exists():  # the person matching's quality on the same run
         from synth.truth import score
 
-        first = next(iter(outs.values()))
-        persons = score(truth_json, first / "discrepancies.csv", first / "crime_stats.csv")["persons"]
+        shown = list(outs.values())[-1]
+        try:
+            persons = score(truth_json, shown / "discrepancies.csv", shown / "crime_stats.csv")["persons"]
+        except KeyError as exc:  # reports of an older tree, without a column this scorer reads
+            print(f"persons not scored: {shown}'s reports lack {exc}")
+            persons = {}
         for category, p in persons.items():
             print(f"person {category}: {p['expected']:,} in the truth, AUTO precision {p['auto_precision']:.4f}, "
                   f"AUTO+REVIEW recall {p['auto_review_recall']:.4f} ({p['auto_pairs']:,} AUTO, "
