@@ -47,7 +47,7 @@ def ranker(seed: int, entity: str) -> Callable[[str], int]:
     """The sample's rank of a key of ``entity``: its keyed hash of (seed, entity, key), a 64-bit
     number. Worker processes rank the records they evaluate (``reconcile.evaluate``), so the
     process that decides only compares numbers; the hasher keyed by the seed is set up once and
-    copied per key (the same digest as hashing ``entity NUL key`` afresh, at a fifth less)."""
+    copied per key (the same digest as hashing ``entity NUL key`` afresh, and cheaper)."""
     salt = hashlib.blake2b(str(seed).encode(), digest_size=16).digest()
     base = hashlib.blake2b(f"{entity}\x00".encode("utf-8", "surrogateescape"), digest_size=8, key=salt)
     from_bytes = int.from_bytes
