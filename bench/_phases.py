@@ -24,14 +24,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def child(script: str, phase: str, args: list[str]) -> dict:
-    """Run ``script --phase phase args`` in a fresh interpreter and return the JSON line it
-    prints last, plus its CPU seconds (user + system; unless the phase measured its own) and
-    the load average before and after."""
+def child(script: str, phase: str, args: list[str], cwd: str | Path | None = None) -> dict:
+    """Run ``script --phase phase args`` in a fresh interpreter (in folder ``cwd``, by default
+    this tree's root) and return the JSON line it prints last, plus its CPU seconds (user +
+    system; unless the phase measured its own) and the load average before and after."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load_before = os.getloadavg()[0]
     out = subprocess.run([sys.executable, script, "--phase", phase, *args], check=True,
-                         stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                         stdout=subprocess.PIPE, text=True, cwd=ROOT if cwd is None else cwd)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result.setdefault("cpu_seconds", (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))

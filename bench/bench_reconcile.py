@@ -3,7 +3,7 @@ side with (a) simply reading every compared row of both stores and (b) datacompy
 the two crime tables.
 
     .venv/bin/python bench/bench_reconcile.py [--crimes 1000000] [--keep DIR] [--batch-size N]
-        [--persons-rate 0.05]
+        [--persons-rate 0.05] [--rounds 3] [--out DIR] [--code-dirs old=/path/a,new=/path/b]
 
 Needs the 'bench' extra for (b): ``pip install datacompy pandas``.
 
@@ -13,11 +13,15 @@ time of an all-SQLite run does not). Stores are generated (``synth.generate``) a
 (``synth.simulate``) once into the work folder and reused by later runs with ``--keep``.
 
 Phases:
-* ``read_driver``  — every compared row of both stores through the DB-API driver, no type
-  conversion: the practical limit of reading them in Python.
+* ``read_driver``  — every compared row of both stores through the DB-API driver itself
+  (``sqlite3``, its own text decoding, fixed SQL): the practical limit of reading them in
+  Python. It uses none of the tool's code, so it is the same floor for any version of it.
 * ``read_typed``   — the same rows through SQLAlchemy Core with the schema's types (aware UTC
   datetimes, floats): what any Python tool reading these stores pays.
-* ``reconcile``    — ``reconcile.run.reconcile`` with its four reports; per-phase times.
+* ``reconcile``    — ``reconcile.run.reconcile`` with its four reports; per-phase times. With
+  ``--code-dirs``, once per round from each tree given (its own ``bench/bench_reconcile.py
+  --phase reconcile``, so any version's API), in turn, the order reversed every other round;
+  each run's ratio to the same round's driver read, side by side, and their medians.
 * ``datacompy``    — pandas loads the legacy CRIME table and the iOPS crime table (joined to
   its location) and datacompy compares them on the legacy key and writes its report. It
   cannot apply the mapping, so it compares like-named columns only: a speed baseline, not an
@@ -105,7 +109,59 @@ def _compared_selects(legacy_url: str, target_url: str):
     return legacy, target, selects
 
 
+#: The driver read's statements: every compared row, written out here so that the floor uses
+#: none of the tool's code (the table and column names are the stores' own).
+DRIVER_SELECTS = {
+    "legacy": [f"SELECT * FROM {name}" for name in LEGACY_TABLES],
+    "target": [
+        "SELECT * FROM crime LEFT OUTER JOIN location ON crime.location_id = location.location_id",
+        "SELECT * FROM person",
+        "SELECT * FROM crime_person",
+        "SELECT * FROM intelligence_report LEFT OUTER JOIN location"
+        " ON intelligence_report.location_id = location.location_id",
+    ],
+}
+
+
 def phase_read(legacy_url: str, target_url: str, typed: str) -> dict:
+    return _read_typed(legacy_url, target_url) if typed == "1" else _read_driver(legacy_url, target_url)
+
+
+def _read_driver(legacy_url: str, target_url: str) -> dict:
+    """Every compared row through ``sqlite3`` alone, read-only, with its own text decoding (a
+    table holding text that is not UTF-8 is read again with ``surrogateescape``, and named)."""
+    import sqlite3
+
+    clock = Clock()
+    rows = {"legacy": 0, "target": 0}
+    escaped = []
+    for side, url in (("legacy", legacy_url), ("target", target_url)):
+        conn = sqlite3.connect(f"file:{url.removeprefix('sqlite:///')}?mode=ro", uri=True)
+        try:
+            for sql in DRIVER_SELECTS[side]:
+                try:
+                    rows[side] += _count_rows(conn.execute(sql))
+                except sqlite3.OperationalError as exc:
+                    if "decode" not in str(exc):
+                        raise
+                    escaped.append(sql)
+                    conn.text_factory = lambda b: b.decode("utf-8", "surrogateescape")
+                    rows[side] += _count_rows(conn.execute(sql))
+                    conn.text_factory = str
+        finally:
+            conn.close()
+    return clock.figures(rows=rows, escaped=escaped)
+
+
+def _count_rows(cursor) -> int:
+    n = 0
+    while batch := cursor.fetchmany(5000):
+        n += len(batch)
+    return n
+
+
+def _read_typed(legacy_url: str, target_url: str) -> dict:
+    """The same rows through SQLAlchemy Core with the schema's types (the tool's store opening)."""
     from core.db import stream
 
     legacy, target, selects = _compared_selects(legacy_url, target_url)
@@ -114,12 +170,7 @@ def phase_read(legacy_url: str, target_url: str, typed: str) -> dict:
     for engine, stmt in selects:
         side = "legacy" if engine is legacy else "target"
         with engine.connect() as conn:
-            if typed == "1":
-                result = stream(conn, stmt)
-            else:  # the driver's own values: no SQLAlchemy type processing
-                sql = str(stmt.compile(dialect=engine.dialect))
-                result = conn.execution_options(stream_results=True, yield_per=5000).exec_driver_sql(sql)
-            for partition in result.partitions():
+            for partition in stream(conn, stmt).partitions():
                 rows[side] += len(partition)
     figures = clock.figures(rows=rows)
     legacy.dispose()
@@ -217,6 +268,60 @@ def _print_medians(rounds: list) -> None:
           f"  (target < 1024)")
 
 
+def _code_dirs(text: str | None) -> dict[str, Path]:
+    """``old=/path,new=/path`` -> {name: tree}; none given: this tree alone."""
+    if not text:
+        return {}
+    trees = {}
+    for item in text.split(","):
+        name, sep, folder = item.partition("=")
+        tree = Path(folder).resolve()
+        if not sep or not name or not (tree / "bench" / "bench_reconcile.py").is_file():
+            raise SystemExit(f"--code-dirs: {item!r} is not NAME=FOLDER of a tree with bench/bench_reconcile.py")
+        trees[name] = tree
+    return trees
+
+
+def _side_by_side(rounds: list, names: list[str]) -> None:
+    """Each tree's whole run against the same round's driver read, per round, and the medians."""
+    import statistics
+
+    base = names[0]
+    print(f"\nside by side (whole reconciliation with reports / the same round's driver read; "
+          f"'vs {base}': the run's own time over {base}'s in that round):")
+    header = f"{'round':<7}{'driver wall/CPU s':>19}"
+    for name in names:
+        header += f"{name + ' wall/CPU s':>22}{'wall x':>8}{'CPU x':>8}"
+        if name != base:
+            header += f"{'vs ' + base + ' CPU':>14}"
+    print(header)
+    per = {name: {"wall": [], "cpu": [], "vs": []} for name in names}
+    for n, (driver, _, recs, _) in enumerate(rounds, 1):
+        line = f"{n:<7}{driver['seconds']:>10.1f}/{driver['cpu_seconds']:<8.1f}"
+        for name in names:
+            rec = recs[name]
+            wall, cpu = rec["seconds"] / driver["seconds"], rec["cpu_seconds"] / driver["cpu_seconds"]
+            per[name]["wall"].append(wall)
+            per[name]["cpu"].append(cpu)
+            line += f"{rec['seconds']:>13.1f}/{rec['cpu_seconds']:<8.1f}{wall:>7.2f}x{cpu:>7.2f}x"
+            if name != base:
+                vs = rec["cpu_seconds"] / recs[base]["cpu_seconds"]
+                per[name]["vs"].append(vs)
+                line += f"{vs:>13.3f}x"
+        print(line)
+    line = f"{'median':<7}{'':>19}"
+    for name in names:
+        line += f"{'':>22}{statistics.median(per[name]['wall']):>7.2f}x{statistics.median(per[name]['cpu']):>7.2f}x"
+        if name != base:
+            line += f"{statistics.median(per[name]['vs']):>13.3f}x"
+    print(line)
+    for name in names:
+        rec = rounds[-1][2][name]
+        phases = ", ".join(f"{phase.strip()} {cpu:.1f}" for phase, (_, cpu) in rec["timings"].items()
+                           if not phase.startswith(" "))
+        print(f"  {name}, last round, CPU s by phase: {phases}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--crimes", type=int, default=1_000_000)
@@ -233,6 +338,13 @@ def main() -> None:
                     help="measure every phase this many times, in turn (read, typed read, reconcile, datacompy; "
                          "again ...), and give each round's ratios and their medians: on a shared machine whose "
                          "speed drifts by 20%% within minutes, one round's ratio is one sample")
+    ap.add_argument("--out", type=Path,
+                    help="folder for the reconciliation's reports (default: WORK/reconciliation, one folder "
+                         "per tree with --code-dirs); give one when the work folder is not yours to write in")
+    ap.add_argument("--code-dirs", metavar="NAME=DIR,...",
+                    help="reconcile from each of these source trees in turn every round (e.g. "
+                         "old=/work/wt/x-old,new=/work/wt/x): each tree's own reconcile phase, the same stores, "
+                         "the same driver read; prints their ratios side by side. The first named is the base")
     add_phase_arguments(ap)
     opts = ap.parse_args()
     if run_phase(opts, {
@@ -243,7 +355,8 @@ def main() -> None:
     }):
         return
 
-    work = opts.keep or Path(tempfile.mkdtemp(prefix="o2i-bench-recon-"))
+    # Absolute: the children run in other folders (this tree's root, or each of --code-dirs).
+    work = (opts.keep or Path(tempfile.mkdtemp(prefix="o2i-bench-recon-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     # The vendor's store (and its truth) per persons rate: the OPUS store is shared.
     tag = f"{opts.crimes}-p{opts.persons_rate:g}"
@@ -258,19 +371,38 @@ def main() -> None:
         print(f"  generated in {prep['generate_seconds']:.0f} s, simulated in "
               f"{prep['seconds'] - prep['generate_seconds']:.0f} s")
 
+    trees = _code_dirs(opts.code_dirs)
+    out = (opts.out or work / "reconciliation").resolve()
+    outs = {name: out / name for name in trees} or {"": out}
     rounds = []
     for n in range(max(1, opts.rounds)):
         if opts.rounds > 1:
             print(f"round {n + 1} of {opts.rounds} ...", flush=True)
         driver = child("read", [legacy, target, "0"])
         typed = child("read", [legacy, target, "1"])
-        rec = child("reconcile", [legacy, target, str(work / "reconciliation"), str(opts.batch_size), opts.workers])
+        args = [legacy, target, None, str(opts.batch_size), opts.workers]
+        if trees:
+            recs = {}
+            for name in (list(trees) if n % 2 == 0 else list(reversed(trees))):  # alternating
+                args[2] = str(outs[name])
+                recs[name] = _child(str(trees[name] / "bench" / "bench_reconcile.py"), "reconcile", args,
+                                    cwd=trees[name])
+                print(f"  {name}: reconcile {recs[name]['seconds']:.1f} s wall, {recs[name]['cpu_seconds']:.1f} s CPU"
+                      f" (driver read {driver['seconds']:.1f} / {driver['cpu_seconds']:.1f})", flush=True)
+            rec = recs[list(trees)[-1]]  # printed in full: the last named (the new code)
+        else:
+            args[2] = str(out)
+            rec = child("reconcile", args)
+            recs = {"": rec}
         dc = None if opts.no_datacompy else child("datacompy", [legacy, target])
-        rounds.append((driver, typed, rec, dc))
-        if opts.rounds > 1:
+        rounds.append((driver, typed, recs, dc))
+        if opts.rounds > 1 and not trees:
             print("  " + _ratios(driver, typed, rec, dc), flush=True)
-    if opts.rounds > 1:
-        _print_medians(rounds)
+    if trees:
+        _side_by_side(rounds, list(trees))
+        print(f"\nthe last round in full ({list(trees)[-1]}):")
+    elif opts.rounds > 1:
+        _print_medians([(d, t, r[""], dc) for d, t, r, dc in rounds])
         print("\nthe last round in full:")
 
     totals = rec["totals"]
@@ -308,8 +440,12 @@ def main() -> None:
     if truth_json.exists():  # the person matching's quality on the same run
         from synth.truth import score
 
-        persons = score(truth_json, work / "reconciliation" / "discrepancies.csv",
-                        work / "reconciliation" / "crime_stats.csv")["persons"]
+        shown = list(outs.values())[-1]
+        try:
+            persons = score(truth_json, shown / "discrepancies.csv", shown / "crime_stats.csv")["persons"]
+        except KeyError as exc:  # reports of an older tree, without a column this scorer reads
+            print(f"persons not scored: {shown}'s reports lack {exc}")
+            persons = {}
         for category, p in persons.items():
             print(f"person {category}: {p['expected']:,} in the truth, AUTO precision {p['auto_precision']:.4f}, "
                   f"AUTO+REVIEW recall {p['auto_review_recall']:.4f} ({p['auto_pairs']:,} AUTO, "

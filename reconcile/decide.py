@@ -103,7 +103,8 @@ class Reconciler:
         #: reconcile.persons (paired, or reported MISSING there) instead of being MISSING at once.
         self.match_persons = False
         self.person_auto: dict[str, int] = {}  # person_id -> NOM_ID of AUTO person pairs
-        self.evaluator = BatchEvaluator(target, target_tables, self.ctx, lookup_chunk, self.cells)
+        self.evaluator = BatchEvaluator(target, target_tables, self.ctx, lookup_chunk, self.cells,
+                                        self.sample.rank_of)
 
     def set_go_live(self, go_live) -> None:
         """Go-live for the crime statistics, here and in the worker processes of later passes."""
@@ -169,7 +170,9 @@ class Reconciler:
         stats = self.stats
         add_legacy, add_new = stats.add_legacy, stats.add_new
         held = self._held[spec.name]
+        name = spec.name
         excluded = live = 0
+        ranked = []  # (rank, key) of the matched records: offered to the sample as a batch
         for o in outcomes:
             key = o.key
             encoded = encode(key)
@@ -188,7 +191,7 @@ class Reconciler:
                 if reject is not None:
                     if is_crime and o.legacy_cell is not None:
                         add_legacy(key, o.legacy_cell, False)
-                    yield self._missing(spec.name, key, reject, o.context)
+                    yield self._missing(name, key, reject, o.context)
                     continue
                 keys.accepted.add(encoded)
                 if o.day is not None:
@@ -197,7 +200,7 @@ class Reconciler:
                 if earlier is not None:
                     # A rejected record before it held the key's new records: they are this
                     # one's (what the migration wrote); the rejected one is not migrated.
-                    yield self._missing(spec.name, earlier.key, earlier.reject, earlier.context)
+                    yield self._missing(name, earlier.key, earlier.reject, earlier.context)
             else:
                 # A rejected record owns nothing: the key's new records are an earlier record's,
                 # or (held until the pass ends) those of an accepted record that may follow.
@@ -206,7 +209,7 @@ class Reconciler:
                 if is_crime and o.legacy_cell is not None:
                     add_legacy(key, o.legacy_cell, False)  # counted by OPUS, not migrated
                 if seen:
-                    yield self._missing(spec.name, key, reject, o.context)
+                    yield self._missing(name, key, reject, o.context)
                     continue
                 if o.found:
                     held[encoded] = o
@@ -218,15 +221,15 @@ class Reconciler:
                     add_new(cell)
             if o.found:
                 totals.matched_keyed += 1
-                self.sample.offer(spec.name, key)
+                ranked.append((o.rank, key))
                 yield from o.findings
             elif o.reject is not None:
-                yield self._missing(spec.name, key, o.reject, o.context)
+                yield self._missing(name, key, o.reject, o.context)
             else:
                 keys.unmatched.add(encoded)
                 candidate = o.candidate
-                if candidate is not None and spec.name in self.collect_similarity:
-                    self.candidates[spec.name][key] = candidate
+                if candidate is not None and name in self.collect_similarity:
+                    self.candidates[name][key] = candidate
                 elif spec is PERSON and self.match_persons:
                     pass  # kept in keys.unmatched for reconcile.persons
                 else:
@@ -234,7 +237,8 @@ class Reconciler:
                     # never similarity-matched): nothing could pair with it, so it is missing now.
                     if is_crime:
                         stats.missing(key)
-                    yield self._missing(spec.name, key, None, o.context)
+                    yield self._missing(name, key, None, o.context)
+        self.sample.offer_ranked(name, ranked)
         totals.legacy_excluded += excluded
         totals.legacy_total += live
 

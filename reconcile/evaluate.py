@@ -101,6 +101,9 @@ class Outcome(NamedTuple):
     #: recognises it (``mappings.describe.RecordContext``); None for the others.
     context: Any = None
     day: str | None = None  # accepted crime / report: UK local day recorded ("missing by day")
+    #: A record some new record carries the key of: its rank in the matched sample
+    #: (``reconcile.sample.ranker``; None when nothing is sampled).
+    rank: int | None = None
 
     def __reduce__(self):
         return (tuple.__new__, (Outcome, tuple(self)))
@@ -135,13 +138,16 @@ class BatchEvaluator(_TargetReader):
 
     Reads the new store only (one keyed look-up per batch); holds no state between batches
     beyond its compiled statements, so any process can evaluate any batch.
-    ``cells``: how crimes are placed in the statistics (code tables and go-live).
+    ``cells``: how crimes are placed in the statistics (code tables and go-live); ``sample``:
+    how matched records are ranked for the sample (``MatchedSample.rank_of``; None: not ranked).
     """
 
     def __init__(self, target: Engine, target_tables: dict, ctx: MappingContext,
-                 lookup_chunk: int = LOOKUP_CHUNK, cells: CrimeCells | None = None) -> None:
+                 lookup_chunk: int = LOOKUP_CHUNK, cells: CrimeCells | None = None,
+                 sample: Callable[[str], Callable[[str], int] | None] | None = None) -> None:
         super().__init__(target, target_tables, ctx, lookup_chunk)
         self.cells = cells if cells is not None else CrimeCells(ctx.reference, None)
+        self.sample = sample
 
     def evaluate(self, spec: EntitySpec, batch: list[dict], tconn) -> list[Outcome]:
         mapped = spec.map_batch(batch, self.ctx)
@@ -161,6 +167,7 @@ class BatchEvaluator(_TargetReader):
         # cell once (measured at 100k crimes: pickled and unpickled in 4.2 µs a crime instead of 10.1).
         cells: dict = {}
         same_cell = lambda cell: cells.setdefault(cell, cell)  # noqa: E731
+        rank_of = self.sample(spec.name) if self.sample is not None else None
         outcomes = []
         for raw, m, lookup in zip(batch, mapped, lookups, strict=True):
             if m.excluded:
@@ -188,7 +195,8 @@ class BatchEvaluator(_TargetReader):
             if m.reject is not None and context is None:
                 context = describe.context(spec.name, raw, m, reference)  # MISSING if another owns the key
             outcomes.append(Outcome(m.legacy_key, False, m.reject, legacy_cell, new_cells,
-                             len(records) if records else 0, findings, candidate, context, day))
+                                    len(records) if records else 0, findings, candidate, context, day,
+                                    rank_of(m.legacy_key) if records and rank_of is not None else None))
         return outcomes
 
     # ------------------------------------------------------------------ target reads

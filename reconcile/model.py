@@ -6,6 +6,7 @@ Contract: ``../shared/spec/reconciliation.md``.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -24,6 +25,9 @@ DISCREPANCY_COLUMNS = (
 #: a link is about, and for a PROBABLE_MATCH pair the new side and what differs.
 ROW_EXTRAS = ("person", "new_recorded_local", "new_offence", "new_district", "new_place", "differs")
 ROW_FIELDS = DISCREPANCY_COLUMNS + ROW_EXTRAS
+#: A row's fields as a tuple, in one call each (a row per finding).
+_CSV_ROW = operator.attrgetter(*DISCREPANCY_COLUMNS)
+_ALL_FIELDS = operator.attrgetter(*ROW_FIELDS)
 #: Column order of crime_stats.csv.
 STATS_COLUMNS = (
     "month", "district_code", "offence_group", "legacy_count", "new_count", "delta",
@@ -69,11 +73,11 @@ class Discrepancy:
 
     def as_row(self) -> tuple:
         """The row of discrepancies.csv (``DISCREPANCY_COLUMNS``)."""
-        return tuple(getattr(self, name) for name in DISCREPANCY_COLUMNS)
+        return _CSV_ROW(self)
 
     def as_tuple(self) -> tuple:
         """Every field (``ROW_FIELDS``), as the spool stores a row."""
-        return tuple(getattr(self, name) for name in ROW_FIELDS)
+        return _ALL_FIELDS(self)
 
     @property
     def record(self) -> tuple:

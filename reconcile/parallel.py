@@ -40,6 +40,7 @@ from typing import Any, Iterable, Iterator
 
 from core.pool import Pool, WorkerFailed
 from mappings.reference import Reference
+from reconcile.sample import DEFAULT_SEED, DEFAULT_SIZE, MatchedSample
 
 #: Batches between two cyclic collections in a worker (see core.cyclic_gc).
 _COLLECT_EVERY = 20
@@ -61,6 +62,9 @@ class EvaluationWorkers:
     #: Passes over fewer legacy rows run in the main process (ReconcileOptions.parallel_min_rows).
     min_rows: int = 0
     go_live: dt.date | None = None  # for the crime statistics (reconcile.stats.CrimeCells)
+    #: The matched sample's seed and size: workers rank the records they find (reconcile.sample).
+    sample_seed: int = DEFAULT_SEED
+    sample_size: int = DEFAULT_SIZE
 
     def worth_it(self, rows: int) -> bool:
         return rows >= self.min_rows
@@ -125,8 +129,10 @@ def _start_keyed(plan: EvaluationWorkers, entity: str, persons) -> None:
     spec = SPECS[entity]
     ctx = evaluate.mapping_context(plan.reference, plan.run_started, persons)
     cells = CrimeCells(plan.reference, plan.go_live)
+    sample = MatchedSample(plan.sample_seed, plan.sample_size)
     _worker.update(spec=spec, table=stores.legacy_tables[spec.legacy_table],
-                   evaluator=evaluate.BatchEvaluator(stores.target, stores.target_tables, ctx, cells=cells))
+                   evaluator=evaluate.BatchEvaluator(stores.target, stores.target_tables, ctx, cells=cells,
+                                                     sample=sample.rank_of))
 
 
 def _evaluate_range(key_range) -> list:

@@ -202,7 +202,8 @@ def reconcile(legacy_url: str, target_url: str, options: ReconcileOptions | None
             count = options.workers if options.workers is not None else default_workers()
             if count > 1:
                 workers = EvaluationWorkers(count, legacy_url, target_url, reference, started,
-                                            options.batch_size, options.parallel_min_rows, go_live)
+                                            options.batch_size, options.parallel_min_rows, go_live,
+                                            options.sample_seed, options.sample_size)
             rec = decide.Reconciler(stores.legacy, stores.target, stores.legacy_tables, stores.target_tables, ctx,
                                     totals, batch_size=options.batch_size, auto_threshold=options.auto_threshold,
                                     review_threshold=options.review_threshold, on_batch=options.on_batch,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from dataclasses import dataclass
+from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -42,30 +43,60 @@ class SampledRecord:
     where: str | None = None  # address, else postcode; district
 
 
+def ranker(seed: int, entity: str) -> Callable[[str], int]:
+    """The sample's rank of a key of ``entity``: its keyed hash of (seed, entity, key), a 64-bit
+    number. Worker processes rank the records they evaluate (``reconcile.evaluate``), so the
+    process that decides only compares numbers; the hasher keyed by the seed is set up once and
+    copied per key (the same digest as hashing ``entity NUL key`` afresh, and cheaper)."""
+    salt = hashlib.blake2b(str(seed).encode(), digest_size=16).digest()
+    base = hashlib.blake2b(f"{entity}\x00".encode("utf-8", "surrogateescape"), digest_size=8, key=salt)
+    from_bytes = int.from_bytes
+
+    def rank(key: str) -> int:
+        h = base.copy()
+        h.update(key.encode("utf-8", "surrogateescape"))
+        return from_bytes(h.digest(), "big")
+
+    return rank
+
+
 class MatchedSample:
     """Per entity, the ``size`` matched records of smallest keyed hash (see the module doc)."""
 
     def __init__(self, seed: int = DEFAULT_SEED, size: int = DEFAULT_SIZE) -> None:
         self.seed = seed
         self.size = max(0, int(size))
-        self._salt = hashlib.blake2b(str(seed).encode(), digest_size=16).digest()
+        self._rankers: dict[str, Callable[[str], int]] = {}
         self._heaps: dict[str, list] = {}  # entity -> max-heap of (-rank, key, new_ref, how)
         self.offered: dict[str, int] = {}
 
+    def rank_of(self, entity: str) -> Callable[[str], int] | None:
+        """How keys of ``entity`` are ranked (``ranker``); None when nothing is sampled."""
+        if not self.size:
+            return None
+        found = self._rankers.get(entity)
+        if found is None:
+            found = self._rankers[entity] = ranker(self.seed, entity)
+        return found
+
     def offer(self, entity: str, key: str, new_ref: str | None = None, how: str = "key") -> None:
         """A record of ``entity`` was matched (called once per matched record, in any order)."""
-        self.offered[entity] = self.offered.get(entity, 0) + 1
-        if not self.size:
+        rank = self.rank_of(entity)
+        self.offer_ranked(entity, [(rank(key) if rank else 0, key)], new_ref, how)
+
+    def offer_ranked(self, entity: str, ranked: list[tuple[int, str]], new_ref: str | None = None,
+                     how: str = "key") -> None:
+        """Records of ``entity`` matched, as (``rank_of(entity)(key)``, key): a batch at a time."""
+        self.offered[entity] = self.offered.get(entity, 0) + len(ranked)
+        if not self.size or not ranked:
             return
-        digest = hashlib.blake2b(f"{entity}\x00{key}".encode("utf-8", "surrogateescape"),
-                                 digest_size=8, key=self._salt).digest()
-        rank = int.from_bytes(digest, "big")
         heap = self._heaps.setdefault(entity, [])
-        entry = (-rank, key, new_ref, how)
-        if len(heap) < self.size:
-            heapq.heappush(heap, entry)
-        elif -rank > heap[0][0] or (-rank == heap[0][0] and key < heap[0][1]):
-            heapq.heapreplace(heap, entry)
+        size = self.size
+        for rank, key in ranked:
+            if len(heap) < size:
+                heapq.heappush(heap, (-rank, key, new_ref, how))
+            elif -rank > heap[0][0] or (-rank == heap[0][0] and key < heap[0][1]):
+                heapq.heapreplace(heap, (-rank, key, new_ref, how))
 
     def chosen(self) -> dict[str, list[tuple[str, str | None, str]]]:
         """entity -> [(legacy key, new ref or None, how)], in sample order (smallest hash first)."""

@@ -759,21 +759,30 @@ def test_a_person_key_that_is_no_number_is_unexpected(stores):
     assert unexpected == {("70001x", "NOT_IN_OPUS")}
 
 
-def test_an_error_in_the_census_thread_is_raised_and_a_failed_pass_stops_it(stores, monkeypatch):
+def test_an_error_in_the_census_thread_is_raised_and_a_failed_pass_stops_it(stores):
     import threading
 
-    import reconcile.census as census
+    from reconcile.census import CensusReader
+    from reconcile.stores import open_stores
 
     legacy, target = stores
     copy_crime(target, "CR/000001/18", "CRI-2018-900003", 0, legacy_ref=None)  # an unkeyed crime: prepared beside
 
-    def lost(self, conn, blanks):
+    def lost(unkeyed):  # what preparing the unkeyed records meets when the store goes away
         raise StoreUnavailable("target store sqlite: connection lost")
 
-    with monkeypatch.context() as m:
-        m.setattr(census.CensusReader, "_unkeyed", lost)
+    with open_stores(legacy, target) as opened:
+        crime = opened.target_tables["crime"]
+        reader = CensusReader(opened.target, crime, "crime_id", "crime_ref", "legacy_ref", str, lambda key: True, lost)
+        with reader:
+            pass  # the keyed pass, done
         with pytest.raises(StoreUnavailable, match="connection lost"):
-            run(legacy, target)
+            reader.result()
+        # Without the failure the same reader finds the unkeyed crime.
+        found = CensusReader(opened.target, crime, "crime_id", "crime_ref", "legacy_ref", str, lambda key: True)
+        with found:
+            pass
+        assert [ref for _, ref in found.result().unkeyed] == ["CRI-2018-900003"]
 
     def fail_in_crime(entity: str, done: int) -> None:
         if entity == "crime":

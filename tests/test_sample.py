@@ -69,3 +69,25 @@ def test_a_reconciliation_samples_the_same_records_whatever_the_workers(stores, 
     paths = write_reconciliation_reports(one, tmp_path / "out")
     ws = openpyxl.load_workbook(paths["workbook"])["Sample to check"]
     assert [r[2] for r in ws.iter_rows(min_row=2, max_col=3, values_only=True)] == [r.legacy_ref for r in one.sample]
+
+
+def test_a_rank_is_the_keyed_hash_of_entity_and_key_and_ranked_offers_are_offers():
+    """The sample is fixed by the seed and the keys (module doc): a key's rank is BLAKE2b of
+    ``entity NUL key`` keyed by the seed's own hash, whoever computes it (a worker ranks the
+    records it evaluates; the deciding process offers them ranked, a batch at a time)."""
+    import hashlib
+
+    from reconcile.sample import ranker
+
+    salt = hashlib.blake2b(b"9", digest_size=16).digest()
+    for key in ("CR/000001/18", "70001", "IN/000002/19", "ZOË"):
+        digest = hashlib.blake2b(f"crime\x00{key}".encode(), digest_size=8, key=salt).digest()
+        assert ranker(9, "crime")(key) == int.from_bytes(digest, "big")
+    assert ranker(9, "crime")("CR/000001/18") != ranker(9, "person")("CR/000001/18")
+    offered, ranked = MatchedSample(9, 5), MatchedSample(9, 5)
+    for key in KEYS:
+        offered.offer("crime", key)
+    rank = ranked.rank_of("crime")
+    for start in range(0, len(KEYS), 300):
+        ranked.offer_ranked("crime", [(rank(k), k) for k in KEYS[start:start + 300]])
+    assert ranked.chosen() == offered.chosen() and ranked.offered == offered.offered == {"crime": len(KEYS)}
