@@ -101,9 +101,9 @@ def _batches(legacy: Engine, table: sa.Table, key_columns: Sequence[str], batch_
             result = stream(conn, stmt)
             names = list(result.keys())
             for partition in result.partitions(batch_size):
-                # The Row's own tuple (SQLAlchemy 2.0 keeps it as ``_data``): a copy per row costs
-                # ~1 µs at 20 columns, as much as digesting it.
-                yield RowBatch(names, [getattr(row, "_data", None) or tuple(row) for row in partition])
+                # Plain tuples (a delta run marshals them): SQLAlchemy's public Row API has no
+                # zero-copy tuple, so each row is copied (~0.7 µs at 20 columns).
+                yield RowBatch(names, [tuple(row) for row in partition])
 
 
 def read_range(conn: sa.Connection, stmt) -> list[dict]:
