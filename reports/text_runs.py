@@ -78,7 +78,7 @@ def render_rollback(result: RollbackResult) -> str:
                 if c.kind == "DEPENDENT_ROW":
                     lines.append(f"  {'':<14}  {f.field} = {_value(f.current)}")
                     continue
-                now, other, where = _pair(f.current, f.other)
+                now, other, where = differing_values(f.current, f.other)
                 lines.append(f"  {'':<14}  {f.field}: {now} (was written/restored as {other}){where}")
         if result.conflict_count > CONSOLE_CONFLICTS:
             lines.append(f"  ... and {result.conflict_count - CONSOLE_CONFLICTS:,} more in the report")
@@ -116,7 +116,7 @@ def _value(text: str | None) -> str:
     return repr(text if len(text) <= VALUE_CHARS else text[:VALUE_CHARS - 3] + "...")
 
 
-def _pair(now: str | None, other: str | None) -> tuple[str, str, str]:
+def differing_values(now: str | None, other: str | None) -> tuple[str, str, str]:
     """Two values of one field, each cut to the same window around where they first differ —
     two long values that differ late would otherwise print the same — and where that is."""
     if now is None or other is None or (len(now) <= VALUE_CHARS and len(other) <= VALUE_CHARS):

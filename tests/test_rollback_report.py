@@ -19,7 +19,7 @@ from migrate.engine import migrate
 from migrate.runs import list_runs
 from reports import xlsx
 from reports.rollback_report import default_folder
-from reports.text_runs import VALUE_CHARS, _pair
+from reports.text_runs import VALUE_CHARS, differing_values
 from tests.test_rollback import opus_store, rollback, run_twice  # noqa: F401
 
 
@@ -70,10 +70,10 @@ def test_console_shows_where_two_long_values_differ():
     base = "Flat 2, The Old Mill, 14 Long Lane, Little Lever, Bolton, Greater Manchester, "
     now, before = base + "BL3 1AA", base + "BL3 1AB"
     assert len(now) > VALUE_CHARS
-    a, b, where = _pair(now, before)
+    a, b, where = differing_values(now, before)
     assert a != b and "1AA" in a and "1AB" in b and where == f"; they differ from character {len(base) + 7}"
-    assert _pair("short", "other")[:2] == ("'short'", "'other'")
-    assert _pair(None, now)[0] == "NULL"
+    assert differing_values("short", "other")[:2] == ("'short'", "'other'")
+    assert differing_values(None, now)[0] == "NULL"
 
 
 def test_default_report_folder_is_new_for_each_run_and_moment(make_store, legacy, tmp_path, monkeypatch):
