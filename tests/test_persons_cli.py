@@ -1,5 +1,5 @@
-"""The person thresholds on the command line (``reconcile --person-auto-threshold /
---person-review-threshold``): they reach the matcher, their defaults are the library's, and a
+"""The person thresholds on the command line (``reconcile --person-auto /
+--person-review``): they reach the matcher, their defaults are the library's, and a
 review threshold above the auto threshold is a usage error (exit 2)."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def _invoke(*args: str):
 def test_review_above_auto_is_a_usage_error(tmp_path):
     result = _invoke("reconcile", "--legacy", f"sqlite:///{tmp_path / 'a.db'}", "--target",
                      f"sqlite:///{tmp_path / 'b.db'}", "--out", str(tmp_path / "out"),
-                     "--person-auto-threshold", "80", "--person-review-threshold", "90", "-q")
+                     "--person-auto", "80", "--person-review", "90", "-q")
     assert result.exit_code == 2
     assert "person thresholds" in result.output
 
@@ -51,6 +51,6 @@ def test_the_person_thresholds_reach_the_reconciliation(tmp_path):
     assert _person_pairs(tmp_path / "d")[rekeyed.person_id] == (str(rekeyed.legacy_nominal_id), "AUTO")
 
     strict = _invoke("reconcile", "--legacy", legacy, "--target", target, "--out", str(tmp_path / "s"), "-q",
-                     "--person-auto-threshold", "99.5", "--person-review-threshold", "50")
+                     "--person-auto", "99.5", "--person-review", "50")
     assert strict.exit_code == 1, strict.output
     assert _thresholds(tmp_path / "s") == (99.5, 50)
