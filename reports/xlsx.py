@@ -113,13 +113,6 @@ def text_value(value: str) -> str:
     return value
 
 
-def naive_utc(moment: dt.datetime | None) -> dt.datetime | None:
-    """Excel has no time zones: an aware datetime as naive UTC."""
-    if moment is None or moment.tzinfo is None:
-        return moment
-    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
-
-
 def uk_local(moment: dt.datetime | None) -> dt.datetime | None:
     """Excel has no time zones: an aware datetime as the naive UK civil time it was
     (``Europe/London``: GMT in winter, BST in summer). A naive one is taken as already local."""
